@@ -1,0 +1,65 @@
+"""Settings: every one has a ``KEYTURN_*`` environment variable and a constructor argument.
+
+Built once at the edge (the CLI, ``create_app``) and passed down; the core never reads the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .typing import AccessAlgorithm
+
+DEFAULT_DATA_DIR = Path(".keyturn")
+
+
+class Settings(BaseSettings):
+    """Keyturn's settings; durations are in seconds."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYTURN_", frozen=True, extra="forbid")
+
+    access_token_lifetime: int = Field(900, gt=0, description="Access-token lifetime.")
+    refresh_idle_lifetime: int = Field(
+        1_209_600, gt=0, description="Refresh-token lifetime, renewed by each refresh (sliding)."
+    )
+    session_absolute_lifetime: int = Field(
+        2_592_000, gt=0, description="Session lifetime from login; never extended."
+    )
+    grace_period: int = Field(
+        30, ge=0, description="How long a rotated refresh token still answers with the current one."
+    )
+    leeway: int = Field(30, ge=0, le=300, description="Clock leeway for exp/nbf/iat checks.")
+    revocation_poll_interval: float = Field(1.0, gt=0, description="Validators' feed poll interval.")
+    store_url: str | None = Field(None, description="Store URL; default sqlite:///<data_dir>/keyturn.db.")
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Keys' master secret and the SQLite file.")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Master secret that encrypts private keys in the store; "
+        "default: a 0600 file in data_dir.",
+    )
+    issuer: str = Field("keyturn", min_length=1)
+    audience: str = Field("keyturn-api", min_length=1)
+    access_token_algorithm: AccessAlgorithm = "ES256"
+    cookie_mode: bool = Field(False, description="Refresh token only in an HttpOnly cookie.")
+    route_prefix: str = Field("/auth", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+
+    @model_validator(mode="after")
+    def _lifetimes_fit(self) -> Self:
+        if self.refresh_idle_lifetime > self.session_absolute_lifetime:
+            raise ValueError("refresh_idle_lifetime must not exceed session_absolute_lifetime")
+        if self.access_token_lifetime > self.refresh_idle_lifetime:
+            raise ValueError("access_token_lifetime must not exceed refresh_idle_lifetime")
+        return self
+
+    @property
+    def resolved_store_url(self) -> str:
+        """The store URL, with the embedded SQLite default under ``data_dir``."""
+        return self.store_url or f"sqlite:///{self.data_dir / 'keyturn.db'}"
+
+    @property
+    def revocation_lifetime(self) -> int:
+        """How long after a revocation a matching access token can still be valid."""
+        return self.access_token_lifetime + self.leeway

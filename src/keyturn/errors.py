@@ -1,0 +1,168 @@
+"""The error model: one class per wire code of the HTTP API.
+
+Every error a caller can meet on the wire is a :class:`KeyturnError` with a stable ``code``, an HTTP
+``status``, a ``retryable`` flag and a default description. The tree::
+
+    KeyturnError
+    ├── RequestError
+    │   ├── InvalidRequest          invalid_request          400
+    │   ├── InvalidCredentials      invalid_credentials      401
+    │   └── RateLimited             rate_limited             429  retryable
+    ├── TokenError
+    │   ├── TokenInvalid            token_invalid            401
+    │   ├── TokenExpired            token_expired            401
+    │   ├── TokenRevoked            token_revoked            401
+    │   ├── RefreshTokenExpired     refresh_token_expired    401
+    │   └── RefreshTokenReused      refresh_token_reused     401
+    ├── SessionError
+    │   ├── SessionRevoked          session_revoked          401
+    │   └── SessionExpired          session_expired          401
+    └── ServerError                 server_error             500  retryable
+        └── StoreUnavailable        server_error             503  retryable
+
+Misuse of the library (bad arguments, bad settings) raises ``TypeError``, ``ValueError`` or
+:class:`ConfigError`, never one of these.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+ErrorCode = Literal[
+    "invalid_request",
+    "invalid_credentials",
+    "token_invalid",
+    "token_expired",
+    "token_revoked",
+    "refresh_token_expired",
+    "refresh_token_reused",
+    "session_revoked",
+    "session_expired",
+    "rate_limited",
+    "server_error",
+]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or wrong; raised at start-up, never on the wire."""
+
+
+class KeyturnError(Exception):
+    """Root of every error that has a wire code."""
+
+    code: ClassVar[ErrorCode] = "server_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    description: ClassVar[str] = "The service failed."
+
+    def __init__(self, description: str | None = None) -> None:
+        self.detail = description or self.description
+        super().__init__(self.detail)
+
+
+class RequestError(KeyturnError):
+    """The call itself is wrong, or not allowed right now."""
+
+
+class InvalidRequest(RequestError):
+    code = "invalid_request"
+    status = 400
+    description = "The request is malformed."
+
+
+class InvalidCredentials(RequestError):
+    code = "invalid_credentials"
+    status = 401
+    description = "Wrong username or password."
+
+
+class RateLimited(RequestError):
+    code = "rate_limited"
+    status = 429
+    retryable = True
+    description = "Too many requests; retry later."
+
+    def __init__(self, retry_after: float, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class TokenError(KeyturnError):
+    """A presented token cannot be used."""
+
+
+class TokenInvalid(TokenError):
+    code = "token_invalid"
+    status = 401
+    description = "The token is malformed, of the wrong type, or its signature does not verify."
+
+
+class TokenExpired(TokenError):
+    code = "token_expired"
+    status = 401
+    description = "The access token has expired."
+
+
+class TokenRevoked(TokenError):
+    code = "token_revoked"
+    status = 401
+    description = "The access token or its session has been revoked."
+
+
+class RefreshTokenExpired(TokenError):
+    code = "refresh_token_expired"
+    status = 401
+    description = "The refresh token is past its idle lifetime."
+
+
+class RefreshTokenReused(TokenError):
+    code = "refresh_token_reused"
+    status = 401
+    description = "The refresh token was already used; the session has been revoked."
+
+
+class SessionError(KeyturnError):
+    """The session behind a token has ended."""
+
+
+class SessionRevoked(SessionError):
+    code = "session_revoked"
+    status = 401
+    description = "The session has been logged out or revoked."
+
+
+class SessionExpired(SessionError):
+    code = "session_expired"
+    status = 401
+    description = "The session is past its absolute lifetime."
+
+
+class ServerError(KeyturnError):
+    code = "server_error"
+    status = 500
+    retryable = True
+    description = "The service failed; nothing was changed."
+
+
+class StoreUnavailable(ServerError):
+    status = 503
+    description = "The store is unavailable; nothing was changed."
+
+
+ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequest,
+        InvalidCredentials,
+        TokenInvalid,
+        TokenExpired,
+        TokenRevoked,
+        RefreshTokenExpired,
+        RefreshTokenReused,
+        SessionRevoked,
+        SessionExpired,
+        RateLimited,
+        ServerError,
+    )
+}
+"""The one class that stands for each wire code (``StoreUnavailable`` shares ``server_error``)."""

@@ -1,0 +1,218 @@
+"""Signing keys: creation, encryption at rest, the key ring a process signs with, and the JWKS.
+
+Keys belong to the service, not to a process: they live in the store, their private parts encrypted
+with a master secret (``KEYTURN_SECRET_KEY`` or a 0600 file in the data directory), so every process
+of one service signs and publishes the same keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+
+from .errors import ConfigError
+from .typing import AccessAlgorithm, JSONValue, StoredKey
+
+__all__ = [
+    "AccessKey",
+    "KeyRing",
+    "MasterKey",
+    "RefreshKey",
+    "load_or_create_secret_file",
+    "new_access_key",
+    "new_refresh_key",
+]
+
+SECRET_FILE_NAME = "secret.key"
+_HKDF_INFO = b"keyturn/v1 key encryption"
+
+PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+
+
+class MasterKey:
+    """Encrypts and decrypts private key material; derived from the master secret with HKDF."""
+
+    __slots__ = ("_fernet",)
+
+    def __init__(self, secret: str | bytes) -> None:
+        raw = secret.encode() if isinstance(secret, str) else secret
+        if len(raw) < 16:
+            raise ConfigError("the master secret must be at least 16 bytes long")
+        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_HKDF_INFO).derive(raw)
+        self._fernet = Fernet(base64.urlsafe_b64encode(derived))
+
+    def encrypt(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt(self, data: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(data)
+        except InvalidToken as exc:
+            raise ConfigError(
+                "cannot decrypt the signing keys in the store: the master secret "
+                "(KEYTURN_SECRET_KEY or the secret file in the data directory) is not the one "
+                "they were made with"
+            ) from exc
+
+
+def load_or_create_secret_file(data_dir: Path) -> str:
+    """Read the master secret from ``data_dir/secret.key``, creating it (mode 0600) on first use."""
+    path = data_dir / SECRET_FILE_NAME
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            raise ConfigError(f"{path} must be readable by its owner only (chmod 600)") from None
+        secret = path.read_text().strip()
+        if not secret:
+            raise ConfigError(f"{path} is empty") from None
+        return secret
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    return secret
+
+
+def _new_kid() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _public_jwk(alg: str, public_key: PublicKey) -> dict[str, Any]:
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        jwk = ECAlgorithm.to_jwk(public_key, as_dict=True)
+    elif isinstance(public_key, ed25519.Ed25519PublicKey):
+        jwk = OKPAlgorithm.to_jwk(public_key, as_dict=True)
+    else:
+        jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
+    return dict(jwk)
+
+
+def new_access_key(alg: AccessAlgorithm, master: MasterKey, now: float) -> StoredKey:
+    """A fresh asymmetric signing key for access tokens, ready to store."""
+    private: PrivateKey
+    if alg == "ES256":
+        private = ec.generate_private_key(ec.SECP256R1())
+    elif alg == "EdDSA":
+        private = ed25519.Ed25519PrivateKey.generate()
+    elif alg == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        raise ConfigError(f"unsupported access-token algorithm {alg!r}")
+    kid = _new_kid()
+    der = private.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    jwk = _public_jwk(alg, private.public_key())
+    jwk.update({"kid": kid, "use": "sig", "alg": alg})
+    return StoredKey(
+        kid=kid,
+        use="access",
+        alg=alg,
+        material=master.encrypt(der),
+        public_jwk=json.dumps(jwk, sort_keys=True),
+        created_at=now,
+    )
+
+
+def new_refresh_key(master: MasterKey, now: float) -> StoredKey:
+    """A fresh HMAC key for refresh tokens (server-only, never published)."""
+    return StoredKey(
+        kid=_new_kid(),
+        use="refresh",
+        alg="HS256",
+        material=master.encrypt(secrets.token_bytes(32)),
+        public_jwk=None,
+        created_at=now,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKey:
+    kid: str
+    alg: str
+    private_key: PrivateKey
+    public_key: PublicKey
+    jwk: Mapping[str, JSONValue]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshKey:
+    kid: str
+    secret: bytes
+
+
+class KeyRing:
+    """The keys one process signs and verifies with, loaded from the store."""
+
+    __slots__ = ("_access", "_refresh", "active_access", "active_refresh")
+
+    def __init__(
+        self,
+        access: Iterable[AccessKey],
+        refresh: Iterable[RefreshKey],
+        active_access: str,
+        active_refresh: str,
+    ) -> None:
+        self._access = {k.kid: k for k in access}
+        self._refresh = {k.kid: k for k in refresh}
+        if active_access not in self._access or active_refresh not in self._refresh:
+            raise ConfigError("the key ring has no active access or refresh key")
+        self.active_access = self._access[active_access]
+        self.active_refresh = self._refresh[active_refresh]
+
+    @classmethod
+    def from_stored(
+        cls, keys: Iterable[StoredKey], master: MasterKey, *, access_alg: str | None = None
+    ) -> KeyRing:
+        """Decrypt ``keys``; the newest active key of each use (and ``access_alg``) signs."""
+        access: list[AccessKey] = []
+        refresh: list[RefreshKey] = []
+        active_access = active_refresh = ""
+        newest: dict[str, float] = {}
+        for key in keys:
+            secret = master.decrypt(key.material)
+            if key.use == "access":
+                private = serialization.load_der_private_key(secret, password=None)
+                if not isinstance(
+                    private,
+                    ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey,
+                ):
+                    raise ConfigError(f"key {key.kid} is not a supported signing key")
+                jwk: dict[str, JSONValue] = json.loads(key.public_jwk or "{}")
+                access.append(AccessKey(key.kid, key.alg, private, private.public_key(), jwk))
+            else:
+                refresh.append(RefreshKey(key.kid, secret))
+            signs = key.active and (key.use == "refresh" or access_alg in (None, key.alg))
+            if signs and key.created_at >= newest.get(key.use, float("-inf")):
+                newest[key.use] = key.created_at
+                if key.use == "access":
+                    active_access = key.kid
+                else:
+                    active_refresh = key.kid
+        return cls(access, refresh, active_access, active_refresh)
+
+    def access_key(self, kid: str) -> AccessKey | None:
+        return self._access.get(kid)
+
+    def refresh_key(self, kid: str) -> RefreshKey | None:
+        return self._refresh.get(kid)
+
+    def jwks(self) -> dict[str, list[Mapping[str, JSONValue]]]:
+        """The public JWKS: every access key that may still verify a token."""
+        return {"keys": [k.jwk for k in self._access.values()]}

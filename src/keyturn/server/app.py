@@ -1,0 +1,66 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+
+from .. import __version__
+from ..config import Settings
+from ..typing import Clock
+from . import errors
+from .limits import BodySizeLimit
+from .routes import auth, meta
+from .runtime import Runtime, open_runtime
+
+__all__ = ["create_app"]
+
+DESCRIPTION = """Keyturn's token service: login, refresh-token rotation with a grace period and reuse
+detection, logout and revocation, and the JWKS that resource servers verify access tokens with.
+
+Every error has the body `{"error", "error_description", "retryable"}`; see the README's error table."""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    clock: Clock | None = None,
+    hasher: PasswordHasher | None = None,
+) -> FastAPI:
+    """The token service as an ASGI app.
+
+    With ``runtime`` the app serves it as it is (and leaves closing it to the caller); otherwise the app
+    opens one from ``settings`` (default: from the environment) when it starts and closes it when it stops.
+    """
+    settings = runtime.settings if runtime is not None else settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        opened = await open_runtime(settings, clock=clock, hasher=hasher)
+        app.state.runtime = opened
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    app = FastAPI(
+        title="Keyturn",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    errors.install(app)
+    app.include_router(auth.router, prefix=settings.route_prefix)
+    app.include_router(meta.router)
+    app.add_middleware(BodySizeLimit)
+    return app

@@ -1,0 +1,313 @@
+"""The ``keyturn`` command: serve, users, sessions, keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from .. import __version__
+from ..config import Settings
+from ..errors import ConfigError, KeyturnError
+from .runtime import Runtime, open_runtime
+
+T = TypeVar("T")
+
+EPILOG = """Every setting also has a KEYTURN_* environment variable (see the README); flags win over them.
+With no setting at all, Keyturn keeps its SQLite store and keys under ./.keyturn/."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "store_url", None):
+        overrides["store_url"] = args.store_url
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    if getattr(args, "cookie_mode", False):
+        overrides["cookie_mode"] = True
+    return Settings(**overrides)
+
+
+def _with_runtime(args: argparse.Namespace, fn: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def run() -> T:
+        rt = await open_runtime(_settings(args))
+        try:
+            return await fn(rt)
+        finally:
+            await rt.close()
+
+    return asyncio.run(run())
+
+
+def _time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise ValueError("the two passwords differ")
+    if not password:
+        raise ValueError("the password is empty")
+    return password
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    print(
+        f"Keyturn {__version__} on http://{args.host}:{args.port} "
+        f"(store {settings.resolved_store_url}; API docs at /docs)",
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+
+    async def run(rt: Runtime) -> int:
+        if await rt.users.add(args.name, password):
+            print(f"added user {args.name}")
+            return 0
+        if args.exist_ok:
+            print(f"user {args.name} already exists; left as it is")
+            return 0
+        print(f"keyturn: error: user {args.name} already exists", file=sys.stderr)
+        return 1
+
+    return _with_runtime(args, run)
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    password = _read_password(args)
+
+    async def run(rt: Runtime) -> int:
+        if not await rt.users.set_password(args.name, password):
+            print(f"keyturn: error: no user {args.name}", file=sys.stderr)
+            return 1
+        print(f"changed the password of {args.name}; every session of theirs has ended")
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def _cmd_users_flag(disabled: bool) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        async def run(rt: Runtime) -> int:
+            if not await rt.users.set_disabled(args.name, disabled):
+                print(f"keyturn: error: no user {args.name}", file=sys.stderr)
+                return 1
+            print(f"{'disabled' if disabled else 'enabled'} {args.name}")
+            return 0
+
+        return _with_runtime(args, run)
+
+    return command
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        for user in await rt.users.list():
+            state = "disabled" if user.disabled else "active"
+            print(f"{user.username}\t{state}\tcreated {_time(user.created_at)}")
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        if args.user:
+            found = await rt.store.list_sessions(args.user, include_revoked=args.all)
+        else:
+            found = await rt.store.list_all_sessions(include_revoked=args.all)
+        print("SESSION\tSUBJECT\tSTATE\tCREATED\tLAST SEEN\tENDS")
+        for s in found:
+            state = s.state if s.revoked_reason is None else f"{s.state} ({s.revoked_reason})"
+            print(
+                f"{s.sid}\t{s.sub}\t{state}\t{_time(s.created_at)}\t{_time(s.last_seen_at)}\t"
+                f"{_time(s.absolute_expires_at)}"
+            )
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_sessions_revoke(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        if args.user:
+            sids = await rt.sessions.revoke_all(args.target, "revoked")
+            print(f"revoked {len(sids)} session(s) of {args.target}")
+            return 0
+        if await rt.sessions.revoke(args.target, "revoked"):
+            print(f"revoked session {args.target}")
+            return 0
+        print(f"keyturn: error: no active session {args.target}", file=sys.stderr)
+        return 1
+
+    return _with_runtime(args, run)
+
+
+def cmd_keys_show(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        stored = await rt.store.list_keys()
+        if args.jwks:
+            print(json.dumps(rt.sessions.keys.jwks(), indent=2))
+            return 0
+        ring = rt.sessions.keys
+        print("KID\tUSE\tALG\tCREATED\tSIGNING")
+        for key in stored:
+            signing = key.kid in (ring.active_access.kid, ring.active_refresh.kid)
+            print(f"{key.kid}\t{key.use}\t{key.alg}\t{_time(key.created_at)}\t{'yes' if signing else 'no'}")
+        return 0
+
+    return _with_runtime(args, run)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def _store_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store-url",
+        metavar="URL",
+        help="store URL (KEYTURN_STORE_URL; default sqlite:///<data dir>/keyturn.db)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the master secret and the SQLite file live (KEYTURN_DATA_DIR; default .keyturn)",
+    )
+
+
+def _password_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of a prompt",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keyturn",
+        description="Keyturn token service: JWT sessions with rotation, reuse detection and revocation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"keyturn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the token service", epilog=EPILOG)
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    _store_flags(serve)
+    serve.add_argument(
+        "--cookie-mode",
+        action="store_true",
+        help="send the refresh token only in an HttpOnly cookie (KEYTURN_COOKIE_MODE)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level (default info)",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=cmd_serve)
+
+    users = commands.add_parser("users", help="manage the built-in user store").add_subparsers(
+        dest="users_command", required=True, metavar="ACTION"
+    )
+    add = users.add_parser("add", help="add a user (asks for the password)")
+    add.add_argument("name")
+    _password_flags(add)
+    add.add_argument("--exist-ok", action="store_true", help="succeed without change if the user exists")
+    _store_flags(add)
+    add.set_defaults(func=cmd_users_add)
+    passwd = users.add_parser("passwd", help="change a password (ends all the user's sessions)")
+    passwd.add_argument("name")
+    _password_flags(passwd)
+    _store_flags(passwd)
+    passwd.set_defaults(func=cmd_users_passwd)
+    for action, disabled, text in (
+        ("disable", True, "disable a user (ends all their sessions)"),
+        ("enable", False, "enable a disabled user"),
+    ):
+        flag = users.add_parser(action, help=text)
+        flag.add_argument("name")
+        _store_flags(flag)
+        flag.set_defaults(func=_cmd_users_flag(disabled))
+    users_list = users.add_parser("list", help="list users")
+    _store_flags(users_list)
+    users_list.set_defaults(func=cmd_users_list)
+
+    sessions = commands.add_parser("sessions", help="inspect and end sessions").add_subparsers(
+        dest="sessions_command", required=True, metavar="ACTION"
+    )
+    s_list = sessions.add_parser("list", help="list active sessions")
+    s_list.add_argument("--user", metavar="NAME", help="only this subject's sessions")
+    s_list.add_argument("--all", action="store_true", help="include revoked sessions")
+    _store_flags(s_list)
+    s_list.set_defaults(func=cmd_sessions_list)
+    s_revoke = sessions.add_parser("revoke", help="end a session (or, with --user, all of a user's)")
+    s_revoke.add_argument("target", metavar="SESSION_ID|NAME")
+    s_revoke.add_argument(
+        "--user", action="store_true", help="TARGET is a subject: end every session of theirs"
+    )
+    _store_flags(s_revoke)
+    s_revoke.set_defaults(func=cmd_sessions_revoke)
+
+    keys = commands.add_parser("keys", help="inspect signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION"
+    )
+    show = keys.add_parser("show", help="list the signing keys (never their private parts)")
+    show.add_argument("--jwks", action="store_true", help="print the public JWKS instead")
+    _store_flags(show)
+    show.set_defaults(func=cmd_keys_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, ValidationError, ValueError) as exc:
+        print(f"keyturn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyturnError as exc:
+        print(f"keyturn: error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

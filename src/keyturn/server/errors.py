@@ -1,0 +1,85 @@
+"""The one error renderer: a ``KeyturnError`` to the JSON body and, on 401, ``WWW-Authenticate``."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import (
+    InvalidCredentials,
+    InvalidRequest,
+    KeyturnError,
+    RateLimited,
+    ServerError,
+)
+
+logger = logging.getLogger("keyturn.server")
+
+REALM = "keyturn"
+
+
+def error_body(error: KeyturnError) -> dict[str, str | bool]:
+    return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
+
+
+def error_headers(error: KeyturnError) -> dict[str, str]:
+    headers = {"Cache-Control": "no-store"}
+    if error.status == 401:
+        if isinstance(error, InvalidCredentials):
+            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+        else:
+            description = error.detail.replace("\\", "").replace('"', "'")
+            headers["WWW-Authenticate"] = (
+                f'Bearer realm="{REALM}", error="invalid_token", '
+                f'error_description="{error.code}: {description}"'
+            )
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return headers
+
+
+def render(error: KeyturnError, status: int | None = None) -> JSONResponse:
+    """The response for ``error``: the only place an error body is made."""
+    return JSONResponse(error_body(error), status_code=status or error.status, headers=error_headers(error))
+
+
+async def _keyturn_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KeyturnError)
+    if isinstance(exc, ServerError):
+        logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
+    return render(exc)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Say where and what, never echo the input: it may hold a password or a token.
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: "
+        f"{err.get('msg', 'invalid')}"
+        for err in exc.errors()[:5]
+    )
+    return render(InvalidRequest(f"The request is malformed: {problems}."))
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    # Unknown path, wrong method and the like: the caller has to fix the call.
+    return render(InvalidRequest(str(exc.detail)), status=exc.status_code)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+    return render(ServerError())
+
+
+def install(app: FastAPI) -> None:
+    """Make every error of ``app`` go through :func:`render`."""
+    app.add_exception_handler(KeyturnError, _keyturn_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

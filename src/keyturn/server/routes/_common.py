@@ -1,0 +1,95 @@
+"""What the routes share: the runtime, the bearer token, the refresh token, token responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from ...errors import InvalidRequest, TokenInvalid
+from ...sessions import TokenPair
+from ..runtime import Runtime
+from ..schemas import ErrorResponse, token_body
+
+REFRESH_COOKIE = "keyturn_refresh"
+CSRF_HEADER = "x-keyturn-csrf"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in (
+        (400, "invalid_request"),
+        (401, "a definitive code: the session ends or the call was refused"),
+        (500, "server_error: nothing was changed; retry with backoff"),
+        (503, "server_error: the store is unavailable; retry with backoff"),
+    )
+}
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise TokenInvalid("The Authorization header is not 'Bearer <token>'.")
+    return token.strip()
+
+
+def require_bearer(request: Request) -> str:
+    token = bearer_token(request)
+    if token is None:
+        raise TokenInvalid("No access token was given.")
+    return token
+
+
+def refresh_token(request: Request, from_body: str | None) -> str | None:
+    """The refresh token from the body or, in cookie mode, the cookie (with the CSRF header)."""
+    if from_body is not None:
+        return from_body
+    if not runtime(request).settings.cookie_mode:
+        return None
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if cookie is None:
+        return None
+    if CSRF_HEADER not in request.headers:
+        raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
+    return cookie
+
+
+def require_refresh_token(request: Request, from_body: str | None) -> str:
+    token = refresh_token(request, from_body)
+    if token is None:
+        raise InvalidRequest("No refresh token was given.")
+    return token
+
+
+def cookie_path(rt: Runtime) -> str:
+    return rt.settings.route_prefix or "/"
+
+
+def token_response(request: Request, pair: TokenPair) -> JSONResponse:
+    rt = runtime(request)
+    cookie_mode = rt.settings.cookie_mode
+    response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
+    if cookie_mode:
+        response.set_cookie(
+            REFRESH_COOKIE,
+            pair.refresh_token,
+            max_age=pair.refresh_expires_in,
+            path=cookie_path(rt),
+            secure=True,
+            httponly=True,
+            samesite="strict",
+        )
+    return response
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None

@@ -1,0 +1,148 @@
+"""``/auth/*``: login, refresh, me, logout, logout-all, sessions, revoke."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ...errors import InvalidRequest, SessionRevoked
+from ..schemas import (
+    LoginRequest,
+    LogoutResponse,
+    MeResponse,
+    RefreshRequest,
+    SessionInfo,
+    TokenResponse,
+    session_info,
+)
+from ._common import (
+    ERRORS,
+    NO_STORE,
+    REFRESH_COOKIE,
+    bearer_token,
+    client_ip,
+    cookie_path,
+    require_bearer,
+    require_refresh_token,
+    runtime,
+    token_response,
+)
+
+router = APIRouter(tags=["sessions"], responses=ERRORS)
+
+
+@router.post("/login", response_model=TokenResponse, summary="Log in with the built-in user store")
+async def login(body: LoginRequest, request: Request) -> JSONResponse:
+    rt = runtime(request)
+    user = await rt.users.authenticate(body.username, body.password)
+    pair = await rt.sessions.start(
+        user.username, user_agent=request.headers.get("user-agent"), ip=client_ip(request)
+    )
+    return token_response(request, pair)
+
+
+@router.post("/refresh", response_model=TokenResponse, summary="Rotate a refresh token")
+async def refresh(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
+    token = require_refresh_token(request, body.refresh_token if body else None)
+    pair = await runtime(request).sessions.refresh(token)
+    return token_response(request, pair)
+
+
+@router.get("/me", response_model=MeResponse, summary="The caller's subject, claims and session")
+async def me(request: Request) -> JSONResponse:
+    auth = await runtime(request).sessions.authenticate(require_bearer(request))
+    return JSONResponse(
+        {
+            "subject": auth.claims.sub,
+            "claims": dict(auth.claims.claims),
+            "session": session_info(auth.session, auth.session.sid),
+        },
+        headers=NO_STORE,
+    )
+
+
+@router.post("/logout", response_model=LogoutResponse, summary="End the caller's session")
+async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
+    """The session is named by the access token (``Authorization``) or the refresh token."""
+    rt = runtime(request)
+    access = bearer_token(request)
+    if access is not None:
+        sid = rt.sessions.codec.decode_access(access, rt.sessions.clock.now()).sid
+    else:
+        token = require_refresh_token(request, body.refresh_token if body else None)
+        sid = (await rt.sessions.session_of_refresh_token(token)).sid
+    revoked = await rt.sessions.revoke(sid, "logout")
+    return _ended(request, [sid] if revoked else [])
+
+
+@router.post("/logout-all", response_model=LogoutResponse, summary="End every session of the caller")
+async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
+    rt = runtime(request)
+    access = bearer_token(request)
+    if access is not None:
+        subject = (await rt.sessions.authenticate(access)).claims.sub
+    else:
+        token = require_refresh_token(request, body.refresh_token if body else None)
+        claims = await rt.sessions.session_of_refresh_token(token)
+        session = await rt.store.get_session(claims.sid)
+        if session is None or session.state != "active":
+            raise SessionRevoked()
+        subject = claims.sub
+    return _ended(request, await rt.sessions.revoke_all(subject, "logout_all"))
+
+
+@router.get("/sessions", response_model=list[SessionInfo], summary="The caller's active sessions")
+async def list_sessions(request: Request) -> JSONResponse:
+    rt = runtime(request)
+    auth = await rt.sessions.authenticate(require_bearer(request))
+    sessions = await rt.sessions.list_sessions(auth.claims.sub)
+    return JSONResponse([session_info(s, auth.claims.sid) for s in sessions], headers=NO_STORE)
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    response_model=LogoutResponse,
+    summary="End one of the caller's sessions",
+)
+async def delete_session(session_id: str, request: Request) -> JSONResponse:
+    rt = runtime(request)
+    auth = await rt.sessions.authenticate(require_bearer(request))
+    session = await rt.store.get_session(session_id)
+    if session is None or session.sub != auth.claims.sub:
+        raise HTTPException(404, "The caller has no such session.")
+    revoked = await rt.sessions.revoke(session_id, "logout")
+    return JSONResponse({"revoked_sessions": [session_id] if revoked else []}, headers=NO_STORE)
+
+
+@router.post("/revoke", summary="Revoke a refresh token (its session) or an access token (RFC 7009)")
+async def revoke(request: Request) -> JSONResponse:
+    """Takes ``token`` (and an ignored ``token_type_hint``) as a form or as JSON; always 200."""
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    token: object = None
+    try:
+        if content_type == "application/x-www-form-urlencoded":
+            token = parse_qs(raw.decode(), max_num_fields=4).get("token", [None])[0]
+        else:
+            data = json.loads(raw)
+            token = data.get("token") if isinstance(data, dict) else None
+    except ValueError as exc:
+        raise InvalidRequest("The body is neither a form nor JSON.") from exc
+    if not isinstance(token, str) or not token:
+        raise InvalidRequest("The token parameter is missing.")
+    await runtime(request).sessions.revoke_token(token)
+    return JSONResponse({}, headers=NO_STORE)
+
+
+def _ended(request: Request, sids: list[str]) -> JSONResponse:
+    response = JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
+    rt = runtime(request)
+    if rt.settings.cookie_mode and request.cookies.get(REFRESH_COOKIE) is not None:
+        response.delete_cookie(
+            REFRESH_COOKIE, path=cookie_path(rt), secure=True, httponly=True, samesite="strict"
+        )
+    return response

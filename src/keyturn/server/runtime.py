@@ -1,0 +1,74 @@
+"""Everything one service process needs, built from ``Settings``: store, keys, sessions, users."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+
+from ..clock import SystemClock
+from ..config import Settings
+from ..keys import KeyRing, MasterKey, load_or_create_secret_file, new_access_key, new_refresh_key
+from ..sessions import SessionService
+from ..store import StoreBackend, open_store
+from ..typing import Clock
+from ..users import UserDirectory
+
+__all__ = ["Runtime", "load_keys", "open_runtime"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    store: StoreBackend
+    master: MasterKey
+    sessions: SessionService
+    users: UserDirectory
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def master_key(settings: Settings) -> MasterKey:
+    if settings.secret_key is not None:
+        return MasterKey(settings.secret_key.get_secret_value())
+    return MasterKey(load_or_create_secret_file(settings.data_dir))
+
+
+async def load_keys(store: StoreBackend, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
+    """The service's key ring, creating the first keys (once, whichever process comes first)."""
+    stored = await store.list_keys()
+    wanted = settings.access_token_algorithm
+    has_access = any(k.use == "access" and k.active and k.alg == wanted for k in stored)
+    has_refresh = any(k.use == "refresh" and k.active for k in stored)
+    if not (has_access and has_refresh):
+        now = clock.now()
+        candidates = []
+        if not has_access:
+            candidates.append(new_access_key(wanted, master, now))
+        if not has_refresh:
+            candidates.append(new_refresh_key(master, now))
+        stored = await store.ensure_keys(candidates)
+    return KeyRing.from_stored(stored, master, access_alg=wanted)
+
+
+async def open_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    hasher: PasswordHasher | None = None,
+) -> Runtime:
+    """Open the store, load (or make) the keys and wire the services together."""
+    clock = clock or SystemClock()
+    master = master_key(settings)
+    store = open_store(settings.resolved_store_url)
+    await store.open()
+    try:
+        keys = await load_keys(store, master, settings, clock)
+    except BaseException:
+        await store.close()
+        raise
+    sessions = SessionService(store, keys, settings, clock=clock)
+    users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock)
+    sessions.subject_check = users
+    return Runtime(settings, store, master, sessions, users)

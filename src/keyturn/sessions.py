@@ -1,0 +1,324 @@
+"""Sessions: start, refresh (rotate / replay / reuse), revoke, list.
+
+Whether a refresh rotates, replays or is a reuse is decided by :func:`decide_refresh`, a pure function of
+``(session, presented record, claims, now)``; the store applies its answer atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .clock import SystemClock
+from .config import Settings
+from .errors import (
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    SessionExpired,
+    SessionRevoked,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+)
+from .events import emit
+from .keys import KeyRing
+from .tokens import RESERVED_CLAIMS, AccessClaims, RefreshClaims, TokenCodec
+from .typing import (
+    Clock,
+    JSONValue,
+    RefreshDecision,
+    RefreshRecord,
+    Reject,
+    Replay,
+    Reuse,
+    RevokedReason,
+    Rotate,
+    SessionRecord,
+    Store,
+    SubjectCheck,
+)
+
+__all__ = [
+    "Authenticated",
+    "RefreshPolicy",
+    "SessionService",
+    "TokenPair",
+    "decide_refresh",
+    "new_id",
+]
+
+
+def new_id() -> str:
+    """A random identifier for a session or a token (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshPolicy:
+    """The durations a refresh decision depends on."""
+
+    refresh_idle_lifetime: int
+    grace_period: float
+    leeway: float
+    revocation_lifetime: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RefreshPolicy:
+        return cls(
+            refresh_idle_lifetime=settings.refresh_idle_lifetime,
+            grace_period=settings.grace_period,
+            leeway=settings.leeway,
+            revocation_lifetime=settings.revocation_lifetime,
+        )
+
+
+def decide_refresh(
+    session: SessionRecord | None,
+    presented: RefreshRecord | None,
+    claims: RefreshClaims,
+    now: float,
+    policy: RefreshPolicy,
+    *,
+    new_jti: str,
+    new_kid: str,
+) -> RefreshDecision:
+    """Decide what a refresh with verified ``claims`` does, given the stored state at ``now``."""
+    if session is None or session.state != "active":
+        return Reject(SessionRevoked())
+    if session.sub != claims.sub:
+        return Reject(TokenInvalid("The refresh token does not belong to its session."))
+    if now >= session.absolute_expires_at:
+        return Reject(SessionExpired())
+    if now > claims.exp + policy.leeway:
+        if claims.exp >= session.absolute_expires_at:
+            return Reject(SessionExpired())
+        return Reject(RefreshTokenExpired())
+    if claims.jti == session.head_jti:
+        expires_at = int(min(now + policy.refresh_idle_lifetime, session.absolute_expires_at))
+        head = RefreshRecord(
+            jti=new_jti,
+            sid=session.sid,
+            gen=session.gen + 1,
+            kid=new_kid,
+            issued_at=int(now),
+            expires_at=expires_at,
+        )
+        return Rotate(new_head=head, now=now)
+    if (
+        presented is not None
+        and presented.sid == session.sid
+        and presented.rotated_at is not None
+        and now - presented.rotated_at <= policy.grace_period
+    ):
+        return Replay(now=now)
+    return Reuse(now=now, revocation_expires_at=now + policy.revocation_lifetime)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """What a login or a refresh answers with."""
+
+    access_token: str
+    refresh_token: str
+    session_id: str
+    access_expires_at: int
+    refresh_expires_at: int
+    server_time: float
+
+    @property
+    def expires_in(self) -> int:
+        return max(0, int(self.access_expires_at - self.server_time))
+
+    @property
+    def refresh_expires_in(self) -> int:
+        return max(0, int(self.refresh_expires_at - self.server_time))
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A verified, unrevoked access token and its live session."""
+
+    claims: AccessClaims
+    session: SessionRecord
+
+
+class SessionService:
+    """The token service's core: every session operation goes through here."""
+
+    def __init__(
+        self,
+        store: Store,
+        keys: KeyRing,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        subject_check: SubjectCheck | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.codec = TokenCodec(
+            keys, issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway
+        )
+        self.policy = RefreshPolicy.from_settings(settings)
+        self.subject_check = subject_check
+        """Asked on every refresh whether the subject may still hold a session."""
+
+    @property
+    def keys(self) -> KeyRing:
+        return self.codec.keys
+
+    def use_keys(self, keys: KeyRing) -> None:
+        """Sign with a newer key ring (after a rotation in the store)."""
+        self.codec.keys = keys
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def start(
+        self,
+        subject: str,
+        claims: Mapping[str, JSONValue] | None = None,
+        *,
+        user_agent: str | None = None,
+        ip: str | None = None,
+        client_id: str | None = None,
+    ) -> TokenPair:
+        """Open a session for ``subject`` (after the application has authenticated them)."""
+        if not isinstance(subject, str) or not subject:
+            raise ValueError("subject must be a non-empty string")
+        own = dict(claims or {})
+        clash = RESERVED_CLAIMS.intersection(own)
+        if clash:
+            raise ValueError(f"claims may not set Keyturn's own claims: {sorted(clash)}")
+        now = self.clock.now()
+        created = int(now)
+        sid = new_id()
+        head = RefreshRecord(
+            jti=new_id(),
+            sid=sid,
+            gen=0,
+            kid=self.keys.active_refresh.kid,
+            issued_at=created,
+            expires_at=created + self.settings.refresh_idle_lifetime,
+        )
+        session = SessionRecord(
+            sid=sid,
+            sub=subject,
+            created_at=now,
+            absolute_expires_at=created + self.settings.session_absolute_lifetime,
+            head_jti=head.jti,
+            gen=0,
+            last_seen_at=now,
+            user_agent=user_agent,
+            ip=ip,
+            client_id=client_id,
+            claims=own,
+        )
+        await self.store.create_session(session, head)
+        emit("session.started", sid=sid, sub=subject)
+        return self._pair(session, head, now)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Rotate, replay within the grace period, or detect reuse (DESIGN section 2)."""
+        now = self.clock.now()
+        claims = self.codec.decode_refresh(refresh_token, now)
+        if self.subject_check is not None and not await self.subject_check(claims.sub):
+            await self._revoke(claims.sid, "subject_disabled", now)
+            raise SessionRevoked("The session's subject may no longer hold a session.")
+        new_jti, new_kid = new_id(), self.keys.active_refresh.kid
+        policy = self.policy
+
+        def decide(session: SessionRecord | None, presented: RefreshRecord | None) -> RefreshDecision:
+            return decide_refresh(session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid)
+
+        outcome = await self.store.refresh(claims.sid, claims.jti, decide)
+        decision = outcome.decision
+        if isinstance(decision, Reject):
+            raise decision.error
+        if isinstance(decision, Reuse):
+            emit(
+                "session.reuse_detected",
+                logging.WARNING,
+                sid=claims.sid,
+                sub=claims.sub,
+                gen=claims.gen,
+            )
+            raise RefreshTokenReused()
+        assert outcome.session is not None
+        assert outcome.head is not None
+        emit(
+            "session.rotated" if isinstance(decision, Rotate) else "session.replayed",
+            sid=claims.sid,
+            gen=outcome.head.gen,
+        )
+        return self._pair(outcome.session, outcome.head, now)
+
+    async def authenticate(self, access_token: str) -> Authenticated:
+        """Verify an access token and check, in the store, that neither it nor its session is revoked."""
+        now = self.clock.now()
+        claims = self.codec.decode_access(access_token, now)
+        session = await self.store.get_session(claims.sid)
+        if session is None or session.state != "active" or session.sub != claims.sub:
+            raise TokenRevoked()
+        if await self.store.is_access_token_revoked(claims.jti, now):
+            raise TokenRevoked()
+        return Authenticated(claims, session)
+
+    async def session_of_refresh_token(self, refresh_token: str) -> RefreshClaims:
+        """Verify a refresh token's signature and type (not its expiry), for logout."""
+        return self.codec.decode_refresh(refresh_token, self.clock.now())
+
+    async def revoke(self, sid: str, reason: RevokedReason = "revoked") -> bool:
+        """End one session; ``False`` if it was missing or already ended."""
+        return await self._revoke(sid, reason, self.clock.now())
+
+    async def revoke_all(self, subject: str, reason: RevokedReason = "logout_all") -> list[str]:
+        """End every session of ``subject``; return their ids."""
+        now = self.clock.now()
+        sids = await self.store.revoke_subject(subject, reason, now, now + self.settings.revocation_lifetime)
+        for sid in sids:
+            emit("session.revoked", sid=sid, sub=subject, reason=reason)
+        return sids
+
+    async def revoke_token(self, token: str) -> None:
+        """RFC 7009: revoke a refresh token (its whole session) or one access token.
+
+        An invalid, expired or unknown token is not an error: there is nothing left to revoke.
+        """
+        now = self.clock.now()
+        try:
+            refresh = self.codec.decode_refresh(token, now)
+        except TokenInvalid:
+            pass
+        else:
+            await self._revoke(refresh.sid, "revoked", now)
+            return
+        try:
+            access = self.codec.decode_access(token, now)
+        except (TokenInvalid, TokenExpired):
+            return
+        await self.store.revoke_access_token(access.jti, access.exp + self.settings.leeway)
+        emit("token.revoked", sid=access.sid, jti=access.jti)
+
+    async def list_sessions(self, subject: str, *, include_revoked: bool = False) -> list[SessionRecord]:
+        return await self.store.list_sessions(subject, include_revoked=include_revoked)
+
+    async def _revoke(self, sid: str, reason: RevokedReason, now: float) -> bool:
+        done = await self.store.revoke_session(sid, reason, now, now + self.settings.revocation_lifetime)
+        if done:
+            emit("session.revoked", sid=sid, reason=reason)
+        return done
+
+    def _pair(self, session: SessionRecord, head: RefreshRecord, now: float) -> TokenPair:
+        iat = int(now)
+        access_exp = int(min(iat + self.settings.access_token_lifetime, session.absolute_expires_at))
+        return TokenPair(
+            access_token=self.codec.encode_access(session, new_id(), iat, access_exp),
+            refresh_token=self.codec.encode_refresh(session.sub, head),
+            session_id=session.sid,
+            access_expires_at=access_exp,
+            refresh_expires_at=head.expires_at,
+            server_time=now,
+        )

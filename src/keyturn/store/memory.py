@@ -1,0 +1,174 @@
+"""``memory://``: an in-process store for tests and single-process experiments.
+
+Every method runs to completion without awaiting, so each is atomic on its event loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Literal
+
+from ..typing import (
+    Decide,
+    RefreshOutcome,
+    RefreshRecord,
+    Replay,
+    Reuse,
+    Revocation,
+    RevokedReason,
+    Rotate,
+    SessionRecord,
+    StoredKey,
+    UserRecord,
+)
+
+
+class MemoryStore:
+    """Sessions, refresh records, revocations, keys and users in dictionaries."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, SessionRecord] = {}
+        self._refresh: dict[str, RefreshRecord] = {}
+        self._revocations: list[Revocation] = []
+        self._revoked_jtis: dict[str, float] = {}
+        self._keys: dict[str, StoredKey] = {}
+        self._users: dict[str, UserRecord] = {}
+        self._seq = 0
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
+        if session.sid in self._sessions or head.jti in self._refresh:
+            raise ValueError("session or refresh token id already exists")
+        self._sessions[session.sid] = session
+        self._refresh[head.jti] = head
+
+    async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
+        session = self._sessions.get(sid)
+        decision = decide(session, self._refresh.get(jti))
+        if session is None:
+            return RefreshOutcome(decision, None, None)
+        if isinstance(decision, Rotate):
+            old = self._refresh[session.head_jti]
+            self._refresh[old.jti] = dataclasses.replace(old, rotated_at=decision.now)
+            head = decision.new_head
+            self._refresh[head.jti] = head
+            session = dataclasses.replace(session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now)
+            self._sessions[sid] = session
+            return RefreshOutcome(decision, session, head)
+        if isinstance(decision, Replay):
+            return RefreshOutcome(decision, session, self._refresh[session.head_jti])
+        if isinstance(decision, Reuse):
+            self._revoke(session, "reuse", decision.now, decision.revocation_expires_at)
+        return RefreshOutcome(decision, self._sessions[sid], None)
+
+    async def get_session(self, sid: str) -> SessionRecord | None:
+        return self._sessions.get(sid)
+
+    async def list_sessions(self, sub: str, *, include_revoked: bool = False) -> list[SessionRecord]:
+        return [
+            s for s in self._sessions.values() if s.sub == sub and (include_revoked or s.state == "active")
+        ]
+
+    async def list_all_sessions(self, *, include_revoked: bool = False) -> list[SessionRecord]:
+        return [s for s in self._sessions.values() if include_revoked or s.state == "active"]
+
+    async def revoke_session(
+        self, sid: str, reason: RevokedReason, now: float, revocation_expires_at: float
+    ) -> bool:
+        session = self._sessions.get(sid)
+        if session is None or session.state != "active":
+            return False
+        self._revoke(session, reason, now, revocation_expires_at)
+        return True
+
+    async def revoke_subject(
+        self, sub: str, reason: RevokedReason, now: float, revocation_expires_at: float
+    ) -> list[str]:
+        active = [s for s in self._sessions.values() if s.sub == sub and s.state == "active"]
+        for session in active:
+            self._revoke(session, reason, now, revocation_expires_at)
+        return [s.sid for s in active]
+
+    def _revoke(self, session: SessionRecord, reason: RevokedReason, now: float, expires_at: float) -> None:
+        self._sessions[session.sid] = dataclasses.replace(
+            session, state="revoked", revoked_reason=reason, revoked_at=now
+        )
+        self._add_revocation("sid", session.sid, expires_at)
+
+    # -- revocations -----------------------------------------------------------------------------
+
+    async def revoke_access_token(self, jti: str, expires_at: float) -> None:
+        if jti not in self._revoked_jtis:
+            self._revoked_jtis[jti] = expires_at
+            self._add_revocation("jti", jti, expires_at)
+
+    async def is_access_token_revoked(self, jti: str, now: float) -> bool:
+        expires_at = self._revoked_jtis.get(jti)
+        return expires_at is not None and expires_at > now
+
+    async def revocations_since(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
+        found = [r for r in self._revocations if r.seq > seq and r.expires_at > now]
+        return found[:limit]
+
+    def _add_revocation(self, kind: Literal["sid", "jti"], value: str, expires_at: float) -> None:
+        self._seq += 1
+        self._revocations.append(Revocation(self._seq, kind, value, expires_at))
+
+    async def prune(self, now: float) -> int:
+        before = len(self._sessions) + len(self._refresh) + len(self._revocations) + len(self._revoked_jtis)
+        gone = {sid for sid, s in self._sessions.items() if s.absolute_expires_at <= now}
+        self._sessions = {k: v for k, v in self._sessions.items() if k not in gone}
+        self._refresh = {k: v for k, v in self._refresh.items() if v.sid not in gone and v.expires_at > now}
+        self._revocations = [r for r in self._revocations if r.expires_at > now]
+        self._revoked_jtis = {k: v for k, v in self._revoked_jtis.items() if v > now}
+        after = len(self._sessions) + len(self._refresh) + len(self._revocations) + len(self._revoked_jtis)
+        return before - after
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    async def list_keys(self) -> list[StoredKey]:
+        return list(self._keys.values())
+
+    async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
+        for key in candidates:
+            if not any(k.use == key.use and k.alg == key.alg and k.active for k in self._keys.values()):
+                self._keys[key.kid] = key
+        return list(self._keys.values())
+
+    # -- users -----------------------------------------------------------------------------------
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        return self._users.get(username)
+
+    async def add_user(self, user: UserRecord) -> bool:
+        if user.username in self._users:
+            return False
+        self._users[user.username] = user
+        return True
+
+    async def update_user(
+        self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
+    ) -> bool:
+        user = self._users.get(username)
+        if user is None:
+            return False
+        if password_hash is not None:
+            user = dataclasses.replace(user, password_hash=password_hash)
+        if disabled is not None:
+            user = dataclasses.replace(user, disabled=disabled)
+        self._users[username] = user
+        return True
+
+    async def list_users(self) -> list[UserRecord]:
+        return sorted(self._users.values(), key=lambda u: u.username)

@@ -1,0 +1,207 @@
+"""Values and protocols the core shares with the stores: records, decisions, ``Store``, ``Clock``.
+
+The core depends on these protocols and never on a concrete backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeAlias
+
+from .errors import KeyturnError
+
+JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
+Claims: TypeAlias = Mapping[str, JSONValue]
+
+SessionState = Literal["active", "revoked"]
+RevokedReason = Literal["logout", "logout_all", "reuse", "revoked", "password_changed", "subject_disabled"]
+KeyUse = Literal["access", "refresh"]
+AccessAlgorithm = Literal["ES256", "EdDSA", "RS256"]
+
+
+class Clock(Protocol):
+    """Where the core gets the time from (epoch seconds)."""
+
+    def now(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session: one refresh-token family."""
+
+    sid: str
+    sub: str
+    created_at: float
+    absolute_expires_at: float
+    head_jti: str
+    gen: int
+    last_seen_at: float
+    state: SessionState = "active"
+    revoked_reason: RevokedReason | None = None
+    revoked_at: float | None = None
+    user_agent: str | None = None
+    ip: str | None = None
+    client_id: str | None = None
+    claims: Mapping[str, JSONValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshRecord:
+    """What the store keeps of one refresh token (never the token string)."""
+
+    jti: str
+    sid: str
+    gen: int
+    kid: str
+    issued_at: int
+    expires_at: int
+    rotated_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    """One entry of the revocation feed: a revoked session (``sid``) or access token (``jti``)."""
+
+    seq: int
+    kind: Literal["sid", "jti"]
+    value: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """A signing key as the store keeps it; ``material`` is encrypted with the master secret."""
+
+    kid: str
+    use: KeyUse
+    alg: str
+    material: bytes
+    public_jwk: str | None
+    created_at: float
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user of the built-in user store."""
+
+    username: str
+    password_hash: str
+    created_at: float
+    disabled: bool = False
+
+
+# Refresh decisions: a pure function of (session, presented token record, now) returns one of these,
+# and the store applies it atomically.
+
+
+@dataclass(frozen=True, slots=True)
+class Rotate:
+    """The presented token is the head: make ``new_head`` the head, mark the old one rotated."""
+
+    new_head: RefreshRecord
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """An earlier token inside the grace period: answer with the current head, change nothing."""
+
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reuse:
+    """An earlier token outside the grace period: revoke the whole session."""
+
+    now: float
+    revocation_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Refuse with ``error``; change nothing."""
+
+    error: KeyturnError
+
+
+RefreshDecision: TypeAlias = Rotate | Replay | Reuse | Reject
+Decide: TypeAlias = Callable[[SessionRecord | None, RefreshRecord | None], RefreshDecision]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    """What a store did with a decision: the session afterwards and, unless rejected, its head."""
+
+    decision: RefreshDecision
+    session: SessionRecord | None
+    head: RefreshRecord | None
+
+
+class Store(Protocol):
+    """Persistence for sessions, refresh records, revocations and keys; every method is atomic."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` if the store cannot answer."""
+
+    async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None: ...
+
+    async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
+        """Load the session and the presented record, call ``decide`` and apply its answer, atomically."""
+
+    async def get_session(self, sid: str) -> SessionRecord | None: ...
+
+    async def list_sessions(self, sub: str, *, include_revoked: bool = False) -> list[SessionRecord]: ...
+
+    async def list_all_sessions(self, *, include_revoked: bool = False) -> list[SessionRecord]: ...
+
+    async def revoke_session(
+        self, sid: str, reason: RevokedReason, now: float, revocation_expires_at: float
+    ) -> bool:
+        """Revoke one session; ``False`` if it was missing or already revoked."""
+
+    async def revoke_subject(
+        self, sub: str, reason: RevokedReason, now: float, revocation_expires_at: float
+    ) -> list[str]:
+        """Revoke every active session of ``sub``; return their ids."""
+
+    async def revoke_access_token(self, jti: str, expires_at: float) -> None: ...
+
+    async def is_access_token_revoked(self, jti: str, now: float) -> bool: ...
+
+    async def revocations_since(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]: ...
+
+    async def prune(self, now: float) -> int:
+        """Delete what has expired; return how many rows or keys went."""
+
+    async def list_keys(self) -> list[StoredKey]: ...
+
+    async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
+        """Add each candidate whose ``use`` and ``alg`` have no active key yet; return all keys."""
+
+
+class UserStore(Protocol):
+    """The built-in user store's persistence."""
+
+    async def get_user(self, username: str) -> UserRecord | None: ...
+
+    async def add_user(self, user: UserRecord) -> bool:
+        """Add ``user``; ``False`` if the name is taken."""
+
+    async def update_user(
+        self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
+    ) -> bool:
+        """Change a user; ``False`` if there is none by that name."""
+
+    async def list_users(self) -> list[UserRecord]: ...
+
+
+class SubjectCheck(Protocol):
+    """The application's answer to "may this subject still hold a session?"."""
+
+    async def __call__(self, sub: str) -> bool: ...

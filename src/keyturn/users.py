@@ -1,0 +1,100 @@
+"""The built-in user store: argon2id password hashes, and the subject check for refreshes.
+
+Applications with their own login call ``SessionService.start`` instead and need none of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from .clock import SystemClock
+from .errors import InvalidCredentials
+from .sessions import SessionService
+from .typing import Clock, UserRecord, UserStore
+
+__all__ = ["MAX_PASSWORD_LENGTH", "UserDirectory"]
+
+MAX_PASSWORD_LENGTH = 1024
+MAX_USERNAME_LENGTH = 256
+
+
+class UserDirectory:
+    """Users with argon2id-hashed passwords; also answers "may this subject hold a session?"."""
+
+    def __init__(
+        self,
+        store: UserStore,
+        *,
+        sessions: SessionService | None = None,
+        hasher: PasswordHasher | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._store = store
+        self._sessions = sessions
+        self._hasher = hasher or PasswordHasher()
+        self._clock: Clock = clock or SystemClock()
+        # Unknown users cost one verification too, so timing does not tell which names exist.
+        self._dummy_hash = self._hasher.hash("keyturn: no such user")
+
+    async def add(self, username: str, password: str) -> bool:
+        """Add a user; ``False`` if the name is taken."""
+        _check_username(username)
+        _check_password(password)
+        digest = await asyncio.to_thread(self._hasher.hash, password)
+        return await self._store.add_user(UserRecord(username, digest, self._clock.now()))
+
+    async def authenticate(self, username: str, password: str) -> UserRecord:
+        """The user, if the password matches and the user is enabled; else ``InvalidCredentials``."""
+        user = await self._store.get_user(username)
+        ok = await asyncio.to_thread(self._verify, user.password_hash if user else self._dummy_hash, password)
+        if user is None or not ok or user.disabled:
+            raise InvalidCredentials()
+        if self._hasher.check_needs_rehash(user.password_hash):
+            digest = await asyncio.to_thread(self._hasher.hash, password)
+            await self._store.update_user(username, password_hash=digest)
+        return user
+
+    async def set_password(self, username: str, password: str) -> bool:
+        """Change a password and end every session of that user; ``False`` if there is no such user."""
+        _check_password(password)
+        digest = await asyncio.to_thread(self._hasher.hash, password)
+        changed = await self._store.update_user(username, password_hash=digest)
+        if changed and self._sessions is not None:
+            await self._sessions.revoke_all(username, "password_changed")
+        return changed
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        """Disable (ending every session) or enable a user; ``False`` if there is no such user."""
+        changed = await self._store.update_user(username, disabled=disabled)
+        if changed and disabled and self._sessions is not None:
+            await self._sessions.revoke_all(username, "subject_disabled")
+        return changed
+
+    async def list(self) -> list[UserRecord]:
+        return await self._store.list_users()
+
+    async def __call__(self, sub: str) -> bool:
+        """The subject check: a user that is gone or disabled may hold no session."""
+        user = await self._store.get_user(sub)
+        return user is not None and not user.disabled
+
+    def _verify(self, digest: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(digest, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def _check_username(username: str) -> None:
+    if not username or len(username) > MAX_USERNAME_LENGTH or username != username.strip():
+        raise ValueError(
+            f"a username must be 1 to {MAX_USERNAME_LENGTH} characters, without surrounding spaces"
+        )
+
+
+def _check_password(password: str) -> None:
+    if not password or len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"a password must be 1 to {MAX_PASSWORD_LENGTH} characters")
