@@ -1,0 +1,163 @@
+"""Refresh latency (sequential) and throughput (many sessions, each rotating its own chain).
+
+    python bench/refresh.py                      # starts its own server: SQLite default, one process
+    python bench/refresh.py --store-url URL      # the same, on another store
+    KEYTURN_BENCH_PASSWORD=... python bench/refresh.py --url http://127.0.0.1:8000 --user demo
+
+Prints p50/p99 of sequential refreshes and refreshes per second at each concurrency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _http import Connection  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
+    """Start ``keyturn serve`` in a temporary data directory with a throwaway user."""
+    with tempfile.TemporaryDirectory(prefix="keyturn-bench-") as tmp:
+        env = {**os.environ, "KEYTURN_DATA_DIR": tmp}
+        if store_url:
+            env["KEYTURN_STORE_URL"] = store_url
+        password = secrets.token_urlsafe(12)
+        keyturn = [sys.executable, "-m", "keyturn.server.cli"]
+        subprocess.run(
+            [*keyturn, "users", "add", "bench", "--password-stdin", "--exist-ok"],
+            input=password + "\n",
+            text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        port = _free_port()
+        proc = subprocess.Popen(
+            [*keyturn, "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                    break
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}", "bench", password
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+async def login(url: str, user: str, password: str) -> str:
+    conn = Connection(url)
+    status, body = await conn.request("POST", "/auth/login", {"username": user, "password": password})
+    await conn.close()
+    if status != 200:
+        raise SystemExit(f"login failed: {status} {body}")
+    return str(body["refresh_token"])
+
+
+async def sequential(url: str, token: str, count: int) -> list[float]:
+    conn = Connection(url)
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        status, body = await conn.request("POST", "/auth/refresh", {"refresh_token": token})
+        times.append(time.perf_counter() - start)
+        if status != 200:
+            raise SystemExit(f"refresh failed: {status} {body}")
+        token = body["refresh_token"]
+    await conn.close()
+    return times
+
+
+async def throughput(url: str, tokens: list[str], seconds: float) -> tuple[int, int]:
+    done = errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(token: str) -> None:
+        nonlocal done, errors
+        conn = Connection(url)
+        while time.perf_counter() < stop:
+            status, body = await conn.request("POST", "/auth/refresh", {"refresh_token": token})
+            if status == 200:
+                done += 1
+                token = body["refresh_token"]
+            else:
+                errors += 1
+        await conn.close()
+
+    await asyncio.gather(*(worker(t) for t in tokens))
+    return done, errors
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def run(url: str, user: str, password: str, args: argparse.Namespace) -> None:
+    print(f"server {url}")
+    token = await login(url, user, password)
+    await sequential(url, token, 200)  # warm-up
+    token = await login(url, user, password)
+    times = await sequential(url, token, args.requests)
+    ms = [t * 1000 for t in times]
+    print(
+        f"sequential  n={len(ms)}  p50={pct(ms, 50):.2f} ms  p99={pct(ms, 99):.2f} ms  "
+        f"mean={statistics.fmean(ms):.2f} ms"
+    )
+    for concurrency in args.concurrency:
+        tokens = await asyncio.gather(*(login(url, user, password) for _ in range(concurrency)))
+        done, errors = await throughput(url, list(tokens), args.seconds)
+        print(
+            f"concurrent  sessions={concurrency}  {done / args.seconds:,.0f} refreshes/s  "
+            f"errors={errors}  ({args.seconds:g} s)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="a running server (needs --user and KEYTURN_BENCH_PASSWORD)")
+    parser.add_argument("--user", default="bench")
+    parser.add_argument("--store-url", help="store for the server this script starts")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential refreshes (2000)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="sessions (64)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run (10)")
+    args = parser.parse_args()
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    if args.url:
+        password = os.environ.get("KEYTURN_BENCH_PASSWORD")
+        if not password:
+            raise SystemExit("set KEYTURN_BENCH_PASSWORD to the password of --user")
+        asyncio.run(run(args.url, args.user, password, args))
+        return
+    with own_server(args.store_url) as (url, user, password):
+        asyncio.run(run(url, user, password, args))
+
+
+if __name__ == "__main__":
+    main()

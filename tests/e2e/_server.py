@@ -1,0 +1,118 @@
+"""Real ``keyturn serve`` processes on loopback, for end-to-end tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+KEYTURN = [sys.executable, "-m", "keyturn.server.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def keyturn_env(data_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+    env["KEYTURN_DATA_DIR"] = str(data_dir)
+    env.update(extra or {})
+    return env
+
+
+def run_cli(
+    data_dir: Path, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``keyturn ARGS`` against ``data_dir``; does not raise on a non-zero exit."""
+    return subprocess.run(
+        [*KEYTURN, *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=keyturn_env(data_dir, env),
+        timeout=60,
+        check=False,
+    )
+
+
+@dataclass
+class Server:
+    """One running ``keyturn serve``."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    data_dir: Path
+    log: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass
+class Cluster:
+    """Server processes sharing one data directory (one SQLite file, one key set)."""
+
+    data_dir: Path
+    servers: list[Server] = field(default_factory=list)
+    username: str = "alice"
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+
+
+def start_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: str) -> Server:
+    port = free_port()
+    log = data_dir / f"server-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*KEYTURN, "serve", "--port", str(port), "--log-level", "warning", *args],
+            env=keyturn_env(data_dir, env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"keyturn serve exited: {log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                return Server(url, process, data_dir, log)
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"keyturn serve did not become ready: {log.read_text()}")
+
+
+def stop_server(server: Server) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(5)
+
+
+@contextlib.contextmanager
+def cluster(
+    data_dir: Path, processes: int = 1, env: Mapping[str, str] | None = None, *args: str
+) -> Iterator[Cluster]:
+    """``processes`` servers on one data directory, with one user ``alice`` already added."""
+    group = Cluster(data_dir)
+    added = run_cli(data_dir, "users", "add", group.username, "--password-stdin", stdin=group.password + "\n")
+    assert added.returncode == 0, added.stderr
+    try:
+        for _ in range(processes):
+            group.servers.append(start_server(data_dir, env, *args))
+        yield group
+    finally:
+        for server in group.servers:
+            stop_server(server)
