@@ -137,7 +137,9 @@ async def run(url: str, user: str, password: str, args: argparse.Namespace) -> N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", help="a running server (needs --user and KEYTURN_BENCH_PASSWORD)")
     parser.add_argument("--user", default="bench")
     parser.add_argument("--store-url", help="store for the server this script starts")

@@ -66,10 +66,17 @@ class Cluster:
     data_dir: Path
     servers: list[Server] = field(default_factory=list)
     username: str = "alice"
-    password: str = field(default_factory=lambda: secrets.token_urlsafe(12))
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(12), repr=False)
+
+    @property
+    def server(self) -> Server:
+        """The first (often the only) server."""
+        return self.servers[0]
 
 
-def start_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: str) -> Server:
+def launch_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: str) -> Server:
+    """Start ``keyturn serve`` without waiting for it; see :func:`wait_ready`."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = free_port()
     log = data_dir / f"server-{port}.log"
     with log.open("wb") as out:
@@ -79,26 +86,59 @@ def start_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: st
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    return Server(f"http://127.0.0.1:{port}", process, data_dir, log)
+
+
+def wait_ready(server: Server, timeout: float = 60) -> Server:
+    """Wait until ``server`` answers ``/readyz``; kill it and raise if it never does."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"keyturn serve exited: {log.read_text()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"keyturn serve exited: {server.log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return Server(url, process, data_dir, log)
+            if httpx.get(server.url + "/readyz", timeout=1).status_code == 200:
+                return server
         time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"keyturn serve did not become ready: {log.read_text()}")
+    stop_server(server)
+    raise RuntimeError(f"keyturn serve did not become ready: {server.log.read_text()}")
+
+
+def start_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: str) -> Server:
+    return wait_ready(launch_server(data_dir, env, *args))
+
+
+def start_servers(
+    data_dir: Path, count: int, env: Mapping[str, str] | None = None, *args: str
+) -> list[Server]:
+    """Start ``count`` servers on one data directory at the same moment, then wait for all of them."""
+    launched = [launch_server(data_dir, env, *args) for _ in range(count)]
+    try:
+        for server in launched:
+            wait_ready(server)
+    except BaseException:
+        for server in launched:
+            stop_server(server)
+        raise
+    return launched
 
 
 def stop_server(server: Server) -> None:
+    if server.process.poll() is not None:
+        return
     server.process.terminate()
     try:
         server.process.wait(15)
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait(5)
+
+
+def add_user(data_dir: Path, name: str) -> str:
+    """Add user ``name`` with the CLI; return their (random) password."""
+    password = secrets.token_urlsafe(12)
+    added = run_cli(data_dir, "users", "add", name, "--password-stdin", stdin=password + "\n")
+    assert added.returncode == 0, added.stderr
+    return password
 
 
 @contextlib.contextmanager

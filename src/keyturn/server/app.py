@@ -18,6 +18,10 @@ from .runtime import Runtime, open_runtime
 
 __all__ = ["create_app"]
 
+MAX_BODY_BYTES = 256 * 1024
+"""Bodies over this are refused (413, ``invalid_request``) before they are read whole. Large enough that
+an oversized token in a body still reaches the token checks and gets ``token_invalid``."""
+
 DESCRIPTION = """Keyturn's token service: login, refresh-token rotation with a grace period and reuse
 detection, logout and revocation, and the JWKS that resource servers verify access tokens with.
 
@@ -62,5 +66,7 @@ def create_app(
     errors.install(app)
     app.include_router(auth.router, prefix=settings.route_prefix)
     app.include_router(meta.router)
-    app.add_middleware(BodySizeLimit)
+    # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
+    # error body every caller can rely on.
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     return app

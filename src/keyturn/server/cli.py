@@ -84,6 +84,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         server_header=False,
+        # X-Forwarded-For is not trusted unless a proxy is configured as trusted (not yet supported).
+        proxy_headers=False,
     )
     return 0
 

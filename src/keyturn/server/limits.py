@@ -7,11 +7,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import InvalidRequest
 from .errors import render
 
-MAX_BODY_BYTES = 64 * 1024
-
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    """Answers 413 ``invalid_request`` (the one error body) for bodies over ``max_bytes``.
+
+    A declared ``Content-Length`` is judged before the app runs, at no cost per request; a body without
+    one (chunked) is counted as it arrives, and a route whose body FastAPI parses reports the overflow as
+    400 ``invalid_request`` instead.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
@@ -21,14 +26,14 @@ class BodySizeLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
+                if value.isdigit() and int(value) <= self.max_bytes:
+                    await self.app(scope, receive, send)
+                else:
                     await self._refuse(scope, receive, send)
-                    return
-                break
+                return
         seen = 0
-        started = False
 
-        async def limited_receive() -> Message:
+        async def counted_receive() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -37,16 +42,11 @@ class BodySizeLimit:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, counted_receive, send)
         except _TooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
+            # Raised while the app reads its body, so before it has started a response.
+            await self._refuse(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = InvalidRequest(f"The request body is over {self.max_bytes} bytes.")
