@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _http import Connection  # noqa: E402
+from _http import Connection
 
 
 def _free_port() -> int:
