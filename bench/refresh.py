@@ -52,7 +52,7 @@ def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
         )
         port = _free_port()
         proc = subprocess.Popen(
-            [*keyturn, "serve", "--port", str(port), "--log-level", "warning"],
+            [*keyturn, "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
         )

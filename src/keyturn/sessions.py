@@ -248,8 +248,10 @@ class SessionService:
             raise RefreshTokenReused()
         assert outcome.session is not None
         assert outcome.head is not None
+        # Routine and frequent: logged at debug level; starts, ends and reuse at info and above.
         emit(
             "session.rotated" if isinstance(decision, Rotate) else "session.replayed",
+            logging.DEBUG,
             sid=claims.sid,
             gen=outcome.head.gen,
         )

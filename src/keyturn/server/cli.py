@@ -70,8 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .logs import configure
 
     settings = _settings(args)
+    configure(args.log_level)
     print(
         f"Keyturn {__version__} on http://{args.host}:{args.port} "
         f"(store {settings.resolved_store_url}; API docs at /docs)",
