@@ -307,6 +307,14 @@ class SessionService:
     async def list_sessions(self, subject: str, *, include_revoked: bool = False) -> list[SessionRecord]:
         return await self.store.list_sessions(subject, include_revoked=include_revoked)
 
+    async def prune(self) -> int:
+        """Delete expired sessions, refresh records and revocations; return how many went.
+
+        Records are kept for ``LEEWAY`` past their expiry, as long as a token of theirs can still be
+        accepted, so a replay never finds its head gone.
+        """
+        return await self.store.prune(self.clock.now() - self.settings.leeway)
+
     async def _revoke(self, sid: str, reason: RevokedReason, now: float) -> bool:
         done = await self.store.revoke_session(sid, reason, now, now + self.settings.revocation_lifetime)
         if done:

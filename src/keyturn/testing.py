@@ -30,7 +30,7 @@ __all__ = [
     "TokenFactory",
     "fast_hasher",
     "make_service",
-    "test_settings",
+    "make_settings",
 ]
 
 
@@ -39,7 +39,7 @@ def fast_hasher() -> PasswordHasher:
     return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-def test_settings(**overrides: Any) -> Settings:
+def make_settings(**overrides: Any) -> Settings:
     """Settings with defaults only (the environment is ignored for the given names)."""
     values: dict[str, Any] = {"secret_key": secrets.token_urlsafe(32), "store_url": "memory://"}
     values.update(overrides)
@@ -73,7 +73,7 @@ async def make_service(
     session, as the server does; without it any subject may hold sessions, as for an application that
     logs users in itself.
     """
-    settings = settings or test_settings()
+    settings = settings or make_settings()
     if algorithm is not None:
         settings = settings.model_copy(update={"access_token_algorithm": algorithm})
     clock = clock or FrozenClock()

@@ -8,6 +8,7 @@ the reverse, is ``token_invalid``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -218,7 +219,8 @@ class TokenCodec:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite JSON number (``1e400`` parses to infinity, and Python's JSON reader accepts ``NaN``)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _str(claims: Mapping[str, Any], name: str) -> str:

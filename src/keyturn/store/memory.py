@@ -59,8 +59,9 @@ class MemoryStore:
         if session is None:
             return RefreshOutcome(decision, None, None)
         if isinstance(decision, Rotate):
-            old = self._refresh[session.head_jti]
-            self._refresh[old.jti] = dataclasses.replace(old, rotated_at=decision.now)
+            old = self._refresh.get(session.head_jti)
+            if old is not None:
+                self._refresh[old.jti] = dataclasses.replace(old, rotated_at=decision.now)
             head = decision.new_head
             self._refresh[head.jti] = head
             session = dataclasses.replace(session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now)

@@ -195,18 +195,28 @@ class SQLiteStore:
         executor.shutdown(wait=True)
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # The file holds password hashes and (encrypted) keys: its owner alone may read it.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The file holds password hashes and (encrypted) keys: its owner alone may read it.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if self.path.stat().st_mode & 0o077:
+                self.path.chmod(0o600)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open the store at {self.path}: {exc.strerror}") from exc
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn = conn
-        self._write(self._migrate)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn = conn
+            self._write(self._migrate)
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]

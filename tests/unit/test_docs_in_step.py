@@ -1,0 +1,34 @@
+"""The README's tables and the code name the same error codes and settings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from keyturn.config import Settings
+from keyturn.errors import ERRORS_BY_CODE
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+
+
+def _table_after(heading: str) -> str:
+    section = README.split(heading, 1)[1]
+    return section.split("\n## ", 1)[0]
+
+
+def test_error_table_lists_exactly_the_wire_codes() -> None:
+    """Clients are written from the README: a code missing there, or invented there, breaks them."""
+    rows = re.findall(r"^\| `([a-z_]+)` \| ([^|]+) \|", _table_after("## Error codes"), re.MULTILINE)
+    documented = {code: status for code, status in rows}
+    assert set(documented) == set(ERRORS_BY_CODE)
+    for code, cls in ERRORS_BY_CODE.items():
+        assert str(cls.status) in documented[code], code
+
+
+def test_settings_table_lists_every_setting() -> None:
+    """Every setting an operator can set is documented, and nothing documented is missing from Settings."""
+    table = _table_after("## Settings")
+    documented: set[str] = set()
+    for cell in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE):
+        documented.update(name.lower() for name in re.findall(r"`([A-Z_]+)`", cell))
+    assert documented == set(Settings.model_fields)
