@@ -55,6 +55,7 @@ def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
             [*keyturn, "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 30

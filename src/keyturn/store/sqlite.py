@@ -2,8 +2,9 @@
 
 WAL mode, ``synchronous=NORMAL`` (a commit survives a crash of the process; an operating-system crash
 or power cut may lose the last few), and every write one short ``BEGIN IMMEDIATE`` transaction, so several
-processes can share one file. All calls of one store run on one dedicated thread, which owns the connection,
-so the event loop never waits on the disk or on another process's lock.
+processes can share one file. A call runs at once on the event loop when the lock is free (the common case,
+and the fastest), and on the store's own thread, which waits for the lock, when another process holds it:
+the event loop never waits on another process.
 """
 
 from __future__ import annotations
@@ -167,7 +168,10 @@ class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+        # Used on the event loop; never waits for a lock (busy_timeout 0).
+        self._fast: sqlite3.Connection | None = None
+        # Used on the store's own thread, for calls the fast connection found locked; waits for the lock.
+        self._waiting: sqlite3.Connection | None = None
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
@@ -178,9 +182,12 @@ class SQLiteStore:
     async def open(self) -> None:
         if self._executor is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyturn-sqlite")
+        self._executor = executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyturn-sqlite")
+        loop = asyncio.get_running_loop()
         try:
-            await self._call(self._connect)
+            await loop.run_in_executor(executor, _guard, self._prepare_file)
+            self._waiting = await loop.run_in_executor(executor, _guard, self._migrated_connection)
+            self._fast = _guard(lambda: _connect(self.path, busy_timeout_ms=0))
         except BaseException:
             await self.close()
             raise
@@ -189,12 +196,15 @@ class SQLiteStore:
         executor, self._executor = self._executor, None
         if executor is None:
             return
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+        fast, self._fast = self._fast, None
+        waiting, self._waiting = self._waiting, None
+        if fast is not None:
+            fast.close()
+        if waiting is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, waiting.close)
         executor.shutdown(wait=True)
 
-    def _connect(self) -> None:
+    def _prepare_file(self) -> None:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             # The file holds password hashes and (encrypted) keys: its owner alone may read it.
@@ -203,61 +213,49 @@ class SQLiteStore:
                 self.path.chmod(0o600)
         except OSError as exc:
             raise StoreUnavailable(f"cannot open the store at {self.path}: {exc.strerror}") from exc
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+
+    def _migrated_connection(self) -> sqlite3.Connection:
+        conn = _connect(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         try:
-            conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn = conn
-            self._write(self._migrate)
+            _write(conn, _migrate)
         except BaseException:
-            self._conn = None
             conn.close()
             raise
+        return conn
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreUnavailable(
-                f"the database schema (version {version}) is newer than this Keyturn knows"
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` with a connection; driver errors become ``StoreUnavailable``.
 
-    async def _call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the store's thread; driver errors become ``StoreUnavailable``."""
-        if self._executor is None:
+        ``fn`` first runs at once on the event loop with the fast connection: a store call takes tens of
+        microseconds, less than handing it to a thread. Only if another connection (another process, or
+        this store's thread) holds the lock does it run again, from the start, on the store's thread,
+        which waits for the lock without stalling the loop. A write that found the lock taken has rolled
+        back and changed nothing, so running it again is safe.
+        """
+        fast, executor = self._fast, self._executor
+        if fast is None or executor is None:
             raise RuntimeError("the store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, _guard, fn)
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction: all of it or nothing."""
-        conn = self._conn
-        assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
+            return fn(fast)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise StoreUnavailable() from exc
+        except sqlite3.Error as exc:
+            raise StoreUnavailable() from exc
+        return await asyncio.get_running_loop().run_in_executor(executor, _guard, self._on_waiting(fn))
+
+    def _on_waiting(self, fn: Callable[[sqlite3.Connection], T]) -> Callable[[], T]:
+        def run() -> T:
+            assert self._waiting is not None
+            return fn(self._waiting)
+
+        return run
 
     async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(lambda: self._write(fn))
+        return await self._call(lambda conn: _write(conn, fn))
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def run() -> T:
-            assert self._conn is not None
-            return fn(self._conn)
-
-        return await self._call(run)
+        return await self._call(fn)
 
     async def ping(self) -> None:
         await self._read(lambda c: c.execute("SELECT 1").fetchone())
@@ -477,6 +475,45 @@ class SQLiteStore:
         return await self._read(
             lambda c: [_user(r) for r in c.execute("SELECT * FROM users ORDER BY username")]
         )
+
+
+def _connect(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+    )
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        if busy_timeout_ms:
+            conn.execute("PRAGMA journal_mode = WAL")  # a property of the file; set once, by the waiter
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction: all of it or nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StoreUnavailable(f"the database schema (version {version}) is newer than this Keyturn knows")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
 
 
 def _guard(fn: Callable[[], T]) -> T:
