@@ -268,13 +268,47 @@ class SessionService:
             raise TokenRevoked()
         return Authenticated(claims, session)
 
-    async def session_of_refresh_token(self, refresh_token: str) -> RefreshClaims:
-        """Verify a refresh token's signature and type (not its expiry), for logout."""
-        return self.codec.decode_refresh(refresh_token, self.clock.now())
+    async def logout(self, *, access_token: str | None = None, refresh_token: str | None = None) -> list[str]:
+        """End the session named by an access token or a refresh token; return it if it was active.
+
+        The token must verify, but it may belong to a session that has already ended (logout is
+        idempotent), and a refresh token may have expired: it still proves which session is meant.
+        """
+        now = self.clock.now()
+        if access_token is not None:
+            sid = self.codec.decode_access(access_token, now).sid
+        elif refresh_token is not None:
+            sid = self.codec.decode_refresh(refresh_token, now).sid
+        else:
+            raise ValueError("logout needs an access token or a refresh token")
+        return [sid] if await self._revoke(sid, "logout", now) else []
+
+    async def logout_all(
+        self, *, access_token: str | None = None, refresh_token: str | None = None
+    ) -> list[str]:
+        """End every session of the subject of a live session's access or refresh token."""
+        if access_token is not None:
+            subject = (await self.authenticate(access_token)).claims.sub
+        elif refresh_token is not None:
+            claims = self.codec.decode_refresh(refresh_token, self.clock.now())
+            session = await self.store.get_session(claims.sid)
+            if session is None or session.state != "active":
+                raise SessionRevoked()
+            subject = claims.sub
+        else:
+            raise ValueError("logout_all needs an access token or a refresh token")
+        return await self.revoke_all(subject, "logout_all")
 
     async def revoke(self, sid: str, reason: RevokedReason = "revoked") -> bool:
         """End one session; ``False`` if it was missing or already ended."""
         return await self._revoke(sid, reason, self.clock.now())
+
+    async def revoke_own(self, subject: str, sid: str) -> list[str]:
+        """End one of ``subject``'s sessions; ``LookupError`` if ``subject`` has no session ``sid``."""
+        session = await self.store.get_session(sid)
+        if session is None or session.sub != subject:
+            raise LookupError(sid)
+        return [sid] if await self._revoke(sid, "logout", self.clock.now()) else []
 
     async def revoke_all(self, subject: str, reason: RevokedReason = "logout_all") -> list[str]:
         """End every session of ``subject``; return their ids."""

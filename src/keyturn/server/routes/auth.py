@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ...errors import InvalidRequest, SessionRevoked
+from ...errors import InvalidRequest
 from ..schemas import (
     LoginRequest,
     LogoutResponse,
@@ -68,31 +68,26 @@ async def me(request: Request) -> JSONResponse:
 @router.post("/logout", response_model=LogoutResponse, summary="End the caller's session")
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     """The session is named by the access token (``Authorization``) or the refresh token."""
-    rt = runtime(request)
+    sessions = runtime(request).sessions
     access = bearer_token(request)
     if access is not None:
-        sid = rt.sessions.codec.decode_access(access, rt.sessions.clock.now()).sid
+        sids = await sessions.logout(access_token=access)
     else:
-        token = require_refresh_token(request, body.refresh_token if body else None)
-        sid = (await rt.sessions.session_of_refresh_token(token)).sid
-    revoked = await rt.sessions.revoke(sid, "logout")
-    return _ended(request, [sid] if revoked else [])
+        refresh = require_refresh_token(request, body.refresh_token if body else None)
+        sids = await sessions.logout(refresh_token=refresh)
+    return _ended(request, sids)
 
 
 @router.post("/logout-all", response_model=LogoutResponse, summary="End every session of the caller")
 async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
-    rt = runtime(request)
+    sessions = runtime(request).sessions
     access = bearer_token(request)
     if access is not None:
-        subject = (await rt.sessions.authenticate(access)).claims.sub
+        sids = await sessions.logout_all(access_token=access)
     else:
-        token = require_refresh_token(request, body.refresh_token if body else None)
-        claims = await rt.sessions.session_of_refresh_token(token)
-        session = await rt.store.get_session(claims.sid)
-        if session is None or session.state != "active":
-            raise SessionRevoked()
-        subject = claims.sub
-    return _ended(request, await rt.sessions.revoke_all(subject, "logout_all"))
+        refresh = require_refresh_token(request, body.refresh_token if body else None)
+        sids = await sessions.logout_all(refresh_token=refresh)
+    return _ended(request, sids)
 
 
 @router.get("/sessions", response_model=list[SessionInfo], summary="The caller's active sessions")
@@ -109,13 +104,13 @@ async def list_sessions(request: Request) -> JSONResponse:
     summary="End one of the caller's sessions",
 )
 async def delete_session(session_id: str, request: Request) -> JSONResponse:
-    rt = runtime(request)
-    auth = await rt.sessions.authenticate(require_bearer(request))
-    session = await rt.store.get_session(session_id)
-    if session is None or session.sub != auth.claims.sub:
-        raise HTTPException(404, "The caller has no such session.")
-    revoked = await rt.sessions.revoke(session_id, "logout")
-    return JSONResponse({"revoked_sessions": [session_id] if revoked else []}, headers=NO_STORE)
+    sessions = runtime(request).sessions
+    auth = await sessions.authenticate(require_bearer(request))
+    try:
+        sids = await sessions.revoke_own(auth.claims.sub, session_id)
+    except LookupError:
+        raise HTTPException(404, "The caller has no such session.") from None
+    return JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
 
 
 @router.post("/revoke", summary="Revoke a refresh token (its session) or an access token (RFC 7009)")
