@@ -1,7 +1,7 @@
 """Refresh latency (sequential) and throughput (many sessions, each rotating its own chain).
 
     python bench/refresh.py                      # starts its own server: SQLite default, one process
-    python bench/refresh.py --store-url URL      # the same, on another store
+    python bench/refresh.py --store URL          # the same, on another store (postgresql://…, redis://…)
     KEYTURN_BENCH_PASSWORD=... python bench/refresh.py --url http://127.0.0.1:8000 --user demo
 
 Prints p50/p99 of sequential refreshes and refreshes per second at each concurrency.
@@ -143,7 +143,13 @@ def main() -> None:
     )
     parser.add_argument("--url", help="a running server (needs --user and KEYTURN_BENCH_PASSWORD)")
     parser.add_argument("--user", default="bench")
-    parser.add_argument("--store-url", help="store for the server this script starts")
+    parser.add_argument(
+        "--store",
+        "--store-url",
+        dest="store_url",
+        metavar="URL",
+        help="store for the server this script starts",
+    )
     parser.add_argument("--requests", type=int, default=2000, help="sequential refreshes (2000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="sessions (64)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run (10)")

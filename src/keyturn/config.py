@@ -43,6 +43,14 @@ class Settings(BaseSettings):
     issuer: str = Field("keyturn", min_length=1)
     audience: str = Field("keyturn-api", min_length=1)
     access_token_algorithm: AccessAlgorithm = "ES256"
+    key_reload_interval: float = Field(
+        30.0, gt=0, description="How often a server reloads its keys, to pick up rotations."
+    )
+    prune_interval: int = Field(
+        600,
+        ge=0,
+        description="How often the server deletes what has expired (0: never; see `keyturn prune`).",
+    )
     cookie_mode: bool = Field(False, description="Refresh token only in an HttpOnly cookie.")
     route_prefix: str = Field("/auth", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from .clock import SystemClock
 from .config import Settings
@@ -24,7 +25,7 @@ from .errors import (
 )
 from .events import emit
 from .keys import KeyRing
-from .tokens import RESERVED_CLAIMS, AccessClaims, RefreshClaims, TokenCodec
+from .tokens import RESERVED_CLAIMS, AccessClaims, RefreshClaims, TokenCodec, UnknownKey
 from .typing import (
     Clock,
     JSONValue,
@@ -48,6 +49,13 @@ __all__ = [
     "decide_refresh",
     "new_id",
 ]
+
+
+KeySource: TypeAlias = Callable[[], Awaitable[KeyRing]]
+"""Loads the service's current key ring (from the store)."""
+
+KEY_RELOAD_MIN_INTERVAL = 1.0
+"""Seconds between two key reloads caused by tokens with an unknown key id."""
 
 
 def new_id() -> str:
@@ -155,6 +163,7 @@ class SessionService:
         *,
         clock: Clock | None = None,
         subject_check: SubjectCheck | None = None,
+        key_source: KeySource | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -163,6 +172,8 @@ class SessionService:
             keys, issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway
         )
         self.policy = RefreshPolicy.from_settings(settings)
+        self._key_source = key_source
+        self._keys_loaded_at = float("-inf")
         self.subject_check = subject_check
         """Asked on every refresh whether the subject may still hold a session."""
 
@@ -170,9 +181,34 @@ class SessionService:
     def keys(self) -> KeyRing:
         return self.codec.keys
 
-    def use_keys(self, keys: KeyRing) -> None:
-        """Sign with a newer key ring (after a rotation in the store)."""
-        self.codec.keys = keys
+    async def reload_keys(self) -> bool:
+        """Load the key ring again from ``key_source`` (another process may have rotated the keys).
+
+        At most once per ``KEY_RELOAD_MIN_INTERVAL`` seconds, so a flood of tokens with unknown key ids
+        cannot turn into a flood of store reads; ``False`` when nothing was loaded.
+        """
+        now = self.clock.now()
+        if self._key_source is None or now - self._keys_loaded_at < KEY_RELOAD_MIN_INTERVAL:
+            return False
+        self._keys_loaded_at = now
+        self.codec.keys = await self._key_source()
+        return True
+
+    async def _decode_access(self, token: str, now: float) -> AccessClaims:
+        try:
+            return self.codec.decode_access(token, now)
+        except UnknownKey:
+            if not await self.reload_keys():
+                raise
+        return self.codec.decode_access(token, now)
+
+    async def _decode_refresh(self, token: str, now: float) -> RefreshClaims:
+        try:
+            return self.codec.decode_refresh(token, now)
+        except UnknownKey:
+            if not await self.reload_keys():
+                raise
+        return self.codec.decode_refresh(token, now)
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -223,7 +259,7 @@ class SessionService:
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Rotate, replay within the grace period, or detect reuse (DESIGN section 2)."""
         now = self.clock.now()
-        claims = self.codec.decode_refresh(refresh_token, now)
+        claims = await self._decode_refresh(refresh_token, now)
         if self.subject_check is not None and not await self.subject_check(claims.sub):
             await self._revoke(claims.sid, "subject_disabled", now)
             raise SessionRevoked("The session's subject may no longer hold a session.")
@@ -260,7 +296,7 @@ class SessionService:
     async def authenticate(self, access_token: str) -> Authenticated:
         """Verify an access token and check, in the store, that neither it nor its session is revoked."""
         now = self.clock.now()
-        claims = self.codec.decode_access(access_token, now)
+        claims = await self._decode_access(access_token, now)
         session = await self.store.get_session(claims.sid)
         if session is None or session.state != "active" or session.sub != claims.sub:
             raise TokenRevoked()
@@ -276,9 +312,9 @@ class SessionService:
         """
         now = self.clock.now()
         if access_token is not None:
-            sid = self.codec.decode_access(access_token, now).sid
+            sid = (await self._decode_access(access_token, now)).sid
         elif refresh_token is not None:
-            sid = self.codec.decode_refresh(refresh_token, now).sid
+            sid = (await self._decode_refresh(refresh_token, now)).sid
         else:
             raise ValueError("logout needs an access token or a refresh token")
         return [sid] if await self._revoke(sid, "logout", now) else []
@@ -290,7 +326,7 @@ class SessionService:
         if access_token is not None:
             subject = (await self.authenticate(access_token)).claims.sub
         elif refresh_token is not None:
-            claims = self.codec.decode_refresh(refresh_token, self.clock.now())
+            claims = await self._decode_refresh(refresh_token, self.clock.now())
             session = await self.store.get_session(claims.sid)
             if session is None or session.state != "active":
                 raise SessionRevoked()
@@ -325,14 +361,14 @@ class SessionService:
         """
         now = self.clock.now()
         try:
-            refresh = self.codec.decode_refresh(token, now)
+            refresh = await self._decode_refresh(token, now)
         except TokenInvalid:
             pass
         else:
             await self._revoke(refresh.sid, "revoked", now)
             return
         try:
-            access = self.codec.decode_access(token, now)
+            access = await self._decode_access(token, now)
         except (TokenInvalid, TokenExpired):
             return
         await self.store.revoke_access_token(access.jti, access.exp + self.settings.leeway)

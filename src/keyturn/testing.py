@@ -20,7 +20,7 @@ from .config import Settings
 from .keys import KeyRing, MasterKey, new_access_key, new_refresh_key
 from .sessions import SessionService
 from .store.memory import MemoryStore
-from .typing import AccessAlgorithm, Clock, JSONValue
+from .typing import AccessAlgorithm, Backend, Clock, JSONValue
 from .users import UserDirectory
 
 __all__ = [
@@ -53,7 +53,7 @@ class TestService:
     __test__ = False  # not a pytest test class
 
     service: SessionService
-    store: MemoryStore
+    store: Backend
     users: UserDirectory
     clock: Clock
     settings: Settings
@@ -66,12 +66,13 @@ async def make_service(
     clock: Clock | None = None,
     algorithm: AccessAlgorithm | None = None,
     check_subjects: bool = False,
+    store: Backend | None = None,
 ) -> TestService:
     """A session service with fresh keys on a memory store, and a built-in user directory.
 
     With ``check_subjects`` every refresh asks the user directory whether the subject may still hold a
     session, as the server does; without it any subject may hold sessions, as for an application that
-    logs users in itself.
+    logs users in itself. ``store`` (opened by the caller) replaces the memory store.
     """
     settings = settings or make_settings()
     if algorithm is not None:
@@ -79,7 +80,7 @@ async def make_service(
     clock = clock or FrozenClock()
     assert settings.secret_key is not None, "test settings need a secret_key"
     master = MasterKey(settings.secret_key.get_secret_value())
-    store = MemoryStore()
+    store = store or MemoryStore()
     now = clock.now()
     stored = await store.ensure_keys(
         [new_access_key(settings.access_token_algorithm, master, now), new_refresh_key(master, now)]

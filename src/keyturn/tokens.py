@@ -19,7 +19,14 @@ from .errors import TokenExpired, TokenInvalid
 from .keys import KeyRing
 from .typing import JSONValue, RefreshRecord, SessionRecord
 
-__all__ = ["MAX_TOKEN_LENGTH", "RESERVED_CLAIMS", "AccessClaims", "RefreshClaims", "TokenCodec"]
+__all__ = [
+    "MAX_TOKEN_LENGTH",
+    "RESERVED_CLAIMS",
+    "AccessClaims",
+    "RefreshClaims",
+    "TokenCodec",
+    "UnknownKey",
+]
 
 MAX_TOKEN_LENGTH = 8192
 """Tokens longer than this (in characters; a JWT is ASCII) are refused before parsing."""
@@ -37,6 +44,14 @@ _ACCESS_REQUIRED = ["iss", "aud", "sub", "iat", "exp", "jti", "sid"]
 _REFRESH_REQUIRED = ["iss", "sub", "sid", "jti", "gen", "iat", "exp"]
 # Header parameters that would change how the token is read; Keyturn uses none of them.
 _REFUSED_HEADERS = frozenset({"crit", "b64", "zip"})
+
+
+class UnknownKey(TokenInvalid):
+    """``token_invalid`` because no key of this ring has the token's ``kid``.
+
+    Told apart so that a service can reload its keys (another process may have rotated them) and try
+    once more before refusing the token.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +145,10 @@ class TokenCodec:
     def decode_access(self, token: str, now: float) -> AccessClaims:
         header = self._header(token, ACCESS_TYP)
         key = self.keys.access_key(header["kid"])
-        if key is None or header.get("alg") != key.alg:
-            raise TokenInvalid("The access token's key is unknown or its algorithm is wrong.")
+        if key is None:
+            raise UnknownKey("The access token's key is unknown.")
+        if header.get("alg") != key.alg:
+            raise TokenInvalid("The access token's algorithm is wrong.")
         claims = self._verify(token, key.public_key, key.alg, _ACCESS_REQUIRED, audience=self.audience)
         sub, sid, jti = _str(claims, "sub"), _str(claims, "sid"), _str(claims, "jti")
         iat, exp = self._check_times(claims, now)
@@ -146,8 +163,10 @@ class TokenCodec:
         """Verify signature, ``typ``, ``iss`` and shape; expiry is left to the refresh decision."""
         header = self._header(token, REFRESH_TYP)
         key = self.keys.refresh_key(header["kid"])
-        if key is None or header.get("alg") != REFRESH_ALG:
-            raise TokenInvalid("The refresh token's key is unknown or its algorithm is wrong.")
+        if key is None:
+            raise UnknownKey("The refresh token's key is unknown.")
+        if header.get("alg") != REFRESH_ALG:
+            raise TokenInvalid("The refresh token's algorithm is wrong.")
         claims = self._verify(token, key.secret, REFRESH_ALG, _REFRESH_REQUIRED, audience=None)
         if "aud" in claims:
             raise TokenInvalid("A refresh token has no audience.")

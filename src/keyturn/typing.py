@@ -181,6 +181,9 @@ class Store(Protocol):
 
     async def list_keys(self) -> list[StoredKey]: ...
 
+    async def add_keys(self, keys: Sequence[StoredKey]) -> None:
+        """Add ``keys`` (a rotation): the newest active key of each use signs from then on."""
+
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         """Add each candidate whose ``use`` and ``alg`` have no active key yet; return all keys."""
 
@@ -205,3 +208,7 @@ class SubjectCheck(Protocol):
     """The application's answer to "may this subject still hold a session?"."""
 
     async def __call__(self, sub: str) -> bool: ...
+
+
+class Backend(Store, UserStore, Protocol):
+    """What every concrete store offers: the session store and the built-in user store."""

@@ -147,7 +147,9 @@ def cluster(
 ) -> Iterator[Cluster]:
     """``processes`` servers on one data directory, with one user ``alice`` already added."""
     group = Cluster(data_dir)
-    added = run_cli(data_dir, "users", "add", group.username, "--password-stdin", stdin=group.password + "\n")
+    added = run_cli(
+        data_dir, "users", "add", group.username, "--password-stdin", stdin=group.password + "\n", env=env
+    )
     assert added.returncode == 0, added.stderr
     try:
         for _ in range(processes):

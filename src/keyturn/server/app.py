@@ -12,6 +12,7 @@ from .. import __version__
 from ..config import Settings
 from ..typing import Clock
 from . import errors
+from .background import chores
 from .limits import BodySizeLimit
 from .routes import auth, meta
 from .runtime import Runtime, open_runtime
@@ -51,7 +52,8 @@ def create_app(
         opened = await open_runtime(settings, clock=clock, hasher=hasher)
         app.state.runtime = opened
         try:
-            yield
+            async with chores(opened):
+                yield
         finally:
             await opened.close()
 

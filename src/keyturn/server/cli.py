@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError, KeyturnError
-from .runtime import Runtime, open_runtime
+from .runtime import Runtime, open_runtime, rotate_keys
 
 T = TypeVar("T")
 
@@ -194,6 +194,36 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
     return _with_runtime(args, run)
 
 
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        ring = await rotate_keys(rt.store, rt.master, rt.settings, rt.sessions.clock)
+        print(
+            f"new signing keys: access {ring.active_access.kid} ({ring.active_access.alg}), "
+            f"refresh {ring.active_refresh.kid}; the old ones still verify"
+        )
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        # Opening the store applied every migration it lacked.
+        print(f"the store at {rt.settings.resolved_store_url} is up to date")
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        removed = await rt.sessions.prune()
+        print(f"removed {removed} expired record(s)")
+        return 0
+
+    return _with_runtime(args, run)
+
+
 # -- parser --------------------------------------------------------------------------------------
 
 
@@ -288,13 +318,22 @@ def build_parser() -> argparse.ArgumentParser:
     _store_flags(s_revoke)
     s_revoke.set_defaults(func=cmd_sessions_revoke)
 
-    keys = commands.add_parser("keys", help="inspect signing keys").add_subparsers(
+    keys = commands.add_parser("keys", help="inspect and rotate signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
     show = keys.add_parser("show", help="list the signing keys (never their private parts)")
     show.add_argument("--jwks", action="store_true", help="print the public JWKS instead")
     _store_flags(show)
     show.set_defaults(func=cmd_keys_show)
+    rotate = keys.add_parser("rotate", help="make new signing keys; running servers pick them up")
+    _store_flags(rotate)
+    rotate.set_defaults(func=cmd_keys_rotate)
+    migrate = commands.add_parser("migrate", help="bring the store's schema up to date")
+    _store_flags(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+    prune = commands.add_parser("prune", help="delete expired sessions, refresh records and revocations")
+    _store_flags(prune)
+    prune.set_defaults(func=cmd_prune)
     return parser
 
 

@@ -10,17 +10,17 @@ from ..clock import SystemClock
 from ..config import Settings
 from ..keys import KeyRing, MasterKey, load_or_create_secret_file, new_access_key, new_refresh_key
 from ..sessions import SessionService
-from ..store import StoreBackend, open_store
-from ..typing import Clock
+from ..store import open_store
+from ..typing import Backend, Clock
 from ..users import UserDirectory
 
-__all__ = ["Runtime", "load_keys", "open_runtime"]
+__all__ = ["Runtime", "load_keys", "open_runtime", "rotate_keys"]
 
 
 @dataclass(slots=True)
 class Runtime:
     settings: Settings
-    store: StoreBackend
+    store: Backend
     master: MasterKey
     sessions: SessionService
     users: UserDirectory
@@ -35,7 +35,7 @@ def master_key(settings: Settings) -> MasterKey:
     return MasterKey(load_or_create_secret_file(settings.data_dir))
 
 
-async def load_keys(store: StoreBackend, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
+async def load_keys(store: Backend, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
     """The service's key ring, creating the first keys (once, whichever process comes first)."""
     stored = await store.list_keys()
     wanted = settings.access_token_algorithm
@@ -50,6 +50,19 @@ async def load_keys(store: StoreBackend, master: MasterKey, settings: Settings, 
             candidates.append(new_refresh_key(master, now))
         stored = await store.ensure_keys(candidates)
     return KeyRing.from_stored(stored, master, access_alg=wanted)
+
+
+async def rotate_keys(store: Backend, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
+    """Add a new access key and a new refresh key; they sign from now on, the old ones still verify.
+
+    Every process sharing the store picks them up within ``key_reload_interval``, or at once when it
+    meets a token signed with them.
+    """
+    now = clock.now()
+    await store.add_keys(
+        [new_access_key(settings.access_token_algorithm, master, now), new_refresh_key(master, now)]
+    )
+    return await load_keys(store, master, settings, clock)
 
 
 async def open_runtime(
@@ -68,7 +81,9 @@ async def open_runtime(
     except BaseException:
         await store.close()
         raise
-    sessions = SessionService(store, keys, settings, clock=clock)
+    sessions = SessionService(
+        store, keys, settings, clock=clock, key_source=lambda: load_keys(store, master, settings, clock)
+    )
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock)
     sessions.subject_check = users
     return Runtime(settings, store, master, sessions, users)

@@ -1,21 +1,34 @@
-"""Stores, chosen by URL: ``memory://``, ``sqlite:///path``."""
+"""Stores, chosen by URL: ``memory://``, ``sqlite:///path``, ``postgresql://…``, ``redis://…``.
+
+The PostgreSQL and Redis backends are imported only when their URL is used, so their drivers are
+needed only then (``pip install 'keyturn[postgres]'`` or ``'keyturn[redis]'``).
+"""
 
 from __future__ import annotations
 
 from ..errors import ConfigError
+from ..typing import Backend
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
-__all__ = ["MemoryStore", "SQLiteStore", "StoreBackend", "open_store"]
-
-StoreBackend = MemoryStore | SQLiteStore
+__all__ = ["MemoryStore", "SQLiteStore", "open_store"]
 
 
-def open_store(url: str) -> StoreBackend:
+def open_store(url: str) -> Backend:
     """The store for ``url``, not yet opened (``await store.open()``)."""
-    scheme = url.partition("://")[0]
+    scheme = url.partition("://")[0].lower()
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
         return SQLiteStore.from_url(url)
-    raise ConfigError(f"unsupported store URL scheme {scheme!r}: use memory:// or sqlite:///path")
+    if scheme in ("postgresql", "postgres"):
+        from .postgres import PostgresStore
+
+        return PostgresStore.from_url(url)
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisStore
+
+        return RedisStore.from_url(url)
+    raise ConfigError(
+        f"unsupported store URL scheme {scheme!r}: use memory://, sqlite:///path, postgresql://… or redis://…"
+    )

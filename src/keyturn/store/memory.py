@@ -141,6 +141,11 @@ class MemoryStore:
     async def list_keys(self) -> list[StoredKey]:
         return list(self._keys.values())
 
+    async def add_keys(self, keys: Sequence[StoredKey]) -> None:
+        if any(key.kid in self._keys for key in keys):
+            raise ValueError("a key with this kid already exists")
+        self._keys.update((key.kid, key) for key in keys)
+
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         for key in candidates:
             if not any(k.use == key.use and k.alg == key.alg and k.active for k in self._keys.values()):

@@ -240,6 +240,8 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                 raise StoreUnavailable() from exc
+        except sqlite3.IntegrityError as exc:
+            raise _conflict(exc) from exc
         except sqlite3.Error as exc:
             raise StoreUnavailable() from exc
         return await asyncio.get_running_loop().run_in_executor(executor, _guard, self._on_waiting(fn))
@@ -315,6 +317,9 @@ class SQLiteStore:
                 return RefreshOutcome(decision, session, _get_refresh(conn, session.head_jti))
             if isinstance(decision, Reuse):
                 _revoke(conn, sid, "reuse", decision.now, decision.revocation_expires_at)
+                session = dataclasses.replace(
+                    session, state="revoked", revoked_reason="reuse", revoked_at=decision.now
+                )
             return RefreshOutcome(decision, session, None)
 
         return await self._transaction(run)
@@ -351,7 +356,9 @@ class SQLiteStore:
         def run(conn: sqlite3.Connection) -> list[str]:
             sids = [
                 r[0]
-                for r in conn.execute("SELECT sid FROM sessions WHERE sub = ? AND state = 'active'", (sub,))
+                for r in conn.execute(
+                    "SELECT sid FROM sessions WHERE sub = ? AND state = 'active' ORDER BY created_at", (sub,)
+                )
             ]
             for sid in sids:
                 _revoke(conn, sid, reason, now, revocation_expires_at)
@@ -413,6 +420,13 @@ class SQLiteStore:
             lambda c: [_key(r) for r in c.execute("SELECT * FROM signing_keys ORDER BY created_at")]
         )
 
+    async def add_keys(self, keys: Sequence[StoredKey]) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            for key in keys:
+                _insert_key(conn, key)
+
+        await self._transaction(run)
+
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         def run(conn: sqlite3.Connection) -> list[StoredKey]:
             for key in candidates:
@@ -421,20 +435,7 @@ class SQLiteStore:
                     (key.use, key.alg),
                 ).fetchone()
                 if has is None:
-                    conn.execute(
-                        "INSERT INTO signing_keys "
-                        "(kid, use, alg, material, public_jwk, created_at, active) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            key.kid,
-                            key.use,
-                            key.alg,
-                            key.material,
-                            key.public_jwk,
-                            key.created_at,
-                            int(key.active),
-                        ),
-                    )
+                    _insert_key(conn, key)
             return [_key(r) for r in conn.execute("SELECT * FROM signing_keys ORDER BY created_at")]
 
         return await self._transaction(run)
@@ -519,8 +520,15 @@ def _migrate(conn: sqlite3.Connection) -> None:
 def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
+    except sqlite3.IntegrityError as exc:
+        raise _conflict(exc) from exc
     except sqlite3.Error as exc:
         raise StoreUnavailable() from exc
+
+
+def _conflict(exc: sqlite3.IntegrityError) -> ValueError:
+    """A unique id used twice: a caller's bug (ids are random), not an outage to retry."""
+    return ValueError(f"a record with this id already exists ({exc})")
 
 
 def _get_refresh(conn: sqlite3.Connection, jti: str) -> RefreshRecord | None:
@@ -540,6 +548,14 @@ def _insert_refresh(conn: sqlite3.Connection, record: RefreshRecord) -> None:
             record.expires_at,
             record.rotated_at,
         ),
+    )
+
+
+def _insert_key(conn: sqlite3.Connection, key: StoredKey) -> None:
+    conn.execute(
+        "INSERT INTO signing_keys (kid, use, alg, material, public_jwk, created_at, active) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (key.kid, key.use, key.alg, key.material, key.public_jwk, key.created_at, int(key.active)),
     )
 
 

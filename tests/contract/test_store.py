@@ -1,32 +1,20 @@
-"""SQLiteStore, called directly: sessions, revocations, pruning, keys and users in one file."""
+"""The store contract, called directly, on every backend: sessions, revocations, pruning, keys, users."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from keyturn.errors import StoreUnavailable
 from keyturn.keys import MasterKey, new_access_key, new_refresh_key
-from keyturn.store.sqlite import SQLiteStore
-from keyturn.typing import RefreshRecord, SessionRecord, UserRecord
+from keyturn.typing import Backend, RefreshRecord, SessionRecord, UserRecord
+
+from .backends import BackendUnderTest
 
 pytestmark = pytest.mark.anyio
 
 NOW = 1_800_000_000.0
 MASTER = MasterKey("a master secret for the sqlite tests")
-
-
-@pytest.fixture
-async def store(tmp_path: Path, anyio_backend: str) -> AsyncIterator[SQLiteStore]:
-    db = SQLiteStore(tmp_path / "k.db")
-    await db.open()
-    try:
-        yield db
-    finally:
-        await db.close()
 
 
 def session(
@@ -58,7 +46,7 @@ def head_of(record: SessionRecord, *, expires_in: int = 500) -> RefreshRecord:
     )
 
 
-async def add(store: SQLiteStore, record: SessionRecord) -> SessionRecord:
+async def add(store: Backend, record: SessionRecord) -> SessionRecord:
     await store.create_session(record, head_of(record))
     return record
 
@@ -66,7 +54,7 @@ async def add(store: SQLiteStore, record: SessionRecord) -> SessionRecord:
 # -- sessions ----------------------------------------------------------------------------------------
 
 
-async def test_created_session_reads_back_field_for_field(store: SQLiteStore) -> None:
+async def test_created_session_reads_back_field_for_field(store: Backend) -> None:
     """Whatever the service stores (claims and client metadata included) must come back unchanged."""
     record = await add(store, session())
 
@@ -74,19 +62,19 @@ async def test_created_session_reads_back_field_for_field(store: SQLiteStore) ->
     assert await store.get_session("missing") is None
 
 
-async def test_duplicate_session_id_is_refused_and_changes_nothing(store: SQLiteStore) -> None:
+async def test_duplicate_session_id_is_refused_and_changes_nothing(store: Backend) -> None:
     """Two sessions with one id would share a refresh chain; the write is refused whole."""
     await add(store, session())
     clash = dataclasses.replace(session(sub="mallory"), head_jti="other-jti")
 
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(ValueError, match="exists"):
         await store.create_session(clash, head_of(clash))
 
     assert (await store.get_session("s1")) == session()
     assert await store.list_sessions("mallory") == []
 
 
-async def test_list_sessions_by_subject_hides_revoked_unless_asked(store: SQLiteStore) -> None:
+async def test_list_sessions_by_subject_hides_revoked_unless_asked(store: Backend) -> None:
     """A user's session list shows live sessions; audits can ask for ended ones too."""
     await add(store, session("s1", created=NOW))
     await add(store, session("s2", created=NOW + 1))
@@ -99,7 +87,7 @@ async def test_list_sessions_by_subject_hides_revoked_unless_asked(store: SQLite
     assert {s.sid for s in await store.list_all_sessions(include_revoked=True)} == {"s1", "s2", "s3"}
 
 
-async def test_revoke_session_marks_it_and_feeds_the_revocation_list(store: SQLiteStore) -> None:
+async def test_revoke_session_marks_it_and_feeds_the_revocation_list(store: Backend) -> None:
     """Revocation must reach validators through the feed, with the reason kept for the user."""
     await add(store, session())
 
@@ -114,7 +102,7 @@ async def test_revoke_session_marks_it_and_feeds_the_revocation_list(store: SQLi
     assert [(r.kind, r.value, r.expires_at) for r in feed] == [("sid", "s1", NOW + 100)]
 
 
-async def test_revoke_subject_ends_every_active_session_of_that_subject_only(store: SQLiteStore) -> None:
+async def test_revoke_subject_ends_every_active_session_of_that_subject_only(store: Backend) -> None:
     """Logout-all and password changes must not miss a session, nor touch someone else's."""
     for record in (session("s1"), session("s2"), session("s3", sub="bob")):
         await add(store, record)
@@ -133,7 +121,7 @@ async def test_revoke_subject_ends_every_active_session_of_that_subject_only(sto
 # -- revocations ---------------------------------------------------------------------------------------
 
 
-async def test_revocations_since_is_ordered_filtered_and_limited(store: SQLiteStore) -> None:
+async def test_revocations_since_is_ordered_filtered_and_limited(store: Backend) -> None:
     """Validators poll with their last sequence number; they must get each entry once, in order."""
     for sid in ("s1", "s2", "s3"):
         await add(store, session(sid))
@@ -159,7 +147,7 @@ async def test_revocations_since_is_ordered_filtered_and_limited(store: SQLiteSt
     ]  # jti-x expired
 
 
-async def test_access_token_revocation_is_recorded_once_and_expires(store: SQLiteStore) -> None:
+async def test_access_token_revocation_is_recorded_once_and_expires(store: Backend) -> None:
     """A revoked access token is refused until it could no longer be valid anyway."""
     await store.revoke_access_token("jti-x", NOW + 10)
     await store.revoke_access_token("jti-x", NOW + 10)
@@ -170,7 +158,7 @@ async def test_access_token_revocation_is_recorded_once_and_expires(store: SQLit
     assert len(await store.revocations_since(0, NOW)) == 1
 
 
-async def test_prune_removes_only_what_has_expired(store: SQLiteStore) -> None:
+async def test_prune_removes_only_what_has_expired(store: Backend) -> None:
     """Nothing may grow without bound, and nothing still valid may go."""
     await add(store, session("old", lifetime=100))
     await add(store, session("live", lifetime=10_000))
@@ -189,7 +177,7 @@ async def test_prune_removes_only_what_has_expired(store: SQLiteStore) -> None:
 # -- keys ------------------------------------------------------------------------------------------------
 
 
-async def test_ensure_keys_adds_missing_keys_and_never_a_second_active_one(store: SQLiteStore) -> None:
+async def test_ensure_keys_adds_missing_keys_and_never_a_second_active_one(store: Backend) -> None:
     """Several processes starting at once must all end up on one key set, not one each."""
     first = [new_access_key("ES256", MASTER, NOW), new_refresh_key(MASTER, NOW)]
     second = [new_access_key("ES256", MASTER, NOW + 1), new_refresh_key(MASTER, NOW + 1)]
@@ -202,7 +190,7 @@ async def test_ensure_keys_adds_missing_keys_and_never_a_second_active_one(store
     assert await store.list_keys() == first
 
 
-async def test_ensure_keys_adds_a_key_for_a_newly_chosen_algorithm(store: SQLiteStore) -> None:
+async def test_ensure_keys_adds_a_key_for_a_newly_chosen_algorithm(store: Backend) -> None:
     """Switching the access algorithm needs a key of that algorithm next to the old one."""
     es256 = new_access_key("ES256", MASTER, NOW)
     eddsa = new_access_key("EdDSA", MASTER, NOW + 1)
@@ -216,7 +204,7 @@ async def test_ensure_keys_adds_a_key_for_a_newly_chosen_algorithm(store: SQLite
 # -- users -----------------------------------------------------------------------------------------------
 
 
-async def test_users_add_get_update_and_list(store: SQLiteStore) -> None:
+async def test_users_add_get_update_and_list(store: Backend) -> None:
     """The built-in user store: names are unique, updates touch only what they name."""
     alice = UserRecord("alice", "hash-1", NOW)
 
@@ -236,19 +224,33 @@ async def test_users_add_get_update_and_list(store: SQLiteStore) -> None:
     assert [u.username for u in await store.list_users()] == ["aaron", "alice"]
 
 
-async def test_data_survives_closing_and_reopening(tmp_path: Path, anyio_backend: str) -> None:
-    """It is the embedded default: a restart must find every session, key and user again."""
-    path = tmp_path / "k.db"
-    first = SQLiteStore(path)
+async def test_data_survives_closing_and_reopening(backend: BackendUnderTest) -> None:
+    """A restart must find every session, key and user again."""
+    if backend.name == "memory":
+        pytest.skip("memory:// keeps nothing past its store, by design")
+    first = backend.new_store()
     await first.open()
     record = await add(first, session())
     await first.add_user(UserRecord("alice", "h", NOW))
     await first.close()
 
-    second = SQLiteStore(path)
+    second = backend.new_store()
     await second.open()
     try:
         assert await second.get_session("s1") == record
         assert await second.get_user("alice") is not None
     finally:
         await second.close()
+
+
+async def test_added_keys_are_kept_beside_the_old_ones_in_creation_order(store: Backend) -> None:
+    """A rotation adds keys; the old ones must stay to verify tokens they signed."""
+    first = await store.ensure_keys([new_access_key("ES256", MASTER, NOW), new_refresh_key(MASTER, NOW)])
+    rotated = [new_access_key("ES256", MASTER, NOW + 10), new_refresh_key(MASTER, NOW + 10)]
+
+    await store.add_keys(rotated)
+
+    assert await store.list_keys() == [*first, *rotated]
+    with pytest.raises(ValueError, match="exists"):
+        await store.add_keys([rotated[0]])
+    assert await store.list_keys() == [*first, *rotated]

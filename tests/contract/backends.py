@@ -1,0 +1,109 @@
+"""Isolated places of every backend, for the contract suite and the multi-process tests.
+
+PostgreSQL and Redis are the real servers on this machine (``.ci/run`` starts them if they are down);
+``KEYTURN_TEST_POSTGRES_URL`` and ``KEYTURN_TEST_REDIS_URL`` point elsewhere. Each test gets its own
+PostgreSQL schema or Redis key prefix, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from keyturn.store import MemoryStore, open_store
+from keyturn.typing import Backend
+
+BACKENDS = ("memory", "sqlite", "postgresql", "redis")
+SHARED_BACKENDS = ("sqlite", "postgresql", "redis")
+"""The backends several processes can share."""
+
+POSTGRES_URL = os.environ.get("KEYTURN_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/keyturn_test")
+REDIS_URL = os.environ.get("KEYTURN_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass
+class BackendUnderTest:
+    """One isolated place to keep state in, and stores opened on it."""
+
+    name: str
+    url: str
+    """A store URL for this test's own place (``memory://`` has no place that outlives a store)."""
+    shared: MemoryStore | None = None
+
+    def new_store(self) -> Backend:
+        """Another store on the same state, as another process would open (memory: the same store)."""
+        if self.shared is not None:
+            return self.shared
+        return open_store(self.url)
+
+
+def _with_query(url: str, name: str, value: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{name}={quote(value)}"
+
+
+def _ensure_postgres_database() -> None:
+    """Create the test database once if it is missing (trust auth, as on this machine and in CI)."""
+    import psycopg
+    from psycopg import sql
+
+    base, _, dbname = POSTGRES_URL.rpartition("/")
+    dbname = dbname.split("?")[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if found is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+
+
+@contextlib.contextmanager
+def _postgres_schema() -> Iterator[str]:
+    import psycopg
+    from psycopg import sql
+
+    _ensure_postgres_database()
+    schema = f"kt_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield _with_query(POSTGRES_URL, "options", f"-csearch_path={schema}")
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextlib.contextmanager
+def _redis_prefix() -> Iterator[str]:
+    import redis
+
+    prefix = f"kt-test:{secrets.token_hex(6)}:"
+    try:
+        yield _with_query(REDIS_URL, "prefix", prefix)
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+@contextlib.contextmanager
+def isolated(name: str, tmp_path: Path) -> Iterator[BackendUnderTest]:
+    """A place of backend ``name`` of its own, removed afterwards."""
+    if name == "memory":
+        yield BackendUnderTest(name, "memory://", shared=MemoryStore())
+    elif name == "sqlite":
+        yield BackendUnderTest(name, f"sqlite:///{tmp_path / 'contract.db'}")
+    elif name == "postgresql":
+        with _postgres_schema() as url:
+            yield BackendUnderTest(name, url)
+    elif name == "redis":
+        with _redis_prefix() as url:
+            yield BackendUnderTest(name, url)
+    else:
+        raise ValueError(name)
