@@ -89,9 +89,14 @@ class UserDirectory:
 
 
 def _check_username(username: str) -> None:
-    if not username or len(username) > MAX_USERNAME_LENGTH or username != username.strip():
+    if (
+        not username
+        or len(username) > MAX_USERNAME_LENGTH
+        or username != username.strip()
+        or not username.isprintable()
+    ):
         raise ValueError(
-            f"a username must be 1 to {MAX_USERNAME_LENGTH} characters, without surrounding spaces"
+            f"a username must be 1 to {MAX_USERNAME_LENGTH} printable characters, without surrounding spaces"
         )
 
 

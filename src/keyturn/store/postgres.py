@@ -35,6 +35,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeAlias, TypeVar
 
@@ -66,6 +68,7 @@ CONNECT_TIMEOUT_S = 3
 POOL_TIMEOUT_S = 5.0
 RECONNECT_TIMEOUT_S = 10.0  # the pool then stops retrying in the background and reconnects on demand
 STATEMENT_TIMEOUT_MS = 5000
+IDLE_CHECK_AFTER_S = 1.0  # a pooled connection idle this long is checked before it is lent again
 CALL_TIMEOUT_S = 6.0  # a little over the statement timeout, so the server reports its own first
 POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
@@ -177,6 +180,7 @@ class PostgresStore:
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._pool: AsyncConnectionPool[Conn] | None = None
+        self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -200,7 +204,7 @@ class PostgresStore:
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE,
             kwargs={"autocommit": True},
-            check=AsyncConnectionPool.check_connection,
+            check=self._check_if_idle,
             timeout=POOL_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             name="keyturn",
@@ -215,6 +219,15 @@ class PostgresStore:
             await pool.close()
             raise
         self._pool = pool
+
+    async def _check_if_idle(self, conn: Conn) -> None:
+        """Before lending a connection, make sure it still works, if it has been idle a while.
+
+        A connection returned moments ago is almost surely fine, and checking it would cost a round
+        trip on every call; one idle for longer may have been cut by a server restart.
+        """
+        if time.monotonic() - self._returned_at.get(conn, float("-inf")) >= IDLE_CHECK_AFTER_S:
+            await AsyncConnectionPool.check_connection(conn)
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -233,10 +246,13 @@ class PostgresStore:
         while True:
             try:
                 async with asyncio.timeout(CALL_TIMEOUT_S), pool.connection() as conn:
-                    if not transaction:
-                        return await fn(conn)
-                    async with conn.transaction():
-                        return await fn(conn)
+                    try:
+                        if not transaction:
+                            return await fn(conn)
+                        async with conn.transaction():
+                            return await fn(conn)
+                    finally:
+                        self._returned_at[conn] = time.monotonic()
             except psycopg.errors.TransactionRollback as exc:  # a deadlock victim; nothing was applied
                 if attempt >= ATTEMPTS:
                     raise StoreUnavailable() from exc
@@ -297,14 +313,23 @@ class PostgresStore:
                 return RefreshOutcome(decision, None, None)
             if isinstance(decision, Rotate):
                 head = decision.new_head
+                # One statement, one round trip: spend the old head, add the new one, move the session.
                 await conn.execute(
-                    "UPDATE refresh_tokens SET rotated_at = %s WHERE jti = %s",
-                    (decision.now, session.head_jti),
-                )
-                await _insert_refresh(conn, head)
-                await conn.execute(
-                    "UPDATE sessions SET head_jti = %s, gen = %s, last_seen_at = %s WHERE sid = %s",
-                    (head.jti, head.gen, decision.now, sid),
+                    "WITH spent AS (UPDATE refresh_tokens SET rotated_at = %(now)s WHERE jti = %(old)s), "
+                    f"added AS (INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) "
+                    "VALUES (%(jti)s, %(sid)s, %(gen)s, %(kid)s, %(iat)s, %(exp)s, NULL)) "
+                    "UPDATE sessions SET head_jti = %(jti)s, gen = %(gen)s, last_seen_at = %(now)s "
+                    "WHERE sid = %(sid)s",
+                    {
+                        "now": decision.now,
+                        "old": session.head_jti,
+                        "jti": head.jti,
+                        "sid": sid,
+                        "gen": head.gen,
+                        "kid": head.kid,
+                        "iat": head.issued_at,
+                        "exp": head.expires_at,
+                    },
                 )
                 session = dataclasses.replace(
                     session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now

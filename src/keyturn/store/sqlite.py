@@ -417,7 +417,7 @@ class SQLiteStore:
 
     async def list_keys(self) -> list[StoredKey]:
         return await self._read(
-            lambda c: [_key(r) for r in c.execute("SELECT * FROM signing_keys ORDER BY created_at")]
+            lambda c: [_key(r) for r in c.execute("SELECT * FROM signing_keys ORDER BY created_at, rowid")]
         )
 
     async def add_keys(self, keys: Sequence[StoredKey]) -> None:
@@ -436,7 +436,7 @@ class SQLiteStore:
                 ).fetchone()
                 if has is None:
                     _insert_key(conn, key)
-            return [_key(r) for r in conn.execute("SELECT * FROM signing_keys ORDER BY created_at")]
+            return [_key(r) for r in conn.execute("SELECT * FROM signing_keys ORDER BY created_at, rowid")]
 
         return await self._transaction(run)
 
