@@ -63,6 +63,9 @@ HELP_COMMANDS = [
     ["sessions", "revoke"],
     ["keys"],
     ["keys", "show"],
+    ["keys", "rotate"],
+    ["migrate"],
+    ["prune"],
 ]
 
 
@@ -282,3 +285,15 @@ def test_two_servers_started_together_on_a_fresh_dir_share_one_key_set(tmp_path:
     finally:
         for server in servers:
             stop_server(server)
+
+
+def test_migrate_and_prune_on_a_fresh_and_a_used_store(tmp_path: Path) -> None:
+    """Operators run these from cron or a deploy script: they must work on any store, any number of times."""
+    data_dir = tmp_path / "data"
+    for _ in range(2):
+        migrated = run_cli(data_dir, "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        assert "up to date" in migrated.stdout
+    pruned = run_cli(data_dir, "prune")
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.startswith("removed 0 expired record(s)")
