@@ -24,8 +24,8 @@ Every call is bounded in time: connections time out after ``CONNECT_TIMEOUT_S``,
 after ``POOL_TIMEOUT_S``, statements after ``STATEMENT_TIMEOUT_MS`` (unless the URL sets its own), and the
 whole call after ``CALL_TIMEOUT_S`` (to which psycopg may add up to 10 s trying to cancel the query of a
 server that does not answer at all). Any driver error or timeout becomes ``StoreUnavailable``; the pool
-checks a connection before lending it, replaces broken ones and reconnects on demand, so the store
-recovers by itself when the server comes back.
+checks a connection that has been idle for ``IDLE_CHECK_AFTER_S`` or more before lending it, replaces broken
+ones and reconnects on demand, so the store recovers by itself when the server comes back.
 
 Claims are kept as JSON text, exactly as the SQLite store keeps them.
 """
