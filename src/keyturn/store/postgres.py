@@ -60,6 +60,7 @@ from ..typing import (
     StoredKey,
     UserRecord,
 )
+from ._sql import KEY_COLUMNS, REFRESH_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
 
 T = TypeVar("T")
 Conn: TypeAlias = AsyncConnection[TupleRow]
@@ -137,13 +138,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_SESSION_COLUMNS = (
-    "sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at, state, "
-    "revoked_reason, revoked_at, user_agent, ip, client_id, claims"
-)
-_REFRESH_COLUMNS = "jti, sid, gen, kid, issued_at, expires_at, rotated_at"
-_KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
-_USER_COLUMNS = "username, password_hash, created_at, disabled"
 _SESSION_ORDER = "ORDER BY created_at, sid"
 
 
@@ -279,7 +273,7 @@ class PostgresStore:
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
         async def run(conn: Conn) -> None:
             await conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES "
+                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES "
                 "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     session.sid,
@@ -305,7 +299,7 @@ class PostgresStore:
     async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
         async def run(conn: Conn) -> RefreshOutcome:
             session = await _one(
-                conn, _SESSION_ROW, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE sid = %s FOR UPDATE", sid
+                conn, _SESSION_ROW, f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s FOR UPDATE", sid
             )
             presented = await _get_refresh(conn, jti)
             decision = decide(session, presented)
@@ -316,7 +310,7 @@ class PostgresStore:
                 # One statement, one round trip: spend the old head, add the new one, move the session.
                 await conn.execute(
                     "WITH spent AS (UPDATE refresh_tokens SET rotated_at = %(now)s WHERE jti = %(old)s), "
-                    f"added AS (INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) "
+                    f"added AS (INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) "
                     "VALUES (%(jti)s, %(sid)s, %(gen)s, %(kid)s, %(iat)s, %(exp)s, NULL)) "
                     "UPDATE sessions SET head_jti = %(jti)s, gen = %(gen)s, last_seen_at = %(now)s "
                     "WHERE sid = %(sid)s",
@@ -353,13 +347,13 @@ class PostgresStore:
 
         async def run(conn: Conn) -> SessionRecord | None:
             return await _one(
-                conn, _SESSION_ROW, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE sid = %s", sid
+                conn, _SESSION_ROW, f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s", sid
             )
 
         return await self._read(run)
 
     async def list_sessions(self, sub: str, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE sub = %s"
+        query = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sub = %s"
         if not include_revoked:
             query += " AND state = 'active'"
         query += f" {_SESSION_ORDER}"
@@ -370,7 +364,7 @@ class PostgresStore:
         return await self._read(run)
 
     async def list_all_sessions(self, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        query = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if not include_revoked:
             query += " WHERE state = 'active'"
         query += f" {_SESSION_ORDER}"
@@ -480,7 +474,7 @@ class PostgresStore:
 
         async def run(conn: Conn) -> UserRecord | None:
             return await _one(
-                conn, _USER_ROW, f"SELECT {_USER_COLUMNS} FROM users WHERE username = %s", username
+                conn, _USER_ROW, f"SELECT {USER_COLUMNS} FROM users WHERE username = %s", username
             )
 
         return await self._read(run)
@@ -488,7 +482,7 @@ class PostgresStore:
     async def add_user(self, user: UserRecord) -> bool:
         async def run(conn: Conn) -> bool:
             cur = await conn.execute(
-                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                f"INSERT INTO users ({USER_COLUMNS}) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
                 (user.username, user.password_hash, user.created_at, user.disabled),
             )
             return cur.rowcount == 1
@@ -510,7 +504,7 @@ class PostgresStore:
 
     async def list_users(self) -> list[UserRecord]:
         async def run(conn: Conn) -> list[UserRecord]:
-            return await _all(conn, _USER_ROW, f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")
+            return await _all(conn, _USER_ROW, f"SELECT {USER_COLUMNS} FROM users ORDER BY username")
 
         return await self._read(run)
 
@@ -556,18 +550,16 @@ async def _all(conn: Conn, rows: BaseRowFactory[T], query: str, *params: object)
 
 
 async def _list_keys(conn: Conn) -> list[StoredKey]:
-    return await _all(conn, _KEY_ROW, f"SELECT {_KEY_COLUMNS} FROM signing_keys ORDER BY created_at, added")
+    return await _all(conn, _KEY_ROW, f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, added")
 
 
 async def _get_refresh(conn: Conn, jti: str) -> RefreshRecord | None:
-    return await _one(
-        conn, _REFRESH_ROW, f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = %s", jti
-    )
+    return await _one(conn, _REFRESH_ROW, f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = %s", jti)
 
 
 async def _insert_refresh(conn: Conn, record: RefreshRecord) -> None:
     await conn.execute(
-        f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        f"INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (
             record.jti,
             record.sid,
@@ -582,7 +574,7 @@ async def _insert_refresh(conn: Conn, record: RefreshRecord) -> None:
 
 async def _insert_key(conn: Conn, key: StoredKey) -> None:
     await conn.execute(
-        f"INSERT INTO signing_keys ({_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        f"INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
         (key.kid, key.use, key.alg, key.material, key.public_jwk, key.created_at, key.active),
     )
 

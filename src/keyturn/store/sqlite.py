@@ -33,6 +33,7 @@ from ..typing import (
     StoredKey,
     UserRecord,
 )
+from ._sql import KEY_COLUMNS, REFRESH_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
 
 T = TypeVar("T")
 
@@ -94,12 +95,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-_SESSION_COLUMNS = (
-    "sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at, state, "
-    "revoked_reason, revoked_at, user_agent, ip, client_id, claims"
-)
-_REFRESH_COLUMNS = "jti, sid, gen, kid, issued_at, expires_at, rotated_at"
 
 
 def path_from_url(url: str) -> Path:
@@ -267,8 +262,7 @@ class SQLiteStore:
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session.sid,
                     session.sub,
@@ -292,7 +286,7 @@ class SQLiteStore:
 
     async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
         def run(conn: sqlite3.Connection) -> RefreshOutcome:
-            row = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
+            row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
             session = _session(row) if row else None
             presented = _get_refresh(conn, jti)
             decision = decide(session, presented)
@@ -326,20 +320,20 @@ class SQLiteStore:
 
     async def get_session(self, sid: str) -> SessionRecord | None:
         def run(conn: sqlite3.Connection) -> SessionRecord | None:
-            row = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
+            row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
             return _session(row) if row else None
 
         return await self._read(run)
 
     async def list_sessions(self, sub: str, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE sub = ?"
+        query = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sub = ?"
         if not include_revoked:
             query += " AND state = 'active'"
         query += " ORDER BY created_at"
         return await self._read(lambda c: [_session(r) for r in c.execute(query, (sub,))])
 
     async def list_all_sessions(self, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {_SESSION_COLUMNS} FROM sessions"
+        query = f"SELECT {SESSION_COLUMNS} FROM sessions"
         if not include_revoked:
             query += " WHERE state = 'active'"
         query += " ORDER BY created_at"
@@ -417,7 +411,10 @@ class SQLiteStore:
 
     async def list_keys(self) -> list[StoredKey]:
         return await self._read(
-            lambda c: [_key(r) for r in c.execute("SELECT * FROM signing_keys ORDER BY created_at, rowid")]
+            lambda c: [
+                _key(r)
+                for r in c.execute(f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, rowid")
+            ]
         )
 
     async def add_keys(self, keys: Sequence[StoredKey]) -> None:
@@ -436,7 +433,10 @@ class SQLiteStore:
                 ).fetchone()
                 if has is None:
                     _insert_key(conn, key)
-            return [_key(r) for r in conn.execute("SELECT * FROM signing_keys ORDER BY created_at, rowid")]
+            return [
+                _key(r)
+                for r in conn.execute(f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, rowid")
+            ]
 
         return await self._transaction(run)
 
@@ -444,7 +444,9 @@ class SQLiteStore:
 
     async def get_user(self, username: str) -> UserRecord | None:
         row = await self._read(
-            lambda c: c.execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
+            lambda c: c.execute(
+                f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,)
+            ).fetchone()
         )
         return _user(row) if row else None
 
@@ -474,7 +476,7 @@ class SQLiteStore:
 
     async def list_users(self) -> list[UserRecord]:
         return await self._read(
-            lambda c: [_user(r) for r in c.execute("SELECT * FROM users ORDER BY username")]
+            lambda c: [_user(r) for r in c.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY username")]
         )
 
 
@@ -532,13 +534,13 @@ def _conflict(exc: sqlite3.IntegrityError) -> ValueError:
 
 
 def _get_refresh(conn: sqlite3.Connection, jti: str) -> RefreshRecord | None:
-    row = conn.execute(f"SELECT {_REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = ?", (jti,)).fetchone()
+    row = conn.execute(f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = ?", (jti,)).fetchone()
     return _refresh(row) if row else None
 
 
 def _insert_refresh(conn: sqlite3.Connection, record: RefreshRecord) -> None:
     conn.execute(
-        f"INSERT INTO refresh_tokens ({_REFRESH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             record.jti,
             record.sid,
@@ -553,8 +555,7 @@ def _insert_refresh(conn: sqlite3.Connection, record: RefreshRecord) -> None:
 
 def _insert_key(conn: sqlite3.Connection, key: StoredKey) -> None:
     conn.execute(
-        "INSERT INTO signing_keys (kid, use, alg, material, public_jwk, created_at, active) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (key.kid, key.use, key.alg, key.material, key.public_jwk, key.created_at, int(key.active)),
     )
 
