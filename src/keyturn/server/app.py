@@ -14,7 +14,7 @@ from ..typing import Clock
 from . import errors
 from .background import chores
 from .limits import BodySizeLimit
-from .routes import auth, meta
+from .routes import auth, meta, revocations
 from .runtime import Runtime, open_runtime
 
 __all__ = ["create_app"]
@@ -67,6 +67,7 @@ def create_app(
     )
     errors.install(app)
     app.include_router(auth.router, prefix=settings.route_prefix)
+    app.include_router(revocations.router, prefix=settings.route_prefix)
     app.include_router(meta.router)
     # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
     # error body every caller can rely on.

@@ -73,6 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .logs import configure
 
     settings = _settings(args)
+
+    async def preflight(rt: Runtime) -> None:
+        """Opening the runtime migrates the store and makes the first keys; a failure is one clear line."""
+
+    _with_runtime(args, preflight)
     configure(args.log_level)
     print(
         f"Keyturn {__version__} on http://{args.host}:{args.port} "

@@ -59,6 +59,20 @@ class MeResponse(BaseModel):
     session: SessionInfo
 
 
+class RevocationEntry(BaseModel):
+    seq: int
+    kind: str = Field(description="`sid`: a whole session; `jti`: one access token.")
+    value: str
+    expires_at: float = Field(description="After this no matching access token can be valid.")
+
+
+class RevocationFeed(BaseModel):
+    revocations: list[RevocationEntry]
+    last_seq: int = Field(description="Pass as `since` in the next poll.")
+    more: bool = Field(description="True when the batch was full: poll again at once.")
+    server_time: float
+
+
 class LogoutResponse(BaseModel):
     revoked_sessions: list[str]
 

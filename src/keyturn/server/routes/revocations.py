@@ -1,0 +1,43 @@
+"""``GET /auth/revocations?since=N``: the feed validators poll to honour revocations (DESIGN section 4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from ..schemas import RevocationFeed
+from ._common import ERRORS, NO_STORE, runtime
+
+router = APIRouter(tags=["revocation"], responses=ERRORS)
+
+MAX_BATCH = 1000
+
+
+@router.get(
+    "/revocations",
+    response_model=RevocationFeed,
+    summary="Revoked sessions and access tokens after sequence number `since`",
+)
+async def revocations(
+    request: Request,
+    since: Annotated[int, Query(ge=0, description="The last sequence number already seen.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = MAX_BATCH,
+) -> JSONResponse:
+    """Entries still in force, oldest first. Poll again with ``since = last_seq`` until ``more`` is false.
+
+    Ids are not credentials: the feed is public, like the JWKS.
+    """
+    rt = runtime(request)
+    now = rt.sessions.clock.now()
+    entries = await rt.store.revocations_since(since, now, limit)
+    body = {
+        "revocations": [
+            {"seq": r.seq, "kind": r.kind, "value": r.value, "expires_at": r.expires_at} for r in entries
+        ],
+        "last_seq": entries[-1].seq if entries else since,
+        "more": len(entries) == limit,
+        "server_time": now,
+    }
+    return JSONResponse(body, headers=NO_STORE)
