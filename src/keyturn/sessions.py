@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from ._reload import KeyReloader
 from .clock import SystemClock
 from .config import Settings
 from .errors import (
     RefreshTokenExpired,
     RefreshTokenReused,
+    ServerError,
     SessionExpired,
     SessionRevoked,
     TokenExpired,
@@ -29,6 +31,7 @@ from .tokens import RESERVED_CLAIMS, AccessClaims, RefreshClaims, TokenCodec, Un
 from .typing import (
     Clock,
     JSONValue,
+    KeyUse,
     RefreshDecision,
     RefreshRecord,
     Reject,
@@ -53,9 +56,6 @@ __all__ = [
 
 KeySource: TypeAlias = Callable[[], Awaitable[KeyRing]]
 """Loads the service's current key ring (from the store)."""
-
-KEY_RELOAD_MIN_INTERVAL = 1.0
-"""Seconds between two key reloads caused by tokens with an unknown key id."""
 
 
 def new_id() -> str:
@@ -172,8 +172,9 @@ class SessionService:
             keys, issuer=settings.issuer, audience=settings.audience, leeway=settings.leeway
         )
         self.policy = RefreshPolicy.from_settings(settings)
-        self._key_source = key_source
-        self._keys_loaded_at = float("-inf")
+        self._reloader = (
+            KeyReloader(key_source, self.clock, self._install_keys) if key_source is not None else None
+        )
         self.subject_check = subject_check
         """Asked on every refresh whether the subject may still hold a session."""
 
@@ -181,33 +182,37 @@ class SessionService:
     def keys(self) -> KeyRing:
         return self.codec.keys
 
-    async def reload_keys(self) -> bool:
-        """Load the key ring again from ``key_source`` (another process may have rotated the keys).
+    def _install_keys(self, keys: KeyRing) -> None:
+        self.codec.keys = keys
 
-        At most once per ``KEY_RELOAD_MIN_INTERVAL`` seconds, so a flood of tokens with unknown key ids
-        cannot turn into a flood of store reads; ``False`` when nothing was loaded.
-        """
-        now = self.clock.now()
-        if self._key_source is None or now - self._keys_loaded_at < KEY_RELOAD_MIN_INTERVAL:
-            return False
-        self._keys_loaded_at = now
-        self.codec.keys = await self._key_source()
-        return True
+    async def reload_keys(self) -> None:
+        """Load the key ring again from ``key_source``: another process may have rotated the keys."""
+        if self._reloader is not None:
+            await self._reloader.reload()
+
+    async def _find_key(self, exc: UnknownKey, use: KeyUse) -> None:
+        """Return if a reload made ``exc.kid`` known; raise ``exc`` if the key really is unknown."""
+        kid = exc.kid
+
+        def known() -> bool:
+            ring = self.keys
+            return (ring.access_key(kid) if use == "access" else ring.refresh_key(kid)) is not None
+
+        if self._reloader is None or not await self._reloader.find(kid, known):
+            raise exc
 
     async def _decode_access(self, token: str, now: float) -> AccessClaims:
         try:
             return self.codec.decode_access(token, now)
-        except UnknownKey:
-            if not await self.reload_keys():
-                raise
+        except UnknownKey as exc:
+            await self._find_key(exc, "access")
         return self.codec.decode_access(token, now)
 
     async def _decode_refresh(self, token: str, now: float) -> RefreshClaims:
         try:
             return self.codec.decode_refresh(token, now)
-        except UnknownKey:
-            if not await self.reload_keys():
-                raise
+        except UnknownKey as exc:
+            await self._find_key(exc, "refresh")
         return self.codec.decode_refresh(token, now)
 
     # -- sessions ------------------------------------------------------------------------------
@@ -291,6 +296,13 @@ class SessionService:
             sid=claims.sid,
             gen=outcome.head.gen,
         )
+        try:
+            return self._pair(outcome.session, outcome.head, now)
+        except UnknownKey as exc:  # the head was signed by a process with newer keys than ours
+            try:
+                await self._find_key(exc, "refresh")
+            except UnknownKey:
+                raise ServerError("The session's refresh key is missing from the store.") from exc
         return self._pair(outcome.session, outcome.head, now)
 
     async def authenticate(self, access_token: str) -> Authenticated:

@@ -53,6 +53,10 @@ class UnknownKey(TokenInvalid):
     once more before refusing the token.
     """
 
+    def __init__(self, kid: str, description: str) -> None:
+        super().__init__(description)
+        self.kid = kid
+
 
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
@@ -126,7 +130,7 @@ class TokenCodec:
         """The refresh token for ``record``; the same record always gives the same bytes."""
         key = self.keys.refresh_key(record.kid)
         if key is None:
-            raise LookupError(f"refresh key {record.kid!r} is not in the key ring")
+            raise UnknownKey(record.kid, "The session's refresh key is not in this key ring.")
         payload = {
             "iss": self.issuer,
             "sub": sub,
@@ -146,7 +150,7 @@ class TokenCodec:
         header = self._header(token, ACCESS_TYP)
         key = self.keys.access_key(header["kid"])
         if key is None:
-            raise UnknownKey("The access token's key is unknown.")
+            raise UnknownKey(header["kid"], "The access token's key is unknown.")
         if header.get("alg") != key.alg:
             raise TokenInvalid("The access token's algorithm is wrong.")
         claims = self._verify(token, key.public_key, key.alg, _ACCESS_REQUIRED, audience=self.audience)
@@ -164,7 +168,7 @@ class TokenCodec:
         header = self._header(token, REFRESH_TYP)
         key = self.keys.refresh_key(header["kid"])
         if key is None:
-            raise UnknownKey("The refresh token's key is unknown.")
+            raise UnknownKey(header["kid"], "The refresh token's key is unknown.")
         if header.get("alg") != REFRESH_ALG:
             raise TokenInvalid("The refresh token's algorithm is wrong.")
         claims = self._verify(token, key.secret, REFRESH_ALG, _REFRESH_REQUIRED, audience=None)

@@ -6,13 +6,14 @@ Applications with their own login call ``SessionService.start`` instead and need
 from __future__ import annotations
 
 import asyncio
+import os
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from .clock import SystemClock
 from .errors import InvalidCredentials
-from .sessions import SessionService
+from .sessions import SessionService, TokenPair
 from .typing import Clock, UserRecord, UserStore
 
 __all__ = ["MAX_PASSWORD_LENGTH", "UserDirectory"]
@@ -38,29 +39,50 @@ class UserDirectory:
         self._clock: Clock = clock or SystemClock()
         # Unknown users cost one verification too, so timing does not tell which names exist.
         self._dummy_hash = self._hasher.hash("keyturn: no such user")
+        # Each argon2 call takes tens of megabytes and a core for tens of milliseconds: a flood of logins
+        # queues here instead of taking every core and gigabytes of memory at once.
+        self._hashing = asyncio.Semaphore(os.cpu_count() or 2)
 
     async def add(self, username: str, password: str) -> bool:
         """Add a user; ``False`` if the name is taken."""
         _check_username(username)
         _check_password(password)
-        digest = await asyncio.to_thread(self._hasher.hash, password)
+        digest = await self._hash(password)
         return await self._store.add_user(UserRecord(username, digest, self._clock.now()))
 
     async def authenticate(self, username: str, password: str) -> UserRecord:
         """The user, if the password matches and the user is enabled; else ``InvalidCredentials``."""
         user = await self._store.get_user(username)
-        ok = await asyncio.to_thread(self._verify, user.password_hash if user else self._dummy_hash, password)
+        async with self._hashing:
+            digest = user.password_hash if user else self._dummy_hash
+            ok = await asyncio.to_thread(self._verify, digest, password)
         if user is None or not ok or user.disabled:
             raise InvalidCredentials()
-        if self._hasher.check_needs_rehash(user.password_hash):
-            digest = await asyncio.to_thread(self._hasher.hash, password)
-            await self._store.update_user(username, password_hash=digest)
         return user
+
+    async def login(
+        self, username: str, password: str, *, user_agent: str | None = None, ip: str | None = None
+    ) -> TokenPair:
+        """Check the password and start a session, which a concurrent password change cannot miss.
+
+        A password change (or disabling) revokes every session that exists when it runs; a session
+        started by a login that checked the old password just before could be created after that. So the
+        user is read again once the session exists: if it changed meanwhile, the session is ended here.
+        """
+        if self._sessions is None:
+            raise RuntimeError("login needs a UserDirectory made with sessions=")
+        user = await self.authenticate(username, password)
+        pair = await self._sessions.start(user.username, user_agent=user_agent, ip=ip)
+        now = await self._store.get_user(username)
+        if now is None or now.disabled or now.password_hash != user.password_hash:
+            await self._sessions.revoke(pair.session_id, "password_changed")
+            raise InvalidCredentials()
+        return pair
 
     async def set_password(self, username: str, password: str) -> bool:
         """Change a password and end every session of that user; ``False`` if there is no such user."""
         _check_password(password)
-        digest = await asyncio.to_thread(self._hasher.hash, password)
+        digest = await self._hash(password)
         changed = await self._store.update_user(username, password_hash=digest)
         if changed and self._sessions is not None:
             await self._sessions.revoke_all(username, "password_changed")
@@ -80,6 +102,10 @@ class UserDirectory:
         """The subject check: a user that is gone or disabled may hold no session."""
         user = await self._store.get_user(sub)
         return user is not None and not user.disabled
+
+    async def _hash(self, password: str) -> str:
+        async with self._hashing:
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     def _verify(self, digest: str, password: str) -> bool:
         try:

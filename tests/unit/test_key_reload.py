@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from keyturn.errors import TokenInvalid
+from keyturn.errors import KeysReloading, TokenInvalid
 from keyturn.keys import KeyRing, MasterKey, new_access_key, new_refresh_key
 from keyturn.sessions import SessionService
 from keyturn.testing import TestService
@@ -63,24 +65,78 @@ async def test_without_a_key_source_an_unknown_key_is_refused(ts: TestService) -
         await other.refresh(rotated.refresh_token)
 
 
-async def test_reloads_caused_by_unknown_keys_are_rate_limited(ts: TestService) -> None:
-    """A flood of tokens naming unknown keys costs at most one store read per interval."""
-    loads = 0
+def counting_peer(ts: TestService) -> tuple[SessionService, list[int]]:
+    """A peer whose key loads are counted."""
     assert ts.settings.secret_key is not None
     master = MasterKey(ts.settings.secret_key.get_secret_value())
+    loads = [0]
 
     async def load() -> KeyRing:
-        nonlocal loads
-        loads += 1
+        loads[0] += 1
         return KeyRing.from_stored(await ts.store.list_keys(), master)
 
-    other = SessionService(ts.store, ts.service.keys, ts.settings, clock=ts.clock, key_source=load)
+    return SessionService(ts.store, ts.service.keys, ts.settings, clock=ts.clock, key_source=load), loads
+
+
+async def test_made_up_key_ids_cost_one_reload_each_at_most_and_one_per_interval(ts: TestService) -> None:
+    """A flood of tokens naming unknown keys cannot turn into a flood of store reads."""
+    other, loads = counting_peer(ts)
     forged = ts.tokens.access_token(headers={"kid": "no-such-key"})
     for _ in range(50):
         with pytest.raises(TokenInvalid):
             await other.authenticate(forged)
-    assert loads == 1
+    assert loads == [1]  # the id is now known to be unknown
+
+    another = ts.tokens.access_token(headers={"kid": "another-made-up-key"})
+    with pytest.raises(KeysReloading):  # a reload ran less than a second ago: retry, not "invalid"
+        await other.authenticate(another)
+    assert loads == [1]
     ts.clock.advance(1.5)  # type: ignore[attr-defined]
     with pytest.raises(TokenInvalid):
-        await other.authenticate(forged)
-    assert loads == 2
+        await other.authenticate(another)
+    assert loads == [2]
+
+
+async def test_concurrent_tokens_with_a_new_key_share_one_reload_and_all_pass(ts: TestService) -> None:
+    """Right after a rotation many requests carry the new key at once; none may be refused."""
+    other, loads = counting_peer(ts)
+    pairs = [await ts.service.start("alice") for _ in range(20)]
+    await rotate(ts)
+    rotated = [await ts.service.refresh(p.refresh_token) for p in pairs]
+
+    checked = await asyncio.gather(*(other.authenticate(p.access_token) for p in rotated))
+
+    assert [c.session.sid for c in checked] == [p.session_id for p in rotated]
+    assert loads == [1]
+
+
+async def test_a_new_key_soon_after_a_reload_gets_a_retryable_answer_then_passes(ts: TestService) -> None:
+    """A reload that ran just before the rotation must not make the new key look forged."""
+    other, loads = counting_peer(ts)
+    await other.reload_keys()  # the periodic reload, just before the rotation
+    pair = await ts.service.start("alice")
+    await rotate(ts)
+    rotated = await ts.service.refresh(pair.refresh_token)
+
+    ts.clock.advance(0.5)  # type: ignore[attr-defined]
+    with pytest.raises(KeysReloading) as early:
+        await other.refresh(rotated.refresh_token)
+    assert early.value.retryable is True
+    assert early.value.status == 503
+    ts.clock.advance(0.6)  # type: ignore[attr-defined]
+    assert (await other.refresh(rotated.refresh_token)).session_id == pair.session_id
+    assert loads == [2]
+
+
+async def test_a_replay_whose_head_was_signed_with_a_newer_key_is_answered(ts: TestService) -> None:
+    """A retried refresh reaching a process that has not seen the new refresh key yet must get the head,
+    not a 500 (and not, 30 s later, a reuse)."""
+    other, loads = counting_peer(ts)
+    pair = await ts.service.start("alice")
+    await rotate(ts)
+    rotated = await ts.service.refresh(pair.refresh_token)  # head signed with the new refresh key
+
+    replayed = await other.refresh(pair.refresh_token)  # the old token, within the grace period
+
+    assert replayed.refresh_token == rotated.refresh_token
+    assert loads == [1]

@@ -37,10 +37,11 @@ router = APIRouter(tags=["sessions"], responses=ERRORS)
 
 @router.post("/login", response_model=TokenResponse, summary="Log in with the built-in user store")
 async def login(body: LoginRequest, request: Request) -> JSONResponse:
-    rt = runtime(request)
-    user = await rt.users.authenticate(body.username, body.password)
-    pair = await rt.sessions.start(
-        user.username, user_agent=request.headers.get("user-agent"), ip=client_ip(request)
+    pair = await runtime(request).users.login(
+        body.username,
+        body.password,
+        user_agent=request.headers.get("user-agent"),
+        ip=client_ip(request),
     )
     return token_response(request, pair)
 
