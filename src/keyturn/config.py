@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,17 @@ class Settings(BaseSettings):
     def resolved_store_url(self) -> str:
         """The store URL, with the embedded SQLite default under ``data_dir``."""
         return self.store_url or f"sqlite:///{self.data_dir / 'keyturn.db'}"
+
+    @property
+    def store_url_for_display(self) -> str:
+        """The store URL without its password, fit for logs and terminals."""
+        parts = urlsplit(self.resolved_store_url)
+        if parts.password is None:
+            return self.resolved_store_url
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
 
     @property
     def revocation_lifetime(self) -> int:

@@ -69,21 +69,31 @@ class MasterKey:
 
 
 def load_or_create_secret_file(data_dir: Path) -> str:
-    """Read the master secret from ``data_dir/secret.key``, creating it (mode 0600) on first use."""
+    """Read the master secret from ``data_dir/secret.key``, creating it (mode 0600) on first use.
+
+    The file is written whole under a temporary name and linked into place, so a process starting at the
+    same moment either finds no file (and makes its own, of which one wins the link) or a complete one.
+    """
     path = data_dir / SECRET_FILE_NAME
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{path} must be readable by its owner only (chmod 600)") from None
-        secret = path.read_text().strip()
-        if not secret:
-            raise ConfigError(f"{path} is empty") from None
-        return secret
-    secret = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(secret + "\n")
+    if not path.exists():
+        draft = data_dir / f".{SECRET_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(draft, path)  # fails if another process linked its own first: then use that one
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} must be readable by its owner only (chmod 600)")
+    secret = path.read_text().strip()
+    if not secret:
+        raise ConfigError(f"{path} is empty")
     return secret
 
 

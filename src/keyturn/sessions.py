@@ -338,10 +338,19 @@ class SessionService:
         if access_token is not None:
             subject = (await self.authenticate(access_token)).claims.sub
         elif refresh_token is not None:
-            claims = await self._decode_refresh(refresh_token, self.clock.now())
+            # Only the session's current refresh token, unexpired, may end all of a user's sessions: an
+            # old one (a stolen copy, say) must not log the user out everywhere.
+            now = self.clock.now()
+            claims = await self._decode_refresh(refresh_token, now)
             session = await self.store.get_session(claims.sid)
             if session is None or session.state != "active":
                 raise SessionRevoked()
+            if now >= session.absolute_expires_at:
+                raise SessionExpired()
+            if self.codec.is_expired(claims.exp, now):
+                raise RefreshTokenExpired()
+            if claims.jti != session.head_jti:
+                raise TokenInvalid("Only the session's current refresh token may end all its sessions.")
             subject = claims.sub
         else:
             raise ValueError("logout_all needs an access token or a refresh token")

@@ -476,6 +476,10 @@ JSON = {"content-type": "application/json"}
         ("/auth/revoke", b"{}", JSON),
         ("/auth/revoke", b'{"token": 5}', JSON),
         ("/auth/revoke", b"token_type_hint=x", {"content-type": "application/x-www-form-urlencoded"}),
+        # JSON nested deeper than a parser recurses, well under the size cap
+        ("/auth/revoke", b"[" * 100_000, JSON),
+        ("/auth/refresh", b"[" * 100_000, JSON),
+        ("/auth/login", b'{"username": ' + b"[" * 100_000, JSON),
     ],
 )
 def test_malformed_body_is_invalid_request(

@@ -85,3 +85,28 @@ async def test_revoke_own_ends_only_the_callers_sessions(ts: TestService) -> Non
     assert await ts.service.revoke_own("alice", mine.session_id) == [mine.session_id]
     assert await ts.service.revoke_own("alice", mine.session_id) == []
     assert [s.sid for s in await ts.service.list_sessions("bob")] == [theirs.session_id]
+
+
+async def test_logout_all_refuses_an_old_or_expired_refresh_token(ts: TestService) -> None:
+    """A stolen old refresh token must not be a way to log the user out of every device."""
+    first = await ts.service.start("alice")
+    other = await ts.service.start("alice")
+    current = await ts.service.refresh(first.refresh_token)
+
+    with pytest.raises(TokenInvalid):
+        await ts.service.logout_all(refresh_token=first.refresh_token)
+    ts.clock.advance(ts.settings.refresh_idle_lifetime + ts.settings.leeway + 1)  # type: ignore[attr-defined]
+    with pytest.raises(RefreshTokenExpired):
+        await ts.service.logout_all(refresh_token=current.refresh_token)
+    assert {s.sid for s in await ts.service.list_sessions("alice")} == {first.session_id, other.session_id}
+
+
+async def test_logout_all_by_the_current_refresh_token_ends_every_session(ts: TestService) -> None:
+    """The current refresh token stands for a live session, so it may end all of them."""
+    first = await ts.service.start("alice")
+    other = await ts.service.start("alice")
+    current = await ts.service.refresh(first.refresh_token)
+
+    ended = await ts.service.logout_all(refresh_token=current.refresh_token)
+
+    assert sorted(ended) == sorted([first.session_id, other.session_id])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from .. import __version__
 from ..config import Settings
-from ..typing import Clock
+from ..typing import Clock, SubjectCheck
 from . import errors
 from .background import chores
 from .limits import BodySizeLimit
@@ -35,11 +36,15 @@ def create_app(
     runtime: Runtime | None = None,
     clock: Clock | None = None,
     hasher: PasswordHasher | None = None,
+    subject_check: SubjectCheck | Literal["users"] | None = "users",
 ) -> FastAPI:
     """The token service as an ASGI app.
 
     With ``runtime`` the app serves it as it is (and leaves closing it to the caller); otherwise the app
     opens one from ``settings`` (default: from the environment) when it starts and closes it when it stops.
+    Either way it runs the periodic chores (key reload, pruning) while it serves. ``subject_check`` is
+    asked on every refresh whether a subject may still hold a session: by default the built-in user
+    store; an application whose users live elsewhere passes its own check, or ``None`` for none.
     """
     settings = runtime.settings if runtime is not None else settings or Settings()
 
@@ -47,9 +52,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
             app.state.runtime = runtime
-            yield
+            async with chores(runtime):
+                yield
             return
-        opened = await open_runtime(settings, clock=clock, hasher=hasher)
+        opened = await open_runtime(settings, clock=clock, hasher=hasher, subject_check=subject_check)
         app.state.runtime = opened
         try:
             async with chores(opened):

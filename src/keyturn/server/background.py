@@ -21,6 +21,8 @@ async def _every(seconds: float, chore: Callable[[], Awaitable[object]], name: s
             await chore()
         except KeyturnError as exc:  # the store is down: try again next time
             logger.warning("%s failed: %s", name, exc.code)
+        except Exception as exc:  # a chore that fails must not stop for good; it is logged
+            logger.error("%s failed: %s", name, type(exc).__name__, exc_info=exc)
 
 
 async def _prune(rt: Runtime) -> None:

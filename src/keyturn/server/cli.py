@@ -81,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(args.log_level)
     print(
         f"Keyturn {__version__} on http://{args.host}:{args.port} "
-        f"(store {settings.resolved_store_url}; API docs at /docs)",
+        f"(store {settings.store_url_for_display}; API docs at /docs)",
         flush=True,
     )
     uvicorn.run(
@@ -91,6 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         server_header=False,
+        log_config=None,  # logs.configure has set up every logger, as JSON lines
         # X-Forwarded-For is not trusted unless a proxy is configured as trusted (not yet supported).
         proxy_headers=False,
     )
@@ -214,7 +215,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     async def run(rt: Runtime) -> int:
         # Opening the store applied every migration it lacked.
-        print(f"the store at {rt.settings.resolved_store_url} is up to date")
+        print(f"the store at {rt.settings.store_url_for_display} is up to date")
         return 0
 
     return _with_runtime(args, run)
@@ -346,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (ConfigError, ValidationError, ValueError) as exc:
+    except (ConfigError, ValidationError, ValueError, OSError) as exc:
         print(f"keyturn: error: {exc}", file=sys.stderr)
         return 2
     except KeyturnError as exc:

@@ -31,10 +31,15 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure(level: str) -> None:
-    """Send the ``keyturn`` loggers to standard error as JSON lines at ``level``."""
+    """Send Keyturn's and uvicorn's loggers to standard error as JSON lines at ``level``.
+
+    uvicorn's too, so that an error it logs (with the request's traceback and message) goes through the
+    same formatter, which keeps the exception's type and place but never its message.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter())
-    logger = logging.getLogger("keyturn")
-    logger.handlers[:] = [handler]
-    logger.setLevel(level.upper())
-    logger.propagate = False
+    for name in ("keyturn", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False

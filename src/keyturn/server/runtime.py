@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from argon2 import PasswordHasher
 
@@ -11,7 +12,7 @@ from ..config import Settings
 from ..keys import KeyRing, MasterKey, load_or_create_secret_file, new_access_key, new_refresh_key
 from ..sessions import SessionService
 from ..store import open_store
-from ..typing import Backend, Clock
+from ..typing import Backend, Clock, SubjectCheck
 from ..users import UserDirectory
 
 __all__ = ["Runtime", "load_keys", "open_runtime", "rotate_keys"]
@@ -70,6 +71,7 @@ async def open_runtime(
     *,
     clock: Clock | None = None,
     hasher: PasswordHasher | None = None,
+    subject_check: SubjectCheck | Literal["users"] | None = "users",
 ) -> Runtime:
     """Open the store, load (or make) the keys and wire the services together."""
     clock = clock or SystemClock()
@@ -85,5 +87,5 @@ async def open_runtime(
         store, keys, settings, clock=clock, key_source=lambda: load_keys(store, master, settings, clock)
     )
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock)
-    sessions.subject_check = users
+    sessions.subject_check = users if subject_check == "users" else subject_check
     return Runtime(settings, store, master, sessions, users)

@@ -126,7 +126,7 @@ async def revoke(request: Request) -> JSONResponse:
         else:
             data = json.loads(raw)
             token = data.get("token") if isinstance(data, dict) else None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise InvalidRequest("The body is neither a form nor JSON.") from exc
     if not isinstance(token, str) or not token:
         raise InvalidRequest("The token parameter is missing.")

@@ -13,6 +13,7 @@ from ._common import ERRORS, NO_STORE, runtime
 router = APIRouter(tags=["revocation"], responses=ERRORS)
 
 MAX_BATCH = 1000
+MAX_SEQ = 2**63 - 1  # what every store's sequence numbers fit in
 
 
 @router.get(
@@ -22,7 +23,7 @@ MAX_BATCH = 1000
 )
 async def revocations(
     request: Request,
-    since: Annotated[int, Query(ge=0, description="The last sequence number already seen.")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_SEQ, description="The last sequence number already seen.")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = MAX_BATCH,
 ) -> JSONResponse:
     """Entries still in force, oldest first. Poll again with ``since = last_seq`` until ``more`` is false.
