@@ -4,12 +4,12 @@ Another process of the service may have rotated the keys (``keyturn keys rotate`
 ones before this process reloaded. A token naming an unknown ``kid`` therefore triggers a reload, with
 three guards:
 
-- single flight: callers that arrive during a reload wait for it instead of starting their own;
-- a ``kid`` that a reload started after the token arrived did not find is remembered as unknown (a bounded
-  set) and refused at once from then on: made-up ids cost one store read each at most;
-- reloads start at most once per ``MIN_INTERVAL``; a new unknown ``kid`` inside that window is answered
-  ``KeysReloading`` (503, retryable), never ``token_invalid``, so a real new key is never mistaken for a
-  forged one and a flood of made-up ids costs at most one store read per interval.
+- single flight: callers that arrive while a reload is under way or scheduled wait for it;
+- reloads start at most once per ``MIN_INTERVAL``: a caller inside that window waits for the next one
+  (a fraction of a second), so a real new key is never mistaken for a forged one and a flood of made-up
+  ids costs at most one store read per interval;
+- a ``kid`` that a reload begun after the token arrived did not find is remembered as unknown (a bounded
+  set) and refused at once from then on.
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from .errors import KeysReloading
 from .keys import KeyRing
 from .typing import Clock
 
 MIN_INTERVAL = 1.0
-"""Seconds between the starts of two reloads caused by unknown key ids."""
+"""Seconds between the starts of two reloads."""
 
 MAX_MISSING = 4096
 """How many key ids known to be unknown are remembered."""
@@ -39,44 +38,43 @@ class KeyReloader:
         self._source = source
         self._clock = clock
         self._install = install
-        self._inflight: asyncio.Future[None] | None = None
-        self._inflight_started = float("-inf")
+        self._next: asyncio.Future[None] | None = None
+        self._next_starts = float("-inf")
         self._last_start = float("-inf")
         self._missing: OrderedDict[str, None] = OrderedDict()
 
     async def reload(self) -> None:
-        """Reload now (or wait for the reload under way)."""
-        await asyncio.shield(self._inflight or self._start())
+        """Reload as soon as allowed (or wait for the reload under way or scheduled)."""
+        await asyncio.shield(self._next or self._schedule())
 
     async def find(self, kid: str, known: Callable[[], bool]) -> bool:
-        """Whether ``kid`` is known after a reload that began after this call; ``KeysReloading`` if no
-        reload may start yet."""
+        """Whether ``kid`` is known after a reload that began after this call."""
         if kid in self._missing:
             return False
         arrived = self._clock.now()
         while True:
-            if self._inflight is None:
-                if self._clock.now() - self._last_start < MIN_INTERVAL:
-                    raise KeysReloading()
-                self._start()
-            assert self._inflight is not None
-            started = self._inflight_started
-            await asyncio.shield(self._inflight)
+            pending = self._next or self._schedule()
+            starts = self._next_starts
+            await asyncio.shield(pending)
             if known():
                 return True
-            if started >= arrived:
+            if starts >= arrived:
                 self._missing[kid] = None
                 while len(self._missing) > MAX_MISSING:
                     self._missing.popitem(last=False)
                 return False
 
-    def _start(self) -> asyncio.Future[None]:
-        self._inflight_started = self._last_start = self._clock.now()
-        self._inflight = asyncio.ensure_future(self._load())
-        return self._inflight
+    def _schedule(self) -> asyncio.Future[None]:
+        now = self._clock.now()
+        delay = max(0.0, self._last_start + MIN_INTERVAL - now)
+        self._next_starts = self._last_start = now + delay
+        self._next = asyncio.ensure_future(self._load(delay))
+        return self._next
 
-    async def _load(self) -> None:
+    async def _load(self, delay: float) -> None:
         try:
+            if delay:
+                await asyncio.sleep(delay)
             self._install(await self._source())
         finally:
-            self._inflight = None
+            self._next = None

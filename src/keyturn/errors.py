@@ -18,8 +18,7 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     │   ├── SessionRevoked          session_revoked          401
     │   └── SessionExpired          session_expired          401
     └── ServerError                 server_error             500  retryable
-        ├── StoreUnavailable        server_error             503  retryable
-        └── KeysReloading           server_error             503  retryable
+        └── StoreUnavailable        server_error             503  retryable
 
 Misuse of the library (bad arguments, bad settings) raises ``TypeError``, ``ValueError`` or
 :class:`ConfigError`, never one of these.
@@ -150,11 +149,6 @@ class StoreUnavailable(ServerError):
     description = "The store is unavailable; nothing was changed."
 
 
-class KeysReloading(ServerError):
-    status = 503
-    description = "The service is loading new signing keys; retry shortly."
-
-
 ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
     cls.code: cls
     for cls in (
@@ -171,5 +165,4 @@ ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
         ServerError,
     )
 }
-"""The one class that stands for each wire code (``StoreUnavailable`` and ``KeysReloading`` share
-``server_error``)."""
+"""The one class that stands for each wire code (``StoreUnavailable`` shares ``server_error``)."""

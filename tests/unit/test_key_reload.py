@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from keyturn.errors import KeysReloading, TokenInvalid
+from keyturn.errors import TokenInvalid
 from keyturn.keys import KeyRing, MasterKey, new_access_key, new_refresh_key
 from keyturn.sessions import SessionService
 from keyturn.testing import TestService
@@ -87,13 +87,10 @@ async def test_made_up_key_ids_cost_one_reload_each_at_most_and_one_per_interval
             await other.authenticate(forged)
     assert loads == [1]  # the id is now known to be unknown
 
-    another = ts.tokens.access_token(headers={"kid": "another-made-up-key"})
-    with pytest.raises(KeysReloading):  # a reload ran less than a second ago: retry, not "invalid"
-        await other.authenticate(another)
-    assert loads == [1]
-    ts.clock.advance(1.5)  # type: ignore[attr-defined]
-    with pytest.raises(TokenInvalid):
-        await other.authenticate(another)
+    # Twenty other made-up ids at once, inside the interval: they wait for one shared, later reload.
+    others = [ts.tokens.access_token(headers={"kid": f"made-up-{i}"}) for i in range(20)]
+    answers = await asyncio.gather(*(other.authenticate(t) for t in others), return_exceptions=True)
+    assert all(isinstance(a, TokenInvalid) for a in answers)
     assert loads == [2]
 
 
@@ -110,7 +107,7 @@ async def test_concurrent_tokens_with_a_new_key_share_one_reload_and_all_pass(ts
     assert loads == [1]
 
 
-async def test_a_new_key_soon_after_a_reload_gets_a_retryable_answer_then_passes(ts: TestService) -> None:
+async def test_a_new_key_soon_after_a_reload_is_accepted_after_a_short_wait(ts: TestService) -> None:
     """A reload that ran just before the rotation must not make the new key look forged."""
     other, loads = counting_peer(ts)
     await other.reload_keys()  # the periodic reload, just before the rotation
@@ -118,12 +115,6 @@ async def test_a_new_key_soon_after_a_reload_gets_a_retryable_answer_then_passes
     await rotate(ts)
     rotated = await ts.service.refresh(pair.refresh_token)
 
-    ts.clock.advance(0.5)  # type: ignore[attr-defined]
-    with pytest.raises(KeysReloading) as early:
-        await other.refresh(rotated.refresh_token)
-    assert early.value.retryable is True
-    assert early.value.status == 503
-    ts.clock.advance(0.6)  # type: ignore[attr-defined]
     assert (await other.refresh(rotated.refresh_token)).session_id == pair.session_id
     assert loads == [2]
 
