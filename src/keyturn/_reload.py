@@ -34,9 +34,11 @@ class KeyReloader:
         source: Callable[[], Awaitable[KeyRing]],
         clock: Clock,
         install: Callable[[KeyRing], None],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._source = source
         self._clock = clock
+        self._sleep = sleep  # tests with a frozen clock pass one that moves the clock instead
         self._install = install
         self._next: asyncio.Future[None] | None = None
         self._next_starts = float("-inf")
@@ -74,7 +76,7 @@ class KeyReloader:
     async def _load(self, delay: float) -> None:
         try:
             if delay:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             self._install(await self._source())
         finally:
             self._next = None

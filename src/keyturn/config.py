@@ -5,9 +5,9 @@ Built once at the edge (the CLI, ``create_app``) and passed down; the core never
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Self
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .typing import AccessAlgorithm
 
 DEFAULT_DATA_DIR = Path(".keyturn")
+
+_USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
 
 
 class Settings(BaseSettings):
@@ -71,13 +74,8 @@ class Settings(BaseSettings):
     @property
     def store_url_for_display(self) -> str:
         """The store URL without its password, fit for logs and terminals."""
-        parts = urlsplit(self.resolved_store_url)
-        if parts.password is None:
-            return self.resolved_store_url
-        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        url = _USERINFO_PASSWORD.sub(r"\1***@", self.resolved_store_url)
+        return _QUERY_PASSWORD.sub(r"\1***", url)
 
     @property
     def revocation_lifetime(self) -> int:

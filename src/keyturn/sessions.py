@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from ._reload import KeyReloader
@@ -128,8 +128,8 @@ def decide_refresh(
 class TokenPair:
     """What a login or a refresh answers with."""
 
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     session_id: str
     access_expires_at: int
     refresh_expires_at: int

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from .._secrets import new_password
 
 KEYTURN = [sys.executable, "-m", "keyturn.server.cli"]
 
@@ -66,7 +67,7 @@ class Cluster:
     data_dir: Path
     servers: list[Server] = field(default_factory=list)
     username: str = "alice"
-    password: str = field(default_factory=lambda: secrets.token_urlsafe(12), repr=False)
+    password: str = field(default_factory=new_password, repr=False)
 
     @property
     def server(self) -> Server:
@@ -135,7 +136,7 @@ def stop_server(server: Server) -> None:
 
 def add_user(data_dir: Path, name: str) -> str:
     """Add user ``name`` with the CLI; return their (random) password."""
-    password = secrets.token_urlsafe(12)
+    password = new_password()
     added = run_cli(data_dir, "users", "add", name, "--password-stdin", stdin=password + "\n")
     assert added.returncode == 0, added.stderr
     return password

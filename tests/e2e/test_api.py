@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -482,14 +484,24 @@ def test_cookie_mode_login_sets_a_strict_httponly_cookie(cookie_server: Cluster)
 def test_cookie_refresh_without_csrf_header_is_invalid_request(cookie_server: Cluster) -> None:
     """A cookie alone is what a cross-site request carries; without the custom header it is refused."""
     with cookie_server.server.client() as http:
-        _, cookie = cookie_login(cookie_server, http)
+        login_answer, cookie = cookie_login(cookie_server, http)
         answer = http.post("/auth/refresh", headers={"Cookie": f"keyturn_refresh={cookie}"})
         assert_error(answer, 400, "invalid_request")
-        # Nothing was rotated: the same cookie, with the header, still refreshes.
+        # Nothing was rotated: the store still has the session at its first head.
+        assert stored_generation(cookie_server, login_answer.json()["session_id"]) == 0
         ok = http.post(
             "/auth/refresh", headers={"Cookie": f"keyturn_refresh={cookie}", "x-keyturn-csrf": "1"}
         )
         assert ok.status_code == 200, why(ok)
+        assert stored_generation(cookie_server, login_answer.json()["session_id"]) == 1
+
+
+def stored_generation(group: Cluster, sid: str) -> int:
+    """The session's generation as the store has it (the cookie server runs on the SQLite default)."""
+    with contextlib.closing(sqlite3.connect(group.data_dir / "keyturn.db")) as db:
+        row = db.execute("SELECT gen FROM sessions WHERE sid = ?", (sid,)).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def test_cookie_refresh_with_csrf_header_rotates_the_cookie(cookie_server: Cluster) -> None:
@@ -527,6 +539,7 @@ def test_cookie_logout_without_csrf_header_is_refused_and_ends_nothing(cookie_se
             refused = http.post(path, headers={"Cookie": f"keyturn_refresh={cookie}"})
             assert_error(refused, 400, "invalid_request")
         assert me(http, answer.json()["access_token"]).status_code == 200
+        assert stored_generation(cookie_server, answer.json()["session_id"]) == 0
 
 
 def test_cookie_mode_refresh_without_cookie_or_body_is_invalid_request(cookie_server: Cluster) -> None:

@@ -311,9 +311,21 @@ HOSTILE: dict[str, Callable[[Forge, Shape], str]] = {
 }
 
 
+def session_row(h: Hostile) -> tuple[str, str, int]:
+    """alice's session as the store has it: state, head and generation."""
+    sid = jwt_parts(h.forge.real_access)[1]["sid"]
+    with contextlib.closing(sqlite3.connect(h.server.data_dir / "keyturn.db")) as db:
+        row = db.execute("SELECT state, head_jti, gen FROM sessions WHERE sid = ?", (sid,)).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
 def assert_session_untouched(h: Hostile, http: httpx.Client) -> None:
-    """No hostile token may have ended (or rotated) alice's session."""
+    """No hostile token may have ended or rotated alice's session: it is live, at its first head."""
     assert me(http, h.forge.real_access).status_code == 200
+    state, head_jti, gen = session_row(h)
+    assert (state, gen) == ("active", 0)
+    assert head_jti == jwt_parts(h.forge.real_refresh)[1]["jti"]
 
 
 # -- tokens ------------------------------------------------------------------------------------------

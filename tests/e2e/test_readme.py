@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import subprocess
 from pathlib import Path
 
+from .._secrets import new_password
 from ._server import run_cli, start_server, stop_server
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -24,7 +24,7 @@ def test_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
     """A new user's first contact: every step of the README must do what the README says it does."""
     data_dir = tmp_path / ".keyturn"
     data_dir.mkdir(mode=0o700)
-    password = secrets.token_urlsafe(12)
+    password = new_password()
     (data_dir / "demo-password").write_text(password + "\n")
     added = run_cli(data_dir, "users", "add", "demo", "--password-stdin", stdin=password + "\n")
     assert added.returncode == 0, added.stderr

@@ -120,3 +120,23 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(ValidationError):
         settings.leeway = 0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://kt:s3cret-pw@db:5432/kt", "postgresql://kt:***@db:5432/kt"),
+        (
+            "postgresql://db/kt?sslmode=require&password=s3cret-pw",
+            "postgresql://db/kt?sslmode=require&password=***",
+        ),
+        ("postgresql://db/kt?PASSWORD=s3cret-pw#x", "postgresql://db/kt?PASSWORD=***#x"),
+        ("redis://:s3cret-pw@127.0.0.1:6379/0?prefix=kt:", "redis://:***@127.0.0.1:6379/0?prefix=kt:"),
+        ("rediss://user:s3cret-pw@cache/1", "rediss://user:***@cache/1"),
+        ("sqlite:///data/keyturn.db", "sqlite:///data/keyturn.db"),
+        ("redis://user@cache/0", "redis://user@cache/0"),
+    ],
+)
+def test_store_url_for_display_never_shows_a_password(url: str, shown: str) -> None:
+    """Regression: `serve` and `migrate` printed the store URL, password and all, into logs and terminals."""
+    assert Settings(store_url=url).store_url_for_display == shown

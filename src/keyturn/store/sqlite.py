@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -488,12 +489,29 @@ def _connect(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         if busy_timeout_ms:
-            conn.execute("PRAGMA journal_mode = WAL")  # a property of the file; set once, by the waiter
+            _use_wal(conn, busy_timeout_ms)
         conn.execute("PRAGMA synchronous = NORMAL")
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, timeout_ms: int) -> None:
+    """Put the file in WAL mode (a property of the file, kept once set).
+
+    Switching needs a lock the busy handler does not wait for, so processes opening a new file at the same
+    moment can be told "database is locked": they try again until the timeout.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
