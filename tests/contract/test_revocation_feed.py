@@ -48,7 +48,8 @@ async def test_a_poller_sees_every_revocation_made_by_concurrent_writers(
                 return
             await asyncio.sleep(0)
 
-    if backend.shared is not None:  # one in-process store: writers are tasks on this loop
+    if backend.shared is not None:
+        # memory:// never awaits inside a call, so writers and poller interleave only between calls.
         poller = asyncio.create_task(poll(store))
         await asyncio.gather(*(store.revoke_session(sid, "logout", NOW, NOW + 900) for sid in sids))
         stop.set()

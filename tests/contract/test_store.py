@@ -225,7 +225,7 @@ async def test_users_add_get_update_and_list(store: Backend) -> None:
 
 
 async def test_data_survives_closing_and_reopening(backend: BackendUnderTest) -> None:
-    """A restart must find every session, key and user again."""
+    """A restart must find every session and user again."""
     if backend.name == "memory":
         pytest.skip("memory:// keeps nothing past its store, by design")
     first = backend.new_store()

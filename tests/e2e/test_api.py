@@ -130,6 +130,19 @@ def test_me_answers_subject_claims_and_session(api: Api) -> None:
     assert session["user_agent"].startswith("python-httpx/")
 
 
+def test_forwarded_for_headers_are_not_trusted(api: Api) -> None:
+    """Any client can send X-Forwarded-For; until a proxy is configured as trusted it is ignored."""
+    with api.client() as http:
+        answer = http.post(
+            "/auth/login",
+            json={"username": "alice", "password": api.passwords["alice"]},
+            headers={"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9"},
+        )
+        assert answer.status_code == 200, why(answer)
+        shown = me(http, answer.json()["access_token"]).json()["session"]
+    assert shown["ip"] == "127.0.0.1"
+
+
 def test_refresh_rotates_and_the_new_access_token_works(api: Api) -> None:
     """A refresh returns a new pair for the same session, with a fresh access token."""
     with api.client() as http:

@@ -7,7 +7,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -91,6 +91,7 @@ def test_a_process_killed_mid_storm_breaks_no_session(store: str, tmp_path: Path
                 clients = [login(http, group.username, group.password)["refresh_token"] for _ in range(12)]
             stop = threading.Event()
             killed = threading.Event()
+            before_kill = [0] * len(clients)
             after_kill = [0] * len(clients)
 
             def client(index: int) -> str:
@@ -107,21 +108,26 @@ def test_a_process_killed_mid_storm_breaks_no_session(store: str, tmp_path: Path
                         continue  # the answer was lost: retry with the same token, elsewhere
                     assert response.status_code == 200, why(response)
                     token = response.json()["refresh_token"]
-                    if killed.is_set():
-                        after_kill[index] += 1
+                    (after_kill if killed.is_set() else before_kill)[index] += 1
                 return token
+
+            def wait_until(condition: Callable[[], bool]) -> None:
+                deadline = time.monotonic() + 60
+                while not condition() and time.monotonic() < deadline:
+                    time.sleep(0.05)
 
             with ThreadPoolExecutor(max_workers=len(clients)) as pool:
                 futures = [pool.submit(client, i) for i in range(len(clients))]
-                time.sleep(1.5)
+                wait_until(lambda: all(before_kill))  # the storm is under way on every client
                 os.kill(victim.process.pid, signal.SIGKILL)
                 assert victim.process.wait(10) == -signal.SIGKILL
                 killed.set()
-                time.sleep(1.5)
+                wait_until(lambda: all(after_kill))
                 stop.set()
                 newest = [f.result(timeout=60) for f in futures]
 
-            # Every client went on refreshing after the kill, and its newest token still works.
+            # Every client refreshed before and after the kill, and its newest token still works.
+            assert all(before_kill), before_kill
             assert all(after_kill), after_kill
             with httpx.Client(base_url=survivors[-1], timeout=30) as http:
                 for token in newest:

@@ -34,18 +34,16 @@ async def test_refresh_waits_for_a_foreign_lock_without_stalling_the_loop(tmp_pa
         releaser = threading.Thread(target=release_later)
         releaser.start()
         refresh = asyncio.create_task(rt.sessions.refresh(pair.refresh_token))
-        # The loop keeps running while the refresh waits for the lock: these ticks happen.
-        ticks = 0
+        # The loop keeps running while the refresh waits for the lock (these sleeps return), and the
+        # refresh has not finished: it is waiting, not failed.
         for _ in range(20):
             await asyncio.sleep(0.01)
-            ticks += 1
         assert not refresh.done(), "the refresh cannot have finished while the lock is held"
         released.set()
         rotated = await asyncio.wait_for(refresh, 30)
         releaser.join(30)
         foreign.close()
 
-        assert ticks == 20
         assert rotated.session_id == pair.session_id
         assert rotated.refresh_token != pair.refresh_token
         # It was one rotation: the next one goes on from it, and the first token now replays to it.

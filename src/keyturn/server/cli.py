@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError, KeyturnError
+from ..events import emit
 from .runtime import Runtime, open_runtime, rotate_keys
 
 T = TypeVar("T")
@@ -79,10 +80,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     _with_runtime(args, preflight)
     configure(args.log_level)
-    print(
-        f"Keyturn {__version__} on http://{args.host}:{args.port} "
-        f"(store {settings.store_url_for_display}; API docs at /docs)",
-        flush=True,
+    emit(
+        "server.starting",
+        version=__version__,
+        url=f"http://{args.host}:{args.port}",
+        store=settings.store_url_for_display,
+        docs="/docs",
     )
     uvicorn.run(
         create_app(settings),
