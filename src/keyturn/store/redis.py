@@ -517,8 +517,8 @@ class RedisStore:
                     return RefreshOutcome(decision, session, head)
                 continue  # the session changed since it was read: read and decide again
             if isinstance(decision, Replay):
-                current = presented if session.head_jti == jti else _decode(_refresh, reply[2])
-                return RefreshOutcome(decision, session, current)
+                # A replay is never of the head itself (that rotates), so the head is the third record read.
+                return RefreshOutcome(decision, session, _decode(_refresh, reply[2]))
             if isinstance(decision, Reuse):
                 done = await self._run(
                     self._lua.reuse,

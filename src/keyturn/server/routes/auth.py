@@ -66,28 +66,24 @@ async def me(request: Request) -> JSONResponse:
     )
 
 
+def _naming_token(request: Request, body: RefreshRequest | None) -> dict[str, str]:
+    """The token that names the caller: the access token (``Authorization``) or else the refresh token."""
+    access = bearer_token(request)
+    if access is not None:
+        return {"access_token": access}
+    return {"refresh_token": require_refresh_token(request, body.refresh_token if body else None)}
+
+
 @router.post("/logout", response_model=LogoutResponse, summary="End the caller's session")
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     """The session is named by the access token (``Authorization``) or the refresh token."""
-    sessions = runtime(request).sessions
-    access = bearer_token(request)
-    if access is not None:
-        sids = await sessions.logout(access_token=access)
-    else:
-        refresh = require_refresh_token(request, body.refresh_token if body else None)
-        sids = await sessions.logout(refresh_token=refresh)
+    sids = await runtime(request).sessions.logout(**_naming_token(request, body))
     return _ended(request, sids)
 
 
 @router.post("/logout-all", response_model=LogoutResponse, summary="End every session of the caller")
 async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
-    sessions = runtime(request).sessions
-    access = bearer_token(request)
-    if access is not None:
-        sids = await sessions.logout_all(access_token=access)
-    else:
-        refresh = require_refresh_token(request, body.refresh_token if body else None)
-        sids = await sessions.logout_all(refresh_token=refresh)
+    sids = await runtime(request).sessions.logout_all(**_naming_token(request, body))
     return _ended(request, sids)
 
 
