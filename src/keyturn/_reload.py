@@ -1,13 +1,14 @@
-"""Reloading the key ring when a token names a key this process does not know yet.
+"""Reloading keys when a token names a key this process does not know yet.
 
 Another process of the service may have rotated the keys (``keyturn keys rotate``) and signed with the new
-ones before this process reloaded. A token naming an unknown ``kid`` therefore triggers a reload, with
-three guards:
+ones before this process reloaded its key ring from the store; a resource server's validator meets
+tokens signed with keys newer than the JWKS it fetched. A token naming an unknown ``kid`` therefore
+triggers a reload, with three guards:
 
 - single flight: callers that arrive while a reload is under way or scheduled wait for it;
-- reloads start at most once per ``MIN_INTERVAL``: a caller inside that window waits for the next one
+- reloads start at most once per ``min_interval`` seconds: a caller inside that window waits for the next one
   (a fraction of a second), so a real new key is never mistaken for a forged one and a flood of made-up
-  ids costs at most one store read per interval;
+  ids costs at most one store read or JWKS fetch per interval;
 - a ``kid`` that a reload begun after the token arrived did not find is remembered as unknown (a bounded
   set) and refused at once from then on.
 """
@@ -17,26 +18,32 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-from .keys import KeyRing
 from .typing import Clock
 
+T = TypeVar("T")
+
 MIN_INTERVAL = 1.0
-"""Seconds between the starts of two reloads."""
+"""Seconds between the starts of two reloads, unless told otherwise."""
 
 MAX_MISSING = 4096
 """How many key ids known to be unknown are remembered."""
 
 
-class KeyReloader:
+class KeyReloader(Generic[T]):
+    """Single-flight, rate-limited reloads of keys of type ``T`` (a key ring, a JWKS) from ``source``."""
+
     def __init__(
         self,
-        source: Callable[[], Awaitable[KeyRing]],
+        source: Callable[[], Awaitable[T]],
         clock: Clock,
-        install: Callable[[KeyRing], None],
+        install: Callable[[T], None],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        min_interval: float = MIN_INTERVAL,
     ) -> None:
         self._source = source
+        self._min_interval = min_interval
         self._clock = clock
         self._sleep = sleep  # tests with a frozen clock pass one that moves the clock instead
         self._install = install
@@ -48,6 +55,13 @@ class KeyReloader:
     async def reload(self) -> None:
         """Reload as soon as allowed (or wait for the reload under way or scheduled)."""
         await asyncio.shield(self._next or self._schedule())
+
+    async def refresh(self, max_age: float) -> None:
+        """Reload unless a reload started less than ``max_age`` seconds ago (wait for one under way)."""
+        if self._next is not None:
+            await asyncio.shield(self._next)
+        elif self._clock.now() - self._last_start >= max_age:
+            await self.reload()
 
     async def find(self, kid: str, known: Callable[[], bool]) -> bool:
         """Whether ``kid`` is known after a reload that began after this call."""
@@ -68,7 +82,7 @@ class KeyReloader:
 
     def _schedule(self) -> asyncio.Future[None]:
         now = self._clock.now()
-        delay = max(0.0, self._last_start + MIN_INTERVAL - now)
+        delay = max(0.0, self._last_start + self._min_interval - now)
         self._next_starts = self._last_start = now + delay
         self._next = asyncio.ensure_future(self._load(delay))
         return self._next

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     )
     leeway: int = Field(30, ge=0, le=300, description="Clock leeway for exp/nbf/iat checks.")
     revocation_poll_interval: float = Field(1.0, gt=0, description="Validators' feed poll interval.")
+    revocation_fail_closed_after: float | None = Field(
+        None,
+        gt=0,
+        description="Validators refuse tokens (503) once the feed has been unreadable this long; "
+        "default: never.",
+    )
     store_url: str | None = Field(None, description="Store URL; default sqlite:///<data_dir>/keyturn.db.")
     data_dir: Path = Field(DEFAULT_DATA_DIR, description="Keys' master secret and the SQLite file.")
     secret_key: SecretStr | None = Field(

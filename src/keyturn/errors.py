@@ -7,6 +7,7 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     ├── RequestError
     │   ├── InvalidRequest          invalid_request          400
     │   ├── InvalidCredentials      invalid_credentials      401
+    │   ├── InsufficientScope       insufficient_scope       403
     │   └── RateLimited             rate_limited             429  retryable
     ├── TokenError
     │   ├── TokenInvalid            token_invalid            401
@@ -18,7 +19,8 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     │   ├── SessionRevoked          session_revoked          401
     │   └── SessionExpired          session_expired          401
     └── ServerError                 server_error             500  retryable
-        └── StoreUnavailable        server_error             503  retryable
+        ├── StoreUnavailable        server_error             503  retryable
+        └── VerifierUnavailable     server_error             503  retryable
 
 Misuse of the library (bad arguments, bad settings) raises ``TypeError``, ``ValueError`` or
 :class:`ConfigError`, never one of these.
@@ -31,6 +33,7 @@ from typing import ClassVar, Literal
 ErrorCode = Literal[
     "invalid_request",
     "invalid_credentials",
+    "insufficient_scope",
     "token_invalid",
     "token_expired",
     "token_revoked",
@@ -74,6 +77,14 @@ class InvalidCredentials(RequestError):
     code = "invalid_credentials"
     status = 401
     description = "Wrong username or password."
+
+
+class InsufficientScope(RequestError):
+    """A resource server's answer to a valid token that lacks a scope or claim the call needs (RFC 6750)."""
+
+    code = "insufficient_scope"
+    status = 403
+    description = "The access token does not grant this."
 
 
 class RateLimited(RequestError):
@@ -149,11 +160,19 @@ class StoreUnavailable(ServerError):
     description = "The store is unavailable; nothing was changed."
 
 
+class VerifierUnavailable(ServerError):
+    """A resource server cannot judge a token now: its keys or its revocation feed are out of reach."""
+
+    status = 503
+    description = "Tokens cannot be checked right now; retry later."
+
+
 ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
     cls.code: cls
     for cls in (
         InvalidRequest,
         InvalidCredentials,
+        InsufficientScope,
         TokenInvalid,
         TokenExpired,
         TokenRevoked,
@@ -165,4 +184,6 @@ ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
         ServerError,
     )
 }
-"""The one class that stands for each wire code (``StoreUnavailable`` shares ``server_error``)."""
+"""The one class that stands for each wire code.
+
+``StoreUnavailable`` and ``VerifierUnavailable`` share ``server_error``."""

@@ -11,7 +11,7 @@ import base64
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,38 @@ def new_refresh_key(master: MasterKey, now: float) -> StoredKey:
     )
 
 
+def signing_kids(keys: Iterable[StoredKey], access_alg: str | None = None) -> tuple[str, str]:
+    """The ids of the keys that sign: the newest active key of each use (access: of ``access_alg``)."""
+    newest: dict[str, StoredKey] = {}
+    for key in keys:
+        signs = key.active and (key.use == "refresh" or access_alg in (None, key.alg))
+        if signs and (key.use not in newest or key.created_at >= newest[key.use].created_at):
+            newest[key.use] = key
+    return (
+        newest["access"].kid if "access" in newest else "",
+        newest["refresh"].kid if "refresh" in newest else "",
+    )
+
+
+def retired_keys(
+    keys: Sequence[StoredKey], *, access_alg: str, now: float, access_horizon: float, refresh_horizon: float
+) -> list[StoredKey]:
+    """Keys no live token can need any more, which may be deleted (``keyturn keys prune``).
+
+    A key that does not sign is retired once a newer key of the same use has been signing for longer
+    than ``access_horizon`` or ``refresh_horizon`` seconds: every token the old key signed has expired
+    by then. The signing keys are never retired.
+    """
+    signers = set(signing_kids(keys, access_alg))
+    horizon = {"access": access_horizon, "refresh": refresh_horizon}
+    retired = []
+    for key in keys:
+        newer = [k.created_at for k in keys if k.use == key.use and k.created_at > key.created_at]
+        if key.kid not in signers and newer and now - min(newer) > horizon[key.use]:
+            retired.append(key)
+    return retired
+
+
 @dataclass(frozen=True, slots=True)
 class AccessKey:
     kid: str
@@ -193,8 +225,8 @@ class KeyRing:
         """Decrypt ``keys``; the newest active key of each use (and ``access_alg``) signs."""
         access: list[AccessKey] = []
         refresh: list[RefreshKey] = []
-        active_access = active_refresh = ""
-        newest: dict[str, float] = {}
+        keys = list(keys)
+        active_access, active_refresh = signing_kids(keys, access_alg)
         for key in keys:
             secret = master.decrypt(key.material)
             if key.use == "access":
@@ -208,13 +240,6 @@ class KeyRing:
                 access.append(AccessKey(key.kid, key.alg, private, private.public_key(), jwk))
             else:
                 refresh.append(RefreshKey(key.kid, secret))
-            signs = key.active and (key.use == "refresh" or access_alg in (None, key.alg))
-            if signs and key.created_at >= newest.get(key.use, float("-inf")):
-                newest[key.use] = key.created_at
-                if key.use == "access":
-                    active_access = key.kid
-                else:
-                    active_refresh = key.kid
         return cls(access, refresh, active_access, active_refresh)
 
     def access_key(self, kid: str) -> AccessKey | None:

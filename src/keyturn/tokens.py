@@ -9,12 +9,13 @@ the reverse, is ``token_invalid``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
+from ._jws import Compact, split
 from .errors import TokenExpired, TokenInvalid
 from .keys import KeyRing
 from .typing import JSONValue, RefreshRecord, SessionRecord
@@ -26,6 +27,8 @@ __all__ = [
     "RefreshClaims",
     "TokenCodec",
     "UnknownKey",
+    "VerificationKey",
+    "read_access",
 ]
 
 MAX_TOKEN_LENGTH = 8192
@@ -147,37 +150,24 @@ class TokenCodec:
     # -- decoding ----------------------------------------------------------------------------
 
     def decode_access(self, token: str, now: float) -> AccessClaims:
-        header = self._header(token, ACCESS_TYP)
-        key = self.keys.access_key(header["kid"])
-        if key is None:
-            raise UnknownKey(header["kid"], "The access token's key is unknown.")
-        if header.get("alg") != key.alg:
-            raise TokenInvalid("The access token's algorithm is wrong.")
-        claims = self._verify(token, key.public_key, key.alg, _ACCESS_REQUIRED, audience=self.audience)
-        sub, sid, jti = _str(claims, "sub"), _str(claims, "sid"), _str(claims, "jti")
-        iat, exp = self._check_times(claims, now)
-        if now > exp + self.leeway:
-            raise TokenExpired()
-        client_id = claims.get("client_id")
-        if client_id is not None and not isinstance(client_id, str):
-            raise TokenInvalid("The access token's client_id is not a string.")
-        return AccessClaims(sub, sid, jti, iat, exp, key.kid, client_id, claims)
+        return read_access(
+            token, now, self.keys.access_key, issuer=self.issuer, audience=self.audience, leeway=self.leeway
+        )
 
     def decode_refresh(self, token: str, now: float) -> RefreshClaims:
         """Verify signature, ``typ``, ``iss`` and shape; expiry is left to the refresh decision."""
-        header = self._header(token, REFRESH_TYP)
-        key = self.keys.refresh_key(header["kid"])
+        jws = _split(token, REFRESH_TYP)
+        kid = jws.header["kid"]
+        key = self.keys.refresh_key(kid)
         if key is None:
-            raise UnknownKey(header["kid"], "The refresh token's key is unknown.")
-        if header.get("alg") != REFRESH_ALG:
-            raise TokenInvalid("The refresh token's algorithm is wrong.")
-        claims = self._verify(token, key.secret, REFRESH_ALG, _REFRESH_REQUIRED, audience=None)
+            raise UnknownKey(kid, "The refresh token's key is unknown.")
+        claims = _verified_claims(jws, REFRESH_ALG, key.secret, _REFRESH_REQUIRED, self.issuer)
         if "aud" in claims:
             raise TokenInvalid("A refresh token has no audience.")
         gen = claims["gen"]
         if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
             raise TokenInvalid("The refresh token's generation is not a number.")
-        iat, exp = self._check_times(claims, now)
+        iat, exp = _check_times(claims, now, self.leeway)
         return RefreshClaims(
             _str(claims, "sub"), _str(claims, "sid"), _str(claims, "jti"), gen, iat, exp, key.kid
         )
@@ -185,60 +175,91 @@ class TokenCodec:
     def is_expired(self, exp: int, now: float) -> bool:
         return now > exp + self.leeway
 
-    def _header(self, token: str, typ: str) -> dict[str, Any]:
-        if not isinstance(token, str) or not token:
-            raise TokenInvalid("No token was given.")
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise TokenInvalid("The token is too large.")
-        try:
-            header = jwt.get_unverified_header(token)
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise TokenInvalid("The token is malformed.") from exc
-        if not _typ_matches(header, typ):
-            raise TokenInvalid("The token is of the wrong type.")
-        if not isinstance(header.get("kid"), str):
-            raise TokenInvalid("The token names no key.")
-        if _REFUSED_HEADERS.intersection(header):
-            raise TokenInvalid("The token uses a header parameter Keyturn does not accept.")
-        return header
 
-    def _verify(
-        self,
-        token: str,
-        key: Any,
-        alg: str,
-        required: list[str],
-        *,
-        audience: str | None,
-    ) -> dict[str, Any]:
-        try:
-            return jwt.decode(
-                token,
-                key,
-                algorithms=[alg],
-                audience=audience,
-                issuer=self.issuer,
-                options={
-                    "require": required,
-                    "verify_exp": False,  # checked against the injected clock instead
-                    "verify_nbf": False,
-                    "verify_iat": False,
-                    "verify_aud": audience is not None,
-                },
-            )
-        except (jwt.PyJWTError, ValueError) as exc:
-            raise TokenInvalid(_describe(exc)) from exc
+class VerificationKey(Protocol):
+    """What verifying an access token needs of a key."""
 
-    def _check_times(self, claims: Mapping[str, Any], now: float) -> tuple[int, int]:
-        iat, exp = claims["iat"], claims["exp"]
-        if not (_is_number(iat) and _is_number(exp)):
-            raise TokenInvalid("The token's iat or exp is not a number.")
-        if iat > now + self.leeway:
-            raise TokenInvalid("The token was issued in the future.")
-        nbf = claims.get("nbf")
-        if nbf is not None and (not _is_number(nbf) or nbf > now + self.leeway):
-            raise TokenInvalid("The token is not valid yet.")
-        return int(iat), int(exp)
+    @property
+    def kid(self) -> str: ...
+    @property
+    def alg(self) -> str: ...
+    @property
+    def public_key(self) -> Any: ...
+
+
+def read_access(
+    token: str,
+    now: float,
+    find_key: Callable[[str], VerificationKey | None],
+    *,
+    issuer: str,
+    audience: str,
+    leeway: float,
+) -> AccessClaims:
+    """Verify an access token with the key ``find_key`` gives for its ``kid`` (DESIGN section 1).
+
+    Shared by the token service and the resource servers' validators, so both judge a token alike.
+    """
+    jws = _split(token, ACCESS_TYP)
+    kid = jws.header["kid"]
+    key = find_key(kid)
+    if key is None:
+        raise UnknownKey(kid, "The access token's key is unknown.")
+    claims = _verified_claims(jws, key.alg, key.public_key, _ACCESS_REQUIRED, issuer)
+    aud = claims["aud"]
+    if not (aud == audience or (isinstance(aud, list) and audience in aud)):
+        raise TokenInvalid("The token is for another audience.")
+    sub, sid, jti = _str(claims, "sub"), _str(claims, "sid"), _str(claims, "jti")
+    iat, exp = _check_times(claims, now, leeway)
+    if now > exp + leeway:
+        raise TokenExpired()
+    client_id = claims.get("client_id")
+    if client_id is not None and not isinstance(client_id, str):
+        raise TokenInvalid("The access token's client_id is not a string.")
+    return AccessClaims(sub, sid, jti, iat, exp, key.kid, client_id, claims)
+
+
+def _split(token: str, typ: str) -> Compact:
+    if not isinstance(token, str) or not token:
+        raise TokenInvalid("No token was given.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("The token is too large.")
+    jws = split(token)
+    header = jws.header
+    if not _typ_matches(header, typ):
+        raise TokenInvalid("The token is of the wrong type.")
+    if not isinstance(header.get("kid"), str):
+        raise TokenInvalid("The token names no key.")
+    if _REFUSED_HEADERS.intersection(header):
+        raise TokenInvalid("The token uses a header parameter Keyturn does not accept.")
+    return jws
+
+
+def _verified_claims(jws: Compact, alg: str, key: Any, required: list[str], issuer: str) -> dict[str, Any]:
+    """The claims, once the algorithm (pinned by the key, never the header) and signature check out."""
+    if jws.header.get("alg") != alg:
+        raise TokenInvalid("The token's algorithm is wrong.")
+    if not jws.verify(alg, key):
+        raise TokenInvalid("The token's signature does not verify.")
+    claims = jws.claims()
+    for name in required:
+        if name not in claims:
+            raise TokenInvalid(f"The token lacks the {name} claim.")
+    if claims["iss"] != issuer:
+        raise TokenInvalid("The token is from another issuer.")
+    return claims
+
+
+def _check_times(claims: Mapping[str, Any], now: float, leeway: float) -> tuple[int, int]:
+    iat, exp = claims["iat"], claims["exp"]
+    if not (_is_number(iat) and _is_number(exp)):
+        raise TokenInvalid("The token's iat or exp is not a number.")
+    if iat > now + leeway:
+        raise TokenInvalid("The token was issued in the future.")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not _is_number(nbf) or nbf > now + leeway):
+        raise TokenInvalid("The token is not valid yet.")
+    return int(iat), int(exp)
 
 
 def _is_number(value: object) -> bool:
@@ -251,17 +272,3 @@ def _str(claims: Mapping[str, Any], name: str) -> str:
     if not isinstance(value, str) or not value:
         raise TokenInvalid(f"The token's {name} is not a string.")
     return value
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "The token is for another audience."
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "The token is from another issuer."
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "The token's signature does not verify."
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "The token's algorithm is not allowed."
-    if isinstance(exc, jwt.MissingRequiredClaimError):
-        return f"The token lacks the {exc.claim} claim."
-    return "The token is malformed."

@@ -187,6 +187,9 @@ class Store(Protocol):
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         """Add each candidate whose ``use`` and ``alg`` have no active key yet; return all keys."""
 
+    async def delete_keys(self, kids: Sequence[str]) -> int:
+        """Delete the keys with these ids (retired keys no live token needs); return how many there were."""
+
 
 class UserStore(Protocol):
     """The built-in user store's persistence."""

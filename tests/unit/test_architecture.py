@@ -11,7 +11,21 @@ import keyturn
 
 PACKAGE_DIR = Path(keyturn.__file__).parent
 
-CORE = ["__init__", "errors", "typing", "config", "clock", "keys", "tokens", "sessions", "users", "events"]
+CORE = [
+    "__init__",
+    "errors",
+    "typing",
+    "config",
+    "clock",
+    "keys",
+    "tokens",
+    "_jws",
+    "_reload",
+    "http",
+    "sessions",
+    "users",
+    "events",
+]
 
 FORBIDDEN = ("keyturn.server", "keyturn.store", "keyturn.middleware", "keyturn.client")
 FORBIDDEN_THIRD_PARTY = ("fastapi", "starlette", "uvicorn", "psycopg", "psycopg2", "redis", "django", "httpx")
@@ -75,6 +89,29 @@ def test_core_module_imports_nothing_outward(name: str) -> None:
 
     assert imports, f"{path} imports nothing: is the parser reading the right file?"
     assert violations(imports) == set()
+
+
+MIDDLEWARE_ALLOWED = ("httpx", "keyturn.middleware", "keyturn.store")
+# Each framework integration may import its own framework, and nothing else outward.
+MIDDLEWARE_FRAMEWORKS = {
+    "asgi": (),
+    "fastapi": ("fastapi",),
+    "wsgi": (),
+    "django": ("django",),
+    "drf": ("django", "rest_framework"),
+}
+
+
+@pytest.mark.parametrize("name", ["__init__", "verifier", "_sources", "_grants", *MIDDLEWARE_FRAMEWORKS])
+def test_middleware_never_reaches_the_server_or_a_client(name: str) -> None:
+    """Resource servers import the middleware without the token service (or another framework) coming too."""
+    path = PACKAGE_DIR / "middleware" / f"{name}.py"
+
+    imports = imported_modules(path.read_text(), f"keyturn.middleware.{name}")
+
+    allowed = MIDDLEWARE_ALLOWED + MIDDLEWARE_FRAMEWORKS.get(name, ())
+    assert imports
+    assert violations(imports, allowed=allowed) == set()
 
 
 def test_testing_helpers_reach_only_the_memory_store() -> None:

@@ -14,6 +14,7 @@ from keyturn.errors import (
     ERRORS_BY_CODE,
     ConfigError,
     ErrorCode,
+    InsufficientScope,
     InvalidCredentials,
     KeyturnError,
     RateLimited,
@@ -23,6 +24,7 @@ from keyturn.errors import (
     StoreUnavailable,
     TokenError,
     TokenInvalid,
+    VerifierUnavailable,
 )
 from keyturn.server.errors import render
 
@@ -40,11 +42,15 @@ DESIGN_TABLE: dict[str, tuple[int, bool]] = {
     "session_expired": (401, False),
     "rate_limited": (429, True),
     "server_error": (500, True),
+    # Not in DESIGN: resource servers answer a valid token without the scope a call needs with RFC 6750's
+    # insufficient_scope (docs/contract.md, departures).
+    "insufficient_scope": (403, False),
 }
 
 GROUPS: dict[str, type[KeyturnError]] = {
     "invalid_request": RequestError,
     "invalid_credentials": RequestError,
+    "insufficient_scope": RequestError,
     "rate_limited": RequestError,
     "token_invalid": TokenError,
     "token_expired": TokenError,
@@ -64,7 +70,7 @@ def instance(cls: type[KeyturnError], description: str | None = None) -> Keyturn
     return RateLimited(2.5, description) if cls is RateLimited else cls(description)
 
 
-ALL_ERRORS = [*ERRORS_BY_CODE.values(), StoreUnavailable]
+ALL_ERRORS = [*ERRORS_BY_CODE.values(), StoreUnavailable, VerifierUnavailable]
 
 
 # -- the classes -----------------------------------------------------------------------------------
@@ -166,9 +172,11 @@ def test_render_invalid_credentials_challenge_has_the_realm_only() -> None:
     assert response.headers["www-authenticate"] == 'Bearer realm="keyturn"'
 
 
-@pytest.mark.parametrize("cls", [c for c in ALL_ERRORS if c.status != 401], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [c for c in ALL_ERRORS if c.status not in (401, 403)], ids=lambda c: c.__name__
+)
 def test_render_non_401_errors_have_no_challenge(cls: type[KeyturnError]) -> None:
-    """WWW-Authenticate belongs to 401 only (RFC 9110)."""
+    """WWW-Authenticate belongs to 401 (RFC 9110), and to RFC 6750's 403 insufficient_scope."""
     assert "www-authenticate" not in render(instance(cls)).headers
 
 
@@ -210,3 +218,11 @@ def parse_bearer_challenge(header: str) -> dict[str, str]:
         params[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
         position = match.end()
     return params
+
+
+def test_insufficient_scope_is_a_403_with_the_rfc_6750_challenge() -> None:
+    response = render(InsufficientScope("The access token lacks the scope orders:read."))
+
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == 'Bearer realm="keyturn", error="insufficient_scope"'
+    assert json.loads(bytes(response.body))["error"] == "insufficient_scope"

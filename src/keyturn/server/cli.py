@@ -18,7 +18,7 @@ from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
-from .runtime import Runtime, open_runtime, rotate_keys
+from .runtime import Runtime, open_runtime, prune_keys, rotate_keys
 
 T = TypeVar("T")
 
@@ -215,6 +215,18 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return _with_runtime(args, run)
 
 
+def cmd_keys_prune(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        retired = await prune_keys(rt.store, rt.settings, rt.sessions.clock, dry_run=args.dry_run)
+        verb = "would delete" if args.dry_run else "deleted"
+        for key in retired:
+            print(f"{verb} {key.kid}\t{key.use}\t{key.alg}\t{_time(key.created_at)}")
+        print(f"{verb} {len(retired)} retired key(s)")
+        return 0
+
+    return _with_runtime(args, run)
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     async def run(rt: Runtime) -> int:
         # Opening the store applied every migration it lacked.
@@ -327,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_flags(s_revoke)
     s_revoke.set_defaults(func=cmd_sessions_revoke)
 
-    keys = commands.add_parser("keys", help="inspect and rotate signing keys").add_subparsers(
+    keys = commands.add_parser("keys", help="inspect, rotate and prune signing keys").add_subparsers(
         dest="keys_command", required=True, metavar="ACTION"
     )
     show = keys.add_parser("show", help="list the signing keys (never their private parts)")
@@ -337,6 +349,13 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = keys.add_parser("rotate", help="make new signing keys; running servers pick them up")
     _store_flags(rotate)
     rotate.set_defaults(func=cmd_keys_rotate)
+    k_prune = keys.add_parser(
+        "prune",
+        help="delete keys replaced longer ago than any token they signed can live (they leave the JWKS)",
+    )
+    k_prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    _store_flags(k_prune)
+    k_prune.set_defaults(func=cmd_keys_prune)
     migrate = commands.add_parser("migrate", help="bring the store's schema up to date")
     _store_flags(migrate)
     migrate.set_defaults(func=cmd_migrate)

@@ -3,44 +3,16 @@
 from __future__ import annotations
 
 import logging
-import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import (
-    InvalidCredentials,
-    InvalidRequest,
-    KeyturnError,
-    RateLimited,
-    ServerError,
-)
+from ..errors import InvalidRequest, KeyturnError, ServerError
+from ..http import error_body, error_headers
 
 logger = logging.getLogger("keyturn.server")
-
-REALM = "keyturn"
-
-
-def error_body(error: KeyturnError) -> dict[str, str | bool]:
-    return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
-
-
-def error_headers(error: KeyturnError) -> dict[str, str]:
-    headers = {"Cache-Control": "no-store"}
-    if error.status == 401:
-        if isinstance(error, InvalidCredentials):
-            headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
-        else:
-            description = error.detail.replace("\\", "").replace('"', "'")
-            headers["WWW-Authenticate"] = (
-                f'Bearer realm="{REALM}", error="invalid_token", '
-                f'error_description="{error.code}: {description}"'
-            )
-    if isinstance(error, RateLimited):
-        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return headers
 
 
 def render(error: KeyturnError, status: int | None = None) -> JSONResponse:

@@ -9,10 +9,17 @@ from argon2 import PasswordHasher
 
 from ..clock import SystemClock
 from ..config import Settings
-from ..keys import KeyRing, MasterKey, load_or_create_secret_file, new_access_key, new_refresh_key
+from ..keys import (
+    KeyRing,
+    MasterKey,
+    load_or_create_secret_file,
+    new_access_key,
+    new_refresh_key,
+    retired_keys,
+)
 from ..sessions import SessionService
 from ..store import open_store
-from ..typing import Backend, Clock, SubjectCheck
+from ..typing import Backend, Clock, StoredKey, SubjectCheck
 from ..users import UserDirectory
 
 __all__ = ["Runtime", "load_keys", "open_runtime", "rotate_keys"]
@@ -64,6 +71,27 @@ async def rotate_keys(store: Backend, master: MasterKey, settings: Settings, clo
         [new_access_key(settings.access_token_algorithm, master, now), new_refresh_key(master, now)]
     )
     return await load_keys(store, master, settings, clock)
+
+
+async def prune_keys(
+    store: Backend, settings: Settings, clock: Clock, *, dry_run: bool = False
+) -> list[StoredKey]:
+    """Delete the keys no live token needs any more (see :func:`keyturn.keys.retired_keys`); return them.
+
+    A process that has not reloaded yet may still sign with a key a rotation replaced, so the horizon
+    of each use adds ``key_reload_interval`` to the token lifetime and the leeway.
+    """
+    margin = settings.leeway + settings.key_reload_interval
+    retired = retired_keys(
+        await store.list_keys(),
+        access_alg=settings.access_token_algorithm,
+        now=clock.now(),
+        access_horizon=settings.access_token_lifetime + margin,
+        refresh_horizon=settings.refresh_idle_lifetime + settings.grace_period + margin,
+    )
+    if retired and not dry_run:
+        await store.delete_keys([key.kid for key in retired])
+    return retired
 
 
 async def open_runtime(

@@ -146,6 +146,9 @@ class MemoryStore:
             raise ValueError("a key with this kid already exists")
         self._keys.update((key.kid, key) for key in keys)
 
+    async def delete_keys(self, kids: Sequence[str]) -> int:
+        return sum(self._keys.pop(kid, None) is not None for kid in set(kids))
+
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         for key in candidates:
             if not any(k.use == key.use and k.alg == key.alg and k.active for k in self._keys.values()):

@@ -452,6 +452,14 @@ class PostgresStore:
 
         await self._call(run)
 
+    async def delete_keys(self, kids: Sequence[str]) -> int:
+        async def run(conn: Conn) -> int:
+            await _take_turn(conn, "signing_keys")
+            cur = await conn.execute("DELETE FROM signing_keys WHERE kid = ANY(%s)", (list(set(kids)),))
+            return cur.rowcount
+
+        return await self._call(run)
+
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         async def run(conn: Conn) -> list[StoredKey]:
             # In turn with other processes: two starting together must not both add a key.

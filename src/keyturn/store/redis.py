@@ -306,6 +306,16 @@ end
 return 1
 """
 
+# ARGV: P, then the ids of the keys to delete.
+_DELETE_KEYS = """
+local deleted = 0
+for i = 2, #ARGV do
+  deleted = deleted + redis.call('HDEL', P .. 'keys', ARGV[i])
+  redis.call('ZREM', P .. 'keys:order', ARGV[i])
+end
+return deleted
+"""
+
 # ARGV: P, username, then the user's hash words.
 _ADD_USER = """
 local key = P .. 'u:' .. ARGV[2]
@@ -346,6 +356,7 @@ class _Scripts:
     prune: AsyncScript
     list_sessions: AsyncScript
     ensure_keys: AsyncScript
+    delete_keys: AsyncScript
     add_keys: AsyncScript
     add_user: AsyncScript
     update_user: AsyncScript
@@ -365,6 +376,7 @@ class _Scripts:
             "list_sessions": _LIST_SESSIONS,
             "ensure_keys": _ENSURE_KEYS,
             "add_keys": _ADD_KEYS,
+            "delete_keys": _DELETE_KEYS,
             "add_user": _ADD_USER,
             "update_user": _UPDATE_USER,
             "list_users": _LIST_USERS,
@@ -621,6 +633,11 @@ class RedisStore:
         words = [word for key in keys for word in (key.kid, _key_json(key))]
         if await self._run(self._lua.add_keys, *words) != 1:
             raise ValueError("a signing key with this id already exists")
+
+    async def delete_keys(self, kids: Sequence[str]) -> int:
+        if not kids:
+            return 0
+        return _int(await self._run(self._lua.delete_keys, *set(kids)))
 
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         words: list[str | int] = [len(candidates)]

@@ -425,6 +425,14 @@ class SQLiteStore:
 
         await self._transaction(run)
 
+    async def delete_keys(self, kids: Sequence[str]) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute("DELETE FROM signing_keys WHERE kid = ?", (kid,)).rowcount for kid in set(kids)
+            )
+
+        return await self._transaction(run)
+
     async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
         def run(conn: sqlite3.Connection) -> list[StoredKey]:
             for key in candidates:

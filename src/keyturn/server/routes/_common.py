@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ...errors import InvalidRequest, TokenInvalid
+from ...http import bearer_token as parse_bearer
 from ...sessions import TokenPair
 from ..runtime import Runtime
 from ..schemas import ErrorResponse, token_body
@@ -33,13 +34,7 @@ def runtime(request: Request) -> Runtime:
 
 
 def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise TokenInvalid("The Authorization header is not 'Bearer <token>'.")
-    return token.strip()
+    return parse_bearer(request.headers.get("authorization"))
 
 
 def require_bearer(request: Request) -> str:

@@ -1,0 +1,53 @@
+"""Framework-neutral HTTP pieces shared by the token service and the resource-server middleware.
+
+The bearer token of an ``Authorization`` header, and the error response of DESIGN section 3: a JSON
+body ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate`` (RFC 6750).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from .errors import InsufficientScope, InvalidCredentials, KeyturnError, RateLimited, TokenInvalid
+
+__all__ = ["REALM", "bearer_token", "error_body", "error_headers", "error_json"]
+
+REALM = "keyturn"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None without the header, ``token_invalid`` if odd."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise TokenInvalid("The Authorization header is not 'Bearer <token>'.")
+    return token
+
+
+def error_body(error: KeyturnError) -> dict[str, str | bool]:
+    return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
+
+
+def error_json(error: KeyturnError) -> bytes:
+    return json.dumps(error_body(error), separators=(",", ":")).encode()
+
+
+def error_headers(error: KeyturnError, realm: str = REALM) -> dict[str, str]:
+    headers = {"Cache-Control": "no-store"}
+    if error.status == 401:
+        if isinstance(error, InvalidCredentials):
+            headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
+        else:
+            description = error.detail.replace("\\", "").replace('"', "'")
+            headers["WWW-Authenticate"] = (
+                f'Bearer realm="{realm}", error="invalid_token", '
+                f'error_description="{error.code}: {description}"'
+            )
+    elif isinstance(error, InsufficientScope):
+        headers["WWW-Authenticate"] = f'Bearer realm="{realm}", error="insufficient_scope"'
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return headers

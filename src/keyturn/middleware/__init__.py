@@ -1,0 +1,30 @@
+"""Resource-server side: validate Keyturn access tokens offline (DESIGN sections 1, 3 and 4).
+
+- :class:`AccessTokenVerifier`: keys from the JWKS (or a shared store), the revocation feed polled in
+  the background, a validated-token cache;
+- ``keyturn.middleware.asgi.KeyturnMiddleware`` (any ASGI app), ``keyturn.middleware.fastapi``
+  (``Depends(require_token(...))``), ``keyturn.middleware.wsgi.KeyturnWSGIMiddleware`` (Flask and any
+  WSGI app), ``keyturn.middleware.django`` and ``keyturn.middleware.drf``.
+"""
+
+from __future__ import annotations
+
+from ..tokens import AccessClaims
+from ._grants import require_grants, scopes_of
+from ._sources import JWKSURL, FeedURL, KeySource, RevocationSource, StaticKeys, StoreKeys, StoreRevocations
+from .verifier import AccessTokenVerifier, PublicKey
+
+__all__ = [
+    "JWKSURL",
+    "AccessClaims",
+    "AccessTokenVerifier",
+    "FeedURL",
+    "KeySource",
+    "PublicKey",
+    "RevocationSource",
+    "StaticKeys",
+    "StoreKeys",
+    "StoreRevocations",
+    "require_grants",
+    "scopes_of",
+]

@@ -1,0 +1,158 @@
+"""Where a validator gets its keys and its revocations: over HTTP from the token service, or from the store.
+
+Sources are async and run on the validator's own I/O thread (see ``verifier.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from ..typing import JSONValue, Revocation, Store
+
+__all__ = [
+    "JWKSURL",
+    "FeedURL",
+    "KeySource",
+    "Keys",
+    "RevocationBatch",
+    "RevocationSource",
+    "StaticKeys",
+    "StoreKeys",
+    "StoreRevocations",
+]
+
+FEED_BATCH = 1000
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
+_NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """A JWKS and, when the source said so, for how many seconds it may be kept."""
+
+    jwks: Sequence[Mapping[str, JSONValue]]
+    max_age: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationBatch:
+    entries: Sequence[Revocation]
+    last_seq: int
+    more: bool
+
+
+class KeySource(Protocol):
+    async def fetch(self) -> Keys: ...
+
+    async def close(self) -> None: ...
+
+
+class RevocationSource(Protocol):
+    async def since(self, seq: int) -> RevocationBatch: ...
+
+    async def close(self) -> None: ...
+
+
+def cache_max_age(cache_control: str | None) -> float | None:
+    """Seconds a response may be kept by its ``Cache-Control`` (0 for no-cache/no-store), or None."""
+    if not cache_control:
+        return None
+    if _NO_CACHE.search(cache_control):
+        return 0.0
+    match = _MAX_AGE.search(cache_control)
+    return float(match.group(1)) if match else None
+
+
+class _HTTP:
+    def __init__(self, url: str, timeout: float, client: httpx.AsyncClient | None) -> None:
+        self.url = url
+        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
+        self._owns_client = client is None
+
+    async def _get(self, params: Mapping[str, int] | None = None) -> tuple[Any, httpx.Headers]:
+        response = await self._client.get(self.url, params=params, headers={"Accept": "application/json"})
+        response.raise_for_status()
+        return response.json(), response.headers
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class JWKSURL(_HTTP):
+    """The token service's ``/.well-known/jwks.json``; its ``Cache-Control`` says how long to keep it."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(url, timeout, client)
+
+    async def fetch(self) -> Keys:
+        body, headers = await self._get()
+        keys = body.get("keys") if isinstance(body, dict) else None
+        if not isinstance(keys, list):
+            raise ValueError("the JWKS has no list of keys")
+        return Keys(keys, cache_max_age(headers.get("cache-control")))
+
+
+class FeedURL(_HTTP):
+    """The token service's ``GET /auth/revocations?since=N``."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(url, timeout, client)
+
+    async def since(self, seq: int) -> RevocationBatch:
+        body, _ = await self._get({"since": seq, "limit": FEED_BATCH})
+        if not isinstance(body, dict):
+            raise ValueError("the revocation feed did not answer an object")
+        entries = [
+            Revocation(int(e["seq"]), e["kind"], str(e["value"]), float(e["expires_at"]))
+            for e in body["revocations"]
+        ]
+        return RevocationBatch(entries, int(body["last_seq"]), bool(body["more"]))
+
+
+class StaticKeys:
+    """Keys given up front (a JWKS document), for tests and for services that pin their keys."""
+
+    def __init__(self, jwks: Mapping[str, Any] | Sequence[Mapping[str, JSONValue]]) -> None:
+        self._keys = list(jwks["keys"] if isinstance(jwks, Mapping) else jwks)
+
+    async def fetch(self) -> Keys:
+        return Keys(self._keys)
+
+    async def close(self) -> None:
+        return None
+
+
+class StoreKeys:
+    """The public halves of the access-token keys in a store the resource server shares with the service."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def fetch(self) -> Keys:
+        stored = await self._store.list_keys()
+        return Keys([json.loads(k.public_jwk) for k in stored if k.use == "access" and k.public_jwk])
+
+    async def close(self) -> None:
+        return None
+
+
+class StoreRevocations:
+    """The revocation feed read straight from a shared store."""
+
+    def __init__(self, store: Store, clock_now: Any) -> None:
+        self._store = store
+        self._now = clock_now
+
+    async def since(self, seq: int) -> RevocationBatch:
+        entries = await self._store.revocations_since(seq, self._now(), FEED_BATCH)
+        return RevocationBatch(entries, entries[-1].seq if entries else seq, len(entries) == FEED_BATCH)
+
+    async def close(self) -> None:
+        return None

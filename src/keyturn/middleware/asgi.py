@@ -1,0 +1,100 @@
+"""A pure ASGI middleware: every HTTP request (and WebSocket handshake) must carry a valid access token.
+
+The verified :class:`~keyturn.tokens.AccessClaims` are put in ``scope["keyturn.token"]`` and in
+``scope["state"]["keyturn"]`` (Starlette and FastAPI: ``request.state.keyturn``). Failures answer with the
+error body of DESIGN section 3 and ``WWW-Authenticate``; the app is not called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from ..errors import KeyturnError, TokenInvalid
+from ..http import REALM, bearer_token, error_headers, error_json
+from .verifier import AccessTokenVerifier
+
+__all__ = ["KeyturnMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+WS_POLICY_VIOLATION = 1008
+
+
+class KeyturnMiddleware:
+    """Wrap ``app`` so that only requests with a valid access token reach it.
+
+    ``exempt`` lists path prefixes that pass without a token (health checks, public pages); with
+    ``required=False`` a request without ``Authorization`` passes too (``scope["keyturn.token"]`` is
+    None), while a bad token is still refused.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: AccessTokenVerifier,
+        *,
+        required: bool = True,
+        exempt: Iterable[str] = (),
+        realm: str = REALM,
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.required = required
+        self.exempt = tuple(exempt)
+        self.realm = realm
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        try:
+            claims = await self._authenticate(scope)
+        except KeyturnError as error:
+            await self._refuse(scope, send, error)
+            return
+        scope["keyturn.token"] = claims
+        scope.setdefault("state", {})["keyturn"] = claims
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> Any:
+        if self.exempt and scope.get("path", "").startswith(self.exempt):
+            return None
+        authorization = None
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        token = bearer_token(authorization)
+        if token is None:
+            if self.required:
+                raise TokenInvalid("No access token was given.")
+            return None
+        return await self.verifier.averify(token)
+
+    async def _refuse(self, scope: Scope, send: Send, error: KeyturnError) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": error.code})
+            return
+        body = error_json(error)
+        headers = [(k.lower().encode(), v.encode()) for k, v in error_headers(error, self.realm).items()]
+        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the app's lifespan through, and close the verifier's thread when the app shuts down."""
+
+        async def send_and_close(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                await self.verifier.aclose()
+            await send(message)
+
+        await self.app(scope, receive, send_and_close)

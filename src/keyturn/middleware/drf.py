@@ -1,0 +1,91 @@
+"""Django REST framework: an authentication class and a scope permission.
+
+``REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["keyturn.middleware.drf.KeyturnAuthentication"]}``
+with ``settings.KEYTURN`` as for ``keyturn.middleware.django``. ``request.user`` is a :class:`KeyturnUser`
+(the token's subject; Keyturn's users are not Django's) and ``request.auth`` the verified claims.
+Refusals answer with the error body of DESIGN section 3 and, on 401, ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from ..errors import KeyturnError
+from ..http import REALM, bearer_token, error_body, error_headers
+from ..tokens import AccessClaims
+from ._grants import require_grants
+from .django import get_verifier
+
+__all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser"]
+
+
+class KeyturnUser:
+    """``request.user`` for a request with a valid token: the token's subject, not a Django user."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+
+    def __init__(self, token: AccessClaims) -> None:
+        self.token = token
+        self.id = self.pk = self.username = token.sub
+
+    def __str__(self) -> str:
+        return f"KeyturnUser {self.username}"
+
+
+class _Refused(exceptions.AuthenticationFailed):
+    def __init__(self, error: KeyturnError) -> None:
+        super().__init__(code=error.code)
+        self.status_code = error.status
+        self.detail = error_body(error)  # type: ignore[assignment]  # rendered as it is
+
+
+class _Forbidden(exceptions.PermissionDenied):
+    def __init__(self, error: KeyturnError) -> None:
+        super().__init__(code=error.code)
+        self.detail = error_body(error)  # type: ignore[assignment]
+
+
+class KeyturnAuthentication(BaseAuthentication):
+    """``Authorization: Bearer <access token>``; reuses the token ``KeyturnMiddleware`` verified."""
+
+    def authenticate(self, request: Request) -> tuple[KeyturnUser, AccessClaims] | None:
+        claims: AccessClaims | None = getattr(request._request, "keyturn_token", None)
+        if claims is None:
+            try:
+                token = bearer_token(request.headers.get("Authorization"))
+                if token is None:
+                    return None
+                claims = get_verifier().verify(token)
+            except KeyturnError as error:
+                request._request.keyturn_error = error  # type: ignore[attr-defined]
+                raise _Refused(error) from error
+        return KeyturnUser(claims), claims
+
+    def authenticate_header(self, request: Request) -> str:
+        error: KeyturnError | None = getattr(request._request, "keyturn_error", None)
+        if error is not None and error.status == 401:
+            return error_headers(error, REALM)["WWW-Authenticate"]
+        return f'Bearer realm="{REALM}"'
+
+
+class HasScopes(BasePermission):
+    """The token carries every scope in the view's ``required_scopes`` (else 403 ``insufficient_scope``)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        claims = request.auth
+        if not isinstance(claims, AccessClaims):
+            return False
+        try:
+            require_grants(claims, getattr(view, "required_scopes", ()))
+        except KeyturnError as error:
+            raise _Forbidden(error) from error
+        return True

@@ -1,0 +1,90 @@
+"""FastAPI: ``Depends(require_token(verifier, scopes=...))`` and the error handler that renders its refusals.
+
+::
+
+    verifier = AccessTokenVerifier.for_service("http://127.0.0.1:8000")
+    app = FastAPI()
+    install(app, verifier)
+
+    @app.get("/orders")
+    async def orders(token: AccessClaims = Depends(require_token(verifier, scopes=["orders:read"]))): ...
+
+``install`` makes refusals answer with the error body of DESIGN section 3 (without it FastAPI's own
+handler answers ``{"detail": ...}``, with the same status and ``WWW-Authenticate``) and closes the
+verifier when the app shuts down. Behind :class:`~keyturn.middleware.asgi.KeyturnMiddleware` the
+dependency reuses the token the middleware verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse
+
+from ..errors import KeyturnError, TokenInvalid
+from ..http import REALM, bearer_token, error_body, error_headers
+from ..tokens import AccessClaims
+from ._grants import require_grants
+from .verifier import AccessTokenVerifier
+
+__all__ = ["TokenRefused", "install", "require_token"]
+
+
+class TokenRefused(HTTPException):
+    """A refusal, as FastAPI's ``HTTPException`` so that it answers sensibly even without :func:`install`."""
+
+    def __init__(self, error: KeyturnError, realm: str = REALM) -> None:
+        super().__init__(error.status, error.detail, error_headers(error, realm))
+        self.error = error
+
+
+def require_token(
+    verifier: AccessTokenVerifier,
+    *,
+    scopes: Iterable[str] = (),
+    claims: Mapping[str, Any] | None = None,
+    realm: str = REALM,
+) -> Callable[[Request], Awaitable[AccessClaims]]:
+    """A dependency giving the request's verified access token, which must carry ``scopes`` and ``claims``."""
+    wanted = tuple(scopes)
+
+    async def dependency(request: Request) -> AccessClaims:
+        try:
+            verified: AccessClaims | None = request.scope.get("keyturn.token")
+            if verified is None:
+                token = bearer_token(request.headers.get("authorization"))
+                if token is None:
+                    raise TokenInvalid("No access token was given.")
+                verified = await verifier.averify(token)
+            return require_grants(verified, wanted, claims)
+        except KeyturnError as error:
+            raise TokenRefused(error, realm) from error
+
+    return dependency
+
+
+async def _refused(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TokenRefused)
+    return JSONResponse(error_body(exc.error), status_code=exc.status_code, headers=exc.headers)
+
+
+def install(app: FastAPI, verifier: AccessTokenVerifier | None = None) -> None:
+    """Render refusals with the DESIGN error body; close ``verifier`` when ``app`` shuts down."""
+    app.add_exception_handler(TokenRefused, _refused)
+    if verifier is None:
+        return
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Any) -> AsyncIterator[Any]:
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            await verifier.aclose()
+
+    app.router.lifespan_context = lifespan

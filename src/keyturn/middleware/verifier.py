@@ -1,0 +1,508 @@
+"""``AccessTokenVerifier``: offline validation of Keyturn access tokens for resource servers.
+
+A request costs a signature check the first time a token is seen and a dictionary look-up after that
+(DESIGN section 4's validated-token cache); expiry and revocation are checked on every call. Everything
+that does I/O runs on the verifier's own thread with its own event loop, so sync frameworks (Django,
+Flask) and async ones (FastAPI, any ASGI app) share one implementation and no request ever waits for it,
+except a request whose token names a key the verifier has not seen yet:
+
+- keys come from the token service's JWKS (kept as long as its ``Cache-Control`` says, then fetched again
+  in the background) or from a shared store; a token naming an unknown ``kid`` waits for the next fetch,
+  and fetches start at most once per ``key_refetch_interval``, so a flood of made-up ids cannot hammer
+  the token service, and a key id that a fetch begun after the token arrived did not list is refused at
+  once from then on;
+- revocations come from the feed (``GET /auth/revocations?since=N`` or the store), polled every
+  ``revocation_poll_interval`` seconds into two in-memory sets (sessions and single tokens) whose
+  entries drop out when no token they match can still be valid.
+
+When the feed cannot be read, the last set stays in force and :meth:`AccessTokenVerifier.status` reports
+the lag; with ``revocation_fail_closed_after`` set, tokens are refused (503, retryable) once the lag
+passes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Self, TypeVar
+
+import httpx
+import jwt
+
+from .._reload import KeyReloader
+from ..clock import SystemClock
+from ..config import Settings
+from ..errors import KeyturnError, TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
+from ..tokens import AccessClaims, UnknownKey, read_access
+from ..typing import Clock, JSONValue, Revocation, Store
+from ._sources import (
+    JWKSURL,
+    FeedURL,
+    Keys,
+    KeySource,
+    RevocationSource,
+    StoreKeys,
+    StoreRevocations,
+)
+
+__all__ = ["AccessTokenVerifier", "PublicKey"]
+
+logger = logging.getLogger("keyturn.middleware")
+
+T = TypeVar("T")
+
+ALGORITHMS = frozenset({"ES256", "EdDSA", "RS256"})
+DEFAULT_KEY_TTL = 300.0
+"""How long a JWKS is kept when its response says nothing (seconds)."""
+KEY_TTL_BOUNDS = (30.0, 86_400.0)
+"""A JWKS is fetched again in the background no sooner and no later than this (seconds)."""
+RETRY_AFTER_FAILURE = 5.0
+FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError, KeyError, TypeError)
+"""What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A key that verifies access tokens, read from a JWK."""
+
+    kid: str
+    alg: str
+    public_key: Any
+
+
+def parse_jwks(jwks: Iterable[Mapping[str, JSONValue]]) -> dict[str, PublicKey]:
+    """The signing keys of a JWKS; keys of other uses, algorithms or shapes are left out."""
+    keys: dict[str, PublicKey] = {}
+    for jwk in jwks:
+        kid = jwk.get("kid") if isinstance(jwk, Mapping) else None
+        if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            parsed = jwt.PyJWK(dict(jwk))
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            logger.warning("jwks: key %r cannot be read; it is ignored", kid)
+            continue
+        if parsed.algorithm_name not in ALGORITHMS:
+            continue
+        key = parsed.key
+        if hasattr(key, "public_key"):  # a JWK with its private half: only the public one is kept
+            key = key.public_key()
+        keys[kid] = PublicKey(kid, parsed.algorithm_name, key)
+    return keys
+
+
+class RevocationSet:
+    """Revoked session ids and token ids, each kept until no token it matches can still be valid."""
+
+    __slots__ = ("_leeway", "jtis", "last_seq", "sids")
+
+    def __init__(self, leeway: float) -> None:
+        self._leeway = leeway
+        self.sids: dict[str, float] = {}
+        self.jtis: dict[str, float] = {}
+        self.last_seq = 0
+
+    def add(self, entries: Iterable[Revocation], last_seq: int) -> None:
+        for entry in entries:
+            found = self.sids if entry.kind == "sid" else self.jtis
+            found[entry.value] = max(found.get(entry.value, entry.expires_at), entry.expires_at)
+        self.last_seq = max(self.last_seq, last_seq)
+
+    def prune(self, now: float) -> None:
+        # New dictionaries swapped in whole: request threads read these without a lock.
+        cutoff = now - self._leeway
+        self.sids = {k: v for k, v in self.sids.items() if v >= cutoff}
+        self.jtis = {k: v for k, v in self.jtis.items() if v >= cutoff}
+
+    def __len__(self) -> int:
+        return len(self.sids) + len(self.jtis)
+
+
+class _IOThread:
+    """A daemon thread running an event loop: where the verifier fetches keys and polls the feed."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="keyturn-verifier", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class AccessTokenVerifier:
+    """Validates access tokens offline; safe to share between threads and event loops.
+
+    Build one per process with :meth:`for_service` (JWKS and feed over HTTP), :meth:`for_store` (a
+    store shared with the token service) or the constructor (any :class:`KeySource` and
+    :class:`RevocationSource`), and call :meth:`verify` (sync) or :meth:`averify` (async). It starts
+    on first use; :meth:`close` stops its thread.
+    """
+
+    def __init__(
+        self,
+        keys: KeySource,
+        revocations: RevocationSource | None,
+        *,
+        issuer: str = "keyturn",
+        audience: str = "keyturn-api",
+        leeway: float = 30.0,
+        revocation_poll_interval: float = 1.0,
+        revocation_fail_closed_after: float | None = None,
+        key_refetch_interval: float = 1.0,
+        cache_size: int = 10_000,
+        timeout: float = 5.0,
+        clock: Clock | None = None,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        if revocation_poll_interval <= 0 or key_refetch_interval <= 0 or timeout <= 0 or cache_size < 0:
+            raise ValueError("intervals and the timeout must be positive, the cache size not negative")
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway = leeway
+        self.clock = clock or SystemClock()
+        self._key_source = keys
+        self._revocation_source = revocations
+        self._poll_interval = revocation_poll_interval
+        self._fail_closed_after = revocation_fail_closed_after
+        self._key_refetch_interval = key_refetch_interval
+        self._cache_size = cache_size
+        self._timeout = timeout
+        self._on_start = on_start
+        self._on_close = on_close
+
+        self._keys: dict[str, PublicKey] = {}
+        self._keys_loaded_at: float | None = None
+        self._keys_due = 0.0
+        self._revoked = RevocationSet(leeway)
+        self._cache: dict[str, AccessClaims] = {}
+        self._started_at = time.monotonic()
+        self._polled_at: float | None = None
+        self._feed_failing = False
+        self._keys_failing = False
+
+        self._io: _IOThread | None = None
+        self._reloader: KeyReloader[Keys] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def for_service(
+        cls,
+        url: str,
+        *,
+        route_prefix: str = "/auth",
+        revocations: bool = True,
+        settings: Settings | None = None,
+        **options: Any,
+    ) -> Self:
+        """Keys and revocations from a token service at ``url`` (e.g. ``http://127.0.0.1:8000``)."""
+        base = url.rstrip("/")
+        timeout = options.get("timeout", 5.0)
+        feed = FeedURL(f"{base}{route_prefix}/revocations", timeout=timeout) if revocations else None
+        keys = JWKSURL(f"{base}/.well-known/jwks.json", timeout=timeout)
+        return cls(keys, feed, **_merge(settings, options))
+
+    @classmethod
+    def for_store(cls, store: Store | str, *, settings: Settings | None = None, **options: Any) -> Self:
+        """Keys and revocations from the store the token service uses (a ``Store`` or a store URL).
+
+        A store given by URL is opened on the verifier's thread and closed with the verifier.
+        """
+        owned = isinstance(store, str)
+        if isinstance(store, str):
+            from ..store import open_store  # only this way of building needs the store package
+
+            store = open_store(store)
+        clock: Clock = options.get("clock") or SystemClock()
+        options["clock"] = clock
+        if owned:
+            options["on_start"] = store.open
+            options["on_close"] = store.close
+        return cls(StoreKeys(store), StoreRevocations(store, clock.now), **_merge(settings, options))
+
+    # -- verifying -----------------------------------------------------------------------------
+
+    def verify(self, token: str) -> AccessClaims:
+        """The token's claims, or a ``KeyturnError``: ``token_invalid``, ``token_expired``,
+        ``token_revoked``, or ``server_error`` (503) when keys or revocations are out of reach.
+
+        Blocks only when the token names a key not seen before, for at most ``timeout`` seconds.
+        """
+        if self._io is None:
+            self.start()
+        try:
+            return self._check(token)
+        except UnknownKey as exc:
+            future = self._submit(self._find(exc.kid))
+            try:
+                found = future.result(self._timeout)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                found = None
+            return self._after_find(token, found)
+
+    async def averify(self, token: str) -> AccessClaims:
+        """:meth:`verify` for event loops: waiting for a key fetch does not block the loop."""
+        if self._io is None:
+            await asyncio.to_thread(self.start)
+        try:
+            return self._check(token)
+        except UnknownKey as exc:
+            future = asyncio.wrap_future(self._submit(self._find(exc.kid)))
+            try:
+                found = await asyncio.wait_for(future, self._timeout)
+            except TimeoutError:
+                found = None
+            return self._after_find(token, found)
+
+    def _check(self, token: str) -> AccessClaims:
+        now = self.clock.now()
+        claims = self._cache.get(token)
+        if claims is None:
+            claims = read_access(
+                token, now, self._keys.get, issuer=self.issuer, audience=self.audience, leeway=self.leeway
+            )
+            self._remember(token, claims)
+        elif now > claims.exp + self.leeway:
+            self._cache.pop(token, None)
+            raise TokenExpired()
+        revoked = self._revoked
+        if claims.sid in revoked.sids or claims.jti in revoked.jtis:
+            raise TokenRevoked()
+        if self._fail_closed_after is not None and self.revocation_lag() > self._fail_closed_after:
+            raise VerifierUnavailable("Revocations have not been read for too long; retry later.")
+        return claims
+
+    def _remember(self, token: str, claims: AccessClaims) -> None:
+        cache = self._cache
+        if self._cache_size == 0:
+            return
+        while len(cache) >= self._cache_size:
+            try:  # the oldest entry; another thread may be evicting too
+                del cache[next(iter(cache))]
+            except (KeyError, RuntimeError, StopIteration):
+                break
+        cache[token] = claims
+
+    def _after_find(self, token: str, found: bool | BaseException | None) -> AccessClaims:
+        if isinstance(found, BaseException) or found is None:
+            raise VerifierUnavailable("The token's key could not be fetched; retry later.")
+        if not found:
+            raise TokenInvalid("The access token's key is unknown.")
+        try:
+            return self._check(token)
+        except UnknownKey as exc:  # the key was dropped again in between
+            raise TokenInvalid("The access token's key is unknown.") from exc
+
+    async def _find(self, kid: str) -> bool | BaseException:
+        assert self._reloader is not None
+        try:
+            return await self._reloader.find(kid, lambda: kid in self._keys)
+        except FETCH_ERRORS as exc:  # the caller turns a failed fetch into a retryable 503
+            return exc
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def revocation_lag(self) -> float:
+        """Seconds since the revocation feed was last read in full (since start if never)."""
+        if self._revocation_source is None:
+            return 0.0
+        return time.monotonic() - (self._polled_at or self._started_at)
+
+    def status(self) -> dict[str, JSONValue]:
+        """For a health check: keys held, revocations held, feed position and lag."""
+        lag = self.revocation_lag()
+        healthy = bool(self._keys) and (self._fail_closed_after is None or lag <= self._fail_closed_after)
+        return {
+            "healthy": healthy,
+            "keys": len(self._keys),
+            "revocations": len(self._revoked),
+            "revocations_last_seq": self._revoked.last_seq,
+            "revocation_lag_seconds": round(lag, 3),
+            "cached_tokens": len(self._cache),
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the I/O thread, fetch the keys and read the feed once (waiting at most ``timeout``)."""
+        with self._lock:
+            if self._io is not None:
+                return
+            if self._closed:
+                raise RuntimeError("this AccessTokenVerifier is closed")
+            self._started_at = time.monotonic()
+            io = _IOThread()
+            future = io.submit(self._startup())
+            self._io = io
+        try:
+            future.result(self._timeout)
+        except concurrent.futures.TimeoutError:
+            logger.warning("verifier: keys or revocations not loaded within %ss; going on", self._timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            io, self._io, self._closed = self._io, None, True
+        if io is None:
+            return
+        try:
+            io.submit(self._shutdown()).result(self._timeout)
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            logger.warning("verifier: did not shut down within %ss", self._timeout)
+        finally:
+            io.stop()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        io = self._io
+        if io is None:
+            coro.close()
+            raise VerifierUnavailable("The verifier is closed.")
+        return io.submit(coro)
+
+    # -- on the I/O thread ---------------------------------------------------------------------
+
+    async def _startup(self) -> None:
+        self._reloader = KeyReloader(
+            self._fetch_keys, self.clock, self._install_keys, min_interval=self._key_refetch_interval
+        )
+        if self._on_start is not None:
+            try:
+                await self._on_start()
+            except FETCH_ERRORS as exc:  # the store is out of reach: the fetches below fail and are retried
+                logger.warning("verifier: could not open the store (%s)", _name(exc))
+        await asyncio.gather(self._first_keys(), self._poll())
+        self._tasks = [asyncio.create_task(self._keep_keys())]
+        if self._revocation_source is not None:
+            self._tasks.append(asyncio.create_task(self._keep_polling()))
+
+    async def _shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._key_source.close()
+        if self._revocation_source is not None:
+            await self._revocation_source.close()
+        if self._on_close is not None:
+            await self._on_close()
+
+    async def _fetch_keys(self) -> Keys:
+        return await asyncio.wait_for(self._key_source.fetch(), self._timeout)
+
+    def _install_keys(self, fetched: Keys) -> None:
+        keys = parse_jwks(fetched.jwks)
+        if self._keys.keys() - keys.keys():
+            self._cache.clear()  # a key was withdrawn: tokens it signed must be checked again
+        self._keys = keys
+        ttl = DEFAULT_KEY_TTL if fetched.max_age is None else fetched.max_age
+        self._keys_due = time.monotonic() + min(max(ttl, KEY_TTL_BOUNDS[0]), KEY_TTL_BOUNDS[1])
+        self._keys_loaded_at = time.monotonic()
+        if self._keys_failing:
+            logger.info("verifier: keys fetched again")
+            self._keys_failing = False
+
+    async def _first_keys(self) -> None:
+        assert self._reloader is not None
+        try:
+            await self._reloader.reload()
+        except FETCH_ERRORS as exc:  # logged; the background task and unknown kids retry
+            self._keys_failed(exc)
+
+    def _keys_failed(self, exc: BaseException) -> None:
+        if not self._keys_failing:
+            held = len(self._keys)
+            logger.warning("verifier: keys could not be fetched (%s); keeping %d", _name(exc), held)
+        self._keys_failing = True
+        self._keys_due = time.monotonic() + RETRY_AFTER_FAILURE
+
+    async def _keep_keys(self) -> None:
+        assert self._reloader is not None
+        while True:
+            delay = self._keys_due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue  # a fetch for an unknown kid may have moved the due time
+            try:
+                await self._reloader.reload()
+            except FETCH_ERRORS as exc:  # retried after a pause; the keys held stay in force
+                self._keys_failed(exc)
+
+    async def _poll(self) -> None:
+        source = self._revocation_source
+        if source is None:
+            return
+        try:
+            while True:
+                batch = await asyncio.wait_for(source.since(self._revoked.last_seq), self._timeout)
+                self._revoked.add(batch.entries, batch.last_seq)
+                if not batch.more or not batch.entries:
+                    break
+        except FETCH_ERRORS as exc:  # the feed is out of reach: keep the set, report the lag
+            if not self._feed_failing:
+                logger.warning("verifier: revocation feed unreadable (%s); keeping the last set", _name(exc))
+            self._feed_failing = True
+            return
+        self._revoked.prune(self.clock.now())
+        self._polled_at = time.monotonic()
+        if self._feed_failing:
+            logger.info("verifier: revocation feed read again")
+            self._feed_failing = False
+
+    async def _keep_polling(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            await self._poll()
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _merge(settings: Settings | None, options: dict[str, Any]) -> dict[str, Any]:
+    """Constructor options: those given win over ``settings`` (the ``KEYTURN_*`` environment)."""
+    if settings is None:
+        return options
+    from_settings: dict[str, Any] = {
+        "issuer": settings.issuer,
+        "audience": settings.audience,
+        "leeway": settings.leeway,
+        "revocation_poll_interval": settings.revocation_poll_interval,
+        "revocation_fail_closed_after": settings.revocation_fail_closed_after,
+    }
+    return from_settings | options
