@@ -2,8 +2,9 @@
 
 ``jwt.decode`` parses a token twice when the header has to be read first (to find its key) and checks
 claims Keyturn checks itself against an injected clock; on the validators' hot path that doubled the
-cost of everything but the signature. Here each part is decoded once and the signature is checked by
-PyJWT's own algorithm objects (``cryptography`` underneath).
+cost of everything but the signature. Here each part is decoded once, the few distinct headers (one per
+key) are parsed once per process, and the signature is checked by ``cryptography`` with its algorithm
+objects made once: only the four algorithms Keyturn signs with exist here, each tied to its key type.
 
 JSON with a repeated member name is refused: two readers of one token must never see different claims.
 """
@@ -11,23 +12,76 @@ JSON with a repeated member name is refused: two readers of one token must never
 from __future__ import annotations
 
 import binascii
+import hashlib
+import hmac
 import json
-from base64 import urlsafe_b64decode
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jwt.algorithms import Algorithm, get_default_algorithms
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from .errors import TokenInvalid
 
-__all__ = ["Compact", "split"]
+__all__ = ["ALGORITHMS", "Compact", "split"]
 
-_ALGORITHMS: dict[str, Algorithm] = get_default_algorithms()
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+
+
+def _es256(key: Any, message: bytes, signature: bytes) -> bool:
+    if (
+        not isinstance(key, ec.EllipticCurvePublicKey)
+        or key.curve.name != "secp256r1"
+        or len(signature) != 64
+    ):
+        return False
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    key.verify(encode_dss_signature(r, s), message, _ECDSA_SHA256)
+    return True
+
+
+def _eddsa(key: Any, message: bytes, signature: bytes) -> bool:
+    if not isinstance(key, ed25519.Ed25519PublicKey):
+        return False
+    key.verify(signature, message)
+    return True
+
+
+def _rs256(key: Any, message: bytes, signature: bytes) -> bool:
+    if not isinstance(key, rsa.RSAPublicKey):
+        return False
+    key.verify(signature, message, _PKCS1, _SHA256)
+    return True
+
+
+def _hs256(key: Any, message: bytes, signature: bytes) -> bool:
+    if not isinstance(key, bytes):
+        return False
+    return hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), signature)
+
+
+ALGORITHMS: dict[str, Callable[[Any, bytes, bytes], bool]] = {
+    "ES256": _es256,
+    "EdDSA": _eddsa,
+    "RS256": _rs256,
+    "HS256": _hs256,
+}
+"""Signature checks by ``alg``: true if the signature verifies with a key of the algorithm's type."""
+
+_HEADERS: dict[str, dict[str, Any]] = {}
+_MAX_HEADERS = 256
 
 
 def _b64(segment: str) -> bytes:
+    """base64url without padding (RFC 7515); the caller has checked the token is ASCII."""
     try:
-        return urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        standard = segment.replace("-", "+").replace("_", "/")  # str.translate is many times slower
+        return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
     except (binascii.Error, ValueError) as exc:
         raise TokenInvalid("The token is malformed.") from exc
 
@@ -39,9 +93,12 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members)
+
+
 def _object(data: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(data, object_pairs_hook=_unique_members)
+        value = _DECODER.decode(data.decode())
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise TokenInvalid("The token is malformed.") from exc
     if not isinstance(value, dict):
@@ -60,12 +117,12 @@ class Compact:
 
     def verify(self, alg: str, key: Any) -> bool:
         """Whether the signature is ``alg`` over the signing input with ``key``."""
-        algorithm = _ALGORITHMS.get(alg)
-        if algorithm is None:
+        check = ALGORITHMS.get(alg)
+        if check is None:
             return False
         try:
-            return algorithm.verify(self.signing_input, key, self.signature)
-        except (ValueError, TypeError, AttributeError):  # a key that does not fit the algorithm
+            return check(key, self.signing_input, self.signature)
+        except (InvalidSignature, ValueError):
             return False
 
     def claims(self) -> dict[str, Any]:
@@ -81,4 +138,10 @@ def split(token: str) -> Compact:
     header, payload, signature = parts
     if not token.isascii():
         raise TokenInvalid("The token is malformed.")
-    return Compact(_object(_b64(header)), f"{header}.{payload}".encode(), payload, _b64(signature))
+    parsed = _HEADERS.get(header)
+    if parsed is None:
+        parsed = _object(_b64(header))
+        if len(_HEADERS) >= _MAX_HEADERS:
+            _HEADERS.clear()  # made-up headers cannot grow this without bound
+        _HEADERS[header] = parsed
+    return Compact(parsed, f"{header}.{payload}".encode(), payload, _b64(signature))

@@ -196,6 +196,7 @@ class AccessTokenVerifier:
         self._polled_at: float | None = None
         self._feed_failing = False
         self._keys_failing = False
+        self._key_fetches = 0
 
         self._io: _IOThread | None = None
         self._reloader: KeyReloader[Keys] | None = None
@@ -336,6 +337,7 @@ class AccessTokenVerifier:
         return {
             "healthy": healthy,
             "keys": len(self._keys),
+            "key_fetches": self._key_fetches,
             "revocations": len(self._revoked),
             "revocations_last_seq": self._revoked.last_seq,
             "revocation_lag_seconds": round(lag, 3),
@@ -423,6 +425,7 @@ class AccessTokenVerifier:
             await self._on_close()
 
     async def _fetch_keys(self) -> Keys:
+        self._key_fetches += 1
         return await asyncio.wait_for(self._key_source.fetch(), self._timeout)
 
     def _install_keys(self, fetched: Keys) -> None:
