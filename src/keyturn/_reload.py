@@ -75,10 +75,40 @@ class KeyReloader(Generic[T]):
             if known():
                 return True
             if starts >= arrived:
-                self._missing[kid] = None
-                while len(self._missing) > MAX_MISSING:
-                    self._missing.popitem(last=False)
+                self._remember_missing(kid)
                 return False
+
+    async def find_now(self, kid: str, known: Callable[[], bool]) -> bool | None:
+        """Like :meth:`find`, but None instead of waiting for a reload the interval does not allow yet.
+
+        None also when the only reload to join began before this call and did not find ``kid``.
+        """
+        if kid in self._missing:
+            return False
+        arrived = self._clock.now()
+        if self._next is None:
+            if arrived - self._last_start < self._min_interval:
+                return None
+            self._schedule()
+        assert self._next is not None
+        starts = self._next_starts
+        await asyncio.shield(self._next)
+        if known():
+            return True
+        if starts < arrived:
+            return None
+        self._remember_missing(kid)
+        return False
+
+    @property
+    def last_start(self) -> float:
+        """When the last reload began (or will begin, if one is scheduled)."""
+        return self._last_start
+
+    def _remember_missing(self, kid: str) -> None:
+        self._missing[kid] = None
+        while len(self._missing) > MAX_MISSING:
+            self._missing.popitem(last=False)
 
     def _schedule(self) -> asyncio.Future[None]:
         now = self._clock.now()

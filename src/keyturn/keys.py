@@ -170,16 +170,23 @@ def retired_keys(
 ) -> list[StoredKey]:
     """Keys no live token can need any more, which may be deleted (``keyturn keys prune``).
 
-    A key that does not sign is retired once a newer key of the same use has been signing for longer
-    than ``access_horizon`` or ``refresh_horizon`` seconds: every token the old key signed has expired
-    by then. The signing keys are never retired.
+    A key that does not sign is retired once the key that signs for its use, newer than it, was made
+    more than ``access_horizon`` or ``refresh_horizon`` seconds ago: the old key has signed nothing
+    since, so every token it signed has expired. The store does not record when a key stopped signing,
+    so this waits for the signer itself: after an algorithm switched back and forth, or two rotations
+    close together, a key may be kept one horizon longer than needed, never shorter.
     """
-    signers = set(signing_kids(keys, access_alg))
+    signers = {key.kid: key for key in keys if key.kid in set(signing_kids(keys, access_alg))}
     horizon = {"access": access_horizon, "refresh": refresh_horizon}
     retired = []
     for key in keys:
-        newer = [k.created_at for k in keys if k.use == key.use and k.created_at > key.created_at]
-        if key.kid not in signers and newer and now - min(newer) > horizon[key.use]:
+        signer = next((s for s in signers.values() if s.use == key.use), None)
+        if (
+            signer is not None
+            and key.kid != signer.kid
+            and signer.created_at > key.created_at
+            and now - signer.created_at > horizon[key.use]
+        ):
             retired.append(key)
     return retired
 

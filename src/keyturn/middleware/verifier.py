@@ -34,6 +34,7 @@ from typing import Any, Self, TypeVar
 import httpx
 import jwt
 
+from .._jws import split
 from .._reload import KeyReloader
 from ..clock import SystemClock
 from ..config import Settings
@@ -62,6 +63,8 @@ DEFAULT_KEY_TTL = 300.0
 KEY_TTL_BOUNDS = (30.0, 86_400.0)
 """A JWKS is fetched again in the background no sooner and no later than this (seconds)."""
 RETRY_AFTER_FAILURE = 5.0
+KEY_PUBLISH_DELAY = 1.0
+"""How stale the token service's JWKS may be: it reloads its keys from the store at most this long ago."""
 FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError, KeyError, TypeError)
 """What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
 
@@ -257,9 +260,9 @@ class AccessTokenVerifier:
             future = self._submit(self._find(exc.kid))
             try:
                 found = future.result(self._timeout)
-            except concurrent.futures.TimeoutError:
+            except concurrent.futures.TimeoutError as timeout:
                 future.cancel()
-                found = None
+                found = timeout
             return self._after_find(token, found)
 
     async def averify(self, token: str) -> AccessClaims:
@@ -272,8 +275,8 @@ class AccessTokenVerifier:
             future = asyncio.wrap_future(self._submit(self._find(exc.kid)))
             try:
                 found = await asyncio.wait_for(future, self._timeout)
-            except TimeoutError:
-                found = None
+            except TimeoutError as timeout:
+                found = timeout
             return self._after_find(token, found)
 
     def _check(self, token: str) -> AccessClaims:
@@ -306,8 +309,12 @@ class AccessTokenVerifier:
         cache[token] = claims
 
     def _after_find(self, token: str, found: bool | BaseException | None) -> AccessClaims:
-        if isinstance(found, BaseException) or found is None:
+        if isinstance(found, BaseException):
             raise VerifierUnavailable("The token's key could not be fetched; retry later.")
+        if found is None:  # no fetch allowed yet: judge by when the token says it was issued
+            if self._issued_before_last_fetch(token):
+                raise TokenInvalid("The access token's key is unknown.")
+            raise VerifierUnavailable("The token's key is not known yet; retry shortly.")
         if not found:
             raise TokenInvalid("The access token's key is unknown.")
         try:
@@ -315,10 +322,23 @@ class AccessTokenVerifier:
         except UnknownKey as exc:  # the key was dropped again in between
             raise TokenInvalid("The access token's key is unknown.") from exc
 
-    async def _find(self, kid: str) -> bool | BaseException:
+    def _issued_before_last_fetch(self, token: str) -> bool:
+        """Whether the last JWKS fetch began after ``token`` was issued (its unverified ``iat``).
+
+        If so, a genuine key would have been in it: the service lists a key before it signs with it
+        (at most ``KEY_PUBLISH_DELAY`` late), so a token naming a key it lacked is forged.
+        """
+        iat = split(token).claims().get("iat")
+        if not isinstance(iat, int | float) or isinstance(iat, bool) or self._reloader is None:
+            return False
+        return iat + self.leeway + KEY_PUBLISH_DELAY <= self._reloader.last_start
+
+    async def _find(self, kid: str) -> bool | BaseException | None:
+        """True if ``kid`` is known after a fetch begun since the call, False if that fetch lacked it,
+        None if no fetch may begin yet (one began less than ``key_refetch_interval`` ago)."""
         assert self._reloader is not None
         try:
-            return await self._reloader.find(kid, lambda: kid in self._keys)
+            return await self._reloader.find_now(kid, lambda: kid in self._keys)
         except FETCH_ERRORS as exc:  # the caller turns a failed fetch into a retryable 503
             return exc
 

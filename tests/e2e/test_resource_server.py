@@ -1,0 +1,295 @@
+"""Issue 4's acceptance: a separate resource-server process validating Keyturn tokens offline.
+
+A real ``keyturn serve`` and a real FastAPI resource server (``tests/e2e/apps/fastapi_resource.py``,
+behind ``KeyturnMiddleware``) talk over loopback HTTP: the resource server knows the token service only
+by its JWKS and its revocation feed.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from keyturn.testing import make_service
+
+from ._http import assert_error, b64url, b64url_json, bearer, jwt_parts, login, refreshed, why
+from ._resource import ResourceApp, launch_app, stop_app, wait_app_ready
+from ._server import Cluster, cluster, run_cli
+
+RESOURCE = "tests.e2e.apps.fastapi_resource"
+REVOCATION_DEADLINE = 2.0
+"""Issue 4, acceptance 1: a revocation reaches a resource server within this many seconds."""
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A token service that logs every request (the JWKS fetches are counted from its log)."""
+    data = tmp_path_factory.mktemp("service")
+    env = {"KEYTURN_KEY_RELOAD_INTERVAL": "0.5"}
+    with cluster(data, 1, env, "--access-log", "--log-level", "info") as group:
+        yield group
+
+
+@pytest.fixture(scope="module")
+def resource(service: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResourceApp]:
+    """A resource server with the verifier's defaults (revocations polled every second)."""
+    app = launch_app(RESOURCE, service.server.url, tmp_path_factory.mktemp("resource"))
+    try:
+        yield wait_app_ready(app)
+    finally:
+        stop_app(app)
+
+
+def jwks_fetches(service: Cluster) -> int:
+    """JWKS requests the token service has answered, from its access log."""
+    lines = service.server.log.read_text(errors="replace").splitlines()
+    return sum("GET /.well-known/jwks.json" in line for line in lines)
+
+
+def whoami(app: ResourceApp, token: str) -> httpx.Response:
+    return httpx.get(app.url + "/whoami", headers=bearer(token), timeout=30)
+
+
+def new_session(service: Cluster) -> dict[str, Any]:
+    with service.server.client() as http:
+        return login(http, service.username, service.password)
+
+
+def seconds_until_refused(app: ResourceApp, token: str, since: float, limit: float = 15.0) -> float:
+    """Seconds from ``since`` until ``app`` refuses ``token`` with ``token_revoked``."""
+    while time.monotonic() - since < limit:
+        response = whoami(app, token)
+        if response.status_code != 200:
+            assert_error(response, 401, "token_revoked")
+            return time.monotonic() - since
+        time.sleep(0.02)
+    pytest.fail(f"the resource server still accepted the token {limit}s after the revocation")
+
+
+# -- 1. revocation reaches a separate process within 2 seconds ------------------------------------
+
+
+def test_logout_reaches_the_resource_server_within_two_seconds(
+    service: Cluster, resource: ResourceApp
+) -> None:
+    tokens = new_session(service)
+    assert whoami(resource, tokens["access_token"]).status_code == 200
+
+    with service.server.client() as http:
+        started = time.monotonic()
+        assert http.post("/auth/logout", headers=bearer(tokens["access_token"])).status_code == 200
+
+    took = seconds_until_refused(resource, tokens["access_token"], started)
+    assert took < REVOCATION_DEADLINE, f"took {took:.2f}s"
+
+
+def test_logout_all_reaches_every_session_on_the_resource_server(
+    service: Cluster, resource: ResourceApp
+) -> None:
+    sessions = [new_session(service) for _ in range(3)]
+    for tokens in sessions:
+        assert whoami(resource, tokens["access_token"]).status_code == 200
+
+    with service.server.client() as http:
+        started = time.monotonic()
+        response = http.post("/auth/logout-all", headers=bearer(sessions[0]["access_token"]))
+        assert response.status_code == 200, why(response)
+
+    took = max(seconds_until_refused(resource, t["access_token"], started) for t in sessions)
+    assert took < REVOCATION_DEADLINE, f"took {took:.2f}s"
+
+
+def test_reuse_detection_reaches_the_resource_server(
+    service: Cluster, resource: ResourceApp, tmp_path: Path
+) -> None:
+    """A rotated refresh token replayed after the grace period revokes the session everywhere."""
+    with cluster(tmp_path / "no-grace", 1, {"KEYTURN_GRACE_PERIOD": "0"}) as quick:
+        app = wait_app_ready(launch_app(RESOURCE, quick.server.url, tmp_path / "logs"))
+        try:
+            with quick.server.client() as http:
+                first = login(http, quick.username, quick.password)
+                second = refreshed(http, first["refresh_token"])
+                assert whoami(app, second["access_token"]).status_code == 200
+                time.sleep(1.1)  # past the zero-second grace period, at whole-second resolution
+                started = time.monotonic()
+                assert_error(
+                    http.post("/auth/refresh", json={"refresh_token": first["refresh_token"]}),
+                    401,
+                    "refresh_token_reused",
+                )
+            took = seconds_until_refused(app, second["access_token"], started)
+            assert took < REVOCATION_DEADLINE, f"took {took:.2f}s"
+        finally:
+            stop_app(app)
+
+
+# -- 2. key rotation without a restart ------------------------------------------------------------
+
+
+def test_rotation_old_tokens_still_pass_new_tokens_carry_the_new_kid(
+    service: Cluster, resource: ResourceApp
+) -> None:
+    kept = new_session(service)["access_token"]  # signed before the rotation, used after it
+    chain = new_session(service)
+    old_kid = jwt_parts(kept)[0]["kid"]
+    assert whoami(resource, kept).json()["kid"] == old_kid
+
+    rotated = run_cli(service.data_dir, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+
+    # The running service signs with the new key once it has reloaded (KEY_RELOAD_INTERVAL=0.5 here).
+    deadline = time.monotonic() + 15
+    with service.server.client() as http:
+        while jwt_parts(chain["access_token"])[0]["kid"] == old_kid and time.monotonic() < deadline:
+            time.sleep(0.2)
+            chain = refreshed(http, chain["refresh_token"])
+    new_kid = jwt_parts(chain["access_token"])[0]["kid"]
+    assert new_kid != old_kid, "the service never signed with the rotated key"
+
+    # The resource server started before the rotation: it fetches the new key on first sight of it.
+    response = whoami(resource, chain["access_token"])
+    assert response.status_code == 200, why(response)
+    assert response.json()["kid"] == new_kid
+    # The token signed with the old key still passes until it expires.
+    response = whoami(resource, kept)
+    assert response.status_code == 200, why(response)
+    assert response.json()["kid"] == old_kid
+
+
+# -- 3. error codes, and a flood of unknown kids --------------------------------------------------
+
+
+def test_expired_token_is_token_expired(tmp_path: Path) -> None:
+    env = {"KEYTURN_ACCESS_TOKEN_LIFETIME": "1", "KEYTURN_LEEWAY": "0"}
+    with cluster(tmp_path / "short", 1, env) as short:
+        app = launch_app(RESOURCE, short.server.url, tmp_path / "logs", env={"KEYTURN_LEEWAY": "0"})
+        wait_app_ready(app)
+        try:
+            tokens = new_session(short)
+            assert whoami(app, tokens["access_token"]).status_code == 200
+            time.sleep(2.1)
+            assert_error(whoami(app, tokens["access_token"]), 401, "token_expired")
+        finally:
+            stop_app(app)
+
+
+def tampered(token: str) -> str:
+    """``token`` with another subject and its original signature."""
+    header, _, signature = token.split(".")
+    claims = {**jwt_parts(token)[1], "sub": "mallory"}
+    return f"{header}.{b64url_json(claims)}.{signature}"
+
+
+def flipped(token: str) -> str:
+    """``token`` with one byte of its signature changed."""
+    head, _, signature = token.rpartition(".")
+    raw = bytearray(base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)))
+    raw[len(raw) // 2] ^= 0x01
+    return f"{head}.{b64url(bytes(raw))}"
+
+
+async def foreign_token(kid: str) -> str:
+    """A well-formed access token from another Keyturn installation's key, naming our ``kid``."""
+    other = await make_service()
+    key = other.tokens.keys.active_access
+    claims = other.tokens.access_claims()
+    return jwt.encode(claims, key.private_key, key.alg, {"kid": kid, "typ": "at+jwt"})
+
+
+@pytest.mark.anyio
+async def test_tampered_foreign_and_wrong_type_tokens_are_token_invalid(
+    service: Cluster, resource: ResourceApp
+) -> None:
+    tokens = new_session(service)
+    header = jwt_parts(tokens["access_token"])[0]
+    bad = {
+        "tampered claims": tampered(tokens["access_token"]),
+        "flipped signature": flipped(tokens["access_token"]),
+        "foreign key, our kid": await foreign_token(header["kid"]),
+        "refresh token": tokens["refresh_token"],
+        "alg none": f"{b64url_json({**header, 'alg': 'none'})}.{tokens['access_token'].split('.')[1]}.",
+        "garbage": "not-a-token",
+        "huge": "a" * 20_000,
+    }
+    for name, token in bad.items():
+        response = whoami(resource, token)
+        assert response.status_code == 401, f"{name}: {why(response)}"
+        assert_error(response, 401, "token_invalid")
+
+
+def flood(
+    resource: ResourceApp, tokens: list[str], threads: int = 20
+) -> tuple[dict[tuple[int, str], int], float]:
+    """Send every token once to ``/whoami`` from ``threads`` threads; count (status, error code)."""
+    answers: dict[tuple[int, str], int] = {}
+    lock = threading.Lock()
+
+    def send(batch: list[str]) -> None:
+        with httpx.Client(base_url=resource.url, timeout=60) as http:
+            for token in batch:
+                response = http.get("/whoami", headers=bearer(token))
+                answer = (response.status_code, response.json().get("error", ""))
+                with lock:
+                    answers[answer] = answers.get(answer, 0) + 1
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        list(pool.map(send, [tokens[i::threads] for i in range(threads)]))
+    return answers, time.monotonic() - started
+
+
+def with_random_kids(token: str, count: int, **claims: Any) -> list[str]:
+    """``count`` copies of ``token``, each naming a made-up key (and carrying ``claims``)."""
+    header, payload = jwt_parts(token)
+    signature = token.rsplit(".", 1)[1]
+    body = b64url_json({**payload, **claims})
+    return [
+        f"{b64url_json({**header, 'kid': secrets.token_urlsafe(12)})}.{body}.{signature}"
+        for _ in range(count)
+    ]
+
+
+def test_a_thousand_unknown_kids_cause_a_handful_of_jwks_fetches(
+    service: Cluster, resource: ResourceApp
+) -> None:
+    """Made-up key ids with a fresh ``iat``: a fetch starts at most once a second (key_refetch_interval);
+    in between, such a token is answered at once: 401 if a fetch after its issue lacked the key, else 503
+    (retryable: a genuine token signed with a brand-new key gets in on the next fetch)."""
+    tokens = new_session(service)
+    fetched_before = jwks_fetches(service)
+
+    answers, took = flood(resource, with_random_kids(tokens["access_token"], 1000))
+
+    fetches = jwks_fetches(service) - fetched_before
+    assert set(answers) <= {(401, "token_invalid"), (503, "server_error")}, answers
+    assert sum(answers.values()) == 1000
+    assert answers.get((401, "token_invalid"), 0) >= 1  # the first fetch after the flood began lacked it
+    assert fetches <= 2 + took, f"{fetches} JWKS fetches in {took:.1f}s"
+    assert fetches <= 10, f"{fetches} JWKS fetches in {took:.1f}s"
+    assert whoami(resource, tokens["access_token"]).status_code == 200
+    print(f"\n1000 unknown kids in {took:.1f}s: {fetches} JWKS fetches, answers {answers}")
+
+
+def test_unknown_kids_on_old_tokens_are_token_invalid_without_a_fetch(
+    service: Cluster, resource: ResourceApp
+) -> None:
+    """A token issued before the last fetch cannot name a genuine key that fetch lacked."""
+    tokens = new_session(service)
+    whoami(resource, with_random_kids(tokens["access_token"], 1)[0])  # makes sure a fetch has happened
+    old = int(time.time()) - 120
+    fetched_before = jwks_fetches(service)
+
+    answers, took = flood(resource, with_random_kids(tokens["access_token"], 300, iat=old))
+
+    assert answers == {(401, "token_invalid"): 300}
+    assert jwks_fetches(service) - fetched_before <= 2 + took
