@@ -102,7 +102,9 @@ MIDDLEWARE_FRAMEWORKS = {
 }
 
 
-@pytest.mark.parametrize("name", ["__init__", "verifier", "_sources", "_grants", *MIDDLEWARE_FRAMEWORKS])
+@pytest.mark.parametrize(
+    "name", ["__init__", "verifier", "_sources", "_grants", "_paths", *MIDDLEWARE_FRAMEWORKS]
+)
 def test_middleware_never_reaches_the_server_or_a_client(name: str) -> None:
     """Resource servers import the middleware without the token service (or another framework) coming too."""
     path = PACKAGE_DIR / "middleware" / f"{name}.py"

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import KeyturnError, TokenInvalid
 from ..http import REALM, bearer_token, error_headers, error_json
+from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
 __all__ = ["KeyturnMiddleware"]
@@ -28,7 +29,8 @@ WS_POLICY_VIOLATION = 1008
 class KeyturnMiddleware:
     """Wrap ``app`` so that only requests with a valid access token reach it.
 
-    ``exempt`` lists path prefixes that pass without a token (health checks, public pages); with
+    ``exempt`` lists paths that pass without a token, each with everything below it (``/health``
+    covers ``/health/db`` but not ``/healthz``): health checks, public pages. With
     ``required=False`` a request without ``Authorization`` passes too (``scope["keyturn.token"]`` is
     None), while a bad token is still refused.
     """
@@ -45,7 +47,7 @@ class KeyturnMiddleware:
         self.app = app
         self.verifier = verifier
         self.required = required
-        self.exempt = tuple(exempt)
+        self.exempt = Exempt(exempt)
         self.realm = realm
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +67,7 @@ class KeyturnMiddleware:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Any:
-        if self.exempt and scope.get("path", "").startswith(self.exempt):
+        if self.exempt and self.exempt(scope.get("path", "")):
             return None
         authorization = None
         for name, value in scope.get("headers", ()):

@@ -1,27 +1,36 @@
 """Django REST framework: an authentication class and a scope permission.
 
-``REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["keyturn.middleware.drf.KeyturnAuthentication"]}``
+::
+
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": ["keyturn.middleware.drf.KeyturnAuthentication"],
+        "EXCEPTION_HANDLER": "keyturn.middleware.drf.exception_handler",
+    }
+
 with ``settings.KEYTURN`` as for ``keyturn.middleware.django``. ``request.user`` is a :class:`KeyturnUser`
 (the token's subject; Keyturn's users are not Django's) and ``request.auth`` the verified claims.
-Refusals answer with the error body of DESIGN section 3 and, on 401, ``WWW-Authenticate``.
+Refusals answer with the error body of DESIGN section 3, ``Cache-Control: no-store`` and, on 401 and 403,
+``WWW-Authenticate``. The exception handler is what makes DRF's own "no credentials" refusal (from
+``IsAuthenticated`` and the like) answer ``token_invalid`` too; every other exception goes to DRF's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions
+from rest_framework import exceptions, views
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 
-from ..errors import KeyturnError
+from ..errors import KeyturnError, TokenInvalid
 from ..http import REALM, bearer_token, error_body, error_headers
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .django import get_verifier
 
-__all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser"]
+__all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser", "exception_handler"]
 
 
 class KeyturnUser:
@@ -46,12 +55,26 @@ class _Refused(exceptions.AuthenticationFailed):
         super().__init__(code=error.code)
         self.status_code = error.status
         self.detail = error_body(error)  # type: ignore[assignment]  # rendered as it is
+        self.error = error
 
 
 class _Forbidden(exceptions.PermissionDenied):
     def __init__(self, error: KeyturnError) -> None:
         super().__init__(code=error.code)
         self.detail = error_body(error)  # type: ignore[assignment]
+        self.error = error
+        self.auth_header = error_headers(error, REALM)["WWW-Authenticate"]
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with Keyturn's answer for refused tokens and for requests without one."""
+    if isinstance(exc, exceptions.NotAuthenticated):
+        exc = _Refused(TokenInvalid("No access token was given."))
+    response = views.exception_handler(exc, context)
+    if response is not None and isinstance(exc, _Refused | _Forbidden):
+        for name, value in error_headers(exc.error, REALM).items():
+            response[name] = value
+    return response
 
 
 class KeyturnAuthentication(BaseAuthentication):
@@ -83,7 +106,7 @@ class HasScopes(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         claims = request.auth
         if not isinstance(claims, AccessClaims):
-            return False
+            raise _Refused(TokenInvalid("No access token was given."))
         try:
             require_grants(claims, getattr(view, "required_scopes", ()))
         except KeyturnError as error:

@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import KeyturnError, TokenInvalid
 from ..http import REALM, bearer_token, error_headers, error_json
 from ..tokens import AccessClaims
+from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
 __all__ = ["KeyturnWSGIMiddleware"]
@@ -38,7 +39,7 @@ class KeyturnWSGIMiddleware:
         self.app = app
         self.verifier = verifier
         self.required = required
-        self.exempt = tuple(exempt)
+        self.exempt = Exempt(exempt)
         self.realm = realm
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -53,7 +54,7 @@ class KeyturnWSGIMiddleware:
         return self.app(environ, start_response)
 
     def _authenticate(self, environ: dict[str, Any]) -> AccessClaims | None:
-        if self.exempt and environ.get("PATH_INFO", "").startswith(self.exempt):
+        if self.exempt and self.exempt(environ.get("PATH_INFO", "")):
             return None
         token = bearer_token(environ.get("HTTP_AUTHORIZATION"))
         if token is None:

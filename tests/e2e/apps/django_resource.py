@@ -24,7 +24,7 @@ import logging
 import secrets
 import signal
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 import django
 from django.conf import settings
@@ -52,6 +52,7 @@ def configure(service_url: str, *, middleware: bool = True) -> None:
         USE_TZ=True,
         REST_FRAMEWORK={
             "DEFAULT_AUTHENTICATION_CLASSES": ["keyturn.middleware.drf.KeyturnAuthentication"],
+            "EXCEPTION_HANDLER": "keyturn.middleware.drf.exception_handler",
             "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],  # no templates here
         },
         KEYTURN={
@@ -97,15 +98,15 @@ def _routes() -> list[Any]:
         return JsonResponse(get_verifier().status())
 
     class DrfWhoAmI(APIView):
-        authentication_classes = [KeyturnAuthentication]
-        permission_classes = [IsAuthenticated]
+        authentication_classes = (KeyturnAuthentication,)
+        permission_classes = (IsAuthenticated,)
 
         def get(self, request: Request) -> Response:
             return Response({**claims_json(request.auth), "user": request.user.username})
 
     class DrfOrders(APIView):
-        permission_classes = [HasScopes]
-        required_scopes = ["orders:read"]
+        permission_classes = (HasScopes,)
+        required_scopes: ClassVar[list[str]] = ["orders:read"]
 
         def get(self, request: Request) -> Response:
             return Response({"orders": [], "for": request.user.username})
