@@ -56,13 +56,6 @@ class KeyReloader(Generic[T]):
         """Reload as soon as allowed (or wait for the reload under way or scheduled)."""
         await asyncio.shield(self._next or self._schedule())
 
-    async def refresh(self, max_age: float) -> None:
-        """Reload unless a reload started less than ``max_age`` seconds ago (wait for one under way)."""
-        if self._next is not None:
-            await asyncio.shield(self._next)
-        elif self._clock.now() - self._last_start >= max_age:
-            await self.reload()
-
     async def find(self, kid: str, known: Callable[[], bool]) -> bool:
         """Whether ``kid`` is known after a reload that began after this call."""
         if kid in self._missing:
@@ -78,32 +71,22 @@ class KeyReloader(Generic[T]):
                 self._remember_missing(kid)
                 return False
 
-    async def find_now(self, kid: str, known: Callable[[], bool]) -> bool | None:
-        """Like :meth:`find`, but None instead of waiting for a reload the interval does not allow yet.
-
-        None also when the only reload to join began before this call and did not find ``kid``.
-        """
-        if kid in self._missing:
-            return False
-        arrived = self._clock.now()
+    async def fetch_now(self) -> float | None:
+        """Wait for the reload under way or one begun now, and return when it began (clock time);
+        None, at once, if the interval allows no reload yet."""
         if self._next is None:
-            if arrived - self._last_start < self._min_interval:
+            if self._clock.now() - self._last_start < self._min_interval:
                 return None
             self._schedule()
         assert self._next is not None
         starts = self._next_starts
         await asyncio.shield(self._next)
-        if known():
-            return True
-        if starts < arrived:
-            return None
-        self._remember_missing(kid)
-        return False
+        return starts
 
-    @property
-    def last_start(self) -> float:
-        """When the last reload began (or will begin, if one is scheduled)."""
-        return self._last_start
+    def cancel(self) -> None:
+        """Cancel a reload under way or scheduled (when its owner shuts down)."""
+        if self._next is not None:
+            self._next.cancel()
 
     def _remember_missing(self, kid: str) -> None:
         self._missing[kid] = None

@@ -16,6 +16,16 @@ class SystemClock:
         return time.time()
 
 
+@final
+class MonotonicClock:
+    """Seconds that never go back (``time.monotonic``): for intervals, never for token times."""
+
+    __slots__ = ()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
 class FrozenClock:
     """A clock that moves only when told to; for tests."""
 

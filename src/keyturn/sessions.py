@@ -185,17 +185,10 @@ class SessionService:
     def _install_keys(self, keys: KeyRing) -> None:
         self.codec.keys = keys
 
-    async def reload_keys(self, max_age: float | None = None) -> None:
-        """Load the key ring again from ``key_source``: another process may have rotated the keys.
-
-        With ``max_age``, only if the last reload started longer ago than that.
-        """
-        if self._reloader is None:
-            return
-        if max_age is None:
+    async def reload_keys(self) -> None:
+        """Load the key ring again from ``key_source``: another process may have rotated the keys."""
+        if self._reloader is not None:
             await self._reloader.reload()
-        else:
-            await self._reloader.refresh(max_age)
 
     async def _find_key(self, exc: UnknownKey, use: KeyUse) -> None:
         """Return if a reload made ``exc.kid`` known; raise ``exc`` if the key really is unknown."""

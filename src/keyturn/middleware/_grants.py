@@ -29,6 +29,7 @@ def require_grants(
     if missing:
         raise InsufficientScope(f"The access token lacks the scope {' '.join(sorted(missing))}.")
     for name, value in (required_claims or {}).items():
-        if claims.claims.get(name) != value:
+        held = claims.claims.get(name)
+        if held != value or isinstance(held, bool) != isinstance(value, bool):  # JSON true is not 1
             raise InsufficientScope(f"The access token's {name} claim does not allow this.")
     return claims

@@ -7,10 +7,11 @@ Flask) and async ones (FastAPI, any ASGI app) share one implementation and no re
 except a request whose token names a key the verifier has not seen yet:
 
 - keys come from the token service's JWKS (kept as long as its ``Cache-Control`` says, then fetched again
-  in the background) or from a shared store; a token naming an unknown ``kid`` waits for the next fetch,
-  and fetches start at most once per ``key_refetch_interval``, so a flood of made-up ids cannot hammer
-  the token service, and a key id that a fetch begun after the token arrived did not list is refused at
-  once from then on;
+  in the background) or from a shared store; a token naming an unknown ``kid`` waits for the fetch under
+  way or starts one, but fetches start at most once per ``key_refetch_interval`` (paced by a monotonic
+  timer), so a flood of made-up ids cannot hammer the token service. A token whose key is still unknown
+  is ``token_invalid`` if the last successful fetch began after it was issued (a genuine key would have
+  been listed), else a retryable 503: its key may be newer than that fetch;
 - revocations come from the feed (``GET /auth/revocations?since=N`` or the store), polled every
   ``revocation_poll_interval`` seconds into two in-memory sets (sessions and single tokens) whose
   entries drop out when no token they match can still be valid.
@@ -27,6 +28,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self, TypeVar
@@ -36,7 +38,7 @@ import jwt
 
 from .._jws import split
 from .._reload import KeyReloader
-from ..clock import SystemClock
+from ..clock import MonotonicClock, SystemClock
 from ..config import Settings
 from ..errors import KeyturnError, TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
 from ..tokens import AccessClaims, UnknownKey, read_access
@@ -63,8 +65,8 @@ DEFAULT_KEY_TTL = 300.0
 KEY_TTL_BOUNDS = (30.0, 86_400.0)
 """A JWKS is fetched again in the background no sooner and no later than this (seconds)."""
 RETRY_AFTER_FAILURE = 5.0
-KEY_PUBLISH_DELAY = 1.0
-"""How stale the token service's JWKS may be: it reloads its keys from the store at most this long ago."""
+MAX_MISSING = 4096
+"""How many key ids proved forged are remembered (and refused without a fetch)."""
 FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError, KeyError, TypeError)
 """What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
 
@@ -171,6 +173,7 @@ class AccessTokenVerifier:
         cache_size: int = 10_000,
         timeout: float = 5.0,
         clock: Clock | None = None,
+        timer: Clock | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -180,6 +183,7 @@ class AccessTokenVerifier:
         self.audience = audience
         self.leeway = leeway
         self.clock = clock or SystemClock()
+        self._timer = timer or MonotonicClock()  # paces key fetches; a wall clock may step back
         self._key_source = keys
         self._revocation_source = revocations
         self._poll_interval = revocation_poll_interval
@@ -202,7 +206,9 @@ class AccessTokenVerifier:
         self._key_fetches = 0
 
         self._io: _IOThread | None = None
-        self._reloader: KeyReloader[Keys] | None = None
+        self._reloader: KeyReloader[tuple[Keys, float]] | None = None
+        self._fetched_from: float | None = None  # when the last successful key fetch began (clock time)
+        self._missing: OrderedDict[str, None] = OrderedDict()  # key ids a fetch proved forged
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -280,6 +286,8 @@ class AccessTokenVerifier:
             return self._after_find(token, found)
 
     def _check(self, token: str) -> AccessClaims:
+        if type(token) is not str:
+            raise TokenInvalid("No token was given.")
         now = self.clock.now()
         claims = self._cache.get(token)
         if claims is None:
@@ -311,36 +319,50 @@ class AccessTokenVerifier:
     def _after_find(self, token: str, found: bool | BaseException | None) -> AccessClaims:
         if isinstance(found, BaseException):
             raise VerifierUnavailable("The token's key could not be fetched; retry later.")
-        if found is None:  # no fetch allowed yet: judge by when the token says it was issued
-            if self._issued_before_last_fetch(token):
-                raise TokenInvalid("The access token's key is unknown.")
-            raise VerifierUnavailable("The token's key is not known yet; retry shortly.")
-        if not found:
+        if found:
+            try:
+                return self._check(token)
+            except UnknownKey:  # the key was withdrawn again in between
+                found = None
+        if found is False or self._issued_before_last_fetch(token):
             raise TokenInvalid("The access token's key is unknown.")
-        try:
-            return self._check(token)
-        except UnknownKey as exc:  # the key was dropped again in between
-            raise TokenInvalid("The access token's key is unknown.") from exc
+        raise VerifierUnavailable("The token's key is not known yet; retry shortly.")
 
     def _issued_before_last_fetch(self, token: str) -> bool:
-        """Whether the last JWKS fetch began after ``token`` was issued (its unverified ``iat``).
+        """Whether the last successful key fetch began after ``token`` was issued (its unverified ``iat``).
 
-        If so, a genuine key would have been in it: the service lists a key before it signs with it
-        (at most ``KEY_PUBLISH_DELAY`` late), so a token naming a key it lacked is forged.
+        If so, a genuine key would have been listed (the service's JWKS is read from the store, where
+        a key is before anything signs with it), so a token naming a key that fetch lacked is forged;
+        the leeway covers the clocks of the two machines. Otherwise the key may be newer than the fetch,
+        and the caller is told to retry (503).
         """
         iat = split(token).claims().get("iat")
-        if not isinstance(iat, int | float) or isinstance(iat, bool) or self._reloader is None:
+        if not isinstance(iat, int | float) or isinstance(iat, bool) or self._fetched_from is None:
             return False
-        return iat + self.leeway + KEY_PUBLISH_DELAY <= self._reloader.last_start
+        fetched_from = min(self._fetched_from, self.clock.now())  # a wall clock stepped back
+        return iat + self.leeway <= fetched_from
 
     async def _find(self, kid: str) -> bool | BaseException | None:
-        """True if ``kid`` is known after a fetch begun since the call, False if that fetch lacked it,
-        None if no fetch may begin yet (one began less than ``key_refetch_interval`` ago)."""
+        """Whether ``kid`` is known after the fetch under way or one begun now: True; False if a fetch
+        begun after the call lacked it; None if no such fetch was allowed (one began too recently)."""
         assert self._reloader is not None
+        if kid in self._keys:  # fetched for another request meanwhile
+            return True
+        if kid in self._missing:
+            return False
+        arrived = self._timer.now()
         try:
-            return await self._reloader.find_now(kid, lambda: kid in self._keys)
+            started = await self._reloader.fetch_now()
         except FETCH_ERRORS as exc:  # the caller turns a failed fetch into a retryable 503
             return exc
+        if kid in self._keys:
+            return True
+        if started is None or started < arrived:
+            return None
+        self._missing[kid] = None  # a fetch begun after the token arrived lacked it: forged, for good
+        while len(self._missing) > MAX_MISSING:
+            self._missing.popitem(last=False)
+        return False
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -422,7 +444,7 @@ class AccessTokenVerifier:
 
     async def _startup(self) -> None:
         self._reloader = KeyReloader(
-            self._fetch_keys, self.clock, self._install_keys, min_interval=self._key_refetch_interval
+            self._fetch_keys, self._timer, self._install_keys, min_interval=self._key_refetch_interval
         )
         if self._on_start is not None:
             try:
@@ -435,6 +457,8 @@ class AccessTokenVerifier:
             self._tasks.append(asyncio.create_task(self._keep_polling()))
 
     async def _shutdown(self) -> None:
+        if self._reloader is not None:
+            self._reloader.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -444,11 +468,13 @@ class AccessTokenVerifier:
         if self._on_close is not None:
             await self._on_close()
 
-    async def _fetch_keys(self) -> Keys:
+    async def _fetch_keys(self) -> tuple[Keys, float]:
         self._key_fetches += 1
-        return await asyncio.wait_for(self._key_source.fetch(), self._timeout)
+        started = self.clock.now()
+        return await asyncio.wait_for(self._key_source.fetch(), self._timeout), started
 
-    def _install_keys(self, fetched: Keys) -> None:
+    def _install_keys(self, fetch: tuple[Keys, float]) -> None:
+        fetched, self._fetched_from = fetch
         keys = parse_jwks(fetched.jwks)
         if self._keys.keys() - keys.keys():
             self._cache.clear()  # a key was withdrawn: tokens it signed must be checked again
