@@ -71,7 +71,6 @@ async def prepare(
         StoreRevocations(ts.store, ts.clock.now),
         issuer=ts.settings.issuer,
         audience=ts.settings.audience,
-        cache_size=tokens + 1,
     )
     return verifier, minted, ts.tokens.keys.active_access.public_key
 
