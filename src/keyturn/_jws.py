@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -130,14 +131,19 @@ class Compact:
         return _object(_b64(self.payload))
 
 
+_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+"""Three base64url segments without padding (RFC 7515): one token, one spelling."""
+
+
 def split(token: str) -> Compact:
-    """The parts of ``token``, or ``token_invalid`` if it is not a compact JWS with a JSON header."""
-    parts = token.split(".")
-    if len(parts) != 3:
+    """The parts of ``token``, or ``token_invalid`` if it is not a compact JWS with a JSON header.
+
+    Only the base64url alphabet is accepted, without padding: a lenient decoder would let one token be
+    spelled many ways (``=`` appended, say), each a new entry in a validator's cache.
+    """
+    if _COMPACT.fullmatch(token) is None:
         raise TokenInvalid("The token is malformed.")
-    header, payload, signature = parts
-    if not token.isascii():
-        raise TokenInvalid("The token is malformed.")
+    header, payload, signature = token.split(".")
     parsed = _HEADERS.get(header)
     if parsed is None:
         parsed = _object(_b64(header))

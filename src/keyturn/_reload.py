@@ -107,3 +107,39 @@ class KeyReloader(Generic[T]):
             self._install(await self._source())
         finally:
             self._next = None
+
+
+class FreshReads(Generic[T]):
+    """Reads shared by concurrent callers, each answered by a read begun after it asked.
+
+    At most one read runs at a time: a caller arriving during a read waits for it to end and shares the
+    next one. So a flood of callers costs one read at a time, and no caller gets an answer older than its
+    own question.
+    """
+
+    def __init__(self, read: Callable[[], Awaitable[T]]) -> None:
+        self._read = read
+        self._generation = 0
+        self._running: tuple[int, asyncio.Future[T]] | None = None
+
+    async def __call__(self) -> T:
+        wanted = self._generation + 1
+        while True:
+            if self._running is None:
+                self._generation += 1
+                started = asyncio.ensure_future(self._read())
+                self._running = (self._generation, started)
+                started.add_done_callback(self._finished)
+            generation, future = self._running
+            try:
+                result = await asyncio.shield(future)
+            except Exception:
+                if generation >= wanted:
+                    raise
+                continue  # a read begun before this call failed: take the next one
+            if generation >= wanted:
+                return result
+
+    def _finished(self, future: asyncio.Future[T]) -> None:
+        if self._running is not None and self._running[1] is future:
+            self._running = None

@@ -11,7 +11,15 @@ import math
 
 from .errors import InsufficientScope, InvalidCredentials, KeyturnError, RateLimited, TokenInvalid
 
-__all__ = ["REALM", "bearer_token", "error_body", "error_headers", "error_json"]
+__all__ = [
+    "REALM",
+    "bearer_token",
+    "bearer_token_if_any",
+    "error_body",
+    "error_headers",
+    "error_json",
+    "error_response",
+]
 
 REALM = "keyturn"
 
@@ -51,3 +59,19 @@ def error_headers(error: KeyturnError, realm: str = REALM) -> dict[str, str]:
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return headers
+
+
+def error_response(error: KeyturnError, realm: str = REALM) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of the answer to ``error``, for integrations without a JSON response type."""
+    body = error_json(error)
+    headers = list(error_headers(error, realm).items())
+    headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    return error.status, headers, body
+
+
+def bearer_token_if_any(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``; None for no header or another scheme (Basic, say),
+    which another authentication may handle."""
+    if authorization is None or authorization.partition(" ")[0].lower() != "bearer":
+        return None
+    return bearer_token(authorization)

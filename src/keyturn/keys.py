@@ -152,6 +152,11 @@ def new_refresh_key(master: MasterKey, now: float) -> StoredKey:
     )
 
 
+def public_jwks(keys: Iterable[StoredKey]) -> dict[str, list[Mapping[str, JSONValue]]]:
+    """The JWKS of the stored access keys: their public halves only."""
+    return {"keys": [json.loads(k.public_jwk) for k in keys if k.use == "access" and k.public_jwk]}
+
+
 def signing_kids(keys: Iterable[StoredKey], access_alg: str | None = None) -> tuple[str, str]:
     """The ids of the keys that sign: the newest active key of each use (access: of ``access_alg``)."""
     newest: dict[str, StoredKey] = {}
@@ -166,27 +171,29 @@ def signing_kids(keys: Iterable[StoredKey], access_alg: str | None = None) -> tu
 
 
 def retired_keys(
-    keys: Sequence[StoredKey], *, access_alg: str, now: float, access_horizon: float, refresh_horizon: float
+    keys: Sequence[StoredKey], *, now: float, access_horizon: float, refresh_horizon: float
 ) -> list[StoredKey]:
     """Keys no live token can need any more, which may be deleted (``keyturn keys prune``).
 
-    A key that does not sign is retired once the key that signs for its use, newer than it, was made
-    more than ``access_horizon`` or ``refresh_horizon`` seconds ago: the old key has signed nothing
-    since, so every token it signed has expired. The store does not record when a key stopped signing,
-    so this waits for the signer itself: after an algorithm switched back and forth, or two rotations
-    close together, a key may be kept one horizon longer than needed, never shorter.
+    The key that signs is always the newest active one of its use (and, for access keys, of the
+    configured algorithm), so a key stopped signing for good the moment a newer key of the same use and
+    algorithm was made. It is retired once that newer key is older than ``access_horizon`` or
+    ``refresh_horizon`` seconds: every token it signed has expired by then. A key without a newer one
+    of its algorithm is never retired, whatever the algorithm the servers are configured with now: it
+    may sign again if they switch back.
     """
-    signers = {key.kid: key for key in keys if key.kid in set(signing_kids(keys, access_alg))}
     horizon = {"access": access_horizon, "refresh": refresh_horizon}
     retired = []
     for key in keys:
-        signer = next((s for s in signers.values() if s.use == key.use), None)
-        if (
-            signer is not None
-            and key.kid != signer.kid
-            and signer.created_at > key.created_at
-            and now - signer.created_at > horizon[key.use]
-        ):
+        replaced = [
+            k.created_at
+            for k in keys
+            if k.use == key.use
+            and (k.use == "refresh" or k.alg == key.alg)
+            and k.active
+            and k.created_at > key.created_at
+        ]
+        if replaced and now - min(replaced) > horizon[key.use]:
             retired.append(key)
     return retired
 

@@ -204,6 +204,11 @@ def read_access(
     kid = jws.header["kid"]
     key = find_key(kid)
     if key is None:
+        # Expired either way: say so, so that a client refreshes instead of ending the session (its key
+        # may simply have been pruned since). Refused either way, so the unverified exp is safe to read.
+        exp = jws.claims().get("exp")
+        if isinstance(exp, int | float) and _is_number(exp) and now > exp + leeway:
+            raise TokenExpired()
         raise UnknownKey(kid, "The access token's key is unknown.")
     claims = _verified_claims(jws, key.alg, key.public_key, _ACCESS_REQUIRED, issuer)
     aud = claims["aud"]

@@ -187,13 +187,13 @@ async def test_a_made_up_key_id_is_token_invalid_after_a_fetch(
 
 
 async def test_inside_the_interval_the_tokens_issue_time_decides(ts: TestService, clock: FrozenClock) -> None:
-    """Without a fetch to ask, a token issued well before the last fetch (leeway and publishing delay
-    included) naming a key that fetch lacked is forged; one issued later may be genuine."""
+    """Without a fetch to ask, a token issued well before the last fetch (the leeway and iat's whole
+    second included) naming a key that fetch lacked is forged; one issued later may be genuine."""
     verifier, source = counting_verifier(ts)
     with verifier:
         started = clock.now()  # the first fetch began at this frozen instant
-        cutoff = int(started - verifier.leeway)
-        assert cutoff + verifier.leeway == started
+        cutoff = int(started - verifier.leeway - 1)
+        assert cutoff + 1 + verifier.leeway == started
 
         def forged(kid: str, iat: int) -> str:
             return ts.tokens.access_token(ts.tokens.access_claims(iat=iat), {"kid": kid})

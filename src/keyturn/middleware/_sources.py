@@ -5,7 +5,6 @@ Sources are async and run on the validator's own I/O thread (see ``verifier.py``
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ..keys import public_jwks
 from ..typing import JSONValue, Revocation, Store
 
 __all__ = [
@@ -72,17 +72,22 @@ def cache_max_age(cache_control: str | None) -> float | None:
 class _HTTP:
     def __init__(self, url: str, timeout: float, client: httpx.AsyncClient | None) -> None:
         self.url = url
-        self._client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False)
-        self._owns_client = client is None
+        self._timeout = timeout
+        self._given = client
+        self._client: httpx.AsyncClient | None = None  # made on the verifier's loop, anew after close
 
     async def _get(self, params: Mapping[str, int] | None = None) -> tuple[Any, httpx.Headers]:
-        response = await self._client.get(self.url, params=params, headers={"Accept": "application/json"})
+        client = self._given or self._client
+        if client is None:
+            client = self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        response = await client.get(self.url, params=params, headers={"Accept": "application/json"})
         response.raise_for_status()
         return response.json(), response.headers
 
     async def close(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
 
 class JWKSURL(_HTTP):
@@ -109,11 +114,14 @@ class FeedURL(_HTTP):
         body, _ = await self._get({"since": seq, "limit": FEED_BATCH})
         if not isinstance(body, dict):
             raise ValueError("the revocation feed did not answer an object")
-        entries = [
-            Revocation(int(e["seq"]), e["kind"], str(e["value"]), float(e["expires_at"]))
-            for e in body["revocations"]
-        ]
-        return RevocationBatch(entries, int(body["last_seq"]), bool(body["more"]))
+        try:
+            entries = [
+                Revocation(int(e["seq"]), e["kind"], str(e["value"]), float(e["expires_at"]))
+                for e in body["revocations"]
+            ]
+            return RevocationBatch(entries, int(body["last_seq"]), bool(body["more"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError("the revocation feed's answer is malformed") from exc
 
 
 class StaticKeys:
@@ -136,8 +144,7 @@ class StoreKeys:
         self._store = store
 
     async def fetch(self) -> Keys:
-        stored = await self._store.list_keys()
-        return Keys([json.loads(k.public_jwk) for k in stored if k.use == "access" and k.public_jwk])
+        return Keys(public_jwks(await self._store.list_keys())["keys"])
 
     async def close(self) -> None:
         return None

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_headers, error_json
+from ..http import REALM, bearer_token, error_response
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
@@ -63,6 +63,7 @@ class KeyturnMiddleware:
             await self._refuse(scope, send, error)
             return
         scope["keyturn.token"] = claims
+        scope["keyturn.verifier"] = self.verifier
         scope.setdefault("state", {})["keyturn"] = claims
         await self.app(scope, receive, send)
 
@@ -85,10 +86,9 @@ class KeyturnMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": error.code})
             return
-        body = error_json(error)
-        headers = [(k.lower().encode(), v.encode()) for k, v in error_headers(error, self.realm).items()]
-        headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        status, headers, body = error_response(error, self.realm)
+        raw = [(k.lower().encode(), v.encode()) for k, v in headers]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -11,7 +11,8 @@ Settings (``settings.KEYTURN``)::
 
 - ``keyturn.middleware.django.KeyturnMiddleware`` (in ``MIDDLEWARE``) checks the bearer token of every
   request that has one: a bad one is refused with the error body of DESIGN section 3, a good one is put
-  in ``request.keyturn_token``. Requests without a token pass (``request.keyturn_token`` is None);
+  in ``request.keyturn_token``. Requests without a bearer token (none, or another scheme such as Basic)
+  pass (``request.keyturn_token`` is None);
   :func:`token_required` guards a view.
 - Django REST framework: see ``keyturn.middleware.drf``.
 """
@@ -27,7 +28,7 @@ from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_headers, error_json
+from ..http import REALM, bearer_token_if_any, error_response
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
@@ -61,8 +62,9 @@ def get_verifier() -> AccessTokenVerifier:
 
 
 def django_response(error: KeyturnError) -> HttpResponse:
-    response = HttpResponse(error_json(error), status=error.status, content_type="application/json")
-    for name, value in error_headers(error, REALM).items():
+    status, headers, body = error_response(error, REALM)
+    response = HttpResponse(body, status=status)
+    for name, value in headers:
         response[name] = value
     return response
 
@@ -74,7 +76,7 @@ class KeyturnMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         try:
-            token = bearer_token(request.headers.get("Authorization"))
+            token = bearer_token_if_any(request.headers.get("Authorization"))
             request.keyturn_token = None if token is None else self.verifier.verify(token)  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)

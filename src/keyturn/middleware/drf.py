@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_body, error_headers
+from ..http import REALM, bearer_token_if_any, error_body, error_headers
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .django import get_verifier
@@ -84,7 +84,7 @@ class KeyturnAuthentication(BaseAuthentication):
         claims: AccessClaims | None = getattr(request._request, "keyturn_token", None)
         if claims is None:
             try:
-                token = bearer_token(request.headers.get("Authorization"))
+                token = bearer_token_if_any(request.headers.get("Authorization"))
                 if token is None:
                     return None
                 claims = get_verifier().verify(token)

@@ -54,7 +54,9 @@ def require_token(
 
     async def dependency(request: Request) -> AccessClaims:
         try:
-            verified: AccessClaims | None = request.scope.get("keyturn.token")
+            verified: AccessClaims | None = None
+            if request.scope.get("keyturn.verifier") is verifier:  # the middleware checked it already
+                verified = request.scope.get("keyturn.token")
             if verified is None:
                 token = bearer_token(request.headers.get("authorization"))
                 if token is None:

@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
@@ -66,8 +68,11 @@ KEY_TTL_BOUNDS = (30.0, 86_400.0)
 """A JWKS is fetched again in the background no sooner and no later than this (seconds)."""
 RETRY_AFTER_FAILURE = 5.0
 MAX_MISSING = 4096
-"""How many key ids proved forged are remembered (and refused without a fetch)."""
-FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError, KeyError, TypeError)
+"""How many key ids proved forged are remembered (and refused without a fetch)..."""
+MISSING_FOR = 30.0
+"""...and for how long (seconds): long enough to spare the token service, short enough to heal if a
+JWKS answer was ever wrong (a stale cache between us and the service, say)."""
+FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError)
 """What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
 
 
@@ -126,6 +131,17 @@ class RevocationSet:
 
     def __len__(self) -> int:
         return len(self.sids) + len(self.jtis)
+
+
+_LIVE: weakref.WeakSet[AccessTokenVerifier] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for verifier in list(_LIVE):
+        verifier._forget_thread()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class _IOThread:
@@ -208,10 +224,10 @@ class AccessTokenVerifier:
         self._io: _IOThread | None = None
         self._reloader: KeyReloader[tuple[Keys, float]] | None = None
         self._fetched_from: float | None = None  # when the last successful key fetch began (clock time)
-        self._missing: OrderedDict[str, None] = OrderedDict()  # key ids a fetch proved forged
+        self._missing: OrderedDict[str, float] = OrderedDict()  # key ids a fetch lacked -> until when
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
-        self._closed = False
+        _LIVE.add(self)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -220,24 +236,34 @@ class AccessTokenVerifier:
         cls,
         url: str,
         *,
-        route_prefix: str = "/auth",
         revocations: bool = True,
         settings: Settings | None = None,
         **options: Any,
     ) -> Self:
-        """Keys and revocations from a token service at ``url`` (e.g. ``http://127.0.0.1:8000``)."""
+        """Keys and revocations from a token service at ``url`` (e.g. ``http://127.0.0.1:8000``).
+
+        ``ISSUER``, ``AUDIENCE``, ``LEEWAY``, ``ROUTE_PREFIX``, ``REVOCATION_POLL_INTERVAL`` and
+        ``REVOCATION_FAIL_CLOSED_AFTER`` come from ``settings`` (default: the ``KEYTURN_*``
+        environment); keyword arguments win.
+        """
+        settings = settings or Settings()
         base = url.rstrip("/")
         timeout = options.get("timeout", 5.0)
-        feed = FeedURL(f"{base}{route_prefix}/revocations", timeout=timeout) if revocations else None
+        prefix = options.pop("route_prefix", settings.route_prefix)
+        feed = FeedURL(f"{base}{prefix}/revocations", timeout=timeout) if revocations else None
         keys = JWKSURL(f"{base}/.well-known/jwks.json", timeout=timeout)
         return cls(keys, feed, **_merge(settings, options))
 
     @classmethod
     def for_store(cls, store: Store | str, *, settings: Settings | None = None, **options: Any) -> Self:
-        """Keys and revocations from the store the token service uses (a ``Store`` or a store URL).
+        """Keys and revocations from the store the token service uses: a store URL (opened on the
+        verifier's own thread, closed with it), or a ``Store`` object that is not bound to an event loop
+        (the memory store; PostgreSQL and Redis stores belong to the loop that opened them: give a URL).
 
-        A store given by URL is opened on the verifier's thread and closed with the verifier.
+        Options come from ``settings`` (default: the ``KEYTURN_*`` environment) as for
+        :meth:`for_service`.
         """
+        settings = settings or Settings()
         owned = isinstance(store, str)
         if isinstance(store, str):
             from ..store import open_store  # only this way of building needs the store package
@@ -266,9 +292,9 @@ class AccessTokenVerifier:
             future = self._submit(self._find(exc.kid))
             try:
                 found = future.result(self._timeout)
-            except concurrent.futures.TimeoutError as timeout:
-                future.cancel()
-                found = timeout
+            except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as stopped:
+                future.cancel()  # timed out, or the verifier is closing
+                found = stopped
             return self._after_find(token, found)
 
     async def averify(self, token: str) -> AccessClaims:
@@ -278,11 +304,15 @@ class AccessTokenVerifier:
         try:
             return self._check(token)
         except UnknownKey as exc:
-            future = asyncio.wrap_future(self._submit(self._find(exc.kid)))
+            submitted = self._submit(self._find(exc.kid))
             try:
-                found = await asyncio.wait_for(future, self._timeout)
+                found = await asyncio.wait_for(asyncio.wrap_future(submitted), self._timeout)
             except TimeoutError as timeout:
                 found = timeout
+            except asyncio.CancelledError as cancelled:
+                if not submitted.cancelled():
+                    raise  # this request was cancelled, not the fetch
+                found = cancelled
             return self._after_find(token, found)
 
     def _check(self, token: str) -> AccessClaims:
@@ -340,7 +370,7 @@ class AccessTokenVerifier:
         if not isinstance(iat, int | float) or isinstance(iat, bool) or self._fetched_from is None:
             return False
         fetched_from = min(self._fetched_from, self.clock.now())  # a wall clock stepped back
-        return iat + self.leeway <= fetched_from
+        return iat + 1 + self.leeway <= fetched_from  # iat is in whole seconds
 
     async def _find(self, kid: str) -> bool | BaseException | None:
         """Whether ``kid`` is known after the fetch under way or one begun now: True; False if a fetch
@@ -348,7 +378,7 @@ class AccessTokenVerifier:
         assert self._reloader is not None
         if kid in self._keys:  # fetched for another request meanwhile
             return True
-        if kid in self._missing:
+        if self._missing.get(kid, 0.0) > self._timer.now():
             return False
         arrived = self._timer.now()
         try:
@@ -359,7 +389,8 @@ class AccessTokenVerifier:
             return True
         if started is None or started < arrived:
             return None
-        self._missing[kid] = None  # a fetch begun after the token arrived lacked it: forged, for good
+        # A fetch begun after the token arrived lacked its key: forged.
+        self._missing[kid] = self._timer.now() + MISSING_FOR
         while len(self._missing) > MAX_MISSING:
             self._missing.popitem(last=False)
         return False
@@ -393,8 +424,6 @@ class AccessTokenVerifier:
         with self._lock:
             if self._io is not None:
                 return
-            if self._closed:
-                raise RuntimeError("this AccessTokenVerifier is closed")
             self._started_at = time.monotonic()
             io = _IOThread()
             future = io.submit(self._startup())
@@ -405,8 +434,9 @@ class AccessTokenVerifier:
             logger.warning("verifier: keys or revocations not loaded within %ss; going on", self._timeout)
 
     def close(self) -> None:
+        """Stop the I/O thread and close the sources; a later call starts them again."""
         with self._lock:
-            io, self._io, self._closed = self._io, None, True
+            io, self._io = self._io, None
         if io is None:
             return
         try:
@@ -415,6 +445,11 @@ class AccessTokenVerifier:
             logger.warning("verifier: did not shut down within %ss", self._timeout)
         finally:
             io.stop()
+
+    def _forget_thread(self) -> None:
+        """In a child process after ``fork()``: the I/O thread did not come along; start anew on use."""
+        self._io = None
+        self._lock = threading.Lock()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
@@ -462,11 +497,14 @@ class AccessTokenVerifier:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._key_source.close()
+        closers: list[Awaitable[None]] = [self._key_source.close()]
         if self._revocation_source is not None:
-            await self._revocation_source.close()
+            closers.append(self._revocation_source.close())
         if self._on_close is not None:
-            await self._on_close()
+            closers.append(self._on_close())
+        for failed in await asyncio.gather(*closers, return_exceptions=True):
+            if isinstance(failed, BaseException):
+                logger.warning("verifier: closing a source failed (%s)", _name(failed))
 
     async def _fetch_keys(self) -> tuple[Keys, float]:
         self._key_fetches += 1
@@ -511,6 +549,9 @@ class AccessTokenVerifier:
                 await self._reloader.reload()
             except FETCH_ERRORS as exc:  # retried after a pause; the keys held stay in force
                 self._keys_failed(exc)
+            except Exception as exc:  # a bug must not stop the refreshes for good: logged, retried
+                logger.exception("verifier: key refresh failed unexpectedly")
+                self._keys_failed(exc)
 
     async def _poll(self) -> None:
         source = self._revocation_source
@@ -536,17 +577,18 @@ class AccessTokenVerifier:
     async def _keep_polling(self) -> None:
         while True:
             await asyncio.sleep(self._poll_interval)
-            await self._poll()
+            try:
+                await self._poll()
+            except Exception:  # a bug must not stop the polling for good (the lag shows it meanwhile)
+                logger.exception("verifier: reading the revocation feed failed unexpectedly")
 
 
 def _name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _merge(settings: Settings | None, options: dict[str, Any]) -> dict[str, Any]:
+def _merge(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
     """Constructor options: those given win over ``settings`` (the ``KEYTURN_*`` environment)."""
-    if settings is None:
-        return options
     from_settings: dict[str, Any] = {
         "issuer": settings.issuer,
         "audience": settings.audience,

@@ -8,10 +8,11 @@ The verified :class:`~keyturn.tokens.AccessClaims` are put in ``environ["keyturn
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_headers, error_json
+from ..http import REALM, bearer_token, error_response
 from ..tokens import AccessClaims
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
@@ -20,8 +21,6 @@ __all__ = ["KeyturnWSGIMiddleware"]
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-
-_REASONS = {401: "Unauthorized", 403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 class KeyturnWSGIMiddleware:
@@ -46,10 +45,8 @@ class KeyturnWSGIMiddleware:
         try:
             environ["keyturn.token"] = self._authenticate(environ)
         except KeyturnError as error:
-            body = error_json(error)
-            headers = list(error_headers(error, self.realm).items())
-            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            start_response(f"{error.status} {_REASONS.get(error.status, 'Error')}", headers)
+            status, headers, body = error_response(error, self.realm)
+            start_response(f"{status} {HTTPStatus(status).phrase}", headers)
             return [body]
         return self.app(environ, start_response)
 

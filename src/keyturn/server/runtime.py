@@ -84,7 +84,6 @@ async def prune_keys(
     margin = settings.leeway + settings.key_reload_interval
     retired = retired_keys(
         await store.list_keys(),
-        access_alg=settings.access_token_algorithm,
         now=clock.now(),
         access_horizon=settings.access_token_lifetime + margin,
         refresh_horizon=settings.refresh_idle_lifetime + settings.grace_period + margin,

@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import json
-import logging
+from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from ...errors import KeyturnError
+from ..._reload import FreshReads
+from ...keys import public_jwks
+from ...typing import JSONValue, Store
 from ._common import runtime
 
 router = APIRouter(tags=["meta"])
 
 JWKS_MAX_AGE = 300
-logger = logging.getLogger("keyturn.server")
 
 
 @router.get("/.well-known/jwks.json", summary="The public keys that verify access tokens")
 async def jwks(request: Request) -> JSONResponse:
-    """Every key that may verify a live access token, read from the store on each request.
+    """Every key that may verify a live access token, read from the store for this request.
 
     Validators fetch this when a token names a key they do not know. Every key is in the store before
-    any process signs with it, so a key missing from an answer begun after a token was issued never
-    signed it, whichever process signed the token and whichever process answers.
+    any process signs with it, so an answer to a request made after a token was issued lists its key,
+    whichever process signed the token and whichever answers. Concurrent requests share reads, one at
+    a time, each answered by a read begun after it arrived. Without the store the answer is a 503: a
+    list older than the question could make a validator take a genuine token for a forged one.
     """
-    rt = runtime(request)
-    try:
-        stored = await rt.store.list_keys()
-        jwks = {"keys": [json.loads(k.public_jwk) for k in stored if k.use == "access" and k.public_jwk]}
-    except KeyturnError:
-        logger.warning("jwks: the store is out of reach; serving the keys loaded before")
-        jwks = rt.sessions.keys.jwks()
-    return JSONResponse(
-        jwks,
-        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
-    )
+    state = request.app.state
+    reads: FreshReads[dict[str, list[Mapping[str, JSONValue]]]] | None = getattr(state, "jwks_reads", None)
+    if reads is None:
+        store = runtime(request).store
+        reads = state.jwks_reads = FreshReads(lambda: _read_jwks(store))
+    return JSONResponse(await reads(), headers={"Cache-Control": f"private, max-age={JWKS_MAX_AGE}"})
+
+
+async def _read_jwks(store: Store) -> dict[str, list[Mapping[str, JSONValue]]]:
+    return public_jwks(await store.list_keys())
 
 
 @router.get("/healthz", summary="The process is up")
