@@ -559,3 +559,40 @@ def test_cookie_mode_refresh_without_cookie_or_body_is_invalid_request(cookie_se
     """No cookie and no body token: the call is malformed, not an auth failure."""
     with cookie_server.server.client() as http:
         assert_error(http.post("/auth/refresh", headers={"x-keyturn-csrf": "1"}), 400, "invalid_request")
+
+
+# -- cookie mode per call (COOKIE_MODE off) --------------------------------------------------------------
+
+
+def test_a_call_with_the_csrf_header_gets_cookie_mode_from_a_body_mode_server(one_server: Cluster) -> None:
+    """A browser client in cookie mode sends ``X-Keyturn-CSRF`` on every call: the server answers it in
+    cookie mode although ``COOKIE_MODE`` is off, while other clients keep the refresh token in the body."""
+    with one_server.server.client() as http:
+        body_mode = http.post(
+            "/auth/login", json={"username": one_server.username, "password": one_server.password}
+        )
+        assert "refresh_token" in body_mode.json()
+        assert not [h for h in body_mode.headers.get_list("set-cookie") if h.startswith("keyturn_refresh=")]
+
+        browser = {"x-keyturn-csrf": "1"}
+        login_answer = http.post(
+            "/auth/login",
+            json={"username": one_server.username, "password": one_server.password},
+            headers=browser,
+        )
+        assert login_answer.status_code == 200, why(login_answer)
+        assert "refresh_token" not in login_answer.json()
+        cookie, attributes = refresh_cookie(login_answer)
+        assert {"httponly", "secure"} <= set(attributes)
+
+        refused = http.post("/auth/refresh", headers={"Cookie": f"keyturn_refresh={cookie}"})
+        assert_error(refused, 400, "invalid_request")  # the cookie alone, as a cross-site form would send it
+        refreshed = http.post("/auth/refresh", headers={"Cookie": f"keyturn_refresh={cookie}", **browser})
+        assert refreshed.status_code == 200, why(refreshed)
+        assert "refresh_token" not in refreshed.json()
+        new_cookie, _ = refresh_cookie(refreshed)
+        assert fp(new_cookie) != fp(cookie)
+
+        out = http.post("/auth/logout", headers={"Cookie": f"keyturn_refresh={new_cookie}", **browser})
+        assert out.status_code == 200, why(out)
+        assert refresh_cookie(out)[1].get("max-age") == "0"

@@ -44,12 +44,16 @@ def require_bearer(request: Request) -> str:
     return token
 
 
+def wants_cookie(request: Request) -> bool:
+    """Cookie mode for this call: always with ``COOKIE_MODE``, else when the client sends the CSRF header
+    (a browser client in cookie mode always does)."""
+    return runtime(request).settings.cookie_mode or CSRF_HEADER in request.headers
+
+
 def refresh_token(request: Request, from_body: str | None) -> str | None:
-    """The refresh token from the body or, in cookie mode, the cookie (with the CSRF header)."""
+    """The refresh token from the body or else the cookie (which needs the CSRF header)."""
     if from_body is not None:
         return from_body
-    if not runtime(request).settings.cookie_mode:
-        return None
     cookie = request.cookies.get(REFRESH_COOKIE)
     if cookie is None:
         return None
@@ -71,7 +75,7 @@ def cookie_path(rt: Runtime) -> str:
 
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     rt = runtime(request)
-    cookie_mode = rt.settings.cookie_mode
+    cookie_mode = wants_cookie(request)
     response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
     if cookie_mode:
         response.set_cookie(

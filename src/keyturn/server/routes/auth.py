@@ -133,7 +133,7 @@ async def revoke(request: Request) -> JSONResponse:
 def _ended(request: Request, sids: list[str]) -> JSONResponse:
     response = JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
     rt = runtime(request)
-    if rt.settings.cookie_mode and request.cookies.get(REFRESH_COOKIE) is not None:
+    if request.cookies.get(REFRESH_COOKIE) is not None:
         response.delete_cookie(
             REFRESH_COOKIE, path=cookie_path(rt), secure=True, httponly=True, samesite="strict"
         )
