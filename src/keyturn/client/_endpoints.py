@@ -20,7 +20,6 @@ __all__ = ["KEYTURN", "SIMPLEJWT", "Endpoints", "backoff", "retry_after"]
 
 DEFINITIVE = frozenset(
     {
-        "invalid_request",
         "token_invalid",
         "token_revoked",
         "refresh_token_expired",
@@ -29,7 +28,10 @@ DEFINITIVE = frozenset(
         "session_expired",
     }
 )
-"""Keyturn's codes that end a session when the refresh endpoint answers them (DESIGN section 3)."""
+"""Keyturn's codes that end a session when the refresh endpoint answers them (DESIGN section 3).
+
+``invalid_request`` is not one: it says the call is wrong (a misconfigured field name, say), which the
+application must fix; the session itself may be fine, so it is kept (and the client reports degraded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) 
     """Seconds to wait before retry number ``attempt`` (1, 2, …): full jitter, ``Retry-After`` wins."""
     if retry_after is not None:
         return min(max(retry_after, 0.0), BACKOFF_CAP * 4)
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** max(attempt - 1, 0))
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * BACKOFF_FACTOR ** min(max(attempt - 1, 0), 32))
     return rng.uniform(0, ceiling)
 
 

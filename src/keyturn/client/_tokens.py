@@ -50,9 +50,14 @@ class Tokens:
             raise ValueError("stored tokens have no access token")
         if not isinstance(data.get("refresh_token"), str):
             raise ValueError("stored tokens have no refresh token")
-        for name in ("access_expires_at", "lifetime", "clock_offset"):
-            if not isinstance(data.get(name, 0.0), int | float) or isinstance(data.get(name), bool):
+        for name in ("access_expires_at", "lifetime", "clock_offset", "refresh_expires_at"):
+            value = data.get(name)
+            if value is None and name == "refresh_expires_at":
+                continue
+            if not isinstance(data.get(name, 0.0), int | float) or isinstance(value, bool):
                 raise ValueError(f"stored tokens have a bad {name}")
+        if not isinstance(data.get("session_id"), str | None):
+            raise ValueError("stored tokens have a bad session_id")
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -102,12 +107,10 @@ class FileTokenStore:
 
     def load(self) -> Tokens | None:
         try:
-            text = self.path.read_text()
+            return Tokens.from_json(json.loads(self.path.read_text()))
         except FileNotFoundError:
             return None
-        try:
-            return Tokens.from_json(json.loads(text))
-        except ValueError:
+        except (OSError, ValueError):  # unreadable, not UTF-8, not JSON, not a pair: no session
             return None
 
     def save(self, tokens: Tokens) -> None:

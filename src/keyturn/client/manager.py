@@ -81,6 +81,22 @@ class _Definitive(Exception):
         self.reason = reason
 
 
+_STORE_LOCKS: weakref.WeakKeyDictionary[object, threading.Lock] = weakref.WeakKeyDictionary()
+_STORE_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_of(store: object) -> threading.Lock:
+    """The one refresh lock of ``store``, shared by every manager on it in this process."""
+    with _STORE_LOCKS_GUARD:
+        try:
+            lock = _STORE_LOCKS.get(store)
+        except TypeError:  # a store that cannot be weakly referenced gets a lock of its own
+            return threading.Lock()
+        if lock is None:
+            lock = _STORE_LOCKS[store] = threading.Lock()
+        return lock
+
+
 class TokenManager:
     def __init__(
         self,
@@ -118,7 +134,7 @@ class TokenManager:
         )
         if async_http is not None:
             self._given_async_http = async_http
-        self._lock = threading.Lock()  # one refresh at a time, for threads and tasks alike
+        self._lock = _lock_of(self.store)  # one refresh at a time per store, for threads and tasks alike
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -178,7 +194,7 @@ class TokenManager:
         if request is not None:
             try:
                 self._sync_http().send(request)
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:
                 logger.warning("logout: the server could not be reached (%s); ended here", type(exc).__name__)
         self._end("logout")
         self._fire()
@@ -188,7 +204,7 @@ class TokenManager:
         if request is not None:
             try:
                 await self._async_client().send(request)
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:
                 logger.warning("logout: the server could not be reached (%s); ended here", type(exc).__name__)
         self._end("logout")
         self._fire()
@@ -339,7 +355,12 @@ class TokenManager:
         return tokens
 
     def _next_step(self, rejected: str | None) -> tuple[Literal["use", "refresh", "wait"], Tokens | float]:
-        """With the lock held: use a pair, refresh now, or wait so many seconds for the next attempt."""
+        """With the lock held: use a pair, refresh now, or wait so many seconds for the next attempt.
+
+        The store is read again first: another manager on it (another run of the program, say) may
+        have refreshed, and its refresh token is the one that counts now.
+        """
+        self._adopt_stored()
         current = self._require()
         good = self._is_usable(current) and current.access_token != rejected
         if good and not self._is_due(current):
@@ -370,10 +391,21 @@ class TokenManager:
 
     def _refreshed(self, old: Tokens, new: Tokens) -> None:
         extended = new.access_expires_at > old.access_expires_at
+        failures = self._failures
         self._install(new)
         self.refreshes += 1
         if not extended:  # a refresh that did not move the expiry must not be repeated at once
+            self._failures = failures
             self._failed(_Temporary("the refresh did not extend the access token"))
+
+    def _adopt_stored(self) -> None:
+        if self._ended is not None:
+            return
+        stored = self.store.load()
+        current = self._tokens
+        if stored is not None and (current is None or stored.refresh_token != current.refresh_token):
+            self._tokens = stored
+            self._refresh_at = self._schedule(stored)
 
     def _install(self, tokens: Tokens) -> None:
         self.store.save(tokens)
@@ -453,10 +485,13 @@ class TokenManager:
         if tokens is None or self.endpoints.logout is None:
             return None
         path = self.endpoints.logout + ("-all" if everywhere else "")
+        # The service names the session by the access token if one is sent; an expired one would be
+        # refused, so then the refresh token alone names it.
+        usable = self._is_usable(tokens)
         return httpx.Request(
             "POST",
             self.base_url + path,
-            headers={"Authorization": f"Bearer {tokens.access_token}"},
+            headers={"Authorization": f"Bearer {tokens.access_token}"} if usable else {},
             json={self.endpoints.refresh_field: tokens.refresh_token},
         )
 
@@ -466,7 +501,7 @@ class TokenManager:
         try:
             response = self._sync_http().post(self.endpoints.refresh, json=self._refresh_request(tokens))
             new = self._judge(response, tokens, sent)
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             self._failed(_Temporary(type(exc).__name__))
         except _Temporary as failure:
             self._failed(failure)
@@ -481,7 +516,7 @@ class TokenManager:
             client = self._async_client()
             response = await client.post(self.endpoints.refresh, json=self._refresh_request(tokens))
             new = self._judge(response, tokens, sent)
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
             self._failed(_Temporary(type(exc).__name__))
         except _Temporary as failure:
             self._failed(failure)
