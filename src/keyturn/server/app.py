@@ -14,6 +14,7 @@ from ..config import Settings
 from ..typing import Clock, SubjectCheck
 from . import errors
 from .background import chores
+from .demo import DemoFiles
 from .limits import BodySizeLimit
 from .routes import auth, meta, revocations
 from .runtime import Runtime, open_runtime
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(auth.router, prefix=settings.route_prefix)
     app.include_router(revocations.router, prefix=settings.route_prefix)
     app.include_router(meta.router)
+    app.mount("/demo", DemoFiles(), name="demo")
     # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
     # error body every caller can rely on.
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
