@@ -7,7 +7,12 @@ DATA_DIR ?= .keyturn
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format bench clean
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.installed
+DEMO_JS := src/keyturn/server/demo/keyturn.js
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install run test lint format bench clean js js-test browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +22,31 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-run: $(STAMP)
+# The browser client: npm packages from the lock file, then the bundle the demo page loads.
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(DEMO_JS): $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tsconfig.build.json
+	cd $(JS) && npm run --silent build
+	cp $(JS)/dist/keyturn.js $@
+
+js: $(DEMO_JS)
+
+js-test: $(JS_STAMP)
+	cd $(JS) && npm run --silent typecheck && npm test --silent
+
+# The browser tests drive Debian's Chromium (never a downloaded browser).
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+run: $(STAMP) $(DEMO_JS)
 	@mkdir -p $(DATA_DIR) && chmod 700 $(DATA_DIR)
 	@test -s $(DATA_DIR)/demo-password || \
 		(umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))' > $(DATA_DIR)/demo-password)
 	@KEYTURN_DATA_DIR=$(DATA_DIR) $(BIN)/keyturn users add demo --password-stdin --exist-ok < $(DATA_DIR)/demo-password
 	@echo "Demo user: demo, password in $(DATA_DIR)/demo-password (see the README's walk-through)."
+	@echo "Demo page: http://$(HOST):$(PORT)/demo/ (sign in as demo with that password)."
 	KEYTURN_DATA_DIR=$(DATA_DIR) $(BIN)/keyturn serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
@@ -34,7 +58,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: lint
+test: lint js-test $(DEMO_JS) browser
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -42,4 +66,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info $(JS)/node_modules $(JS)/dist $(DEMO_JS)

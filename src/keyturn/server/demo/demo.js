@@ -14,6 +14,7 @@ const ENDED = {
 };
 
 const knobs = { offline: false, tamper: false };
+let lifetime = 1; // ms, as the last refresh gave it: for the expiry bar
 let ok = 0;
 let failed = 0;
 
@@ -66,7 +67,6 @@ function render() {
   $("next").textContent = seconds(session.nextRefreshAt && session.nextRefreshAt - serverNow);
   $("offset").textContent = `${(session.clockOffset / 1000).toFixed(2)} s`;
   $("generation").textContent = String(session.generation);
-  const lifetime = (session.lifetime ?? 0) || 1;
   $("expires-bar").style.width = expires ? `${Math.max(0, Math.min(100, ((expires - serverNow) / lifetime) * 100))}%` : "0";
   $("ok").textContent = String(ok);
   $("failed").textContent = String(failed);
@@ -78,7 +78,7 @@ async function callApi() {
     if (response.ok) {
       ok += 1;
       const me = await response.json();
-      $("who").textContent = `signed in as ${me.sub}`;
+      $("who").textContent = `signed in as ${me.subject}`;
     } else {
       failed += 1;
       const body = await response.json().catch(() => ({}));
@@ -91,6 +91,9 @@ async function callApi() {
   render();
 }
 
+session.on("refreshed", (e) => {
+  lifetime = Math.max(1, e.expiresAt - (Date.now() + session.clockOffset));
+});
 session.on("refreshed", (e) => note("refreshed", `new access token (refresh #${e.generation}${e.remote ? ", from another tab" : ""})`));
 session.on("degraded", (e) => note("degraded", `refresh failed (${e.reason}); retrying in ${(e.retryIn / 1000).toFixed(1)} s`));
 session.on("session_ended", (reason) => {
