@@ -1,0 +1,56 @@
+/**
+ * The axios adapter: interceptors that give every request of an axios instance the session's access token
+ * at send time and act on the answers as `session.fetch` does. Typed structurally, so the package needs no
+ * axios of its own.
+ */
+import { errorCode } from "./classify";
+import type { Attempt, Session } from "./session";
+
+// `any` stands for axios's own config, error and response types, which this package does not import.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+interface Interceptors {
+  use(onFulfilled?: ((value: any) => any) | null, onRejected?: ((error: any) => any) | null): number;
+  eject(id: number): void;
+}
+
+/** The part of an axios instance the adapter uses. */
+export interface AxiosLike {
+  interceptors: { request: Interceptors; response: Interceptors };
+  request(config: any): Promise<any>;
+}
+
+/** Where a request's resends and retries are counted: a plain property survives axios's config merge. */
+const KEY = "_keyturn";
+
+/** Attaches `session` to `axios`; returns the function that detaches it. */
+export function attachAxios(session: Session, axios: AxiosLike): () => void {
+  const { request, response } = axios.interceptors;
+  const onRequest = request.use(async (config) => {
+    const attempt: Attempt = (config[KEY] ??= session.attempt(config.method ?? "get"));
+    const value = "Bearer " + (attempt.sent = await session.token(attempt.rejected));
+    if (config.headers?.set) config.headers.set("Authorization", value);
+    else config.headers = { ...config.headers, Authorization: value };
+    return config;
+  });
+  const onResponse = response.use(null, async (error) => {
+    const config = error?.config;
+    const attempt: Attempt | undefined = config?.[KEY];
+    // no attempt: the error came before sending (the session ended, say); ERR_CANCELED: the application's abort
+    if (!attempt || error.code == "ERR_CANCELED") throw error;
+    const res = error.response;
+    const header = (name: string): string | undefined => res?.headers?.get?.(name) ?? res?.headers?.[name];
+    let body = res?.data;
+    try {
+      if (typeof body == "string") body = JSON.parse(body);
+    } catch {
+      // not JSON: the code may still be in WWW-Authenticate
+    }
+    const code = res?.status == 401 ? errorCode(body, header("www-authenticate"), session.endpoints.errorField) : undefined;
+    if (await session.handle(res?.status ?? 0, code, header("retry-after"), attempt)) return axios.request(config);
+    throw error;
+  });
+  return () => {
+    request.eject(onRequest);
+    response.eject(onResponse);
+  };
+}

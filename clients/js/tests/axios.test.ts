@@ -1,0 +1,109 @@
+import axios, { AxiosError, AxiosHeaders, type AxiosInstance, type InternalAxiosRequestConfig } from "axios";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { attachAxios } from "../src/axios";
+import { SessionEndedError } from "../src/errors";
+import { BASE, FakeServer, START, after, bearer, browser, signedIn, type Browser } from "./fakes";
+
+beforeEach(() => void vi.useFakeTimers({ now: START }));
+afterEach(() => void vi.useRealTimers());
+
+/** Real axios, its network replaced by an adapter that hands the request to the fake service. */
+function api(b: Browser): AxiosInstance {
+  return axios.create({
+    baseURL: BASE,
+    adapter: async (config: InternalAxiosRequestConfig) => {
+      let res: Response;
+      try {
+        res = await b.server.fetch(BASE + config.url, {
+          method: config.method!.toUpperCase(),
+          headers: AxiosHeaders.from(config.headers).toJSON() as Record<string, string>,
+          body: config.data as string | undefined,
+        });
+      } catch {
+        throw new AxiosError("Network Error", AxiosError.ERR_NETWORK, config);
+      }
+      const text = await res.text();
+      const response = {
+        data: text,
+        status: res.status,
+        statusText: res.statusText,
+        headers: AxiosHeaders.from(Object.fromEntries(res.headers)),
+        config,
+        request: {},
+      };
+      if (config.validateStatus && !config.validateStatus(res.status)) {
+        throw new AxiosError(`Request failed with status code ${res.status}`, AxiosError.ERR_BAD_RESPONSE, config, {}, response);
+      }
+      return response;
+    },
+  });
+}
+
+const resources = (server: FakeServer) => server.requests.filter((r) => r.path.startsWith("/api/"));
+
+describe("the axios adapter", () => {
+  it("sends the current access token with every request", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const http = api(b);
+    attachAxios(session, http);
+    const res = await after(http.get("/api/orders"));
+    expect(res.status).toBe(200);
+    expect(bearer(resources(b.server)[0])).toBe(await session.getAccessToken());
+  });
+
+  it("refreshes once and resends once on token_expired, and never loops", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const http = api(b);
+    attachAxios(session, http);
+    b.server.expireAccessTokens();
+    expect((await after(http.get("/api/orders"))).status).toBe(200);
+    expect(b.server.requests.map((r) => r.path).slice(1)).toEqual(["/api/orders", "/auth/refresh", "/api/orders"]);
+
+    b.server.resourceFaults = Array(5).fill({ status: 401, body: { error: "token_expired" } });
+    const error = (await after(http.post("/api/orders", "{}")).catch((e: unknown) => e)) as AxiosError;
+    expect(error.response?.status).toBe(401);
+    expect(resources(b.server)).toHaveLength(4);
+    expect(b.server.refreshes).toBe(2);
+  });
+
+  it("retries GET after a network error and a 503, but not POST", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const http = api(b);
+    attachAxios(session, http);
+    b.server.resourceFaults = ["network", { status: 503 }];
+    expect((await after(http.get("/api/orders"), 3000)).status).toBe(200);
+    expect(resources(b.server)).toHaveLength(3);
+
+    b.server.resourceFaults = ["network"];
+    const error = (await after(http.post("/api/orders", "{}")).catch((e: unknown) => e)) as AxiosError;
+    expect(error.code).toBe("ERR_NETWORK");
+    expect(resources(b.server)).toHaveLength(4);
+  });
+
+  it("ends the session on token_revoked and then refuses to send", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const http = api(b);
+    attachAxios(session, http);
+    b.server.resourceFaults = [{ status: 401, body: JSON.stringify({ error: "token_revoked" }) }];
+    await after(http.get("/api/orders")).catch(() => {});
+    expect(session.state).toBe("ended");
+    const error = await after(http.get("/api/orders")).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SessionEndedError);
+    expect(resources(b.server)).toHaveLength(1);
+  });
+
+  it("detaches", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const http = api(b);
+    const eject = attachAxios(session, http);
+    eject();
+    const error = (await after(http.get("/api/orders")).catch((e: unknown) => e)) as AxiosError;
+    expect(error.response?.status).toBe(401);
+    expect(resources(b.server)[0]?.headers.authorization).toBeUndefined();
+  });
+});

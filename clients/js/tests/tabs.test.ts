@@ -1,0 +1,261 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { SessionEndedError } from "../src/errors";
+import { BASE, FakeServer, START, after, browser, jumpToDue, jumpToExpiry, pass, passUntilDue, record, signedIn } from "./fakes";
+
+beforeEach(() => void vi.useFakeTimers({ now: START }));
+afterEach(() => void vi.useRealTimers());
+
+const modes = [
+  ["cookie", true],
+  ["body", false],
+] as const;
+
+describe("tabs of one browser", () => {
+  it("a new tab takes the access token from the others instead of refreshing (cookie mode)", async () => {
+    const b = browser();
+    const first = await signedIn(b);
+    const second = b.tab();
+    expect(await after(second.getAccessToken())).toBe(await first.getAccessToken());
+    expect(b.server.refreshes).toBe(0);
+    expect(second.generation).toBe(first.generation);
+  });
+
+  it.each(modes)("refresh once for all of them, and the others receive the tokens (%s mode)", async (_, cookie) => {
+    const b = browser(new FakeServer(cookie));
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    const seen = record(second);
+    jumpToDue(first);
+    const tokens = [
+      ...Array.from({ length: 5 }, () => first.getAccessToken()),
+      ...Array.from({ length: 5 }, () => second.getAccessToken()),
+    ];
+    const responses = [first.fetch(`${BASE}/api/a`), second.fetch(`${BASE}/api/b`)];
+    await pass(2000);
+    expect(b.server.refreshes).toBe(1);
+    expect(new Set(await Promise.all(tokens)).size).toBe(1);
+    for (const res of await Promise.all(responses)) expect(res.status).toBe(200);
+    expect(seen).toEqual(["refreshed:remote"]);
+    expect([first.generation, second.generation]).toEqual([2, 2]);
+  });
+
+  it("an idle tab receives another tab's refresh at once (the broadcast)", async () => {
+    const b = browser();
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    await passUntilDue(first);
+    expect(b.server.refreshes).toBe(1);
+    const fresh = await first.getAccessToken();
+    b.server.requests.length = 0;
+    expect(await second.getAccessToken()).toBe(fresh);
+    expect(second.expiresAt).toBe(first.expiresAt);
+  });
+
+  it("a tab that takes the lock before the new tokens arrived waits for them, instead of rotating the cookie again", async () => {
+    const b = browser(new FakeServer(true), { delay: 50 }); // the channel delivers after the lock is handed over
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready, 2000);
+    jumpToDue(first);
+    const tokens = [first.getAccessToken(), second.getAccessToken()];
+    await pass(2000);
+    expect(b.server.refreshes).toBe(1);
+    expect(b.server.rotations).toBe(1);
+    const [a, c] = await Promise.all(tokens);
+    expect(c).toBe(a);
+  });
+
+  it("without shared storage a late broadcast costs a second rotation, never the session", async () => {
+    // Documents why the refreshing tab writes the shared state before releasing the lock: without it, the
+    // next tab cannot know a refresh happened. In cookie mode the second refresh presents the cookie the
+    // first one set, so it is an ordinary rotation.
+    const b = browser(new FakeServer(true), { delay: 50 });
+    const first = b.tab({ storage: null });
+    const second = b.tab({ storage: null });
+    await after(first.login("alice", "pw"));
+    expect(second.state).toBe("active");
+    jumpToDue(first);
+    const tokens = [first.getAccessToken(), second.getAccessToken()];
+    await pass(2000);
+    await Promise.all(tokens);
+    expect(b.server.rotations).toBe(2);
+    expect(b.server.revoked).toBeUndefined();
+    expect([first.state, second.state]).toEqual(["active", "active"]);
+  });
+
+  it("a tab asleep past the grace period takes the rotated pair from storage, not its own (body mode)", async () => {
+    const b = browser(new FakeServer(false), { channel: false });
+    const first = await signedIn(b);
+    // no channel, no storage events: only the re-read after taking the lock can tell this tab
+    const sleeper = b.tab({ storage: b.storage.view(new EventTarget()), events: null });
+    await after(sleeper.ready);
+    sleeper.close(); // its timers stop, as a frozen tab's do
+    await passUntilDue(first);
+    expect(b.server.rotations).toBe(1);
+    vi.setSystemTime(Date.now() + 120_000); // well past the 30 s grace period
+    const token = await after(sleeper.getAccessToken());
+    expect(b.server.revoked).toBeUndefined(); // presenting its old refresh token would have been a reuse
+    expect(b.server.refreshes).toBe(1);
+    expect(token).toBe(await first.getAccessToken());
+  });
+
+  it.each(modes)("an end in one tab ends every tab, once each (%s mode)", async (_, cookie) => {
+    const b = browser(new FakeServer(cookie));
+    const first = await signedIn(b);
+    const second = b.tab();
+    const third = b.tab();
+    await after(Promise.all([second.ready, third.ready]));
+    const seen = [record(first), record(second), record(third)];
+    b.server.refreshFaults = [{ status: 401, body: { error: "refresh_token_reused" } }];
+    jumpToExpiry(first);
+    const errors = [first, second, third].map((tab) => tab.getAccessToken().catch((e: unknown) => e));
+    await pass(2000);
+    for (const error of await Promise.all(errors)) expect((error as SessionEndedError).reason).toBe("refresh_token_reused");
+    for (const events of seen) expect(events).toEqual(["state:ended", "ended:refresh_token_reused"]);
+    expect(b.server.refreshes).toBe(1);
+  });
+
+  it("logout in one tab ends the others with the reason logout; a login in one signs the others in", async () => {
+    const b = browser();
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    const seen = record(second);
+    await after(first.logout());
+    expect(seen).toEqual(["state:ended", "ended:logout"]);
+    await after(first.login("alice", "pw"));
+    expect(seen.slice(2)).toEqual(["state:active", "refreshed:remote"]);
+    expect(await second.getAccessToken()).toBe(await first.getAccessToken());
+  });
+
+  it("a tab alone refreshes with the cookie at start-up (cookie mode), after asking the others", async () => {
+    const b = browser();
+    const first = await signedIn(b);
+    first.close(); // the only other tab is gone
+    const second = b.tab();
+    const token = await after(second.getAccessToken());
+    expect(b.server.refreshes).toBe(1);
+    expect(b.posted.at(-2)).toEqual({ ask: 1 });
+    const res = await after(second.fetch(`${BASE}/api/orders`));
+    expect([res.status, token.length > 0]).toEqual([200, true]);
+  });
+
+  it("a session ended while a refresh was in flight stays ended", async () => {
+    const b = browser(new FakeServer(true), { locks: false });
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    const seen = [record(first), record(second)];
+    b.server.refreshDelay = 200; // the service rotates, then its answer takes a while
+    jumpToDue(second);
+    const token = second.getAccessToken().catch((e: unknown) => e); // its refresh leaves now
+    await pass(15);
+    await after(first.logout(), 50); // revoked, and told to every tab, before the refresh answer arrives
+    expect(b.server.rotations).toBe(1);
+    await pass(5000);
+    await token;
+    for (const events of seen) expect(events.filter((e) => e.startsWith("ended") || e.startsWith("refreshed"))).toEqual(["ended:logout"]);
+    expect([first.state, second.state]).toEqual(["ended", "ended"]);
+    expect(JSON.parse(b.storage.data.get("keyturn")!)).toMatchObject({ end: "logout" });
+  });
+
+  it("a logout in another tab, known from storage before its message, wins over a refresh answer", async () => {
+    const b = browser(new FakeServer(true), { locks: false });
+    // no storage events for this tab: only the re-read when the answer comes can tell it in time
+    const second = b.tab({ storage: b.storage.view(new EventTarget()) });
+    const first = await signedIn(b);
+    await pass(100);
+    second.close(); // nor its timer or channel
+    const seen = [record(first), record(second)];
+    b.server.refreshDelay = 200;
+    jumpToDue(second);
+    void second.getAccessToken().catch(() => {});
+    await pass(15); // the service has rotated; the answer is on its way
+    await after(first.logout(), 50);
+    await pass(5000);
+    for (const events of seen) expect(events).toEqual(["state:ended", "ended:logout"]);
+    expect(JSON.parse(b.storage.data.get("keyturn")!)).toEqual({ gen: 2, end: "logout" });
+  });
+
+  it("when an end and a refresh tie (no shared storage), the end wins in every tab", async () => {
+    const b = browser(new FakeServer(true), { locks: false, delay: 50 });
+    const first = b.tab({ storage: null });
+    const second = b.tab({ storage: null });
+    await after(first.login("alice", "pw"));
+    const seen = [record(first), record(second)];
+    jumpToDue(second);
+    void second.getAccessToken().catch(() => {}); // leaves now, answered in 20 ms
+    await pass(1);
+    await after(first.logout(), 5000); // ends 20 ms later, told 50 ms after that
+    expect(seen[1]).toEqual(["refreshed:local", "state:ended", "ended:logout"]);
+    expect(seen[0]).toEqual(["state:ended", "ended:logout"]);
+    expect([first.state, second.state]).toEqual(["ended", "ended"]);
+  });
+
+  it("a tab that was never signed in reports no end", async () => {
+    const b = browser();
+    const session = b.tab();
+    const seen = record(session);
+    new b.Channel!("keyturn").postMessage({ gen: 5, end: "logout" });
+    await pass(100);
+    expect([session.state, seen]).toEqual(["signed_out", []]);
+  });
+});
+
+describe("fallbacks", () => {
+  it.each(modes)("without Web Locks, concurrent refreshes converge on one chain (%s mode)", async (_, cookie) => {
+    const b = browser(new FakeServer(cookie), { locks: false });
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    jumpToDue(first);
+    const tokens = [first.getAccessToken(), second.getAccessToken()];
+    await pass(2000);
+    await Promise.all(tokens);
+    expect(b.server.refreshes).toBe(2);
+    expect(b.server.rotations).toBe(1); // the other was the grace period's replay
+    expect(b.server.revoked).toBeUndefined();
+    await passUntilDue(first, 5000);
+    await passUntilDue(second, 5000);
+    expect([first.state, second.state, b.server.revoked]).toEqual(["active", "active", undefined]);
+  });
+
+  it("without BroadcastChannel, the storage event carries the new pair (body mode)", async () => {
+    const b = browser(new FakeServer(false), { channel: false });
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    const seen = record(second);
+    await passUntilDue(first);
+    expect(seen).toEqual(["refreshed:remote"]);
+    expect(await second.getAccessToken()).toBe(await first.getAccessToken());
+    expect(b.server.refreshes).toBe(1);
+  });
+
+  it("without BroadcastChannel, the storage event carries the end (cookie mode)", async () => {
+    const b = browser(new FakeServer(true), { channel: false });
+    const first = await signedIn(b);
+    const second = b.tab();
+    await after(second.ready);
+    const seen = record(second);
+    await after(first.logout());
+    expect(seen).toEqual(["state:ended", "ended:logout"]);
+  });
+
+  it("a lock held too long (a hung tab) is given up after 15 s; a valid token is used meanwhile", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const old = await session.getAccessToken();
+    void b.locks.request("keyturn", {}, () => new Promise(() => {})); // never released
+    jumpToDue(session);
+    const early = session.getAccessToken();
+    await pass(1100);
+    expect(await early).toBe(old); // did not wait for the lock
+    expect(b.server.refreshes).toBe(0);
+    await pass(15_000);
+    expect(b.server.refreshes).toBe(1);
+    expect(await session.getAccessToken()).not.toBe(old);
+  });
+});
