@@ -170,14 +170,16 @@ def test_rotation_old_tokens_still_pass_new_tokens_carry_the_new_kid(
 
 
 def test_expired_token_is_token_expired(tmp_path: Path) -> None:
-    env = {"KEYTURN_ACCESS_TOKEN_LIFETIME": "1", "KEYTURN_LEEWAY": "0"}
+    env = {"KEYTURN_ACCESS_TOKEN_LIFETIME": "4", "KEYTURN_LEEWAY": "0"}
     with cluster(tmp_path / "short", 1, env) as short:
         app = launch_app(RESOURCE, short.server.url, tmp_path / "logs", env={"KEYTURN_LEEWAY": "0"})
         wait_app_ready(app)
         try:
+            assert whoami(app, "not-a-token").status_code == 401  # the verifier has started and has keys
             tokens = new_session(short)
             assert whoami(app, tokens["access_token"]).status_code == 200
-            time.sleep(2.1)
+            expires = jwt_parts(tokens["access_token"])[1]["exp"]
+            time.sleep(max(0.0, expires + 1.1 - time.time()))
             assert_error(whoami(app, tokens["access_token"]), 401, "token_expired")
         finally:
             stop_app(app)
