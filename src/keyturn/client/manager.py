@@ -42,7 +42,9 @@ logger = logging.getLogger("keyturn.client")
 State = Literal["signed_out", "active", "degraded", "ended"]
 
 USABLE_MARGIN = 1.0
-"""An access token this close to its expiry (server time, seconds) is not sent any more."""
+"""An access token this close to its expiry (server time, seconds) is no longer worth sending while a
+refresh is due: callers wait for the refresh instead (with a tiny ``refresh_margin`` it is never due
+that early, and such a token is sent; a 401 ``token_expired`` is then retried once)."""
 BACKGROUND_MAX_SLEEP = 60.0
 """The background refresher wakes at least this often: timers drift while a machine sleeps."""
 
@@ -528,6 +530,9 @@ class TokenManager:
     def _obtain_sync(self, rejected: str | None) -> str:
         deadline = time.monotonic() + self.max_wait
         while True:
+            ready = self._ready(rejected)
+            if ready is not None:
+                return ready
             try:
                 with self._lock:
                     kind, value = self._next_step(rejected)
@@ -548,6 +553,9 @@ class TokenManager:
     async def _obtain_async(self, rejected: str | None) -> str:
         deadline = time.monotonic() + self.max_wait
         while True:
+            ready = self._ready(rejected)
+            if ready is not None:  # refreshed by whoever held the lock: no need to queue for it
+                return ready
             async with self._loop_lock():
                 # A thread may hold the lock; waiting for it must not block this loop.
                 while not self._lock.acquire(blocking=False):  # noqa: ASYNC110
@@ -568,6 +576,19 @@ class TokenManager:
             if time.monotonic() + value > deadline:
                 raise RefreshUnavailable(f"no usable access token after {self.max_wait:.0f}s of retries")
             await asyncio.sleep(value)
+
+    def _ready(self, rejected: str | None) -> str | None:
+        """A current token that needs no refresh, read without the lock (or None: take the lock)."""
+        tokens = self._tokens
+        if (
+            tokens is None
+            or self._ended is not None
+            or tokens.access_token == rejected
+            or self._is_due(tokens)
+            or not self._is_usable(tokens)
+        ):
+            return None
+        return tokens.access_token
 
     def _loop_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
