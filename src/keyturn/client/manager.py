@@ -45,6 +45,12 @@ USABLE_MARGIN = 1.0
 """An access token this close to its expiry (server time, seconds) is no longer worth sending while a
 refresh is due: callers wait for the refresh instead (with a tiny ``refresh_margin`` it is never due
 that early, and such a token is sent; a 401 ``token_expired`` is then retried once)."""
+LOST_ANSWER_WINDOW = 25.0
+"""After a refresh whose answer may have been lost (it may have rotated the pair on the server), retries
+come at most ``LOST_ANSWER_RETRY`` seconds apart for this long: they must land inside the service's grace
+period (30 s by default), where the same refresh token still gets the same successor; later it would be
+taken for reuse and end the session."""
+LOST_ANSWER_RETRY = 2.0
 BACKGROUND_MAX_SLEEP = 60.0
 """The background refresher wakes at least this often: timers drift while a machine sleeps."""
 
@@ -72,9 +78,17 @@ class LoginFailed(Exception):
 
 
 class _Temporary(Exception):
-    def __init__(self, why: str, retry_after: float | None = None) -> None:
+    def __init__(self, why: str, retry_after: float | None = None, *, maybe_applied: bool = False) -> None:
         super().__init__(why)
         self.retry_after = retry_after
+        self.maybe_applied = maybe_applied
+        """The request may have reached the server (and rotated the pair) though no answer came."""
+
+
+def _transport_failure(exc: httpx.HTTPError) -> _Temporary:
+    # A connection never made carried nothing; anything later may have been applied by the server.
+    unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    return _Temporary(type(exc).__name__, maybe_applied=not unsent)
 
 
 class _Definitive(Exception):
@@ -146,6 +160,7 @@ class TokenManager:
         self._refresh_at = self._schedule(self._tokens)
         self._failures = 0
         self._retry_at = 0.0  # monotonic time of the next allowed attempt after a temporary failure
+        self._lost_since: float | None = None  # when a refresh's answer was first lost, if unresolved
         self._ended: str | None = None
         self._state: State = "active" if self._tokens else "signed_out"
         self.refreshes = 0
@@ -415,6 +430,7 @@ class TokenManager:
         self._refresh_at = self._schedule(tokens)
         self._failures = 0
         self._retry_at = 0.0
+        self._lost_since = None
         self._set_state("active")
         if self.on_refreshed is not None:
             hook = self.on_refreshed
@@ -422,8 +438,13 @@ class TokenManager:
 
     def _failed(self, failure: _Temporary) -> None:
         self._failures += 1
+        now = time.monotonic()
+        if failure.maybe_applied and self._lost_since is None:
+            self._lost_since = now
         wait = backoff(self._failures, self._rng, failure.retry_after)
-        self._retry_at = time.monotonic() + wait
+        if self._lost_since is not None and now - self._lost_since < LOST_ANSWER_WINDOW:
+            wait = min(wait, LOST_ANSWER_RETRY)  # stay inside the grace period (see LOST_ANSWER_WINDOW)
+        self._retry_at = now + wait
         logger.info("refresh failed (%s); next attempt in %.1fs", failure, wait)
         self._set_state("degraded")
 
@@ -504,7 +525,7 @@ class TokenManager:
             response = self._sync_http().post(self.endpoints.refresh, json=self._refresh_request(tokens))
             new = self._judge(response, tokens, sent)
         except httpx.HTTPError as exc:
-            self._failed(_Temporary(type(exc).__name__))
+            self._failed(_transport_failure(exc))
         except _Temporary as failure:
             self._failed(failure)
         except _Definitive as definitive:
@@ -519,7 +540,7 @@ class TokenManager:
             response = await client.post(self.endpoints.refresh, json=self._refresh_request(tokens))
             new = self._judge(response, tokens, sent)
         except httpx.HTTPError as exc:
-            self._failed(_Temporary(type(exc).__name__))
+            self._failed(_transport_failure(exc))
         except _Temporary as failure:
             self._failed(failure)
         except _Definitive as definitive:
