@@ -86,6 +86,8 @@ const USABLE_MARGIN = 1000;
 const DUE_WAIT = 1000;
 /** How long a tab waits for another tab's tokens before refreshing itself (cookie mode). */
 const PEER_WAIT = 500;
+/** How long a tab that waited for the lock listens for the holder's tokens before refreshing itself. */
+const ASK_WAIT = 200;
 const WAKE = ["visibilitychange", "focus", "online", "pageshow"];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -459,7 +461,7 @@ export class Session {
   private refresh(rejected?: string): Promise<void> {
     const stale = rejected ?? this.t?.at;
     return (this.inflight ??= this.tabs
-      .lock(() => this.refreshLocked(stale))
+      .lock((contended) => this.refreshLocked(stale, contended))
       .finally(() => {
         this.inflight = undefined;
         this.flush();
@@ -467,19 +469,21 @@ export class Session {
       }));
   }
 
-  private async refreshLocked(stale: string | undefined): Promise<void> {
+  private async refreshLocked(stale: string | undefined, contended = false): Promise<void> {
     this.held++;
     try {
       const epoch = this.epoch;
       const e = this.endpoints;
       const stored = asTokens(this.tabs.read(), !this.cookie);
       this.consider(stored);
-      if (this.cookie && this.tabs.channel && this.t && (!this.t.at || (stored && this.newer(stored)))) {
-        // Another tab refreshed (its stored state is newer) or this tab has no token yet: the tokens
-        // travel by the channel, which may deliver after the lock was handed over. Wait for them (or ask
-        // the others) rather than rotate the cookie a second time.
+      const behind = !!this.t && (!this.t.at || (!!stored && this.newer(stored)));
+      if (this.cookie && this.tabs.channel && this.t && (behind || contended)) {
+        // Another tab refreshed (its stored state is newer), probably did (it held the lock when this tab
+        // asked for it), or this tab has no token yet: the tokens travel by the channel, which may deliver
+        // after the lock was handed over (in Chromium storage may lag too). Wait for them (or ask the
+        // others) rather than rotate the cookie a second time; a newer token ends the wait at once.
         await new Promise<void>((resolve) => {
-          const timer = setTimeout((this.waiter = () => (clearTimeout(timer), resolve())), PEER_WAIT);
+          const timer = setTimeout((this.waiter = () => (clearTimeout(timer), resolve())), behind ? PEER_WAIT : ASK_WAIT);
           this.tabs.post({ ask: 1 });
         });
         this.waiter = undefined;

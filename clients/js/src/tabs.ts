@@ -9,6 +9,8 @@
 /** The part of `navigator.locks` used here. */
 export interface LockManagerLike {
   request<T>(name: string, options: { signal?: AbortSignal }, callback: () => Promise<T>): Promise<T>;
+  /** Who holds and waits for which lock (the Web Locks API has it). */
+  query?(): Promise<{ held?: { name?: string }[] }>;
 }
 
 /** The part of `BroadcastChannel` used here. */
@@ -65,9 +67,15 @@ export class Tabs {
    * Runs `fn` holding the lock shared by every tab. If the lock cannot be had within `LOCK_TIMEOUT`
    * (a hung holder) or at all, `fn` runs without it.
    */
-  lock<T>(fn: () => Promise<T>): Promise<T> {
+  async lock<T>(fn: (contended: boolean) => Promise<T>): Promise<T> {
     const locks = this.locks;
-    if (!locks) return fn();
+    if (!locks) return fn(false);
+    // Whether another tab holds the lock now: then it is probably refreshing, and its news may reach this
+    // tab only after the lock does.
+    const held = await locks.query?.().then(
+      (state) => !!state.held?.some((lock) => lock.name == this.name),
+      () => false,
+    );
     const abort = new AbortController();
     let granted = false;
     const timer = setTimeout(() => abort.abort(), LOCK_TIMEOUT);
@@ -75,12 +83,12 @@ export class Tabs {
       .request(this.name, { signal: abort.signal }, () => {
         granted = true;
         clearTimeout(timer);
-        return fn();
+        return fn(!!held);
       })
       .catch((error: unknown) => {
         if (granted) throw error;
         clearTimeout(timer);
-        return fn();
+        return fn(false);
       });
   }
 

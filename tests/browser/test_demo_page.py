@@ -1,0 +1,82 @@
+"""The demo page itself: signing in (and failing to), logging out everywhere, what it looks like."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from playwright.sync_api import Browser, BrowserContext
+
+from ..e2e._server import Cluster
+from ._demo import ServerLog, open_tab, session_row
+
+
+def test_a_wrong_password_shows_an_error_and_keeps_the_form(
+    service: Cluster, context: BrowserContext
+) -> None:
+    """The user is told, and nothing else happens: no session, no "ended" notice."""
+    tab = open_tab(context, service)
+    tab.sign_in(password="not-the-password")
+
+    error = tab.page.locator("#login-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == "Wrong username or password."
+    assert tab.statuses("POST", "/auth/login") == [401]
+    assert tab.shows_login() == (True, True, None)
+    assert tab.state == "signed_out"
+    assert tab.seen()["ended"] == []
+
+    tab.sign_in()  # the right password then works, and clears the error
+    assert tab.page.locator("#login-error").is_hidden()
+    assert tab.state == "active"
+
+
+def test_log_out_everywhere_shows_the_login_form_in_every_tab_and_browser(
+    service: Cluster, browser: Browser, context: BrowserContext
+) -> None:
+    """ "Log out everywhere" in one tab: its other tab hears at once (the channel), another browser with a
+    session of the same user on its next call to the service."""
+    first = open_tab(context, service)
+    first.sign_in()
+    second = open_tab(context, service)  # the same profile: it takes on the first tab's session
+    second.wait_for("() => window.keyturnDemo.session.state === 'active'", 15)
+    assert second.page.locator("#live").is_visible()
+    other_browser = browser.new_context()
+    try:
+        elsewhere = open_tab(other_browser, service)
+        elsewhere.sign_in()
+        log = ServerLog(service)
+
+        first.page.click("#logout-all")
+
+        first.wait_ended()
+        second.wait_ended()
+        elsewhere.wait_ended()  # at its next refresh, a few seconds away at most
+        assert first.seen()["ended"] == ["logout"]
+        assert second.seen()["ended"] in (["logout"], ["session_revoked"])
+        # The other browser idles: its first call to the service is the refresh, refused as revoked.
+        assert elsewhere.seen()["ended"] == ["session_revoked"]
+        for tab in (first, second, elsewhere):
+            tab.page.locator("#login").wait_for(state="visible")
+            assert tab.shows_login() == (True, True, tab.seen()["ended"][0])
+            assert tab.page.locator("#ended").is_visible()
+        assert [r.status for r in log.requests("POST", "/auth/logout-all")] == [200]
+        for sid in (first.sid, elsewhere.sid):
+            assert session_row(service, sid).state == "revoked"
+    finally:
+        other_browser.close()
+
+
+def test_a_screenshot_of_the_signed_in_page(
+    service: Cluster, context: BrowserContext, tmp_path: Path
+) -> None:
+    """The signed-in page renders: a non-empty PNG under the test's temporary directory."""
+    tab = open_tab(context, service)
+    tab.sign_in()
+    tab.page.locator("#who").filter(has_text="signed in as alice").wait_for()
+
+    shot = tmp_path / "signed-in.png"
+    tab.page.screenshot(path=shot, full_page=True)
+
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 1000
