@@ -32,3 +32,19 @@ def test_settings_table_lists_every_setting() -> None:
     for cell in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE):
         documented.update(name.lower() for name in re.findall(r"`([A-Z_]+)`", cell))
     assert documented == set(Settings.model_fields)
+
+
+def test_the_browser_clients_error_codes_are_the_wire_codes() -> None:
+    """The TypeScript ``ErrorCode`` union, the Python error model and the README name the same codes."""
+    source = (Path(__file__).resolve().parents[2] / "clients/js/src/errors.ts").read_text()
+    union = source.split("export type ErrorCode =", 1)[1].split(";", 1)[0]
+    typescript = set(re.findall(r'"([a-z_]+)"', union))
+
+    assert typescript == set(ERRORS_BY_CODE)
+
+
+def test_the_python_clients_definitive_codes_are_wire_codes() -> None:
+    """A definitive code the client waits for but the service never sends would be a session never ended."""
+    from keyturn.client._endpoints import DEFINITIVE
+
+    assert set(DEFINITIVE) <= set(ERRORS_BY_CODE)
