@@ -17,8 +17,13 @@ from ..e2e._server import Cluster
 from ._demo import CHROMIUM, CHROMIUM_ARGS, DEMO_BUNDLE, token_service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One Chromium for the browser tests, stopped when they are done.
+
+    Playwright's sync API runs an event loop on this thread while it is started: the rest of the suite
+    (``asyncio.run``, anyio) must not run under it, so this is package-scoped, never session-scoped.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(
             f"{CHROMIUM} is missing: the browser tests need Debian's Chromium; `make test` installs it"

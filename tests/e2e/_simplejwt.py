@@ -9,6 +9,8 @@
 
 It is launched from the repository's root like the resource apps (:mod:`._resource`), with the test's
 environment minus ``KEYTURN_*``, and its output goes to ``<tmp_dir>/simplejwt/simplejwt-<port>.log``.
+With ``client_bundle`` (the browser client's built ``keyturn.js``) it also serves the test page
+``/client/`` and the bundle, same-origin with the API.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def launch_simplejwt(
     password: str,
     access_lifetime: float,
     refresh_lifetime: float,
+    client_bundle: Path | None = None,
 ) -> ResourceApp:
     """Start the server process without waiting for it (see :func:`._resource.wait_app_ready`)."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -70,6 +73,8 @@ def launch_simplejwt(
     log = data_dir / f"simplejwt-{port}.log"
     args = ["--port", str(port), "--data-dir", str(data_dir)]
     args += ["--access-lifetime", str(access_lifetime), "--refresh-lifetime", str(refresh_lifetime)]
+    if client_bundle is not None:
+        args += ["--client-bundle", str(client_bundle.resolve())]
     env = resource_env({"SIMPLEJWT_USER": username, "SIMPLEJWT_PASSWORD": password})
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -88,15 +93,18 @@ def simplejwt_server(
     access_lifetime: float = 300,
     refresh_lifetime: float = 86400,
     username: str = "alice",
+    client_bundle: Path | None = None,
 ) -> Iterator[SimpleJWTServer]:
     """A SimpleJWT server with its data in ``tmp_dir/simplejwt``, ready, stopped on exit.
 
     Starting another one on the same ``tmp_dir`` (after or during this one) shares its database and its
     signing key: tokens issued by one are good at the other, as after a restart. Each start sets a new
-    random password for ``username``.
+    random password for ``username``. ``client_bundle``: serve ``/client/`` and ``/client/keyturn.js``.
     """
     password = new_password()
-    app = launch_simplejwt(tmp_dir / "simplejwt", username, password, access_lifetime, refresh_lifetime)
+    app = launch_simplejwt(
+        tmp_dir / "simplejwt", username, password, access_lifetime, refresh_lifetime, client_bundle
+    )
     try:
         wait_app_ready(app, path="/api/status/")
         yield SimpleJWTServer(app, tmp_dir / "simplejwt", username, password)

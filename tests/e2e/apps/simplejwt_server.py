@@ -1,8 +1,9 @@
 """A reference token server: DRF SimpleJWT in its recommended secure setup, as its own process.
 
 ``python -m tests.e2e.apps.simplejwt_server --port N --data-dir DIR [--access-lifetime S]
-[--refresh-lifetime S]``; served by werkzeug's threaded server from ``get_wsgi_application()``. The Keyturn
-client's tests run against it to show the client also works with a token server that is not Keyturn.
+[--refresh-lifetime S] [--client-bundle PATH]``; served by werkzeug's threaded server from
+``get_wsgi_application()``. The Keyturn client's tests run against it to show the client also works with a
+token server that is not Keyturn.
 
 Refresh tokens rotate on every use and the used one is blacklisted (``ROTATE_REFRESH_TOKENS`` and
 ``BLACKLIST_AFTER_ROTATION``, with ``rest_framework_simplejwt.token_blacklist`` installed): unlike Keyturn
@@ -13,7 +14,11 @@ there is no grace period, so a repeated refresh is refused with 401 ``token_not_
 - ``GET /api/me/``: ``{"username"}`` for a valid ``Authorization: Bearer <access>``;
 - ``GET /api/status/``: ``{"status": "ok"}``, no token needed;
 - ``GET /api/stats/``: ``{"refresh_200", "refresh_401", "refresh_other"}``, how the server answered the
-  refresh calls it has seen since it started.
+  refresh calls it has seen since it started;
+- with ``--client-bundle PATH`` (the browser client's built ``keyturn.js``), same-origin with the API so
+  that a browser needs no CORS: ``GET /client/``, a test page that puts a body-mode ``SIMPLEJWT`` session
+  in ``window.session`` and counts what its ``session.fetch("/api/me/")`` calls got in ``window.results``;
+  ``GET /client/keyturn.js``, the bundle, read at each request.
 
 The SQLite database and the signing key (a 0600 file) live in ``DIR``, so a restart on the same directory
 keeps users, outstanding tokens and the blacklist. The user ``SIMPLEJWT_USER`` (default ``alice``) is
@@ -40,6 +45,8 @@ from django.conf import settings
 urlpatterns: list[Any] = []
 """Filled by :func:`configure` (``ROOT_URLCONF`` is this module)."""
 
+NO_STORE = {"Cache-Control": "no-store"}
+
 _refresh_answers: Counter[int] = Counter()
 _refresh_lock = threading.Lock()
 
@@ -57,7 +64,9 @@ def signing_key(data_dir: Path) -> str:
     return key
 
 
-def configure(data_dir: Path, access_lifetime: float, refresh_lifetime: float) -> None:
+def configure(
+    data_dir: Path, access_lifetime: float, refresh_lifetime: float, client_bundle: Path | None = None
+) -> None:
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = signing_key(data_dir)
     sqlite_options: dict[str, Any] = {"timeout": 30}  # threads wait for the write lock instead of failing
@@ -117,10 +126,54 @@ def configure(data_dir: Path, access_lifetime: float, refresh_lifetime: float) -
         },
     )
     django.setup()
-    urlpatterns[:] = _routes()
+    urlpatterns[:] = _routes(client_bundle)
 
 
-def _routes() -> list[Any]:
+CLIENT_PAGE = """<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>Keyturn client against SimpleJWT</title>
+<p>Keyturn's browser client in body mode against SimpleJWT; the test drives it.</p>
+<script type="module">
+import { createSession, SIMPLEJWT } from "./keyturn.js";
+
+const session = createSession({
+  mode: "body",
+  endpoints: SIMPLEJWT,
+  storage: localStorage,
+  refreshMargin: 300,
+});
+// What session.fetch("/api/me/") gave: statuses of the answers, names and reasons of the rejections.
+const results = { calls: 0, statuses: {}, errors: {}, ended: [], refreshed: 0 };
+const bump = (counts, key) => (counts[key] = (counts[key] || 0) + 1);
+session.on("session_ended", (reason) => results.ended.push(reason));
+session.on("refreshed", () => results.refreshed++);
+
+async function call() {
+  results.calls++;
+  try {
+    bump(results.statuses, (await session.fetch("/api/me/")).status);
+  } catch (error) {
+    bump(results.errors, `${error.name}: ${error.reason ?? ""}`);
+  }
+}
+
+let timer;
+window.session = session;
+window.results = results;
+window.calls = {
+  start: (ms) => (clearInterval(timer), (timer = setInterval(call, ms))),
+  stop: () => clearInterval(timer),
+};
+window.clientReady = true;
+</script>
+</html>
+"""
+"""The page at ``/client/``: ``window.session``, ``window.results``, ``window.calls.start(ms)`` and
+``stop()`` (``session.fetch("/api/me/")`` every ``ms``); ``window.clientReady`` once the module has run."""
+
+
+def _routes(client_bundle: Path | None = None) -> list[Any]:
     from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
     from django.urls import path
     from rest_framework.permissions import IsAuthenticated
@@ -157,13 +210,24 @@ def _routes() -> list[Any]:
             {"refresh_200": answers.get(200, 0), "refresh_401": answers.get(401, 0), "refresh_other": other}
         )
 
-    return [
+    def client_page(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(CLIENT_PAGE, content_type="text/html; charset=utf-8", headers=NO_STORE)
+
+    def client_script(request: HttpRequest) -> HttpResponse:
+        assert client_bundle is not None
+        script = client_bundle.read_bytes()
+        return HttpResponse(script, content_type="text/javascript; charset=utf-8", headers=NO_STORE)
+
+    routes = [
         path("api/token/", TokenObtainPairView.as_view()),
         path("api/token/refresh/", CountedRefresh.as_view()),
         path("api/me/", Me.as_view()),
         path("api/status/", status),
         path("api/stats/", stats),
     ]
+    if client_bundle is not None:
+        routes += [path("client/", client_page), path("client/keyturn.js", client_script)]
+    return routes
 
 
 def ensure_user(username: str, password: str) -> None:
@@ -188,11 +252,14 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--access-lifetime", type=float, default=300)
     parser.add_argument("--refresh-lifetime", type=float, default=86400)
+    parser.add_argument("--client-bundle", type=Path, help="the browser client's keyturn.js: serve /client/")
     args = parser.parse_args()
     password = os.environ.get("SIMPLEJWT_PASSWORD")
     if not password:
         parser.error("SIMPLEJWT_PASSWORD must be set")
-    configure(args.data_dir, args.access_lifetime, args.refresh_lifetime)
+    if args.client_bundle is not None and not args.client_bundle.is_file():
+        parser.error(f"--client-bundle: no file {args.client_bundle}")
+    configure(args.data_dir, args.access_lifetime, args.refresh_lifetime, args.client_bundle)
 
     from django.core.management import call_command
     from django.core.wsgi import get_wsgi_application
