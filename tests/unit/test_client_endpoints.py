@@ -130,12 +130,6 @@ def test_with_prefix_moves_every_route_and_nothing_else() -> None:
 
 
 @pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
 def prefixed() -> Iterator[LiveService]:
     with live_service(route_prefix="/v2/auth") as live:
         yield live

@@ -14,36 +14,15 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from keyturn.client import Endpoints, RefreshUnavailable, TokenManager
 from keyturn.client._endpoints import BACKOFF_CAP, backoff, retry_after
 
-from ._client_live import Canned, Fault, Harness, LiveService, MaxRandom, MinRandom, live_service
+from ._client_live import Canned, Fault, Harness, MaxRandom, MinRandom
 
 REFRESH = "/auth/refresh"
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-async def ah(service: LiveService, anyio_backend: str) -> AsyncIterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    await harness.aclose()
 
 
 def _recover(manager: TokenManager, timeout: float = 10.0) -> str:

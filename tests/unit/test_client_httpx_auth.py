@@ -11,7 +11,7 @@ ends the session; 429 and 5xx are retried for idempotent methods only, with back
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -28,19 +28,12 @@ from ._client_live import (
     LiveService,
     MaxRandom,
     MinRandom,
-    live_service,
 )
 
 pytestmark = pytest.mark.anyio
 
 MODES = ["sync", "async"]
 RESOURCE = "/resource"
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
 
 
 @pytest.fixture

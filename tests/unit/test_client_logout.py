@@ -10,35 +10,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from keyturn.client import SessionEnded, TokenManager
 
-from ._client_live import Canned, Harness, LiveService, live_service
+from ._client_live import Canned, Harness
 
 REFRESH = "/auth/refresh"
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-async def ah(service: LiveService, anyio_backend: str) -> AsyncIterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    await harness.aclose()
 
 
 def _session_is_revoked(h: Harness, refresh_token: str, access_token: str | None = None) -> bool:

@@ -17,22 +17,9 @@ import requests
 from keyturn.client import SessionEnded, TokenManager
 from keyturn.client.requests_auth import KeyturnRequestsAuth
 
-from ._client_live import Canned, Harness, LiveService, MinRandom, live_service
+from ._client_live import Canned, Harness, MinRandom
 
 RESOURCE = "/resource"
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
 
 
 @pytest.fixture

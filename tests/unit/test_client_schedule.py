@@ -21,19 +21,6 @@ from ._client_live import Harness, LiveService, MaxRandom, MinRandom, live_servi
 REFRESH = "/auth/refresh"
 
 
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
-
-
 @pytest.mark.parametrize("skew", [600.0, -600.0], ids=["client-10min-ahead", "client-10min-behind"])
 def test_refresh_is_due_at_the_margin_before_expiry_in_server_time(service: LiveService, skew: float) -> None:
     """Refreshing by the local clock would refresh at once (clock ahead) or after expiry (clock behind).

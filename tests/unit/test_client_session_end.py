@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,20 +39,6 @@ CODES = [
 def service() -> Iterator[LiveService]:
     with live_service(refresh_idle_lifetime=IDLE, session_absolute_lifetime=ABSOLUTE) as live:
         yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-async def ah(service: LiveService, anyio_backend: str) -> AsyncIterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    await harness.aclose()
 
 
 def _assert_over(h: Harness, manager: TokenManager, reason: str, path: Path | None = None) -> None:

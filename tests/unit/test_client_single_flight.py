@@ -10,36 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from keyturn.client import FileTokenStore, SessionEnded
 
-from ._client_live import Harness, LiveService, live_service
+from ._client_live import Harness
 
 REFRESH = ("POST", "/auth/refresh")
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
-
-
-@pytest.fixture
-async def ah(service: LiveService, anyio_backend: str) -> AsyncIterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    await harness.aclose()
 
 
 def _in_threads(count: int, work: object) -> list[object]:

@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,20 +19,7 @@ import pytest
 
 from keyturn.client import FileTokenStore, KeyturnAuth, MemoryTokenStore, SessionEnded, Tokens
 
-from ._client_live import TLS, Harness, LiveService, live_service
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[LiveService]:
-    with live_service() as live:
-        yield live
-
-
-@pytest.fixture
-def h(service: LiveService) -> Iterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    harness.close()
+from ._client_live import TLS, Harness
 
 
 def _pair(n: int = 0, **changes: object) -> Tokens:
