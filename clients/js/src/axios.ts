@@ -1,6 +1,6 @@
 /**
- * The axios adapter: interceptors that give every request of an axios instance the session's access token
- * at send time and act on the answers as `session.fetch` does. Typed structurally, so the package needs no
+ * The axios adapter: interceptors that give every request of an axios instance for an allowed origin the
+ * session's access token at send time and act on the answers as `session.fetch` does. Typed structurally, so the package needs no
  * axios of its own.
  */
 import { errorCode } from "./classify";
@@ -17,6 +17,8 @@ interface Interceptors {
 export interface AxiosLike {
   interceptors: { request: Interceptors; response: Interceptors };
   request(config: any): Promise<any>;
+  /** The full URL of a request (`baseURL` and `url`); axios instances have it. */
+  getUri?(config: any): string;
 }
 
 /** Where a request's resends and retries are counted: a plain property survives axios's config merge. */
@@ -26,6 +28,7 @@ const KEY = "_keyturn";
 export function attachAxios(session: Session, axios: AxiosLike): () => void {
   const { request, response } = axios.interceptors;
   const onRequest = request.use(async (config) => {
+    if (!session.sendsTokenTo(axios.getUri?.(config) ?? config.url)) return config;
     const attempt: Attempt = (config[KEY] ??= session.attempt(config.method ?? "get"));
     const value = "Bearer " + (attempt.sent = await session.token(attempt.rejected));
     if (config.headers?.set) config.headers.set("Authorization", value);

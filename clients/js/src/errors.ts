@@ -33,7 +33,7 @@ export class SessionEndedError extends Error {
 
 export class RefreshUnavailableError extends Error {
   constructor() {
-    super("keyturn: no usable access token; the refresh keeps failing for a temporary reason");
+    super("keyturn: no usable access token (refresh failing, temporarily)");
     this.name = "RefreshUnavailableError";
   }
 }

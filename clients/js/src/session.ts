@@ -35,6 +35,11 @@ export interface SessionOptions {
   /** Where the token service is (`""`: this origin). */
   baseUrl?: string;
   /**
+   * Origins, besides this page's and `baseUrl`'s, whose APIs accept these tokens: `session.fetch` and the
+   * axios adapter add the access token to requests for these origins only, and send any other untouched.
+   */
+  allowedOrigins?: string[];
+  /**
    * `cookie` (default, same-origin apps): the refresh token lives in the token service's HttpOnly cookie
    * and never in JavaScript. `body`: the pair is kept in `storage` (cross-origin setups, simplejwt).
    */
@@ -88,6 +93,13 @@ const DUE_WAIT = 1000;
 const PEER_WAIT = 500;
 /** How long a tab that waited for the lock listens for the holder's tokens before refreshing itself. */
 const ASK_WAIT = 200;
+/**
+ * After a refresh whose answer may have been lost (the service may have rotated), retries come at most
+ * `LOST_RETRY` ms apart for `LOST_WINDOW` ms, so that one lands inside the service's grace period (30 s by
+ * default) and gets the rotated pair back, rather than after it, where the old token counts as reused.
+ */
+const LOST_WINDOW = 25_000;
+const LOST_RETRY = 2000;
 const WAKE = ["visibilitychange", "focus", "online", "pageshow"];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -98,6 +110,15 @@ function localStorageOrNull(): Storage | null {
     return g.localStorage ?? null;
   } catch {
     return null; // sandboxed frames throw on access
+  }
+}
+
+/** The origin of `url` (relative to this page), or `""` if it has none. */
+function origin(url: string | undefined): string {
+  try {
+    return new URL(url!, g.location?.href).origin;
+  } catch {
+    return "";
   }
 }
 
@@ -114,6 +135,7 @@ export class Session {
   private due = Infinity;
   private failures = 0;
   private retryAt = 0;
+  private lostAt = 0;
   private fromServer = false;
   private epoch = 0;
   private reason: EndReason = "signed_out";
@@ -127,6 +149,7 @@ export class Session {
   private readonly tabs: Tabs;
   private readonly cookie: boolean;
   private readonly base: string;
+  private readonly origins: Set<string>;
   private readonly margin: number;
   private readonly jitter: number;
   private readonly retries: number;
@@ -143,6 +166,7 @@ export class Session {
     this.cookie = o.mode != "body";
     this.endpoints = { ...KEYTURN, ...o.endpoints };
     this.base = o.baseUrl ?? "";
+    this.origins = new Set([g.location?.href, this.base, ...(o.allowedOrigins ?? [])].map(origin).filter(Boolean));
     this.margin = (o.refreshMargin ?? 300) * 1000;
     this.jitter = o.jitter ?? 0.1;
     this.retries = o.retries ?? 2;
@@ -250,11 +274,12 @@ export class Session {
   /**
    * `fetch` with the access token injected when the request is sent: one refresh and one resend when the
    * current token is refused as expired, one resend when an older one is refused, and retries with backoff
-   * of idempotent requests after network errors, 429 and 5xx. Send only requests meant for the APIs that
-   * accept these tokens through it.
+   * of idempotent requests after network errors, 429 and 5xx. A request for an origin not allowed (see
+   * `allowedOrigins`) is sent untouched.
    */
   fetch = async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
     const request = typeof Request != "undefined" && input instanceof Request ? input : undefined;
+    if (!this.sendsTokenTo(request?.url ?? String(input))) return this.send(input, init);
     const attempt = this.attempt(init.method ?? request?.method ?? "GET");
     for (;;) {
       const token = (attempt.sent = await this.token(attempt.rejected));
@@ -275,6 +300,11 @@ export class Session {
       if (!(await this.handle(res.status, code, res.headers.get("retry-after"), attempt))) return res;
     }
   };
+
+  /** @internal Whether a request for `url` gets the access token (its origin is allowed). */
+  sendsTokenTo(url: string): boolean {
+    return this.origins.has(origin(url));
+  }
 
   /** @internal A new request's count of resends and retries. */
   attempt(method: string): Attempt {
@@ -371,7 +401,7 @@ export class Session {
     this.t = r;
     this.gen = r.gen;
     this.due = dueAt(r.exp!, r.life!, this.margin, this.jitter, this.random);
-    this.failures = this.retryAt = 0;
+    this.failures = this.retryAt = this.lostAt = 0;
     const stored = asTokens(this.tabs.read(), !this.cookie);
     // cookie mode stores no token: only the gen and times that tell the others a refresh happened
     if (!stored || stored.gen < r.gen) this.tabs.write(this.cookie ? { ...r, at: undefined } : r);
@@ -404,11 +434,15 @@ export class Session {
     this.emit("session_ended", reason);
   }
 
-  private failed(reason: string, wait?: number, quiet?: boolean): void {
+  /** A temporary failure: backoff (`quiet`: without `degraded`), kept short after a `lost` answer. */
+  private failed(reason: string, wait?: number, how?: "quiet" | "lost"): void {
+    const now = this.now();
     this.fromServer = wait !== undefined;
-    const delay = backoff(++this.failures, this.random, wait);
-    this.retryAt = this.now() + delay;
-    if (quiet) return;
+    if (how == "lost") this.lostAt ||= now;
+    let delay = backoff(++this.failures, this.random, wait);
+    if (this.lostAt && now - this.lostAt < LOST_WINDOW) delay = Math.min(delay, LOST_RETRY);
+    this.retryAt = now + delay;
+    if (how == "quiet") return;
     this.setState("degraded");
     this.emit("degraded", { attempt: this.failures, retryIn: delay, reason });
   }
@@ -495,7 +529,7 @@ export class Session {
       try {
         [res, body] = await this.call(e.refresh, t.rt ? { [e.refreshField]: t.rt } : {});
       } catch (error) {
-        if (epoch == this.epoch) this.failed(String(error));
+        if (epoch == this.epoch) this.failed(String(error), undefined, "lost");
         return;
       }
       // Logged out or in meanwhile, here or (as storage tells before the channel does) in another tab:
@@ -511,7 +545,7 @@ export class Session {
       try {
         n = parseTokens(body, e, sent, this.now(), this.cookie ? false : t.rt);
       } catch (error) {
-        return this.failed(String(error));
+        return this.failed(String(error), undefined, "lost"); // rotated, probably, but unreadable
       }
       const failures = this.failures;
       this.install({ ...n, gen: this.nextGen() }, false);
@@ -519,7 +553,7 @@ export class Session {
         // Near the session's absolute end every refresh brings the same expiry: back off, growing, rather
         // than refresh again at once (not a failure, so not `degraded`).
         this.failures = failures;
-        this.failed("", undefined, true);
+        this.failed("", undefined, "quiet");
       }
     } finally {
       this.held--;

@@ -8,9 +8,12 @@
 
 /** The part of `navigator.locks` used here. */
 export interface LockManagerLike {
-  request<T>(name: string, options: { signal?: AbortSignal }, callback: () => Promise<T>): Promise<T>;
-  /** Who holds and waits for which lock (the Web Locks API has it). */
-  query?(): Promise<{ held?: { name?: string }[] }>;
+  /** With `ifAvailable`, the callback gets `null` at once when another holds the lock. */
+  request<T>(
+    name: string,
+    options: { signal?: AbortSignal; ifAvailable?: boolean },
+    callback: (lock: unknown) => Promise<T>,
+  ): Promise<T>;
 }
 
 /** The part of `BroadcastChannel` used here. */
@@ -64,32 +67,29 @@ export class Tabs {
   }
 
   /**
-   * Runs `fn` holding the lock shared by every tab. If the lock cannot be had within `LOCK_TIMEOUT`
-   * (a hung holder) or at all, `fn` runs without it.
+   * Runs `fn` holding the lock shared by every tab; `contended` tells it whether another tab held the lock
+   * when this one asked (then it was probably refreshing, and its news may reach this tab only after the
+   * lock does). If the lock cannot be had within `LOCK_TIMEOUT` (a hung holder) or at all, `fn` runs
+   * without it.
    */
   async lock<T>(fn: (contended: boolean) => Promise<T>): Promise<T> {
     const locks = this.locks;
     if (!locks) return fn(false);
-    // Whether another tab holds the lock now: then it is probably refreshing, and its news may reach this
-    // tab only after the lock does.
-    const held = await locks.query?.().then(
-      (state) => !!state.held?.some((lock) => lock.name == this.name),
-      () => false,
-    );
-    const abort = new AbortController();
     let granted = false;
+    const run = (contended: boolean) => ((granted = true), fn(contended));
+    const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LOCK_TIMEOUT);
-    return locks
-      .request(this.name, { signal: abort.signal }, () => {
-        granted = true;
-        clearTimeout(timer);
-        return fn(!!held);
-      })
-      .catch((error: unknown) => {
-        if (granted) throw error;
-        clearTimeout(timer);
-        return fn(false);
-      });
+    try {
+      // Asking with `ifAvailable` first tells, atomically, whether another tab holds the lock.
+      const busy = {} as T;
+      const free = await locks.request(this.name, { ifAvailable: true }, async (lock) => (lock ? run(false) : busy));
+      return free !== busy ? free : await locks.request(this.name, { signal: abort.signal }, () => run(true));
+    } catch (error) {
+      if (granted) throw error;
+      return fn(false);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   close(): void {

@@ -14,7 +14,7 @@ function api(b: Browser): AxiosInstance {
     adapter: async (config: InternalAxiosRequestConfig) => {
       let res: Response;
       try {
-        res = await b.server.fetch(BASE + config.url, {
+        res = await b.server.fetch(new URL(config.url!, BASE), {
           method: config.method!.toUpperCase(),
           headers: AxiosHeaders.from(config.headers).toJSON() as Record<string, string>,
           body: config.data as string | undefined,
@@ -50,6 +50,19 @@ describe("the axios adapter", () => {
     const res = await after(http.get("/api/orders"));
     expect(res.status).toBe(200);
     expect(bearer(resources(b.server)[0])).toBe(await session.getAccessToken());
+  });
+
+  it("gives the token to allowed origins only", async () => {
+    const b = browser();
+    const session = await signedIn(b, { allowedOrigins: ["https://reports.test"] });
+    const http = api(b);
+    attachAxios(session, http);
+    await after(http.get("https://elsewhere.test/api/pixel", { validateStatus: () => true }));
+    await after(http.get("https://reports.test/api/sums"));
+    const [elsewhere, reports] = resources(b.server);
+    expect(elsewhere?.url).toBe("https://elsewhere.test/api/pixel");
+    expect(elsewhere?.headers.authorization).toBeUndefined();
+    expect(bearer(reports)).toBe(await session.getAccessToken());
   });
 
   it("refreshes once and resends once on token_expired, and never loops", async () => {

@@ -238,36 +238,50 @@ export class FakeServer {
   }
 }
 
-/** `localStorage` shared by the tabs of one test; a write fires `storage` at the other tabs' targets. */
+/**
+ * `localStorage` shared by the tabs of one test; a write fires `storage` at the other tabs' targets. With
+ * `lag` ms, the other tabs see a write (and its event) only that much later, as in Chromium, where each
+ * renderer reads its own copy.
+ */
 export class SharedStorage {
+  /** The latest value of every key (what a tab without lag would read). */
   data = new Map<string, string>();
-  private targets = new Set<EventTarget>();
+  private copies = new Map<EventTarget, Map<string, string>>();
+
+  constructor(readonly lag = 0) {}
 
   view(target: EventTarget): Storage {
-    this.targets.add(target);
-    const fire = (key: string, newValue: string | null) => {
-      for (const other of this.targets) {
-        if (other != target) other.dispatchEvent(Object.assign(new Event("storage"), { key, newValue }));
+    const mine = this.lag ? new Map(this.data) : this.data;
+    this.copies.set(target, mine);
+    const put = (key: string, value: string | null) => {
+      for (const [owner, copy] of this.copies) {
+        const deliver = () => {
+          apply(copy, key, value);
+          if (owner != target) owner.dispatchEvent(Object.assign(new Event("storage"), { key, newValue: value }));
+        };
+        if (owner == target || !this.lag) deliver();
+        else setTimeout(deliver, this.lag);
       }
+      if (this.lag) apply(this.data, key, value);
     };
     return {
       get length() {
         return 0;
       },
-      clear: () => this.data.clear(),
+      clear: () => mine.clear(),
       key: () => null,
-      getItem: (key) => this.data.get(key) ?? null,
+      getItem: (key) => mine.get(key) ?? null,
       setItem: (key, value) => {
-        if (this.data.get(key) === value) return;
-        this.data.set(key, value);
-        fire(key, value);
+        if (mine.get(key) !== value) put(key, value);
       },
-      removeItem: (key) => {
-        this.data.delete(key);
-        fire(key, null);
-      },
+      removeItem: (key) => put(key, null),
     };
   }
+}
+
+function apply(map: Map<string, string>, key: string, value: string | null): void {
+  if (value === null) map.delete(key);
+  else map.set(key, value);
 }
 
 /** Web Locks: exclusive, granted in order, abortable while waiting. */
@@ -276,10 +290,17 @@ export class FakeLocks implements LockManagerLike {
   isHeld(name = "keyturn"): boolean {
     return this.held.has(name);
   }
+  /** Off: a browser that ignores `ifAvailable` (the tab cannot tell it waited for another). */
+  ifAvailable = true;
   private held = new Set<string>();
   private waiting = new Map<string, Array<() => void>>();
 
-  async request<T>(name: string, options: { signal?: AbortSignal }, callback: () => Promise<T>): Promise<T> {
+  async request<T>(
+    name: string,
+    options: { signal?: AbortSignal; ifAvailable?: boolean },
+    callback: (lock: unknown) => Promise<T>,
+  ): Promise<T> {
+    if (options.ifAvailable && this.ifAvailable && this.held.has(name)) return callback(null);
     if (this.held.has(name)) {
       await new Promise<void>((resolve, reject) => {
         const queue = this.waiting.get(name) ?? [];
@@ -294,7 +315,7 @@ export class FakeLocks implements LockManagerLike {
     this.held.add(name);
     this.grants++;
     try {
-      return await callback();
+      return await callback({ name });
     } finally {
       const next = this.waiting.get(name)?.shift();
       if (next) next(); // handed over at once, like a browser: before a message posted meanwhile arrives
@@ -344,12 +365,17 @@ export interface Browser {
 /** A browser on the fake token service: tabs share its cookie jar, storage, locks and channel. */
 export function browser(
   server = new FakeServer(),
-  { delay = 0, locks = true, channel = true }: { delay?: number; locks?: boolean; channel?: boolean } = {},
+  {
+    delay = 0,
+    lag = 0,
+    locks = true,
+    channel = true,
+  }: { delay?: number; lag?: number; locks?: boolean; channel?: boolean } = {},
 ): Browser {
   const net = channels(delay);
   const b: Browser = {
     server,
-    storage: new SharedStorage(),
+    storage: new SharedStorage(lag),
     locks: new FakeLocks(),
     Channel: channel ? net.Channel : null,
     posted: net.posted,

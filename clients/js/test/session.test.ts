@@ -186,7 +186,7 @@ describe("temporary failures", () => {
     const session = await signedIn(b);
     const old = await session.getAccessToken();
     const seen = record(session);
-    b.server.refreshFaults = [{ status: 503 }, "network", { status: 429, headers: { "retry-after": "7" } }];
+    b.server.refreshFaults = [{ status: 503 }, { status: 502 }, { status: 429, headers: { "retry-after": "7" } }];
     jumpToDue(session);
     const res = session.fetch(`${BASE}/api/orders`);
     await pass(100);
@@ -251,6 +251,39 @@ describe("temporary failures", () => {
       const [first, second] = b.server.calls("/auth/refresh");
       expect(second?.body).toBe(first?.body);
     }
+  });
+
+  it("adds the token only for this page's origin, the token service's and allowedOrigins", async () => {
+    const b = browser();
+    const session = await signedIn(b, { allowedOrigins: ["https://reports.test"] });
+    const token = await session.getAccessToken();
+    for (const url of [`${BASE}/api/a`, "https://reports.test/api/b", "https://elsewhere.test/api/c", "http://reports.test/api/d"]) {
+      await after(session.fetch(url));
+    }
+    expect(resources(b.server).map((r) => [r.url, bearer(r)])).toEqual([
+      [`${BASE}/api/a`, token],
+      ["https://reports.test/api/b", token],
+      ["https://elsewhere.test/api/c", undefined],
+      ["http://reports.test/api/d", undefined], // another scheme, another origin
+    ]);
+  });
+
+  it.each([true, false])("a lost refresh answer then an outage: retries stay inside the grace period (cookie mode %s)", async (cookie) => {
+    // With the plain backoff (0.25, 0.5, 1, 2, 4, 8, 15, 15 s here) the tenth attempt would come 46 s after
+    // the lost answer, past the 30 s grace period: the old refresh token would count as reused.
+    const b = browser(new FakeServer(cookie));
+    const session = await signedIn(b);
+    b.server.refreshFaults = ["lost", ...Array(8).fill("network")];
+    const retries: number[] = [];
+    session.on("degraded", (e) => retries.push(e.retryIn));
+    await passUntilDue(session);
+    await pass(30_000);
+    expect(retries).toHaveLength(9);
+    expect(Math.max(...retries)).toBeLessThanOrEqual(2000);
+    expect(b.server.refreshes).toBe(10);
+    expect(b.server.rotations).toBe(1); // the tenth was the grace period's replay
+    expect(b.server.revoked).toBeUndefined();
+    expect(session.state).toBe("active");
   });
 
   it("retries idempotent requests after network errors and 5xx, at most `retries` times, and never POST", async () => {
