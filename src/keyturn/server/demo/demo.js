@@ -65,7 +65,7 @@ function render() {
   const expires = session.expiresAt;
   $("expires").textContent = seconds(expires && expires - serverNow);
   $("next").textContent = seconds(session.nextRefreshAt && session.nextRefreshAt - serverNow);
-  $("offset").textContent = `${(session.clockOffset / 1000).toFixed(2)} s`;
+  $("offset").textContent = `${(session.clockOffset / 1000).toFixed(2).replace(/^-(0\.00)$/, "$1")} s`;
   $("generation").textContent = String(session.generation);
   $("expires-bar").style.width = expires ? `${Math.max(0, Math.min(100, ((expires - serverNow) / lifetime) * 100))}%` : "0";
   $("ok").textContent = String(ok);
