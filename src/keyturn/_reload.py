@@ -125,6 +125,9 @@ class FreshReads(Generic[T]):
     async def __call__(self) -> T:
         wanted = self._generation + 1
         while True:
+            if self._running is not None and self._running[1].done():
+                # Finished, its callback not yet run: awaiting it would not yield, so this loop would spin.
+                self._running = None
             if self._running is None:
                 self._generation += 1
                 started = asyncio.ensure_future(self._read())

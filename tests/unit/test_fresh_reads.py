@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import pytest
 
@@ -66,3 +68,25 @@ async def test_a_failed_read_fails_its_callers_and_the_next_caller_reads_again()
     with pytest.raises(OSError, match="out of reach"):
         await reads()
     assert await reads() == 2
+
+
+@pytest.mark.timeout(20)  # before the fix this spun forever without yielding; only the timeout ends it
+async def test_a_caller_arriving_between_a_read_ending_and_its_callback_gets_a_new_read() -> None:
+    # The read has finished, but its done callbacks (which clear the running read) have not run yet: the
+    # caller must start the next read, not spin on the finished one (that hung the service at 100 % CPU).
+    gate = asyncio.get_running_loop().create_future()
+    began = 0
+
+    async def read() -> int:
+        nonlocal began
+        began += 1
+        await gate
+        return began
+
+    reads = FreshReads(read)
+    first = asyncio.ensure_future(reads())
+    await asyncio.sleep(0)  # the first read waits at the gate
+    gate.set_result(None)
+    await asyncio.sleep(0)  # the read finishes; its callbacks are queued behind this coroutine
+    assert await reads() == 2
+    assert await first == 1
