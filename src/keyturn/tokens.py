@@ -13,9 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import jwt
-
 from ._jws import Compact, split
+from ._sign import sign
 from .errors import TokenExpired, TokenInvalid
 from .keys import KeyRing
 from .typing import JSONValue, RefreshRecord, SessionRecord
@@ -125,9 +124,7 @@ class TokenCodec:
             payload["client_id"] = session.client_id
         for name, value in session.claims.items():
             payload.setdefault(name, value)
-        return jwt.encode(
-            payload, key.private_key, algorithm=key.alg, headers={"kid": key.kid, "typ": ACCESS_TYP}
-        )
+        return sign(payload, key.private_key, alg=key.alg, kid=key.kid, typ=ACCESS_TYP)
 
     def encode_refresh(self, sub: str, record: RefreshRecord) -> str:
         """The refresh token for ``record``; the same record always gives the same bytes."""
@@ -143,9 +140,7 @@ class TokenCodec:
             "iat": record.issued_at,
             "exp": record.expires_at,
         }
-        return jwt.encode(
-            payload, key.secret, algorithm=REFRESH_ALG, headers={"kid": key.kid, "typ": REFRESH_TYP}
-        )
+        return sign(payload, key.secret, alg=REFRESH_ALG, kid=key.kid, typ=REFRESH_TYP)
 
     # -- decoding ----------------------------------------------------------------------------
 
