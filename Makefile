@@ -61,8 +61,11 @@ format: $(STAMP)
 test: lint js-test $(DEMO_JS) browser
 	$(BIN)/pytest
 
+# Keyturn against djangorestframework-simplejwt, side by side (bench/compare/run.py, about 5 minutes; it makes
+# its own venv for SimpleJWT): bench/compare/results/ (JSON, plots) and docs/benchmarks.md. Then access-token
+# validation (bench/verify.py). bench/refresh.py, client_overhead.py and soak.py are run by hand.
 bench: $(STAMP)
-	$(BIN)/python bench/refresh.py
+	$(BIN)/python bench/compare/run.py
 	$(BIN)/python bench/verify.py
 
 clean:
