@@ -246,14 +246,10 @@ def start_simplejwt(processes: Processes, venv_python: Path, workers: int, worke
 
 def start_keyturn_resource(processes: Processes, service: System, count: int) -> Resource:
     """``count`` uvicorn processes of ``keyturn_resource.py``, each verifying the tokens of ``service`` with
-    the keys of its JWKS (fetched here, once) and its revocation feed; sessions are spread over them."""
+    its JWKS and its revocation feed; sessions are spread over them."""
     processes.wait_ready()  # the service first
-    jwks = processes.workdir / "jwks.json"
-    with urllib.request.urlopen(service.urls[0] + "/.well-known/jwks.json", timeout=10) as answer:  # noqa: S310
-        jwks.write_bytes(answer.read())
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env["KEYTURN_BENCH_SERVICE_URL"] = service.urls[0]
-    env["KEYTURN_BENCH_JWKS_FILE"] = str(jwks)
     urls = []
     for index in range(count):
         port = free_port()

@@ -232,8 +232,8 @@ def _setup(meta: dict[str, Any]) -> list[str]:
         "Keyturn runs as `keyturn serve` with its defaults (uvicorn, one process per port): one process on "
         "SQLite, two on PostgreSQL and two on Redis, with the sessions spread over both." + limits_text + " "
         "Keyturn's protected endpoint (`bench/compare/keyturn_resource.py`) verifies access tokens offline: "
-        "the keys of the service's JWKS (fetched once when it starts), the revocation feed polled every "
-        "second, a cache of validated tokens. SimpleJWT's "
+        "the keys of the service's JWKS (fetched at start, kept as long as its Cache-Control allows), "
+        "the revocation feed polled every second, a cache of validated tokens. SimpleJWT's "
         "`JWTAuthentication` checks the HS256 signature and loads the user from the database on every "
         "request."
     )
