@@ -5,19 +5,68 @@ Built once at the edge (the CLI, ``create_app``) and passed down; the core never
 
 from __future__ import annotations
 
+import ipaddress
 import re
+from collections.abc import Iterable
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Self
+from typing import Annotated, Self, TypeAlias
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .typing import AccessAlgorithm
+from .typing import AccessAlgorithm, RateLimit
 
 DEFAULT_DATA_DIR = Path(".keyturn")
 
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+
+
+Network: TypeAlias = IPv4Network | IPv6Network
+
+
+def _rate_limit(value: object) -> RateLimit | None:
+    """``"COUNT/SECONDS"``, ``"off"``, a :class:`RateLimit` or ``None``."""
+    if value is None or isinstance(value, RateLimit):
+        return value
+    if isinstance(value, str):
+        return RateLimit.parse(value)
+    raise ValueError("a rate limit is COUNT/SECONDS (such as 120/60) or off")
+
+
+def _networks(value: object) -> tuple[Network, ...]:
+    """Addresses and networks (CIDR), as a list or one string separated by commas or spaces."""
+    if isinstance(value, str):
+        items: Iterable[object] = value.replace(",", " ").split()
+    elif isinstance(value, Iterable):
+        items = value
+    else:
+        raise ValueError("trusted proxies are addresses or networks (CIDR), separated by commas")
+    found = []
+    for item in items:
+        if isinstance(item, IPv4Network | IPv6Network):
+            found.append(item)
+            continue
+        try:
+            found.append(ipaddress.ip_network(str(item).strip(), strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP address or network: {exc}") from exc
+    return tuple(found)
+
+
+RateLimitSetting: TypeAlias = Annotated[
+    RateLimit | None,
+    NoDecode,
+    PlainValidator(_rate_limit),
+    PlainSerializer(lambda limit: "off" if limit is None else str(limit), return_type=str),
+]
+Networks: TypeAlias = Annotated[
+    tuple[Network, ...],
+    NoDecode,
+    PlainValidator(_networks),
+    PlainSerializer(lambda nets: ",".join(str(n) for n in nets), return_type=str),
+]
 
 
 class Settings(BaseSettings):
@@ -63,6 +112,23 @@ class Settings(BaseSettings):
     )
     cookie_mode: bool = Field(False, description="Refresh token only in an HttpOnly cookie.")
     route_prefix: str = Field("/auth", pattern=r"^(/[A-Za-z0-9._~-]+)*$")
+    rate_limits: bool = Field(True, description="Enforce the rate limits below; off: none at all.")
+    rate_limit_refresh_per_ip: RateLimitSetting = Field(
+        RateLimit(1200, 60), description="Refreshes per client address (COUNT/SECONDS, or off)."
+    )
+    rate_limit_refresh_per_session: RateLimitSetting = Field(
+        RateLimit(120, 60), description="Refreshes per session (COUNT/SECONDS, or off)."
+    )
+    rate_limit_login_per_ip: RateLimitSetting = Field(
+        RateLimit(300, 60), description="Logins per client address (COUNT/SECONDS, or off)."
+    )
+    rate_limit_login_per_username_ip: RateLimitSetting = Field(
+        RateLimit(30, 900), description="Logins per username and client address (COUNT/SECONDS, or off)."
+    )
+    trusted_proxies: Networks = Field(
+        (),
+        description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated.",
+    )
 
     @model_validator(mode="after")
     def _lifetimes_fit(self) -> Self:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from ._reload import KeyReloader
 from .clock import SystemClock
 from .config import Settings
 from .errors import (
+    KeyturnError,
     RefreshTokenExpired,
     RefreshTokenReused,
     ServerError,
@@ -32,6 +33,8 @@ from .typing import (
     Clock,
     JSONValue,
     KeyUse,
+    Limited,
+    RateLimitTake,
     RefreshDecision,
     RefreshRecord,
     Reject,
@@ -46,6 +49,7 @@ from .typing import (
 
 __all__ = [
     "Authenticated",
+    "RefreshLimits",
     "RefreshPolicy",
     "SessionService",
     "TokenPair",
@@ -56,6 +60,24 @@ __all__ = [
 
 KeySource: TypeAlias = Callable[[], Awaitable[KeyRing]]
 """Loads the service's current key ring (from the store)."""
+
+
+class RefreshLimits(Protocol):
+    """The rate limits of one refresh call (``keyturn.ratelimit.RateLimiter.refresh`` makes them)."""
+
+    async def check(self) -> None:
+        """Before any work: raise ``RateLimited`` if the call is already known not to pass; takes nothing."""
+
+    def takes(self, claims: RefreshClaims | None, now: float) -> Sequence[RateLimitTake]:
+        """What the call takes from: its address's bucket, and its session's once ``claims`` verified;
+        ``RateLimited`` if one of them is already known to refuse."""
+
+    async def take(self, takes: Sequence[RateLimitTake]) -> None:
+        """Take ``takes`` on their own, for a call that ends before the store's refresh step; raise
+        ``RateLimited`` if one refuses."""
+
+    def refused(self, limited: Limited) -> KeyturnError:
+        """The error to answer a take the store's refresh step refused with."""
 
 
 def new_id() -> str:
@@ -261,11 +283,26 @@ class SessionService:
         emit("session.started", sid=sid, sub=subject)
         return self._pair(session, head, now)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
-        """Rotate, replay within the grace period, or detect reuse (DESIGN section 2)."""
+    async def refresh(self, refresh_token: str, *, limits: RefreshLimits | None = None) -> TokenPair:
+        """Rotate, replay within the grace period, or detect reuse (DESIGN section 2).
+
+        With ``limits`` (DESIGN section 5) a call they refuse raises ``RateLimited`` and changes nothing:
+        they are checked before any work; a token that does not verify counts against the address alone;
+        a verified one takes from its buckets in the store's refresh step itself, before anything is read.
+        """
         now = self.clock.now()
-        claims = await self._decode_refresh(refresh_token, now)
+        if limits is not None:
+            await limits.check()
+        try:
+            claims = await self._decode_refresh(refresh_token, now)
+        except KeyturnError:
+            if limits is not None:
+                await limits.take(limits.takes(None, now))
+            raise
+        takes = limits.takes(claims, now) if limits is not None else ()
         if self.subject_check is not None and not await self.subject_check(claims.sub):
+            if limits is not None:
+                await limits.take(takes)  # a refused call must not revoke either
             await self._revoke(claims.sid, "subject_disabled", now)
             raise SessionRevoked("The session's subject may no longer hold a session.")
         new_jti, new_kid = new_id(), self.keys.active_refresh.kid
@@ -274,8 +311,11 @@ class SessionService:
         def decide(session: SessionRecord | None, presented: RefreshRecord | None) -> RefreshDecision:
             return decide_refresh(session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid)
 
-        outcome = await self.store.refresh(claims.sid, claims.jti, decide)
+        outcome = await self.store.refresh(claims.sid, claims.jti, decide, takes)
         decision = outcome.decision
+        if isinstance(decision, Limited):
+            assert limits is not None
+            raise limits.refused(decision)
         if isinstance(decision, Reject):
             raise decision.error
         if isinstance(decision, Reuse):

@@ -5,6 +5,8 @@ The core depends on these protocols and never on a concrete backend.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
@@ -92,6 +94,98 @@ class UserRecord:
     disabled: bool = False
 
 
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+_DISABLED = ("off", "0")
+MICROSECONDS = 1_000_000
+MAX_RATE_COUNT = 1_000_000_000
+MAX_RATE_PERIOD = 366 * 86_400
+
+
+def micros(seconds: float) -> int:
+    """Epoch seconds as whole microseconds: rate-limit state is kept in integers, exact on every backend."""
+    return math.floor(seconds * MICROSECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``count`` calls per ``period`` seconds: ``count`` at once, then one every ``period / count``.
+
+    Kept as GCRA (the generic cell rate algorithm): a bucket is one number, its theoretical arrival time
+    (TAT, in microseconds); a bucket whose TAT has passed is full, the same as no bucket at all.
+    """
+
+    count: int
+    period: float
+    interval_us: int = field(init=False, repr=False, compare=False)
+    """Microseconds between two calls at the sustained rate (rounded up: never faster than asked)."""
+    tolerance_us: int = field(init=False, repr=False, compare=False)
+    """How far ahead of now a bucket's TAT may run: ``count`` intervals, the burst."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            raise TypeError("a rate limit's count must be an int")
+        if not 1 <= self.count <= MAX_RATE_COUNT:
+            raise ValueError(f"a rate limit's count must be 1 to {MAX_RATE_COUNT}")
+        if not 0 < self.period <= MAX_RATE_PERIOD:
+            raise ValueError(f"a rate limit's period must be over 0 and at most {MAX_RATE_PERIOD} seconds")
+        interval = max(1, -(-round(self.period * MICROSECONDS) // self.count))
+        object.__setattr__(self, "interval_us", interval)  # frozen: set once, here
+        object.__setattr__(self, "tolerance_us", interval * self.count)
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        """``"COUNT/SECONDS"`` (``"120/60"``) to a limit; ``"off"`` (or ``"0"``) to ``None``, no limit."""
+        if text.strip().lower() in _DISABLED:
+            return None
+        match = _RATE.match(text)
+        if match is None:
+            raise ValueError(f"a rate limit is COUNT/SECONDS (such as 120/60) or off, not {text!r}")
+        period = float(match[2])
+        return cls(int(match[1]), int(period) if period.is_integer() else period)
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}"
+
+    def take(self, tat_us: int | None, now_us: int) -> tuple[bool, int]:
+        """One call at ``now_us`` on a bucket at ``tat_us`` (``None``: no bucket).
+
+        ``(True, new TAT)`` if it is allowed, else ``(False, microseconds until one would be)``. Each
+        backend does this same integer arithmetic, in Python, SQL or Lua.
+        """
+        new_tat = max(tat_us if tat_us is not None else now_us, now_us) + self.interval_us
+        wait = new_tat - self.tolerance_us - now_us
+        if wait > 0:
+            return False, wait
+        return True, new_tat
+
+    def wait_us(self, tat_us: int | None, now_us: int) -> int:
+        """Microseconds from ``now_us`` until a call on a bucket at ``tat_us`` would be allowed (0: now)."""
+        allowed, value = self.take(tat_us, now_us)
+        return 0 if allowed else value
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitTake:
+    """One call to take from the bucket ``key`` under ``limit`` at ``now``, as part of another store call."""
+
+    key: str
+    limit: RateLimit
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitResult:
+    """What a take from a rate-limit bucket answered."""
+
+    allowed: bool
+    retry_after: float = 0.0
+    """Seconds until a call would be allowed (``0`` when this one was)."""
+
+    @classmethod
+    def refused(cls, wait_us: int) -> RateLimitResult:
+        return cls(False, max(wait_us, 1) / MICROSECONDS)
+
+
 # Refresh decisions: a pure function of (session, presented token record, now) returns one of these,
 # and the store applies it atomically.
 
@@ -131,10 +225,18 @@ Decide: TypeAlias = Callable[[SessionRecord | None, RefreshRecord | None], Refre
 
 
 @dataclass(frozen=True, slots=True)
+class Limited:
+    """A rate-limit take of a refresh refused the call: nothing was read or decided, nothing else written."""
+
+    take: RateLimitTake
+    retry_after: float
+
+
+@dataclass(frozen=True, slots=True)
 class RefreshOutcome:
     """What a store did with a decision: the session afterwards and, unless rejected, its head."""
 
-    decision: RefreshDecision
+    decision: RefreshDecision | Limited
     session: SessionRecord | None
     head: RefreshRecord | None
 
@@ -151,8 +253,18 @@ class Store(Protocol):
 
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None: ...
 
-    async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
-        """Load the session and the presented record, call ``decide`` and apply its answer, atomically."""
+    async def refresh(
+        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+    ) -> RefreshOutcome:
+        """Load the session and the presented record, call ``decide`` and apply its answer, atomically.
+
+        First one call is taken from each of ``takes``, in order, each atomically as by
+        ``rate_limit_take`` (SQLite in the refresh's own transaction, a write it already pays for; Redis in
+        the script that reads the session; PostgreSQL just before the refresh's transaction, whose row
+        locks it would otherwise hold for longer). If one refuses, the outcome is :class:`Limited`: nothing
+        is read, decided or written past it, and the takes before it stand. Takes are never repeated when
+        the step is retried.
+        """
 
     async def get_session(self, sid: str) -> SessionRecord | None: ...
 
@@ -176,8 +288,16 @@ class Store(Protocol):
 
     async def revocations_since(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]: ...
 
+    async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
+        """Take one call from the bucket ``key`` under ``limit`` at ``now``, atomically (GCRA).
+
+        A refused take changes nothing. ``key`` names what is limited (``refresh_per_ip:192.0.2.1``); it
+        never holds a secret.
+        """
+
     async def prune(self, now: float) -> int:
-        """Delete what has expired; return how many rows or keys went."""
+        """Delete what has expired (rate-limit buckets that are full again too); return how many rows or
+        keys went."""
 
     async def list_keys(self) -> list[StoredKey]: ...
 

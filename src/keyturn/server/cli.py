@@ -95,7 +95,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         server_header=False,
         log_config=None,  # logs.configure has set up every logger, as JSON lines
-        # X-Forwarded-For is not trusted unless a proxy is configured as trusted (not yet supported).
+        # uvicorn's own handling would believe X-Forwarded-For from 127.0.0.1 (its default); Keyturn reads
+        # the header itself, from KEYTURN_TRUSTED_PROXIES only (server/proxies.py).
         proxy_headers=False,
     )
     return 0

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from argon2 import PasswordHasher
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..clock import SystemClock
 from ..config import Settings
@@ -17,6 +19,7 @@ from ..keys import (
     new_refresh_key,
     retired_keys,
 )
+from ..ratelimit import RateLimiter, RateLimitPolicy
 from ..sessions import SessionService
 from ..store import open_store
 from ..typing import Backend, Clock, StoredKey, SubjectCheck
@@ -32,15 +35,26 @@ class Runtime:
     master: MasterKey
     sessions: SessionService
     users: UserDirectory
+    limiter: RateLimiter
 
     async def close(self) -> None:
         await self.store.close()
 
 
-def master_key(settings: Settings) -> MasterKey:
+def master_secret(settings: Settings) -> str:
     if settings.secret_key is not None:
-        return MasterKey(settings.secret_key.get_secret_value())
-    return MasterKey(load_or_create_secret_file(settings.data_dir))
+        return settings.secret_key.get_secret_value()
+    return load_or_create_secret_file(settings.data_dir)
+
+
+def master_key(settings: Settings) -> MasterKey:
+    return MasterKey(master_secret(settings))
+
+
+def username_key(secret: str) -> bytes:
+    """The key that hashes usernames in rate-limit buckets: the same in every process of one service."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyturn/v1 rate-limit usernames")
+    return hkdf.derive(secret.encode())
 
 
 async def load_keys(store: Backend, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
@@ -102,7 +116,8 @@ async def open_runtime(
 ) -> Runtime:
     """Open the store, load (or make) the keys and wire the services together."""
     clock = clock or SystemClock()
-    master = master_key(settings)
+    secret = master_secret(settings)
+    master = MasterKey(secret)
     store = open_store(settings.resolved_store_url)
     await store.open()
     try:
@@ -115,4 +130,7 @@ async def open_runtime(
     )
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock)
     sessions.subject_check = users if subject_check == "users" else subject_check
-    return Runtime(settings, store, master, sessions, users)
+    limiter = RateLimiter(
+        store, RateLimitPolicy.from_settings(settings), username_key=username_key(secret), clock=clock
+    )
+    return Runtime(settings, store, master, sessions, users, limiter)

@@ -11,6 +11,10 @@ from typing import Literal
 
 from ..typing import (
     Decide,
+    Limited,
+    RateLimit,
+    RateLimitResult,
+    RateLimitTake,
     RefreshOutcome,
     RefreshRecord,
     Replay,
@@ -21,6 +25,7 @@ from ..typing import (
     SessionRecord,
     StoredKey,
     UserRecord,
+    micros,
 )
 
 
@@ -34,6 +39,7 @@ class MemoryStore:
         self._revoked_jtis: dict[str, float] = {}
         self._keys: dict[str, StoredKey] = {}
         self._users: dict[str, UserRecord] = {}
+        self._buckets: dict[str, int] = {}  # rate-limit key to its TAT in microseconds
         self._seq = 0
 
     async def open(self) -> None:
@@ -53,7 +59,13 @@ class MemoryStore:
         self._sessions[session.sid] = session
         self._refresh[head.jti] = head
 
-    async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
+    async def refresh(
+        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+    ) -> RefreshOutcome:
+        for take in takes:
+            taken = self._take(take.key, take.limit, take.now)
+            if not taken.allowed:
+                return RefreshOutcome(Limited(take, taken.retry_after), None, None)
         session = self._sessions.get(sid)
         decision = decide(session, self._refresh.get(jti))
         if session is None:
@@ -126,7 +138,23 @@ class MemoryStore:
         self._seq += 1
         self._revocations.append(Revocation(self._seq, kind, value, expires_at))
 
+    # -- rate limits -----------------------------------------------------------------------------
+
+    async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
+        return self._take(key, limit, now)
+
+    def _take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
+        allowed, value = limit.take(self._buckets.get(key), micros(now))
+        if not allowed:
+            return RateLimitResult.refused(value)
+        self._buckets[key] = value
+        return RateLimitResult(True)
+
     async def prune(self, now: float) -> int:
+        now_us = micros(now)
+        full = [key for key, tat in self._buckets.items() if tat <= now_us]
+        for key in full:
+            del self._buckets[key]
         before = len(self._sessions) + len(self._refresh) + len(self._revocations) + len(self._revoked_jtis)
         gone = {sid for sid, s in self._sessions.items() if s.absolute_expires_at <= now}
         self._sessions = {k: v for k, v in self._sessions.items() if k not in gone}
@@ -134,7 +162,7 @@ class MemoryStore:
         self._revocations = [r for r in self._revocations if r.expires_at > now]
         self._revoked_jtis = {k: v for k, v in self._revoked_jtis.items() if v > now}
         after = len(self._sessions) + len(self._refresh) + len(self._revocations) + len(self._revoked_jtis)
-        return before - after
+        return before - after + len(full)
 
     # -- keys ------------------------------------------------------------------------------------
 

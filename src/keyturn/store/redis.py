@@ -7,7 +7,9 @@ Reads that need more than one key (a listing, a session with its head) are Lua s
 current head together; ``decide`` runs on that snapshot; a Rotate or a Reuse is then applied by a script
 that first checks that the session's ``head_jti`` and ``state`` are still what was read (a
 compare-and-set) and otherwise changes nothing, so the caller reads and decides again. A Replay or a
-Reject writes nothing and answers from the snapshot, which one script read consistently.
+Reject writes nothing and answers from the snapshot, which one script read consistently. A refresh's
+rate-limit takes are made by the first reading script, before it reads anything, and never again by a
+second one.
 
 Key layout (``{p}`` is the prefix, ``keyturn:`` by default; every key starts with it):
 
@@ -27,6 +29,8 @@ Key layout (``{p}`` is the prefix, ``keyturn:`` by default; every key starts wit
 ``{p}keys``                  hash    signing keys: ``kid`` to JSON (material in base64)
 ``{p}keys:order``            zset    kids in the order they were added; ``{p}keys:seq`` counts
 ``{p}u:{username}``          hash    a user; ``{p}users`` (set) holds every username
+``{p}rl:{key}``              string  a rate-limit bucket: its GCRA theoretical arrival time in
+                                     microseconds, expiring when the bucket is full again
 ===========================  ======  ==========================================================
 
 Floats are written with ``repr`` and read with ``float``, so they come back exactly. ``prune(now)``
@@ -60,8 +64,13 @@ from redis.maint_notifications import MaintNotificationsConfig
 
 from ..errors import StoreUnavailable
 from ..typing import (
+    MICROSECONDS,
     Decide,
     KeyUse,
+    Limited,
+    RateLimit,
+    RateLimitResult,
+    RateLimitTake,
     RefreshOutcome,
     RefreshRecord,
     Replay,
@@ -73,6 +82,7 @@ from ..typing import (
     SessionState,
     StoredKey,
     UserRecord,
+    micros,
 )
 
 DEFAULT_PREFIX = "keyturn:"
@@ -113,6 +123,21 @@ local function revoke(sid, reason, now, expires_at)
   return true
 end
 
+-- One call from the rate-limit bucket (GCRA as RateLimit.take; integers, microseconds): 0 and the bucket
+-- moved on, or the microseconds to wait and nothing written. The bucket expires when it is full again
+-- (its TAT), as a duration from the caller's now, so a test's frozen clock works too.
+local function take(name, now, t, tau)
+  local key = P .. 'rl:' .. name
+  now, t, tau = tonumber(now), tonumber(t), tonumber(tau)
+  local tat = tonumber(redis.call('GET', key) or now) or now
+  if tat < now then tat = now end
+  local new = tat + t
+  local wait = new - tau - now
+  if wait > 0 then return wait end
+  redis.call('SET', key, string.format('%d', new), 'PX', math.ceil((new - now) / 1000))
+  return 0
+end
+
 local function unchanged(sid, head_jti, state)
   local seen = redis.call('HMGET', P .. 's:' .. sid, 'head_jti', 'state')
   return seen[1] == head_jti and seen[2] == state
@@ -149,9 +174,16 @@ keep_at_least(P .. 'sj:' .. sid, sttl)
 return 1
 """
 
-# ARGV: P, sid, jti. Returns {session, presented record, head record unless it is the presented one}.
+# ARGV: P, sid, jti, number of rate-limit takes n, then n times: key, now, interval, tolerance. Returns
+# {session, presented record, head record unless it is the presented one}, or, if take number i refused,
+# {{}, {}, {}, i, microseconds to wait} and nothing read (the takes before it stand).
 _READ_REFRESH = """
 local sid, jti = ARGV[2], ARGV[3]
+for i = 1, tonumber(ARGV[4]) do
+  local at = 1 + 4 * i
+  local wait = take(ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
+  if wait > 0 then return {{}, {}, {}, i, wait} end
+end
 local skey = P .. 's:' .. sid
 local session = redis.call('HGETALL', skey)
 local presented = redis.call('HGETALL', P .. 'r:' .. jti)
@@ -246,6 +278,11 @@ for _, member in ipairs(gone) do
   if kind == 'jti' then redis.call('ZREM', P .. 'rev:jti', value) end
 end
 return {count, more}
+"""
+
+# ARGV: P, key, now, interval, tolerance (integers, microseconds). 0 taken, or microseconds to wait.
+_RATE_LIMIT_TAKE = """
+return take(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 
 # ARGV: P, index key (without prefix), '1' to include revoked sessions. Returns session hashes.
@@ -361,6 +398,7 @@ class _Scripts:
     add_user: AsyncScript
     update_user: AsyncScript
     list_users: AsyncScript
+    rate_limit_take: AsyncScript
 
     @classmethod
     def on(cls, client: redis.asyncio.Redis) -> _Scripts:
@@ -380,6 +418,7 @@ class _Scripts:
             "add_user": _ADD_USER,
             "update_user": _UPDATE_USER,
             "list_users": _LIST_USERS,
+            "rate_limit_take": _RATE_LIMIT_TAKE,
         }
         return cls(**{name: client.register_script(_LUA_COMMON + body) for name, body in sources.items()})
 
@@ -497,9 +536,18 @@ class RedisStore:
         if done != 1:
             raise ValueError("a session or refresh token with this id already exists")
 
-    async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
+    async def refresh(
+        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+    ) -> RefreshOutcome:
+        words: list[str | int] = [len(takes)]
+        for take in takes:
+            words += [take.key, micros(take.now), take.limit.interval_us, take.limit.tolerance_us]
         for _ in range(MAX_REFRESH_TRIES):
-            reply = _list(await self._run(self._lua.read_refresh, sid, jti))
+            reply = _list(await self._run(self._lua.read_refresh, sid, jti, *words))
+            if len(reply) > 3:  # a take refused: nothing was read
+                refused = takes[_int(reply[3]) - 1]
+                return RefreshOutcome(Limited(refused, _int(reply[4]) / MICROSECONDS), None, None)
+            words = [0]  # taken once: a second read (the session changed meanwhile) takes nothing
             session = _decode(_session, reply[0])
             presented = _decode(_refresh, reply[1])
             decision = decide(session, presented)
@@ -616,7 +664,18 @@ class RedisStore:
             after = entries[-1].seq
         return found[:limit]
 
+    # -- rate limits -----------------------------------------------------------------------------
+
+    async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
+        wait = _int(
+            await self._run(
+                self._lua.rate_limit_take, key, micros(now), limit.interval_us, limit.tolerance_us
+            )
+        )
+        return RateLimitResult(True) if wait == 0 else RateLimitResult.refused(wait)
+
     async def prune(self, now: float) -> int:
+        """Remove what has expired; rate-limit buckets expire by themselves (their TTL)."""
         count = 0
         while True:
             reply = _list(await self._run(self._lua.prune, _float(now), PRUNE_BATCH))

@@ -23,6 +23,10 @@ from typing import TypeVar
 from ..errors import StoreUnavailable
 from ..typing import (
     Decide,
+    Limited,
+    RateLimit,
+    RateLimitResult,
+    RateLimitTake,
     RefreshOutcome,
     RefreshRecord,
     Replay,
@@ -33,6 +37,7 @@ from ..typing import (
     SessionRecord,
     StoredKey,
     UserRecord,
+    micros,
 )
 from ._sql import KEY_COLUMNS, REFRESH_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
 
@@ -94,6 +99,13 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL,
         disabled INTEGER NOT NULL DEFAULT 0
     );
+    """,
+    # Rate-limit buckets: a key and its GCRA theoretical arrival time, in microseconds (see RateLimit).
+    """
+    CREATE TABLE rate_limits (
+        key TEXT PRIMARY KEY,
+        tat INTEGER NOT NULL
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -285,8 +297,14 @@ class SQLiteStore:
 
         await self._transaction(run)
 
-    async def refresh(self, sid: str, jti: str, decide: Decide) -> RefreshOutcome:
+    async def refresh(
+        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+    ) -> RefreshOutcome:
         def run(conn: sqlite3.Connection) -> RefreshOutcome:
+            for take in takes:
+                taken = _take(conn, take.key, take.limit, take.now)
+                if not taken.allowed:
+                    return RefreshOutcome(Limited(take, taken.retry_after), None, None)
             row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
             session = _session(row) if row else None
             presented = _get_refresh(conn, jti)
@@ -395,9 +413,15 @@ class SQLiteStore:
         )
         return [Revocation(r["seq"], r["kind"], r["value"], r["expires_at"]) for r in rows]
 
+    # -- rate limits -----------------------------------------------------------------------------
+
+    async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
+        return await self._transaction(lambda conn: _take(conn, key, limit, now))
+
     async def prune(self, now: float) -> int:
         def run(conn: sqlite3.Connection) -> int:
             count = 0
+            count += conn.execute("DELETE FROM rate_limits WHERE tat <= ?", (micros(now),)).rowcount
             count += conn.execute("DELETE FROM sessions WHERE absolute_expires_at <= ?", (now,)).rowcount
             count += conn.execute(
                 "DELETE FROM refresh_tokens WHERE expires_at <= ? OR sid NOT IN (SELECT sid FROM sessions)",
@@ -557,6 +581,28 @@ def _guard(fn: Callable[[], T]) -> T:
 def _conflict(exc: sqlite3.IntegrityError) -> ValueError:
     """A unique id used twice: a caller's bug (ids are random), not an outage to retry."""
     return ValueError(f"a record with this id already exists ({exc})")
+
+
+_TAKE = """
+INSERT INTO rate_limits (key, tat) VALUES (:key, :now + :t)
+ON CONFLICT (key) DO UPDATE SET tat = max(tat, :now) + :t
+WHERE max(tat, :now) + :t - :tau <= :now
+"""
+
+
+def _take(conn: sqlite3.Connection, key: str, limit: RateLimit, now: float) -> RateLimitResult:
+    """One call from the bucket ``key``, inside the caller's ``BEGIN IMMEDIATE`` transaction.
+
+    One statement: a new bucket, or the old one moved on if that is allowed (GCRA, as ``RateLimit.take``);
+    it changes one row when the call is allowed and none when it is not. (Not ``RETURNING``: SQLite
+    gathers its rows in a temporary table, which costs more than the rest of the take.)
+    """
+    now_us = micros(now)
+    params = {"key": key, "now": now_us, "t": limit.interval_us, "tau": limit.tolerance_us}
+    if conn.execute(_TAKE, params).rowcount == 1:
+        return RateLimitResult(True)
+    row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
+    return RateLimitResult.refused(limit.wait_us(row[0] if row else None, now_us))
 
 
 def _get_refresh(conn: sqlite3.Connection, jti: str) -> RefreshRecord | None:

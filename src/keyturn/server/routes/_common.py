@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from ...errors import InvalidRequest, TokenInvalid
 from ...http import bearer_token as parse_bearer
 from ...sessions import TokenPair
+from ..proxies import client_address
 from ..runtime import Runtime
 from ..schemas import ErrorResponse, token_body
 
@@ -25,6 +26,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (500, "server_error: nothing was changed; retry with backoff"),
         (503, "server_error: the store is unavailable; retry with backoff"),
     )
+}
+
+
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorResponse,
+        "description": "rate_limited: too many calls; wait Retry-After seconds, then retry",
+        "headers": {"Retry-After": {"description": "Whole seconds to wait", "schema": {"type": "integer"}}},
+    }
 }
 
 
@@ -91,4 +101,9 @@ def token_response(request: Request, pair: TokenPair) -> JSONResponse:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address: the peer's, or from ``X-Forwarded-For`` when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else None
+    trusted = runtime(request).settings.trusted_proxies
+    if not trusted:
+        return peer
+    return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)

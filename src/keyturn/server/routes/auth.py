@@ -22,6 +22,7 @@ from ..schemas import (
 from ._common import (
     ERRORS,
     NO_STORE,
+    RATE_LIMITED,
     REFRESH_COOKIE,
     bearer_token,
     client_ip,
@@ -35,21 +36,28 @@ from ._common import (
 router = APIRouter(tags=["sessions"], responses=ERRORS)
 
 
-@router.post("/login", response_model=TokenResponse, summary="Log in with the built-in user store")
+@router.post(
+    "/login",
+    response_model=TokenResponse,
+    responses=RATE_LIMITED,
+    summary="Log in with the built-in user store",
+)
 async def login(body: LoginRequest, request: Request) -> JSONResponse:
-    pair = await runtime(request).users.login(
-        body.username,
-        body.password,
-        user_agent=request.headers.get("user-agent"),
-        ip=client_ip(request),
+    rt, ip = runtime(request), client_ip(request)
+    await rt.limiter.login(body.username, ip)  # before the password hash, the costly part
+    pair = await rt.users.login(
+        body.username, body.password, user_agent=request.headers.get("user-agent"), ip=ip
     )
     return token_response(request, pair)
 
 
-@router.post("/refresh", response_model=TokenResponse, summary="Rotate a refresh token")
+@router.post(
+    "/refresh", response_model=TokenResponse, responses=RATE_LIMITED, summary="Rotate a refresh token"
+)
 async def refresh(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
+    rt = runtime(request)
     token = require_refresh_token(request, body.refresh_token if body else None)
-    pair = await runtime(request).sessions.refresh(token)
+    pair = await rt.sessions.refresh(token, limits=rt.limiter.refresh(client_ip(request)))
     return token_response(request, pair)
 
 
