@@ -17,11 +17,13 @@ from typing import Any
 import anyio
 import jwt
 import pytest
+from prometheus_client import CollectorRegistry
 
 from keyturn.clock import FrozenClock
 from keyturn.errors import KeyturnError, TokenExpired, TokenRevoked, VerifierUnavailable
 from keyturn.middleware import AccessTokenVerifier, StoreKeys, StoreRevocations
 from keyturn.middleware._sources import FEED_BATCH, RevocationBatch, RevocationSource
+from keyturn.middleware.metrics import VerifierCollector
 from keyturn.middleware.verifier import RevocationSet
 from keyturn.testing import TestService
 from keyturn.typing import Revocation
@@ -408,6 +410,12 @@ async def test_an_unreadable_feed_keeps_the_last_set_and_reports_a_growing_lag(t
         lag = status["revocation_lag_seconds"]
         assert isinstance(lag, float)
         assert lag > 0.5
+        registry = CollectorRegistry()
+        registry.register(VerifierCollector(verifier))
+        exported = registry.get_sample_value("keyturn_revocation_feed_lag_seconds")
+        assert exported is not None
+        assert exported >= lag  # the same lag, read at the scrape
+        assert registry.get_sample_value("keyturn_revocations_held") == 1
 
         feed.failing = False
         await eventually(lambda: verifier.revocation_lag() < 0.5, "the feed is read again")

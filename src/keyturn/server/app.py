@@ -11,11 +11,13 @@ from fastapi import FastAPI
 
 from .. import __version__
 from ..config import Settings
+from ..events import subscribe
 from ..typing import Clock, SubjectCheck
 from . import errors
 from .background import chores
 from .demo import DemoFiles
 from .limits import BodySizeLimit
+from .metrics import Metrics
 from .routes import auth, meta, revocations
 from .runtime import Runtime, open_runtime
 
@@ -48,21 +50,26 @@ def create_app(
     store; an application whose users live elsewhere passes its own check, or ``None`` for none.
     """
     settings = runtime.settings if runtime is not None else settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if runtime is not None:
-            app.state.runtime = runtime
-            async with chores(runtime):
-                yield
-            return
-        opened = await open_runtime(settings, clock=clock, hasher=hasher, subject_check=subject_check)
-        app.state.runtime = opened
+        unsubscribe = subscribe(metrics.on_event)
         try:
-            async with chores(opened):
-                yield
+            if runtime is not None:
+                app.state.runtime = runtime
+                async with chores(runtime):
+                    yield
+                return
+            opened = await open_runtime(settings, clock=clock, hasher=hasher, subject_check=subject_check)
+            app.state.runtime = opened
+            try:
+                async with chores(opened):
+                    yield
+            finally:
+                await opened.close()
         finally:
-            await opened.close()
+            unsubscribe()
 
     app = FastAPI(
         title="Keyturn",
@@ -72,6 +79,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
+    app.state.metrics = metrics
     errors.install(app)
     app.include_router(auth.router, prefix=settings.route_prefix)
     app.include_router(revocations.router, prefix=settings.route_prefix)

@@ -29,6 +29,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "invalid_request: no such session of the caller's"}
+}
+
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ErrorResponse,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ...errors import InvalidRequest
+from ...errors import InvalidRequest, KeyturnError
 from ..schemas import (
     LoginRequest,
     LogoutResponse,
@@ -22,6 +23,7 @@ from ..schemas import (
 from ._common import (
     ERRORS,
     NO_STORE,
+    NOT_FOUND,
     RATE_LIMITED,
     REFRESH_COOKIE,
     bearer_token,
@@ -56,9 +58,17 @@ async def login(body: LoginRequest, request: Request) -> JSONResponse:
 )
 async def refresh(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     rt = runtime(request)
-    token = require_refresh_token(request, body.refresh_token if body else None)
-    pair = await rt.sessions.refresh(token, limits=rt.limiter.refresh(client_ip(request)))
-    return token_response(request, pair)
+    started, outcome = time.perf_counter(), "server_error"
+    try:
+        token = require_refresh_token(request, body.refresh_token if body else None)
+        pair = await rt.sessions.refresh(token, limits=rt.limiter.refresh(client_ip(request)))
+        outcome = "ok"
+        return token_response(request, pair)
+    except KeyturnError as exc:
+        outcome = exc.code
+        raise
+    finally:
+        request.app.state.metrics.refreshed(outcome, time.perf_counter() - started)
 
 
 @router.get("/me", response_model=MeResponse, summary="The caller's subject, claims and session")
@@ -106,6 +116,7 @@ async def list_sessions(request: Request) -> JSONResponse:
 @router.delete(
     "/sessions/{session_id}",
     response_model=LogoutResponse,
+    responses=NOT_FOUND,
     summary="End one of the caller's sessions",
 )
 async def delete_session(session_id: str, request: Request) -> JSONResponse:

@@ -1,15 +1,16 @@
-"""JWKS and health checks."""
+"""JWKS, health checks and metrics."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..._reload import FreshReads
 from ...keys import public_jwks
 from ...typing import JSONValue, Store
+from ..metrics import Metrics
 from ._common import runtime
 
 router = APIRouter(tags=["meta"])
@@ -48,3 +49,16 @@ async def healthz() -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     await runtime(request).store.ping()
     return JSONResponse({"status": "ready"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "The text exposition format"}},
+)
+async def metrics(request: Request) -> Response:
+    """Refresh outcomes and latency, rotations, replays, reuse, sessions started and revoked, rate-limit
+    hits. Labels are codes and reasons only: no session, subject or address."""
+    series: Metrics = request.app.state.metrics
+    return Response(series.render(), media_type=series.content_type)
