@@ -5,6 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from . import _logsweep
 from ._secrets import MADE
 
 
@@ -42,3 +43,52 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.longrepr = scrubbed
     report.sections = [(title, _scrub(content)) for title, content in report.sections]
     return report
+
+
+# -- the log sweep (issue 7): no token or password in any log line of the whole suite --------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start capturing every log line of the session (see ``tests/_logsweep.py``)."""
+    if _logsweep.SWEEP is None:
+        _logsweep.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Sweep every captured line; a leak fails the run with a report that names where, never the secret.
+
+    The failure is reported as a failed item ``tests/_logsweep.py::log_sweep``, so that it shows among
+    the failures and in the summary line, not only in the exit status.
+    """
+    corpus = _logsweep.SWEEP
+    if corpus is None:
+        return
+    leaks = corpus.scan()
+    kept = _logsweep.finish(keep=bool(leaks))
+    if not leaks:
+        return
+    text = "\n".join(
+        [
+            f"{len(leaks)} log line(s) hold a token or a password (DESIGN section 9); corpus kept in {kept}",
+            *(f"- {leak}" for leak in leaks[:50]),
+        ]
+    )
+    report = pytest.TestReport(
+        nodeid="tests/_logsweep.py::log_sweep",
+        location=("tests/_logsweep.py", 0, "log_sweep"),
+        keywords={},
+        outcome="failed",
+        longrepr=text,
+        when="call",
+    )
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # counted in the summary and listed with the failures, after the run
+        reporter.stats.setdefault("failed", []).append(report)
+    else:
+        session.config.hook.pytest_runtest_logreport(report=report)
+    session.testsfailed += 1
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _logsweep.finish(keep=False)

@@ -26,6 +26,7 @@ import httpx
 
 from keyturn.client import State, TokenManager
 
+from .. import _logsweep
 from ._http import jwt_parts
 from ._resource import ROOT, resource_env
 from ._server import Server
@@ -211,6 +212,7 @@ def result_of(process: subprocess.Popen[str]) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         process.kill()
         out, err = process.communicate()
+    _logsweep.record_output("token_file_client", out, err)
     assert process.returncode == 0, f"exited with {process.returncode}: {err[-2000:]}"
     lines = out.strip().splitlines()
     assert lines, "it printed nothing"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from .. import _logsweep
 from ._server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,7 @@ def launch_app(
     port = free_port()
     name = name or module.rsplit(".", 1)[-1]
     log = log_dir / f"{name}-{port}.log"
+    _logsweep.watch(log, f"{name} :{port}")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", module, "--service", service_url, "--port", str(port), *args],
@@ -89,14 +91,14 @@ def wait_app_ready(app: ResourceApp, timeout: float = 60, path: str = "/status")
 
 
 def stop_app(app: ResourceApp) -> None:
-    if app.process.poll() is not None:
-        return
-    app.process.terminate()
-    try:
-        app.process.wait(15)
-    except subprocess.TimeoutExpired:
-        app.process.kill()
-        app.process.wait(5)
+    if app.process.poll() is None:
+        app.process.terminate()
+        try:
+            app.process.wait(15)
+        except subprocess.TimeoutExpired:
+            app.process.kill()
+            app.process.wait(5)
+    _logsweep.collect(app.log)
 
 
 @contextlib.contextmanager

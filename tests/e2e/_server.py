@@ -14,9 +14,13 @@ from pathlib import Path
 
 import httpx
 
+from .. import _logsweep
 from .._secrets import new_password
 
 KEYTURN = [sys.executable, "-m", "keyturn.server.cli"]
+LOG_FLAGS = ("--log-level", "debug", "--access-log")
+"""Every server logs every request and event, so the log sweep (``tests/_logsweep.py``) has real lines to
+search; a test's own ``--log-level`` comes later on the command line and wins."""
 
 
 def free_port() -> int:
@@ -36,7 +40,7 @@ def run_cli(
     data_dir: Path, *args: str, stdin: str | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run ``keyturn ARGS`` against ``data_dir``; does not raise on a non-zero exit."""
-    return subprocess.run(
+    done = subprocess.run(
         [*KEYTURN, *args],
         input=stdin,
         text=True,
@@ -45,6 +49,8 @@ def run_cli(
         timeout=60,
         check=False,
     )
+    _logsweep.record_output(" ".join(["keyturn", *args[:2]]), done.stdout, done.stderr)
+    return done
 
 
 @dataclass
@@ -80,9 +86,10 @@ def launch_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: s
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = free_port()
     log = data_dir / f"server-{port}.log"
+    _logsweep.watch(log, f"keyturn serve :{port}")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*KEYTURN, "serve", "--port", str(port), "--log-level", "warning", *args],
+            [*KEYTURN, "serve", "--port", str(port), *LOG_FLAGS, *args],
             env=keyturn_env(data_dir, env),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -124,14 +131,14 @@ def start_servers(
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is not None:
-        return
-    server.process.terminate()
-    try:
-        server.process.wait(15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(5)
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(5)
+    _logsweep.collect(server.log)
 
 
 def add_user(data_dir: Path, name: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from .. import _logsweep
 from .._secrets import new_password
 from ._resource import ROOT, ResourceApp, resource_env, stop_app, wait_app_ready
 from ._server import free_port
@@ -71,6 +72,7 @@ def launch_simplejwt(
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = free_port()
     log = data_dir / f"simplejwt-{port}.log"
+    _logsweep.watch(log, f"simplejwt :{port}")
     args = ["--port", str(port), "--data-dir", str(data_dir)]
     args += ["--access-lifetime", str(access_lifetime), "--refresh-lifetime", str(refresh_lifetime)]
     if client_bundle is not None:
