@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SessionEndedError } from "../src/errors";
-import { BASE, FakeServer, START, after, browser, jumpToDue, jumpToExpiry, pass, passUntilDue, record, signedIn } from "./fakes";
+import { BASE, FakeServer, START, after, browser, jumpToDue, jumpToExpiry, pass, passUntilDue, record, signedIn, type Browser } from "./fakes";
+import type { Session } from "../src/session";
 
 beforeEach(() => void vi.useFakeTimers({ now: START }));
 afterEach(() => void vi.useRealTimers());
@@ -9,6 +10,22 @@ const modes = [
   ["cookie", true],
   ["body", false],
 ] as const;
+
+/** A signed-in tab and a second tab that has taken the session on. */
+async function twoTabs(b: Browser): Promise<[Session, Session]> {
+  const first = await signedIn(b);
+  const second = b.tab();
+  await after(second.ready, 2000);
+  return [first, second];
+}
+
+/** Both tabs ask for a token at once when the first is due; the tokens they got, once 2 s have passed. */
+async function bothWhenDue(first: Session, second: Session): Promise<string[]> {
+  jumpToDue(first);
+  const tokens = [first.getAccessToken(), second.getAccessToken()];
+  await pass(2000);
+  return Promise.all(tokens);
+}
 
 describe("tabs of one browser", () => {
   it("a new tab takes the access token from the others instead of refreshing (cookie mode)", async () => {
@@ -55,15 +72,10 @@ describe("tabs of one browser", () => {
 
   it("a tab that takes the lock before the new tokens arrived waits for them, instead of rotating the cookie again", async () => {
     const b = browser(new FakeServer(true), { delay: 50 }); // the channel delivers after the lock is handed over
-    const first = await signedIn(b);
-    const second = b.tab();
-    await after(second.ready, 2000);
-    jumpToDue(first);
-    const tokens = [first.getAccessToken(), second.getAccessToken()];
-    await pass(2000);
+    const [first, second] = await twoTabs(b);
+    const [a, c] = await bothWhenDue(first, second);
     expect(b.server.refreshes).toBe(1);
     expect(b.server.rotations).toBe(1);
-    const [a, c] = await Promise.all(tokens);
     expect(c).toBe(a);
   });
 
@@ -71,14 +83,9 @@ describe("tabs of one browser", () => {
     // Storage reaches the second tab after the lock does, and the broadcast later still: only the fact that
     // the lock was held when the tab asked for it says another tab is refreshing.
     const b = browser(new FakeServer(true), { delay: 60, lag: 150 });
-    const first = await signedIn(b);
-    const second = b.tab();
-    await after(second.ready, 2000);
-    jumpToDue(first);
-    const tokens = [first.getAccessToken(), second.getAccessToken()];
-    await pass(2000);
+    const [first, second] = await twoTabs(b);
+    const [a, c] = await bothWhenDue(first, second);
     expect(b.server.rotations).toBe(1);
-    const [a, c] = await Promise.all(tokens);
     expect(c).toBe(a);
     expect(b.posted).toContainEqual({ ask: 1 });
   });
@@ -88,13 +95,8 @@ describe("tabs of one browser", () => {
     // cookie the first tab just set (an ordinary rotation, no reuse).
     const b = browser(new FakeServer(true), { delay: 60, lag: 150 });
     b.locks.ifAvailable = false;
-    const first = await signedIn(b);
-    const second = b.tab();
-    await after(second.ready, 2000);
-    jumpToDue(first);
-    const tokens = [first.getAccessToken(), second.getAccessToken()];
-    await pass(2000);
-    await Promise.all(tokens);
+    const [first, second] = await twoTabs(b);
+    await bothWhenDue(first, second);
     expect(b.server.rotations).toBe(2);
     expect(b.server.revoked).toBeUndefined();
     expect([first.state, second.state]).toEqual(["active", "active"]);
@@ -106,10 +108,7 @@ describe("tabs of one browser", () => {
     const second = b.tab({ storage: null });
     await after(first.login("alice", "pw"));
     expect(second.state).toBe("active");
-    jumpToDue(first);
-    const tokens = [first.getAccessToken(), second.getAccessToken()];
-    await pass(2000);
-    const [a, c] = await Promise.all(tokens);
+    const [a, c] = await bothWhenDue(first, second);
     expect(c).toBe(a);
     expect(b.server.rotations).toBe(1);
   });
