@@ -16,8 +16,10 @@ temporary directory of the session) is fed from three sources:
   at the end; the captured output of CLI runs and client processes is recorded as it is read
   (:func:`record_output`).
 - **a registry of secrets**: every password in ``tests/_secrets.MADE``, every password a test sends in an
-  httpx request body or gives an in-process user directory; every token an in-process codec minted or an
-  httpx response carried (body fields and the refresh cookie), kept by its signature.
+  httpx request body or gives an in-process user directory to add, to set or, rightly, to check (a wrong
+  guess that reached the directory from another client, a fuzzer's, is no one's secret); every token an
+  in-process codec minted or an httpx response carried (body fields and the refresh cookie), kept by its
+  signature.
 
 A line leaks when it holds a JWT-shaped string (a base64url JSON header, a dot and at least part of a
 payload: any whole or cut access or refresh token, Keyturn's or another issuer's), a registered token's
@@ -364,12 +366,23 @@ def _install_taps(corpus: Corpus) -> None:
 
         return tapped
 
-    def password_at(index: int) -> Callable[[Callable[..., Any]], Any]:
+    def password_at(index: int, *, if_right: bool = False) -> Callable[[Callable[..., Any]], Any]:
+        """Registers the password argument; with ``if_right``, only when the call returns (it was right).
+
+        Schemathesis logs in with Hypothesis's strings, which include the suite's own literals: a
+        "password" of ``/auth/refresh`` would make every access log line a leak.
+        """
+
         def make(original: Callable[..., Any]) -> Any:
             @functools.wraps(original)
             async def tapped(*args: Any, **kwargs: Any) -> Any:
-                registry.password(kwargs.get("password", args[index] if len(args) > index else None))
-                return await original(*args, **kwargs)
+                password = kwargs.get("password", args[index] if len(args) > index else None)
+                if not if_right:
+                    registry.password(password)
+                result = await original(*args, **kwargs)
+                if if_right:
+                    registry.password(password)
+                return result
 
             return tapped
 
@@ -380,8 +393,9 @@ def _install_taps(corpus: Corpus) -> None:
     _patch(httpx.AsyncClient, "send", async_send)
     _patch(TokenCodec, "encode_access", minted)
     _patch(TokenCodec, "encode_refresh", minted)
-    for method in ("add", "authenticate", "set_password"):
+    for method in ("add", "set_password"):
         _patch(UserDirectory, method, password_at(2))  # (self, username, password)
+    _patch(UserDirectory, "authenticate", password_at(2, if_right=True))
     keyturn_logger = logging.getLogger("keyturn")
     level = keyturn_logger.level
     keyturn_logger.setLevel(logging.DEBUG)

@@ -92,6 +92,7 @@ def throughput(data: dict[str, Any], out: Path) -> None:
     summary = data["summary"]
     sessions = sorted(int(n) for n in summary["throughput"])
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.2))
+    ends: list[tuple[float, str, str | None]] = []
     for key in summary["sequential"]:
         xs = [1, *sessions]
         rates = [summary["sequential"][key]["rate"]] + [
@@ -108,10 +109,7 @@ def throughput(data: dict[str, Any], out: Path) -> None:
             xs, rates, yerr=[lows, highs], color=color, marker=marker, linewidth=2.2, capsize=4,
             label=_label(data, key),
         )  # fmt: skip
-        left.annotate(
-            f"{rates[-1]:,.0f}/s", (xs[-1], rates[-1]), textcoords="offset points", xytext=(6, 0),
-            va="center", fontsize=9, color=color,
-        )  # fmt: skip
+        ends.append((rates[-1], f"{rates[-1]:,.0f}/s", color))
         p50 = [summary["sequential"][key]["p50"]] + [
             summary["throughput"][str(n)][key]["p50_ms"] for n in sessions
         ]
@@ -136,6 +134,7 @@ def throughput(data: dict[str, Any], out: Path) -> None:
     left.set_ylabel("successful refreshes per second")
     left.set_ylim(bottom=0)
     left.set_xlim(right=max(sessions) * 1.9)
+    _end_labels(left, max(sessions), ends)
     left.set_title("Refresh throughput (median round; bars: rounds' range)")
     left.legend(loc="upper left", fontsize=10)
     right.set_yscale("log")
@@ -146,6 +145,15 @@ def throughput(data: dict[str, Any], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "refresh-throughput.png", dpi=DPI)
     plt.close(fig)
+
+
+def _end_labels(ax: Axes, x: float, ends: list[tuple[float, str, str | None]]) -> None:
+    """Each line's last value written right of its end, moved up where it would overlap the one below."""
+    gap = ax.get_ylim()[1] * 0.045  # about one line of 9-point text on this figure
+    placed = -gap
+    for value, text, color in sorted(ends):
+        placed = max(value, placed + gap)
+        ax.annotate(text, (x, value), xytext=(x * 1.1, placed), va="center", fontsize=9, color=color)
 
 
 def _bars(ax: Axes, groups: list[str], series: dict[str, list[float]], colors: list[str | None]) -> None:

@@ -481,6 +481,10 @@ JSON = {"content-type": "application/json"}
         ("/auth/refresh", b"{}", JSON),
         ("/auth/refresh", b'"a string"', JSON),
         ("/auth/refresh", b"\xff\xfe\xfd", JSON),
+        # a body must say it is JSON, on every route (FastAPI's strict content type; refresh parses its own)
+        ("/auth/refresh", b'{"refresh_token": "x"}', {"content-type": "text/plain"}),
+        ("/auth/refresh", b'{"refresh_token": "x"}', {"content-type": ""}),
+        ("/auth/login", b'{"username": "alice", "password": "x"}', {"content-type": "text/plain"}),
         ("/auth/logout", b"not json", JSON),
         ("/auth/logout", b"{}", JSON),
         ("/auth/logout-all", b"{}", JSON),

@@ -20,6 +20,7 @@ from .limits import BodySizeLimit
 from .metrics import Metrics
 from .routes import auth, meta, revocations
 from .runtime import Runtime, open_runtime
+from .shortcut import Shortcut
 
 __all__ = ["create_app"]
 
@@ -85,6 +86,8 @@ def create_app(
     app.include_router(revocations.router, prefix=settings.route_prefix)
     app.include_router(meta.router)
     app.mount("/demo", DemoFiles(), name="demo")
+    # The hot path straight to its endpoint (shortcut.py). Added before the body size limit, so inside it.
+    app.add_middleware(Shortcut, endpoints={("POST", f"{settings.route_prefix}/refresh"): auth.refresh})
     # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
     # error body every caller can rely on.
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,22 +22,32 @@ def render(error: KeyturnError, status: int | None = None) -> JSONResponse:
     return JSONResponse(error_body(error), status_code=status or error.status, headers=error_headers(error))
 
 
-async def _keyturn_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KeyturnError)
+def respond(exc: KeyturnError) -> JSONResponse:
+    """The answer to a ``KeyturnError`` an endpoint raised (a server error is logged, by type only)."""
     if isinstance(exc, ServerError):
         logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
     return render(exc)
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+async def _keyturn_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KeyturnError)
+    return respond(exc)
+
+
+def malformed(errors: Sequence[Any]) -> InvalidRequest:
+    """The error for a body that failed validation (FastAPI's or pydantic's list of errors)."""
     # Say where and what, never echo the input: it may hold a password or a token.
     problems = "; ".join(
         f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: "
         f"{err.get('msg', 'invalid')}"
-        for err in exc.errors()[:5]
+        for err in errors[:5]
     )
-    return render(InvalidRequest(f"The request is malformed: {problems}."))
+    return InvalidRequest(f"The request is malformed: {problems}.")
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return render(malformed(exc.errors()))
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -54,6 +54,7 @@ class Metrics:
         self.sessions_revoked = Counter(
             "keyturn_sessions_revoked", "Sessions revoked, by reason.", ["reason"], registry=registry
         )
+        self._outcomes: dict[str, Counter] = {}  # refreshes' children by outcome: labels() costs more
         self.rate_limited = Counter(
             "keyturn_rate_limit_hits",
             "Calls refused with 429 rate_limited, by limit.",
@@ -78,7 +79,10 @@ class Metrics:
             self.rate_limited.labels(limit=str(fields.get("limit", "unknown"))).inc()
 
     def refreshed(self, outcome: str, seconds: float) -> None:
-        self.refreshes.labels(outcome=outcome).inc()
+        counter = self._outcomes.get(outcome)
+        if counter is None:  # outcomes are "ok" and the error codes: a handful
+            counter = self._outcomes[outcome] = self.refreshes.labels(outcome=outcome)
+        counter.inc()
         self.refresh_seconds.observe(seconds)
 
     def render(self) -> bytes:
