@@ -451,6 +451,32 @@ def test_docs_and_openapi_are_served(api: Api) -> None:
         assert path in paths
 
 
+def test_openapi_says_what_the_service_answers(api: Api) -> None:
+    """The served document: no 422 (a malformed call is a 400 with the one error body), the bearer scheme
+    on the calls that need an access token, the bodies FastAPI cannot see, cookie mode's cookie and
+    header, and the 503 of the routes that read the store."""
+    with api.client() as http:
+        schema = http.get("/openapi.json").json()
+    operations = {(m.upper(), p): op for p, ops in schema["paths"].items() for m, op in ops.items()}
+    assert all("422" not in op["responses"] for op in operations.values())
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for key in (("GET", "/auth/me"), ("GET", "/auth/sessions"), ("DELETE", "/auth/sessions/{session_id}")):
+        assert operations[key]["security"] == [{"bearer": []}], key
+    for key in (("POST", "/auth/logout"), ("POST", "/auth/logout-all")):
+        assert operations[key]["security"] == [{"bearer": []}, {}], key  # or the refresh token
+    for key in (("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/logout-all")):
+        names = {(p["in"], p["name"]) for p in operations[key].get("parameters", [])}
+        assert names == {("cookie", "keyturn_refresh"), ("header", "X-Keyturn-CSRF")}, key
+    refresh_body = operations[("POST", "/auth/refresh")]["requestBody"]["content"]["application/json"]
+    assert set(refresh_body["schema"]["properties"]) == {"refresh_token"}
+    revoke_body = operations[("POST", "/auth/revoke")]["requestBody"]["content"]
+    assert set(revoke_body) == {"application/x-www-form-urlencoded", "application/json"}
+    assert revoke_body["application/json"]["schema"]["required"] == ["token"]
+    for key in (("GET", "/.well-known/jwks.json"), ("GET", "/readyz")):
+        assert "503" in operations[key]["responses"], key
+
+
 # -- cookie mode ---------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from .. import __version__
 from ..config import Settings
 from ..events import subscribe
 from ..typing import Clock, SubjectCheck
-from . import errors
+from . import errors, openapi
 from .background import chores
 from .demo import DemoFiles
 from .limits import BodySizeLimit
@@ -82,6 +82,7 @@ def create_app(
     )
     app.state.metrics = metrics
     errors.install(app)
+    openapi.install(app)
     app.include_router(auth.router, prefix=settings.route_prefix)
     app.include_router(revocations.router, prefix=settings.route_prefix)
     app.include_router(meta.router)

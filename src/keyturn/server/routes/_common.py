@@ -14,7 +14,7 @@ from ...sessions import TokenPair
 from ..errors import malformed
 from ..proxies import client_address
 from ..runtime import Runtime
-from ..schemas import ErrorResponse, RefreshRequest, token_body
+from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest, token_body
 
 REFRESH_COOKIE = "keyturn_refresh"
 CSRF_HEADER = "x-keyturn-csrf"
@@ -30,6 +30,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
+
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: ERRORS[503]}
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "invalid_request: no such session of the caller's"}
@@ -78,13 +80,54 @@ def refresh_token(request: Request, from_body: str | None) -> str | None:
     return cookie
 
 
+# -- what FastAPI cannot see of some routes, for the OpenAPI document (their ``openapi_extra``) --------
+
+BEARER: dict[str, Any] = {"security": [{"bearer": []}]}
+"""An operation that needs the caller's access token."""
+
+COOKIE_MODE: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "keyturn_refresh",
+            "in": "cookie",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Cookie mode: the refresh token, when the body has none.",
+        },
+        {
+            "name": "X-Keyturn-CSRF",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Required (any value) when the refresh cookie is used; it also asks for cookie "
+            "mode: the new refresh token comes as the cookie, not in the body.",
+        },
+    ]
+}
+"""The refresh cookie and the CSRF header of a call that may take the refresh token from the cookie."""
+
+NAMED_BY_EITHER: dict[str, Any] = {"security": [{"bearer": []}, {}], **COOKIE_MODE}
+"""Logout and logout-all: the session is named by the access token, or else by the refresh token."""
+
 REFRESH_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "content": {"application/json": {"schema": RefreshRequest.model_json_schema()}},
+    },
+    **COOKIE_MODE,
+}
+"""``/auth/refresh``, which parses its body itself (:func:`refresh_request`)."""
+
+REVOKE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            media: {"schema": RevokeRequest.model_json_schema()}
+            for media in ("application/x-www-form-urlencoded", "application/json")
+        },
     }
 }
-"""The OpenAPI body of ``/auth/refresh``, which parses its body itself (:func:`refresh_request`)."""
+"""``/auth/revoke``, which reads a form or JSON itself (RFC 7009)."""
 
 
 def refresh_request(request: Request, raw: bytes) -> RefreshRequest | None:

@@ -21,12 +21,15 @@ from ..schemas import (
     session_info,
 )
 from ._common import (
+    BEARER,
     ERRORS,
+    NAMED_BY_EITHER,
     NO_STORE,
     NOT_FOUND,
     RATE_LIMITED,
     REFRESH_BODY,
     REFRESH_COOKIE,
+    REVOKE_BODY,
     bearer_token,
     client_ip,
     cookie_path,
@@ -81,7 +84,12 @@ async def refresh(request: Request) -> JSONResponse:
         request.app.state.metrics.refreshed(outcome, time.perf_counter() - started)
 
 
-@router.get("/me", response_model=MeResponse, summary="The caller's subject, claims and session")
+@router.get(
+    "/me",
+    response_model=MeResponse,
+    summary="The caller's subject, claims and session",
+    openapi_extra=BEARER,
+)
 async def me(request: Request) -> JSONResponse:
     auth = await runtime(request).sessions.authenticate(require_bearer(request))
     return JSONResponse(
@@ -102,20 +110,35 @@ def _naming_token(request: Request, body: RefreshRequest | None) -> dict[str, st
     return {"refresh_token": require_refresh_token(request, body.refresh_token if body else None)}
 
 
-@router.post("/logout", response_model=LogoutResponse, summary="End the caller's session")
+@router.post(
+    "/logout",
+    response_model=LogoutResponse,
+    summary="End the caller's session",
+    openapi_extra=NAMED_BY_EITHER,
+)
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     """The session is named by the access token (``Authorization``) or the refresh token."""
     sids = await runtime(request).sessions.logout(**_naming_token(request, body))
     return _ended(request, sids)
 
 
-@router.post("/logout-all", response_model=LogoutResponse, summary="End every session of the caller")
+@router.post(
+    "/logout-all",
+    response_model=LogoutResponse,
+    summary="End every session of the caller",
+    openapi_extra=NAMED_BY_EITHER,
+)
 async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     sids = await runtime(request).sessions.logout_all(**_naming_token(request, body))
     return _ended(request, sids)
 
 
-@router.get("/sessions", response_model=list[SessionInfo], summary="The caller's active sessions")
+@router.get(
+    "/sessions",
+    response_model=list[SessionInfo],
+    summary="The caller's active sessions",
+    openapi_extra=BEARER,
+)
 async def list_sessions(request: Request) -> JSONResponse:
     rt = runtime(request)
     auth = await rt.sessions.authenticate(require_bearer(request))
@@ -128,6 +151,7 @@ async def list_sessions(request: Request) -> JSONResponse:
     response_model=LogoutResponse,
     responses=NOT_FOUND,
     summary="End one of the caller's sessions",
+    openapi_extra=BEARER,
 )
 async def delete_session(session_id: str, request: Request) -> JSONResponse:
     sessions = runtime(request).sessions
@@ -139,7 +163,11 @@ async def delete_session(session_id: str, request: Request) -> JSONResponse:
     return JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
 
 
-@router.post("/revoke", summary="Revoke a refresh token (its session) or an access token (RFC 7009)")
+@router.post(
+    "/revoke",
+    summary="Revoke a refresh token (its session) or an access token (RFC 7009)",
+    openapi_extra=REVOKE_BODY,
+)
 async def revoke(request: Request) -> JSONResponse:
     """Takes ``token`` (and an ignored ``token_type_hint``) as a form or as JSON; always 200."""
     raw = await request.body()

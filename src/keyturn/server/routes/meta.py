@@ -11,14 +11,18 @@ from ..._reload import FreshReads
 from ...keys import public_jwks
 from ...typing import JSONValue, Store
 from ..metrics import Metrics
-from ._common import runtime
+from ._common import UNAVAILABLE, runtime
 
 router = APIRouter(tags=["meta"])
 
 JWKS_MAX_AGE = 300
 
 
-@router.get("/.well-known/jwks.json", summary="The public keys that verify access tokens")
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The public keys that verify access tokens",
+    responses=UNAVAILABLE,
+)
 async def jwks(request: Request) -> JSONResponse:
     """Every key that may verify a live access token, read from the store for this request.
 
@@ -45,7 +49,7 @@ async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/readyz", summary="The process can reach its store")
+@router.get("/readyz", summary="The process can reach its store", responses=UNAVAILABLE)
 async def readyz(request: Request) -> JSONResponse:
     await runtime(request).store.ping()
     return JSONResponse({"status": "ready"})
