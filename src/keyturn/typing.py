@@ -288,6 +288,12 @@ class Store(Protocol):
 
     async def revocations_since(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]: ...
 
+    async def revocation_head(self) -> int:
+        """The sequence number of the newest revocation ever added (0 if none), pruned ones included.
+
+        A reader whose cursor is past it is reading a store that was reset or replaced (see
+        ``keyturn.feed``)."""
+
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
         """Take one call from the bucket ``key`` under ``limit`` at ``now``, atomically (GCRA).
 

@@ -25,6 +25,7 @@ from keyturn.middleware import AccessTokenVerifier, StoreKeys, StoreRevocations
 from keyturn.middleware._sources import FEED_BATCH, RevocationBatch, RevocationSource
 from keyturn.middleware.metrics import VerifierCollector
 from keyturn.middleware.verifier import RevocationSet
+from keyturn.store.memory import MemoryStore
 from keyturn.testing import TestService
 from keyturn.typing import Revocation
 
@@ -381,6 +382,31 @@ async def test_a_feed_that_grows_by_more_than_a_page_between_polls_is_read_to_it
         await eventually(lambda: verifier.status()["revocations_last_seq"] == total, "the burst is read")
         assert verifier.status()["revocations"] == total
         assert outcome(verifier, pair.access_token) == "token_revoked"
+
+
+async def test_a_feed_whose_store_was_reset_is_followed_from_its_start(ts: TestService) -> None:
+    """A Redis without persistence restarts, or the service moves to a new store: the feed's numbers
+    begin again, below the verifier's cursor. The verifier must follow the new numbers at once, or a
+    token revoked after the reset stays valid until the new numbers pass the old cursor."""
+    before = await ts.service.start("alice")
+    after = await ts.service.start("bob")
+    for _ in range(3):
+        await ts.service.logout(access_token=(await ts.service.start("carol")).access_token)
+    await ts.service.logout(access_token=before.access_token)
+    verifier, feed = flaky_verifier(ts)
+    with verifier:
+        await eventually(lambda: verifier.status()["revocations_last_seq"] == 4, "the first store read")
+        assert outcome(verifier, after.access_token) == "ok"
+
+        reset = MemoryStore()  # the store the service now answers from: its feed begins again at 1
+        jti = jwt.decode(after.access_token, options={"verify_signature": False})["jti"]
+        await reset.revoke_access_token(jti, ts.clock.now() + ts.settings.revocation_lifetime)
+        feed.inner = StoreRevocations(reset, ts.clock.now)
+
+        await eventually(lambda: outcome(verifier, after.access_token) == "token_revoked", "reset read")
+        assert verifier.status()["revocations_last_seq"] == 1
+        # What was read before the reset still holds: those tokens may still be in use.
+        assert outcome(verifier, before.access_token) == "token_revoked"
 
 
 # -- an unreadable feed ----------------------------------------------------------------------------

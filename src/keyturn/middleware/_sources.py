@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ..feed import read_feed
 from ..keys import public_jwks
 from ..typing import JSONValue, Revocation, Store
 
@@ -158,8 +159,8 @@ class StoreRevocations:
         self._now = clock_now
 
     async def since(self, seq: int) -> RevocationBatch:
-        entries = await self._store.revocations_since(seq, self._now(), FEED_BATCH)
-        return RevocationBatch(entries, entries[-1].seq if entries else seq, len(entries) == FEED_BATCH)
+        page = await read_feed(self._store, seq, self._now(), FEED_BATCH)
+        return RevocationBatch(page.entries, page.last_seq, page.more)
 
     async def close(self) -> None:
         return None

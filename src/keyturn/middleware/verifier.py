@@ -121,7 +121,7 @@ class RevocationSet:
         for entry in entries:
             found = self.sids if entry.kind == "sid" else self.jtis
             found[entry.value] = max(found.get(entry.value, entry.expires_at), entry.expires_at)
-        self.last_seq = max(self.last_seq, last_seq)
+        self.last_seq = last_seq  # lower than before only after the store was reset (keyturn.feed)
 
     def prune(self, now: float) -> None:
         # New dictionaries swapped in whole: request threads read these without a lock.

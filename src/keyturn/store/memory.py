@@ -134,6 +134,9 @@ class MemoryStore:
         found = [r for r in self._revocations if r.seq > seq and r.expires_at > now]
         return found[:limit]
 
+    async def revocation_head(self) -> int:
+        return self._seq
+
     def _add_revocation(self, kind: Literal["sid", "jti"], value: str, expires_at: float) -> None:
         self._seq += 1
         self._revocations.append(Revocation(self._seq, kind, value, expires_at))

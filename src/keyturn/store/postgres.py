@@ -456,6 +456,17 @@ class PostgresStore:
 
         return await self._read(run)
 
+    async def revocation_head(self) -> int:
+        async def run(conn: Conn) -> int:
+            # The identity's sequence: never below a committed number (a rolled-back one may pass them).
+            cur = await conn.execute(
+                "SELECT pg_sequence_last_value(pg_get_serial_sequence('revocations', 'seq')::regclass)"
+            )
+            row = await cur.fetchone()
+            return int(row[0]) if row is not None and row[0] is not None else 0
+
+        return await self._read(run)
+
     # -- rate limits -----------------------------------------------------------------------------
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:

@@ -664,6 +664,16 @@ class RedisStore:
             after = entries[-1].seq
         return found[:limit]
 
+    async def revocation_head(self) -> int:
+        with _guarded():
+            value: object = await self._open_client().get(f"{self.prefix}rev:seq")
+        if value is None:
+            return 0
+        text = _str(value)  # responses are decoded
+        if not text.isdigit():
+            raise _malformed()
+        return int(text)
+
     # -- rate limits -----------------------------------------------------------------------------
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:

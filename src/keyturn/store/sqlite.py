@@ -413,6 +413,13 @@ class SQLiteStore:
         )
         return [Revocation(r["seq"], r["kind"], r["value"], r["expires_at"]) for r in rows]
 
+    async def revocation_head(self) -> int:
+        # AUTOINCREMENT keeps the largest number ever given in sqlite_sequence, whatever was deleted since.
+        row = await self._read(
+            lambda c: c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'").fetchone()
+        )
+        return int(row[0]) if row else 0
+
     # -- rate limits -----------------------------------------------------------------------------
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from ...feed import read_feed
 from ..schemas import RevocationFeed
 from ._common import ERRORS, NO_STORE, runtime
 
@@ -28,17 +29,20 @@ async def revocations(
 ) -> JSONResponse:
     """Entries still in force, oldest first. Poll again with ``since = last_seq`` until ``more`` is false.
 
+    A ``last_seq`` below ``since`` means the store was reset and its numbers began again: the answer then
+    lists the entries from the start, and the next poll goes on from ``last_seq``.
+
     Ids are not credentials: the feed is public, like the JWKS.
     """
     rt = runtime(request)
     now = rt.sessions.clock.now()
-    entries = await rt.store.revocations_since(since, now, limit)
+    page = await read_feed(rt.store, since, now, limit)
     body = {
         "revocations": [
-            {"seq": r.seq, "kind": r.kind, "value": r.value, "expires_at": r.expires_at} for r in entries
+            {"seq": r.seq, "kind": r.kind, "value": r.value, "expires_at": r.expires_at} for r in page.entries
         ],
-        "last_seq": entries[-1].seq if entries else since,
-        "more": len(entries) == limit,
+        "last_seq": page.last_seq,
+        "more": page.more,
         "server_time": now,
     }
     return JSONResponse(body, headers=NO_STORE)
