@@ -8,6 +8,7 @@ One ``keyturn serve`` for the module and one process per app (``tests/e2e/apps``
 - ``django``: Django with ``KeyturnMiddleware``, a ``token_required`` view and DRF views (werkzeug);
 - ``drf-only``: the same project without the Django middleware, so DRF's ``KeyturnAuthentication`` and
   ``HasScopes`` refuse tokens themselves.
+- ``django-asgi``: the same project under uvicorn (ASGI), with async views: the middleware runs async.
 
 What the integrations promise about refusals (``docs/resource-servers.md``): every refusal has the body
 ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate: Bearer ...
@@ -51,6 +52,7 @@ APPS = {
     "flask": ("tests.e2e.apps.flask_resource", ()),
     "django": ("tests.e2e.apps.django_resource", ()),
     "drf-only": ("tests.e2e.apps.django_resource", ("--without-middleware",)),
+    "django-asgi": ("tests.e2e.apps.django_resource", ("--asgi",)),
 }
 REVOCATION_DEADLINE = 10.0
 
@@ -80,12 +82,15 @@ PROTECTED = [
     Target("django", "/plain/whoami"),
     Target("django", "/drf/whoami", drf=True),
     Target("drf-only", "/drf/whoami", drf=True),
+    Target("django-asgi", "/async/whoami"),  # the middleware async, on the event loop
+    Target("django-asgi", "/plain/whoami"),  # a sync view behind it
 ]
 SCOPED = [  # each needs the scope orders:read; the ASGI and WSGI middlewares have no scope checks
     Target("fastapi", "/orders"),
     Target("django", "/plain/orders"),
     Target("django", "/drf/orders", drf=True),
     Target("drf-only", "/drf/orders", drf=True),
+    Target("django-asgi", "/async/orders"),
 ]
 
 

@@ -12,8 +12,9 @@ Settings (``settings.KEYTURN``)::
 - ``keyturn.middleware.django.KeyturnMiddleware`` (in ``MIDDLEWARE``) checks the bearer token of every
   request that has one: a bad one is refused with the error body of DESIGN section 3, a good one is put
   in ``request.keyturn_token``. Requests without a bearer token (none, or another scheme such as Basic)
-  pass (``request.keyturn_token`` is None);
-  :func:`token_required` guards a view.
+  pass (``request.keyturn_token`` is None). It is sync and async capable: under ASGI Django calls it on
+  the event loop (no thread in between), where a key fetch is awaited rather than waited for.
+- :func:`token_required` guards a view, sync or async.
 - Django REST framework: see ``keyturn.middleware.drf``.
 """
 
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
@@ -70,34 +72,73 @@ def django_response(error: KeyturnError) -> HttpResponse:
 
 
 class KeyturnMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.verifier = get_verifier()
+        # Django gives an async get_response under ASGI (when the rest of the chain allows it).
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if self.is_async:
+            return self.__acall__(request)
         try:
             token = bearer_token_if_any(request.headers.get("Authorization"))
             request.keyturn_token = None if token is None else self.verifier.verify(token)  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
-        return self.get_response(request)
+        response: HttpResponse = self.get_response(request)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            token = bearer_token_if_any(request.headers.get("Authorization"))
+            request.keyturn_token = None if token is None else await self.verifier.averify(token)  # type: ignore[attr-defined]
+        except KeyturnError as error:
+            return django_response(error)
+        response: HttpResponse = await self.get_response(request)
+        return response
 
 
-def token_required(view: Callable[..., HttpResponse] | None = None, *, scopes: Iterable[str] = ()) -> Any:
-    """Guard a Django view: it needs a valid token (checked by the middleware) with ``scopes``."""
+def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[str] = ()) -> Any:
+    """Guard a Django view, sync or async: it needs a valid token (checked by the middleware) with
+    ``scopes``."""
     wanted = tuple(scopes)
 
-    def decorate(func: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        claims: AccessClaims | None = getattr(request, "keyturn_token", None)
+        try:
+            if claims is None:
+                raise TokenInvalid("No access token was given.")
+            require_grants(claims, wanted)
+        except KeyturnError as error:
+            return django_response(error)
+        return None
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                refused = refusal(request)
+                if refused is not None:
+                    return refused
+                response: HttpResponse = await func(request, *args, **kwargs)
+                return response
+
+            return guarded_async
+
         @functools.wraps(func)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            claims: AccessClaims | None = getattr(request, "keyturn_token", None)
-            try:
-                if claims is None:
-                    raise TokenInvalid("No access token was given.")
-                require_grants(claims, wanted)
-            except KeyturnError as error:
-                return django_response(error)
-            return func(request, *args, **kwargs)
+            refused = refusal(request)
+            if refused is not None:
+                return refused
+            response: HttpResponse = func(request, *args, **kwargs)
+            return response
 
         return guarded
 

@@ -1,15 +1,17 @@
 """A single-file Django project (plain views and Django REST framework) behind Keyturn, as its own process.
 
-``python -m tests.e2e.apps.django_resource --service URL --port N [--without-middleware]``; served by
-werkzeug's threaded server from ``get_wsgi_application()``. Settings are made in code; the verifier's
-``LEEWAY`` and ``REVOCATION_POLL_INTERVAL`` come from the ``KEYTURN_*`` environment into
-``settings.KEYTURN``.
+``python -m tests.e2e.apps.django_resource --service URL --port N [--without-middleware] [--asgi]``;
+served by werkzeug's threaded server from ``get_wsgi_application()``, or with ``--asgi`` by uvicorn from
+``get_asgi_application()`` (the middleware then runs async, on the event loop). Settings are made in
+code; the verifier's ``LEEWAY`` and ``REVOCATION_POLL_INTERVAL`` come from the ``KEYTURN_*`` environment
+into ``settings.KEYTURN``.
 
 - ``GET /plain/whoami``: a Django view guarded by ``token_required``;
 - ``GET /plain/orders``: the same with ``token_required(scopes=["orders:read"])``;
 - ``GET /drf/whoami``: a DRF ``APIView`` with ``KeyturnAuthentication`` and ``IsAuthenticated``;
 - ``GET /drf/orders``: a DRF ``APIView`` with ``HasScopes`` and ``required_scopes = ["orders:read"]``,
   authenticated by ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``;
+- ``GET /async/whoami`` and ``GET /async/orders``: the same as the plain views, as async views;
 - ``GET /status``: the verifier's status, a plain view that needs no token.
 
 With ``--without-middleware`` ``keyturn.middleware.django.KeyturnMiddleware`` is left out of
@@ -94,6 +96,14 @@ def _routes() -> list[Any]:
     def plain_orders(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"orders": [], "for": request.keyturn_token.sub})  # type: ignore[attr-defined]
 
+    @token_required
+    async def async_whoami(request: HttpRequest) -> HttpResponse:
+        return JsonResponse(claims_json(request.keyturn_token))  # type: ignore[attr-defined]
+
+    @token_required(scopes=["orders:read"])
+    async def async_orders(request: HttpRequest) -> HttpResponse:
+        return JsonResponse({"orders": [], "for": request.keyturn_token.sub})  # type: ignore[attr-defined]
+
     def status(request: HttpRequest) -> HttpResponse:
         return JsonResponse(get_verifier().status())
 
@@ -115,6 +125,8 @@ def _routes() -> list[Any]:
         path("status", status),
         path("plain/whoami", plain_whoami),
         path("plain/orders", plain_orders),
+        path("async/whoami", async_whoami),
+        path("async/orders", async_orders),
         path("drf/whoami", DrfWhoAmI.as_view()),
         path("drf/orders", DrfOrders.as_view()),
     ]
@@ -129,8 +141,12 @@ def main() -> None:
     parser.add_argument("--service", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--without-middleware", action="store_true")
+    parser.add_argument("--asgi", action="store_true")
     args = parser.parse_args()
     configure(args.service, middleware=not args.without_middleware)
+    if args.asgi:
+        serve_asgi(args.port)
+        return
 
     from django.core.wsgi import get_wsgi_application
     from werkzeug.serving import make_server
@@ -144,6 +160,18 @@ def main() -> None:
         server.serve_forever()
     finally:
         server.server_close()
+        get_verifier().close()
+
+
+def serve_asgi(port: int) -> None:
+    import uvicorn
+    from django.core.asgi import get_asgi_application
+
+    from keyturn.middleware.django import get_verifier
+
+    try:
+        uvicorn.run(get_asgi_application(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    finally:
         get_verifier().close()
 
 
