@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import random
-import socket
 import ssl
 import threading
 import time
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -40,10 +38,10 @@ from keyturn.client import TokenManager, Tokens
 from keyturn.clock import FrozenClock
 from keyturn.http import bearer_token
 from keyturn.server.app import create_app
-from keyturn.server.runtime import Runtime, open_runtime
-from keyturn.testing import fast_hasher, make_settings
+from keyturn.server.runtime import Runtime
+from keyturn.testing import make_settings
 
-from .._secrets import new_password
+from .._threaded import ThreadedService
 
 T = TypeVar("T")
 
@@ -163,72 +161,19 @@ def _add_resource(app: FastAPI) -> None:
         return JSONResponse({"subject": auth.claims.sub, "method": request.method})
 
 
-class LiveService:
-    """The token service, served by uvicorn on 127.0.0.1 in a background thread."""
+class LiveService(ThreadedService):
+    """The token service, served by uvicorn on 127.0.0.1 in a background thread, behind :class:`Control`."""
 
     def __init__(self, **settings: Any) -> None:
-        self.clock = FrozenClock(SERVER_EPOCH)
-        self.settings = make_settings(**settings)
-        self.username = "alice"
-        self.password = new_password()
-        self._socket = socket.socket()
-        self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        self._started = threading.Event()
-        self._failure: BaseException | None = None
-        self._server: uvicorn.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.runtime: Runtime | None = None
+        super().__init__(make_settings(**settings), FrozenClock(SERVER_EPOCH))
+        self.clock: FrozenClock
         self.control: Control | None = None
-        self._thread = threading.Thread(target=self._run, name="keyturn-live-service", daemon=True)
 
-    # -- life cycle -----------------------------------------------------------------------------
-
-    def start(self) -> LiveService:
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._failure is not None:
-                raise RuntimeError("the live service failed to start") from self._failure
-            if self._server is not None and self._server.started:
-                return self
-            time.sleep(0.02)
-        raise RuntimeError("the live service did not start in 30 s")
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        self._thread.join(15)
-        self._socket.close()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
-            self._failure = exc
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        runtime = await open_runtime(self.settings, clock=self.clock, hasher=fast_hasher())
-        try:
-            await runtime.users.add(self.username, self.password)
-            app = create_app(runtime=runtime)
-            _add_resource(app)
-            self.runtime = runtime
-            self.control = Control(app)
-            config = uvicorn.Config(
-                self.control,
-                log_config=None,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-                ws="none",
-                timeout_graceful_shutdown=2,
-            )
-            self._server = uvicorn.Server(config)
-            await self._server.serve(sockets=[self._socket])
-        finally:
-            await runtime.close()
+    def app(self, runtime: Runtime) -> ASGIApp:
+        app = create_app(runtime=runtime)
+        _add_resource(app)
+        self.control = Control(app)
+        return self.control
 
     # -- what tests use -------------------------------------------------------------------------
 
@@ -239,9 +184,8 @@ class LiveService:
 
     def call(self, make: Callable[[Runtime], Coroutine[Any, Any, T]]) -> T:
         """Run ``make(runtime)`` on the service's own event loop (its store belongs there)."""
-        assert self._loop is not None
         assert self.runtime is not None
-        return asyncio.run_coroutine_threadsafe(make(self.runtime), self._loop).result(30)
+        return self.on_loop(make(self.runtime))
 
     def fresh(self) -> None:
         """Start a test: forget counts and commands, move the clock on to a time no test used yet."""
