@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from .. import _logsweep
-from ._server import free_port
+from ._server import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: ``tests`` must be importable as a package for ``python -m tests.e2e.apps...``."""
@@ -91,14 +91,7 @@ def wait_app_ready(app: ResourceApp, timeout: float = 60, path: str = "/status")
 
 
 def stop_app(app: ResourceApp) -> None:
-    if app.process.poll() is None:
-        app.process.terminate()
-        try:
-            app.process.wait(15)
-        except subprocess.TimeoutExpired:
-            app.process.kill()
-            app.process.wait(5)
-    _logsweep.collect(app.log)
+    stop_process(app.process, app.log)
 
 
 @contextlib.contextmanager

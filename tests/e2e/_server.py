@@ -131,14 +131,19 @@ def start_servers(
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
+    stop_process(server.process, server.log)
+
+
+def stop_process(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Stop a server process (SIGTERM, then SIGKILL after 15 s) and hand its log to the log sweep."""
+    if process.poll() is None:
+        process.terminate()
         try:
-            server.process.wait(15)
+            process.wait(15)
         except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
-    _logsweep.collect(server.log)
+            process.kill()
+            process.wait(5)
+    _logsweep.collect(log)
 
 
 def add_user(data_dir: Path, name: str) -> str:

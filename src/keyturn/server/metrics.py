@@ -31,6 +31,7 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        self._outcomes: dict[str, Counter] = {}  # refreshes' children by outcome: labels() costs more
         self.refresh_seconds = Histogram(
             "keyturn_refresh_duration_seconds",
             "Time to answer /auth/refresh, errors included.",
@@ -54,7 +55,6 @@ class Metrics:
         self.sessions_revoked = Counter(
             "keyturn_sessions_revoked", "Sessions revoked, by reason.", ["reason"], registry=registry
         )
-        self._outcomes: dict[str, Counter] = {}  # refreshes' children by outcome: labels() costs more
         self.rate_limited = Counter(
             "keyturn_rate_limit_hits",
             "Calls refused with 429 rate_limited, by limit.",

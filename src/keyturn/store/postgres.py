@@ -594,9 +594,7 @@ async def _take(conn: Conn, key: str, limit: RateLimit, now: float) -> RateLimit
 
 
 async def _bucket(conn: Conn, key: str) -> int | None:
-    """A bucket's TAT (microseconds), or ``None`` if there is none."""
-    if not _storable(key):
-        return None
+    """A bucket's TAT (microseconds), or ``None`` if there is none (``key`` is storable: see ``_take``)."""
     cur = await conn.execute("SELECT tat FROM rate_limits WHERE key = %s", (key,))
     row = await cur.fetchone()
     return int(row[0]) if row else None

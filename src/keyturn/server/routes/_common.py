@@ -17,7 +17,7 @@ from ..runtime import Runtime
 from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest, token_body
 
 REFRESH_COOKIE = "keyturn_refresh"
-CSRF_HEADER = "x-keyturn-csrf"
+CSRF_HEADER = "X-Keyturn-CSRF"  # header look-ups ignore case
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -88,14 +88,14 @@ BEARER: dict[str, Any] = {"security": [{"bearer": []}]}
 COOKIE_MODE: dict[str, Any] = {
     "parameters": [
         {
-            "name": "keyturn_refresh",
+            "name": REFRESH_COOKIE,
             "in": "cookie",
             "required": False,
             "schema": {"type": "string"},
             "description": "Cookie mode: the refresh token, when the body has none.",
         },
         {
-            "name": "X-Keyturn-CSRF",
+            "name": CSRF_HEADER,
             "in": "header",
             "required": False,
             "schema": {"type": "string"},
