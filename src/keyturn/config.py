@@ -15,7 +15,8 @@ from typing import Annotated, Self, TypeAlias
 from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .typing import AccessAlgorithm, RateLimit
+from .ratelimit import RateLimit
+from .typing import AccessAlgorithm
 
 DEFAULT_DATA_DIR = Path(".keyturn")
 

@@ -1,7 +1,7 @@
 """Rate limits of the token service (DESIGN section 5), kept in the shared store.
 
-Four limits, each a :class:`~keyturn.typing.RateLimit` (GCRA: ``count`` calls at once, then one every
-``period / count``) on buckets of its own:
+Four limits, each a :class:`RateLimit` (GCRA: ``count`` calls at once, then one every ``period / count``;
+the arithmetic is here, and each store repeats it in SQL or Lua) on buckets of its own:
 
 =========================  ==================================  ==========================================
 limit                      bucket key                          when
@@ -36,19 +36,30 @@ import hmac
 import ipaddress
 import logging
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 from .clock import SystemClock
-from .config import Settings
 from .errors import RateLimited
 from .events import emit
-from .sessions import RefreshLimits
-from .tokens import RefreshClaims
-from .typing import Clock, JSONValue, Limited, RateLimit, RateLimitTake, Store
+from .typing import MICROSECONDS, Clock, JSONValue, Limited, RateLimitStore, RateLimitTake
 
-__all__ = ["LimitName", "RateLimitPolicy", "RateLimiter", "address_key"]
+if TYPE_CHECKING:  # annotations only: config and sessions import this module
+    from .config import Settings
+    from .sessions import RefreshLimits
+    from .tokens import RefreshClaims
+
+__all__ = [
+    "MICROSECONDS",
+    "LimitName",
+    "RateLimit",
+    "RateLimitPolicy",
+    "RateLimiter",
+    "address_key",
+    "micros",
+]
 
 LimitName = Literal["refresh_per_ip", "refresh_per_session", "login_per_ip", "login_per_username_ip"]
 
@@ -57,6 +68,74 @@ LOG_EVERY = 10.0
 LOG_MEMORY = 10_000
 """Buckets whose last warning this process remembers; past that it forgets them all and starts again."""
 MAX_KEY_TEXT = 64
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+_DISABLED = ("off", "0")
+MAX_RATE_COUNT = 1_000_000_000
+MAX_RATE_PERIOD = 366 * 86_400
+
+
+def micros(seconds: float) -> int:
+    """Epoch seconds as whole microseconds: rate-limit state is kept in integers, exact on every backend."""
+    return math.floor(seconds * MICROSECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``count`` calls per ``period`` seconds: ``count`` at once, then one every ``period / count``.
+
+    Kept as GCRA (the generic cell rate algorithm): a bucket is one number, its theoretical arrival time
+    (TAT, in microseconds); a bucket whose TAT has passed is full, the same as no bucket at all.
+    """
+
+    count: int
+    period: float
+    interval_us: int = field(init=False, repr=False, compare=False)
+    """Microseconds between two calls at the sustained rate (rounded up: never faster than asked)."""
+    tolerance_us: int = field(init=False, repr=False, compare=False)
+    """How far ahead of now a bucket's TAT may run: ``count`` intervals, the burst."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            raise TypeError("a rate limit's count must be an int")
+        if not 1 <= self.count <= MAX_RATE_COUNT:
+            raise ValueError(f"a rate limit's count must be 1 to {MAX_RATE_COUNT}")
+        if not 0 < self.period <= MAX_RATE_PERIOD:
+            raise ValueError(f"a rate limit's period must be over 0 and at most {MAX_RATE_PERIOD} seconds")
+        interval = max(1, -(-round(self.period * MICROSECONDS) // self.count))
+        object.__setattr__(self, "interval_us", interval)  # frozen: set once, here
+        object.__setattr__(self, "tolerance_us", interval * self.count)
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit | None:
+        """``"COUNT/SECONDS"`` (``"120/60"``) to a limit; ``"off"`` (or ``"0"``) to ``None``, no limit."""
+        if text.strip().lower() in _DISABLED:
+            return None
+        match = _RATE.match(text)
+        if match is None:
+            raise ValueError(f"a rate limit is COUNT/SECONDS (such as 120/60) or off, not {text!r}")
+        period = float(match[2])
+        return cls(int(match[1]), int(period) if period.is_integer() else period)
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.period:g}"
+
+    def take(self, tat_us: int | None, now_us: int) -> tuple[bool, int]:
+        """One call at ``now_us`` on a bucket at ``tat_us`` (``None``: no bucket).
+
+        ``(True, new TAT)`` if it is allowed, else ``(False, microseconds until one would be)``. Each
+        backend does this same integer arithmetic, in Python, SQL or Lua.
+        """
+        new_tat = max(tat_us if tat_us is not None else now_us, now_us) + self.interval_us
+        wait = new_tat - self.tolerance_us - now_us
+        if wait > 0:
+            return False, wait
+        return True, new_tat
+
+    def wait_us(self, tat_us: int | None, now_us: int) -> int:
+        """Microseconds from ``now_us`` until a call on a bucket at ``tat_us`` would be allowed (0: now)."""
+        allowed, value = self.take(tat_us, now_us)
+        return 0 if allowed else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +184,12 @@ class RateLimiter:
     """
 
     def __init__(
-        self, store: Store, policy: RateLimitPolicy, *, username_key: bytes, clock: Clock | None = None
+        self,
+        store: RateLimitStore,
+        policy: RateLimitPolicy,
+        *,
+        username_key: bytes,
+        clock: Clock | None = None,
     ) -> None:
         if len(username_key) < 16:
             raise ValueError("username_key must be at least 16 bytes")

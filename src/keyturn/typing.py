@@ -1,17 +1,32 @@
 """Values and protocols the core shares with the stores: records, decisions, ``Store``, ``Clock``.
 
-The core depends on these protocols and never on a concrete backend.
+The core depends on these protocols and never on a concrete backend. The store protocol is split by
+concern, as ``limits`` splits its storage capabilities, so a part of the core asks only for what it uses:
+
+==========================  =========================================================================
+:class:`SessionStore`       sessions and their refresh records; ``refresh`` applies a decision
+:class:`RevocationStore`    the revocation feed and revoked access tokens
+:class:`RateLimitStore`     rate-limit buckets (GCRA, see :mod:`keyturn.ratelimit`)
+:class:`KeyStore`           signing keys
+:class:`UserStore`          the built-in user store
+:class:`Store`              the first four with ``open``, ``close``, ``ping`` and ``prune``
+:class:`Backend`            ``Store`` and ``UserStore``: what every concrete store implements
+==========================  =========================================================================
 """
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from .errors import KeyturnError
+
+if TYPE_CHECKING:
+    from .ratelimit import MAX_RATE_COUNT as MAX_RATE_COUNT
+    from .ratelimit import MAX_RATE_PERIOD as MAX_RATE_PERIOD
+    from .ratelimit import RateLimit as RateLimit
+    from .ratelimit import micros as micros
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 Claims: TypeAlias = Mapping[str, JSONValue]
@@ -94,74 +109,8 @@ class UserRecord:
     disabled: bool = False
 
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*$")
-_DISABLED = ("off", "0")
 MICROSECONDS = 1_000_000
-MAX_RATE_COUNT = 1_000_000_000
-MAX_RATE_PERIOD = 366 * 86_400
-
-
-def micros(seconds: float) -> int:
-    """Epoch seconds as whole microseconds: rate-limit state is kept in integers, exact on every backend."""
-    return math.floor(seconds * MICROSECONDS)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most ``count`` calls per ``period`` seconds: ``count`` at once, then one every ``period / count``.
-
-    Kept as GCRA (the generic cell rate algorithm): a bucket is one number, its theoretical arrival time
-    (TAT, in microseconds); a bucket whose TAT has passed is full, the same as no bucket at all.
-    """
-
-    count: int
-    period: float
-    interval_us: int = field(init=False, repr=False, compare=False)
-    """Microseconds between two calls at the sustained rate (rounded up: never faster than asked)."""
-    tolerance_us: int = field(init=False, repr=False, compare=False)
-    """How far ahead of now a bucket's TAT may run: ``count`` intervals, the burst."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.count, bool) or not isinstance(self.count, int):
-            raise TypeError("a rate limit's count must be an int")
-        if not 1 <= self.count <= MAX_RATE_COUNT:
-            raise ValueError(f"a rate limit's count must be 1 to {MAX_RATE_COUNT}")
-        if not 0 < self.period <= MAX_RATE_PERIOD:
-            raise ValueError(f"a rate limit's period must be over 0 and at most {MAX_RATE_PERIOD} seconds")
-        interval = max(1, -(-round(self.period * MICROSECONDS) // self.count))
-        object.__setattr__(self, "interval_us", interval)  # frozen: set once, here
-        object.__setattr__(self, "tolerance_us", interval * self.count)
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimit | None:
-        """``"COUNT/SECONDS"`` (``"120/60"``) to a limit; ``"off"`` (or ``"0"``) to ``None``, no limit."""
-        if text.strip().lower() in _DISABLED:
-            return None
-        match = _RATE.match(text)
-        if match is None:
-            raise ValueError(f"a rate limit is COUNT/SECONDS (such as 120/60) or off, not {text!r}")
-        period = float(match[2])
-        return cls(int(match[1]), int(period) if period.is_integer() else period)
-
-    def __str__(self) -> str:
-        return f"{self.count}/{self.period:g}"
-
-    def take(self, tat_us: int | None, now_us: int) -> tuple[bool, int]:
-        """One call at ``now_us`` on a bucket at ``tat_us`` (``None``: no bucket).
-
-        ``(True, new TAT)`` if it is allowed, else ``(False, microseconds until one would be)``. Each
-        backend does this same integer arithmetic, in Python, SQL or Lua.
-        """
-        new_tat = max(tat_us if tat_us is not None else now_us, now_us) + self.interval_us
-        wait = new_tat - self.tolerance_us - now_us
-        if wait > 0:
-            return False, wait
-        return True, new_tat
-
-    def wait_us(self, tat_us: int | None, now_us: int) -> int:
-        """Microseconds from ``now_us`` until a call on a bucket at ``tat_us`` would be allowed (0: now)."""
-        allowed, value = self.take(tat_us, now_us)
-        return 0 if allowed else value
+"""Rate-limit state and waits are whole microseconds (see :mod:`keyturn.ratelimit`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,15 +190,8 @@ class RefreshOutcome:
     head: RefreshRecord | None
 
 
-class Store(Protocol):
-    """Persistence for sessions, refresh records, revocations and keys; every method is atomic."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def ping(self) -> None:
-        """Raise ``StoreUnavailable`` if the store cannot answer."""
+class SessionStore(Protocol):
+    """Sessions and their refresh records; every method is atomic."""
 
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None: ...
 
@@ -282,6 +224,10 @@ class Store(Protocol):
     ) -> list[str]:
         """Revoke every active session of ``sub``; return their ids."""
 
+
+class RevocationStore(Protocol):
+    """The revocation feed (revoked sessions and access tokens, numbered in order); atomic methods."""
+
     async def revoke_access_token(self, jti: str, expires_at: float) -> None: ...
 
     async def is_access_token_revoked(self, jti: str, now: float) -> bool: ...
@@ -294,6 +240,10 @@ class Store(Protocol):
         A reader whose cursor is past it is reading a store that was reset or replaced (see
         ``keyturn.feed``)."""
 
+
+class RateLimitStore(Protocol):
+    """Rate-limit buckets, each one GCRA theoretical arrival time (see :mod:`keyturn.ratelimit`)."""
+
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
         """Take one call from the bucket ``key`` under ``limit`` at ``now``, atomically (GCRA).
 
@@ -301,9 +251,9 @@ class Store(Protocol):
         never holds a secret.
         """
 
-    async def prune(self, now: float) -> int:
-        """Delete what has expired (rate-limit buckets that are full again too); return how many rows or
-        keys went."""
+
+class KeyStore(Protocol):
+    """Signing keys (their material encrypted); every method is atomic."""
 
     async def list_keys(self) -> list[StoredKey]: ...
 
@@ -315,6 +265,21 @@ class Store(Protocol):
 
     async def delete_keys(self, kids: Sequence[str]) -> int:
         """Delete the keys with these ids (retired keys no live token needs); return how many there were."""
+
+
+class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, Protocol):
+    """Persistence for sessions, refresh records, revocations, rate limits and keys, opened and pruned."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``StoreUnavailable`` if the store cannot answer."""
+
+    async def prune(self, now: float) -> int:
+        """Delete what has expired (rate-limit buckets that are full again too); return how many rows or
+        keys went."""
 
 
 class UserStore(Protocol):
@@ -341,3 +306,15 @@ class SubjectCheck(Protocol):
 
 class Backend(Store, UserStore, Protocol):
     """What every concrete store offers: the session store and the built-in user store."""
+
+
+_MOVED_TO_RATELIMIT = ("RateLimit", "micros", "MAX_RATE_COUNT", "MAX_RATE_PERIOD")
+
+
+def __getattr__(name: str) -> object:
+    """``RateLimit`` and its arithmetic live in :mod:`keyturn.ratelimit`; the old import path still works."""
+    if name in _MOVED_TO_RATELIMIT:
+        from . import ratelimit
+
+        return getattr(ratelimit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,10 +9,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
+from ..ratelimit import RateLimit, micros
 from ..typing import (
     Decide,
     Limited,
-    RateLimit,
     RateLimitResult,
     RateLimitTake,
     RefreshOutcome,
@@ -25,7 +25,6 @@ from ..typing import (
     SessionRecord,
     StoredKey,
     UserRecord,
-    micros,
 )
 
 

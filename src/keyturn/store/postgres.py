@@ -33,39 +33,22 @@ Claims are kept as JSON text, exactly as the SQLite store keeps them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.rows import BaseRowFactory, TupleRow, class_row, kwargs_row
+from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConfigError, StoreUnavailable
-from ..typing import (
-    Decide,
-    Limited,
-    RateLimit,
-    RateLimitResult,
-    RateLimitTake,
-    RefreshOutcome,
-    RefreshRecord,
-    Replay,
-    Reuse,
-    Revocation,
-    RevokedReason,
-    Rotate,
-    SessionRecord,
-    StoredKey,
-    UserRecord,
-    micros,
-)
-from ._sql import KEY_COLUMNS, REFRESH_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from ..ratelimit import RateLimit, micros
+from ..typing import Decide, RateLimitResult, RateLimitTake, RefreshOutcome, Rotate, SessionRecord
+from ._sql import REFRESH_COLUMNS, Dialect, Flow, Query
+from ._sql_store import SQLStore, refresh, take_all
 
 T = TypeVar("T")
 Conn: TypeAlias = AsyncConnection[TupleRow]
@@ -152,20 +135,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_SESSION_ORDER = "ORDER BY created_at, sid"
-
-
-def _session(*, claims: str, **columns: Any) -> SessionRecord:
-    return SessionRecord(claims=json.loads(claims), **columns)
-
-
-# Rows come back as records: column names are the records' field names.
-_SESSION_ROW: BaseRowFactory[SessionRecord] = kwargs_row(_session)
-_REFRESH_ROW = class_row(RefreshRecord)
-_REVOCATION_ROW = class_row(Revocation)
-_KEY_ROW = class_row(StoredKey)
-_USER_ROW = class_row(UserRecord)
-
 
 def conninfo_from_url(url: str) -> str:
     """``url`` as a libpq connection string, with Keyturn's time limits where the URL sets none."""
@@ -182,8 +151,73 @@ def conninfo_from_url(url: str) -> str:
     return make_conninfo(url, **limits)
 
 
-class PostgresStore:
+class PostgresDialect(Dialect):
+    """PostgreSQL's statements: the session row lock, advisory turns, one-statement rotation and takes."""
+
+    lock_session = " FOR UPDATE"
+    session_order = "ORDER BY created_at, sid"
+    key_order = "ORDER BY created_at, added"
+    # The identity's sequence: never below a committed number (a rolled-back one may pass them).
+    revocation_head = "SELECT pg_sequence_last_value(pg_get_serial_sequence('revocations', 'seq')::regclass)"
+    prune_refresh = (
+        "DELETE FROM refresh_tokens AS r WHERE r.expires_at <= %s "
+        "OR NOT EXISTS (SELECT 1 FROM sessions AS s WHERE s.sid = r.sid)"
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.insert_revocation += " ON CONFLICT (value) WHERE kind = 'jti' DO NOTHING"
+
+    def storable(self, text: str) -> bool:
+        """PostgreSQL text cannot hold NUL."""
+        return "\x00" not in text
+
+    def rotate(self, session: SessionRecord, decision: Rotate) -> list[Query]:
+        """One statement, one round trip: spend the old head, add the new one, move the session."""
+        head, now = decision.new_head, decision.now
+        params = {
+            "now": now,
+            "old": session.head_jti,
+            "jti": head.jti,
+            "sid": session.sid,
+            "gen": head.gen,
+            "kid": head.kid,
+            "iat": head.issued_at,
+            "exp": head.expires_at,
+        }
+        return [Query(_ROTATE, params)]
+
+    def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
+        """One call from the bucket ``key``: one statement, atomic even alone.
+
+        ``ON CONFLICT`` locks the bucket's row and judges its latest version, so takes from any number of
+        processes are applied one after the other; a refused take writes nothing.
+        """
+        if not self.storable(key):
+            raise ValueError("a rate-limit key cannot hold NUL")
+        now_us = micros(now)
+        params = {"key": key, "now": now_us, "t": limit.interval_us, "tau": limit.tolerance_us}
+        if (yield Query(_TAKE, params, "one")) is not None:
+            return RateLimitResult(True)
+        # Refused: how long until a call would pass, from the bucket as it is now.
+        row = yield Query("SELECT tat FROM rate_limits WHERE key = %s", (key,), "one")
+        return RateLimitResult.refused(limit.wait_us(int(row[0]) if row else None, now_us))
+
+    def take_turn(self, table: str) -> list[Query]:
+        """Wait until no other transaction writing ``table`` is running; hold the turn until commit.
+
+        Writers of the feed and of the keys go one at a time, readers never wait: see the module.
+        """
+        return [Query(f"SELECT pg_advisory_xact_lock({_TABLE_LOCK_CLASS}, %s::regclass::oid::int)", (table,))]
+
+
+_POSTGRES = PostgresDialect()
+
+
+class PostgresStore(SQLStore):
     """A store in a PostgreSQL database, shared safely by several processes."""
+
+    dialect = _POSTGRES
 
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
@@ -273,42 +307,11 @@ class PostgresStore:
             except (psycopg.Error, TimeoutError) as exc:  # psycopg_pool's errors are psycopg.Errors too
                 raise StoreUnavailable() from exc
 
-    async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
-        return await self._call(fn, transaction=False)
+    async def _write(self, flow: Callable[[], Flow[T]]) -> T:
+        return await self._call(lambda conn: _drive(conn, flow()))
 
-    async def ping(self) -> None:
-        async def run(conn: Conn) -> None:
-            await conn.execute("SELECT 1")
-
-        await self._read(run)
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
-        async def run(conn: Conn) -> None:
-            await conn.execute(
-                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    session.sid,
-                    session.sub,
-                    session.created_at,
-                    session.absolute_expires_at,
-                    session.head_jti,
-                    session.gen,
-                    session.last_seen_at,
-                    session.state,
-                    session.revoked_reason,
-                    session.revoked_at,
-                    session.user_agent,
-                    session.ip,
-                    session.client_id,
-                    json.dumps(session.claims),
-                ),
-            )
-            await _insert_refresh(conn, head)
-
-        await self._call(run)
+    async def _read(self, flow: Callable[[], Flow[T]]) -> T:
+        return await self._call(lambda conn: _drive(conn, flow()), transaction=False)
 
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
@@ -317,256 +320,23 @@ class PostgresStore:
             # Each take is one statement of its own, before the refresh's transaction: inside it, the lock
             # on a busy bucket (one address's) would be held for the whole refresh and queue every other
             # refresh from that address behind it.
-            async def take_all(conn: Conn) -> Limited | None:
-                for take in takes:
-                    taken = await _take(conn, take.key, take.limit, take.now)
-                    if not taken.allowed:
-                        return Limited(take, taken.retry_after)
-                return None
-
-            limited = await self._read(take_all)
+            limited = await self._read(lambda: take_all(self.dialect, takes))
             if limited is not None:
                 return RefreshOutcome(limited, None, None)
-
-        async def run(conn: Conn) -> RefreshOutcome:
-            session = await _one(
-                conn, _SESSION_ROW, f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s FOR UPDATE", sid
-            )
-            presented = await _get_refresh(conn, jti)
-            decision = decide(session, presented)
-            if session is None:
-                return RefreshOutcome(decision, None, None)
-            if isinstance(decision, Rotate):
-                head = decision.new_head
-                # One statement, one round trip: spend the old head, add the new one, move the session.
-                await conn.execute(
-                    "WITH spent AS (UPDATE refresh_tokens SET rotated_at = %(now)s WHERE jti = %(old)s), "
-                    f"added AS (INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) "
-                    "VALUES (%(jti)s, %(sid)s, %(gen)s, %(kid)s, %(iat)s, %(exp)s, NULL)) "
-                    "UPDATE sessions SET head_jti = %(jti)s, gen = %(gen)s, last_seen_at = %(now)s "
-                    "WHERE sid = %(sid)s",
-                    {
-                        "now": decision.now,
-                        "old": session.head_jti,
-                        "jti": head.jti,
-                        "sid": sid,
-                        "gen": head.gen,
-                        "kid": head.kid,
-                        "iat": head.issued_at,
-                        "exp": head.expires_at,
-                    },
-                )
-                session = dataclasses.replace(
-                    session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now
-                )
-                return RefreshOutcome(decision, session, head)
-            if isinstance(decision, Replay):
-                return RefreshOutcome(decision, session, await _get_refresh(conn, session.head_jti))
-            if isinstance(decision, Reuse) and await _revoke(
-                conn, [sid], "reuse", decision.now, decision.revocation_expires_at
-            ):
-                session = dataclasses.replace(
-                    session, state="revoked", revoked_reason="reuse", revoked_at=decision.now
-                )
-            return RefreshOutcome(decision, session, None)
-
-        return await self._call(run)
-
-    async def get_session(self, sid: str) -> SessionRecord | None:
-        if not _storable(sid):  # an id from a URL path, say
-            return None
-
-        async def run(conn: Conn) -> SessionRecord | None:
-            return await _one(
-                conn, _SESSION_ROW, f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s", sid
-            )
-
-        return await self._read(run)
-
-    async def list_sessions(self, sub: str, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sub = %s"
-        if not include_revoked:
-            query += " AND state = 'active'"
-        query += f" {_SESSION_ORDER}"
-
-        async def run(conn: Conn) -> list[SessionRecord]:
-            return await _all(conn, _SESSION_ROW, query, sub)
-
-        return await self._read(run)
-
-    async def list_all_sessions(self, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {SESSION_COLUMNS} FROM sessions"
-        if not include_revoked:
-            query += " WHERE state = 'active'"
-        query += f" {_SESSION_ORDER}"
-
-        async def run(conn: Conn) -> list[SessionRecord]:
-            return await _all(conn, _SESSION_ROW, query)
-
-        return await self._read(run)
-
-    async def revoke_session(
-        self, sid: str, reason: RevokedReason, now: float, revocation_expires_at: float
-    ) -> bool:
-        async def run(conn: Conn) -> bool:
-            return bool(await _revoke(conn, [sid], reason, now, revocation_expires_at))
-
-        return await self._call(run)
-
-    async def revoke_subject(
-        self, sub: str, reason: RevokedReason, now: float, revocation_expires_at: float
-    ) -> list[str]:
-        async def run(conn: Conn) -> list[str]:
-            cur = await conn.execute(
-                f"SELECT sid FROM sessions WHERE sub = %s AND state = 'active' {_SESSION_ORDER}", (sub,)
-            )
-            sids = [sid for (sid,) in await cur.fetchall()]
-            return await _revoke(conn, sids, reason, now, revocation_expires_at)
-
-        return await self._call(run)
-
-    # -- revocations -----------------------------------------------------------------------------
-
-    async def revoke_access_token(self, jti: str, expires_at: float) -> None:
-        async def run(conn: Conn) -> None:
-            await _add_revocations(conn, "jti", [jti], expires_at)
-
-        await self._call(run)
-
-    async def is_access_token_revoked(self, jti: str, now: float) -> bool:
-        async def run(conn: Conn) -> bool:
-            cur = await conn.execute(
-                "SELECT 1 FROM revocations WHERE value = %s AND kind = 'jti' AND expires_at > %s", (jti, now)
-            )
-            return await cur.fetchone() is not None
-
-        return await self._read(run)
-
-    async def revocations_since(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
-        async def run(conn: Conn) -> list[Revocation]:
-            return await _all(
-                conn,
-                _REVOCATION_ROW,
-                "SELECT seq, kind, value, expires_at FROM revocations "
-                "WHERE seq > %s AND expires_at > %s ORDER BY seq LIMIT %s",
-                seq,
-                now,
-                limit,
-            )
-
-        return await self._read(run)
-
-    async def revocation_head(self) -> int:
-        async def run(conn: Conn) -> int:
-            # The identity's sequence: never below a committed number (a rolled-back one may pass them).
-            cur = await conn.execute(
-                "SELECT pg_sequence_last_value(pg_get_serial_sequence('revocations', 'seq')::regclass)"
-            )
-            row = await cur.fetchone()
-            return int(row[0]) if row is not None and row[0] is not None else 0
-
-        return await self._read(run)
-
-    # -- rate limits -----------------------------------------------------------------------------
+        return await self._write(lambda: refresh(self.dialect, sid, jti, decide))
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
-        async def run(conn: Conn) -> RateLimitResult:
-            return await _take(conn, key, limit, now)
-
         # One statement, atomic on its own: no transaction around it (that would cost two round trips).
-        return await self._read(run)
+        return await self._read(lambda: self.dialect.take(key, limit, now))
 
-    async def prune(self, now: float) -> int:
-        async def run(conn: Conn) -> int:
-            count = (await conn.execute("DELETE FROM rate_limits WHERE tat <= %s", (micros(now),))).rowcount
-            for query in (
-                "DELETE FROM sessions WHERE absolute_expires_at <= %s",
-                "DELETE FROM refresh_tokens AS r WHERE r.expires_at <= %s "
-                "OR NOT EXISTS (SELECT 1 FROM sessions AS s WHERE s.sid = r.sid)",
-                "DELETE FROM revocations WHERE expires_at <= %s",
-            ):
-                count += (await conn.execute(query, (now,))).rowcount
-            return count
 
-        return await self._call(run)
-
-    # -- keys ------------------------------------------------------------------------------------
-
-    async def list_keys(self) -> list[StoredKey]:
-        return await self._read(_list_keys)
-
-    async def add_keys(self, keys: Sequence[StoredKey]) -> None:
-        async def run(conn: Conn) -> None:
-            await _take_turn(conn, "signing_keys")
-            for key in keys:
-                await _insert_key(conn, key)
-
-        await self._call(run)
-
-    async def delete_keys(self, kids: Sequence[str]) -> int:
-        async def run(conn: Conn) -> int:
-            await _take_turn(conn, "signing_keys")
-            cur = await conn.execute("DELETE FROM signing_keys WHERE kid = ANY(%s)", (list(set(kids)),))
-            return cur.rowcount
-
-        return await self._call(run)
-
-    async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
-        async def run(conn: Conn) -> list[StoredKey]:
-            # In turn with other processes: two starting together must not both add a key.
-            await _take_turn(conn, "signing_keys")
-            for key in candidates:
-                cur = await conn.execute(
-                    "SELECT 1 FROM signing_keys WHERE use = %s AND alg = %s AND active", (key.use, key.alg)
-                )
-                if await cur.fetchone() is None:
-                    await _insert_key(conn, key)
-            return await _list_keys(conn)
-
-        return await self._call(run)
-
-    # -- users -----------------------------------------------------------------------------------
-
-    async def get_user(self, username: str) -> UserRecord | None:
-        if not _storable(username):  # a name from a login form, say
-            return None
-
-        async def run(conn: Conn) -> UserRecord | None:
-            return await _one(
-                conn, _USER_ROW, f"SELECT {USER_COLUMNS} FROM users WHERE username = %s", username
-            )
-
-        return await self._read(run)
-
-    async def add_user(self, user: UserRecord) -> bool:
-        async def run(conn: Conn) -> bool:
-            cur = await conn.execute(
-                f"INSERT INTO users ({USER_COLUMNS}) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (user.username, user.password_hash, user.created_at, user.disabled),
-            )
-            return cur.rowcount == 1
-
-        return await self._call(run)
-
-    async def update_user(
-        self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
-    ) -> bool:
-        async def run(conn: Conn) -> bool:
-            cur = await conn.execute(
-                "UPDATE users SET password_hash = COALESCE(%s, password_hash), "
-                "disabled = COALESCE(%s, disabled) WHERE username = %s",
-                (password_hash, disabled, username),
-            )
-            return cur.rowcount == 1
-
-        return await self._call(run)
-
-    async def list_users(self) -> list[UserRecord]:
-        async def run(conn: Conn) -> list[UserRecord]:
-            return await _all(conn, _USER_ROW, f"SELECT {USER_COLUMNS} FROM users ORDER BY username")
-
-        return await self._read(run)
-
+_ROTATE = (
+    "WITH spent AS (UPDATE refresh_tokens SET rotated_at = %(now)s WHERE jti = %(old)s), "
+    f"added AS (INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) "
+    "VALUES (%(jti)s, %(sid)s, %(gen)s, %(kid)s, %(iat)s, %(exp)s, NULL)) "
+    "UPDATE sessions SET head_jti = %(jti)s, gen = %(gen)s, last_seen_at = %(now)s "
+    "WHERE sid = %(sid)s"
+)
 
 _TAKE = """
 INSERT INTO rate_limits AS b (key, tat) VALUES (%(key)s, %(now)s + %(t)s)
@@ -574,30 +344,6 @@ ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, %(now)s) + %(t)s
 WHERE GREATEST(b.tat, %(now)s) + %(t)s - %(tau)s <= %(now)s
 RETURNING tat
 """
-
-
-async def _take(conn: Conn, key: str, limit: RateLimit, now: float) -> RateLimitResult:
-    """One call from the bucket ``key``: one statement, atomic even alone.
-
-    ``ON CONFLICT`` locks the bucket's row and judges its latest version, so takes from any number of
-    processes are applied one after the other; a refused take writes nothing.
-    """
-    if not _storable(key):
-        raise ValueError("a rate-limit key cannot hold NUL")
-    now_us = micros(now)
-    params = {"key": key, "now": now_us, "t": limit.interval_us, "tau": limit.tolerance_us}
-    cur = await conn.execute(_TAKE, params)
-    if await cur.fetchone() is not None:
-        return RateLimitResult(True)
-    # Refused: how long until a call would pass, from the bucket as it is now.
-    return RateLimitResult.refused(limit.wait_us(await _bucket(conn, key), now_us))
-
-
-async def _bucket(conn: Conn, key: str) -> int | None:
-    """A bucket's TAT (microseconds), or ``None`` if there is none (``key`` is storable: see ``_take``)."""
-    cur = await conn.execute("SELECT tat FROM rate_limits WHERE key = %s", (key,))
-    row = await cur.fetchone()
-    return int(row[0]) if row else None
 
 
 async def _migrate(conn: Conn) -> None:
@@ -623,89 +369,26 @@ async def _migrate(conn: Conn) -> None:
         await conn.execute("UPDATE keyturn_schema_version SET version = %s", (len(MIGRATIONS),))
 
 
-async def _take_turn(conn: Conn, table: str) -> None:
-    """Wait until no other transaction writing ``table`` is running; hold the turn until commit."""
-    await conn.execute(f"SELECT pg_advisory_xact_lock({_TABLE_LOCK_CLASS}, %s::regclass::oid::int)", (table,))
-
-
-async def _one(conn: Conn, rows: BaseRowFactory[T], query: str, *params: object) -> T | None:
-    async with conn.cursor(row_factory=rows) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchone()
-
-
-async def _all(conn: Conn, rows: BaseRowFactory[T], query: str, *params: object) -> list[T]:
-    async with conn.cursor(row_factory=rows) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchall()
-
-
-async def _list_keys(conn: Conn) -> list[StoredKey]:
-    return await _all(conn, _KEY_ROW, f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, added")
-
-
-async def _get_refresh(conn: Conn, jti: str) -> RefreshRecord | None:
-    return await _one(conn, _REFRESH_ROW, f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = %s", jti)
-
-
-async def _insert_refresh(conn: Conn, record: RefreshRecord) -> None:
-    await conn.execute(
-        f"INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (
-            record.jti,
-            record.sid,
-            record.gen,
-            record.kid,
-            record.issued_at,
-            record.expires_at,
-            record.rotated_at,
-        ),
-    )
-
-
-async def _insert_key(conn: Conn, key: StoredKey) -> None:
-    await conn.execute(
-        f"INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (key.kid, key.use, key.alg, key.material, key.public_jwk, key.created_at, key.active),
-    )
-
-
-async def _revoke(
-    conn: Conn, sids: Sequence[str], reason: RevokedReason, now: float, revocation_expires_at: float
-) -> list[str]:
-    """Revoke those of ``sids`` still active, in that order; return them."""
-    revoked = []
-    for sid in sids:
-        cur = await conn.execute(
-            "UPDATE sessions SET state = 'revoked', revoked_reason = %s, revoked_at = %s "
-            "WHERE sid = %s AND state = 'active'",
-            (reason, now, sid),
-        )
-        if cur.rowcount == 1:
-            revoked.append(sid)
-    # The feed's turn comes after every row lock, so whoever holds the turn never waits for a row.
-    await _add_revocations(conn, "sid", revoked, revocation_expires_at)
-    return revoked
-
-
-async def _add_revocations(
-    conn: Conn, kind: Literal["sid", "jti"], values: Sequence[str], expires_at: float
-) -> None:
-    """Append to the feed in turn, so sequence numbers commit in order; a ``jti`` is recorded once."""
-    if not values:
-        return
-    await _take_turn(conn, "revocations")
-    for value in values:
-        await conn.execute(
-            "INSERT INTO revocations (kind, value, expires_at) VALUES (%s, %s, %s) "
-            "ON CONFLICT (value) WHERE kind = 'jti' DO NOTHING",
-            (kind, value, expires_at),
-        )
-
-
-def _storable(text: str) -> bool:
-    """Whether PostgreSQL text can hold ``text``: no NUL. Looking up one that cannot finds nothing."""
-    return "\x00" not in text
+async def _drive(conn: Conn, flow: Flow[T]) -> T:
+    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back."""
+    try:
+        query = next(flow)
+        while True:
+            cursor = await conn.execute(query.sql, query.params)
+            fetch = query.fetch
+            answer: object
+            if fetch == "one":
+                answer = await cursor.fetchone()
+            elif fetch == "count":
+                answer = cursor.rowcount
+            elif fetch == "all":
+                answer = await cursor.fetchall()
+            else:
+                answer = None
+            query = flow.send(answer)
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
 def _reason(exc: BaseException) -> str:
@@ -714,4 +397,4 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["MIGRATIONS", "PostgresStore", "conninfo_from_url"]
+__all__ = ["MIGRATIONS", "PostgresDialect", "PostgresStore", "conninfo_from_url"]

@@ -63,12 +63,12 @@ from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from ..errors import StoreUnavailable
+from ..ratelimit import RateLimit, micros
 from ..typing import (
     MICROSECONDS,
     Decide,
     KeyUse,
     Limited,
-    RateLimit,
     RateLimitResult,
     RateLimitTake,
     RefreshOutcome,
@@ -82,7 +82,6 @@ from ..typing import (
     SessionState,
     StoredKey,
     UserRecord,
-    micros,
 )
 
 DEFAULT_PREFIX = "keyturn:"

@@ -10,36 +10,19 @@ the event loop never waits on another process.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from ..errors import StoreUnavailable
-from ..typing import (
-    Decide,
-    Limited,
-    RateLimit,
-    RateLimitResult,
-    RateLimitTake,
-    RefreshOutcome,
-    RefreshRecord,
-    Replay,
-    Reuse,
-    Revocation,
-    RevokedReason,
-    Rotate,
-    SessionRecord,
-    StoredKey,
-    UserRecord,
-    micros,
-)
-from ._sql import KEY_COLUMNS, REFRESH_COLUMNS, SESSION_COLUMNS, USER_COLUMNS
+from ..ratelimit import RateLimit, micros
+from ..typing import RateLimitResult
+from ._sql import Dialect, Flow, Query
+from ._sql_store import SQLStore
 
 T = TypeVar("T")
 
@@ -118,60 +101,46 @@ def path_from_url(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-def _session(row: sqlite3.Row) -> SessionRecord:
-    return SessionRecord(
-        sid=row["sid"],
-        sub=row["sub"],
-        created_at=row["created_at"],
-        absolute_expires_at=row["absolute_expires_at"],
-        head_jti=row["head_jti"],
-        gen=row["gen"],
-        last_seen_at=row["last_seen_at"],
-        state=row["state"],
-        revoked_reason=row["revoked_reason"],
-        revoked_at=row["revoked_at"],
-        user_agent=row["user_agent"],
-        ip=row["ip"],
-        client_id=row["client_id"],
-        claims=json.loads(row["claims"]),
+class SQLiteDialect(Dialect):
+    """SQLite's statements: ``?`` placeholders; ``BEGIN IMMEDIATE`` already serialises every writer."""
+
+    placeholder = "?"
+    key_order = "ORDER BY created_at, rowid"
+    # AUTOINCREMENT keeps the largest number ever given in sqlite_sequence, whatever was deleted since.
+    revocation_head = "SELECT seq FROM sqlite_sequence WHERE name = 'revocations'"
+    prune_refresh = (
+        "DELETE FROM refresh_tokens WHERE expires_at <= %s OR sid NOT IN (SELECT sid FROM sessions)"
     )
 
+    def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
+        """One call from the bucket ``key``, inside the caller's ``BEGIN IMMEDIATE`` transaction.
 
-def _refresh(row: sqlite3.Row) -> RefreshRecord:
-    return RefreshRecord(
-        jti=row["jti"],
-        sid=row["sid"],
-        gen=row["gen"],
-        kid=row["kid"],
-        issued_at=row["issued_at"],
-        expires_at=row["expires_at"],
-        rotated_at=row["rotated_at"],
-    )
+        One statement: a new bucket, or the old one moved on if that is allowed (GCRA, as ``RateLimit.take``);
+        it changes one row when the call is allowed and none when it is not. (Not ``RETURNING``: SQLite
+        gathers its rows in a temporary table, which costs more than the rest of the take.)
+        """
+        now_us = micros(now)
+        params = {"key": key, "now": now_us, "t": limit.interval_us, "tau": limit.tolerance_us}
+        if (yield Query(_TAKE, params, "count")) == 1:
+            return RateLimitResult(True)
+        row = yield Query("SELECT tat FROM rate_limits WHERE key = ?", (key,), "one")
+        return RateLimitResult.refused(limit.wait_us(row[0] if row else None, now_us))
 
-
-def _key(row: sqlite3.Row) -> StoredKey:
-    return StoredKey(
-        kid=row["kid"],
-        use=row["use"],
-        alg=row["alg"],
-        material=bytes(row["material"]),
-        public_jwk=row["public_jwk"],
-        created_at=row["created_at"],
-        active=bool(row["active"]),
-    )
+    def add_revocation(self, kind: Literal["sid", "jti"], value: str, expires_at: float) -> Flow[None]:
+        if kind == "jti":
+            seen = yield Query("SELECT 1 FROM revocations WHERE value = ? AND kind = 'jti'", (value,), "one")
+            if seen is not None:
+                return
+        yield Query(self.insert_revocation, (kind, value, expires_at))
 
 
-def _user(row: sqlite3.Row) -> UserRecord:
-    return UserRecord(
-        username=row["username"],
-        password_hash=row["password_hash"],
-        created_at=row["created_at"],
-        disabled=bool(row["disabled"]),
-    )
+_SQLITE = SQLiteDialect()
 
 
-class SQLiteStore:
+class SQLiteStore(SQLStore):
     """A store in one SQLite file, shared safely by several processes."""
+
+    dialect = _SQLITE
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -225,7 +194,7 @@ class SQLiteStore:
     def _migrated_connection(self) -> sqlite3.Connection:
         conn = _connect(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         try:
-            _write(conn, _migrate)
+            _in_transaction(conn, lambda: _migrate(conn))
         except BaseException:
             conn.close()
             raise
@@ -261,263 +230,14 @@ class SQLiteStore:
 
         return run
 
-    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(lambda conn: _write(conn, fn))
+    async def _write(self, flow: Callable[[], Flow[T]]) -> T:
+        return await self._call(lambda conn: _in_transaction(conn, lambda: _drive(conn, flow())))
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._call(fn)
-
-    async def ping(self) -> None:
-        await self._read(lambda c: c.execute("SELECT 1").fetchone())
-
-    # -- sessions ------------------------------------------------------------------------------
-
-    async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session.sid,
-                    session.sub,
-                    session.created_at,
-                    session.absolute_expires_at,
-                    session.head_jti,
-                    session.gen,
-                    session.last_seen_at,
-                    session.state,
-                    session.revoked_reason,
-                    session.revoked_at,
-                    session.user_agent,
-                    session.ip,
-                    session.client_id,
-                    json.dumps(session.claims),
-                ),
-            )
-            _insert_refresh(conn, head)
-
-        await self._transaction(run)
-
-    async def refresh(
-        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
-    ) -> RefreshOutcome:
-        def run(conn: sqlite3.Connection) -> RefreshOutcome:
-            for take in takes:
-                taken = _take(conn, take.key, take.limit, take.now)
-                if not taken.allowed:
-                    return RefreshOutcome(Limited(take, taken.retry_after), None, None)
-            row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
-            session = _session(row) if row else None
-            presented = _get_refresh(conn, jti)
-            decision = decide(session, presented)
-            if session is None:
-                return RefreshOutcome(decision, None, None)
-            if isinstance(decision, Rotate):
-                head = decision.new_head
-                conn.execute(
-                    "UPDATE refresh_tokens SET rotated_at = ? WHERE jti = ?",
-                    (decision.now, session.head_jti),
-                )
-                _insert_refresh(conn, head)
-                conn.execute(
-                    "UPDATE sessions SET head_jti = ?, gen = ?, last_seen_at = ? WHERE sid = ?",
-                    (head.jti, head.gen, decision.now, sid),
-                )
-                session = dataclasses.replace(
-                    session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now
-                )
-                return RefreshOutcome(decision, session, head)
-            if isinstance(decision, Replay):
-                return RefreshOutcome(decision, session, _get_refresh(conn, session.head_jti))
-            if isinstance(decision, Reuse):
-                _revoke(conn, sid, "reuse", decision.now, decision.revocation_expires_at)
-                session = dataclasses.replace(
-                    session, state="revoked", revoked_reason="reuse", revoked_at=decision.now
-                )
-            return RefreshOutcome(decision, session, None)
-
-        return await self._transaction(run)
-
-    async def get_session(self, sid: str) -> SessionRecord | None:
-        def run(conn: sqlite3.Connection) -> SessionRecord | None:
-            row = conn.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?", (sid,)).fetchone()
-            return _session(row) if row else None
-
-        return await self._read(run)
-
-    async def list_sessions(self, sub: str, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sub = ?"
-        if not include_revoked:
-            query += " AND state = 'active'"
-        query += " ORDER BY created_at"
-        return await self._read(lambda c: [_session(r) for r in c.execute(query, (sub,))])
-
-    async def list_all_sessions(self, *, include_revoked: bool = False) -> list[SessionRecord]:
-        query = f"SELECT {SESSION_COLUMNS} FROM sessions"
-        if not include_revoked:
-            query += " WHERE state = 'active'"
-        query += " ORDER BY created_at"
-        return await self._read(lambda c: [_session(r) for r in c.execute(query)])
-
-    async def revoke_session(
-        self, sid: str, reason: RevokedReason, now: float, revocation_expires_at: float
-    ) -> bool:
-        return await self._transaction(lambda c: _revoke(c, sid, reason, now, revocation_expires_at))
-
-    async def revoke_subject(
-        self, sub: str, reason: RevokedReason, now: float, revocation_expires_at: float
-    ) -> list[str]:
-        def run(conn: sqlite3.Connection) -> list[str]:
-            sids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT sid FROM sessions WHERE sub = ? AND state = 'active' ORDER BY created_at", (sub,)
-                )
-            ]
-            for sid in sids:
-                _revoke(conn, sid, reason, now, revocation_expires_at)
-            return sids
-
-        return await self._transaction(run)
-
-    # -- revocations -----------------------------------------------------------------------------
-
-    async def revoke_access_token(self, jti: str, expires_at: float) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            seen = conn.execute(
-                "SELECT 1 FROM revocations WHERE value = ? AND kind = 'jti'", (jti,)
-            ).fetchone()
-            if seen is None:
-                conn.execute(
-                    "INSERT INTO revocations (kind, value, expires_at) VALUES ('jti', ?, ?)",
-                    (jti, expires_at),
-                )
-
-        await self._transaction(run)
-
-    async def is_access_token_revoked(self, jti: str, now: float) -> bool:
-        row = await self._read(
-            lambda c: c.execute(
-                "SELECT 1 FROM revocations WHERE value = ? AND kind = 'jti' AND expires_at > ?",
-                (jti, now),
-            ).fetchone()
-        )
-        return row is not None
-
-    async def revocations_since(self, seq: int, now: float, limit: int = 1000) -> list[Revocation]:
-        rows = await self._read(
-            lambda c: c.execute(
-                "SELECT seq, kind, value, expires_at FROM revocations "
-                "WHERE seq > ? AND expires_at > ? ORDER BY seq LIMIT ?",
-                (seq, now, limit),
-            ).fetchall()
-        )
-        return [Revocation(r["seq"], r["kind"], r["value"], r["expires_at"]) for r in rows]
-
-    async def revocation_head(self) -> int:
-        # AUTOINCREMENT keeps the largest number ever given in sqlite_sequence, whatever was deleted since.
-        row = await self._read(
-            lambda c: c.execute("SELECT seq FROM sqlite_sequence WHERE name = 'revocations'").fetchone()
-        )
-        return int(row[0]) if row else 0
-
-    # -- rate limits -----------------------------------------------------------------------------
+    async def _read(self, flow: Callable[[], Flow[T]]) -> T:
+        return await self._call(lambda conn: _drive(conn, flow()))
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
-        return await self._transaction(lambda conn: _take(conn, key, limit, now))
-
-    async def prune(self, now: float) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            count = 0
-            count += conn.execute("DELETE FROM rate_limits WHERE tat <= ?", (micros(now),)).rowcount
-            count += conn.execute("DELETE FROM sessions WHERE absolute_expires_at <= ?", (now,)).rowcount
-            count += conn.execute(
-                "DELETE FROM refresh_tokens WHERE expires_at <= ? OR sid NOT IN (SELECT sid FROM sessions)",
-                (now,),
-            ).rowcount
-            count += conn.execute("DELETE FROM revocations WHERE expires_at <= ?", (now,)).rowcount
-            return count
-
-        return await self._transaction(run)
-
-    # -- keys ------------------------------------------------------------------------------------
-
-    async def list_keys(self) -> list[StoredKey]:
-        return await self._read(
-            lambda c: [
-                _key(r)
-                for r in c.execute(f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, rowid")
-            ]
-        )
-
-    async def add_keys(self, keys: Sequence[StoredKey]) -> None:
-        def run(conn: sqlite3.Connection) -> None:
-            for key in keys:
-                _insert_key(conn, key)
-
-        await self._transaction(run)
-
-    async def delete_keys(self, kids: Sequence[str]) -> int:
-        def run(conn: sqlite3.Connection) -> int:
-            return sum(
-                conn.execute("DELETE FROM signing_keys WHERE kid = ?", (kid,)).rowcount for kid in set(kids)
-            )
-
-        return await self._transaction(run)
-
-    async def ensure_keys(self, candidates: Sequence[StoredKey]) -> list[StoredKey]:
-        def run(conn: sqlite3.Connection) -> list[StoredKey]:
-            for key in candidates:
-                has = conn.execute(
-                    "SELECT 1 FROM signing_keys WHERE use = ? AND alg = ? AND active = 1",
-                    (key.use, key.alg),
-                ).fetchone()
-                if has is None:
-                    _insert_key(conn, key)
-            return [
-                _key(r)
-                for r in conn.execute(f"SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at, rowid")
-            ]
-
-        return await self._transaction(run)
-
-    # -- users -----------------------------------------------------------------------------------
-
-    async def get_user(self, username: str) -> UserRecord | None:
-        row = await self._read(
-            lambda c: c.execute(
-                f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,)
-            ).fetchone()
-        )
-        return _user(row) if row else None
-
-    async def add_user(self, user: UserRecord) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO users (username, password_hash, created_at, disabled) "
-                "VALUES (?, ?, ?, ?)",
-                (user.username, user.password_hash, user.created_at, int(user.disabled)),
-            )
-            return cur.rowcount == 1
-
-        return await self._transaction(run)
-
-    async def update_user(
-        self, username: str, *, password_hash: str | None = None, disabled: bool | None = None
-    ) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(
-                "UPDATE users SET password_hash = COALESCE(?, password_hash), "
-                "disabled = COALESCE(?, disabled) WHERE username = ?",
-                (password_hash, None if disabled is None else int(disabled), username),
-            )
-            return cur.rowcount == 1
-
-        return await self._transaction(run)
-
-    async def list_users(self) -> list[UserRecord]:
-        return await self._read(
-            lambda c: [_user(r) for r in c.execute(f"SELECT {USER_COLUMNS} FROM users ORDER BY username")]
-        )
+        return await self._write(lambda: self.dialect.take(key, limit, now))
 
 
 def _connect(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -525,7 +245,6 @@ def _connect(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
         path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
     )
     try:
-        conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
         if busy_timeout_ms:
             _use_wal(conn, busy_timeout_ms)
@@ -553,11 +272,11 @@ def _use_wal(conn: sqlite3.Connection, timeout_ms: int) -> None:
             time.sleep(0.01)
 
 
-def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction: all of it or nothing."""
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+    """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction on ``conn``: all of it or nothing."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(conn)
+        result = fn()
     except BaseException:
         conn.execute("ROLLBACK")
         raise
@@ -597,63 +316,26 @@ WHERE max(tat, :now) + :t - :tau <= :now
 """
 
 
-def _take(conn: sqlite3.Connection, key: str, limit: RateLimit, now: float) -> RateLimitResult:
-    """One call from the bucket ``key``, inside the caller's ``BEGIN IMMEDIATE`` transaction.
-
-    One statement: a new bucket, or the old one moved on if that is allowed (GCRA, as ``RateLimit.take``);
-    it changes one row when the call is allowed and none when it is not. (Not ``RETURNING``: SQLite
-    gathers its rows in a temporary table, which costs more than the rest of the take.)
-    """
-    now_us = micros(now)
-    params = {"key": key, "now": now_us, "t": limit.interval_us, "tau": limit.tolerance_us}
-    if conn.execute(_TAKE, params).rowcount == 1:
-        return RateLimitResult(True)
-    row = conn.execute("SELECT tat FROM rate_limits WHERE key = ?", (key,)).fetchone()
-    return RateLimitResult.refused(limit.wait_us(row[0] if row else None, now_us))
-
-
-def _get_refresh(conn: sqlite3.Connection, jti: str) -> RefreshRecord | None:
-    row = conn.execute(f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = ?", (jti,)).fetchone()
-    return _refresh(row) if row else None
-
-
-def _insert_refresh(conn: sqlite3.Connection, record: RefreshRecord) -> None:
-    conn.execute(
-        f"INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            record.jti,
-            record.sid,
-            record.gen,
-            record.kid,
-            record.issued_at,
-            record.expires_at,
-            record.rotated_at,
-        ),
-    )
+def _drive(conn: sqlite3.Connection, flow: Flow[T]) -> T:
+    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back."""
+    try:
+        query = next(flow)
+        while True:
+            cursor = conn.execute(query.sql, query.params)
+            fetch = query.fetch
+            answer: object
+            if fetch == "one":
+                answer = cursor.fetchone()
+            elif fetch == "count":
+                answer = cursor.rowcount
+            elif fetch == "all":
+                answer = cursor.fetchall()
+            else:
+                answer = None
+            query = flow.send(answer)
+    except StopIteration as done:
+        result: T = done.value
+        return result
 
 
-def _insert_key(conn: sqlite3.Connection, key: StoredKey) -> None:
-    conn.execute(
-        f"INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (key.kid, key.use, key.alg, key.material, key.public_jwk, key.created_at, int(key.active)),
-    )
-
-
-def _revoke(
-    conn: sqlite3.Connection, sid: str, reason: str, now: float, revocation_expires_at: float
-) -> bool:
-    cur = conn.execute(
-        "UPDATE sessions SET state = 'revoked', revoked_reason = ?, revoked_at = ? "
-        "WHERE sid = ? AND state = 'active'",
-        (reason, now, sid),
-    )
-    if cur.rowcount != 1:
-        return False
-    conn.execute(
-        "INSERT INTO revocations (kind, value, expires_at) VALUES ('sid', ?, ?)",
-        (sid, revocation_expires_at),
-    )
-    return True
-
-
-__all__ = ["SQLiteStore", "path_from_url"]
+__all__ = ["SQLiteDialect", "SQLiteStore", "path_from_url"]
