@@ -1,0 +1,240 @@
+"""Records as the Redis store keeps them, and back: hash words, key JSON, feed members, script replies.
+
+Floats are written with ``repr`` and read with ``float``, so they come back exactly. A reply that does not
+decode raises ``StoreUnavailable`` (never a ``KeyError`` or ``TypeError`` from deep inside).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Literal, TypeVar, get_args
+
+from redis.exceptions import RedisError
+
+from ...errors import StoreUnavailable
+from ...typing import (
+    KeyUse,
+    RefreshRecord,
+    Revocation,
+    RevokedReason,
+    SessionRecord,
+    SessionState,
+    StoredKey,
+    UserRecord,
+)
+
+SAFETY_TTL_MARGIN = 86_400
+"""Seconds a record outlives its own lifetime before Redis drops it even if ``prune`` never ran."""
+
+T = TypeVar("T")
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def guarded() -> Iterator[None]:
+    """Driver errors (connection refused or lost, timeouts, error replies) become ``StoreUnavailable``."""
+    try:
+        yield
+    except RedisError as exc:
+        raise StoreUnavailable() from exc
+
+
+def malformed() -> StoreUnavailable:
+    return StoreUnavailable("Redis holds a record this Keyturn cannot read.")
+
+
+# -- encoding ----------------------------------------------------------------------------------------
+
+
+def float_text(value: float) -> str:
+    return repr(float(value))
+
+
+def bool_text(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def ttl(lifetime: float) -> int:
+    """A safety-net TTL: the record's own lifetime plus a margin, as a duration from now."""
+    return max(0, math.ceil(lifetime)) + SAFETY_TTL_MARGIN
+
+
+def session_words(session: SessionRecord) -> list[str]:
+    fields: dict[str, str | None] = {
+        "sid": session.sid,
+        "sub": session.sub,
+        "created_at": float_text(session.created_at),
+        "absolute_expires_at": float_text(session.absolute_expires_at),
+        "head_jti": session.head_jti,
+        "gen": str(session.gen),
+        "last_seen_at": float_text(session.last_seen_at),
+        "state": session.state,
+        "revoked_reason": session.revoked_reason,
+        "revoked_at": None if session.revoked_at is None else float_text(session.revoked_at),
+        "user_agent": session.user_agent,
+        "ip": session.ip,
+        "client_id": session.client_id,
+        "claims": json.dumps(session.claims),
+    }
+    return words_of(fields)
+
+
+def refresh_words(record: RefreshRecord) -> list[str]:
+    fields: dict[str, str | None] = {
+        "jti": record.jti,
+        "sid": record.sid,
+        "gen": str(record.gen),
+        "kid": record.kid,
+        "issued_at": str(record.issued_at),
+        "expires_at": str(record.expires_at),
+        "rotated_at": None if record.rotated_at is None else float_text(record.rotated_at),
+    }
+    return words_of(fields)
+
+
+def words_of(fields: Mapping[str, str | None]) -> list[str]:
+    """Hash fields as ``HSET`` words; a ``None`` is left out (an absent field reads back as ``None``)."""
+    return [word for name, value in fields.items() if value is not None for word in (name, value)]
+
+
+def key_json(key: StoredKey) -> str:
+    return json.dumps(
+        {
+            "kid": key.kid,
+            "use": key.use,
+            "alg": key.alg,
+            "material": base64.b64encode(key.material).decode("ascii"),
+            "public_jwk": key.public_jwk,
+            "created_at": float_text(key.created_at),
+            "active": key.active,
+        }
+    )
+
+
+# -- decoding ----------------------------------------------------------------------------------------
+
+_STATES: dict[str, SessionState] = {state: state for state in get_args(SessionState)}
+_REASONS: dict[str, RevokedReason] = {reason: reason for reason in get_args(RevokedReason)}
+_USES: dict[str, KeyUse] = {use: use for use in get_args(KeyUse)}
+_KINDS: dict[str, Literal["sid", "jti"]] = {"sid": "sid", "jti": "jti"}
+
+
+def as_list(reply: object) -> list[object]:
+    if not isinstance(reply, list):
+        raise malformed()
+    return reply
+
+
+def as_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise malformed()
+    return value
+
+
+def as_int(value: object) -> int:
+    if not isinstance(value, int):
+        raise malformed()
+    return value
+
+
+def fields_of(reply: object) -> dict[str, str]:
+    """A hash as ``HGETALL`` answers it: a dict from redis-py, a flat list from a script."""
+    if isinstance(reply, dict):
+        return {as_str(name): as_str(value) for name, value in reply.items()}
+    words = as_list(reply)
+    return {as_str(words[i]): as_str(words[i + 1]) for i in range(0, len(words) - 1, 2)}
+
+
+def decode(read: Callable[[Mapping[str, str]], T], reply: object) -> T | None:
+    """The record in ``reply`` (a hash), or ``None`` if the hash is empty (Redis: no such key)."""
+    fields = fields_of(reply)
+    if not fields:
+        return None
+    try:
+        return read(fields)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise malformed() from exc
+
+
+def required(read: Callable[[Mapping[str, str]], T], reply: object) -> T:
+    found = decode(read, reply)
+    if found is None:
+        raise malformed()
+    return found
+
+
+def optional_float(value: str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def session_from(fields: Mapping[str, str]) -> SessionRecord:
+    reason = fields.get("revoked_reason")
+    return SessionRecord(
+        sid=fields["sid"],
+        sub=fields["sub"],
+        created_at=float(fields["created_at"]),
+        absolute_expires_at=float(fields["absolute_expires_at"]),
+        head_jti=fields["head_jti"],
+        gen=int(fields["gen"]),
+        last_seen_at=float(fields["last_seen_at"]),
+        state=_STATES[fields["state"]],
+        revoked_reason=None if reason is None else _REASONS[reason],
+        revoked_at=optional_float(fields.get("revoked_at")),
+        user_agent=fields.get("user_agent"),
+        ip=fields.get("ip"),
+        client_id=fields.get("client_id"),
+        claims=json.loads(fields["claims"]),
+    )
+
+
+def refresh_from(fields: Mapping[str, str]) -> RefreshRecord:
+    return RefreshRecord(
+        jti=fields["jti"],
+        sid=fields["sid"],
+        gen=int(fields["gen"]),
+        kid=fields["kid"],
+        issued_at=int(fields["issued_at"]),
+        expires_at=int(fields["expires_at"]),
+        rotated_at=optional_float(fields.get("rotated_at")),
+    )
+
+
+def user_from(fields: Mapping[str, str]) -> UserRecord:
+    return UserRecord(
+        username=fields["username"],
+        password_hash=fields["password_hash"],
+        created_at=float(fields["created_at"]),
+        disabled=fields["disabled"] == "1",
+    )
+
+
+def key_from(text: str) -> StoredKey:
+    try:
+        found = json.loads(text)
+        public_jwk = found["public_jwk"]
+        return StoredKey(
+            kid=as_str(found["kid"]),
+            use=_USES[found["use"]],
+            alg=as_str(found["alg"]),
+            material=base64.b64decode(as_str(found["material"]), validate=True),
+            public_jwk=None if public_jwk is None else as_str(public_jwk),
+            created_at=float(as_str(found["created_at"])),
+            active=found["active"] is True,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise malformed() from exc
+
+
+def decode_member(member: object) -> Revocation:
+    """A feed member ``seq|kind|expires_at|value`` (the value may itself hold ``|``)."""
+    try:
+        seq, kind, expires_at, value = as_str(member).split("|", 3)
+        return Revocation(int(seq), _KINDS[kind], value, float(expires_at))
+    except (KeyError, ValueError) as exc:
+        raise malformed() from exc
