@@ -158,6 +158,8 @@ class Dialect:
         self.select_session = s(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s")
         self.select_session_locked = self.select_session + self.lock_session
         self.select_refresh = s(f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = %s")
+        self.spend_refresh = s("UPDATE refresh_tokens SET rotated_at = %s WHERE jti = %s")
+        self.move_session = s("UPDATE sessions SET head_jti = %s, gen = %s, last_seen_at = %s WHERE sid = %s")
         self.sessions_of = s(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sub = %s")
         self.all_sessions = f"SELECT {SESSION_COLUMNS} FROM sessions"
         self.active_sids_of = s(
@@ -202,27 +204,20 @@ class Dialect:
         """Whether a text column can hold ``text``; looking up one that cannot finds nothing."""
         return True
 
-    def rotate(self, session: SessionRecord, decision: Rotate) -> list[Query]:
+    def rotate(self, session: SessionRecord, decision: Rotate) -> Flow[None]:
         """Spend the old head, add the new one, move the session to it."""
         head, now = decision.new_head, decision.now
-        return [
-            Query(
-                self.sql("UPDATE refresh_tokens SET rotated_at = %s WHERE jti = %s"), (now, session.head_jti)
-            ),
-            Query(self.insert_refresh, refresh_params(head)),
-            Query(
-                self.sql("UPDATE sessions SET head_jti = %s, gen = %s, last_seen_at = %s WHERE sid = %s"),
-                (head.jti, head.gen, now, session.sid),
-            ),
-        ]
+        yield Query(self.spend_refresh, (now, session.head_jti))
+        yield Query(self.insert_refresh, refresh_params(head))
+        yield Query(self.move_session, (head.jti, head.gen, now, session.sid))
 
     def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
         """One call from the rate-limit bucket ``key`` (GCRA, as ``RateLimit.take``), atomically."""
         raise NotImplementedError
 
-    def take_turn(self, table: str) -> list[Query]:
+    def take_turn(self, table: str) -> Flow[None]:
         """Wait for other writers of ``table`` (the feed, the keys) and hold the turn until commit."""
-        return []
+        yield from ()
 
     def add_revocation(self, kind: Literal["sid", "jti"], value: str, expires_at: float) -> Flow[None]:
         """Append to the feed (in turn: see ``take_turn``); a ``jti`` is recorded once."""

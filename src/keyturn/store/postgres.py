@@ -172,7 +172,7 @@ class PostgresDialect(Dialect):
         """PostgreSQL text cannot hold NUL."""
         return "\x00" not in text
 
-    def rotate(self, session: SessionRecord, decision: Rotate) -> list[Query]:
+    def rotate(self, session: SessionRecord, decision: Rotate) -> Flow[None]:
         """One statement, one round trip: spend the old head, add the new one, move the session."""
         head, now = decision.new_head, decision.now
         params = {
@@ -185,7 +185,7 @@ class PostgresDialect(Dialect):
             "iat": head.issued_at,
             "exp": head.expires_at,
         }
-        return [Query(_ROTATE, params)]
+        yield Query(_ROTATE, params)
 
     def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
         """One call from the bucket ``key``: one statement, atomic even alone.
@@ -203,12 +203,12 @@ class PostgresDialect(Dialect):
         row = yield Query("SELECT tat FROM rate_limits WHERE key = %s", (key,), "one")
         return RateLimitResult.refused(limit.wait_us(int(row[0]) if row else None, now_us))
 
-    def take_turn(self, table: str) -> list[Query]:
+    def take_turn(self, table: str) -> Flow[None]:
         """Wait until no other transaction writing ``table`` is running; hold the turn until commit.
 
         Writers of the feed and of the keys go one at a time, readers never wait: see the module.
         """
-        return [Query(f"SELECT pg_advisory_xact_lock({_TABLE_LOCK_CLASS}, %s::regclass::oid::int)", (table,))]
+        yield Query(_TAKE_TURN, (table,))
 
 
 _POSTGRES = PostgresDialect()
@@ -329,6 +329,8 @@ class PostgresStore(SQLStore):
         # One statement, atomic on its own: no transaction around it (that would cost two round trips).
         return await self._read(lambda: self.dialect.take(key, limit, now))
 
+
+_TAKE_TURN = f"SELECT pg_advisory_xact_lock({_TABLE_LOCK_CLASS}, %s::regclass::oid::int)"
 
 _ROTATE = (
     "WITH spent AS (UPDATE refresh_tokens SET rotated_at = %(now)s WHERE jti = %(old)s), "
