@@ -46,7 +46,7 @@ from .errors import RateLimited
 from .events import emit
 from .typing import MICROSECONDS, Clock, JSONValue, Limited, RateLimitStore, RateLimitTake
 
-if TYPE_CHECKING:  # annotations only: config and sessions import this module
+if TYPE_CHECKING:  # annotations only: config imports this module, and sessions and tokens import config
     from .config import Settings
     from .sessions import RefreshLimits
     from .tokens import RefreshClaims

@@ -14,12 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from keyturn.ratelimit import RateLimit
 from keyturn.store import MemoryStore, SQLiteStore, open_store
 from keyturn.typing import (
     Backend,
     Decide,
     Limited,
-    RateLimit,
     RateLimitTake,
     RefreshDecision,
     RefreshRecord,

@@ -19,11 +19,10 @@ from argon2 import PasswordHasher
 
 from keyturn.clock import FrozenClock
 from keyturn.config import Settings
-from keyturn.ratelimit import RateLimitPolicy
+from keyturn.ratelimit import RateLimit, RateLimitPolicy
 from keyturn.server.app import create_app
 from keyturn.server.runtime import Runtime, open_runtime
 from keyturn.testing import make_settings
-from keyturn.typing import RateLimit
 
 from .test_architecture import PACKAGE_DIR, imported_modules, violations
 
@@ -405,6 +404,17 @@ def test_gcra_takes_the_burst_then_one_per_interval_and_refusals_change_nothing(
     assert limit.take(tat, 400_000) == (False, 600_000)
     assert limit.take(tat, 1_000_000) == (True, 4_000_000)
     assert limit.wait_us(None, 0) == 0
+
+
+def test_rate_limits_keep_their_old_import_path() -> None:
+    """RateLimit and micros moved to keyturn.ratelimit; code importing them from keyturn.typing runs on."""
+    import keyturn.typing
+    from keyturn import ratelimit
+
+    assert keyturn.typing.RateLimit is ratelimit.RateLimit
+    assert keyturn.typing.micros is ratelimit.micros
+    with pytest.raises(AttributeError):
+        _ = keyturn.typing.NoSuchName  # type: ignore[attr-defined]
 
 
 def test_the_rate_limiter_stays_in_the_core() -> None:

@@ -27,7 +27,9 @@ server that does not answer at all). Any driver error or timeout becomes ``Store
 checks a connection that has been idle for ``IDLE_CHECK_AFTER_S`` or more before lending it, replaces broken
 ones and reconnects on demand, so the store recovers by itself when the server comes back.
 
-Claims are kept as JSON text, exactly as the SQLite store keeps them.
+Claims are kept as JSON text, exactly as the SQLite store keeps them. The calls themselves are the flows
+both SQL stores share (``_sql_store``); this module keeps what is PostgreSQL's own: its dialect (the row
+lock, advisory turns, the one-statement rotation and take), its DDL, and the pool that drives the flows.
 """
 
 from __future__ import annotations

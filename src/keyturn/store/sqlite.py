@@ -5,6 +5,10 @@ or power cut may lose the last few), and every write one short ``BEGIN IMMEDIATE
 processes can share one file. A call runs at once on the event loop when the lock is free (the common case,
 and the fastest), and on the store's own thread, which waits for the lock, when another process holds it:
 the event loop never waits on another process.
+
+The calls themselves are the flows both SQL stores share (``_sql_store``); this module keeps what is
+SQLite's own: its dialect (placeholders, the rate-limit statement), its DDL, and the connections that
+drive the flows.
 """
 
 from __future__ import annotations

@@ -64,8 +64,6 @@ PRUNE_BATCH = 1000
 
 _SCHEMES = ("redis", "rediss", "unix")
 
-# -- the store----------------------------------------------------------------------------------
-
 
 def split_url(url: str) -> tuple[str, str]:
     """``redis://…?prefix=p&…`` to the URL without ``prefix`` and the prefix (default ``keyturn:``)."""
