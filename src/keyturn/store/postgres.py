@@ -378,8 +378,8 @@ async def _drive(conn: Conn, flow: Flow[T]) -> T:
     try:
         query = next(flow)
         while True:
-            cursor = await conn.execute(query.sql, query.params)
-            fetch = query.fetch
+            sql, params, fetch = query
+            cursor = await conn.execute(sql, params)
             answer: object
             if fetch == "one":
                 answer = await cursor.fetchone()

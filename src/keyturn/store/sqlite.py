@@ -325,8 +325,8 @@ def _drive(conn: sqlite3.Connection, flow: Flow[T]) -> T:
     try:
         query = next(flow)
         while True:
-            cursor = conn.execute(query.sql, query.params)
-            fetch = query.fetch
+            sql, params, fetch = query
+            cursor = conn.execute(sql, params)
             answer: object
             if fetch == "one":
                 answer = cursor.fetchone()
