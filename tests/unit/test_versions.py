@@ -22,7 +22,7 @@ def test_pyproject_reads_the_version_from_the_package() -> None:
 
 
 def test_the_browser_client_has_the_same_version() -> None:
-    """A release bumps ``keyturn.__version__`` and package.json together; this test says when one was missed."""
+    """A release bumps ``keyturn.__version__`` and package.json together; this says when one was missed."""
     package = json.loads((ROOT / "clients" / "js" / "package.json").read_text())
 
     assert package["version"] == keyturn.__version__
