@@ -26,42 +26,32 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Self, TypeVar
 
 import httpx
-import jwt
 
 from .._jws import split
 from .._reload import KeyReloader
 from ..clock import MonotonicClock, SystemClock
 from ..config import Settings
 from ..errors import KeyturnError, TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
+from ..keys import PublicKey, parse_jwks
+from ..revocation import FeedFollower, RevocationSource
 from ..tokens import AccessClaims, UnknownKey, read_access
-from ..typing import Clock, JSONValue, Revocation, Store
-from ._sources import (
-    JWKSURL,
-    FeedURL,
-    Keys,
-    KeySource,
-    RevocationSource,
-    StoreKeys,
-    StoreRevocations,
-)
+from ..typing import Clock, JSONValue, Store
+from ._io_thread import IOThread, forget_in_forked_children
+from ._sources import JWKSURL, FeedURL, Keys, KeySource, StoreKeys, StoreRevocations
 
-__all__ = ["AccessTokenVerifier", "PublicKey"]
+__all__ = ["AccessTokenVerifier"]
 
 logger = logging.getLogger("keyturn.middleware")
 
 T = TypeVar("T")
 
-ALGORITHMS = frozenset({"ES256", "EdDSA", "RS256"})
 DEFAULT_KEY_TTL = 300.0
 """How long a JWKS is kept when its response says nothing (seconds)."""
 KEY_TTL_BOUNDS = (30.0, 86_400.0)
@@ -74,96 +64,6 @@ MISSING_FOR = 30.0
 JWKS answer was ever wrong (a stale cache between us and the service, say)."""
 FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError)
 """What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKey:
-    """A key that verifies access tokens, read from a JWK."""
-
-    kid: str
-    alg: str
-    public_key: Any
-
-
-def parse_jwks(jwks: Iterable[Mapping[str, JSONValue]]) -> dict[str, PublicKey]:
-    """The signing keys of a JWKS; keys of other uses, algorithms or shapes are left out."""
-    keys: dict[str, PublicKey] = {}
-    for jwk in jwks:
-        kid = jwk.get("kid") if isinstance(jwk, Mapping) else None
-        if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
-            continue
-        try:
-            parsed = jwt.PyJWK(dict(jwk))
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            logger.warning("jwks: key %r cannot be read; it is ignored", kid)
-            continue
-        if parsed.algorithm_name not in ALGORITHMS:
-            continue
-        key = parsed.key
-        if hasattr(key, "public_key"):  # a JWK with its private half: only the public one is kept
-            key = key.public_key()
-        keys[kid] = PublicKey(kid, parsed.algorithm_name, key)
-    return keys
-
-
-class RevocationSet:
-    """Revoked session ids and token ids, each kept until no token it matches can still be valid."""
-
-    __slots__ = ("_leeway", "jtis", "last_seq", "sids")
-
-    def __init__(self, leeway: float) -> None:
-        self._leeway = leeway
-        self.sids: dict[str, float] = {}
-        self.jtis: dict[str, float] = {}
-        self.last_seq = 0
-
-    def add(self, entries: Iterable[Revocation], last_seq: int) -> None:
-        for entry in entries:
-            found = self.sids if entry.kind == "sid" else self.jtis
-            found[entry.value] = max(found.get(entry.value, entry.expires_at), entry.expires_at)
-        self.last_seq = last_seq  # lower than before only after the store was reset (keyturn.feed)
-
-    def prune(self, now: float) -> None:
-        # New dictionaries swapped in whole: request threads read these without a lock.
-        cutoff = now - self._leeway
-        self.sids = {k: v for k, v in self.sids.items() if v >= cutoff}
-        self.jtis = {k: v for k, v in self.jtis.items() if v >= cutoff}
-
-    def __len__(self) -> int:
-        return len(self.sids) + len(self.jtis)
-
-
-_LIVE: weakref.WeakSet[AccessTokenVerifier] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for verifier in list(_LIVE):
-        verifier._forget_thread()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-class _IOThread:
-    """A daemon thread running an event loop: where the verifier fetches keys and polls the feed."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="keyturn-verifier", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 class AccessTokenVerifier:
@@ -201,7 +101,6 @@ class AccessTokenVerifier:
         self.clock = clock or SystemClock()
         self._timer = timer or MonotonicClock()  # paces key fetches; a wall clock may step back
         self._key_source = keys
-        self._revocation_source = revocations
         self._poll_interval = revocation_poll_interval
         self._fail_closed_after = revocation_fail_closed_after
         self._key_refetch_interval = key_refetch_interval
@@ -213,21 +112,21 @@ class AccessTokenVerifier:
         self._keys: dict[str, PublicKey] = {}
         self._keys_loaded_at: float | None = None
         self._keys_due = 0.0
-        self._revoked = RevocationSet(leeway)
+        self._feed = FeedFollower(
+            revocations, leeway, clock=self.clock, timeout=timeout, unreachable=FETCH_ERRORS
+        )
+        self._revoked = self._feed.revoked  # the same object for good: read on every request
         self._cache: dict[str, AccessClaims] = {}
-        self._started_at = time.monotonic()
-        self._polled_at: float | None = None
-        self._feed_failing = False
         self._keys_failing = False
         self._key_fetches = 0
 
-        self._io: _IOThread | None = None
+        self._io: IOThread | None = None
         self._reloader: KeyReloader[tuple[Keys, float]] | None = None
         self._fetched_from: float | None = None  # when the last successful key fetch began (clock time)
         self._missing: OrderedDict[str, float] = OrderedDict()  # key ids a fetch lacked -> until when
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
-        _LIVE.add(self)
+        forget_in_forked_children(self)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -399,9 +298,7 @@ class AccessTokenVerifier:
 
     def revocation_lag(self) -> float:
         """Seconds since the revocation feed was last read in full (since start if never)."""
-        if self._revocation_source is None:
-            return 0.0
-        return time.monotonic() - (self._polled_at or self._started_at)
+        return self._feed.lag()
 
     def status(self) -> dict[str, JSONValue]:
         """For a health check: keys held, revocations held, feed position and lag."""
@@ -424,8 +321,8 @@ class AccessTokenVerifier:
         with self._lock:
             if self._io is not None:
                 return
-            self._started_at = time.monotonic()
-            io = _IOThread()
+            self._feed.started()
+            io = IOThread()
             future = io.submit(self._startup())
             self._io = io
         try:
@@ -488,7 +385,7 @@ class AccessTokenVerifier:
                 logger.warning("verifier: could not open the store (%s)", _name(exc))
         await asyncio.gather(self._first_keys(), self._poll())
         self._tasks = [asyncio.create_task(self._keep_keys())]
-        if self._revocation_source is not None:
+        if self._feed.active:
             self._tasks.append(asyncio.create_task(self._keep_polling()))
 
     async def _shutdown(self) -> None:
@@ -497,9 +394,7 @@ class AccessTokenVerifier:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        closers: list[Awaitable[None]] = [self._key_source.close()]
-        if self._revocation_source is not None:
-            closers.append(self._revocation_source.close())
+        closers: list[Awaitable[None]] = [self._key_source.close(), self._feed.close()]
         if self._on_close is not None:
             closers.append(self._on_close())
         for failed in await asyncio.gather(*closers, return_exceptions=True):
@@ -513,7 +408,7 @@ class AccessTokenVerifier:
 
     def _install_keys(self, fetch: tuple[Keys, float]) -> None:
         fetched, self._fetched_from = fetch
-        keys = parse_jwks(fetched.jwks)
+        keys = parse_jwks(fetched.jwks, on_unreadable=_unreadable_key)
         if self._keys.keys() - keys.keys():
             self._cache.clear()  # a key was withdrawn: tokens it signed must be checked again
         self._keys = keys
@@ -554,25 +449,12 @@ class AccessTokenVerifier:
                 self._keys_failed(exc)
 
     async def _poll(self) -> None:
-        source = self._revocation_source
-        if source is None:
-            return
-        try:
-            while True:
-                batch = await asyncio.wait_for(source.since(self._revoked.last_seq), self._timeout)
-                self._revoked.add(batch.entries, batch.last_seq)
-                if not batch.more or not batch.entries:
-                    break
-        except FETCH_ERRORS as exc:  # the feed is out of reach: keep the set, report the lag
-            if not self._feed_failing:
-                logger.warning("verifier: revocation feed unreadable (%s); keeping the last set", _name(exc))
-            self._feed_failing = True
-            return
-        self._revoked.prune(self.clock.now())
-        self._polled_at = time.monotonic()
-        if self._feed_failing:
+        was_failing = self._feed.failing
+        failed = await self._feed.poll()  # an unreadable feed keeps the last set; the lag reports it
+        if failed is not None and not was_failing:
+            logger.warning("verifier: revocation feed unreadable (%s); keeping the last set", _name(failed))
+        elif failed is None and was_failing:
             logger.info("verifier: revocation feed read again")
-            self._feed_failing = False
 
     async def _keep_polling(self) -> None:
         while True:
@@ -585,6 +467,10 @@ class AccessTokenVerifier:
 
 def _name(exc: BaseException) -> str:
     return type(exc).__name__
+
+
+def _unreadable_key(kid: str) -> None:
+    logger.warning("jwks: key %r cannot be read; it is ignored", kid)
 
 
 def _merge(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:

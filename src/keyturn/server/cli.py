@@ -18,7 +18,8 @@ from .. import __version__
 from ..config import Settings
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
-from .runtime import Runtime, open_runtime, prune_keys, rotate_keys
+from ..keys import prune_keys, rotate_keys
+from .runtime import Runtime, open_runtime
 
 T = TypeVar("T")
 
