@@ -23,6 +23,7 @@ CORE = [
     "_reload",
     "http",
     "sessions",
+    "revocation",
     "users",
     "events",
 ]
@@ -103,7 +104,17 @@ MIDDLEWARE_FRAMEWORKS = {
 
 
 @pytest.mark.parametrize(
-    "name", ["__init__", "verifier", "_sources", "_grants", "_paths", *MIDDLEWARE_FRAMEWORKS]
+    "name",
+    [
+        "__init__",
+        "verifier",
+        "_sources",
+        "_grants",
+        "_paths",
+        "_bearer",
+        "_io_thread",
+        *MIDDLEWARE_FRAMEWORKS,
+    ],
 )
 def test_middleware_never_reaches_the_server_or_a_client(name: str) -> None:
     """Resource servers import the middleware without the token service (or another framework) coming too."""
