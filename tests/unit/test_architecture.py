@@ -113,6 +113,7 @@ MIDDLEWARE_FRAMEWORKS = {
         "_paths",
         "_bearer",
         "_io_thread",
+        "_held_keys",
         *MIDDLEWARE_FRAMEWORKS,
     ],
 )

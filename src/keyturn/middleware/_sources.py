@@ -13,11 +13,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from ..errors import KeyturnError
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, FeedPage, parse_feed, read_feed
 from ..typing import JSONValue, Store
 
 __all__ = [
+    "FETCH_ERRORS",
     "JWKSURL",
     "FeedURL",
     "KeySource",
@@ -27,6 +29,8 @@ __all__ = [
     "StoreRevocations",
 ]
 
+FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError)
+"""What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 
