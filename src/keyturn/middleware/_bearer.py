@@ -8,7 +8,7 @@ renderer (``keyturn.http``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..errors import TokenInvalid
 from ..http import bearer_token, bearer_token_if_any
@@ -27,23 +27,28 @@ class BearerCheck:
     ``exempt`` paths pass without a look at their headers. A request without ``Authorization`` is
     refused (``token_invalid``) when a token is ``required``, else passes with none. Another scheme
     (Basic, say) is refused as malformed, or, with ``other_schemes_pass``, treated as no token, left to
-    another authentication.
+    another authentication. ``verifier`` may be a function giving it, asked only when there is a token
+    to verify.
     """
 
-    __slots__ = ("_read", "exempt", "required", "verifier")
+    __slots__ = ("_averify", "_read", "_verify", "exempt", "required")
 
     def __init__(
         self,
-        verifier: AccessTokenVerifier,
+        verifier: AccessTokenVerifier | Callable[[], AccessTokenVerifier],
         *,
         required: bool = True,
         exempt: Iterable[str] = (),
         other_schemes_pass: bool = False,
     ) -> None:
-        self.verifier = verifier
         self.required = required
         self.exempt = Exempt(exempt)
         self._read = bearer_token_if_any if other_schemes_pass else bearer_token
+        if isinstance(verifier, AccessTokenVerifier):
+            self._verify, self._averify = verifier.verify, verifier.averify
+        else:
+            self._verify = lambda token: verifier().verify(token)
+            self._averify = lambda token: verifier().averify(token)
 
     def token(self, authorization: str | None, path: str = "") -> str | None:
         """The token to verify, or None when the request passes without one; ``token_invalid`` if it
@@ -58,9 +63,9 @@ class BearerCheck:
     def verify(self, authorization: str | None, path: str = "") -> AccessClaims | None:
         """The request's verified token (None when it passes without one), or the ``KeyturnError``."""
         token = self.token(authorization, path)
-        return None if token is None else self.verifier.verify(token)
+        return None if token is None else self._verify(token)
 
     async def averify(self, authorization: str | None, path: str = "") -> AccessClaims | None:
         """:meth:`verify` for event loops."""
         token = self.token(authorization, path)
-        return None if token is None else await self.verifier.averify(token)
+        return None if token is None else await self._averify(token)

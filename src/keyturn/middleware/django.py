@@ -65,10 +65,12 @@ def get_verifier() -> AccessTokenVerifier:
         return _verifier
 
 
-def bearer_check() -> BearerCheck:
-    """How Django reads a request's bearer token, with :func:`get_verifier`: a request without one, or
-    with another scheme (Basic, say), passes on to other authentication."""
-    return BearerCheck(get_verifier(), required=False, other_schemes_pass=True)
+def bearer_check(
+    verifier: AccessTokenVerifier | Callable[[], AccessTokenVerifier] = get_verifier,
+) -> BearerCheck:
+    """How Django reads a request's bearer token: a request without one, or with another scheme (Basic,
+    say), passes on to other authentication."""
+    return BearerCheck(verifier, required=False, other_schemes_pass=True)
 
 
 def django_response(error: KeyturnError) -> HttpResponse:
@@ -85,8 +87,8 @@ class KeyturnMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        self.check = bearer_check()
-        self.verifier = self.check.verifier
+        self.verifier = get_verifier()
+        self.check = bearer_check(self.verifier)
         # Django gives an async get_response under ASGI (when the rest of the chain allows it).
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:

@@ -33,6 +33,8 @@ from .django import bearer_check
 
 __all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser", "exception_handler"]
 
+_bearer = bearer_check()  # the process's verifier, built at the first token
+
 
 class KeyturnUser:
     """``request.user`` for a request with a valid token: the token's subject, not a Django user."""
@@ -85,7 +87,7 @@ class KeyturnAuthentication(BaseAuthentication):
         claims: AccessClaims | None = getattr(request._request, "keyturn_token", None)
         if claims is None:
             try:
-                claims = bearer_check().verify(request.headers.get("Authorization"))
+                claims = _bearer.verify(request.headers.get("Authorization"))
             except KeyturnError as error:
                 request._request.keyturn_error = error  # type: ignore[attr-defined]
                 raise _Refused(error) from error
