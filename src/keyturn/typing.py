@@ -292,7 +292,7 @@ class Store(Protocol):
         """The sequence number of the newest revocation ever added (0 if none), pruned ones included.
 
         A reader whose cursor is past it is reading a store that was reset or replaced (see
-        ``keyturn.feed``)."""
+        ``keyturn.revocation``)."""
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
         """Take one call from the bucket ``key`` under ``limit`` at ``now``, atomically (GCRA).

@@ -15,8 +15,8 @@ from ..events import subscribe
 from ..typing import Clock, SubjectCheck
 from . import errors, openapi
 from .background import chores
+from .body_limit import BodySizeLimit
 from .demo import DemoFiles
-from .limits import BodySizeLimit
 from .metrics import Metrics
 from .routes import auth, meta, revocations
 from .runtime import Runtime, open_runtime

@@ -19,7 +19,8 @@ from .. import __version__
 from ..config import Settings, load_settings, unknown_variables
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
-from .runtime import Runtime, open_runtime, prune_keys, rotate_keys
+from ..keys import prune_keys, rotate_keys
+from .runtime import Runtime, open_runtime
 
 T = TypeVar("T")
 
