@@ -69,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info $(JS)/node_modules $(JS)/dist $(DEMO_JS) bench/compare/.venv
+	rm -rf build dist $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info $(JS)/node_modules $(JS)/dist $(DEMO_JS) bench/compare/.venv

@@ -5,20 +5,23 @@ Built once at the edge (the CLI, ``create_app``) and passed down; the core never
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Self, TypeAlias
 
-from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .errors import ConfigError
 from .ratelimit import RateLimit
 from .typing import AccessAlgorithm
 
 DEFAULT_DATA_DIR = Path(".keyturn")
+ENV_PREFIX = "KEYTURN_"
 
 _USERINFO_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/@:]*:)[^/@]*@")
 _QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
@@ -73,7 +76,7 @@ Networks: TypeAlias = Annotated[
 class Settings(BaseSettings):
     """Keyturn's settings; durations are in seconds."""
 
-    model_config = SettingsConfigDict(env_prefix="KEYTURN_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     access_token_lifetime: int = Field(900, gt=0, description="Access-token lifetime.")
     refresh_idle_lifetime: int = Field(
@@ -154,3 +157,45 @@ class Settings(BaseSettings):
     def revocation_lifetime(self) -> int:
         """How long after a revocation a matching access token can still be valid."""
         return self.access_token_lifetime + self.leeway
+
+
+_NOT_ECHOED = frozenset({"secret_key", "store_url"})
+"""Settings whose values may hold a secret: an error about them never repeats the value."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """``Settings`` from the environment and ``overrides``; a bad value raises :class:`ConfigError` naming
+    the ``KEYTURN_*`` variable the user set (not pydantic's field name) and why it was refused."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc)) from None
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line per refused setting: ``KEYTURN_NAME: why (got 'value')``."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        message = str(error["msg"])
+        if not loc:
+            lines.append(f"settings: {message}")
+            continue
+        name = loc[0]
+        got = "" if name in _NOT_ECHOED or error["type"] == "missing" else f" (got {error['input']!r})"
+        lines.append(f"{ENV_PREFIX}{name.upper()}: {message}{got}")
+    return "; ".join(lines)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``KEYTURN_*`` variable in ``environ`` that is no setting (a misspelling is
+    otherwise silently ignored), naming the setting it most looks like."""
+    known = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    warnings = []
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in known:
+            continue
+        close = difflib.get_close_matches(variable, known, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{variable} is not a Keyturn setting and is ignored{hint}")
+    return warnings

@@ -1,4 +1,5 @@
-"""Signing keys: creation, encryption at rest, the key ring a process signs with, and the JWKS.
+"""Signing keys: creation, encryption at rest, loading, rotating and pruning them in the store, the key
+ring a process signs with, the JWKS it publishes and reading a JWKS back (a resource server's keys).
 
 Keys belong to the service, not to a process: they live in the store, their private parts encrypted
 with a master secret (``KEYTURN_SECRET_KEY`` or a 0600 file in the data directory), so every process
@@ -11,11 +12,12 @@ import base64
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jwt
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -23,23 +25,35 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from .errors import ConfigError
-from .typing import AccessAlgorithm, JSONValue, StoredKey
+from .typing import AccessAlgorithm, Clock, JSONValue, Store, StoredKey
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = [
     "AccessKey",
     "KeyRing",
     "MasterKey",
+    "PublicKey",
     "RefreshKey",
+    "load_keys",
     "load_or_create_secret_file",
+    "master_secret",
     "new_access_key",
     "new_refresh_key",
+    "parse_jwks",
+    "prune_keys",
+    "rotate_keys",
 ]
 
 SECRET_FILE_NAME = "secret.key"
 _HKDF_INFO = b"keyturn/v1 key encryption"
 
 PrivateKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
-PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+AsymmetricPublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+
+ACCESS_ALGORITHMS = frozenset({"ES256", "EdDSA", "RS256"})
+"""What access tokens are signed with, and so the only keys of a JWKS a resource server keeps."""
 
 
 class MasterKey:
@@ -97,11 +111,18 @@ def load_or_create_secret_file(data_dir: Path) -> str:
     return secret
 
 
+def master_secret(settings: Settings) -> str:
+    """The master secret: ``KEYTURN_SECRET_KEY``, else the secret file in the data directory (made once)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    return load_or_create_secret_file(settings.data_dir)
+
+
 def _new_kid() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _public_jwk(alg: str, public_key: PublicKey) -> dict[str, Any]:
+def _public_jwk(alg: str, public_key: AsymmetricPublicKey) -> dict[str, Any]:
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         jwk = ECAlgorithm.to_jwk(public_key, as_dict=True)
     elif isinstance(public_key, ed25519.Ed25519PublicKey):
@@ -203,7 +224,7 @@ class AccessKey:
     kid: str
     alg: str
     private_key: PrivateKey
-    public_key: PublicKey
+    public_key: AsymmetricPublicKey
     jwk: Mapping[str, JSONValue]
 
 
@@ -265,3 +286,87 @@ class KeyRing:
     def jwks(self) -> dict[str, list[Mapping[str, JSONValue]]]:
         """The public JWKS: every access key that may still verify a token."""
         return {"keys": [k.jwk for k in self._access.values()]}
+
+
+async def load_keys(store: Store, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
+    """The service's key ring, creating the first keys (once, whichever process comes first)."""
+    stored = await store.list_keys()
+    wanted = settings.access_token_algorithm
+    has_access = any(k.use == "access" and k.active and k.alg == wanted for k in stored)
+    has_refresh = any(k.use == "refresh" and k.active for k in stored)
+    if not (has_access and has_refresh):
+        now = clock.now()
+        candidates = []
+        if not has_access:
+            candidates.append(new_access_key(wanted, master, now))
+        if not has_refresh:
+            candidates.append(new_refresh_key(master, now))
+        stored = await store.ensure_keys(candidates)
+    return KeyRing.from_stored(stored, master, access_alg=wanted)
+
+
+async def rotate_keys(store: Store, master: MasterKey, settings: Settings, clock: Clock) -> KeyRing:
+    """Add a new access key and a new refresh key; they sign from now on, the old ones still verify.
+
+    Every process sharing the store picks them up within ``key_reload_interval``, or at once when it
+    meets a token signed with them.
+    """
+    now = clock.now()
+    await store.add_keys(
+        [new_access_key(settings.access_token_algorithm, master, now), new_refresh_key(master, now)]
+    )
+    return await load_keys(store, master, settings, clock)
+
+
+async def prune_keys(
+    store: Store, settings: Settings, clock: Clock, *, dry_run: bool = False
+) -> list[StoredKey]:
+    """Delete the keys no live token needs any more (see :func:`retired_keys`); return them.
+
+    A process that has not reloaded yet may still sign with a key a rotation replaced, so the horizon
+    of each use adds ``key_reload_interval`` to the token lifetime and the leeway.
+    """
+    margin = settings.leeway + settings.key_reload_interval
+    retired = retired_keys(
+        await store.list_keys(),
+        now=clock.now(),
+        access_horizon=settings.access_token_lifetime + margin,
+        refresh_horizon=settings.refresh_idle_lifetime + settings.grace_period + margin,
+    )
+    if retired and not dry_run:
+        await store.delete_keys([key.kid for key in retired])
+    return retired
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A key that verifies access tokens, read from a JWK."""
+
+    kid: str
+    alg: str
+    public_key: Any
+
+
+def parse_jwks(
+    jwks: Iterable[Mapping[str, JSONValue]], on_unreadable: Callable[[str], None] | None = None
+) -> dict[str, PublicKey]:
+    """The signing keys of a JWKS; keys of other uses, algorithms or shapes are left out (and the id of
+    each key that cannot be read at all is given to ``on_unreadable``, for the caller's log)."""
+    keys: dict[str, PublicKey] = {}
+    for jwk in jwks:
+        kid = jwk.get("kid") if isinstance(jwk, Mapping) else None
+        if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            parsed = jwt.PyJWK(dict(jwk))
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            if on_unreadable is not None:
+                on_unreadable(kid)
+            continue
+        if parsed.algorithm_name not in ACCESS_ALGORITHMS:
+            continue
+        key = parsed.key
+        if hasattr(key, "public_key"):  # a JWK with its private half: only the public one is kept
+            key = key.public_key()
+        keys[kid] = PublicKey(kid, parsed.algorithm_name, key)
+    return keys

@@ -238,7 +238,7 @@ class RevocationStore(Protocol):
         """The sequence number of the newest revocation ever added (0 if none), pruned ones included.
 
         A reader whose cursor is past it is reading a store that was reset or replaced (see
-        ``keyturn.feed``)."""
+        ``keyturn.revocation``)."""
 
 
 class RateLimitStore(Protocol):

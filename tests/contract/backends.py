@@ -2,18 +2,22 @@
 
 PostgreSQL and Redis are the real servers on this machine (``.ci/run`` starts them if they are down);
 ``KEYTURN_TEST_POSTGRES_URL`` and ``KEYTURN_TEST_REDIS_URL`` point elsewhere. Each test gets its own
-PostgreSQL schema or Redis key prefix, removed afterwards.
+PostgreSQL schema or Redis key prefix, removed afterwards. Where one of them cannot be reached its tests
+are skipped with the reason, except in CI (``CI`` set), where they fail: CI must run every backend.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+import pytest
 
 from keyturn.store import MemoryStore, open_store
 from keyturn.typing import Backend
@@ -59,6 +63,43 @@ def _ensure_postgres_database() -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
 
 
+@functools.cache
+def _unreachable(name: str) -> str | None:
+    """Why the server behind backend ``name`` cannot be used, or ``None`` (asked once per run)."""
+    if name == "postgresql":
+        import psycopg
+
+        try:
+            psycopg.connect(f"{POSTGRES_URL.rpartition('/')[0]}/postgres", connect_timeout=3).close()
+        except (OSError, psycopg.Error) as exc:
+            return _reason(name, POSTGRES_URL, "KEYTURN_TEST_POSTGRES_URL", exc)
+        return None
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except (OSError, redis.RedisError) as exc:
+        return _reason(name, REDIS_URL, "KEYTURN_TEST_REDIS_URL", exc)
+    finally:
+        client.close()
+    return None
+
+
+def _reason(name: str, url: str, variable: str, exc: Exception) -> str:
+    return f"{name} is not reachable at {url} ({type(exc).__name__}); start it or set {variable}"
+
+
+def require_server(name: str) -> None:
+    """Skip the test (fail it in CI) when backend ``name`` needs a server that is not there."""
+    reason = _unreachable(name)
+    if reason is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI runs every backend, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @contextlib.contextmanager
 def _postgres_schema() -> Iterator[str]:
     import psycopg
@@ -100,9 +141,11 @@ def isolated(name: str, tmp_path: Path) -> Iterator[BackendUnderTest]:
     elif name == "sqlite":
         yield BackendUnderTest(name, f"sqlite:///{tmp_path / 'contract.db'}")
     elif name == "postgresql":
+        require_server(name)
         with _postgres_schema() as url:
             yield BackendUnderTest(name, url)
     elif name == "redis":
+        require_server(name)
         with _redis_prefix() as url:
             yield BackendUnderTest(name, url)
     else:

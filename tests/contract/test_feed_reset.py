@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from keyturn.feed import FeedPage, read_feed
+from keyturn.revocation import FeedPage, read_feed
 from keyturn.typing import Backend, RefreshRecord, SessionRecord
 
 from .backends import BackendUnderTest, isolated

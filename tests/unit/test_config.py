@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from keyturn.config import Settings
+from keyturn.config import Settings, load_settings, unknown_variables
+from keyturn.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -140,3 +141,35 @@ def test_settings_are_frozen() -> None:
 def test_store_url_for_display_never_shows_a_password(url: str, shown: str) -> None:
     """Regression: `serve` and `migrate` printed the store URL, password and all, into logs and terminals."""
     assert Settings(store_url=url).store_url_for_display == shown
+
+
+def test_a_refused_secret_is_named_but_never_repeated() -> None:
+    """An error about a setting that may hold a secret names the variable, never the value."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(secret_key=918273645)
+
+    assert "KEYTURN_SECRET_KEY" in str(refused.value)
+    assert "918273645" not in str(refused.value)
+
+
+def test_every_refused_setting_is_named() -> None:
+    """Two bad values give two named lines, each with the value given."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(grace_period=-1, leeway="soon")
+
+    message = str(refused.value)
+    assert "KEYTURN_GRACE_PERIOD" in message
+    assert "KEYTURN_LEEWAY" in message
+    assert "'soon'" in message
+
+
+def test_unknown_variables_are_found_and_settings_are_not() -> None:
+    """Only KEYTURN_* names that are no setting are reported; other variables are not Keyturn's business."""
+    warnings = unknown_variables(
+        {"KEYTURN_GRACE_PERIOD": "5", "KEYTURN_GRACE_PERIDO": "5", "KEYTURN_WHATEVER": "1", "HOME": "/root"}
+    )
+
+    assert warnings == [
+        "KEYTURN_GRACE_PERIDO is not a Keyturn setting and is ignored; did you mean KEYTURN_GRACE_PERIOD?",
+        "KEYTURN_WHATEVER is not a Keyturn setting and is ignored",
+    ]

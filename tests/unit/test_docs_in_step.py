@@ -48,3 +48,26 @@ def test_the_python_clients_definitive_codes_are_wire_codes() -> None:
     from keyturn.client._endpoints import DEFINITIVE
 
     assert set(DEFINITIVE) <= set(ERRORS_BY_CODE)
+
+
+def test_the_command_synopsis_names_every_option() -> None:
+    """Each option of each ``keyturn`` command is in the README's synopsis (``--help`` says the rest)."""
+    import argparse
+
+    from keyturn.server.cli import build_parser
+
+    synopsis = README.split("## The `keyturn` command", 1)[1].split("```", 2)[1]
+
+    def options(parser: argparse.ArgumentParser) -> set[str]:
+        found = set()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    found |= options(sub)
+            else:
+                found.update(o for o in action.option_strings if o.startswith("--") and o != "--help")
+        return found
+
+    missing = {o for o in options(build_parser()) if o not in synopsis}
+
+    assert missing == set()

@@ -22,9 +22,8 @@ from prometheus_client import CollectorRegistry
 from keyturn.clock import FrozenClock
 from keyturn.errors import KeyturnError, TokenExpired, TokenRevoked, VerifierUnavailable
 from keyturn.middleware import AccessTokenVerifier, StoreKeys, StoreRevocations
-from keyturn.middleware._sources import FEED_BATCH, RevocationBatch, RevocationSource
 from keyturn.middleware.metrics import VerifierCollector
-from keyturn.middleware.verifier import RevocationSet
+from keyturn.revocation import FEED_BATCH, FeedPage, RevocationSet, RevocationSource
 from keyturn.store.memory import MemoryStore
 from keyturn.testing import TestService
 from keyturn.typing import Revocation
@@ -46,7 +45,7 @@ class FlakyFeed:
         self.asked: list[int] = []
         self.closes = 0
 
-    async def since(self, seq: int) -> RevocationBatch:
+    async def since(self, seq: int) -> FeedPage:
         self.asked.append(seq)
         if self.failing:
             raise OSError("the revocation feed is out of reach (injected)")

@@ -25,10 +25,9 @@ from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
 from keyturn.clock import FrozenClock, MonotonicClock, SystemClock
 from keyturn.errors import KeyturnError, TokenInvalid, VerifierUnavailable
-from keyturn.keys import KeyRing, MasterKey, new_access_key
+from keyturn.keys import KeyRing, MasterKey, new_access_key, parse_jwks
 from keyturn.middleware import AccessTokenVerifier, KeySource, StaticKeys, StoreKeys
 from keyturn.middleware._sources import Keys, cache_max_age
-from keyturn.middleware.verifier import parse_jwks
 from keyturn.testing import TestService, TokenFactory, make_service
 from keyturn.typing import AccessAlgorithm
 

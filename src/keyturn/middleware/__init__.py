@@ -9,10 +9,12 @@
 
 from __future__ import annotations
 
+from ..keys import PublicKey
+from ..revocation import RevocationSource
 from ..tokens import AccessClaims
 from ._grants import require_grants, scopes_of
-from ._sources import JWKSURL, FeedURL, KeySource, RevocationSource, StaticKeys, StoreKeys, StoreRevocations
-from .verifier import AccessTokenVerifier, PublicKey
+from ._sources import JWKSURL, FeedURL, KeySource, StaticKeys, StoreKeys, StoreRevocations
+from .verifier import AccessTokenVerifier
 
 __all__ = [
     "JWKSURL",

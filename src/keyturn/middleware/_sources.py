@@ -1,6 +1,7 @@
 """Where a validator gets its keys and its revocations: over HTTP from the token service, or from the store.
 
-Sources are async and run on the validator's own I/O thread (see ``verifier.py``).
+Sources are async and run on the validator's own I/O thread (see ``verifier.py``). They only fetch: what
+a JWKS holds is read by :func:`keyturn.keys.parse_jwks`, what the feed means by ``keyturn.revocation``.
 """
 
 from __future__ import annotations
@@ -12,23 +13,24 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..feed import read_feed
+from ..errors import KeyturnError
 from ..keys import public_jwks
-from ..typing import JSONValue, Revocation, Store
+from ..revocation import FEED_BATCH, FeedPage, parse_feed, read_feed
+from ..typing import JSONValue, Store
 
 __all__ = [
+    "FETCH_ERRORS",
     "JWKSURL",
     "FeedURL",
     "KeySource",
     "Keys",
-    "RevocationBatch",
-    "RevocationSource",
     "StaticKeys",
     "StoreKeys",
     "StoreRevocations",
 ]
 
-FEED_BATCH = 1000
+FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError)
+"""What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|,)\s*(?:no-cache|no-store)\s*(?:,|$)", re.IGNORECASE)
 
@@ -41,21 +43,8 @@ class Keys:
     max_age: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RevocationBatch:
-    entries: Sequence[Revocation]
-    last_seq: int
-    more: bool
-
-
 class KeySource(Protocol):
     async def fetch(self) -> Keys: ...
-
-    async def close(self) -> None: ...
-
-
-class RevocationSource(Protocol):
-    async def since(self, seq: int) -> RevocationBatch: ...
 
     async def close(self) -> None: ...
 
@@ -111,18 +100,9 @@ class FeedURL(_HTTP):
     def __init__(self, url: str, *, timeout: float = 5.0, client: httpx.AsyncClient | None = None) -> None:
         super().__init__(url, timeout, client)
 
-    async def since(self, seq: int) -> RevocationBatch:
+    async def since(self, seq: int) -> FeedPage:
         body, _ = await self._get({"since": seq, "limit": FEED_BATCH})
-        if not isinstance(body, dict):
-            raise ValueError("the revocation feed did not answer an object")
-        try:
-            entries = [
-                Revocation(int(e["seq"]), e["kind"], str(e["value"]), float(e["expires_at"]))
-                for e in body["revocations"]
-            ]
-            return RevocationBatch(entries, int(body["last_seq"]), bool(body["more"]))
-        except (KeyError, TypeError) as exc:
-            raise ValueError("the revocation feed's answer is malformed") from exc
+        return parse_feed(body)
 
 
 class StaticKeys:
@@ -158,9 +138,8 @@ class StoreRevocations:
         self._store = store
         self._now = clock_now
 
-    async def since(self, seq: int) -> RevocationBatch:
-        page = await read_feed(self._store, seq, self._now(), FEED_BATCH)
-        return RevocationBatch(page.entries, page.last_seq, page.more)
+    async def since(self, seq: int) -> FeedPage:
+        return await read_feed(self._store, seq, self._now(), FEED_BATCH)
 
     async def close(self) -> None:
         return None

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_response
-from ._paths import Exempt
+from ..errors import KeyturnError
+from ..http import REALM, error_response
+from ._bearer import BearerCheck
 from .verifier import AccessTokenVerifier
 
 __all__ = ["KeyturnMiddleware"]
@@ -46,8 +46,7 @@ class KeyturnMiddleware:
     ) -> None:
         self.app = app
         self.verifier = verifier
-        self.required = required
-        self.exempt = Exempt(exempt)
+        self.check = BearerCheck(verifier, required=required, exempt=exempt)
         self.realm = realm
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,7 +57,7 @@ class KeyturnMiddleware:
                 await self.app(scope, receive, send)
             return
         try:
-            claims = await self._authenticate(scope)
+            claims = await self.check.averify(_authorization(scope), scope.get("path", ""))
         except KeyturnError as error:
             await self._refuse(scope, send, error)
             return
@@ -66,21 +65,6 @@ class KeyturnMiddleware:
         scope["keyturn.verifier"] = self.verifier
         scope.setdefault("state", {})["keyturn"] = claims
         await self.app(scope, receive, send)
-
-    async def _authenticate(self, scope: Scope) -> Any:
-        if self.exempt and self.exempt(scope.get("path", "")):
-            return None
-        authorization = None
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-                break
-        token = bearer_token(authorization)
-        if token is None:
-            if self.required:
-                raise TokenInvalid("No access token was given.")
-            return None
-        return await self.verifier.averify(token)
 
     async def _refuse(self, scope: Scope, send: Send, error: KeyturnError) -> None:
         if scope["type"] == "websocket":
@@ -100,3 +84,11 @@ class KeyturnMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_and_close)
+
+
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            header: str = value.decode("latin-1")
+            return header
+    return None

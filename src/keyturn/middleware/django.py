@@ -30,13 +30,15 @@ from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token_if_any, error_response
+from ..http import REALM, error_response
 from ..tokens import AccessClaims
+from ._bearer import NO_TOKEN, BearerCheck
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
 __all__ = [
     "KeyturnMiddleware",
+    "bearer_check",
     "django_response",
     "get_verifier",
     "token_required",
@@ -63,6 +65,14 @@ def get_verifier() -> AccessTokenVerifier:
         return _verifier
 
 
+def bearer_check(
+    verifier: AccessTokenVerifier | Callable[[], AccessTokenVerifier] = get_verifier,
+) -> BearerCheck:
+    """How Django reads a request's bearer token: a request without one, or with another scheme (Basic,
+    say), passes on to other authentication."""
+    return BearerCheck(verifier, required=False, other_schemes_pass=True)
+
+
 def django_response(error: KeyturnError) -> HttpResponse:
     status, headers, body = error_response(error, REALM)
     response = HttpResponse(body, status=status)
@@ -78,6 +88,7 @@ class KeyturnMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
         self.verifier = get_verifier()
+        self.check = bearer_check(self.verifier)
         # Django gives an async get_response under ASGI (when the rest of the chain allows it).
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
@@ -87,8 +98,7 @@ class KeyturnMiddleware:
         if self.is_async:
             return self.__acall__(request)
         try:
-            token = bearer_token_if_any(request.headers.get("Authorization"))
-            request.keyturn_token = None if token is None else self.verifier.verify(token)  # type: ignore[attr-defined]
+            request.keyturn_token = self.check.verify(request.headers.get("Authorization"))  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
         response: HttpResponse = self.get_response(request)
@@ -96,8 +106,7 @@ class KeyturnMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         try:
-            token = bearer_token_if_any(request.headers.get("Authorization"))
-            request.keyturn_token = None if token is None else await self.verifier.averify(token)  # type: ignore[attr-defined]
+            request.keyturn_token = await self.check.averify(request.headers.get("Authorization"))  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
         response: HttpResponse = await self.get_response(request)
@@ -113,7 +122,7 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
         claims: AccessClaims | None = getattr(request, "keyturn_token", None)
         try:
             if claims is None:
-                raise TokenInvalid("No access token was given.")
+                raise TokenInvalid(NO_TOKEN)
             require_grants(claims, wanted)
         except KeyturnError as error:
             return django_response(error)

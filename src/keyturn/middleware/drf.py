@@ -25,12 +25,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token_if_any, error_body, error_headers
+from ..http import REALM, error_body, error_headers
 from ..tokens import AccessClaims
+from ._bearer import NO_TOKEN
 from ._grants import require_grants
-from .django import get_verifier
+from .django import bearer_check
 
 __all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser", "exception_handler"]
+
+_bearer = bearer_check()  # the process's verifier, built at the first token
 
 
 class KeyturnUser:
@@ -69,7 +72,7 @@ class _Forbidden(exceptions.PermissionDenied):
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with Keyturn's answer for refused tokens and for requests without one."""
     if isinstance(exc, exceptions.NotAuthenticated):
-        exc = _Refused(TokenInvalid("No access token was given."))
+        exc = _Refused(TokenInvalid(NO_TOKEN))
     response = views.exception_handler(exc, context)
     if response is not None and isinstance(exc, _Refused | _Forbidden):
         for name, value in error_headers(exc.error, REALM).items():
@@ -84,13 +87,12 @@ class KeyturnAuthentication(BaseAuthentication):
         claims: AccessClaims | None = getattr(request._request, "keyturn_token", None)
         if claims is None:
             try:
-                token = bearer_token_if_any(request.headers.get("Authorization"))
-                if token is None:
-                    return None
-                claims = get_verifier().verify(token)
+                claims = _bearer.verify(request.headers.get("Authorization"))
             except KeyturnError as error:
                 request._request.keyturn_error = error  # type: ignore[attr-defined]
                 raise _Refused(error) from error
+            if claims is None:
+                return None
         return KeyturnUser(claims), claims
 
     def authenticate_header(self, request: Request) -> str:
@@ -106,7 +108,7 @@ class HasScopes(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         claims = request.auth
         if not isinstance(claims, AccessClaims):
-            raise _Refused(TokenInvalid("No access token was given."))
+            raise _Refused(TokenInvalid(NO_TOKEN))
         try:
             require_grants(claims, getattr(view, "required_scopes", ()))
         except KeyturnError as error:

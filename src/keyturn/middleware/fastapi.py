@@ -25,9 +25,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 
-from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_body, error_headers
+from ..errors import KeyturnError
+from ..http import REALM, error_body, error_headers
 from ..tokens import AccessClaims
+from ._bearer import BearerCheck
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
@@ -51,6 +52,7 @@ def require_token(
 ) -> Callable[[Request], Awaitable[AccessClaims]]:
     """A dependency giving the request's verified access token, which must carry ``scopes`` and ``claims``."""
     wanted = tuple(scopes)
+    check = BearerCheck(verifier)
 
     async def dependency(request: Request) -> AccessClaims:
         try:
@@ -58,10 +60,8 @@ def require_token(
             if request.scope.get("keyturn.verifier") is verifier:  # the middleware checked it already
                 verified = request.scope.get("keyturn.token")
             if verified is None:
-                token = bearer_token(request.headers.get("authorization"))
-                if token is None:
-                    raise TokenInvalid("No access token was given.")
-                verified = await verifier.averify(token)
+                verified = await check.averify(request.headers.get("authorization"))
+                assert verified is not None  # a token is required and no path is exempt
             return require_grants(verified, wanted, claims)
         except KeyturnError as error:
             raise TokenRefused(error, realm) from error

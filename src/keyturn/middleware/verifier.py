@@ -11,10 +11,10 @@ except a request whose token names a key the verifier has not seen yet:
   way or starts one, but fetches start at most once per ``key_refetch_interval`` (paced by a monotonic
   timer), so a flood of made-up ids cannot hammer the token service. A token whose key is still unknown
   is ``token_invalid`` if the last successful fetch began after it was issued (a genuine key would have
-  been listed), else a retryable 503: its key may be newer than that fetch;
+  been listed), else a retryable 503: its key may be newer than that fetch (``_held_keys.py``);
 - revocations come from the feed (``GET /auth/revocations?since=N`` or the store), polled every
   ``revocation_poll_interval`` seconds into two in-memory sets (sessions and single tokens) whose
-  entries drop out when no token they match can still be valid.
+  entries drop out when no token they match can still be valid (``keyturn.revocation``).
 
 When the feed cannot be read, the last set stays in force and :meth:`AccessTokenVerifier.status` reports
 the lag; with ``revocation_fail_closed_after`` set, tokens are refused (503, retryable) once the lag
@@ -26,144 +26,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import threading
-import time
-import weakref
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Self, TypeVar
 
-import httpx
-import jwt
-
-from .._jws import split
-from .._reload import KeyReloader
 from ..clock import MonotonicClock, SystemClock
 from ..config import Settings
-from ..errors import KeyturnError, TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
+from ..errors import TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
+from ..revocation import FeedFollower, RevocationSource
 from ..tokens import AccessClaims, UnknownKey, read_access
-from ..typing import Clock, JSONValue, Revocation, Store
-from ._sources import (
-    JWKSURL,
-    FeedURL,
-    Keys,
-    KeySource,
-    RevocationSource,
-    StoreKeys,
-    StoreRevocations,
-)
+from ..typing import Clock, JSONValue, Store
+from ._held_keys import HeldKeys
+from ._io_thread import IOThread, forget_in_forked_children
+from ._sources import FETCH_ERRORS, JWKSURL, FeedURL, KeySource, StoreKeys, StoreRevocations
 
-__all__ = ["AccessTokenVerifier", "PublicKey"]
+__all__ = ["AccessTokenVerifier"]
 
 logger = logging.getLogger("keyturn.middleware")
 
 T = TypeVar("T")
-
-ALGORITHMS = frozenset({"ES256", "EdDSA", "RS256"})
-DEFAULT_KEY_TTL = 300.0
-"""How long a JWKS is kept when its response says nothing (seconds)."""
-KEY_TTL_BOUNDS = (30.0, 86_400.0)
-"""A JWKS is fetched again in the background no sooner and no later than this (seconds)."""
-RETRY_AFTER_FAILURE = 5.0
-MAX_MISSING = 4096
-"""How many key ids proved forged are remembered (and refused without a fetch)..."""
-MISSING_FOR = 30.0
-"""...and for how long (seconds): long enough to spare the token service, short enough to heal if a
-JWKS answer was ever wrong (a stale cache between us and the service, say)."""
-FETCH_ERRORS = (httpx.HTTPError, KeyturnError, OSError, TimeoutError, ValueError)
-"""What fetching keys or reading the feed may raise: all mean "out of reach or garbled, try again"."""
-
-
-@dataclass(frozen=True, slots=True)
-class PublicKey:
-    """A key that verifies access tokens, read from a JWK."""
-
-    kid: str
-    alg: str
-    public_key: Any
-
-
-def parse_jwks(jwks: Iterable[Mapping[str, JSONValue]]) -> dict[str, PublicKey]:
-    """The signing keys of a JWKS; keys of other uses, algorithms or shapes are left out."""
-    keys: dict[str, PublicKey] = {}
-    for jwk in jwks:
-        kid = jwk.get("kid") if isinstance(jwk, Mapping) else None
-        if not isinstance(kid, str) or jwk.get("use", "sig") != "sig":
-            continue
-        try:
-            parsed = jwt.PyJWK(dict(jwk))
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            logger.warning("jwks: key %r cannot be read; it is ignored", kid)
-            continue
-        if parsed.algorithm_name not in ALGORITHMS:
-            continue
-        key = parsed.key
-        if hasattr(key, "public_key"):  # a JWK with its private half: only the public one is kept
-            key = key.public_key()
-        keys[kid] = PublicKey(kid, parsed.algorithm_name, key)
-    return keys
-
-
-class RevocationSet:
-    """Revoked session ids and token ids, each kept until no token it matches can still be valid."""
-
-    __slots__ = ("_leeway", "jtis", "last_seq", "sids")
-
-    def __init__(self, leeway: float) -> None:
-        self._leeway = leeway
-        self.sids: dict[str, float] = {}
-        self.jtis: dict[str, float] = {}
-        self.last_seq = 0
-
-    def add(self, entries: Iterable[Revocation], last_seq: int) -> None:
-        for entry in entries:
-            found = self.sids if entry.kind == "sid" else self.jtis
-            found[entry.value] = max(found.get(entry.value, entry.expires_at), entry.expires_at)
-        self.last_seq = last_seq  # lower than before only after the store was reset (keyturn.feed)
-
-    def prune(self, now: float) -> None:
-        # New dictionaries swapped in whole: request threads read these without a lock.
-        cutoff = now - self._leeway
-        self.sids = {k: v for k, v in self.sids.items() if v >= cutoff}
-        self.jtis = {k: v for k, v in self.jtis.items() if v >= cutoff}
-
-    def __len__(self) -> int:
-        return len(self.sids) + len(self.jtis)
-
-
-_LIVE: weakref.WeakSet[AccessTokenVerifier] = weakref.WeakSet()
-
-
-def _after_fork() -> None:
-    for verifier in list(_LIVE):
-        verifier._forget_thread()
-
-
-os.register_at_fork(after_in_child=_after_fork)
-
-
-class _IOThread:
-    """A daemon thread running an event loop: where the verifier fetches keys and polls the feed."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run, name="keyturn-verifier", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 class AccessTokenVerifier:
@@ -199,35 +80,31 @@ class AccessTokenVerifier:
         self.audience = audience
         self.leeway = leeway
         self.clock = clock or SystemClock()
-        self._timer = timer or MonotonicClock()  # paces key fetches; a wall clock may step back
-        self._key_source = keys
-        self._revocation_source = revocations
         self._poll_interval = revocation_poll_interval
         self._fail_closed_after = revocation_fail_closed_after
-        self._key_refetch_interval = key_refetch_interval
         self._cache_size = cache_size
         self._timeout = timeout
         self._on_start = on_start
         self._on_close = on_close
 
-        self._keys: dict[str, PublicKey] = {}
-        self._keys_loaded_at: float | None = None
-        self._keys_due = 0.0
-        self._revoked = RevocationSet(leeway)
-        self._cache: dict[str, AccessClaims] = {}
-        self._started_at = time.monotonic()
-        self._polled_at: float | None = None
-        self._feed_failing = False
-        self._keys_failing = False
-        self._key_fetches = 0
-
-        self._io: _IOThread | None = None
-        self._reloader: KeyReloader[tuple[Keys, float]] | None = None
-        self._fetched_from: float | None = None  # when the last successful key fetch began (clock time)
-        self._missing: OrderedDict[str, float] = OrderedDict()  # key ids a fetch lacked -> until when
+        self._cache: dict[str, AccessClaims] = {}  # the same object for good: cleared, never replaced
+        self._held = HeldKeys(
+            keys,
+            clock=self.clock,
+            timer=timer or MonotonicClock(),  # paces key fetches; a wall clock may step back
+            timeout=timeout,
+            refetch_interval=key_refetch_interval,
+            leeway=leeway,
+            on_withdrawn=self._cache.clear,
+        )
+        self._feed = FeedFollower(
+            revocations, leeway, clock=self.clock, timeout=timeout, unreachable=FETCH_ERRORS
+        )
+        self._revoked = self._feed.revoked  # the same object for good: read on every request
+        self._io: IOThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
-        _LIVE.add(self)
+        forget_in_forked_children(self)
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -289,7 +166,7 @@ class AccessTokenVerifier:
         try:
             return self._check(token)
         except UnknownKey as exc:
-            future = self._submit(self._find(exc.kid))
+            future = self._submit(self._held.find(exc.kid))
             try:
                 found = future.result(self._timeout)
             except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError) as stopped:
@@ -304,7 +181,7 @@ class AccessTokenVerifier:
         try:
             return self._check(token)
         except UnknownKey as exc:
-            submitted = self._submit(self._find(exc.kid))
+            submitted = self._submit(self._held.find(exc.kid))
             try:
                 found = await asyncio.wait_for(asyncio.wrap_future(submitted), self._timeout)
             except TimeoutError as timeout:
@@ -322,7 +199,12 @@ class AccessTokenVerifier:
         claims = self._cache.get(token)
         if claims is None:
             claims = read_access(
-                token, now, self._keys.get, issuer=self.issuer, audience=self.audience, leeway=self.leeway
+                token,
+                now,
+                self._held.keys.get,
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway,
             )
             self._remember(token, claims)
         elif now > claims.exp + self.leeway:
@@ -354,63 +236,26 @@ class AccessTokenVerifier:
                 return self._check(token)
             except UnknownKey:  # the key was withdrawn again in between
                 found = None
-        if found is False or self._issued_before_last_fetch(token):
+        if found is False or self._held.issued_before_last_fetch(token):
             raise TokenInvalid("The access token's key is unknown.")
         raise VerifierUnavailable("The token's key is not known yet; retry shortly.")
-
-    def _issued_before_last_fetch(self, token: str) -> bool:
-        """Whether the last successful key fetch began after ``token`` was issued (its unverified ``iat``).
-
-        If so, a genuine key would have been listed (the service's JWKS is read from the store, where
-        a key is before anything signs with it), so a token naming a key that fetch lacked is forged;
-        the leeway covers the clocks of the two machines. Otherwise the key may be newer than the fetch,
-        and the caller is told to retry (503).
-        """
-        iat = split(token).claims().get("iat")
-        if not isinstance(iat, int | float) or isinstance(iat, bool) or self._fetched_from is None:
-            return False
-        fetched_from = min(self._fetched_from, self.clock.now())  # a wall clock stepped back
-        return iat + 1 + self.leeway <= fetched_from  # iat is in whole seconds
-
-    async def _find(self, kid: str) -> bool | BaseException | None:
-        """Whether ``kid`` is known after the fetch under way or one begun now: True; False if a fetch
-        begun after the call lacked it; None if no such fetch was allowed (one began too recently)."""
-        assert self._reloader is not None
-        if kid in self._keys:  # fetched for another request meanwhile
-            return True
-        if self._missing.get(kid, 0.0) > self._timer.now():
-            return False
-        arrived = self._timer.now()
-        try:
-            started = await self._reloader.fetch_now()
-        except FETCH_ERRORS as exc:  # the caller turns a failed fetch into a retryable 503
-            return exc
-        if kid in self._keys:
-            return True
-        if started is None or started < arrived:
-            return None
-        # A fetch begun after the token arrived lacked its key: forged.
-        self._missing[kid] = self._timer.now() + MISSING_FOR
-        while len(self._missing) > MAX_MISSING:
-            self._missing.popitem(last=False)
-        return False
 
     # -- state ---------------------------------------------------------------------------------
 
     def revocation_lag(self) -> float:
         """Seconds since the revocation feed was last read in full (since start if never)."""
-        if self._revocation_source is None:
-            return 0.0
-        return time.monotonic() - (self._polled_at or self._started_at)
+        return self._feed.lag()
 
     def status(self) -> dict[str, JSONValue]:
         """For a health check: keys held, revocations held, feed position and lag."""
         lag = self.revocation_lag()
-        healthy = bool(self._keys) and (self._fail_closed_after is None or lag <= self._fail_closed_after)
+        healthy = bool(self._held.keys) and (
+            self._fail_closed_after is None or lag <= self._fail_closed_after
+        )
         return {
             "healthy": healthy,
-            "keys": len(self._keys),
-            "key_fetches": self._key_fetches,
+            "keys": len(self._held.keys),
+            "key_fetches": self._held.fetches,
             "revocations": len(self._revoked),
             "revocations_last_seq": self._revoked.last_seq,
             "revocation_lag_seconds": round(lag, 3),
@@ -424,8 +269,8 @@ class AccessTokenVerifier:
         with self._lock:
             if self._io is not None:
                 return
-            self._started_at = time.monotonic()
-            io = _IOThread()
+            self._feed.started()
+            io = IOThread()
             future = io.submit(self._startup())
             self._io = io
         try:
@@ -478,101 +323,36 @@ class AccessTokenVerifier:
     # -- on the I/O thread ---------------------------------------------------------------------
 
     async def _startup(self) -> None:
-        self._reloader = KeyReloader(
-            self._fetch_keys, self._timer, self._install_keys, min_interval=self._key_refetch_interval
-        )
+        self._held.begin()
         if self._on_start is not None:
             try:
                 await self._on_start()
             except FETCH_ERRORS as exc:  # the store is out of reach: the fetches below fail and are retried
                 logger.warning("verifier: could not open the store (%s)", _name(exc))
-        await asyncio.gather(self._first_keys(), self._poll())
-        self._tasks = [asyncio.create_task(self._keep_keys())]
-        if self._revocation_source is not None:
+        await asyncio.gather(self._held.first(), self._poll())
+        self._tasks = [asyncio.create_task(self._held.keep_fresh())]
+        if self._feed.active:
             self._tasks.append(asyncio.create_task(self._keep_polling()))
 
     async def _shutdown(self) -> None:
-        if self._reloader is not None:
-            self._reloader.cancel()
+        self._held.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        closers: list[Awaitable[None]] = [self._key_source.close()]
-        if self._revocation_source is not None:
-            closers.append(self._revocation_source.close())
+        closers: list[Awaitable[None]] = [self._held.close(), self._feed.close()]
         if self._on_close is not None:
             closers.append(self._on_close())
         for failed in await asyncio.gather(*closers, return_exceptions=True):
             if isinstance(failed, BaseException):
                 logger.warning("verifier: closing a source failed (%s)", _name(failed))
 
-    async def _fetch_keys(self) -> tuple[Keys, float]:
-        self._key_fetches += 1
-        started = self.clock.now()
-        return await asyncio.wait_for(self._key_source.fetch(), self._timeout), started
-
-    def _install_keys(self, fetch: tuple[Keys, float]) -> None:
-        fetched, self._fetched_from = fetch
-        keys = parse_jwks(fetched.jwks)
-        if self._keys.keys() - keys.keys():
-            self._cache.clear()  # a key was withdrawn: tokens it signed must be checked again
-        self._keys = keys
-        ttl = DEFAULT_KEY_TTL if fetched.max_age is None else fetched.max_age
-        self._keys_due = time.monotonic() + min(max(ttl, KEY_TTL_BOUNDS[0]), KEY_TTL_BOUNDS[1])
-        self._keys_loaded_at = time.monotonic()
-        if self._keys_failing:
-            logger.info("verifier: keys fetched again")
-            self._keys_failing = False
-
-    async def _first_keys(self) -> None:
-        assert self._reloader is not None
-        try:
-            await self._reloader.reload()
-        except FETCH_ERRORS as exc:  # logged; the background task and unknown kids retry
-            self._keys_failed(exc)
-
-    def _keys_failed(self, exc: BaseException) -> None:
-        if not self._keys_failing:
-            held = len(self._keys)
-            logger.warning("verifier: keys could not be fetched (%s); keeping %d", _name(exc), held)
-        self._keys_failing = True
-        self._keys_due = time.monotonic() + RETRY_AFTER_FAILURE
-
-    async def _keep_keys(self) -> None:
-        assert self._reloader is not None
-        while True:
-            delay = self._keys_due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue  # a fetch for an unknown kid may have moved the due time
-            try:
-                await self._reloader.reload()
-            except FETCH_ERRORS as exc:  # retried after a pause; the keys held stay in force
-                self._keys_failed(exc)
-            except Exception as exc:  # a bug must not stop the refreshes for good: logged, retried
-                logger.exception("verifier: key refresh failed unexpectedly")
-                self._keys_failed(exc)
-
     async def _poll(self) -> None:
-        source = self._revocation_source
-        if source is None:
-            return
-        try:
-            while True:
-                batch = await asyncio.wait_for(source.since(self._revoked.last_seq), self._timeout)
-                self._revoked.add(batch.entries, batch.last_seq)
-                if not batch.more or not batch.entries:
-                    break
-        except FETCH_ERRORS as exc:  # the feed is out of reach: keep the set, report the lag
-            if not self._feed_failing:
-                logger.warning("verifier: revocation feed unreadable (%s); keeping the last set", _name(exc))
-            self._feed_failing = True
-            return
-        self._revoked.prune(self.clock.now())
-        self._polled_at = time.monotonic()
-        if self._feed_failing:
+        was_failing = self._feed.failing
+        failed = await self._feed.poll()  # an unreadable feed keeps the last set; the lag reports it
+        if failed is not None and not was_failing:
+            logger.warning("verifier: revocation feed unreadable (%s); keeping the last set", _name(failed))
+        elif failed is None and was_failing:
             logger.info("verifier: revocation feed read again")
-            self._feed_failing = False
 
     async def _keep_polling(self) -> None:
         while True:

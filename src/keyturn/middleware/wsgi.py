@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, bearer_token, error_response
-from ..tokens import AccessClaims
-from ._paths import Exempt
+from ..errors import KeyturnError
+from ..http import REALM, error_response
+from ._bearer import BearerCheck
 from .verifier import AccessTokenVerifier
 
 __all__ = ["KeyturnWSGIMiddleware"]
@@ -37,25 +36,15 @@ class KeyturnWSGIMiddleware:
     ) -> None:
         self.app = app
         self.verifier = verifier
-        self.required = required
-        self.exempt = Exempt(exempt)
+        self.check = BearerCheck(verifier, required=required, exempt=exempt)
         self.realm = realm
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            environ["keyturn.token"] = self._authenticate(environ)
+            authorization = environ.get("HTTP_AUTHORIZATION")
+            environ["keyturn.token"] = self.check.verify(authorization, environ.get("PATH_INFO", ""))
         except KeyturnError as error:
             status, headers, body = error_response(error, self.realm)
             start_response(f"{status} {HTTPStatus(status).phrase}", headers)
             return [body]
         return self.app(environ, start_response)
-
-    def _authenticate(self, environ: dict[str, Any]) -> AccessClaims | None:
-        if self.exempt and self.exempt(environ.get("PATH_INFO", "")):
-            return None
-        token = bearer_token(environ.get("HTTP_AUTHORIZATION"))
-        if token is None:
-            if self.required:
-                raise TokenInvalid("No access token was given.")
-            return None
-        return self.verifier.verify(token)

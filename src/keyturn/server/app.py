@@ -10,13 +10,13 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from .. import __version__
-from ..config import Settings
+from ..config import Settings, load_settings
 from ..events import subscribe
 from ..typing import Clock, SubjectCheck
 from . import errors, openapi
 from .background import chores
+from .body_limit import BodySizeLimit
 from .demo import DemoFiles
-from .limits import BodySizeLimit
 from .metrics import Metrics
 from .routes import auth, meta, revocations
 from .runtime import Runtime, open_runtime
@@ -50,7 +50,7 @@ def create_app(
     asked on every refresh whether a subject may still hold a session: by default the built-in user
     store; an application whose users live elsewhere passes its own check, or ``None`` for none.
     """
-    settings = runtime.settings if runtime is not None else settings or Settings()
+    settings = runtime.settings if runtime is not None else settings or load_settings()
     metrics = Metrics()
 
     @asynccontextmanager

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -15,10 +16,11 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from .. import __version__
-from ..config import Settings
+from ..config import Settings, load_settings, unknown_variables
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
-from .runtime import Runtime, open_runtime, prune_keys, rotate_keys
+from ..keys import prune_keys, rotate_keys
+from .runtime import Runtime, open_runtime
 
 T = TypeVar("T")
 
@@ -34,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = Path(args.data_dir)
     if getattr(args, "cookie_mode", False):
         overrides["cookie_mode"] = True
-    return Settings(**overrides)
+    return load_settings(**overrides)
 
 
 def _with_runtime(args: argparse.Namespace, fn: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -55,6 +57,8 @@ def _time(ts: float) -> str:
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        raise ValueError("no terminal to ask for the password on: pipe it in with --password-stdin")
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Again: ") != password:
@@ -368,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for warning in unknown_variables(os.environ):
+        print(f"keyturn: warning: {warning}", file=sys.stderr)
     try:
         code: int = args.func(args)
     except (ConfigError, ValidationError, ValueError, OSError) as exc:

@@ -7,7 +7,7 @@ sixth of the whole call, uvicorn included. This middleware calls the endpoint at
 endpoint is the same function the route declares, so the OpenAPI schema, the body parsing, the answers
 and the metrics are the route's own; only the way there is shorter.
 
-It sits inside :class:`~keyturn.server.limits.BodySizeLimit` (bodies over the cap are refused as for any
+It sits inside :class:`~keyturn.server.body_limit.BodySizeLimit` (bodies over the cap are refused as for any
 route) and inside Starlette's server-error middleware (an unexpected exception still becomes the one
 500 body); a ``KeyturnError`` is rendered here as the exception handlers would render it.
 """

@@ -1,4 +1,4 @@
-"""JWKS, health checks and metrics."""
+"""JWKS, health checks and metrics; the JWKS and the health checks answer HEAD too (``curl -I``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ router = APIRouter(tags=["meta"])
 JWKS_MAX_AGE = 300
 
 
+@router.head("/.well-known/jwks.json", include_in_schema=False)
 @router.get(
     "/.well-known/jwks.json",
     summary="The public keys that verify access tokens",
@@ -44,11 +45,13 @@ async def _read_jwks(store: Store) -> dict[str, list[Mapping[str, JSONValue]]]:
     return public_jwks(await store.list_keys())
 
 
+@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", summary="The process can reach its store", responses=UNAVAILABLE)
 async def readyz(request: Request) -> JSONResponse:
     await runtime(request).store.ping()

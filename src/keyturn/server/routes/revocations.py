@@ -1,4 +1,4 @@
-"""``GET /auth/revocations?since=N``: the feed validators poll to honour revocations (DESIGN section 4)."""
+"""``GET /auth/revocations?since=N``: the feed validators poll (what it holds: ``keyturn.revocation``)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from ...feed import read_feed
+from ...revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..schemas import RevocationFeed
 from ._common import ERRORS, NO_STORE, runtime
 
 router = APIRouter(tags=["revocation"], responses=ERRORS)
-
-MAX_BATCH = 1000
-MAX_SEQ = 2**63 - 1  # what every store's sequence numbers fit in
 
 
 @router.get(
@@ -25,7 +22,7 @@ MAX_SEQ = 2**63 - 1  # what every store's sequence numbers fit in
 async def revocations(
     request: Request,
     since: Annotated[int, Query(ge=0, le=MAX_SEQ, description="The last sequence number already seen.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = MAX_BATCH,
+    limit: Annotated[int, Query(ge=1, le=FEED_BATCH)] = FEED_BATCH,
 ) -> JSONResponse:
     """Entries still in force, oldest first. Poll again with ``since = last_seq`` until ``more`` is false.
 
@@ -37,12 +34,4 @@ async def revocations(
     rt = runtime(request)
     now = rt.sessions.clock.now()
     page = await read_feed(rt.store, since, now, limit)
-    body = {
-        "revocations": [
-            {"seq": r.seq, "kind": r.kind, "value": r.value, "expires_at": r.expires_at} for r in page.entries
-        ],
-        "last_seq": page.last_seq,
-        "more": page.more,
-        "server_time": now,
-    }
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(feed_body(page, now), headers=NO_STORE)

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from keyturn.errors import StoreUnavailable
+from keyturn.keys import rotate_keys
 from keyturn.server.app import create_app
-from keyturn.server.runtime import Runtime, open_runtime, rotate_keys
+from keyturn.server.runtime import Runtime, open_runtime
 from keyturn.testing import fast_hasher, make_settings
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from keyturn.errors import RateLimited, ServerError, TokenInvalid
 from keyturn.server import errors
 from keyturn.server.app import create_app
-from keyturn.server.limits import BodySizeLimit
+from keyturn.server.body_limit import BodySizeLimit
 from keyturn.server.runtime import Runtime, open_runtime
 from keyturn.server.shortcut import Shortcut
 from keyturn.testing import fast_hasher, make_settings
