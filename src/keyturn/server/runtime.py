@@ -51,6 +51,8 @@ async def open_runtime(
     clock = clock or SystemClock()
     secret = master_secret(settings)
     master = MasterKey(secret)
+    if settings.store_url is None:  # the embedded default lives in the data directory
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = open_store(settings.resolved_store_url)
     await store.open()
     try:

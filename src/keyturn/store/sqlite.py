@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from ..errors import StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable
 from ..ratelimit import RateLimit, micros
 from ..typing import RateLimitResult
 from ._sql import Dialect, Flow, Query
@@ -156,7 +156,15 @@ class SQLiteStore(SQLStore):
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
-        return cls(path_from_url(url))
+        """The store at ``url``'s path, whose directory must exist: ``sqlite:///data/k.db`` is relative to
+        the working directory, and a missing directory there is far more often a mistyped absolute path
+        (``sqlite:////data/k.db``, four slashes) than a wish for a new tree under the working directory."""
+        path = path_from_url(url)
+        if not path.parent.is_dir():
+            where = path.parent if path.is_absolute() else Path.cwd() / path.parent
+            hint = "" if path.is_absolute() else f"; for the absolute path /{path} write sqlite:////{path}"
+            raise ConfigError(f"no directory {where} for the SQLite store of {url}{hint}")
+        return cls(path)
 
     # -- plumbing --------------------------------------------------------------------------------
 
