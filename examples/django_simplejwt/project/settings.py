@@ -64,7 +64,11 @@ def _database(url: str) -> dict[str, object]:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": parts.path[1:] if parts.path.startswith("//") else parts.path.lstrip("/"),
-            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL;",
+            },
         }
     schema = parse_qs(parts.query).get("schema", [""])[0]
     return {
@@ -80,7 +84,9 @@ def _database(url: str) -> dict[str, object]:
 
 DATABASES = {"default": _database(os.environ.get("DATABASE", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 
-AUTH_PASSWORD_VALIDATORS = []
+AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
+if os.environ.get("FAST_PASSWORD_HASHER") == "1":  # the tests' many users: a cheap hash, never in production
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # The project's own backend (email or username) beside Django's: login goes through authenticate().
 AUTHENTICATION_BACKENDS = ["api.backends.EmailBackend", "django.contrib.auth.backends.ModelBackend"]
 LANGUAGE_CODE = "en-us"
@@ -121,7 +127,8 @@ if TOKENS == "keyturn":
         "ACCESS_TOKEN_LIFETIME": int(os.environ.get("ACCESS_LIFETIME", "300")),
         # Accept the SimpleJWT tokens issued before the switch until the longest of them has expired.
         "SIMPLEJWT_MIGRATION_UNTIL": os.environ.get("SIMPLEJWT_MIGRATION_UNTIL", "2099-01-01"),
-        "RATE_LIMITS": os.environ.get("KEYTURN_RATE_LIMITS", "on") != "off",
+        "GRACE_PERIOD": int(os.environ.get("GRACE_PERIOD", "30")),
+        "RATE_LIMITS": os.environ.get("RATE_LIMITS", "on") != "off",
     }
 elif TOKENS != "simplejwt":
     raise ValueError(f"TOKENS must be simplejwt or keyturn, not {TOKENS!r}")
