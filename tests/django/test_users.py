@@ -128,3 +128,28 @@ def test_a_deleted_user_is_logged_out(keyturn_project: ExampleProject) -> None:
         assert_ended(c, pair)
         keyturn = c.post("/api/auth/refresh", json={"refresh_token": pair["refresh"]})
         assert (keyturn.status_code, keyturn.json()["error"]) == (401, "session_revoked")
+
+
+@pytest.mark.parametrize("route", ["/api/sso/", "/api/sso-async/"])
+def test_the_projects_own_sign_in_starts_a_session(keyturn_project: ExampleProject, route: str) -> None:
+    """``start_session`` (sync view) and ``astart_session`` (async view), served by uvicorn: the token
+    response of ``login``, with the project's claims in the access token."""
+    (alice,) = keyturn_project.add_users(1)
+    secret = {"SSO_SECRET": "sso-" + alice.password}
+    with (
+        keyturn_project.serve("keyturn", server="uvicorn", extra=secret) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        started = c.post(route, json={"email": alice.email}, headers={"X-SSO-Secret": secret["SSO_SECRET"]})
+        assert started.status_code == 200, started.text
+        pair = started.json()
+        assert pair["token_type"] == "Bearer"
+        assert started.headers["Cache-Control"] == "no-store"
+        me = c.get("/api/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"}).json()
+        assert me["claims"]["amr"] == ["sso"]
+        assert (
+            c.get("/api/me/", headers={"Authorization": f"Bearer {pair['access_token']}"}).json()["username"]
+            == alice.username
+        )
+        assert c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
+        assert c.post(route, json={"email": alice.email}).status_code == 404

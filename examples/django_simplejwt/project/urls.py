@@ -10,7 +10,11 @@ urlpatterns = [
 ]
 
 if settings.TOKENS == "keyturn":
+    from api import sso
+
     urlpatterns += [
+        path("api/sso/", sso.sso),  # the project's own sign-in: keyturn.django.start_session
+        path("api/sso-async/", sso.sso_async),
         path("api/", include("keyturn.django.simplejwt_urls")),  # SimpleJWT's four routes, served by Keyturn
         path("api/auth/", include("keyturn.django.urls")),  # Keyturn's own session API
     ]
