@@ -49,10 +49,10 @@ def test_an_unsupported_engine_is_named_at_start_up(engine: str) -> None:
         store_url_for({"ENGINE": engine, "NAME": "app"})
 
 
-def test_an_in_memory_sqlite_database_cannot_hold_the_tables() -> None:
-    """Processes could not share it; Django's test runner's default in-memory database included."""
-    with pytest.raises(ImproperlyConfigured, match="in-memory"):
-        store_url_for({"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"})
+@pytest.mark.parametrize("name", [":memory:", "file:memorydb_default?mode=memory&cache=shared"])
+def test_an_in_memory_sqlite_database_gets_the_memory_store(name: str) -> None:
+    """Django's test runner makes one for SQLite: the process's own memory store lives as long."""
+    assert store_url_for({"ENGINE": "django.db.backends.sqlite3", "NAME": name}) == "memory://"
 
 
 SETUP = """

@@ -81,10 +81,13 @@ def store_url_for(database: Mapping[str, Any]) -> str:
     name = database.get("NAME")
     if engine in SQLITE_ENGINES:
         path = str(name or "")
-        if not path or path == ":memory:" or path.startswith("file:"):
+        if not path or path == ":memory:" or "mode=memory" in path:
+            # Django's test runner's database for SQLite: one process, gone at its end. Keyturn's
+            # memory store lives as long and is shared by that process alone, as the database is.
+            return "memory://"
+        if path.startswith("file:"):
             raise ImproperlyConfigured(
-                "keyturn.django keeps its tables in the database file, which several processes share: "
-                f"an in-memory SQLite database ({path or 'no NAME'}) cannot hold them"
+                f"keyturn.django needs the SQLite database as a path, not a URI: {path!r}"
             )
         return f"sqlite:///{path}"
     if engine in POSTGRES_ENGINES:

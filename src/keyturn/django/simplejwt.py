@@ -27,6 +27,7 @@ from ..errors import (
     InvalidCredentials,
     KeyturnError,
     RefreshTokenReused,
+    ServerError,
     SessionError,
     SessionRevoked,
     TokenError,
@@ -133,6 +134,9 @@ def _simplejwt(make: FlowMaker, name: str) -> DualView:
             return answer.response
         except KeyturnError as exc:
             return refusal(exc)
+        except Exception as exc:  # noqa: BLE001  # a bug, the database down: a body, never an HTML page
+            _http.logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+            return refusal(ServerError())
 
     def handler(request: HttpRequest) -> HttpResponse:
         return run_sync(flow(request), service().call)

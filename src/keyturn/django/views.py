@@ -18,7 +18,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, TokenInvalid
+from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, TokenInvalid
 from ..feed import read_feed
 from ..http import bearer_token
 from ..keys import public_jwks
@@ -64,11 +64,15 @@ def _answer(response: HttpResponse) -> Flow:
 
 
 def guarded(flow: Flow) -> Flow:
-    """``flow``, with every ``KeyturnError`` it lets through answered with the one error body."""
+    """``flow``, with every error it lets through answered with the one error body: a ``KeyturnError``
+    with its own code, anything else (a bug, the project's database down) as ``server_error``."""
     try:
         return (yield from flow)
     except KeyturnError as exc:
         return _http.error(exc, _http.too_large_status(exc))
+    except Exception as exc:  # noqa: BLE001  # never Django's HTML 500 page: the one body, and a log line
+        _http.logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return _http.error(ServerError())
 
 
 def settings_of() -> Any:
