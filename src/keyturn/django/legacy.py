@@ -180,7 +180,8 @@ async def _exchange(rt: Runtime, found: LegacyRefresh, request: HttpRequest) -> 
     claims = RefreshClaims(
         sub=found.subject, sid=sid, jti=found.jti, gen=0, iat=found.iat, exp=found.exp, kid=kid
     )
-    return await sessions.refresh_verified(claims, now, limits=rt.limiter.refresh(ip))
+    # read_refresh found the user, active: the subject check is answered.
+    return await sessions.refresh_verified(claims, now, limits=rt.limiter.refresh(ip), subject_allowed=True)
 
 
 def read(raw: str, refused: KeyturnError) -> Generator[Step, Any, LegacyRefresh]:

@@ -4,7 +4,8 @@ One :class:`ProjectService` per process (:func:`service`), built from ``settings
 (store, keys, sessions, rate limits) is opened on the :class:`~._bridge.Bridge`'s loop at the first call,
 with the periodic chores (key reload, pruning) running beside it; a forked worker opens its own. The core
 asks "may this subject still hold a session?" on every refresh from that loop: the answer comes from the
-project's user model, read on a small pool of threads of its own (the ORM is sync).
+project's user model: the routes ask it on the request's own thread, and a refresh made some other way
+asks it here, on a small pool of threads of its own (the ORM is sync).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..errors import StoreUnavailable
 from ..middleware.verifier import AccessTokenVerifier
 from ..server.background import chores
 from ..server.runtime import Runtime, open_runtime
+from ..typing import Store
 from . import conf
 from ._bridge import Bridge
 from ._flow import Core
@@ -111,15 +113,20 @@ class ProjectService:
         revocations read from the same store, revocations within ``REVOCATION_POLL_INTERVAL``."""
         with self._lock:
             if self._verifier is None:
-                self._verifier = AccessTokenVerifier.for_store(
-                    self.config.store_url, settings=self.config.settings
-                )
+                url = self.config.store_url
+                # A memory store is one process's (tests): the verifier reads the runtime's own.
+                store: Store | str = self.run(_own_store) if url.startswith("memory://") else url
+                self._verifier = AccessTokenVerifier.for_store(store, settings=self.config.settings)
             return self._verifier
 
     def _forget(self) -> None:
         # In a forked child: the parent's loop, store connections and threads did not come along.
         self._runtime = self._opening = self._exits = self._orm = None
         self._lock = threading.Lock()
+
+
+async def _own_store(runtime: Runtime) -> Store:
+    return runtime.store
 
 
 def _checked(read: Callable[[str], T], subject: str) -> T:

@@ -40,7 +40,7 @@ from . import _http, legacy
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
 from .users import login_state
-from .views import FlowMaker, settings_of, start_pair
+from .views import FlowMaker, refreshed, settings_of, start_pair
 
 __all__ = ["blacklist", "obtain_pair", "refresh", "verify"]
 
@@ -177,9 +177,8 @@ def obtain_pair_flow(request: HttpRequest) -> Flow:
 
 def refresh_flow(request: HttpRequest) -> Flow:
     token = _fields(request, "refresh")["refresh"]
-    ip = _http.client_ip(request, settings_of())
     try:
-        pair = yield Core(lambda rt: rt.sessions.refresh(token, limits=rt.limiter.refresh(ip)))
+        pair = yield from refreshed(request, token)
     except TokenInvalid as refused:  # perhaps a SimpleJWT token from before the switch
         pair = yield from legacy.exchange(request, token, refused)
     return _json(_pair_body(pair, refresh_first=False))

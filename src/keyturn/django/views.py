@@ -26,14 +26,15 @@ from ..server.errors import malformed
 from ..server.routes.revocations import MAX_BATCH, MAX_SEQ
 from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
-from ..sessions import TokenPair
+from ..sessions import RefreshLimits, TokenPair
+from ..tokens import RefreshClaims
 from ..typing import JSONValue
 from . import _http
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
-from .users import LoginState, login_state, stored_login_state, subject_of
+from .users import LoginState, login_state, stored_login_state, subject_allowed, subject_of
 
-__all__ = ["endpoint", "login_flow", "start_flow"]
+__all__ = ["endpoint", "login_flow", "refreshed", "start_flow"]
 
 JWKS_MAX_AGE = 300
 FlowMaker = Callable[..., Flow]
@@ -133,12 +134,29 @@ def login_flow(request: HttpRequest) -> Flow:
 # -- refresh, me, logout ------------------------------------------------------------------------
 
 
+def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPair]:
+    """``SessionService.refresh`` in two halves, the subject check between them asked on this request's
+    own thread and database connection (so it sees what the request, or a test's transaction, sees)."""
+    ip = _http.client_ip(request, settings_of())
+
+    async def verified(rt: Runtime) -> tuple[RefreshClaims, float, RefreshLimits]:
+        limits = rt.limiter.refresh(ip)
+        claims, now = await rt.sessions.verify_refresh(token, limits=limits)
+        return claims, now, limits
+
+    claims, now, limits = yield Core(verified)
+    allowed = yield Orm(lambda: subject_allowed(claims.sub))
+    pair: TokenPair = yield Core(
+        lambda rt: rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=allowed)
+    )
+    return pair
+
+
 def refresh_flow(request: HttpRequest) -> Flow:
     settings = settings_of()
     body = _http.json_body(request, RefreshRequest, required=False)
     token = _http.require_refresh_token(request, body.refresh_token if body else None)
-    ip = _http.client_ip(request, settings)
-    pair: TokenPair = yield Core(lambda rt: rt.sessions.refresh(token, limits=rt.limiter.refresh(ip)))
+    pair = yield from refreshed(request, token)
     return _http.token_response(request, pair, settings)
 
 
