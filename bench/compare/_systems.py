@@ -244,6 +244,52 @@ def start_simplejwt(processes: Processes, venv_python: Path, workers: int, worke
     )
 
 
+EXAMPLE = HERE.parent.parent / "examples" / "django_simplejwt"
+
+
+def start_keyturn_django(processes: Processes, workers: int, worker_class: str) -> System:
+    """The example Django project on ``keyturn.django`` (SimpleJWT's routes, Keyturn behind them) under
+    gunicorn with SimpleJWT's workers, its database SQLite as SimpleJWT's is, in Keyturn's own venv."""
+    data_dir = processes.workdir / "keyturn-django"
+    data_dir.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
+    env.update(
+        {
+            "TOKENS": "keyturn",
+            "DJANGO_SETTINGS_MODULE": "django_settings",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+            "DATABASE": f"sqlite:///{data_dir / 'db.sqlite3'}",
+            "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(HERE)]),
+        }
+    )
+    password = secrets.token_urlsafe(12)
+    _run([sys.executable, str(HERE / "_django_project.py"), "setup", USER], password + "\n", env)
+    port = free_port()
+    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    gunicorn += ["--workers", str(workers), "--worker-class", worker_class, "--no-control-socket"]
+    gunicorn.append("project.wsgi")
+    url = f"http://127.0.0.1:{port}"
+    processes.spawn("keyturn-django", gunicorn, env, url + "/api/status/", cwd=EXAMPLE)
+    setup = f"SQLite, gunicorn, {workers} {worker_class} workers (keyturn.django)"
+    mint = [sys.executable, str(HERE / "_django_project.py"), "mint", USER]
+    return System(
+        "keyturn-django", "Keyturn · Django drop-in", "keyturn", setup, SIMPLEJWT_API, [url], password,
+        30.0, mint, env,
+    )  # fmt: skip
+
+
+def keyturn_django_resource(service: System) -> Resource:
+    return Resource(
+        "keyturn-django-drf",
+        "KeyturnAuthentication (DRF, keyturn.django)",
+        "keyturn",
+        f"DRF view + KeyturnAuthentication in the same Django app ({service.setup})",
+        service.urls,
+        "/api/me/",
+        service,
+    )
+
+
 def start_keyturn_resource(processes: Processes, service: System, count: int) -> Resource:
     """``count`` uvicorn processes of ``keyturn_resource.py``, each verifying the tokens of ``service`` with
     its JWKS and its revocation feed; sessions are spread over them."""

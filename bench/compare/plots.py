@@ -29,8 +29,16 @@ COLORS = {
     "keyturn-fastapi": "#00798c",
     "keyturn-postgresql": "#30638e",
     "keyturn-redis": "#edae49",
+    "keyturn-django": "#66a182",
+    "keyturn-django-drf": "#66a182",
 }
-MARKERS = {"simplejwt": "s", "keyturn-sqlite": "o", "keyturn-postgresql": "^", "keyturn-redis": "D"}
+MARKERS = {
+    "simplejwt": "s",
+    "keyturn-sqlite": "o",
+    "keyturn-postgresql": "^",
+    "keyturn-redis": "D",
+    "keyturn-django": "v",
+}
 DPI = 130
 
 

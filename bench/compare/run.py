@@ -48,9 +48,11 @@ from _systems import (
     Processes,
     Resource,
     System,
+    keyturn_django_resource,
     processes_in,
     simplejwt_resource,
     start_keyturn,
+    start_keyturn_django,
     start_keyturn_resource,
     start_simplejwt,
 )
@@ -124,6 +126,9 @@ def started(args: argparse.Namespace, venv_python: Path, workdir: Path) -> Itera
         keyturn = pool.submit(
             start_keyturn, processes, "keyturn-sqlite", "Keyturn · SQLite", "SQLite, 1 process", 1
         )
+        dropin = pool.submit(
+            start_keyturn_django, processes, args.simplejwt_workers, args.simplejwt_worker_class
+        )
         keyturn_short = pool.submit(
             start_keyturn, processes, "keyturn-sqlite-short-grace", f"Keyturn · SQLite · grace {short:g} s",
             "SQLite, 1 process", 1, grace_period=short,
@@ -143,13 +148,14 @@ def started(args: argparse.Namespace, venv_python: Path, workdir: Path) -> Itera
                 grace_period=short,
             )  # fmt: skip
             networked.append((main, brief))
-        plan.systems = [simplejwt.result(), keyturn.result()]
+        plan.systems = [simplejwt.result(), keyturn.result(), dropin.result()]
         plan.replay_systems = [*plan.systems, keyturn_short.result()]
         for main, brief in networked:
             plan.systems.append(main.result())
             plan.replay_systems += [main.result(), brief.result()]
         plan.resources = [
             simplejwt_resource(simplejwt.result()),
+            keyturn_django_resource(dropin.result()),
             start_keyturn_resource(processes, keyturn.result(), args.resource_processes),
         ]
         for store, why in plan.skipped.items():

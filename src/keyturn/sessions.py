@@ -290,6 +290,14 @@ class SessionService:
         they are checked before any work; a token that does not verify counts against the address alone;
         a verified one takes from its buckets in the store's refresh step itself, before anything is read.
         """
+        claims, now = await self.verify_refresh(refresh_token, limits=limits)
+        return await self.refresh_verified(claims, now, limits=limits)
+
+    async def verify_refresh(
+        self, refresh_token: str, *, limits: RefreshLimits | None = None
+    ) -> tuple[RefreshClaims, float]:
+        """The first half of :meth:`refresh`: the limits' check, then the token's claims and the time of
+        the call; a token that does not verify takes from the address's bucket and raises."""
         now = self.clock.now()
         if limits is not None:
             await limits.check()
@@ -299,8 +307,26 @@ class SessionService:
             if limits is not None:
                 await limits.take(limits.takes(None, now))
             raise
+        return claims, now
+
+    async def refresh_verified(
+        self,
+        claims: RefreshClaims,
+        now: float,
+        *,
+        limits: RefreshLimits | None = None,
+        subject_allowed: bool | None = None,
+    ) -> TokenPair:
+        """The second half of :meth:`refresh`: ``claims`` are those of a token already verified (by
+        :meth:`verify_refresh`, or by an integration that vouches for a token it adopted).
+
+        ``subject_allowed`` is the caller's own answer to the subject check, asked where the caller can
+        ask it (a Django request's thread, say); ``None`` asks ``subject_check``.
+        """
         takes = limits.takes(claims, now) if limits is not None else ()
-        if self.subject_check is not None and not await self.subject_check(claims.sub):
+        if subject_allowed is None and self.subject_check is not None:
+            subject_allowed = await self.subject_check(claims.sub)
+        if subject_allowed is False:
             if limits is not None:
                 await limits.take(takes)  # a refused call must not revoke either
             await self._revoke(claims.sid, "subject_disabled", now)

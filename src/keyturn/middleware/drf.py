@@ -8,7 +8,9 @@
     }
 
 with ``settings.KEYTURN`` as for ``keyturn.middleware.django``. ``request.user`` is a :class:`KeyturnUser`
-(the token's subject; Keyturn's users are not Django's) and ``request.auth`` the verified claims.
+(the token's subject; Keyturn's users are not Django's) and ``request.auth`` the verified claims. When the
+token service runs in the project itself (the ``keyturn.django`` app is installed), ``request.user`` is the
+Django user whose primary key is the token's subject (``keyturn.django.authentication``).
 Refusals answer with the error body of DESIGN section 3, ``Cache-Control: no-store`` and, on 401 and 403,
 ``WWW-Authenticate``. The exception handler is what makes DRF's own "no credentials" refusal (from
 ``IsAuthenticated`` and the like) answer ``token_invalid`` too; every other exception goes to DRF's.
@@ -16,8 +18,10 @@ Refusals answer with the error body of DESIGN section 3, ``Cache-Control: no-sto
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from django.apps import apps
 from rest_framework import exceptions, views
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -25,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenInvalid
-from ..http import REALM, error_body, error_headers
+from ..http import REALM, bearer_token_if_any, error_body, error_headers
 from ..tokens import AccessClaims
 from ._bearer import NO_TOKEN
 from ._grants import require_grants
@@ -80,10 +84,33 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
+_PROJECT = "keyturn.django.authentication"
+
+
+def _in_project() -> bool:
+    """Whether ``keyturn.django`` (the token service as a Django app) is installed in this project."""
+    return apps.is_installed("keyturn.django")
+
+
+def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
+    """The Django user and claims of the request's access token (``keyturn.django.authentication``)."""
+    try:
+        token = bearer_token_if_any(request.headers.get("Authorization"))
+        if token is None:
+            return None
+        found: tuple[Any, AccessClaims] = import_module(_PROJECT).authenticate_token(token)
+    except KeyturnError as error:
+        request._request.keyturn_error = error  # type: ignore[attr-defined]
+        raise _Refused(error) from error
+    return found
+
+
 class KeyturnAuthentication(BaseAuthentication):
     """``Authorization: Bearer <access token>``; reuses the token ``KeyturnMiddleware`` verified."""
 
-    def authenticate(self, request: Request) -> tuple[KeyturnUser, AccessClaims] | None:
+    def authenticate(self, request: Request) -> tuple[Any, AccessClaims] | None:
+        if _in_project():  # the token service runs in this project: request.user is a Django user
+            return _project_user(request)
         claims: AccessClaims | None = getattr(request._request, "keyturn_token", None)
         if claims is None:
             try:

@@ -14,6 +14,7 @@ drive the flows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import time
@@ -196,8 +197,12 @@ class SQLiteStore(SQLStore):
     def _prepare_file(self) -> None:
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # The file holds password hashes and (encrypted) keys: its owner alone may read it.
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            # The file holds password hashes and (encrypted) keys: its owner alone may read it. An existing
+            # file is never opened here: closing any descriptor of it would drop every POSIX lock this
+            # process holds on it (another connection's, a Django project's own), and corrupt the WAL.
+            if not self.path.exists():
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             if self.path.stat().st_mode & 0o077:
                 self.path.chmod(0o600)
         except OSError as exc:

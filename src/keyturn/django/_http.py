@@ -1,0 +1,164 @@
+"""Django requests and responses in the shapes of ``keyturn serve`` (``keyturn.server.routes``).
+
+Bodies, codes and headers are the service's: errors through the one renderer (``keyturn.http``), token
+bodies through ``keyturn.server.schemas.token_body``, the refresh cookie and the CSRF header by the same
+names and with the same attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, TypeVar
+
+from django.http import HttpRequest, HttpResponse
+from pydantic import BaseModel, ValidationError
+
+from ..config import Settings
+from ..errors import InvalidRequest, KeyturnError, ServerError
+from ..http import REALM, error_response
+from ..server.errors import malformed
+from ..server.proxies import client_address
+from ..server.schemas import token_body
+from ..sessions import TokenPair
+
+__all__ = [
+    "CSRF_HEADER",
+    "MAX_BODY_BYTES",
+    "NO_STORE",
+    "REFRESH_COOKIE",
+    "client_ip",
+    "error",
+    "json_body",
+    "respond",
+    "token_response",
+]
+
+logger = logging.getLogger("keyturn.django")
+
+REFRESH_COOKIE = "keyturn_refresh"
+CSRF_HEADER = "X-Keyturn-CSRF"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_BODY_BYTES = 256 * 1024
+"""As ``keyturn serve``: bodies over this are refused (413, ``invalid_request``) before they are read."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+    """A JSON response written as Starlette's ``JSONResponse`` writes it."""
+    content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    response = HttpResponse(content, status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def error(exc: KeyturnError, status: int | None = None) -> HttpResponse:
+    """The one error body and its headers (``keyturn.http``); a server error is logged by type only."""
+    if isinstance(exc, ServerError):
+        logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
+    code, headers, body = error_response(exc, REALM)
+    response = HttpResponse(body, status=status or code)
+    for name, value in headers:
+        response[name] = value
+    return response
+
+
+def raw_body(request: HttpRequest) -> bytes:
+    """The body, refused (413) when it is over :data:`MAX_BODY_BYTES` before it is read."""
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise _TooLarge()
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        raise _TooLarge()
+    return body
+
+
+class _TooLarge(InvalidRequest):
+    def __init__(self) -> None:
+        super().__init__(f"The request body is over {MAX_BODY_BYTES} bytes.")
+
+
+def too_large_status(exc: KeyturnError) -> int | None:
+    return 413 if isinstance(exc, _TooLarge) else None
+
+
+def is_json(request: HttpRequest) -> bool:
+    media = (request.content_type or "").lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def json_body(request: HttpRequest, model: type[M], *, required: bool) -> M | None:
+    """The body parsed as ``model``: empty (``None``, or 400 if ``required``), else JSON of that shape."""
+    raw = raw_body(request)
+    if not raw:
+        if required:
+            raise InvalidRequest("The request is malformed: body: Field required.")
+        return None
+    if not is_json(request):
+        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise malformed(exc.errors(include_input=False)) from None
+
+
+def client_ip(request: HttpRequest, settings: Settings) -> str | None:
+    """The peer's address, or ``X-Forwarded-For``'s client when the peer is one of ``TRUSTED_PROXIES``."""
+    peer = request.META.get("REMOTE_ADDR") or None
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR")
+    return client_address(peer, [forwarded] if forwarded else [], settings.trusted_proxies)
+
+
+def wants_cookie(request: HttpRequest, settings: Settings) -> bool:
+    return settings.cookie_mode or CSRF_HEADER in request.headers
+
+
+def cookie_path(request: HttpRequest) -> str:
+    """Where the session routes are mounted: the directory of the calling route (``/api/auth``)."""
+    return request.path.rsplit("/", 1)[0] or "/"
+
+
+def token_response(request: HttpRequest, pair: TokenPair, settings: Settings) -> HttpResponse:
+    cookie_mode = wants_cookie(request, settings)
+    response = respond(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
+    if cookie_mode:
+        response.set_cookie(
+            REFRESH_COOKIE,
+            pair.refresh_token,
+            max_age=pair.refresh_expires_in,
+            path=cookie_path(request),
+            secure=True,
+            httponly=True,
+            samesite="Strict",
+        )
+    return response
+
+
+def clear_cookie(request: HttpRequest, response: HttpResponse) -> None:
+    if request.COOKIES.get(REFRESH_COOKIE) is not None:
+        response.delete_cookie(REFRESH_COOKIE, path=cookie_path(request), samesite="Strict")
+        # delete_cookie sets Secure only for __Secure- names; the service's cookie always has it
+        response.cookies[REFRESH_COOKIE]["secure"] = True
+        response.cookies[REFRESH_COOKIE]["httponly"] = True
+
+
+def refresh_token(request: HttpRequest, from_body: str | None) -> str | None:
+    """The refresh token from the body, else the cookie (which needs the CSRF header)."""
+    if from_body is not None:
+        return from_body
+    cookie = request.COOKIES.get(REFRESH_COOKIE)
+    if cookie is None:
+        return None
+    if CSRF_HEADER not in request.headers:
+        raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
+    return cookie
+
+
+def require_refresh_token(request: HttpRequest, from_body: str | None) -> str:
+    token = refresh_token(request, from_body)
+    if token is None:
+        raise InvalidRequest("No refresh token was given.")
+    return token

@@ -1,0 +1,242 @@
+"""djangorestframework-simplejwt's four routes and bodies, with Keyturn's sessions behind them.
+
+- ``POST token/`` ``{<USERNAME_FIELD>, password}``: ``{"refresh", "access"}`` (a Keyturn session started
+  through ``authenticate()``);
+- ``POST token/refresh/`` ``{refresh}``: ``{"access", "refresh"}``, Keyturn's refresh: rotation, the same
+  answer to copies inside the grace period, reuse detection (and SimpleJWT refresh tokens issued before the
+  switch while ``SIMPLEJWT_MIGRATION_UNTIL`` lasts, :mod:`.legacy`);
+- ``POST token/verify/`` ``{token}``: ``{}`` for a valid access or refresh token;
+- ``POST token/blacklist/`` ``{refresh}``: ``{}``, and the token's session is over.
+
+Refusals keep SimpleJWT's bodies (``{"detail", "code": "token_not_valid"}`` with 401 and
+``WWW-Authenticate: Bearer realm="api"``; ``{"detail"}`` for a failed login; ``{"<field>": [...]}`` with
+400 for a missing field) and add Keyturn's code beside them as ``error``, so an old frontend keeps working
+and a new one can tell a reuse from an expiry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping
+from typing import Any
+
+from django.contrib.auth import authenticate, get_user_model
+from django.http import HttpRequest, HttpResponse
+
+from ..errors import (
+    InvalidCredentials,
+    KeyturnError,
+    RefreshTokenReused,
+    ServerError,
+    SessionError,
+    SessionRevoked,
+    TokenError,
+    TokenInvalid,
+)
+from ..http import error_headers
+from ..server.runtime import Runtime
+from ..sessions import TokenPair
+from . import _http, legacy
+from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
+from .service import service
+from .users import login_state
+from .views import FlowMaker, refreshed, settings_of, start_pair
+
+__all__ = ["blacklist", "obtain_pair", "refresh", "verify"]
+
+REALM = "api"
+"""SimpleJWT's ``WWW-Authenticate`` realm."""
+NO_ACCOUNT = "No active account found with the given credentials"
+DETAIL = {
+    "token_expired": "Token is expired",
+    "refresh_token_expired": "Token is expired",
+    "session_expired": "Token is expired",
+    "refresh_token_reused": "Token is blacklisted",
+    "session_revoked": "Token is blacklisted",
+    "token_revoked": "Token is blacklisted",
+}
+"""SimpleJWT's ``detail`` for each of Keyturn's token codes (``Token is invalid`` otherwise)."""
+
+
+class _Answer(Exception):
+    """A finished answer raised from deep in a flow (a 400 with SimpleJWT's field errors, say)."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__("answered")
+        self.response = response
+
+
+def _json(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
+    return _http.respond(body, status, {"Cache-Control": "no-store", **(headers or {})})
+
+
+def refusal(exc: KeyturnError) -> HttpResponse:
+    """A Keyturn error in SimpleJWT's shape, with Keyturn's code as ``error``."""
+    headers = {k: v for k, v in error_headers(exc).items() if k in ("Cache-Control", "Retry-After")}
+    if isinstance(exc, InvalidCredentials):
+        body: dict[str, object] = {"detail": NO_ACCOUNT}
+    elif isinstance(exc, TokenError | SessionError):
+        body = {"detail": DETAIL.get(exc.code, "Token is invalid"), "code": "token_not_valid"}
+    else:
+        body = {"detail": exc.detail, "code": exc.code}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+    body["error"] = exc.code
+    status = 413 if _http.too_large_status(exc) else exc.status
+    return _json(body, status, headers)
+
+
+def _fields(request: HttpRequest, *names: str) -> dict[str, str]:
+    """The named fields of a JSON or form body, as DRF's parsers and a ``CharField`` read them."""
+    raw = _http.raw_body(request)
+    data: Any = {}
+    if raw and (request.content_type or "").lower() in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        data = request.POST
+    elif raw:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            body = {"detail": f"JSON parse error - {exc}", "error": "invalid_request"}
+            raise _Answer(_json(body, 400)) from None
+    if not isinstance(data, Mapping):
+        detail = f"Invalid data. Expected a dictionary, but got {type(data).__name__}."
+        raise _Answer(_json({"non_field_errors": [detail], "error": "invalid_request"}, 400))
+    found: dict[str, str] = {}
+    errors: dict[str, object] = {}
+    for name in names:
+        value = data.get(name)
+        if value is None:
+            errors[name] = ["This field is required."]
+        elif not isinstance(value, str | int | float) or isinstance(value, bool):
+            errors[name] = ["Not a valid string."]
+        elif (str(value).strip() == "" and name != "password") or str(value) == "":
+            errors[name] = ["This field may not be blank."]
+        else:
+            found[name] = str(value)
+    if errors:
+        raise _Answer(_json({**errors, "error": "invalid_request"}, 400))
+    return found
+
+
+def _simplejwt(make: FlowMaker, name: str) -> DualView:
+    """A POST-only view with SimpleJWT's answers to refusals."""
+
+    def flow(request: HttpRequest) -> Flow:
+        if request.method != "POST":
+            body = {"detail": f'Method "{request.method}" not allowed.', "error": "invalid_request"}
+            return _json(body, 405, {"Allow": "POST, OPTIONS"})
+        try:
+            return (yield from make(request))
+        except _Answer as answer:
+            return answer.response
+        except KeyturnError as exc:
+            return refusal(exc)
+        except Exception as exc:  # noqa: BLE001  # a bug, the database down: a body, never an HTML page
+            _http.logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+            return refusal(ServerError())
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        return run_sync(flow(request), service().call)
+
+    async def ahandler(request: HttpRequest) -> HttpResponse:
+        return await run_async(flow(request), service().acall)
+
+    return DualView(handler, ahandler, name)
+
+
+def _pair_body(pair: TokenPair, *, refresh_first: bool) -> dict[str, str]:
+    if refresh_first:
+        return {"refresh": pair.refresh_token, "access": pair.access_token}
+    return {"access": pair.access_token, "refresh": pair.refresh_token}
+
+
+def _user_id_claims(user: Any) -> dict[str, str | int]:
+    """SimpleJWT's user id claim (``USER_ID_CLAIM`` = ``USER_ID_FIELD``), for frontends that read it."""
+    try:
+        from rest_framework_simplejwt.settings import api_settings
+    except ImportError:
+        return {"user_id": str(user.pk)}
+    value = getattr(user, api_settings.USER_ID_FIELD, user.pk)
+    return {api_settings.USER_ID_CLAIM: value if isinstance(value, int) else str(value)}
+
+
+def obtain_pair_flow(request: HttpRequest) -> Flow:
+    field = str(get_user_model().USERNAME_FIELD)
+    given = _fields(request, field, "password")
+    ip = _http.client_ip(request, settings_of())
+    yield Core(lambda rt: rt.limiter.login(given[field], ip))  # before the password hash
+    user = yield Orm(lambda: authenticate(request, **{field: given[field], "password": given["password"]}))
+    if user is None or not getattr(user, "is_active", True):
+        raise InvalidCredentials()
+    pair = yield from start_pair(request, user, _user_id_claims(user), known=login_state(user))
+    return _json(_pair_body(pair, refresh_first=True))
+
+
+def refresh_flow(request: HttpRequest) -> Flow:
+    token = _fields(request, "refresh")["refresh"]
+    try:
+        pair = yield from refreshed(request, token)
+    except TokenInvalid as refused:  # perhaps a SimpleJWT token from before the switch
+        pair = yield from legacy.exchange(request, token, refused)
+    return _json(_pair_body(pair, refresh_first=False))
+
+
+async def _check_token(rt: Runtime, token: str) -> None:
+    """Whether ``token`` is a live access token or a refresh token of a live session."""
+    try:
+        await rt.sessions.authenticate(token)
+        return
+    except TokenInvalid as not_access:
+        refused: KeyturnError = not_access
+    now = rt.sessions.clock.now()
+    try:
+        claims = rt.sessions.codec.decode_refresh(token, now)
+    except TokenInvalid:
+        raise refused from None
+    session = await rt.store.get_session(claims.sid)
+    if session is None or session.state != "active" or session.sub != claims.sub:
+        raise SessionRevoked()
+    if rt.sessions.codec.is_expired(claims.exp, now) or now >= session.absolute_expires_at:
+        raise TokenInvalid("Token is expired")
+
+
+def _verified(token: str) -> Generator[Step, Any, None]:
+    try:
+        yield Core(lambda rt: _check_token(rt, token))
+    except TokenInvalid as refused:
+        until = service().config.migration_until
+        if until is None:
+            raise
+        try:
+            yield Orm(lambda: legacy.verify_any(token, until))
+        except TokenInvalid:
+            raise refused from None
+
+
+def verify_flow(request: HttpRequest) -> Flow:
+    token = _fields(request, "token")["token"]
+    try:
+        yield from _verified(token)
+    except (SessionRevoked, RefreshTokenReused) as exc:  # SimpleJWT: a blacklisted token is a 400
+        return _json({"non_field_errors": ["Token is blacklisted"], "error": exc.code}, 400)
+    return _json({})
+
+
+def blacklist_flow(request: HttpRequest) -> Flow:
+    token = _fields(request, "refresh")["refresh"]
+    try:
+        yield Core(lambda rt: rt.sessions.logout(refresh_token=token))
+    except TokenInvalid as refused:
+        found = yield from legacy.read(token, refused)
+        yield Core(lambda rt: rt.sessions.revoke(legacy.legacy_sid(found.jti), "logout"))
+        yield Orm(lambda: legacy.blacklist(found))
+    return _json({})
+
+
+obtain_pair = _simplejwt(obtain_pair_flow, "token_obtain_pair")
+refresh = _simplejwt(refresh_flow, "token_refresh")
+verify = _simplejwt(verify_flow, "token_verify")
+blacklist = _simplejwt(blacklist_flow, "token_blacklist")

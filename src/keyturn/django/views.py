@@ -1,0 +1,288 @@
+"""The session contract of ``docs/contract.md`` as Django views: ``keyturn.django.urls`` routes them.
+
+Each endpoint is one flow (:mod:`._flow`): it parses the request, calls the core (``Core`` steps) and
+Django (``Orm`` steps), and answers with the bodies, codes and headers ``keyturn serve`` answers with.
+Login goes through ``django.contrib.auth.authenticate()``, so every authentication backend of the project
+works; the subject of a session is the user's primary key, as a string.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
+from django.http import HttpRequest, HttpResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, TokenInvalid
+from ..http import bearer_token
+from ..keys import public_jwks
+from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
+from ..server.errors import malformed
+from ..server.runtime import Runtime
+from ..server.schemas import LoginRequest, RefreshRequest, session_info
+from ..sessions import RefreshLimits, TokenPair
+from ..tokens import RefreshClaims
+from ..typing import JSONValue
+from . import _http
+from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
+from .service import service
+from .users import LoginState, login_state, stored_login_state, subject_allowed, subject_of
+
+__all__ = ["endpoint", "login_flow", "refreshed", "start_flow"]
+
+JWKS_MAX_AGE = 300
+FlowMaker = Callable[..., Flow]
+
+
+def endpoint(methods: tuple[str, ...], make: FlowMaker, name: str) -> DualView:
+    """A view answering ``methods`` with the flow ``make(request, **kwargs)``, sync or async."""
+
+    def flow(request: HttpRequest, **kwargs: Any) -> Flow:
+        if request.method not in methods:
+            response = _http.error(InvalidRequest("Method Not Allowed"), status=405)
+            response["Allow"] = ", ".join(methods)
+            return _answer(response)
+        return guarded(make(request, **kwargs))
+
+    def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        return run_sync(flow(request, **kwargs), service().call)
+
+    async def ahandler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        return await run_async(flow(request, **kwargs), service().acall)
+
+    return DualView(handler, ahandler, name)
+
+
+def _answer(response: HttpResponse) -> Flow:
+    return response
+    yield  # a flow with no steps
+
+
+def guarded(flow: Flow) -> Flow:
+    """``flow``, with every error it lets through answered with the one error body: a ``KeyturnError``
+    with its own code, anything else (a bug, the project's database down) as ``server_error``."""
+    try:
+        return (yield from flow)
+    except KeyturnError as exc:
+        return _http.error(exc, _http.too_large_status(exc))
+    except Exception as exc:  # noqa: BLE001  # never Django's HTML 500 page: the one body, and a log line
+        _http.logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        return _http.error(ServerError())
+
+
+def settings_of() -> Any:
+    return service().config.settings
+
+
+# -- login and starting sessions ---------------------------------------------------------------
+
+
+def start_flow(
+    request: HttpRequest,
+    user: Any,
+    claims: Mapping[str, JSONValue] | None = None,
+    *,
+    known: LoginState | None = None,
+) -> Flow:
+    """Start a session for ``user`` (already authenticated by the project) and answer with its tokens.
+
+    With ``known`` (the user's password hash and active flag as the caller checked them), a password
+    change or deactivation that raced the start ends the new session at once (``invalid_credentials``).
+    """
+    pair = yield from start_pair(request, user, claims, known=known)
+    return _http.token_response(request, pair, settings_of())
+
+
+def start_pair(
+    request: HttpRequest,
+    user: Any,
+    claims: Mapping[str, JSONValue] | None = None,
+    *,
+    known: LoginState | None = None,
+) -> Generator[Step, Any, TokenPair]:
+    settings = settings_of()
+    subject = subject_of(user)
+    ip = _http.client_ip(request, settings)
+    agent = request.headers.get("User-Agent")
+    pair: TokenPair = yield Core(lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip))
+    if known is not None:
+        now = yield Orm(lambda: stored_login_state(subject))
+        if now != known:  # changed (or deleted) between the check and the session: end the session
+            yield Core(lambda rt: rt.sessions.revoke(pair.session_id, "password_changed"))
+            raise InvalidCredentials()
+    yield Orm(lambda: user_logged_in.send(sender=user.__class__, request=request, user=user))
+    return pair
+
+
+def login_flow(request: HttpRequest) -> Flow:
+    body = _http.json_body(request, LoginRequest, required=True)
+    assert body is not None
+    ip = _http.client_ip(request, settings_of())
+    yield Core(lambda rt: rt.limiter.login(body.username, ip))  # before the password hash
+    user = yield Orm(lambda: authenticate(request, username=body.username, password=body.password))
+    if user is None or not getattr(user, "is_active", True):
+        raise InvalidCredentials()
+    return (yield from start_flow(request, user, known=login_state(user)))
+
+
+# -- refresh, me, logout ------------------------------------------------------------------------
+
+
+def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPair]:
+    """``SessionService.refresh`` in two halves, the subject check between them asked on this request's
+    own thread and database connection (so it sees what the request, or a test's transaction, sees)."""
+    ip = _http.client_ip(request, settings_of())
+
+    async def verified(rt: Runtime) -> tuple[RefreshClaims, float, RefreshLimits]:
+        limits = rt.limiter.refresh(ip)
+        claims, now = await rt.sessions.verify_refresh(token, limits=limits)
+        return claims, now, limits
+
+    claims, now, limits = yield Core(verified)
+    allowed = yield Orm(lambda: subject_allowed(claims.sub))
+    pair: TokenPair = yield Core(
+        lambda rt: rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=allowed)
+    )
+    return pair
+
+
+def refresh_flow(request: HttpRequest) -> Flow:
+    settings = settings_of()
+    body = _http.json_body(request, RefreshRequest, required=False)
+    token = _http.require_refresh_token(request, body.refresh_token if body else None)
+    pair = yield from refreshed(request, token)
+    return _http.token_response(request, pair, settings)
+
+
+def _bearer(request: HttpRequest) -> str | None:
+    return bearer_token(request.headers.get("Authorization"))
+
+
+def _require_bearer(request: HttpRequest) -> str:
+    token = _bearer(request)
+    if token is None:
+        raise TokenInvalid("No access token was given.")
+    return token
+
+
+def me_flow(request: HttpRequest) -> Flow:
+    token = _require_bearer(request)
+    auth = yield Core(lambda rt: rt.sessions.authenticate(token))
+    body = {
+        "subject": auth.claims.sub,
+        "claims": dict(auth.claims.claims),
+        "session": session_info(auth.session, auth.session.sid),
+    }
+    return _http.respond(body, headers=_http.NO_STORE)
+
+
+def _naming_token(request: HttpRequest) -> dict[str, str]:
+    """The access token (``Authorization``), or else the refresh token of the body or the cookie."""
+    access = _bearer(request)
+    if access is not None:
+        return {"access_token": access}
+    body = _http.json_body(request, RefreshRequest, required=False)
+    return {"refresh_token": _http.require_refresh_token(request, body.refresh_token if body else None)}
+
+
+def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
+    response = _http.respond({"revoked_sessions": sids}, headers=_http.NO_STORE)
+    _http.clear_cookie(request, response)
+    return response
+
+
+def logout_flow(request: HttpRequest) -> Flow:
+    named = _naming_token(request)
+    sids = yield Core(lambda rt: rt.sessions.logout(**named))
+    return _ended(request, sids)
+
+
+def logout_all_flow(request: HttpRequest) -> Flow:
+    named = _naming_token(request)
+    sids = yield Core(lambda rt: rt.sessions.logout_all(**named))
+    return _ended(request, sids)
+
+
+# -- sessions, revoke, revocations, JWKS --------------------------------------------------------
+
+
+def sessions_flow(request: HttpRequest) -> Flow:
+    token = _require_bearer(request)
+
+    async def listed(rt: Runtime) -> list[dict[str, object]]:
+        auth = await rt.sessions.authenticate(token)
+        found = await rt.sessions.list_sessions(auth.claims.sub)
+        return [session_info(s, auth.claims.sid) for s in found]
+
+    return _http.respond((yield Core(listed)), headers=_http.NO_STORE)
+
+
+def session_flow(request: HttpRequest, session_id: str) -> Flow:
+    token = _require_bearer(request)
+
+    async def ended(rt: Runtime) -> list[str] | None:
+        auth = await rt.sessions.authenticate(token)
+        try:
+            return await rt.sessions.revoke_own(auth.claims.sub, session_id)
+        except LookupError:
+            return None
+
+    sids = yield Core(ended)
+    if sids is None:
+        return _http.error(InvalidRequest("The caller has no such session."), status=404)
+    return _http.respond({"revoked_sessions": sids}, headers=_http.NO_STORE)
+
+
+def revoke_flow(request: HttpRequest) -> Flow:
+    raw = _http.raw_body(request)
+    token: object = None
+    try:
+        if (request.content_type or "").lower() == "application/x-www-form-urlencoded":
+            token = parse_qs(raw.decode(), max_num_fields=4).get("token", [None])[0]
+        else:
+            data = json.loads(raw)
+            token = data.get("token") if isinstance(data, dict) else None
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        raise InvalidRequest("The body is neither a form nor JSON.") from exc
+    if not isinstance(token, str) or not token:
+        raise InvalidRequest("The token parameter is missing.")
+    yield Core(lambda rt: rt.sessions.revoke_token(token))
+    return _http.respond({}, headers=_http.NO_STORE)
+
+
+class _FeedQuery(BaseModel):
+    since: int = Field(0, ge=0, le=MAX_SEQ)
+    limit: int = Field(FEED_BATCH, ge=1, le=FEED_BATCH)
+
+
+def revocations_flow(request: HttpRequest) -> Flow:
+    try:
+        query = _FeedQuery.model_validate({k: request.GET[k] for k in ("since", "limit") if k in request.GET})
+    except ValidationError as exc:
+        raise malformed(
+            [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from None
+
+    async def page(rt: Runtime) -> object:
+        now = rt.sessions.clock.now()
+        return feed_body(await read_feed(rt.store, query.since, now, query.limit), now)
+
+    return _http.respond((yield Core(page)), headers=_http.NO_STORE)
+
+
+def jwks_flow(request: HttpRequest) -> Flow:
+    async def keys(rt: Runtime) -> object:
+        return public_jwks(await rt.store.list_keys())
+
+    body = yield Core(keys)
+    return _http.respond(body, headers={"Cache-Control": f"private, max-age={JWKS_MAX_AGE}"})
+
+
+def not_found_flow(request: HttpRequest, **_: str) -> Flow:
+    return _http.error(InvalidRequest("Not Found"), status=404)
+    yield  # a flow with no steps

@@ -1,0 +1,47 @@
+"""The example Django project (``examples/django_simplejwt``) on real processes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..contract.backends import POSTGRES_URL, _ensure_postgres_database
+from ._project import ExampleProject
+
+DATABASES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The example project's ``DATABASE``: a SQLite file, or a PostgreSQL schema of this test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    _ensure_postgres_database()
+    schema = f"ktdj_{secrets.token_hex(6)}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield f"{POSTGRES_URL.split('?')[0]}?schema={schema}"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def project(tmp_path: Path, database: str) -> ExampleProject:
+    """The example project on ``database``, not migrated yet."""
+    return ExampleProject(tmp_path, database)
+
+
+@pytest.fixture
+def keyturn_project(project: ExampleProject) -> ExampleProject:
+    """The example project migrated on ``keyturn.django`` (Keyturn's tables and SimpleJWT's)."""
+    project.manage("migrate")
+    return project

@@ -1,0 +1,133 @@
+"""``keyturn.django.urls`` serves the session contract of docs/contract.md as ``keyturn serve`` does.
+
+The example project on ``keyturn.django``, under gunicorn's sync workers (WSGI) and uvicorn (ASGI), on
+SQLite and PostgreSQL: the same bodies, codes and headers as the token service's own routes.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ._project import ExampleProject
+
+pytestmark = pytest.mark.slow
+
+TOKEN_KEYS = {
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "expires_in",
+    "refresh_expires_in",
+    "session_id",
+    "server_time",
+}
+ERROR_KEYS = {"error", "error_description", "retryable"}
+
+
+def login(client: httpx.Client, username: str, password: str, **kwargs: object) -> httpx.Response:
+    return client.post("/api/auth/login", json={"username": username, "password": password}, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_the_session_contract_in_body_mode(keyturn_project: ExampleProject, server: str) -> None:
+    """Login, me, refresh (rotation, then the same answer to a copy), sessions, logout, and the errors."""
+    (user,) = keyturn_project.add_users(1)
+    with keyturn_project.serve("keyturn", server=server) as url, httpx.Client(base_url=url, timeout=30) as c:
+        wrong = login(c, user.username, "not the password")
+        assert wrong.status_code == 401
+        assert wrong.json() == {
+            "error": "invalid_credentials",
+            "error_description": "Wrong username or password.",
+            "retryable": False,
+        }
+        assert wrong.headers["WWW-Authenticate"] == 'Bearer realm="keyturn"'
+
+        started = login(c, user.username, user.password)
+        assert started.status_code == 200, started.text
+        pair = started.json()
+        assert set(pair) == TOKEN_KEYS
+        assert pair["token_type"] == "Bearer"
+        assert started.headers["Cache-Control"] == "no-store"
+        bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+
+        me = c.get("/api/auth/me", headers=bearer).json()
+        assert me["session"]["session_id"] == pair["session_id"]
+        assert me["session"]["current"] is True
+        subject = me["subject"]
+        assert subject.isdigit()  # the Django user's primary key
+
+        rotated = c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert rotated.status_code == 200
+        new = rotated.json()
+        assert new["refresh_token"] != pair["refresh_token"]
+        again = c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
+        assert again["refresh_token"] == new["refresh_token"]  # inside the grace period: byte for byte
+
+        listed = c.get("/api/auth/sessions", headers=bearer).json()
+        assert [s["session_id"] for s in listed] == [pair["session_id"]]
+
+        ended = c.post("/api/auth/logout", headers=bearer)
+        assert ended.json() == {"revoked_sessions": [pair["session_id"]]}
+        assert c.post("/api/auth/logout", headers=bearer).json() == {"revoked_sessions": []}
+
+        refused = c.post("/api/auth/refresh", json={"refresh_token": new["refresh_token"]})
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "session_revoked"
+        assert set(refused.json()) == ERROR_KEYS
+        assert refused.headers["WWW-Authenticate"].startswith(
+            'Bearer realm="keyturn", error="invalid_token", error_description="session_revoked: '
+        )
+        assert c.get("/api/auth/me", headers=bearer).json()["error"] == "token_revoked"
+
+        feed = c.get("/api/auth/revocations", params={"since": 0}).json()
+        assert {"kind": "sid", "value": pair["session_id"]}.items() <= feed["revocations"][0].items()
+        assert c.get("/api/auth/revocations", params={"since": -1}).status_code == 400
+
+        jwks = c.get("/api/auth/.well-known/jwks.json")
+        assert jwks.json()["keys"][0]["alg"] == "ES256"
+        assert jwks.headers["Cache-Control"] == "private, max-age=300"
+
+
+def test_errors_outside_the_table_keep_the_one_body(keyturn_project: ExampleProject) -> None:
+    """Unknown paths, wrong methods, bodies that are not JSON or too large: ``invalid_request``."""
+    with keyturn_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        missing = c.get("/api/auth/no-such-route")
+        assert (missing.status_code, missing.json()["error"]) == (404, "invalid_request")
+        wrong_method = c.get("/api/auth/login")
+        assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "invalid_request")
+        form = c.post("/api/auth/login", data={"username": "a", "password": "b"})
+        assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
+        empty = c.post("/api/auth/refresh")
+        assert (empty.status_code, empty.json()["error"]) == (400, "invalid_request")
+        huge = c.post(
+            "/api/auth/refresh", content=b"x" * (256 * 1024 + 1), headers={"Content-Type": "application/json"}
+        )
+        assert (huge.status_code, huge.json()["error"]) == (413, "invalid_request")
+        forged = c.post("/api/auth/refresh", json={"refresh_token": "a.b.c"})
+        assert (forged.status_code, forged.json()["error"]) == (401, "token_invalid")
+        assert c.post("/api/auth/revoke", data={"token": "anything"}).json() == {}
+
+
+def test_cookie_mode(keyturn_project: ExampleProject) -> None:
+    """With ``X-Keyturn-CSRF`` the refresh token lives in the cookie, under the routes' own prefix."""
+    (user,) = keyturn_project.add_users(1)
+    csrf = {"X-Keyturn-CSRF": "1"}
+    with keyturn_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        started = login(c, user.username, user.password, headers=csrf)
+        assert "refresh_token" not in started.json()
+        cookie = started.headers["Set-Cookie"]
+        for attribute in ("keyturn_refresh=", "HttpOnly", "Secure", "SameSite=Strict", "Path=/api/auth"):
+            assert attribute in cookie
+        token = started.cookies["keyturn_refresh"]
+
+        no_header = c.post("/api/auth/refresh", headers={"Cookie": f"keyturn_refresh={token}"})
+        assert (no_header.status_code, no_header.json()["error"]) == (400, "invalid_request")
+        rotated = c.post("/api/auth/refresh", headers={"Cookie": f"keyturn_refresh={token}", **csrf})
+        assert rotated.status_code == 200
+        assert rotated.cookies["keyturn_refresh"] != token
+
+        cookie = f"keyturn_refresh={rotated.cookies['keyturn_refresh']}"
+        ended = c.post("/api/auth/logout", headers={"Cookie": cookie, **csrf})
+        assert len(ended.json()["revoked_sessions"]) == 1
+        assert 'keyturn_refresh=""' in ended.headers["Set-Cookie"]

@@ -1,0 +1,118 @@
+"""Acceptance 1 of issue 14: switching the example project from SimpleJWT to ``keyturn.django`` logs no
+one out.
+
+Twenty users log in through SimpleJWT; the project restarts on ``keyturn.django`` with its SimpleJWT
+settings in place and ``SIMPLEJWT_MIGRATION_UNTIL`` set. Every stored refresh token refreshes (once; a
+copy inside the grace period gets the same answer, byte for byte), every old access token passes until it
+expires, a reused old token revokes its new session, and a rollback to SimpleJWT finds the old tokens
+blacklisted in its own table.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import jwt
+import pytest
+
+from ._project import ExampleProject
+
+pytestmark = pytest.mark.slow
+
+USERS = 20
+GRACE = 3
+OLD_ACCESS_LIFETIME = 25
+
+
+def test_the_switch_logs_no_one_out(project: ExampleProject) -> None:
+    project.manage("migrate", tokens="simplejwt")
+    users = project.add_users(USERS)
+    short = {"ACCESS_LIFETIME": str(OLD_ACCESS_LIFETIME)}
+    with project.serve("simplejwt", extra=short) as url, httpx.Client(base_url=url, timeout=30) as c:
+        old = [c.post("/api/token/", json=u.credentials()).json() for u in users]
+    assert all(set(pair) == {"access", "refresh"} for pair in old)
+    old_access_exp = max(jwt.decode(p["access"], options={"verify_signature": False})["exp"] for p in old)
+
+    project.manage("migrate")  # Keyturn's tables beside SimpleJWT's
+    with (
+        project.serve("keyturn", extra={"GRACE_PERIOD": str(GRACE)}) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        # Every old access token still passes, as its own user.
+        for user, pair in zip(users, old, strict=True):
+            me = c.get("/api/me/", headers={"Authorization": f"Bearer {pair['access']}"})
+            assert me.status_code == 200, me.text
+            assert me.json()["username"] == user.username
+
+        # Every stored refresh token refreshes; a copy inside the grace period gets the same answer.
+        def exchange(pair: dict[str, str]) -> tuple[httpx.Response, httpx.Response]:
+            with httpx.Client(base_url=url, timeout=30) as own:
+                first = own.post("/api/token/refresh/", json={"refresh": pair["refresh"]})
+                copy = own.post("/api/token/refresh/", json={"refresh": pair["refresh"]})
+            return first, copy
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(exchange, old))
+        new = []
+        for first, copy in answers:
+            assert first.status_code == copy.status_code == 200, (first.text, copy.text)
+            assert copy.json()["refresh"] == first.json()["refresh"]
+            new.append(first.json())
+        assert len({pair["refresh"] for pair in new}) == USERS
+
+        # The new tokens are Keyturn's, for the same users; they refresh as Keyturn's do.
+        for user, pair in zip(users, new, strict=True):
+            me = c.get("/api/me/", headers={"Authorization": f"Bearer {pair['access']}"})
+            assert me.json()["username"] == user.username
+        assert c.post("/api/token/refresh/", json={"refresh": new[1]["refresh"]}).status_code == 200
+
+        # After the grace period an old token is a reuse: the session made from it is revoked.
+        time.sleep(GRACE + 1.5)
+        reused = c.post("/api/token/refresh/", json={"refresh": old[0]["refresh"]})
+        assert reused.status_code == 401
+        assert reused.json() == {
+            "detail": "Token is blacklisted",
+            "code": "token_not_valid",
+            "error": "refresh_token_reused",
+        }
+        assert reused.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+        after = c.post("/api/token/refresh/", json={"refresh": new[0]["refresh"]})
+        assert (after.status_code, after.json()["error"]) == (401, "session_revoked")
+
+        # Old access tokens pass until they expire, and not after.
+        time.sleep(max(0.0, old_access_exp - time.time() + 1))
+        expired = c.get("/api/me/", headers={"Authorization": f"Bearer {old[2]['access']}"})
+        assert expired.status_code == 401
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {new[2]['access']}"}).status_code == 200
+
+    blacklisted = project.shell(
+        "from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken\n"
+        "print(BlacklistedToken.objects.count())"
+    )
+    assert int(blacklisted.split()[-1]) >= USERS
+
+    # A rollback to SimpleJWT cannot revive a token that was exchanged.
+    with project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        revived = c.post("/api/token/refresh/", json={"refresh": old[3]["refresh"]})
+        assert revived.status_code == 401
+        assert revived.json()["detail"] == "Token is blacklisted"
+
+
+def test_after_the_migration_date_simplejwt_tokens_are_refused(project: ExampleProject) -> None:
+    """``SIMPLEJWT_MIGRATION_UNTIL`` in the past: neither old refresh nor old access tokens pass."""
+    project.manage("migrate", tokens="simplejwt")
+    (user,) = project.add_users(1)
+    with project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        old = c.post("/api/token/", json=user.credentials()).json()
+    project.manage("migrate")
+    past = {"SIMPLEJWT_MIGRATION_UNTIL": "2020-01-01T00:00:00Z"}
+    with project.serve("keyturn", extra=past) as url, httpx.Client(base_url=url, timeout=30) as c:
+        refused = c.post("/api/token/refresh/", json={"refresh": old["refresh"]})
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "token_not_valid"
+        assert refused.json()["error"] == "token_invalid"
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {old['access']}"}).status_code == 401
+        fresh = c.post("/api/token/", json=user.credentials())
+        assert fresh.status_code == 200
