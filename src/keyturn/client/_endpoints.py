@@ -26,12 +26,13 @@ DEFINITIVE = frozenset(
         "refresh_token_reused",
         "session_revoked",
         "session_expired",
+        "invalid_request",
     }
 )
-"""Keyturn's codes that end a session when the refresh endpoint answers them (DESIGN section 3).
+"""Keyturn's codes that end a session when the refresh endpoint answers them.
 
-``invalid_request`` is not one: it says the call is wrong (a misconfigured field name, say), which the
-application must fix; the session itself may be fine, so it is kept (and the client reports degraded)."""
+``invalid_request`` is one: the call is wrong (a missing cookie, a wrong field name) and can never refresh
+without a change, so retrying it forever would only hide the fault; the browser client does the same."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +157,8 @@ def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) 
     return rng.uniform(0, ceiling)
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), or None."""
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds (a number, or an HTTP date counted from ``now``, epoch seconds), or None."""
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -168,4 +169,4 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
