@@ -157,36 +157,57 @@ async def test_a_401_with_only_a_challenge_header_is_understood(h: Harness, mode
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_token_revoked_ends_the_session(h: Harness, mode: str) -> None:
-    """The user logged out elsewhere (here: the service revoked the session): the response is the
-    application's to see, the session is over, and the next request is refused before it is sent."""
+async def test_token_revoked_costs_one_refresh_which_ends_the_session(h: Harness, mode: str) -> None:
+    """The user logged out elsewhere (here: the service revoked the session). A 401 ``token_revoked`` gets
+    one refresh first, which tells whether the session lives: the service says ``session_revoked``, so the
+    session is over, and the next request is refused before it is sent."""
     manager = _manager(h, mode)
     pair = h.login(manager)
     h.live.raw("POST", "/auth/logout", headers={"Authorization": f"Bearer {pair.access_token}"})
 
-    response = await _send(h, mode, manager)
+    with pytest.raises(SessionEnded) as ended:
+        await _send(h, mode, manager)
 
-    assert response.status_code == 401
-    assert response.json()["error"] == "token_revoked"
-    assert h.ended == ["token_revoked"]
+    assert ended.value.reason == "session_revoked"
+    assert h.ended == ["session_revoked"]
     assert manager.store.load() is None
-    assert h.live.refreshes() == 0
+    assert h.live.refreshes() == 1
     hits = h.live.ctl.count("GET", RESOURCE)
+    assert hits == 1
     with pytest.raises(SessionEnded):
         await _send(h, mode, manager)
     assert h.live.ctl.count("GET", RESOURCE) == hits
-    assert h.ended == ["token_revoked"]
+    assert h.ended == ["session_revoked"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_token_invalid_for_the_current_token_ends_the_session(h: Harness, mode: str) -> None:
+async def test_token_invalid_once_costs_one_refresh_and_one_retry(h: Harness, mode: str) -> None:
+    """A tampered or otherwise refused current token: one refresh, one retry, and the session goes on."""
     manager = _manager(h, mode)
-    h.login(manager)
+    old = h.login(manager)
     h.live.ctl.answer("GET", RESOURCE, Canned.error(401, "token_invalid"))
 
     response = await _send(h, mode, manager)
 
+    assert response.status_code == 200
+    assert h.live.refreshes() == 1
+    assert manager.tokens is not None
+    old_then_new = _sent(h) == [old.access_token, manager.tokens.access_token]
+    assert old_then_new
+    assert h.ended == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_token_invalid_again_after_the_refresh_ends_the_session(h: Harness, mode: str) -> None:
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.live.ctl.answer("GET", RESOURCE, Canned.error(401, "token_invalid"), Canned.error(401, "token_invalid"))
+
+    response = await _send(h, mode, manager)
+
     assert response.status_code == 401
+    assert h.live.refreshes() == 1
+    assert h.live.ctl.count("GET", RESOURCE) == 2
     assert h.ended == ["token_invalid"]
 
 
