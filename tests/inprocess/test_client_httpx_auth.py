@@ -18,7 +18,7 @@ import anyio
 import httpx
 import pytest
 
-from keyturn.client import KeyturnAuth, SessionEnded, TokenManager
+from keyturn.client import AsyncKeyturnTransport, KeyturnAuth, KeyturnTransport, SessionEnded, TokenManager
 
 from ._client_live import (
     AsyncFaultyTransport,
@@ -48,24 +48,35 @@ def _manager(h: Harness, mode: str, **kwargs: Any) -> TokenManager:
 
 
 async def _send(
-    h: Harness, mode: str, manager: TokenManager, method: str = "GET", **auth: Any
+    h: Harness,
+    mode: str,
+    manager: TokenManager,
+    method: str = "GET",
+    *,
+    keyturn_transport: bool = False,
+    safe: bool = False,
+    **auth: Any,
 ) -> httpx.Response:
-    """One request through ``KeyturnAuth`` with an httpx client of ``mode``, through ``h.faults``."""
+    """One request through ``KeyturnAuth`` with an httpx client of ``mode``, through ``h.faults``
+    (wrapped in ``KeyturnTransport`` if asked; sent with ``auth.safe_to_retry()`` if ``safe``)."""
     auth.setdefault("rng", MinRandom())
     flow = KeyturnAuth(manager, **auth)
+    chosen = flow.safe_to_retry() if safe else flow
     if mode == "sync":
+        transport: httpx.BaseTransport = FaultyTransport(h.faults)
+        if keyturn_transport:
+            transport = KeyturnTransport(transport)
 
         def blocking() -> httpx.Response:
-            with httpx.Client(
-                base_url=h.live.url, auth=flow, transport=FaultyTransport(h.faults), timeout=30
-            ) as http:
-                return http.request(method, RESOURCE)
+            with httpx.Client(base_url=h.live.url, auth=flow, transport=transport, timeout=30) as http:
+                return http.request(method, RESOURCE, auth=chosen)
 
         return await anyio.to_thread.run_sync(blocking)
-    async with httpx.AsyncClient(
-        base_url=h.live.url, auth=flow, transport=AsyncFaultyTransport(h.faults), timeout=30
-    ) as ahttp:
-        return await ahttp.request(method, RESOURCE)
+    atransport: httpx.AsyncBaseTransport = AsyncFaultyTransport(h.faults)
+    if keyturn_transport:
+        atransport = AsyncKeyturnTransport(atransport)
+    async with httpx.AsyncClient(base_url=h.live.url, auth=flow, transport=atransport, timeout=30) as ahttp:
+        return await ahttp.request(method, RESOURCE, auth=chosen)
 
 
 def _sent(h: Harness, method: str = "GET") -> list[str | None]:
@@ -317,3 +328,63 @@ async def test_a_401_on_post_is_still_retried_once_with_a_new_token(h: Harness, 
     assert response.status_code == 200
     assert h.live.ctl.count("POST", RESOURCE) == 2
     assert h.live.refreshes() == 1
+
+
+# -- dropped connections (issue 20) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_get_is_retried_through_refused_and_dropped_connections(h: Harness, mode: str) -> None:
+    """With ``KeyturnTransport`` a connection that failed, timed out, or dropped after the server answered
+    is an answer the flow judges: an idempotent request is sent again, and the caller sees the 200."""
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "connect", "timeout", "lost")
+
+    response = await _send(h, mode, manager, keyturn_transport=True)
+
+    assert response.status_code == 200
+    assert h.faults.count(RESOURCE) == 4
+    assert h.live.ctl.count("GET", RESOURCE) == 2  # the lost one reached the server, then this one
+    assert h.ended == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_dropped_post_is_not_sent_again_unless_marked_safe(h: Harness, mode: str) -> None:
+    """The server handled the POST but the answer was lost: the caller gets the error, and decides; with
+    ``auth.safe_to_retry()`` the flow sends it again itself."""
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "lost")
+
+    with pytest.raises(httpx.ReadError):
+        await _send(h, mode, manager, "POST", keyturn_transport=True)
+    assert h.live.ctl.count("POST", RESOURCE) == 1
+
+    h.faults.plan(RESOURCE, "lost")
+    response = await _send(h, mode, manager, "POST", keyturn_transport=True, safe=True)
+    assert response.status_code == 200
+    assert h.live.ctl.count("POST", RESOURCE) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_dropped_connections_are_retried_within_the_callers_bound(h: Harness, mode: str) -> None:
+    """``retries=2``: three tries, then the last connection error is the caller's."""
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "connect", "connect", "connect", "connect")
+
+    with pytest.raises(httpx.ConnectError):
+        await _send(h, mode, manager, keyturn_transport=True, retries=2)
+    assert h.faults.count(RESOURCE) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_without_keyturn_transport_a_dropped_connection_is_httpxs_error(h: Harness, mode: str) -> None:
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "connect")
+
+    with pytest.raises(httpx.ConnectError):
+        await _send(h, mode, manager)
+    assert h.faults.count(RESOURCE) == 1

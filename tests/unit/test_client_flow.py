@@ -7,6 +7,8 @@ I/O (real sockets, real locks, real faults) are in ``tests/inprocess`` and ``tes
 
 from __future__ import annotations
 
+from collections import deque
+
 import pytest
 
 from keyturn.client import RefreshUnavailable, _flow
@@ -14,7 +16,7 @@ from keyturn.client._flow import RetryPolicy
 from keyturn.client._session import LOST_ANSWER_RETRY, LOST_ANSWER_WINDOW
 from keyturn.client._steps import SendRequest
 
-from ._flows import MaxRandom, MinRandom, Scene, dropped, error, reply
+from ._flows import NOW, MaxRandom, MinRandom, Scene, dropped, error, reply
 
 OK = reply(200, {"ok": True})
 
@@ -190,3 +192,27 @@ def test_a_retry_waits_the_backoff_and_uses_the_token_refreshed_meanwhile() -> N
     assert scene.sleeps() == [0.5]
     assert sends[0].token == first.access_token
     assert sends[1].token == scene.tokens.access_token != first.access_token
+
+
+# -- the background refresher ---------------------------------------------------------------------------
+
+
+def test_the_background_flow_wakes_at_least_every_ceiling_and_refreshes_when_due() -> None:
+    """Timers drift while a machine sleeps, so the refresher looks at least every ``ceiling`` seconds;
+    it refreshes once the pair is due (600 s after issue), and goes on with the next pair."""
+    scene = Scene()
+    first = scene.sign_in()
+    flow = _flow.background(scene.session, 60.0)
+    answer: object = None
+    while len(scene.calls()) < 2:
+        step = flow.send(answer)
+        scene.steps.append(step)
+        answer = scene.do(step, deque())
+    flow.close()
+
+    sleeps = scene.sleeps()
+    assert sleeps[:10] == [60.0] * 10  # 600 s to go, a look every 60 s
+    assert all(wait <= 60.0 for wait in sleeps)
+    assert scene.clock.now() - NOW == pytest.approx(1200.0)  # the second pair was due 600 s after the first
+    assert scene.tokens.access_token != first.access_token
+    assert scene.session.refreshes == 2

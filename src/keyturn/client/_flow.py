@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import LoginFailed, RefreshUnavailable
+from ..errors import LoginFailed, RefreshUnavailable, SessionEnded
 from ._endpoints import Endpoints, backoff, retry_after
 from ._session import Outcome, Session
 from ._steps import Answer, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep
@@ -29,6 +29,7 @@ __all__ = [
     "Decision",
     "RetryPolicy",
     "access",
+    "background",
     "error_code",
     "judge_refresh",
     "judge_request",
@@ -173,6 +174,20 @@ def _locked(session: Session, rejected: str | None) -> Flow[str | float | None]:
     answer = yield Call(session.endpoints.refresh, {session.endpoints.refresh_field: tokens.refresh_token})
     session.apply(tokens, judge_refresh(session.endpoints, answer, tokens, sent, session.clock.now()))
     return None
+
+
+def background(session: Session, ceiling: float) -> Flow[None]:
+    """Refresh ahead of time until the session ends, looking at least every ``ceiling`` seconds."""
+    while session.ended is None:
+        yield Sleep(session.background_delay(ceiling))
+        tokens = session.tokens
+        if tokens is not None and session.is_due(tokens):
+            try:
+                yield from access(session)
+            except RefreshUnavailable:
+                continue
+            except SessionEnded:
+                return
 
 
 # -- logging in and out ------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ the lock is held.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from . import _flow
 from ._drive import Driver
 from ._endpoints import KEYTURN, Endpoints
 from ._session import Session, State
+from ._steps import Sleep
 from ._tokens import MemoryTokenStore, Tokens, TokenStore
 
 __all__ = ["LoginFailed", "RefreshUnavailable", "SessionEnded", "State", "TokenManager"]
@@ -211,31 +211,27 @@ class TokenManager:
 
     async def run_background(self) -> None:
         """Refresh ahead of time until the session ends; run it as a task and cancel it to stop."""
-        while self._session.ended is None:
-            await asyncio.sleep(self._session.background_delay(BACKGROUND_MAX_SLEEP))
-            if self._due():
-                try:
-                    await self.aaccess_token()
-                except RefreshUnavailable:
-                    continue
-                except SessionEnded:
-                    return
+        await self._driver.arun(_flow.background(self._session, BACKGROUND_MAX_SLEEP))
 
     def _background(self, stop: threading.Event) -> None:
-        while self._session.ended is None and not stop.wait(
-            self._session.background_delay(BACKGROUND_MAX_SLEEP)
-        ):
-            if self._due():
+        """The background flow on this thread; its sleeps end early when ``stop`` is set."""
+        flow = _flow.background(self._session, BACKGROUND_MAX_SLEEP)
+        answer: object = None
+        try:
+            while True:
                 try:
-                    self.access_token()
-                except RefreshUnavailable:
-                    continue
-                except SessionEnded:
+                    step = flow.send(answer)
+                except StopIteration:
                     return
-
-    def _due(self) -> bool:
-        tokens = self._session.tokens
-        return tokens is not None and self._session.is_due(tokens)
+                if isinstance(step, Sleep):
+                    if stop.wait(step.seconds):
+                        return
+                    answer = None
+                else:
+                    answer = self._driver.do(step)
+                self._session.fire()
+        finally:
+            flow.close()
 
     # -- closing --------------------------------------------------------------------------------
 
