@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from keyturn.client import KEYTURN, Endpoints, MemoryTokenStore, Tokens
-from keyturn.client._session import Session
+from keyturn.client._session import Callbacks, Session
 from keyturn.client._steps import BUSY, Answer, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep
 from keyturn.clock import FrozenClock
 
@@ -94,11 +94,11 @@ class Scene:
             MemoryTokenStore(),
             self.clock,
             self.rng,
+            hooks=Callbacks(on_session_ended=self.ended.append),
             refresh_margin=300.0,
             jitter=0.0,
             max_wait=self.max_wait,
         )
-        self.session.on_session_ended = self.ended.append
 
     # -- the pair --------------------------------------------------------------------------------------
 

@@ -12,12 +12,12 @@ import asyncio
 import threading
 import time
 import weakref
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
 from ._session import Session
-from ._steps import BUSY, Answer, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep, Step
+from ._steps import BUSY, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep, Step
 
 __all__ = ["Driver", "lock_of", "no_answer"]
 
@@ -74,37 +74,27 @@ class Driver:
     # -- on a thread ---------------------------------------------------------------------------------
 
     def run(self, flow: Flow[T]) -> T:
-        """Drive ``flow`` to its end; the callbacks it queued run before this returns or raises."""
+        """Drive one of the manager's flows (they never send an application request) to its end; the
+        callbacks it queued run before this returns or raises."""
+        return cast(T, self.advance(flow, None))
+
+    def advance(self, flow: Flow[Any], answer: Any) -> Any:
+        """Send ``answer`` into ``flow`` and do its steps until it ends (its value) or asks for the
+        application's request to be sent (the :class:`SendRequest`: the caller's driver sends it)."""
         try:
-            return self._drive(flow)
+            return self._until_request(flow, answer)
         finally:
             self.session.fire()
 
-    def _drive(self, flow: Flow[T]) -> T:
-        answer: Any = None
+    def _until_request(self, flow: Flow[Any], answer: Any) -> Any:
         while True:
             try:
                 step = flow.send(answer)
             except StopIteration as stop:
-                result: T = stop.value
-                return result
+                return stop.value
+            if isinstance(step, SendRequest):
+                return step
             answer = self.do(step)
-
-    def advance(self, flow: Flow[Answer], answer: Answer | None) -> SendRequest | Answer:
-        """Send ``answer`` into an application request's flow and do its steps until it asks for the
-        request to be sent (the :class:`SendRequest`) or ends (the answer the application gets)."""
-        try:
-            while True:
-                try:
-                    step = flow.send(answer)
-                except StopIteration as stop:
-                    result: Answer = stop.value
-                    return result
-                if isinstance(step, SendRequest):
-                    return step
-                answer = self.do(step)
-        finally:
-            self.session.fire()
 
     def do(self, step: Step) -> Any:
         """One step, on this thread: what came of it."""
@@ -112,18 +102,15 @@ class Driver:
             if not self.lock.acquire(blocking=step.wait):
                 return BUSY
             try:
-                return self._drive(step.flow)
+                return self._until_request(step.flow, None)
             finally:
                 self.lock.release()
                 self.session.fire()
         if isinstance(step, Call):
             try:
-                response = self._sync_http().post(
-                    self.base_url + step.path, json=dict(step.body), headers=dict(step.headers)
-                )
+                return _reply(self._sync_http().post(self.base_url + step.path, **_body(step)))
             except httpx.HTTPError as exc:
                 return no_answer(exc)
-            return Reply(response.status_code, response.headers, response.content)
         if isinstance(step, Sleep):
             time.sleep(step.seconds)
             return None
@@ -132,34 +119,23 @@ class Driver:
     # -- on an event loop ----------------------------------------------------------------------------
 
     async def arun(self, flow: Flow[T]) -> T:
+        return cast(T, await self.aadvance(flow, None))
+
+    async def aadvance(self, flow: Flow[Any], answer: Any) -> Any:
         try:
-            return await self._adrive(flow)
+            return await self._auntil_request(flow, answer)
         finally:
             self.session.fire()
 
-    async def _adrive(self, flow: Flow[T]) -> T:
-        answer: Any = None
+    async def _auntil_request(self, flow: Flow[Any], answer: Any) -> Any:
         while True:
             try:
                 step = flow.send(answer)
             except StopIteration as stop:
-                result: T = stop.value
-                return result
+                return stop.value
+            if isinstance(step, SendRequest):
+                return step
             answer = await self.ado(step)
-
-    async def aadvance(self, flow: Flow[Answer], answer: Answer | None) -> SendRequest | Answer:
-        try:
-            while True:
-                try:
-                    step = flow.send(answer)
-                except StopIteration as stop:
-                    result: Answer = stop.value
-                    return result
-                if isinstance(step, SendRequest):
-                    return step
-                answer = await self.ado(step)
-        finally:
-            self.session.fire()
 
     async def ado(self, step: Step) -> Any:
         if isinstance(step, Exclusive):
@@ -167,19 +143,15 @@ class Driver:
                 if not self.lock.acquire(blocking=False):
                     return BUSY
                 return await self._aholding(step.flow)
-            async with self._loop_lock():
-                # A thread may hold the lock; waiting for it must not block this loop.
-                while not self.lock.acquire(blocking=False):  # noqa: ASYNC110
+            async with self._loop_lock():  # the loop's tasks queue here, not on the thread lock
+                while not self.lock.acquire(blocking=False):  # noqa: ASYNC110 - a thread may hold it
                     await asyncio.sleep(0.005)
                 return await self._aholding(step.flow)
         if isinstance(step, Call):
             try:
-                response = await self._async_client().post(
-                    self.base_url + step.path, json=dict(step.body), headers=dict(step.headers)
-                )
+                return _reply(await self._async_client().post(self.base_url + step.path, **_body(step)))
             except httpx.HTTPError as exc:
                 return no_answer(exc)
-            return Reply(response.status_code, response.headers, response.content)
         if isinstance(step, Sleep):
             await asyncio.sleep(step.seconds)
             return None
@@ -188,7 +160,7 @@ class Driver:
     async def _aholding(self, flow: Flow[Any]) -> Any:
         """``flow`` with the thread lock just taken; released (and the callbacks run) after."""
         try:
-            return await self._adrive(flow)
+            return await self._auntil_request(flow, None)
         finally:
             self.lock.release()
             self.session.fire()
@@ -226,3 +198,11 @@ class Driver:
         if client is not None:
             await client.aclose()
         self.close()
+
+
+def _body(call: Call) -> dict[str, Any]:
+    return {"json": dict(call.body), "headers": dict(call.headers)}
+
+
+def _reply(response: httpx.Response) -> Reply:
+    return Reply(response.status_code, response.headers, response.content)

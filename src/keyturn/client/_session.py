@@ -14,14 +14,23 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ..errors import SessionEnded
 from ..typing import Clock
 from ._endpoints import Endpoints, backoff
 from ._tokens import Tokens, TokenStore
 
-__all__ = ["LOST_ANSWER_RETRY", "LOST_ANSWER_WINDOW", "USABLE_MARGIN", "Outcome", "Session", "State"]
+__all__ = [
+    "LOST_ANSWER_RETRY",
+    "LOST_ANSWER_WINDOW",
+    "USABLE_MARGIN",
+    "Callbacks",
+    "Hooks",
+    "Outcome",
+    "Session",
+    "State",
+]
 
 logger = logging.getLogger("keyturn.client")
 
@@ -37,6 +46,23 @@ come at most ``LOST_ANSWER_RETRY`` seconds apart for this long: they must land i
 period (30 s by default), where the same refresh token still gets the same successor; later it would be
 taken for reuse and end the session."""
 LOST_ANSWER_RETRY = 2.0
+
+
+class Hooks(Protocol):
+    """Where the application's callbacks are read from when they are due (the ``TokenManager``)."""
+
+    on_session_ended: Callable[[str], object] | None
+    on_refreshed: Callable[[Tokens], object] | None
+    on_state: Callable[[State], object] | None
+
+
+@dataclass
+class Callbacks:
+    """:class:`Hooks` as a plain value."""
+
+    on_session_ended: Callable[[str], object] | None = None
+    on_refreshed: Callable[[Tokens], object] | None = None
+    on_state: Callable[[State], object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +89,7 @@ class Session:
         clock: Clock,
         rng: random.Random,
         *,
+        hooks: Hooks | None = None,
         refresh_margin: float,
         jitter: float,
         max_wait: float,
@@ -74,9 +101,7 @@ class Session:
         self.refresh_margin = refresh_margin
         self.jitter = jitter
         self.max_wait = max_wait
-        self.on_session_ended: Callable[[str], object] | None = None
-        self.on_refreshed: Callable[[Tokens], object] | None = None
-        self.on_state: Callable[[State], object] | None = None
+        self.hooks: Hooks = hooks or Callbacks()
         self._callbacks_lock = threading.Lock()
         self._callbacks: list[Callable[[], object]] = []
         self.tokens = store.load()
@@ -195,8 +220,8 @@ class Session:
         self.retry_at = 0.0
         self.lost_since = None
         self.set_state("active")
-        if self.on_refreshed is not None:
-            hook = self.on_refreshed
+        if self.hooks.on_refreshed is not None:
+            hook = self.hooks.on_refreshed
             self._queue(lambda: hook(tokens))
 
     def failed(self, outcome: Outcome) -> None:
@@ -219,8 +244,8 @@ class Session:
         self.tokens = None
         self.store.clear()
         self.set_state("ended")
-        if self.on_session_ended is not None:
-            hook = self.on_session_ended
+        if self.hooks.on_session_ended is not None:
+            hook = self.hooks.on_session_ended
             self._queue(lambda: hook(reason))
 
     def begin(self, tokens: Tokens) -> None:
@@ -231,8 +256,8 @@ class Session:
     def set_state(self, state: State) -> None:
         if state != self.state:
             self.state = state
-            if self.on_state is not None:
-                hook = self.on_state
+            if self.hooks.on_state is not None:
+                hook = self.hooks.on_state
                 self._queue(lambda: hook(state))
 
     # -- callbacks -----------------------------------------------------------------------------------

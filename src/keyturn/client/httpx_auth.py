@@ -17,15 +17,12 @@ and ``Retry-After``, within ``retries`` and ``deadline``. The two shells below o
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from . import _flow
-from ._flow import RetryPolicy
+from ._auth import BearerFlow
 from ._steps import Answer, Flow, NoAnswer, Reply, SendRequest
-from .manager import TokenManager
 
 __all__ = ["AsyncKeyturnTransport", "KeyturnAuth", "KeyturnTransport"]
 
@@ -35,40 +32,13 @@ NO_ANSWER = "keyturn.no_answer"
 """Response extension: the transport error of a request that got no answer."""
 
 
-class KeyturnAuth(httpx.Auth):
-    """Bearer tokens from ``manager``; retries as above.
-
-    ``retries``: how many times a request may be sent again after its first try for a temporary failure;
-    ``deadline``: no such retry starts later than this many seconds after the first try;
-    ``retry_unsafe``: every request may be repeated, whatever its method (else see :meth:`safe_to_retry`).
-    """
-
-    def __init__(
-        self,
-        manager: TokenManager,
-        *,
-        retries: int = 4,
-        deadline: float = 30.0,
-        retry_unsafe: bool = False,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.manager = manager
-        self.policy = RetryPolicy(retries, deadline)
-        self.retry_unsafe = retry_unsafe
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
-
-    def safe_to_retry(self) -> KeyturnAuth:
-        """The same auth for requests the caller says may be sent twice (a POST with an idempotency key)."""
-        policy = self.policy
-        return KeyturnAuth(
-            self.manager, retries=policy.retries, deadline=policy.deadline, retry_unsafe=True, rng=self._rng
-        )
+class KeyturnAuth(BearerFlow, httpx.Auth):
+    """Bearer tokens from ``manager`` for httpx; ``retries``, ``deadline``, ``retry_unsafe`` and
+    :meth:`safe_to_retry` as above."""
 
     def _flow(self, request: httpx.Request) -> Flow[Answer]:
         request.extensions = {**request.extensions, FLOW: True}
-        return _flow.request(
-            self.manager._session, self.policy, request.method, retry_safe=self.retry_unsafe, rng=self._rng
-        )
+        return self._request_flow(request.method)
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         flow, driver = self._flow(request), self.manager._driver

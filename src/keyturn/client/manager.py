@@ -65,45 +65,30 @@ class TokenManager:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.endpoints = endpoints
+        self.store = store or MemoryTokenStore()
+        self.clock = clock or SystemClock()
+        self.refresh_margin = refresh_margin
+        self.jitter = jitter
+        self.max_wait = max_wait
+        """These settings are read when the manager is made; set them there."""
+        self.on_session_ended = on_session_ended
+        self.on_refreshed = on_refreshed
+        self.on_state = on_state
+        """The callbacks may be set at any time; they run outside the refresh lock."""
         self._session = Session(
             endpoints,
-            store or MemoryTokenStore(),
-            clock or SystemClock(),
+            self.store,
+            self.clock,
             rng or random.Random(),  # noqa: S311 - jitter, not secrets
+            hooks=self,
             refresh_margin=refresh_margin,
             jitter=jitter,
             max_wait=max_wait,
         )
-        self._session.on_session_ended = on_session_ended
-        self._session.on_refreshed = on_refreshed
-        self._session.on_state = on_state
         self._driver = Driver(self._session, self.base_url, timeout, http, async_http)
 
     # -- what the application reads -------------------------------------------------------------
-
-    @property
-    def endpoints(self) -> Endpoints:
-        return self._session.endpoints
-
-    @property
-    def store(self) -> TokenStore:
-        return self._session.store
-
-    @property
-    def clock(self) -> Clock:
-        return self._session.clock
-
-    @property
-    def refresh_margin(self) -> float:
-        return self._session.refresh_margin
-
-    @property
-    def jitter(self) -> float:
-        return self._session.jitter
-
-    @property
-    def max_wait(self) -> float:
-        return self._session.max_wait
 
     @property
     def state(self) -> State:
@@ -126,30 +111,6 @@ class TokenManager:
 
     def server_now(self) -> float:
         return self.clock.now() + self.clock_offset
-
-    @property
-    def on_session_ended(self) -> Callable[[str], object] | None:
-        return self._session.on_session_ended
-
-    @on_session_ended.setter
-    def on_session_ended(self, hook: Callable[[str], object] | None) -> None:
-        self._session.on_session_ended = hook
-
-    @property
-    def on_refreshed(self) -> Callable[[Tokens], object] | None:
-        return self._session.on_refreshed
-
-    @on_refreshed.setter
-    def on_refreshed(self, hook: Callable[[Tokens], object] | None) -> None:
-        self._session.on_refreshed = hook
-
-    @property
-    def on_state(self) -> Callable[[State], object] | None:
-        return self._session.on_state
-
-    @on_state.setter
-    def on_state(self, hook: Callable[[State], object] | None) -> None:
-        self._session.on_state = hook
 
     # -- logging in and out ---------------------------------------------------------------------
     # Each method has an ``a``-prefixed twin for event loops: the same flow, driven with ``await``.

@@ -15,51 +15,25 @@ again through the adapter that sent it, and sleeps.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from . import _flow
+from ._auth import BearerFlow
 from ._drive import Driver
-from ._flow import RetryPolicy
 from ._steps import Answer, Flow, NoAnswer, Reply, SendRequest
-from .manager import TokenManager
 
 __all__ = ["KeyturnHTTPAdapter", "KeyturnRequestsAuth"]
 
 
-class KeyturnRequestsAuth(AuthBase):
-    """Bearer tokens from ``manager``; ``retries``, ``deadline`` and ``retry_unsafe`` as ``KeyturnAuth``'s."""
-
-    def __init__(
-        self,
-        manager: TokenManager,
-        *,
-        retries: int = 4,
-        deadline: float = 30.0,
-        retry_unsafe: bool = False,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.manager = manager
-        self.policy = RetryPolicy(retries, deadline)
-        self.retry_unsafe = retry_unsafe
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
-
-    def safe_to_retry(self) -> KeyturnRequestsAuth:
-        """The same auth for requests the caller says may be sent twice (a POST with an idempotency key)."""
-        policy = self.policy
-        return KeyturnRequestsAuth(
-            self.manager, retries=policy.retries, deadline=policy.deadline, retry_unsafe=True, rng=self._rng
-        )
+class KeyturnRequestsAuth(BearerFlow, AuthBase):
+    """Bearer tokens from ``manager`` for requests; ``retries``, ``deadline``, ``retry_unsafe`` and
+    :meth:`safe_to_retry` as ``KeyturnAuth``'s."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        session = self.manager._session
-        flow = _flow.request(
-            session, self.policy, request.method or "GET", retry_safe=self.retry_unsafe, rng=self._rng
-        )
+        flow = self._request_flow(request.method or "GET")
         step = self.manager._driver.advance(flow, None)
         if not isinstance(step, SendRequest):  # a flow always sends its request once
             raise RuntimeError("the request flow ended before sending the request")
