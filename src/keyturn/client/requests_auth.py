@@ -87,6 +87,7 @@ class _NoAnswer(requests.Response):
         self.connection = adapter
         self.error = error
         self._content = b""
+        self._content_consumed = True  # nothing to read, no connection to release
 
 
 class KeyturnHTTPAdapter(HTTPAdapter):
