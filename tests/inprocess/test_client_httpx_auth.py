@@ -4,8 +4,10 @@ The resource (``/resource`` on the live service) authenticates each request with
 an expired or revoked token gets Keyturn's real 401 bodies; the service answers with a canned 401, 429 or
 503 on command where a test needs a specific one. What must hold, for ``httpx.Client`` and
 ``httpx.AsyncClient`` alike: a 401 ``token_expired`` costs one refresh and one retry; a 401 for an older
-token is retried with the current one, without a refresh; never more than one such retry; ``token_revoked``
-ends the session; 429 and 5xx are retried for idempotent methods only, with backoff, ``Retry-After`` first.
+token is retried with the current one, without a refresh; ``token_revoked``/``token_invalid`` for the
+current token cost one refresh and one retry, and end the session if refused again; never more than one
+such retry; 429, 502, 503, 504 and (through ``KeyturnTransport``) dropped connections are retried for
+idempotent methods only, or requests marked safe, with backoff, ``Retry-After`` first.
 """
 
 from __future__ import annotations
