@@ -49,8 +49,6 @@ from ._client import Hooks, signed_in
 from ._faults import Faults, http_fault_proxy
 from ._server import Cluster, cluster, free_port
 
-pytestmark = pytest.mark.slow
-
 SECONDS = float(os.environ.get("KEYTURN_FAULT_SECONDS", "60"))
 THREADS = 10
 DROPS = Faults(drop_before=0.1, drop_after=0.1, paths=("/orders",))

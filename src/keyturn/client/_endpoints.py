@@ -55,7 +55,8 @@ class Endpoints:
     expiring: frozenset[str] = field(default=frozenset({"token_expired"}))
     """Codes of a resource server meaning "refresh and retry once"."""
     rejected: frozenset[str] = field(default=frozenset({"token_invalid", "token_revoked"}))
-    """Codes of a resource server, for the current access token, that end the session."""
+    """Codes of a resource server, for the current access token, that cost one refresh and one retry, and
+    end the session if the retry is refused again."""
 
     def with_prefix(self, prefix: str) -> Endpoints:
         """The same shape under another route prefix (Keyturn's ``ROUTE_PREFIX``)."""
