@@ -78,6 +78,25 @@ class Driver:
         callbacks it queued run before this returns or raises."""
         return cast(T, self.advance(flow, None))
 
+    def run_until(self, flow: Flow[None], stop: threading.Event) -> None:
+        """Drive ``flow`` until it ends or ``stop`` is set: its sleeps wait on ``stop``."""
+        answer: Any = None
+        try:
+            while True:
+                try:
+                    step = flow.send(answer)
+                except StopIteration:
+                    return
+                if isinstance(step, Sleep):
+                    if stop.wait(step.seconds):
+                        return
+                    answer = None
+                else:
+                    answer = self.do(step)
+                self.session.fire()
+        finally:
+            flow.close()
+
     def advance(self, flow: Flow[Any], answer: Any) -> Any:
         """Send ``answer`` into ``flow`` and do its steps until it ends (its value) or asks for the
         application's request to be sent (the :class:`SendRequest`: the caller's driver sends it)."""

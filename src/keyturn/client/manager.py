@@ -35,7 +35,6 @@ from . import _flow
 from ._drive import Driver
 from ._endpoints import KEYTURN, Endpoints
 from ._session import Session, State
-from ._steps import Sleep
 from ._tokens import MemoryTokenStore, Tokens, TokenStore
 
 __all__ = ["LoginFailed", "RefreshUnavailable", "SessionEnded", "State", "TokenManager"]
@@ -175,24 +174,7 @@ class TokenManager:
         await self._driver.arun(_flow.background(self._session, BACKGROUND_MAX_SLEEP))
 
     def _background(self, stop: threading.Event) -> None:
-        """The background flow on this thread; its sleeps end early when ``stop`` is set."""
-        flow = _flow.background(self._session, BACKGROUND_MAX_SLEEP)
-        answer: object = None
-        try:
-            while True:
-                try:
-                    step = flow.send(answer)
-                except StopIteration:
-                    return
-                if isinstance(step, Sleep):
-                    if stop.wait(step.seconds):
-                        return
-                    answer = None
-                else:
-                    answer = self._driver.do(step)
-                self._session.fire()
-        finally:
-            flow.close()
+        self._driver.run_until(_flow.background(self._session, BACKGROUND_MAX_SLEEP), stop)
 
     # -- closing --------------------------------------------------------------------------------
 
