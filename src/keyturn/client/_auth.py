@@ -9,7 +9,7 @@ from typing import Self
 
 from . import _flow
 from ._flow import RetryPolicy
-from ._steps import Answer, Flow
+from ._steps import Answer, Flow, SendRequest
 from .manager import TokenManager
 
 __all__ = ["BearerFlow"]
@@ -45,7 +45,17 @@ class BearerFlow:
         twin.retry_unsafe = True
         return twin
 
-    def _request_flow(self, method: str) -> Flow[Answer]:
-        return _flow.request(
-            self.manager._session, self.policy, method, retry_safe=self.retry_unsafe, rng=self._rng
+    def _request_flow(self, method: str, token: str, started: float) -> Flow[Answer]:
+        """The flow of a request first sent with ``token`` at ``started``, positioned after that send."""
+        flow = _flow.request(
+            self.manager._session,
+            self.policy,
+            method,
+            retry_safe=self.retry_unsafe,
+            rng=self._rng,
+            token=token,
+            started=started,
         )
+        first = self.manager._driver.advance(flow, None)
+        assert isinstance(first, SendRequest)  # the send made before the flow
+        return flow

@@ -37,6 +37,7 @@ __all__ = [
     "logout",
     "obtain",
     "request",
+    "settled",
     "start",
 ]
 
@@ -47,7 +48,16 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 """Answers that say "not now, try again": a 500 is the application's answer, and is returned."""
 
+JUDGED = frozenset({0, 401} | RETRIED_STATUSES)
+"""Statuses of an application's answer that may call for more than handing it over (0: no answer)."""
+
 Decision = Literal["done", "refresh", "resend", "retry", "end"]
+
+
+def settled(status: int) -> bool:
+    """An answer with this status is the application's as it is, whatever the request (:func:`judge_request`
+    says ``done``): the drivers hand it over without making the request's flow, the common case."""
+    return status not in JUDGED
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,8 @@ def judge_request(
     if isinstance(answer, NoAnswer):
         return "retry" if may_retry else "done"
     status = answer.status
+    if settled(status):
+        return "done"
     if status == 401:
         if current is not None and current != sent:
             return "resend"  # another caller refreshed while this request was out
@@ -124,9 +136,7 @@ def judge_request(
         if code in endpoints.expiring:
             return "done" if after_refresh else "refresh"  # never loop
         return "done"
-    if may_retry and status in RETRIED_STATUSES:
-        return "retry"
-    return "done"
+    return "retry" if may_retry else "done"  # 429, 502, 503, 504
 
 
 # -- the access token -------------------------------------------------------------------------------
@@ -239,17 +249,28 @@ def logout(session: Session, everywhere: bool) -> Flow[None]:
 
 
 def request(
-    session: Session, policy: RetryPolicy, method: str, *, retry_safe: bool, rng: random.Random
+    session: Session,
+    policy: RetryPolicy,
+    method: str,
+    *,
+    retry_safe: bool,
+    rng: random.Random,
+    token: str | None = None,
+    started: float | None = None,
 ) -> Flow[Answer]:
     """One application request, from its first token to the answer the application gets.
 
     ``SendRequest(token)`` asks the driver to send it (again) with that token. A 401 gets at most one
     refresh and one resend; an answer that says "not now" (or none at all) is retried with backoff within
     ``policy`` if the request may be repeated: an idempotent method, or one the caller marked safe.
+    ``token`` and ``started``: the token a driver first sent the request with, and when (the drivers send
+    it first and make the flow only for an answer that is not :func:`settled`).
     """
     may_retry = retry_safe or method.upper() in IDEMPOTENT
-    token = session.ready(None) or (yield from access(session))
-    started = session.clock.now()
+    if token is None:
+        token = session.ready(None) or (yield from access(session))
+    if started is None:
+        started = session.clock.now()
     refreshed = resent = False
     retries = 0
     while True:

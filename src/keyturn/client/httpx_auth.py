@@ -22,7 +22,8 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 
 from ._auth import BearerFlow
-from ._steps import Answer, Flow, NoAnswer, Reply, SendRequest
+from ._flow import settled
+from ._steps import Answer, NoAnswer, Reply, SendRequest
 
 __all__ = ["AsyncKeyturnTransport", "KeyturnAuth", "KeyturnTransport"]
 
@@ -36,31 +37,41 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
     """Bearer tokens from ``manager`` for httpx; ``retries``, ``deadline``, ``retry_unsafe`` and
     :meth:`safe_to_retry` as above."""
 
-    def _flow(self, request: httpx.Request) -> Flow[Answer]:
-        request.extensions = {**request.extensions, FLOW: True}
-        return self._request_flow(request.method)
-
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        flow, driver = self._flow(request), self.manager._driver
-        step = driver.advance(flow, None)
-        while isinstance(step, SendRequest):
-            request.headers["Authorization"] = f"Bearer {step.token}"
-            response = yield request
+        request.extensions = {**request.extensions, FLOW: True}
+        token, started = self.manager.access_token(), self.manager.clock.now()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if settled(response.status_code):
+            return
+        flow, driver = self._request_flow(request.method, token, started), self.manager._driver
+        while True:
             if response.status_code == 401:
                 response.read()
             step = driver.advance(flow, _answer(response))
+            if not isinstance(step, SendRequest):
+                break
+            request.headers["Authorization"] = f"Bearer {step.token}"
+            response = yield request
         if isinstance(step, NoAnswer):
             raise step.error
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        flow, driver = self._flow(request), self.manager._driver
-        step = await driver.aadvance(flow, None)
-        while isinstance(step, SendRequest):
-            request.headers["Authorization"] = f"Bearer {step.token}"
-            response = yield request
+        request.extensions = {**request.extensions, FLOW: True}
+        token, started = await self.manager.aaccess_token(), self.manager.clock.now()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if settled(response.status_code):
+            return
+        flow, driver = self._request_flow(request.method, token, started), self.manager._driver
+        while True:
             if response.status_code == 401:
                 await response.aread()
             step = await driver.aadvance(flow, _answer(response))
+            if not isinstance(step, SendRequest):
+                break
+            request.headers["Authorization"] = f"Bearer {step.token}"
+            response = yield request
         if isinstance(step, NoAnswer):
             raise step.error
 

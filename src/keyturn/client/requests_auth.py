@@ -22,8 +22,8 @@ from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
 from ._auth import BearerFlow
-from ._drive import Driver
-from ._steps import Answer, Flow, NoAnswer, Reply, SendRequest
+from ._flow import settled
+from ._steps import Answer, NoAnswer, Reply, SendRequest
 
 __all__ = ["KeyturnHTTPAdapter", "KeyturnRequestsAuth"]
 
@@ -33,25 +33,28 @@ class KeyturnRequestsAuth(BearerFlow, AuthBase):
     :meth:`safe_to_retry` as ``KeyturnAuth``'s."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        flow = self._request_flow(request.method or "GET")
-        step = self.manager._driver.advance(flow, None)
-        if not isinstance(step, SendRequest):  # a flow always sends its request once
-            raise RuntimeError("the request flow ended before sending the request")
-        request.headers["Authorization"] = f"Bearer {step.token}"
-        request.register_hook("response", _Resend(self.manager._driver, flow))  # type: ignore[no-untyped-call]
+        token, started = self.manager.access_token(), self.manager.clock.now()
+        request.headers["Authorization"] = f"Bearer {token}"
+        request.register_hook("response", _Resend(self, token, started))  # type: ignore[no-untyped-call]
         return request
 
 
 class _Resend:
-    """The response hook: answers the flow, and sends the request again as long as it asks."""
+    """The response hook: hands a settled answer over, else makes the request's flow, answers it, and
+    sends the request again through the adapter that sent it as long as the flow asks."""
 
-    def __init__(self, driver: Driver, flow: Flow[Answer]) -> None:
-        self.driver = driver
-        self.flow = flow
+    def __init__(self, auth: KeyturnRequestsAuth, token: str, started: float) -> None:
+        self.auth = auth
+        self.token = token
+        self.started = started
 
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        if settled(response.status_code):
+            return response
+        flow = self.auth._request_flow(response.request.method or "GET", self.token, self.started)
+        driver = self.auth.manager._driver
         while True:
-            step = self.driver.advance(self.flow, _answer(response))
+            step = driver.advance(flow, _answer(response))
             if isinstance(step, NoAnswer):
                 raise step.error
             if not isinstance(step, SendRequest):
