@@ -129,3 +129,26 @@ def test_the_table_covers_every_decision() -> None:
     """A table that never says ``end`` or ``retry`` would leave those paths untested in both clients."""
     assert {row["decision"] for row in TABLE["refresh"]} == {"store", "end", "retry"}
     assert {row["decision"] for row in TABLE["request"]} == {"done", "refresh", "resend", "retry", "end"}
+
+
+@pytest.mark.parametrize("shape", ["keyturn", "simplejwt"])
+def test_an_answer_the_drivers_hand_over_unjudged_is_one_the_flow_would_hand_over(shape: str) -> None:
+    """The drivers skip the flow for a ``settled`` status (the common request); that shortcut must never
+    hide a decision: for each such status, with any code, method or history, the flow says ``done``."""
+    endpoints = SHAPES[shape]
+    codes = [None, "token_expired", "token_invalid", "token_revoked", "token_not_valid", "rate_limited"]
+    for status in range(100, 600):
+        if not _flow.settled(status):
+            continue
+        for code in codes:
+            for may_retry in (False, True):
+                decision = _flow.judge_request(
+                    endpoints,
+                    error(endpoints, status, code),
+                    sent="a",
+                    current="a",
+                    after_refresh=False,
+                    may_retry=may_retry,
+                )
+                assert decision == "done", (status, code, may_retry)
+    assert not any(_flow.settled(row["status"]) for row in TABLE["request"] if row["decision"] != "done")
