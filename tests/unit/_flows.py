@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from keyturn.client import KEYTURN, Endpoints, MemoryTokenStore, Tokens
-from keyturn.client._session import Callbacks, Session
+from keyturn.client._session import Callbacks, Session, Timing
 from keyturn.client._steps import BUSY, Answer, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep
 from keyturn.clock import FrozenClock
 
@@ -89,16 +89,9 @@ class Scene:
     issued: int = 0
 
     def __post_init__(self) -> None:
-        self.session = Session(
-            self.endpoints,
-            MemoryTokenStore(),
-            self.clock,
-            self.rng,
-            hooks=Callbacks(on_session_ended=self.ended.append),
-            refresh_margin=300.0,
-            jitter=0.0,
-            max_wait=self.max_wait,
-        )
+        timing = Timing(refresh_margin=300.0, jitter=0.0, max_wait=self.max_wait, rng=self.rng)
+        hooks = Callbacks(on_session_ended=self.ended.append)
+        self.session = Session(self.endpoints, MemoryTokenStore(), self.clock, timing, hooks)
 
     # -- the pair --------------------------------------------------------------------------------------
 

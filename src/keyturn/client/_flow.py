@@ -158,7 +158,8 @@ def access(session: Session) -> Flow[str]:
 
 def obtain(session: Session, rejected: str | None) -> Flow[str]:
     """A usable token other than ``rejected``: queue for the lock, refresh or wait, up to ``max_wait``."""
-    deadline = session.clock.now() + session.max_wait
+    max_wait = session.timing.max_wait
+    deadline = session.clock.now() + max_wait
     while True:
         ready = session.ready(rejected)
         if ready is not None:  # refreshed by whoever held the lock: no need to queue for it
@@ -168,7 +169,7 @@ def obtain(session: Session, rejected: str | None) -> Flow[str]:
             return found
         if isinstance(found, float):
             if session.clock.now() + found > deadline:
-                raise RefreshUnavailable(f"no usable access token after {session.max_wait:.0f}s of retries")
+                raise RefreshUnavailable(f"no usable access token after {max_wait:.0f}s of retries")
             yield Sleep(found)
 
 

@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from ..errors import SessionEnded
@@ -79,6 +79,18 @@ class Outcome:
     """No answer came, but the server may have rotated the pair."""
 
 
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When a pair is due and how waits are drawn: ``refresh_margin`` (capped at a third of the token's
+    lifetime) with up to ``jitter`` of it added, ``rng`` for the jitter and the backoff, and ``max_wait``, how
+    long a caller without a usable token waits for a refresh."""
+
+    refresh_margin: float = 300.0
+    jitter: float = 0.1
+    max_wait: float = 60.0
+    rng: random.Random = field(default_factory=random.Random)
+
+
 class Session:
     """One session's state, shared by every thread and task of a :class:`~keyturn.client.TokenManager`."""
 
@@ -87,20 +99,13 @@ class Session:
         endpoints: Endpoints,
         store: TokenStore,
         clock: Clock,
-        rng: random.Random,
-        *,
+        timing: Timing,
         hooks: Hooks | None = None,
-        refresh_margin: float,
-        jitter: float,
-        max_wait: float,
     ) -> None:
         self.endpoints = endpoints
         self.store = store
         self.clock = clock
-        self.rng = rng
-        self.refresh_margin = refresh_margin
-        self.jitter = jitter
-        self.max_wait = max_wait
+        self.timing = timing
         self.hooks: Hooks = hooks or Callbacks()
         self._callbacks_lock = threading.Lock()
         self._callbacks: list[Callable[[], object]] = []
@@ -121,8 +126,9 @@ class Session:
         """When, in server time, ``tokens`` are due for a refresh."""
         if tokens is None:
             return float("inf")
-        margin = min(self.refresh_margin, tokens.lifetime / 3)
-        return tokens.access_expires_at - margin * (1 + self.rng.uniform(0, self.jitter))
+        timing = self.timing
+        margin = min(timing.refresh_margin, tokens.lifetime / 3)
+        return tokens.access_expires_at - margin * (1 + timing.rng.uniform(0, timing.jitter))
 
     def is_due(self, tokens: Tokens) -> bool:
         return self.clock.now() + tokens.clock_offset >= self.refresh_at or tokens is not self.tokens
@@ -229,7 +235,7 @@ class Session:
         now = self.clock.now()
         if outcome.maybe_applied and self.lost_since is None:
             self.lost_since = now
-        wait = backoff(self.failures, self.rng, outcome.retry_after)
+        wait = backoff(self.failures, self.timing.rng, outcome.retry_after)
         if self.lost_since is not None and now - self.lost_since < LOST_ANSWER_WINDOW:
             wait = min(wait, LOST_ANSWER_RETRY)  # stay inside the grace period (see LOST_ANSWER_WINDOW)
         self.retry_at = now + wait

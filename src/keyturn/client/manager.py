@@ -34,7 +34,7 @@ from ..typing import Clock
 from . import _flow
 from ._drive import Driver
 from ._endpoints import KEYTURN, Endpoints
-from ._session import Session, State
+from ._session import Session, State, Timing
 from ._tokens import MemoryTokenStore, Tokens, TokenStore
 
 __all__ = ["LoginFailed", "RefreshUnavailable", "SessionEnded", "State", "TokenManager"]
@@ -64,27 +64,16 @@ class TokenManager:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.endpoints = endpoints
-        self.store = store or MemoryTokenStore()
-        self.clock = clock or SystemClock()
-        self.refresh_margin = refresh_margin
-        self.jitter = jitter
-        self.max_wait = max_wait
-        """These settings are read when the manager is made; set them there."""
         self.on_session_ended = on_session_ended
         self.on_refreshed = on_refreshed
         self.on_state = on_state
         """The callbacks may be set at any time; they run outside the refresh lock."""
-        self._session = Session(
-            endpoints,
-            self.store,
-            self.clock,
-            rng or random.Random(),  # noqa: S311 - jitter, not secrets
-            hooks=self,
-            refresh_margin=refresh_margin,
-            jitter=jitter,
-            max_wait=max_wait,
-        )
+        self.endpoints = endpoints
+        self.store: TokenStore = store or MemoryTokenStore()
+        self.clock: Clock = clock or SystemClock()
+        self.timing = Timing(refresh_margin, jitter, max_wait, rng or random.Random())  # noqa: S311 - jitter
+        """The settings are read when the manager is made: set them there."""
+        self._session = Session(endpoints, self.store, self.clock, self.timing, self)
         self._driver = Driver(self._session, self.base_url, timeout, http, async_http)
 
     # -- what the application reads -------------------------------------------------------------
