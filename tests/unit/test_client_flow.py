@@ -14,7 +14,7 @@ import pytest
 from keyturn.client import RefreshUnavailable, _flow
 from keyturn.client._flow import RetryPolicy
 from keyturn.client._session import LOST_ANSWER_RETRY, LOST_ANSWER_WINDOW
-from keyturn.client._steps import SendRequest
+from keyturn.client._steps import SendRequest, Sleep
 
 from ._flows import NOW, MaxRandom, MinRandom, Scene, dropped, error, reply
 
@@ -216,3 +216,25 @@ def test_the_background_flow_wakes_at_least_every_ceiling_and_refreshes_when_due
     assert scene.clock.now() - NOW == pytest.approx(1200.0)  # the second pair was due 600 s after the first
     assert scene.tokens.access_token != first.access_token
     assert scene.session.refreshes == 2
+
+
+def test_max_wait_holds_on_a_clock_that_stands_still() -> None:
+    """The waits are counted as well as timed: with a clock that never moves (a frozen test clock, a
+    clock set back), a caller still gives up once it has slept ``max_wait`` in all."""
+    scene = Scene(rng=MaxRandom(), max_wait=3.0)
+    scene.sign_in()
+    scene.clock.advance(1000)
+    scene.answer(*[dropped(maybe_applied=False)] * 10)
+    flow = _flow.access(scene.session)
+
+    def drive_without_moving_the_clock() -> None:
+        answer: object = None
+        for _ in range(100):
+            step = flow.send(answer)
+            scene.steps.append(step)
+            answer = None if isinstance(step, Sleep) else scene.do(step, deque())
+
+    with pytest.raises(RefreshUnavailable):
+        drive_without_moving_the_clock()
+    assert sum(scene.sleeps()) <= 3.0
+    assert len(scene.calls()) <= 4

@@ -160,6 +160,7 @@ def obtain(session: Session, rejected: str | None) -> Flow[str]:
     """A usable token other than ``rejected``: queue for the lock, refresh or wait, up to ``max_wait``."""
     max_wait = session.timing.max_wait
     deadline = session.clock.now() + max_wait
+    slept = 0.0  # counted too: a clock that stands still (or jumps back) must not make the wait endless
     while True:
         ready = session.ready(rejected)
         if ready is not None:  # refreshed by whoever held the lock: no need to queue for it
@@ -168,7 +169,8 @@ def obtain(session: Session, rejected: str | None) -> Flow[str]:
         if isinstance(found, str):
             return found
         if isinstance(found, float):
-            if session.clock.now() + found > deadline:
+            slept += found
+            if session.clock.now() + found > deadline or slept > max_wait:
                 raise RefreshUnavailable(f"no usable access token after {max_wait:.0f}s of retries")
             yield Sleep(found)
 
