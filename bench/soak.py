@@ -78,7 +78,7 @@ from keyturn.client import (  # noqa: E402
     TokenManager,
     Tokens,
 )
-from keyturn.client.manager import USABLE_MARGIN  # noqa: E402
+from keyturn.client._session import USABLE_MARGIN  # noqa: E402
 
 REFRESH = "/auth/refresh"
 ME = "/auth/me"

@@ -18,9 +18,13 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     ├── SessionError
     │   ├── SessionRevoked          session_revoked          401
     │   └── SessionExpired          session_expired          401
-    └── ServerError                 server_error             500  retryable
-        ├── StoreUnavailable        server_error             503  retryable
-        └── VerifierUnavailable     server_error             503  retryable
+    ├── ServerError                 server_error             500  retryable
+    │   ├── StoreUnavailable        server_error             503  retryable
+    │   └── VerifierUnavailable     server_error             503  retryable
+    └── ClientError                 (the Python client's own, never on the wire)
+        ├── SessionEnded
+        ├── RefreshUnavailable                                    retryable
+        └── LoginFailed
 
 Misuse of the library (bad arguments, bad settings) raises ``TypeError``, ``ValueError`` or
 :class:`ConfigError`, never one of these.
@@ -165,6 +169,44 @@ class VerifierUnavailable(ServerError):
 
     status = 503
     description = "Tokens cannot be checked right now; retry later."
+
+
+class ClientError(KeyturnError):
+    """What the Python client (``keyturn.client``) raises to the application; never rendered on the wire.
+
+    Its ``code`` and ``status`` are the root's and mean nothing here; each class says what happened.
+    """
+
+
+class SessionEnded(ClientError):
+    """The session is over; ``reason``: a definitive code, ``logout``, or ``signed_out`` (there was none)."""
+
+    description = "The session has ended."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the session has ended: {reason}")
+        self.reason = reason
+
+
+class RefreshUnavailable(ClientError):
+    """The access token has expired and the refresh kept failing for a temporary reason for ``max_wait``.
+
+    The session is not over: the next call tries again.
+    """
+
+    retryable = True
+    description = "No usable access token: the refresh keeps failing for a temporary reason."
+
+
+class LoginFailed(ClientError):
+    """The token service refused the login; ``status`` and ``code`` are its answer's."""
+
+    description = "The login failed."
+
+    def __init__(self, status: int, code: str | None) -> None:
+        super().__init__(f"login failed: HTTP {status} {code or ''}".strip())
+        self.status = status  # type: ignore[misc]  # the login answer's status, in place of the root's
+        self.code = code  # type: ignore[assignment,misc]  # the login answer's code, if it had one
 
 
 ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {

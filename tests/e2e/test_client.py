@@ -2,7 +2,7 @@
 
 - the requests adapter keeps a session alive across expiries (acceptance 4), and a token that expired
   unnoticed (the client's clock stood still) is refreshed on the 401 and the request retried once;
-- a misconfigured refresh call (``invalid_request``) degrades the session and never ends it;
+- a misconfigured refresh call (``invalid_request``) ends the session at once (it can never succeed);
 - a ``FileTokenStore`` hands a session from one process to the next, which refreshes it in the file
   (acceptance 5); two managers on one store make one refresh between them;
 - a refresh whose answer was lost (through the fault proxy) is retried with the same refresh token and the
@@ -34,7 +34,13 @@ import httpx
 import pytest
 import requests
 
-from keyturn.client import KEYTURN, FileTokenStore, KeyturnAuth, RefreshUnavailable, TokenManager
+from keyturn.client import (
+    KEYTURN,
+    FileTokenStore,
+    KeyturnAuth,
+    SessionEnded,
+    TokenManager,
+)
 from keyturn.client.requests_auth import KeyturnRequestsAuth
 from keyturn.clock import FrozenClock
 
@@ -142,12 +148,10 @@ def test_a_token_expired_unnoticed_is_refreshed_on_the_401_and_the_request_retri
         assert hooks.ended == []
 
 
-def test_a_misconfigured_refresh_call_degrades_and_never_ends_the_session(
-    service: Cluster, tmp_path: Path
-) -> None:
+def test_a_misconfigured_refresh_call_ends_the_session(service: Cluster, tmp_path: Path) -> None:
     """``invalid_request`` at the refresh endpoint (here: the refresh token sent under the wrong name)
-    says the call must be fixed, not that the session is over (docs/client.md): the client reports
-    degraded, keeps the pair, and a correctly configured run carries the session on."""
+    says this call can never refresh without a change: the session ends at once, the stored pair is
+    cleared, and the caller is told why (the browser client does the same; docs/client.md)."""
     hooks = Hooks()
     path = tmp_path / "tokens.json"
     wrong = dataclasses.replace(KEYTURN, refresh_field="refresh")
@@ -161,28 +165,17 @@ def test_a_misconfigured_refresh_call_degrades_and_never_ends_the_session(
         max_wait=2.0,
     )
     with contextlib.closing(manager):
-        assert manager.tokens is not None
-        kept = fp(manager.tokens.refresh_token)
         wait_until_expired(manager)
         tally = Tally(service.server)
 
-        with pytest.raises(RefreshUnavailable):
+        with pytest.raises(SessionEnded) as ended:
             manager.access_token()
 
-        assert manager.state == "degraded"
-        assert hooks.ended == []
-        attempts = tally.statuses("POST", "/auth/refresh")
-        assert set(attempts) == {400}
-        stored = FileTokenStore(path).load()
-        assert stored is not None
-        assert fp(stored.refresh_token) == kept
-
-    fixed = TokenManager(service.server.url, store=FileTokenStore(path))
-    with contextlib.closing(fixed), httpx.Client(auth=KeyturnAuth(fixed), timeout=30) as http:
-        response = http.get(service.server.url + "/auth/me")
-    assert response.status_code == 200, why(response)
-    assert response.json()["session"]["session_id"] == stored.session_id
-    assert tally.statuses("POST", "/auth/refresh") == attempts + Counter({200: 1})
+        assert ended.value.reason == "invalid_request"
+        assert manager.state == "ended"
+        assert hooks.ended == ["invalid_request"]
+        assert tally.statuses("POST", "/auth/refresh") == Counter({400: 1})
+        assert FileTokenStore(path).load() is None
 
 
 # -- acceptance 5: a FileTokenStore hands the session to the next process ---------------------------

@@ -1,30 +1,44 @@
-"""Keyturn's Python client: keeps a session alive for httpx (sync and async) and requests (DESIGN section 6).
+"""Keyturn's Python client: keeps a session alive for httpx (sync and async) and requests.
 
 ::
 
-    from keyturn.client import FileTokenStore, KeyturnAuth, TokenManager
+    import httpx
+    from keyturn.client import FileTokenStore, KeyturnAuth, KeyturnTransport, TokenManager
 
     manager = TokenManager("http://127.0.0.1:8000", store=FileTokenStore(".tokens.json"))
     manager.login("alice", password)
-    with httpx.Client(auth=KeyturnAuth(manager)) as http:
+    with httpx.Client(auth=KeyturnAuth(manager), transport=KeyturnTransport()) as http:
         http.get("http://127.0.0.1:9000/orders")
 
-Against djangorestframework-simplejwt: ``TokenManager(url, endpoints=SIMPLEJWT)``.
+Against djangorestframework-simplejwt: ``TokenManager(url, endpoints=SIMPLEJWT)``. ``KeyturnRequestsAuth``
+and ``KeyturnHTTPAdapter`` (for requests) are imported on first use, so requests is needed only by those
+who use them.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ClientError, LoginFailed, RefreshUnavailable, SessionEnded
 from ._endpoints import KEYTURN, SIMPLEJWT, Endpoints
 from ._tokens import FileTokenStore, MemoryTokenStore, Tokens, TokenStore
-from .httpx_auth import KeyturnAuth
-from .manager import LoginFailed, RefreshUnavailable, SessionEnded, State, TokenManager
+from .httpx_auth import AsyncKeyturnTransport, KeyturnAuth, KeyturnTransport
+from .manager import State, TokenManager
+
+if TYPE_CHECKING:
+    from .requests_auth import KeyturnHTTPAdapter, KeyturnRequestsAuth
 
 __all__ = [
     "KEYTURN",
     "SIMPLEJWT",
+    "AsyncKeyturnTransport",
+    "ClientError",
     "Endpoints",
     "FileTokenStore",
     "KeyturnAuth",
+    "KeyturnHTTPAdapter",
+    "KeyturnRequestsAuth",
+    "KeyturnTransport",
     "LoginFailed",
     "MemoryTokenStore",
     "RefreshUnavailable",
@@ -34,3 +48,13 @@ __all__ = [
     "TokenStore",
     "Tokens",
 ]
+
+_REQUESTS = frozenset({"KeyturnHTTPAdapter", "KeyturnRequestsAuth"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REQUESTS:
+        from . import requests_auth
+
+        return getattr(requests_auth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,12 +26,13 @@ DEFINITIVE = frozenset(
         "refresh_token_reused",
         "session_revoked",
         "session_expired",
+        "invalid_request",
     }
 )
-"""Keyturn's codes that end a session when the refresh endpoint answers them (DESIGN section 3).
+"""Keyturn's codes that end a session when the refresh endpoint answers them.
 
-``invalid_request`` is not one: it says the call is wrong (a misconfigured field name, say), which the
-application must fix; the session itself may be fine, so it is kept (and the client reports degraded)."""
+``invalid_request`` is one: the call is wrong (a missing cookie, a wrong field name) and can never refresh
+without a change, so retrying it forever would only hide the fault; the browser client does the same."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,8 @@ class Endpoints:
     expiring: frozenset[str] = field(default=frozenset({"token_expired"}))
     """Codes of a resource server meaning "refresh and retry once"."""
     rejected: frozenset[str] = field(default=frozenset({"token_invalid", "token_revoked"}))
-    """Codes of a resource server, for the current access token, that end the session."""
+    """Codes of a resource server, for the current access token, that cost one refresh and one retry, and
+    end the session if the retry is refused again."""
 
     def with_prefix(self, prefix: str) -> Endpoints:
         """The same shape under another route prefix (Keyturn's ``ROUTE_PREFIX``)."""
@@ -156,8 +158,8 @@ def backoff(attempt: int, rng: random.Random, retry_after: float | None = None) 
     return rng.uniform(0, ceiling)
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds (a number or an HTTP date), or None."""
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds (a number, or an HTTP date counted from ``now``, epoch seconds), or None."""
     value = headers.get("retry-after")
     if value is None:
         return None
@@ -168,4 +170,4 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -1,66 +1,309 @@
-"""What a response to an authenticated request means for the client: the I/O-free part every adapter
-(httpx sync and async, requests) shares."""
+"""The client's decisions, without I/O: what an answer means, when to refresh, how long to wait, when the
+session is over.
+
+Two pure judgements read one answer each: :func:`judge_refresh` (the refresh endpoint's answer: ``store``,
+``end`` or ``retry``) and :func:`judge_request` (an application request's answer: ``done``, ``refresh``,
+``resend``, ``retry`` or ``end``); ``tests/scenarios/client_decisions.json`` lists both, and the browser
+client is tested on the same table. The flows are generators, as httpx writes ``Auth.auth_flow``: they yield
+the steps of ``_steps.py`` and receive what came of them, and the drivers (``_drive.py`` for the token
+service, ``httpx_auth.py`` and ``requests_auth.py`` for the application's requests) only do the I/O and
+the locking.
+"""
 
 from __future__ import annotations
 
-import enum
-import json
-from collections.abc import Mapping
-from typing import Protocol
+import logging
+import random
+from dataclasses import dataclass
+from typing import Literal
 
-from .manager import TokenManager
+from ..errors import LoginFailed, RefreshUnavailable, SessionEnded
+from ._endpoints import Endpoints, backoff, retry_after
+from ._session import Outcome, Session
+from ._steps import Answer, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep
+from ._tokens import Tokens
 
-__all__ = ["IDEMPOTENT", "Verdict", "judge_response"]
+__all__ = [
+    "IDEMPOTENT",
+    "RETRIED_STATUSES",
+    "Decision",
+    "RetryPolicy",
+    "access",
+    "background",
+    "error_code",
+    "judge_refresh",
+    "judge_request",
+    "login",
+    "logout",
+    "obtain",
+    "request",
+    "settled",
+    "start",
+]
+
+logger = logging.getLogger("keyturn.client")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+"""Methods a client may send again when no answer came (RFC 9110, section 9.2.2)."""
+RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers that say "not now, try again": a 500 is the application's answer, and is returned."""
+
+JUDGED = frozenset({0, 401} | RETRIED_STATUSES)
+"""Statuses of an application's answer that may call for more than handing it over (0: no answer)."""
+
+Decision = Literal["done", "refresh", "resend", "retry", "end"]
 
 
-class Verdict(enum.Enum):
-    DONE = "done"
-    """Hand the response to the application."""
-    REFRESH = "refresh"
-    """The current token expired early: refresh, then retry once."""
-    RESEND = "resend"
-    """The request carried an older token: retry once with the current one."""
-    RETRY_LATER = "retry_later"
-    """A temporary failure of an idempotent request: back off, then retry."""
+def settled(status: int) -> bool:
+    """An answer with this status is the application's as it is, whatever the request (:func:`judge_request`
+    says ``done``): the drivers hand it over without making the request's flow, the common case."""
+    return status not in JUDGED
 
 
-class _Response(Protocol):
-    @property
-    def status_code(self) -> int: ...
-    @property
-    def headers(self) -> Mapping[str, str]: ...
-    @property
-    def content(self) -> bytes: ...
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How far an application request is retried: at most ``retries`` times after the first try, and no
+    retry that would start more than ``deadline`` seconds after the first."""
+
+    retries: int = 4
+    deadline: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.retries < 0 or self.deadline < 0:
+            raise ValueError("retries and deadline must be >= 0")
 
 
-def error_code(manager: TokenManager, response: _Response) -> str | None:
+# -- the judgements ---------------------------------------------------------------------------------
+
+
+def judge_refresh(
+    endpoints: Endpoints, answer: Answer, previous: Tokens, sent: float, received: float
+) -> Outcome:
+    """What the refresh endpoint's ``answer`` decides; ``sent``/``received`` time the call (local clock)."""
+    if isinstance(answer, NoAnswer):
+        return Outcome("retry", reason=type(answer.error).__name__, maybe_applied=answer.maybe_applied)
+    if 200 <= answer.status < 300:
+        try:
+            return Outcome("store", endpoints.tokens(answer.json(), previous, sent, received))
+        except ValueError as exc:
+            return Outcome("retry", reason=f"the refresh answer is unreadable ({exc})")
+    code = endpoints.error_code(answer.json())
+    if answer.status in (400, 401, 403) and code in endpoints.definitive:
+        return Outcome("end", reason=code or "")
+    return Outcome(
+        "retry",
+        reason=f"HTTP {answer.status} {code or ''}",
+        retry_after=retry_after(answer.headers, received),
+    )
+
+
+def error_code(endpoints: Endpoints, reply: Reply) -> str | None:
     """The error code of a 401: from the body, else from ``WWW-Authenticate``'s ``error_description``."""
-    try:
-        code = manager.endpoints.error_code(json.loads(response.content or b"null"))
-    except ValueError:
-        code = None
+    code = endpoints.error_code(reply.json())
     if code is None:
-        challenge = response.headers.get("www-authenticate", "")
+        challenge = reply.headers.get("www-authenticate", "")
         marker = 'error_description="'
         if marker in challenge:
             code = challenge.split(marker, 1)[1].split(":", 1)[0].split('"', 1)[0]
     return code
 
 
-def judge_response(manager: TokenManager, response: _Response, sent_token: str, may_retry: bool) -> Verdict:
-    status = response.status_code
+def judge_request(
+    endpoints: Endpoints,
+    answer: Answer,
+    *,
+    sent: str,
+    current: str | None,
+    after_refresh: bool,
+    may_retry: bool,
+) -> Decision:
+    """What an application request's ``answer`` decides.
+
+    ``sent`` is the token it carried, ``current`` the client's token now, ``after_refresh`` whether this
+    answer is to the retry after a refresh, ``may_retry`` whether the request may be sent again unasked.
+    """
+    if isinstance(answer, NoAnswer):
+        return "retry" if may_retry else "done"
+    status = answer.status
+    if settled(status):
+        return "done"
     if status == 401:
-        current = manager.tokens
-        if current is not None and current.access_token != sent_token:
-            return Verdict.RESEND
-        code = error_code(manager, response)
-        if code in manager.endpoints.expiring:
-            return Verdict.REFRESH
-        if code in manager.endpoints.rejected:
-            manager.end(code or "token_invalid")
-        return Verdict.DONE
-    if may_retry and (status == 429 or status >= 500):
-        return Verdict.RETRY_LATER
-    return Verdict.DONE
+        if current is not None and current != sent:
+            return "resend"  # another caller refreshed while this request was out
+        code = error_code(endpoints, answer)
+        if code in endpoints.rejected:
+            return "end" if after_refresh else "refresh"  # a refresh tells whether the session lives
+        if code in endpoints.expiring:
+            return "done" if after_refresh else "refresh"  # never loop
+        return "done"
+    return "retry" if may_retry else "done"  # 429, 502, 503, 504
+
+
+# -- the access token -------------------------------------------------------------------------------
+
+
+def access(session: Session) -> Flow[str]:
+    """A usable access token, refreshed first if due (waiting only if the current one is unusable)."""
+    tokens = session.require()
+    if not session.is_due(tokens):
+        return tokens.access_token
+    if session.is_usable(tokens):
+        if session.clock.now() >= session.retry_at:
+            yield Exclusive(_locked(session, None), wait=False)  # refresh if no one else is; never wait
+        current = session.require()
+        if session.is_usable(current):
+            return current.access_token
+    return (yield from obtain(session, None))
+
+
+def obtain(session: Session, rejected: str | None) -> Flow[str]:
+    """A usable token other than ``rejected``: queue for the lock, refresh or wait, up to ``max_wait``."""
+    max_wait = session.timing.max_wait
+    deadline = session.clock.now() + max_wait
+    slept = 0.0  # counted too: a clock that stands still (or jumps back) must not make the wait endless
+    while True:
+        ready = session.ready(rejected)
+        if ready is not None:  # refreshed by whoever held the lock: no need to queue for it
+            return ready
+        found = yield Exclusive(_locked(session, rejected))
+        if isinstance(found, str):
+            return found
+        if isinstance(found, float):
+            slept += found
+            if session.clock.now() + found > deadline or slept > max_wait:
+                raise RefreshUnavailable(f"no usable access token after {max_wait:.0f}s of retries")
+            yield Sleep(found)
+
+
+def _locked(session: Session, rejected: str | None) -> Flow[str | float | None]:
+    """With the lock held: a token to use, seconds to wait, or ``None`` after a refresh attempt."""
+    step = session.next_step(rejected)
+    if isinstance(step, Tokens):
+        return step.access_token
+    if isinstance(step, float):
+        return step
+    tokens = session.require()
+    sent = session.clock.now()
+    answer = yield Call(session.endpoints.refresh, {session.endpoints.refresh_field: tokens.refresh_token})
+    session.apply(tokens, judge_refresh(session.endpoints, answer, tokens, sent, session.clock.now()))
+    return None
+
+
+def background(session: Session, ceiling: float) -> Flow[None]:
+    """Refresh ahead of time until the session ends, looking at least every ``ceiling`` seconds."""
+    while session.ended is None:
+        yield Sleep(session.background_delay(ceiling))
+        tokens = session.tokens
+        if tokens is not None and session.is_due(tokens):
+            try:
+                yield from access(session)
+            except RefreshUnavailable:
+                continue
+            except SessionEnded:
+                return
+
+
+# -- logging in and out ------------------------------------------------------------------------------
+
+
+def login(session: Session, username: str, password: str) -> Flow[Tokens]:
+    endpoints = session.endpoints
+    sent = session.clock.now()
+    answer = yield Call(
+        endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
+    )
+    if isinstance(answer, NoAnswer):
+        raise answer.error
+    if answer.status != 200:
+        raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
+    return (yield from start(session, endpoints.tokens(answer.json(), None, sent, session.clock.now())))
+
+
+def start(session: Session, tokens: Tokens) -> Flow[Tokens]:
+    """Start the session on ``tokens``, with the lock held."""
+    yield Exclusive(_begin(session, tokens))
+    return tokens
+
+
+def _begin(session: Session, tokens: Tokens) -> Flow[None]:
+    session.begin(tokens)
+    return
+    yield  # a flow with no step
+
+
+def logout(session: Session, everywhere: bool) -> Flow[None]:
+    """End the session on the server (best effort) and here."""
+    tokens = session.tokens
+    path = session.endpoints.logout
+    if tokens is not None and path is not None:
+        # The service names the session by the access token if one is sent; an expired one would be
+        # refused, so then the refresh token alone names it.
+        bearer = {"Authorization": f"Bearer {tokens.access_token}"} if session.is_usable(tokens) else {}
+        body = {session.endpoints.refresh_field: tokens.refresh_token}
+        answer = yield Call(path + ("-all" if everywhere else ""), body, bearer)
+        if isinstance(answer, NoAnswer):
+            logger.warning(
+                "logout: the server could not be reached (%s); ended here", type(answer.error).__name__
+            )
+    session.end("logout")
+
+
+# -- an application's request ------------------------------------------------------------------------
+
+
+def request(
+    session: Session,
+    policy: RetryPolicy,
+    method: str,
+    *,
+    retry_safe: bool,
+    rng: random.Random,
+    token: str | None = None,
+    started: float | None = None,
+) -> Flow[Answer]:
+    """One application request, from its first token to the answer the application gets.
+
+    ``SendRequest(token)`` asks the driver to send it (again) with that token. A 401 gets at most one
+    refresh and one resend; an answer that says "not now" (or none at all) is retried with backoff within
+    ``policy`` if the request may be repeated: an idempotent method, or one the caller marked safe.
+    ``token`` and ``started``: the token a driver first sent the request with, and when (the drivers send
+    it first and make the flow only for an answer that is not :func:`settled`).
+    """
+    may_retry = retry_safe or method.upper() in IDEMPOTENT
+    if token is None:
+        token = session.ready(None) or (yield from access(session))
+    if started is None:
+        started = session.clock.now()
+    refreshed = resent = False
+    retries = 0
+    while True:
+        answer: Answer = yield SendRequest(token)
+        current = session.tokens
+        decision = judge_request(
+            session.endpoints,
+            answer,
+            sent=token,
+            current=None if current is None else current.access_token,
+            after_refresh=refreshed,
+            may_retry=may_retry,
+        )
+        if decision == "done":
+            return answer
+        if decision == "refresh" and not refreshed:
+            refreshed = True
+            token = yield from obtain(session, token)
+        elif decision == "resend" and not resent:
+            resent = True
+            token = yield from access(session)
+        elif decision == "retry" and retries < policy.retries:
+            hint = retry_after(answer.headers, session.clock.now()) if isinstance(answer, Reply) else None
+            wait = backoff(retries + 1, rng, hint)
+            if session.clock.now() + wait > started + policy.deadline:
+                return answer
+            retries += 1
+            yield Sleep(wait)
+            token = session.ready(None) or (yield from access(session))
+        else:
+            if decision == "end" and isinstance(answer, Reply):
+                session.end(error_code(session.endpoints, answer) or "token_invalid")
+            return answer

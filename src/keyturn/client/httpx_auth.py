@@ -4,102 +4,122 @@
 
     manager = TokenManager("https://auth.example.com", store=FileTokenStore("~/.myapp/tokens.json"))
     manager.login(username, password)           # once; the pair is kept in the store
-    with httpx.Client(auth=KeyturnAuth(manager)) as http:
+    auth = KeyturnAuth(manager)
+    with httpx.Client(auth=auth, transport=KeyturnTransport()) as http:
         http.get("https://api.example.com/orders")
+        http.post("https://api.example.com/orders", json=order, auth=auth.safe_to_retry())
 
-- the token is checked (and refreshed ahead of time if due) just before each request is sent;
-- a 401 ``token_expired`` for the current token: one refresh, one retry; a 401 for an older token
-  (another request refreshed meanwhile): one retry with the current one; never a loop;
-- a 401 ``token_revoked``/``token_invalid`` for the current token ends the session (as DESIGN section 3
-  says a client does), and the response is returned;
-- 429 and 5xx answers to idempotent requests (GET, HEAD, OPTIONS, PUT, DELETE) are retried up to
-  ``retries`` times with backoff; others only with ``retry_unsafe=True``. Connection errors are httpx's
-  to retry (``httpx.HTTPTransport(retries=...)`` retries failed connections).
+What a reply means is decided by ``_flow.request`` (see docs/client.md): a 401 gets at most one refresh
+and one resend; idempotent requests (and those sent with ``auth.safe_to_retry()``) are retried on 429,
+502, 503, 504 and, through :class:`KeyturnTransport`, on a connection that failed or dropped, with backoff
+and ``Retry-After``, within ``retries`` and ``deadline``. The two shells below only send and sleep.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
 from collections.abc import AsyncGenerator, Generator
 
 import httpx
 
-from ._endpoints import backoff, retry_after
-from ._flow import IDEMPOTENT, Verdict, judge_response
-from .manager import TokenManager
+from ._auth import BearerFlow
+from ._flow import settled
+from ._steps import Answer, NoAnswer, Reply, SendRequest
 
-__all__ = ["KeyturnAuth"]
+__all__ = ["AsyncKeyturnTransport", "KeyturnAuth", "KeyturnTransport"]
+
+FLOW = "keyturn.flow"
+"""Request extension: the request is ``KeyturnAuth``'s, so a dropped connection is its flow's to judge."""
+NO_ANSWER = "keyturn.no_answer"
+"""Response extension: the transport error of a request that got no answer."""
 
 
-class KeyturnAuth(httpx.Auth):
-    def __init__(
-        self,
-        manager: TokenManager,
-        *,
-        retries: int = 2,
-        retry_unsafe: bool = False,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.manager = manager
-        self.retries = retries
-        self.retry_unsafe = retry_unsafe
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+class KeyturnAuth(BearerFlow, httpx.Auth):
+    """Bearer tokens from ``manager`` for httpx; ``retries``, ``deadline``, ``retry_unsafe`` and
+    :meth:`safe_to_retry` as above."""
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        token = self.manager.access_token()
+        request.extensions = {**request.extensions, FLOW: True}
+        token, started = self.manager.access_token(), self.manager.clock.now()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        replaced = failures = 0
+        if settled(response.status_code):
+            return
+        flow, driver = self._request_flow(request.method, token, started), self.manager._driver
         while True:
             if response.status_code == 401:
                 response.read()
-            verdict = judge_response(self.manager, response, token, self._may_retry(request))
-            if verdict is Verdict.DONE:
-                return
-            if verdict is Verdict.RETRY_LATER:
-                failures += 1
-                if failures > self.retries:
-                    return
-                time.sleep(backoff(failures, self._rng, retry_after(response.headers)))
-            else:
-                replaced += 1
-                if replaced > 1:
-                    return
-                if verdict is Verdict.REFRESH:
-                    token = self.manager.replace_rejected(token)
-                else:
-                    token = self.manager.access_token()
-                request.headers["Authorization"] = f"Bearer {token}"
+            step = driver.advance(flow, _answer(response))
+            if not isinstance(step, SendRequest):
+                break
+            request.headers["Authorization"] = f"Bearer {step.token}"
             response = yield request
+        if isinstance(step, NoAnswer):
+            raise step.error
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        token = await self.manager.aaccess_token()
+        request.extensions = {**request.extensions, FLOW: True}
+        token, started = await self.manager.aaccess_token(), self.manager.clock.now()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        replaced = failures = 0
+        if settled(response.status_code):
+            return
+        flow, driver = self._request_flow(request.method, token, started), self.manager._driver
         while True:
             if response.status_code == 401:
                 await response.aread()
-            verdict = judge_response(self.manager, response, token, self._may_retry(request))
-            if verdict is Verdict.DONE:
-                return
-            if verdict is Verdict.RETRY_LATER:
-                failures += 1
-                if failures > self.retries:
-                    return
-                await asyncio.sleep(backoff(failures, self._rng, retry_after(response.headers)))
-            else:
-                replaced += 1
-                if replaced > 1:
-                    return
-                if verdict is Verdict.REFRESH:
-                    token = await self.manager.areplace_rejected(token)
-                else:
-                    token = await self.manager.aaccess_token()
-                request.headers["Authorization"] = f"Bearer {token}"
+            step = await driver.aadvance(flow, _answer(response))
+            if not isinstance(step, SendRequest):
+                break
+            request.headers["Authorization"] = f"Bearer {step.token}"
             response = yield request
+        if isinstance(step, NoAnswer):
+            raise step.error
 
-    def _may_retry(self, request: httpx.Request) -> bool:
-        return self.retry_unsafe or request.method in IDEMPOTENT
+
+def _answer(response: httpx.Response) -> Answer:
+    error = response.extensions.get(NO_ANSWER)
+    if isinstance(error, BaseException):
+        return NoAnswer(error)
+    return Reply(
+        response.status_code, response.headers, response.content if response.status_code == 401 else b""
+    )
+
+
+class KeyturnTransport(httpx.BaseTransport):
+    """httpx's transport (``transport``, else ``httpx.HTTPTransport()``), handing a failed or dropped
+    connection of a ``KeyturnAuth`` request to its flow as an answer, so that it can be retried.
+
+    Other requests, and ``KeyturnAuth`` without this transport, see httpx's errors as before.
+    """
+
+    def __init__(self, transport: httpx.BaseTransport | None = None) -> None:
+        self.transport = transport or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.transport.handle_request(request)
+        except httpx.TransportError as exc:
+            if not request.extensions.get(FLOW):
+                raise
+            return httpx.Response(0, request=request, extensions={NO_ANSWER: exc})
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+class AsyncKeyturnTransport(httpx.AsyncBaseTransport):
+    """:class:`KeyturnTransport` for ``httpx.AsyncClient``."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.transport = transport or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.transport.handle_async_request(request)
+        except httpx.TransportError as exc:
+            if not request.extensions.get(FLOW):
+                raise
+            return httpx.Response(0, request=request, extensions={NO_ANSWER: exc})
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()

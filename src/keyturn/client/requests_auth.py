@@ -3,85 +3,104 @@
 ::
 
     session = requests.Session()
-    session.auth = KeyturnRequestsAuth(manager)
+    session.auth = auth = KeyturnRequestsAuth(manager)
+    session.mount("http://", KeyturnHTTPAdapter())    # retry dropped connections too
+    session.mount("https://", KeyturnHTTPAdapter())
+    session.get(url)
+    session.post(url, json=order, auth=auth.safe_to_retry())
+
+The decisions are ``_flow.request``'s, as for httpx; the response hook below only sends the request
+again through the adapter that sent it, and sleeps.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 
-from ._endpoints import backoff, retry_after
-from ._flow import IDEMPOTENT, Verdict, judge_response
-from .manager import TokenManager
+from ._auth import BearerFlow
+from ._flow import settled
+from ._steps import Answer, NoAnswer, Reply, SendRequest
 
-__all__ = ["KeyturnRequestsAuth"]
+__all__ = ["KeyturnHTTPAdapter", "KeyturnRequestsAuth"]
 
 
-class KeyturnRequestsAuth(AuthBase):
-    def __init__(
-        self,
-        manager: TokenManager,
-        *,
-        retries: int = 2,
-        retry_unsafe: bool = False,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.manager = manager
-        self.retries = retries
-        self.retry_unsafe = retry_unsafe
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+class KeyturnRequestsAuth(BearerFlow, AuthBase):
+    """Bearer tokens from ``manager`` for requests; ``retries``, ``deadline``, ``retry_unsafe`` and
+    :meth:`safe_to_retry` as ``KeyturnAuth``'s."""
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        token = self.manager.access_token()
+        token, started = self.manager.access_token(), self.manager.clock.now()
         request.headers["Authorization"] = f"Bearer {token}"
-        request.register_hook("response", self._make_hook(token))  # type: ignore[no-untyped-call]
+        request.register_hook("response", _Resend(self, token, started))  # type: ignore[no-untyped-call]
         return request
 
-    def _make_hook(self, first_token: str) -> Any:
-        attempt = _Attempt(first_token)
 
-        def hook(response: requests.Response, **kwargs: Any) -> requests.Response:
-            request = response.request
-            may_retry = self.retry_unsafe or (request.method or "").upper() in IDEMPOTENT
-            verdict = judge_response(self.manager, response, attempt.token, may_retry)
-            if verdict is Verdict.DONE:
+class _Resend:
+    """The response hook: hands a settled answer over, else makes the request's flow, answers it, and
+    sends the request again through the adapter that sent it as long as the flow asks."""
+
+    def __init__(self, auth: KeyturnRequestsAuth, token: str, started: float) -> None:
+        self.auth = auth
+        self.token = token
+        self.started = started
+
+    def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        if settled(response.status_code):
+            return response
+        flow = self.auth._request_flow(response.request.method or "GET", self.token, self.started)
+        driver = self.auth.manager._driver
+        while True:
+            step = driver.advance(flow, _answer(response))
+            if isinstance(step, NoAnswer):
+                raise step.error
+            if not isinstance(step, SendRequest):
                 return response
-            if verdict is Verdict.RETRY_LATER:
-                attempt.failures += 1
-                if attempt.failures > self.retries:
-                    return response
-                time.sleep(backoff(attempt.failures, self._rng, retry_after(response.headers)))
-            else:
-                attempt.replaced += 1
-                if attempt.replaced > 1:
-                    return response
-                if verdict is Verdict.REFRESH:
-                    attempt.token = self.manager.replace_rejected(attempt.token)
-                else:
-                    attempt.token = self.manager.access_token()
-            retry = request.copy()
-            retry.headers["Authorization"] = f"Bearer {attempt.token}"
+            retry = response.request.copy()
+            retry.headers["Authorization"] = f"Bearer {step.token}"
             response.content  # noqa: B018 - read the body so the connection can be reused
             response.close()
-            assert response.connection is not None
-            again: requests.Response = response.connection.send(retry, **kwargs)
-            again.history.append(response)
+            adapter = response.connection
+            assert adapter is not None
+            again: requests.Response = adapter.send(retry, **kwargs)
+            again.history = [*response.history, response]
             again.request = retry
-            return hook(again, **kwargs)
-
-        return hook
+            response = again
 
 
-@dataclass
-class _Attempt:
-    """One request's retries so far, and the token it last carried."""
+def _answer(response: requests.Response) -> Answer:
+    if isinstance(response, _NoAnswer):
+        return NoAnswer(response.error)
+    content = response.content if response.status_code == 401 else b""
+    return Reply(response.status_code, response.headers, content or b"")
 
-    token: str
-    replaced: int = 0
-    failures: int = 0
+
+class _NoAnswer(requests.Response):
+    """What :class:`KeyturnHTTPAdapter` gives the hook for a request that got no answer."""
+
+    def __init__(self, request: requests.PreparedRequest, adapter: HTTPAdapter, error: BaseException) -> None:
+        super().__init__()
+        self.status_code = 0
+        self.reason = "no answer"
+        self.request = request
+        self.url = request.url or ""
+        self.connection = adapter
+        self.error = error
+        self._content = b""
+        self._content_consumed = True  # nothing to read, no connection to release
+
+
+class KeyturnHTTPAdapter(HTTPAdapter):
+    """requests' adapter, handing a failed or dropped connection of a ``KeyturnRequestsAuth`` request to
+    its flow as an answer, so that it can be retried; other requests see requests' errors as before."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        try:
+            return super().send(request, *args, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            if not any(isinstance(hook, _Resend) for hook in request.hooks.get("response", ())):
+                raise
+            return _NoAnswer(request, self, exc)

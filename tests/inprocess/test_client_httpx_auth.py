@@ -4,8 +4,10 @@ The resource (``/resource`` on the live service) authenticates each request with
 an expired or revoked token gets Keyturn's real 401 bodies; the service answers with a canned 401, 429 or
 503 on command where a test needs a specific one. What must hold, for ``httpx.Client`` and
 ``httpx.AsyncClient`` alike: a 401 ``token_expired`` costs one refresh and one retry; a 401 for an older
-token is retried with the current one, without a refresh; never more than one such retry; ``token_revoked``
-ends the session; 429 and 5xx are retried for idempotent methods only, with backoff, ``Retry-After`` first.
+token is retried with the current one, without a refresh; ``token_revoked``/``token_invalid`` for the
+current token cost one refresh and one retry, and end the session if refused again; never more than one
+such retry; 429, 502, 503, 504 and (through ``KeyturnTransport``) dropped connections are retried for
+idempotent methods only, or requests marked safe, with backoff, ``Retry-After`` first.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import anyio
 import httpx
 import pytest
 
-from keyturn.client import KeyturnAuth, SessionEnded, TokenManager
+from keyturn.client import AsyncKeyturnTransport, KeyturnAuth, KeyturnTransport, SessionEnded, TokenManager
 
 from ._client_live import (
     AsyncFaultyTransport,
@@ -48,24 +50,35 @@ def _manager(h: Harness, mode: str, **kwargs: Any) -> TokenManager:
 
 
 async def _send(
-    h: Harness, mode: str, manager: TokenManager, method: str = "GET", **auth: Any
+    h: Harness,
+    mode: str,
+    manager: TokenManager,
+    method: str = "GET",
+    *,
+    keyturn_transport: bool = False,
+    safe: bool = False,
+    **auth: Any,
 ) -> httpx.Response:
-    """One request through ``KeyturnAuth`` with an httpx client of ``mode``, through ``h.faults``."""
+    """One request through ``KeyturnAuth`` with an httpx client of ``mode``, through ``h.faults``
+    (wrapped in ``KeyturnTransport`` if asked; sent with ``auth.safe_to_retry()`` if ``safe``)."""
     auth.setdefault("rng", MinRandom())
     flow = KeyturnAuth(manager, **auth)
+    chosen = flow.safe_to_retry() if safe else flow
     if mode == "sync":
+        transport: httpx.BaseTransport = FaultyTransport(h.faults)
+        if keyturn_transport:
+            transport = KeyturnTransport(transport)
 
         def blocking() -> httpx.Response:
-            with httpx.Client(
-                base_url=h.live.url, auth=flow, transport=FaultyTransport(h.faults), timeout=30
-            ) as http:
-                return http.request(method, RESOURCE)
+            with httpx.Client(base_url=h.live.url, auth=flow, transport=transport, timeout=30) as http:
+                return http.request(method, RESOURCE, auth=chosen)
 
         return await anyio.to_thread.run_sync(blocking)
-    async with httpx.AsyncClient(
-        base_url=h.live.url, auth=flow, transport=AsyncFaultyTransport(h.faults), timeout=30
-    ) as ahttp:
-        return await ahttp.request(method, RESOURCE)
+    atransport: httpx.AsyncBaseTransport = AsyncFaultyTransport(h.faults)
+    if keyturn_transport:
+        atransport = AsyncKeyturnTransport(atransport)
+    async with httpx.AsyncClient(base_url=h.live.url, auth=flow, transport=atransport, timeout=30) as ahttp:
+        return await ahttp.request(method, RESOURCE, auth=chosen)
 
 
 def _sent(h: Harness, method: str = "GET") -> list[str | None]:
@@ -157,36 +170,57 @@ async def test_a_401_with_only_a_challenge_header_is_understood(h: Harness, mode
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_token_revoked_ends_the_session(h: Harness, mode: str) -> None:
-    """The user logged out elsewhere (here: the service revoked the session): the response is the
-    application's to see, the session is over, and the next request is refused before it is sent."""
+async def test_token_revoked_costs_one_refresh_which_ends_the_session(h: Harness, mode: str) -> None:
+    """The user logged out elsewhere (here: the service revoked the session). A 401 ``token_revoked`` gets
+    one refresh first, which tells whether the session lives: the service says ``session_revoked``, so the
+    session is over, and the next request is refused before it is sent."""
     manager = _manager(h, mode)
     pair = h.login(manager)
     h.live.raw("POST", "/auth/logout", headers={"Authorization": f"Bearer {pair.access_token}"})
 
-    response = await _send(h, mode, manager)
+    with pytest.raises(SessionEnded) as ended:
+        await _send(h, mode, manager)
 
-    assert response.status_code == 401
-    assert response.json()["error"] == "token_revoked"
-    assert h.ended == ["token_revoked"]
+    assert ended.value.reason == "session_revoked"
+    assert h.ended == ["session_revoked"]
     assert manager.store.load() is None
-    assert h.live.refreshes() == 0
+    assert h.live.refreshes() == 1
     hits = h.live.ctl.count("GET", RESOURCE)
+    assert hits == 1
     with pytest.raises(SessionEnded):
         await _send(h, mode, manager)
     assert h.live.ctl.count("GET", RESOURCE) == hits
-    assert h.ended == ["token_revoked"]
+    assert h.ended == ["session_revoked"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_token_invalid_for_the_current_token_ends_the_session(h: Harness, mode: str) -> None:
+async def test_token_invalid_once_costs_one_refresh_and_one_retry(h: Harness, mode: str) -> None:
+    """A tampered or otherwise refused current token: one refresh, one retry, and the session goes on."""
     manager = _manager(h, mode)
-    h.login(manager)
+    old = h.login(manager)
     h.live.ctl.answer("GET", RESOURCE, Canned.error(401, "token_invalid"))
 
     response = await _send(h, mode, manager)
 
+    assert response.status_code == 200
+    assert h.live.refreshes() == 1
+    assert manager.tokens is not None
+    old_then_new = _sent(h) == [old.access_token, manager.tokens.access_token]
+    assert old_then_new
+    assert h.ended == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_token_invalid_again_after_the_refresh_ends_the_session(h: Harness, mode: str) -> None:
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.live.ctl.answer("GET", RESOURCE, Canned.error(401, "token_invalid"), Canned.error(401, "token_invalid"))
+
+    response = await _send(h, mode, manager)
+
     assert response.status_code == 401
+    assert h.live.refreshes() == 1
+    assert h.live.ctl.count("GET", RESOURCE) == 2
     assert h.ended == ["token_invalid"]
 
 
@@ -296,3 +330,63 @@ async def test_a_401_on_post_is_still_retried_once_with_a_new_token(h: Harness, 
     assert response.status_code == 200
     assert h.live.ctl.count("POST", RESOURCE) == 2
     assert h.live.refreshes() == 1
+
+
+# -- dropped connections (issue 20) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_get_is_retried_through_refused_and_dropped_connections(h: Harness, mode: str) -> None:
+    """With ``KeyturnTransport`` a connection that failed, timed out, or dropped after the server answered
+    is an answer the flow judges: an idempotent request is sent again, and the caller sees the 200."""
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "connect", "timeout", "lost")
+
+    response = await _send(h, mode, manager, keyturn_transport=True)
+
+    assert response.status_code == 200
+    assert h.faults.count(RESOURCE) == 4
+    assert h.live.ctl.count("GET", RESOURCE) == 2  # the lost one reached the server, then this one
+    assert h.ended == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_dropped_post_is_not_sent_again_unless_marked_safe(h: Harness, mode: str) -> None:
+    """The server handled the POST but the answer was lost: the caller gets the error, and decides; with
+    ``auth.safe_to_retry()`` the flow sends it again itself."""
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "lost")
+
+    with pytest.raises(httpx.ReadError):
+        await _send(h, mode, manager, "POST", keyturn_transport=True)
+    assert h.live.ctl.count("POST", RESOURCE) == 1
+
+    h.faults.plan(RESOURCE, "lost")
+    response = await _send(h, mode, manager, "POST", keyturn_transport=True, safe=True)
+    assert response.status_code == 200
+    assert h.live.ctl.count("POST", RESOURCE) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_dropped_connections_are_retried_within_the_callers_bound(h: Harness, mode: str) -> None:
+    """``retries=2``: three tries, then the last connection error is the caller's."""
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "connect", "connect", "connect", "connect")
+
+    with pytest.raises(httpx.ConnectError):
+        await _send(h, mode, manager, keyturn_transport=True, retries=2)
+    assert h.faults.count(RESOURCE) == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_without_keyturn_transport_a_dropped_connection_is_httpxs_error(h: Harness, mode: str) -> None:
+    manager = _manager(h, mode)
+    h.login(manager)
+    h.faults.plan(RESOURCE, "connect")
+
+    with pytest.raises(httpx.ConnectError):
+        await _send(h, mode, manager)
+    assert h.faults.count(RESOURCE) == 1

@@ -138,16 +138,20 @@ def test_post_is_not_retried_unless_the_application_opts_in(h: Harness, session:
     assert h.live.ctl.count("POST", RESOURCE) == 3
 
 
-def test_token_revoked_ends_the_session(h: Harness, session: requests.Session) -> None:
+def test_token_revoked_costs_one_refresh_which_ends_the_session(
+    h: Harness, session: requests.Session
+) -> None:
     manager = h.manager()
     pair = h.login(manager)
     h.live.raw("POST", "/auth/logout", headers={"Authorization": f"Bearer {pair.access_token}"})
     session.auth = _auth(manager)
 
-    response = session.get(h.live.url + RESOURCE, timeout=30)
+    with pytest.raises(SessionEnded) as ended:
+        session.get(h.live.url + RESOURCE, timeout=30)
 
-    assert response.status_code == 401
-    assert h.ended == ["token_revoked"]
+    assert ended.value.reason == "session_revoked"
+    assert h.ended == ["session_revoked"]
+    assert h.live.refreshes() == 1
     hits = h.live.ctl.count("GET", RESOURCE)
     with pytest.raises(SessionEnded):
         session.get(h.live.url + RESOURCE, timeout=30)

@@ -1,0 +1,61 @@
+"""What ``KeyturnAuth`` (httpx) and ``KeyturnRequestsAuth`` (requests) share: the manager, the caller's
+retry bound, and the flow of one request."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Self
+
+from . import _flow
+from ._flow import RetryPolicy
+from ._steps import Answer, Flow, SendRequest
+from .manager import TokenManager
+
+__all__ = ["BearerFlow"]
+
+
+class BearerFlow:
+    """Bearer tokens from ``manager``, and the bound on retries of a request.
+
+    ``retries``: how many times a request may be sent again after its first try for a temporary failure
+    (no answer, 429, 502, 503, 504); ``deadline``: no such retry starts later than this many seconds after
+    the first try; ``retry_unsafe``: every request may be repeated, whatever its method (else only GET,
+    HEAD, OPTIONS, PUT, DELETE, and requests sent with :meth:`safe_to_retry`).
+    """
+
+    def __init__(
+        self,
+        manager: TokenManager,
+        *,
+        retries: int = 4,
+        deadline: float = 30.0,
+        retry_unsafe: bool = False,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.manager = manager
+        self.policy = RetryPolicy(retries, deadline)
+        self.retry_unsafe = retry_unsafe
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+
+    def safe_to_retry(self) -> Self:
+        """The same auth for requests the caller says may be sent twice (a POST with an idempotency key,
+        say): pass it per request, ``client.post(url, auth=auth.safe_to_retry())``."""
+        twin = copy.copy(self)
+        twin.retry_unsafe = True
+        return twin
+
+    def _request_flow(self, method: str, token: str, started: float) -> Flow[Answer]:
+        """The flow of a request first sent with ``token`` at ``started``, positioned after that send."""
+        flow = _flow.request(
+            self.manager._session,
+            self.policy,
+            method,
+            retry_safe=self.retry_unsafe,
+            rng=self._rng,
+            token=token,
+            started=started,
+        )
+        first = self.manager._driver.advance(flow, None)
+        assert isinstance(first, SendRequest)  # the send made before the flow
+        return flow
