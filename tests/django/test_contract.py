@@ -11,8 +11,6 @@ import pytest
 
 from ._project import ExampleProject
 
-pytestmark = pytest.mark.slow
-
 TOKEN_KEYS = {
     "access_token",
     "refresh_token",

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from ._project import ExampleProject
-
-pytestmark = pytest.mark.slow
 
 
 def test_the_examples_testcase_logs_in_and_refreshes(tmp_path: Path) -> None:

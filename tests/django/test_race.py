@@ -15,8 +15,6 @@ import pytest
 
 from ._project import ExampleProject
 
-pytestmark = pytest.mark.slow
-
 COPIES = 20
 
 

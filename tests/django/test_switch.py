@@ -15,11 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt
-import pytest
 
 from ._project import ExampleProject
-
-pytestmark = pytest.mark.slow
 
 USERS = 20
 GRACE = 3

@@ -14,8 +14,6 @@ import pytest
 
 from ._project import ExampleProject, User
 
-pytestmark = pytest.mark.slow
-
 CSRF_FIELD = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
