@@ -98,11 +98,12 @@ class MemoryTokenStore:
 class FileTokenStore:
     """A JSON file readable by its owner only (0600), replaced atomically on every save.
 
-    A file that cannot be read as a pair is treated as no pair (and replaced at the next save).
+    A file that cannot be read as a pair is treated as no pair (and replaced at the next save). A leading
+    ``~`` in ``path`` is the user's home directory, as in a shell.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self._lock = threading.Lock()
 
     def load(self) -> Tokens | None:
