@@ -54,7 +54,13 @@ _REQUESTS = frozenset({"KeyturnHTTPAdapter", "KeyturnRequestsAuth"})
 
 def __getattr__(name: str) -> Any:
     if name in _REQUESTS:
-        from . import requests_auth
-
+        try:
+            from . import requests_auth
+        except ModuleNotFoundError as exc:
+            if exc.name != "requests":
+                raise
+            raise ModuleNotFoundError(
+                f"keyturn.client.{name} needs requests: pip install 'keyturn[requests]'", name="requests"
+            ) from exc
         return getattr(requests_auth, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
