@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from ...feed import read_feed
+from ..errors import KeyturnRoute
 from ..schemas import RevocationFeed
 from ._common import ERRORS, NO_STORE, runtime
 
-router = APIRouter(tags=["revocation"], responses=ERRORS)
+router = APIRouter(tags=["revocation"], responses=ERRORS, route_class=KeyturnRoute)
 
 MAX_BATCH = 1000
 MAX_SEQ = 2**63 - 1  # what every store's sequence numbers fit in
