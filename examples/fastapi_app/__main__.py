@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve the app with uvicorn")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--access-log", action="store_true", help="log every request")
     users = commands.add_parser("users", help="the app's own users").add_subparsers(
         dest="action", required=True
     )
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             factory=True,
             host=args.host,
             port=args.port,
+            access_log=args.access_log,
+            server_header=False,
             proxy_headers=False,  # X-Forwarded-For is trusted only from KEYTURN_TRUSTED_PROXIES
         )
         return 0

@@ -5,10 +5,12 @@ Nothing here knows about Keyturn; ``app.py`` hands three of these functions to i
 
 from __future__ import annotations
 
+from typing import Any
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Boolean, String, create_engine, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Boolean, String, bindparam, create_engine, event, select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -36,9 +38,11 @@ class Users:
 
     def __init__(self, url: str, hasher: PasswordHasher | None = None) -> None:
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(self.engine, "connect", _wal)
         Base.metadata.create_all(self.engine)
         self.hasher = hasher or PasswordHasher()
         self._dummy = self.hasher.hash("no such user")  # unknown emails cost one verification too
+        self._reader: Connection | None = None
 
     def add(self, email: str, password: str, roles: list[str] | None = None) -> int | None:
         """The new user's id; ``None`` if the email is taken."""
@@ -59,6 +63,21 @@ class Users:
         with Session(self.engine, expire_on_commit=False) as db:
             return db.get(User, int(user_id))
 
+    def standing(self, user_id: str) -> tuple[bool, list[str]] | None:
+        """Whether the user is disabled, and their roles; ``None`` for no such user.
+
+        What the refresh hooks ask, on every refresh, from the event loop: one indexed read on a
+        connection kept for it (autocommit, so each read sees the latest writes), no pool checkout.
+        """
+        if not user_id.isdigit():
+            return None
+        if self._reader is None:
+            self._reader = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        row = self._reader.execute(_STANDING, {"id": int(user_id)}).first()
+        if row is None:
+            return None
+        return bool(row.disabled), sorted(r for r in row.roles.split(",") if r)
+
     def by_email(self, email: str) -> User | None:
         with Session(self.engine, expire_on_commit=False) as db:
             return db.scalars(select(User).where(User.email == email)).first()
@@ -72,6 +91,12 @@ class Users:
             ok = False
         return user if ok and user is not None and not user.disabled else None
 
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self.engine.dispose()
+
     def update(self, email: str, *, roles: list[str] | None = None, disabled: bool | None = None) -> bool:
         with Session(self.engine) as db, db.begin():
             user = db.scalars(select(User).where(User.email == email)).first()
@@ -82,3 +107,11 @@ class Users:
             if disabled is not None:
                 user.disabled = disabled
             return True
+
+
+_STANDING = select(User.disabled, User.roles).where(User.id == bindparam("id"))
+
+
+def _wal(connection: Any, _record: object) -> None:
+    """Readers never wait for a writer (the refresh hooks read while an admin writes)."""
+    connection.execute("PRAGMA journal_mode=WAL")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from examples.fastapi_app.users import Users
 
 from .. import _logsweep
@@ -88,4 +89,4 @@ def running_example(data_dir: Path, env: Mapping[str, str] | None = None) -> Ite
         yield app
     finally:
         stop_process(app.process, app.log)
-        app.users.engine.dispose()
+        app.users.close()
