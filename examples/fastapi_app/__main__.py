@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     add = users.add_parser("add", help="add a user; the password comes on stdin")
     add.add_argument("email")
     add.add_argument("--roles", default="reader")
+    add.add_argument("--exist-ok", action="store_true", help="succeed if the email is taken")
     roles = users.add_parser("roles", help="set a user's roles (the next access token carries them)")
     roles.add_argument("email")
     roles.add_argument("roles")
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "add":
         password = sys.stdin.readline().rstrip("\n")
         if table.add(args.email, password, _roles(args.roles)) is None:
+            if args.exist_ok:
+                return 0
             print(f"{args.email} exists", file=sys.stderr)
             return 1
         return 0
