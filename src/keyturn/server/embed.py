@@ -19,9 +19,10 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._reload import FreshReads
@@ -49,6 +50,8 @@ from .runtime import Runtime, open_runtime
 from .shortcut import Shortcut, route_path
 
 __all__ = ["MAX_BODY_BYTES", "Keyturn"]
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 MAX_BODY_BYTES = 256 * 1024
 """Bodies over this are refused (413, ``invalid_request``) before they are read whole. Large enough that
@@ -138,7 +141,15 @@ class Keyturn:
         if getattr(app.state, "keyturn", None) is not None:
             raise ValueError("this app already has a Keyturn installed")
         app.state.keyturn = self
-        app.router.routes.extend(self.router.routes)  # what FastAPI.include_router does, Starlette too
+        if isinstance(app, FastAPI):
+            app.router.routes.extend(self.router.routes)  # what app.include_router(self.router) does
+        else:
+            # FastAPI's routes need FastAPI's own middleware: a plain Starlette app gets them as a FastAPI
+            # app of their own, mounted for Keyturn's paths alone.
+            routes = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+            routes.state.keyturn = self
+            routes.router.routes.extend(self.router.routes)
+            app.router.routes.append(_KeyturnPaths(self.settings.route_prefix, routes))
         # Added before the body size limit, so inside it; both inside the app's error middleware.
         app.add_middleware(
             Shortcut, endpoints={("POST", f"{self.settings.route_prefix}/refresh"): auth.refresh}
@@ -200,6 +211,21 @@ async def _nothing() -> AsyncIterator[None]:
 
 def _fields(settings: Settings) -> dict[str, JSONValue | object]:
     return {name: getattr(settings, name) for name in type(settings).model_fields}
+
+
+class _KeyturnPaths(Mount):
+    """``app`` mounted at the root for Keyturn's paths only: the prefix's and the JWKS."""
+
+    def __init__(self, prefix: str, app: ASGIApp) -> None:
+        super().__init__("", app=app)
+        self.prefix = prefix + "/"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http":
+            path = route_path(scope)
+            if path.startswith(self.prefix) or path == JWKS_PATH:
+                return super().matches(scope)
+        return Match.NONE, {}
 
 
 class _PrefixLimit:
