@@ -143,6 +143,10 @@ def test_the_apps_own_errors_and_openapi_stay_its_own(example: ExampleApp) -> No
     app's OpenAPI document shows its login fields."""
     with example.client() as http:
         assert http.get("/no-such-page").json() == {"detail": "Not Found"}
+        assert http.post("/api/profile").json() == {"detail": "Method Not Allowed"}
+        assert_error(http.get("/auth/no-such-call"), 404, "invalid_request")
+        assert_error(http.get("/auth/refresh"), 405, "invalid_request")
+        assert_error(http.put("/auth/sessions"), 405, "invalid_request")
         assert_error(http.post("/auth/refresh", json={"refresh_token": 5}), 400, "invalid_request")
         assert_error(http.get("/auth/revocations", params={"since": -1}), 400, "invalid_request")
         schema = http.get("/openapi.json").json()

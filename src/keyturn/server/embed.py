@@ -31,6 +31,7 @@ from ..events import subscribe
 from ..sessions import TokenPair
 from ..typing import Clock, JSONValue
 from .background import chores
+from .errors import not_found
 from .hooks import (
     AppLogin,
     AuthenticateHook,
@@ -143,6 +144,7 @@ class Keyturn:
         app.state.keyturn = self
         if isinstance(app, FastAPI):
             app.router.routes.extend(self.router.routes)  # what app.include_router(self.router) does
+            router = app.router
         else:
             # FastAPI's routes need FastAPI's own middleware: a plain Starlette app gets them as a FastAPI
             # app of their own, mounted for Keyturn's paths alone.
@@ -150,6 +152,9 @@ class Keyturn:
             routes.state.keyturn = self
             routes.router.routes.extend(self.router.routes)
             app.router.routes.append(_KeyturnPaths(self.settings.route_prefix, routes))
+            router = routes.router
+        # When no route matches: an unknown path under the prefix is Keyturn's 404, anything else the app's.
+        router.default = _PrefixNotFound(self.settings.route_prefix, router.default)
         # Added before the body size limit, so inside it; both inside the app's error middleware.
         app.add_middleware(
             Shortcut, endpoints={("POST", f"{self.settings.route_prefix}/refresh"): auth.refresh}
@@ -213,19 +218,38 @@ def _fields(settings: Settings) -> dict[str, JSONValue | object]:
     return {name: getattr(settings, name) for name in type(settings).model_fields}
 
 
+def under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is Keyturn's: ``prefix`` itself or below it."""
+    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
+
+
 class _KeyturnPaths(Mount):
     """``app`` mounted at the root for Keyturn's paths only: the prefix's and the JWKS."""
 
     def __init__(self, prefix: str, app: ASGIApp) -> None:
         super().__init__("", app=app)
-        self.prefix = prefix + "/"
+        self.prefix = prefix
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "http":
             path = route_path(scope)
-            if path.startswith(self.prefix) or path == JWKS_PATH:
+            if under(path, self.prefix) or path == JWKS_PATH:
                 return super().matches(scope)
         return Match.NONE, {}
+
+
+class _PrefixNotFound:
+    """A router's fallback: :func:`~keyturn.server.errors.not_found` for the prefix's paths, else ``app``."""
+
+    def __init__(self, prefix: str, app: ASGIApp) -> None:
+        self.prefix = prefix
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and under(route_path(scope), self.prefix):
+            await not_found(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class _PrefixLimit:
@@ -234,10 +258,10 @@ class _PrefixLimit:
     def __init__(self, app: ASGIApp, prefix: str, max_bytes: int) -> None:
         self.app = app
         self.limited = BodySizeLimit(app, max_bytes)
-        self.prefix = prefix + "/"
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and route_path(scope).startswith(self.prefix):
+        if scope["type"] == "http" and under(route_path(scope), self.prefix):
             await self.limited(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, KeyturnError, ServerError
 from ..http import error_body, error_headers
@@ -86,6 +87,18 @@ class KeyturnRoute(APIRoute):
                 return render(InvalidRequest(str(exc.detail)), status=exc.status_code)
 
         return answer
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A known path with another method: Starlette raises its 405 to the app's handlers; answered here.
+        if self.methods and scope["method"] not in self.methods:
+            await render(InvalidRequest("Method Not Allowed"), status=405)(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """404 ``invalid_request``: what an unknown path under Keyturn's prefix answers in any app."""
+    await render(InvalidRequest("Not Found"), status=404)(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

@@ -163,12 +163,16 @@ def login_credentials(request: Request, raw: bytes) -> dict[str, JSONValue]:
     if "content-type" in request.headers and not _is_json(request):
         raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
     try:
-        credentials = json.loads(raw)
+        credentials = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         raise InvalidRequest("The request body is not JSON.") from None
     if not isinstance(credentials, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return credentials
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")  # Python's parser takes NaN and Infinity; JSON has neither
 
 
 def _is_json(request: Request) -> bool:
