@@ -86,7 +86,7 @@ class EmbeddedKeyturn(Keyturn):
     async def on_app_loop(self, read: Callable[[], Awaitable[T]]) -> T:
         """``read()`` on the app's event loop, where its store lives (the verifier runs on a thread)."""
         loop = self._loop
-        if loop is None:
+        if loop is None or self._runtime is None:
             raise VerifierUnavailable("The app is not serving.")
         if loop is asyncio.get_running_loop():
             return await read()

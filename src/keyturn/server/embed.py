@@ -62,14 +62,14 @@ an oversized token in a body still reaches the token checks and gets ``token_inv
 class Keyturn:
     """Keyturn's routes and runtime for one application.
 
-        ``authenticate`` makes ``POST {prefix}/login`` (without it there is no login route: sessions start
-        from the application's own routes, :meth:`start_session`); ``subject_check`` and ``claims`` are asked
-        on refresh (see ``hooks.py``). ``login_schema`` documents the login body in the OpenAPI document.
-        ``users=True`` is ``keyturn serve``'s login: the built-in user store (and ``subject_check="users"``
+    ``authenticate`` makes ``POST {prefix}/login`` (without it there is no login route: sessions start
+    from the application's own routes, :meth:`start_session`); ``subject_check`` and ``claims`` are asked
+    on refresh (see ``hooks.py``). ``login_schema`` documents the login body in the OpenAPI document.
+    ``users=True`` is ``keyturn serve``'s login, the built-in user store (and ``subject_check="users"``
     its subject check).
 
-        With ``runtime`` it serves that runtime (and leaves closing it to the caller); otherwise it opens one
-        from ``settings`` when the app starts and closes it when the app stops.
+    With ``runtime`` it serves that runtime (and leaves closing it to the caller); otherwise it opens one
+    from ``settings`` when the app starts and closes it when the app stops.
     """
 
     def __init__(
