@@ -5,6 +5,8 @@ Nothing here knows about Keyturn; ``app.py`` hands three of these functions to i
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -43,6 +45,9 @@ class Users:
         Base.metadata.create_all(self.engine)
         self.hasher = hasher or PasswordHasher()
         self._dummy = self.hasher.hash("no such user")  # unknown emails cost one verification too
+        # argon2 takes tens of megabytes and a core per check: a burst of logins queues here instead of
+        # taking every worker thread (and gigabytes) at once.
+        self._hashing = threading.BoundedSemaphore(os.cpu_count() or 2)
         self._reader: PoolProxiedConnection | None = None
 
     def add(self, email: str, password: str, roles: list[str] | None = None) -> int | None:
@@ -89,7 +94,8 @@ class Users:
         """The enabled user with this email and password, else ``None``."""
         user = self.by_email(email)
         try:
-            ok = self.hasher.verify(user.password_hash if user else self._dummy, password)
+            with self._hashing:
+                ok = self.hasher.verify(user.password_hash if user else self._dummy, password)
         except (VerificationError, InvalidHashError):
             ok = False
         return user if ok and user is not None and not user.disabled else None
