@@ -33,6 +33,9 @@ from ..fastapi._example import running_example
 
 T = TypeVar("T")
 
+EMBEDDED = "embedded-sqlite"
+"""The ``service`` fixture's Keyturn installed in the example app (examples/fastapi_app), on SQLite: the
+same routes as serve's, so one backend; the backends themselves are covered by keyturn serve's runs."""
 RESOURCE_APP = "tests.e2e.apps.fastapi_resource"
 RESOURCE_ENV = {"KEYTURN_REVOCATION_POLL_INTERVAL": "0.2"}
 REVOCATION_DEADLINE = 30.0

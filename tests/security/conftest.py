@@ -8,11 +8,7 @@ import pytest
 
 from ..contract.backends import SHARED_BACKENDS
 from ..e2e._resource import ResourceApp
-from ._services import Service, running_embedded, running_resource, running_service
-
-EMBEDDED = "embedded-sqlite"
-"""Keyturn installed in the example app (examples/fastapi_app), on SQLite: the same routes as serve's, so
-one backend; the backends themselves are covered by keyturn serve's runs."""
+from ._services import EMBEDDED, Service, running_embedded, running_resource, running_service
 
 
 @pytest.fixture(scope="package", params=[*SHARED_BACKENDS, EMBEDDED])

@@ -20,10 +20,10 @@ from keyturn.keys import KeyRing
 from ..e2e._http import assert_error, bearer, jwt_parts, me, refresh, why
 from ..e2e._resource import ResourceApp
 from ._forge import JSONText, forge, fresh_claims, parts
-from ._services import Service, whoami
+from ._services import EMBEDDED, Service, whoami
 
 # Parsing does not depend on the store: SQLite only (test_store_inputs.py covers every backend).
-pytestmark = pytest.mark.parametrize("service", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("service", ["sqlite", EMBEDDED], indirect=True)
 
 
 def repeated(value: dict[str, Any], name: str, first: Any) -> JSONText:
