@@ -12,7 +12,10 @@ JS_STAMP := $(JS)/node_modules/.installed
 DEMO_JS := src/keyturn/server/demo/keyturn.js
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: install run test lint format bench clean js js-test browser
+EXAMPLE_DIR ?= .keyturn-example
+EXAMPLE_PORT ?= 8001
+
+.PHONY: install run example test lint format bench clean js js-test browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,14 +52,23 @@ run: $(STAMP) $(DEMO_JS)
 	@echo "Demo page: http://$(HOST):$(PORT)/demo/ (sign in as demo with that password)."
 	KEYTURN_DATA_DIR=$(DATA_DIR) $(BIN)/keyturn serve --host $(HOST) --port $(PORT)
 
+# examples/fastapi_app: an app with its own users serving Keyturn's sessions (docs/fastapi.md).
+example: $(STAMP)
+	@mkdir -p $(EXAMPLE_DIR) && chmod 700 $(EXAMPLE_DIR)
+	@test -s $(EXAMPLE_DIR)/demo-password || \
+		(umask 077 && $(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(12))' > $(EXAMPLE_DIR)/demo-password)
+	@KEYTURN_DATA_DIR=$(EXAMPLE_DIR) $(BIN)/python -m examples.fastapi_app users add demo@example.com --exist-ok < $(EXAMPLE_DIR)/demo-password
+	@echo "Example user: demo@example.com, password in $(EXAMPLE_DIR)/demo-password (see docs/fastapi.md)."
+	KEYTURN_DATA_DIR=$(EXAMPLE_DIR) $(BIN)/python -m examples.fastapi_app serve --host $(HOST) --port $(EXAMPLE_PORT)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples
 
 test: lint js-test $(DEMO_JS) browser
 	$(BIN)/pytest

@@ -2,6 +2,8 @@
 
     python bench/refresh.py                      # starts its own server: SQLite default, one process
     python bench/refresh.py --store URL          # the same, on another store (postgresql://…, redis://…)
+    python bench/refresh.py --app example        # examples/fastapi_app instead: Keyturn inside an app
+    python bench/refresh.py --app embedded       # bench/embedded_users.py: installed, built-in users
     KEYTURN_BENCH_PASSWORD=... python bench/refresh.py --url http://127.0.0.1:8000 --user demo
 
 Prints p50/p99 of sequential refreshes and refreshes per second at each concurrency.
@@ -33,9 +35,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+ROOT = Path(__file__).resolve().parents[1]
+APPS = {
+    # What serves, how a user is added (password on stdin), and the login body's name field.
+    "serve": (
+        ["keyturn.server.cli", "serve"],
+        ["keyturn.server.cli", "users", "add", "bench", "--password-stdin"],
+    ),
+    "example": (["examples.fastapi_app", "serve"], ["examples.fastapi_app", "users", "add", "bench"]),
+    "embedded": (
+        [
+            "uvicorn",
+            "--factory",
+            "--app-dir",
+            "bench",
+            "--no-proxy-headers",
+            "--no-access-log",
+            "--no-server-header",
+            "embedded_users:create_app",
+        ],
+        ["keyturn.server.cli", "users", "add", "bench", "--password-stdin"],
+    ),
+}
+LOGIN_FIELD = {"serve": "username", "example": "email", "embedded": "username"}
+
+
 @contextlib.contextmanager
-def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
-    """Start ``keyturn serve`` in a temporary data directory with a throwaway user."""
+def own_server(store_url: str | None, app: str = "serve") -> Iterator[tuple[str, str, str]]:
+    """Start ``keyturn serve`` (or the example app) in a temporary data directory with a throwaway user."""
     with tempfile.TemporaryDirectory(prefix="keyturn-bench-") as tmp:
         # Every session of this load comes from one address, at rates no client reaches: without the rate
         # limits (bench/compare measures with them on, raised out of reach).
@@ -43,19 +70,21 @@ def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
         if store_url:
             env["KEYTURN_STORE_URL"] = store_url
         password = secrets.token_urlsafe(12)
-        keyturn = [sys.executable, "-m", "keyturn.server.cli"]
+        serve, add_user = APPS[app]
         subprocess.run(
-            [*keyturn, "users", "add", "bench", "--password-stdin", "--exist-ok"],
+            [sys.executable, "-m", *add_user],
             input=password + "\n",
             text=True,
             env=env,
+            cwd=ROOT,
             check=True,
             capture_output=True,
         )
         port = _free_port()
         proc = subprocess.Popen(
-            [*keyturn, "serve", "--port", str(port)],
+            [sys.executable, "-m", *serve, "--port", str(port)],
             env=env,
+            cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -71,9 +100,9 @@ def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
             proc.wait(10)
 
 
-async def login(url: str, user: str, password: str) -> str:
+async def login(url: str, user: str, password: str, field: str = "username") -> str:
     conn = Connection(url)
-    status, body = await conn.request("POST", "/auth/login", {"username": user, "password": password})
+    status, body = await conn.request("POST", "/auth/login", {field: user, "password": password})
     await conn.close()
     if status != 200:
         raise SystemExit(f"login failed: {status} {body}")
@@ -120,10 +149,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def run(url: str, user: str, password: str, args: argparse.Namespace) -> None:
-    print(f"server {url}")
-    token = await login(url, user, password)
+    print(f"server {url} ({args.app})")
+    field = LOGIN_FIELD[args.app]
+    token = await login(url, user, password, field)
     await sequential(url, token, 200)  # warm-up
-    token = await login(url, user, password)
+    token = await login(url, user, password, field)
     times = await sequential(url, token, args.requests)
     ms = [t * 1000 for t in times]
     print(
@@ -131,7 +161,7 @@ async def run(url: str, user: str, password: str, args: argparse.Namespace) -> N
         f"mean={statistics.fmean(ms):.2f} ms"
     )
     for concurrency in args.concurrency:
-        tokens = await asyncio.gather(*(login(url, user, password) for _ in range(concurrency)))
+        tokens = await asyncio.gather(*(login(url, user, password, field) for _ in range(concurrency)))
         done, errors = await throughput(url, list(tokens), args.seconds)
         print(
             f"concurrent  sessions={concurrency}  {done / args.seconds:,.0f} refreshes/s  "
@@ -152,6 +182,12 @@ def main() -> None:
         metavar="URL",
         help="store for the server this script starts",
     )
+    parser.add_argument(
+        "--app",
+        choices=sorted(APPS),
+        default="serve",
+        help="what serves: keyturn serve, or examples/fastapi_app (Keyturn installed in an app)",
+    )
     parser.add_argument("--requests", type=int, default=2000, help="sequential refreshes (2000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="sessions (64)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run (10)")
@@ -166,7 +202,7 @@ def main() -> None:
             raise SystemExit("set KEYTURN_BENCH_PASSWORD to the password of --user")
         asyncio.run(run(args.url, args.user, password, args))
         return
-    with own_server(args.store_url) as (url, user, password):
+    with own_server(args.store_url, args.app) as (url, user, password):
         asyncio.run(run(url, user, password, args))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeAlias
 
 from ._reload import KeyReloader
@@ -49,17 +49,22 @@ from .typing import (
 
 __all__ = [
     "Authenticated",
+    "ClaimsSource",
     "RefreshLimits",
     "RefreshPolicy",
     "SessionService",
     "TokenPair",
     "decide_refresh",
     "new_id",
+    "own_claims",
 ]
 
 
 KeySource: TypeAlias = Callable[[], Awaitable[KeyRing]]
 """Loads the service's current key ring (from the store)."""
+
+ClaimsSource: TypeAlias = Callable[[str], Awaitable[Mapping[str, JSONValue]]]
+"""The application's claims for a subject (roles, scopes, tenant), asked for each new access token."""
 
 
 class RefreshLimits(Protocol):
@@ -146,6 +151,15 @@ def decide_refresh(
     return Reuse(now=now, revocation_expires_at=now + policy.revocation_lifetime)
 
 
+def own_claims(claims: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
+    """An application's claims for an access token; ``ValueError`` if they would set Keyturn's own."""
+    own = dict(claims)
+    clash = RESERVED_CLAIMS.intersection(own)
+    if clash:
+        raise ValueError(f"claims may not set Keyturn's own claims: {sorted(clash)}")
+    return own
+
+
 @dataclass(frozen=True, slots=True)
 class TokenPair:
     """What a login or a refresh answers with."""
@@ -186,6 +200,7 @@ class SessionService:
         clock: Clock | None = None,
         subject_check: SubjectCheck | None = None,
         key_source: KeySource | None = None,
+        claims_source: ClaimsSource | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -199,6 +214,9 @@ class SessionService:
         )
         self.subject_check = subject_check
         """Asked on every refresh whether the subject may still hold a session."""
+        self.claims_source = claims_source
+        """Asked at each refresh that succeeds for the subject's claims, which the new access token carries
+        in place of those the session was started with: a role change reaches the next token."""
 
     @property
     def keys(self) -> KeyRing:
@@ -248,13 +266,15 @@ class SessionService:
         ip: str | None = None,
         client_id: str | None = None,
     ) -> TokenPair:
-        """Open a session for ``subject`` (after the application has authenticated them)."""
+        """Open a session for ``subject`` (after the application has authenticated them).
+
+        Its access tokens carry ``claims``; left out, they are asked of ``claims_source`` when there is one.
+        """
         if not isinstance(subject, str) or not subject:
             raise ValueError("subject must be a non-empty string")
-        own = dict(claims or {})
-        clash = RESERVED_CLAIMS.intersection(own)
-        if clash:
-            raise ValueError(f"claims may not set Keyturn's own claims: {sorted(clash)}")
+        if claims is None and self.claims_source is not None:
+            claims = await self.claims_source(subject)
+        own = own_claims(claims or {})
         now = self.clock.now()
         created = int(now)
         sid = new_id()
@@ -362,14 +382,19 @@ class SessionService:
             sid=claims.sid,
             gen=outcome.head.gen,
         )
+        session = outcome.session
+        if self.claims_source is not None:
+            # Asked after the store's step, outside the decision: the refresh token (a replay's bytes
+            # included) depends on the head alone, the access token is new either way.
+            session = replace(session, claims=own_claims(await self.claims_source(claims.sub)))
         try:
-            return self._pair(outcome.session, outcome.head, now)
+            return self._pair(session, outcome.head, now)
         except UnknownKey as exc:  # the head was signed by a process with newer keys than ours
             try:
                 await self._find_key(exc, "refresh")
             except UnknownKey:
                 raise ServerError("The session's refresh key is missing from the store.") from exc
-        return self._pair(outcome.session, outcome.head, now)
+        return self._pair(session, outcome.head, now)
 
     async def authenticate(self, access_token: str) -> Authenticated:
         """Verify an access token and check, in the store, that neither it nor its session is revoked."""

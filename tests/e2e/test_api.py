@@ -14,6 +14,8 @@ import httpx
 import jwt
 import pytest
 
+from .._secrets import new_password
+from ..fastapi._example import running_example
 from ._http import (
     TOKEN_KEYS,
     assert_error,
@@ -26,33 +28,58 @@ from ._http import (
     refreshed,
     why,
 )
-from ._server import Cluster, Server, add_user, cluster, run_cli
+from ._server import Cluster, add_user, cluster, run_cli
 
 
 @dataclass(repr=False)
 class Api:
-    group: Cluster
-    passwords: dict[str, str]
+    """The session contract's server: ``keyturn serve``, or Keyturn installed in the example app
+    (``examples/fastapi_app``: its own users table, logins by email, numeric subjects)."""
 
-    @property
-    def server(self) -> Server:
-        return self.group.server
+    kind: str
+    url: str
+    passwords: dict[str, str]
+    subjects: dict[str, str]
+    name_field: str = "username"
 
     def client(self) -> httpx.Client:
-        return self.server.client()
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def credentials(self, name: str, password: str) -> dict[str, str]:
+        """A login body, in the fields this server's login takes."""
+        return {self.name_field: name, "password": password}
 
     def login(self, http: httpx.Client, name: str = "alice") -> dict[str, Any]:
-        return login(http, name, self.passwords[name])
+        response = http.post("/auth/login", json=self.credentials(name, self.passwords[name]))
+        assert response.status_code == 200, why(response)
+        body: dict[str, Any] = response.json()
+        return body
+
+    def subject(self, name: str) -> str:
+        return self.subjects[name]
+
+    def serve_only(self, what: str) -> None:
+        if self.kind != "serve":
+            pytest.skip(f"{what}: keyturn serve's own, not part of what an app embeds")
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+USERS = ("alice", "bob", "carol", "dave", "erin")
+
+
+@pytest.fixture(scope="module", params=["serve", "embedded"])
+def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One server for the module: alice is shared; each other user belongs to one test."""
+    if request.param == "embedded":
+        with running_example(tmp_path_factory.mktemp("api-embedded")) as app:
+            passwords = {name: new_password() for name in USERS}
+            subjects = {name: str(app.users.add(name, passwords[name])) for name in USERS}
+            yield Api("embedded", app.url, passwords, subjects, name_field="email")
+        return
     with cluster(tmp_path_factory.mktemp("api")) as group:
         passwords = {group.username: group.password}
-        for name in ("bob", "carol", "dave", "erin"):
+        for name in USERS[1:]:
             passwords[name] = add_user(group.data_dir, name)
-        yield Api(group, passwords)
+        yield Api("serve", group.server.url, passwords, {name: name for name in USERS})
 
 
 # -- login ---------------------------------------------------------------------------------------
@@ -62,7 +89,7 @@ def test_login_answers_the_documented_token_response(api: Api) -> None:
     """Clients rely on every field of the token response and on it never being cached."""
     with api.client() as http:
         before = time.time()
-        answer = http.post("/auth/login", json={"username": "alice", "password": api.passwords["alice"]})
+        answer = http.post("/auth/login", json=api.credentials("alice", api.passwords["alice"]))
         after = time.time()
     assert answer.status_code == 200, why(answer)
     assert answer.headers["cache-control"] == "no-store"
@@ -81,7 +108,7 @@ def test_login_answers_the_documented_token_response(api: Api) -> None:
     assert (access_header["typ"], access_header["alg"]) == ("at+jwt", "ES256")
     assert (refresh_header["typ"], refresh_header["alg"]) == ("rt+jwt", "HS256")
     assert access_claims["sid"] == refresh_claims["sid"] == body["session_id"]
-    assert access_claims["sub"] == refresh_claims["sub"] == "alice"
+    assert access_claims["sub"] == refresh_claims["sub"] == api.subject("alice")
     assert (access_claims["iss"], access_claims["aud"]) == ("keyturn", "keyturn-api")
     assert access_claims["exp"] - access_claims["iat"] == 900
 
@@ -89,8 +116,8 @@ def test_login_answers_the_documented_token_response(api: Api) -> None:
 def test_wrong_password_and_unknown_user_are_indistinguishable(api: Api) -> None:
     """A login failure must not tell whether the name exists: same status, body and challenge."""
     with api.client() as http:
-        wrong = http.post("/auth/login", json={"username": "alice", "password": "not-the-password"})
-        unknown = http.post("/auth/login", json={"username": "nobody-here", "password": "whatever"})
+        wrong = http.post("/auth/login", json=api.credentials("alice", "not-the-password"))
+        unknown = http.post("/auth/login", json=api.credentials("nobody-here", "whatever"))
     assert_error(wrong, 401, "invalid_credentials")
     assert_error(unknown, 401, "invalid_credentials")
     assert wrong.json() == unknown.json()
@@ -103,7 +130,7 @@ def test_login_is_case_sensitive_about_the_password(api: Api) -> None:
     password = api.passwords["alice"]
     changed = password.swapcase() if password.swapcase() != password else password + "x"
     with api.client() as http:
-        answer = http.post("/auth/login", json={"username": "alice", "password": changed})
+        answer = http.post("/auth/login", json=api.credentials("alice", changed))
     assert_error(answer, 401, "invalid_credentials")
 
 
@@ -118,9 +145,9 @@ def test_me_answers_subject_claims_and_session(api: Api) -> None:
     assert answer.status_code == 200, why(answer)
     assert answer.headers["cache-control"] == "no-store"
     body = answer.json()
-    assert body["subject"] == "alice"
+    assert body["subject"] == api.subject("alice")
     assert body["claims"]["sid"] == pair["session_id"]
-    assert body["claims"]["sub"] == "alice"
+    assert body["claims"]["sub"] == api.subject("alice")
     session = body["session"]
     assert session["session_id"] == pair["session_id"]
     assert session["state"] == "active"
@@ -135,7 +162,7 @@ def test_forwarded_for_headers_are_not_trusted(api: Api) -> None:
     with api.client() as http:
         answer = http.post(
             "/auth/login",
-            json={"username": "alice", "password": api.passwords["alice"]},
+            json=api.credentials("alice", api.passwords["alice"]),
             headers={"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9"},
         )
         assert answer.status_code == 200, why(answer)
@@ -253,7 +280,7 @@ def test_sessions_lists_own_sessions_with_current_flag(api: Api) -> None:
     assert listed[second["session_id"]]["current"] is True
     assert listed[first["session_id"]]["current"] is False
     for session in listed.values():
-        assert session["subject"] == "carol"
+        assert session["subject"] == api.subject("carol")
         assert session["state"] == "active"
         assert session["created_at"] <= session["last_seen_at"] < session["absolute_expires_at"]
 
@@ -418,6 +445,7 @@ def test_jwks_publishes_public_keys_only_with_cache_control(api: Api) -> None:
 
 def test_health_and_readiness_answer(api: Api) -> None:
     """Orchestrators probe /healthz and /readyz."""
+    api.serve_only("/healthz and /readyz")
     with api.client() as http:
         health = http.get("/healthz")
         ready = http.get("/readyz")
@@ -427,6 +455,7 @@ def test_health_and_readiness_answer(api: Api) -> None:
 
 def test_docs_and_openapi_are_served(api: Api) -> None:
     """The API documents itself: /docs renders and /openapi.json lists every endpoint."""
+    api.serve_only("the service's own OpenAPI document")
     with api.client() as http:
         docs = http.get("/docs")
         schema = http.get("/openapi.json")
@@ -455,6 +484,7 @@ def test_openapi_says_what_the_service_answers(api: Api) -> None:
     """The served document: no 422 (a malformed call is a 400 with the one error body), the bearer scheme
     on the calls that need an access token, the bodies FastAPI cannot see, cookie mode's cookie and
     header, and the 503 of the routes that read the store."""
+    api.serve_only("the service's own OpenAPI document (an app's has its own routes' 422s)")
     with api.client() as http:
         schema = http.get("/openapi.json").json()
     operations = {(m.upper(), p): op for p, ops in schema["paths"].items() for m, op in ops.items()}

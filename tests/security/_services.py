@@ -26,12 +26,16 @@ from keyturn.typing import Backend, SessionRecord
 
 from .._secrets import withheld
 from ..contract.backends import isolated
-from ..e2e._http import login
+from ..e2e._http import why
 from ..e2e._resource import ResourceApp, launch_app, stop_app, wait_app_ready
-from ..e2e._server import Cluster, cluster
+from ..e2e._server import Cluster, Server, cluster
+from ..fastapi._example import running_example
 
 T = TypeVar("T")
 
+EMBEDDED = "embedded-sqlite"
+"""The ``service`` fixture's Keyturn installed in the example app (examples/fastapi_app), on SQLite: the
+same routes as serve's, so one backend; the backends themselves are covered by keyturn serve's runs."""
 RESOURCE_APP = "tests.e2e.apps.fastapi_resource"
 RESOURCE_ENV = {"KEYTURN_REVOCATION_POLL_INTERVAL": "0.2"}
 REVOCATION_DEADLINE = 30.0
@@ -48,6 +52,10 @@ class Service:
     group: Cluster
     secret: str = field(repr=False)
     algorithm: str = "ES256"
+    name_field: str = "username"
+    """The login body's name field: ``username`` for ``keyturn serve``, ``email`` for the example app."""
+    subject: str = "alice"
+    """Alice's subject in tokens: her name in ``keyturn serve``, her user id in the example app."""
 
     @property
     def url(self) -> str:
@@ -64,10 +72,17 @@ class Service:
     def client(self) -> httpx.Client:
         return self.group.server.client()
 
+    def credentials(self, name: str | None = None, password: str | None = None) -> dict[str, str]:
+        """A login body (default: alice's), in the fields this server's login takes."""
+        return {self.name_field: name or self.username, "password": password or self.password}
+
     def login(self) -> dict[str, Any]:
         """A new session of alice's: the token response."""
         with self.client() as http:
-            return login(http, self.username, self.password)
+            answer = http.post("/auth/login", json=self.credentials())
+        assert answer.status_code == 200, why(answer)
+        body: dict[str, Any] = answer.json()
+        return body
 
     def keys(self) -> KeyRing:
         """The service's key ring, read from its store and decrypted with its master secret."""
@@ -108,6 +123,24 @@ def running_service(
         }
         with cluster(tmp_path / "data", 1, settings, *args) as group:
             yield Service(backend, place.url, group, secret, algorithm)
+
+
+@contextlib.contextmanager
+def running_embedded(backend: str, tmp_path: Path, env: Mapping[str, str] | None = None) -> Iterator[Service]:
+    """Keyturn installed in the example app (``examples/fastapi_app``) on an isolated place of ``backend``,
+    with alice in the app's own users table (her email is ``alice``, her subject her user id)."""
+    secret = withheld(secrets.token_urlsafe(32))
+    with isolated(backend, tmp_path) as place:
+        settings = {
+            "KEYTURN_STORE_URL": place.url,
+            "KEYTURN_SECRET_KEY": secret,
+            "KEYTURN_RATE_LIMITS": "false",  # as for running_service
+            **(env or {}),
+        }
+        with running_example(tmp_path / "data", settings) as app:
+            group = Cluster(app.data_dir, [Server(app.url, app.process, app.data_dir, app.log)])
+            user_id = app.users.add(group.username, group.password)
+            yield Service(backend, place.url, group, secret, name_field="email", subject=str(user_id))
 
 
 @contextlib.contextmanager

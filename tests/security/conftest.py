@@ -8,13 +8,19 @@ import pytest
 
 from ..contract.backends import SHARED_BACKENDS
 from ..e2e._resource import ResourceApp
-from ._services import Service, running_resource, running_service
+from ._services import EMBEDDED, Service, running_embedded, running_resource, running_service
 
 
-@pytest.fixture(scope="package", params=SHARED_BACKENDS)
+@pytest.fixture(scope="package", params=[*SHARED_BACKENDS, EMBEDDED])
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """``keyturn serve`` (ES256) on SQLite, PostgreSQL and Redis in turn, shared by the package's tests."""
-    with running_service(request.param, tmp_path_factory.mktemp(f"service-{request.param}")) as running:
+    """``keyturn serve`` (ES256) on SQLite, PostgreSQL and Redis in turn, then the example app embedding
+    Keyturn; shared by the package's tests."""
+    place = tmp_path_factory.mktemp(f"service-{request.param}")
+    if request.param == EMBEDDED:
+        with running_embedded("sqlite", place) as running:
+            yield running
+        return
+    with running_service(request.param, place) as running:
         yield running
 
 

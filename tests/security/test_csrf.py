@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from ..e2e._http import assert_error, me, why
-from ._services import Service, running_service
+from ._services import Service, running_embedded, running_service
 
 CROSS_SITE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}
 BODIES: dict[str, tuple[dict[str, str], bytes]] = {
@@ -40,18 +40,24 @@ class CookieSession:
     cookie: str = ""
 
 
-@pytest.fixture(scope="module")
-def cookie_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with running_service("sqlite", tmp_path_factory.mktemp("cookie"), None, "--cookie-mode") as service:
+@pytest.fixture(scope="module", params=["serve", "embedded"])
+def cookie_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """``keyturn serve --cookie-mode``, or the example app embedding Keyturn with ``COOKIE_MODE``."""
+    place = tmp_path_factory.mktemp(f"cookie-{request.param}")
+    if request.param == "embedded":
+        with running_embedded("sqlite", place, {"KEYTURN_COOKIE_MODE": "true"}) as service:
+            yield service
+        return
+    with running_service("sqlite", place, None, "--cookie-mode") as service:
         yield service
 
 
 @pytest.fixture
 def session(cookie_service: Service) -> CookieSession:
     with cookie_service.client() as http:
-        answer = http.post(
-            "/auth/login", json={"username": cookie_service.username, "password": cookie_service.password}
-        )
+        answer = http.post("/auth/login", json=cookie_service.credentials())
     assert answer.status_code == 200, why(answer)
     assert "refresh_token" not in answer.json()
     cookie = answer.cookies.get("keyturn_refresh")

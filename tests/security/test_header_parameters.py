@@ -28,10 +28,10 @@ from keyturn.keys import KeyRing
 from ..e2e._http import assert_error, me, refresh, why
 from ..e2e._resource import ResourceApp
 from ._forge import Attacker, b64url, forge, fresh_claims, parts
-from ._services import Bait, Service, whoami
+from ._services import EMBEDDED, Bait, Service, whoami
 
 # Parsing does not depend on the store: SQLite only (test_store_inputs.py covers every backend).
-pytestmark = pytest.mark.parametrize("service", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("service", ["sqlite", EMBEDDED], indirect=True)
 
 
 ATTACKER_KID = "attacker-key-1"

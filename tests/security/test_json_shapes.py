@@ -20,10 +20,10 @@ from keyturn.keys import KeyRing
 from ..e2e._http import assert_error, bearer, jwt_parts, me, refresh, why
 from ..e2e._resource import ResourceApp
 from ._forge import JSONText, forge, fresh_claims, parts
-from ._services import Service, whoami
+from ._services import EMBEDDED, Service, whoami
 
 # Parsing does not depend on the store: SQLite only (test_store_inputs.py covers every backend).
-pytestmark = pytest.mark.parametrize("service", ["sqlite"], indirect=True)
+pytestmark = pytest.mark.parametrize("service", ["sqlite", EMBEDDED], indirect=True)
 
 
 def repeated(value: dict[str, Any], name: str, first: Any) -> JSONText:
@@ -154,7 +154,7 @@ def test_deeply_nested_members_in_login_and_refresh_bodies_are_invalid_request(s
     """A valid body plus one member nested 100,000 deep (under the 256 KiB cap): 400, and the refresh
     token in that body is not used. (A body that is nothing but nesting: tests/e2e/test_hostile_http.py.)"""
     deep = nested(100_000)
-    login_body = with_raw({"username": scene.service.username, "password": scene.service.password}, "x", deep)
+    login_body = with_raw(scene.service.credentials(), "x", deep)
     refresh_body = with_raw({"refresh_token": scene.pair["refresh_token"]}, "x", deep)
     objects = '{"a":' * 40_000 + "1" + "}" * 40_000
     with scene.service.client() as http:
@@ -193,12 +193,13 @@ def test_a_repeated_member_in_a_login_body_cannot_split_who_is_checked_from_who_
     it checked: alice's password with ``mallory`` read last fails; with ``alice`` read last, the session
     is alice's."""
     password = json.dumps(scene.service.password)
+    name, subject = scene.service.name_field, scene.service.subject  # username and alice in keyturn serve
     with scene.service.client() as http:
-        last_mallory = f'{{"username":"alice","password":{password},"username":"mallory"}}'
+        last_mallory = f'{{"{name}":"alice","password":{password},"{name}":"mallory"}}'
         assert_error(http.post("/auth/login", content=last_mallory, headers=JSON), 401, "invalid_credentials")
-        last_alice = f'{{"username":"mallory","password":{password},"username":"alice"}}'
+        last_alice = f'{{"{name}":"mallory","password":{password},"{name}":"alice"}}'
         answer = http.post("/auth/login", content=last_alice, headers=JSON)
         assert answer.status_code == 200, why(answer)
-        assert jwt_parts(answer.json()["access_token"])[1]["sub"] == "alice"
-        assert me(http, answer.json()["access_token"]).json()["subject"] == "alice"
+        assert jwt_parts(answer.json()["access_token"])[1]["sub"] == subject
+        assert me(http, answer.json()["access_token"]).json()["subject"] == subject
         assert http.get("/auth/sessions", headers=bearer(answer.json()["access_token"])).status_code == 200

@@ -130,7 +130,7 @@ def test_injection_shaped_user_names_are_invalid_credentials(service: Service) -
     a trimmed or truncated name would log the caller in. None may: ``invalid_credentials``."""
 
     def log_in(http: httpx.Client, name: str) -> httpx.Response:
-        return http.post("/auth/login", json={"username": name, "password": service.password})
+        return http.post("/auth/login", json=service.credentials(name))
 
     answers = concurrently(service, log_in, HOSTILE_USER_NAMES)
     assert_all(answers, 401, "invalid_credentials")

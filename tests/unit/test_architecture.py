@@ -16,7 +16,14 @@ import keyturn
 
 PACKAGE_DIR = Path(keyturn.__file__).parent
 
-PARTS = ("keyturn.server", "keyturn.store", "keyturn.middleware", "keyturn.client", "keyturn.django")
+PARTS = (
+    "keyturn.server",
+    "keyturn.store",
+    "keyturn.middleware",
+    "keyturn.client",
+    "keyturn.django",
+    "keyturn.fastapi",
+)
 FRAMEWORKS_AND_DRIVERS = (
     "fastapi",
     "starlette",
@@ -76,6 +83,11 @@ def rule_for(module: str) -> Rule:
         return Rule(allowed=("keyturn.client", "httpx", "requests"))
     if within("keyturn.server"):
         return Rule(allowed=("keyturn.server", "keyturn.store", "fastapi", "starlette", "uvicorn"))
+    if within("keyturn.fastapi"):
+        # Keyturn inside a FastAPI or Starlette app: the server's routes, the middleware's verifier.
+        return Rule(
+            allowed=("keyturn.fastapi", "keyturn.server", "keyturn.middleware", "fastapi", "starlette")
+        )
     if within("keyturn.django"):
         # The Django app shares the service's framework-free parts (the runtime, request and response
         # shapes, client addresses, the chores); never the FastAPI app or its routes.

@@ -10,23 +10,16 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 
 from .. import __version__
-from ..config import Settings, load_settings
-from ..events import subscribe
+from ..config import Settings
 from ..typing import Clock, SubjectCheck
 from . import errors, openapi
-from .background import chores
 from .body_limit import BodySizeLimit
 from .demo import DemoFiles
-from .metrics import Metrics
-from .routes import auth, meta, revocations
-from .runtime import Runtime, open_runtime
-from .shortcut import Shortcut
+from .embed import MAX_BODY_BYTES, Keyturn
+from .routes import meta
+from .runtime import Runtime
 
 __all__ = ["create_app"]
-
-MAX_BODY_BYTES = 256 * 1024
-"""Bodies over this are refused (413, ``invalid_request``) before they are read whole. Large enough that
-an oversized token in a body still reaches the token checks and gets ``token_invalid``."""
 
 DESCRIPTION = """Keyturn's token service: login, refresh-token rotation with a grace period and reuse
 detection, logout and revocation, and the JWKS that resource servers verify access tokens with.
@@ -49,28 +42,18 @@ def create_app(
     Either way it runs the periodic chores (key reload, pruning) while it serves. ``subject_check`` is
     asked on every refresh whether a subject may still hold a session: by default the built-in user
     store; an application whose users live elsewhere passes its own check, or ``None`` for none.
+
+    The session routes are a :class:`~keyturn.server.embed.Keyturn` whose login is the built-in user
+    store, the same routes ``keyturn.fastapi.install`` puts in an application.
     """
-    settings = runtime.settings if runtime is not None else settings or load_settings()
-    metrics = Metrics()
+    keyturn = Keyturn(
+        settings, users=True, subject_check=subject_check, runtime=runtime, clock=clock, hasher=hasher
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        unsubscribe = subscribe(metrics.on_event)
-        try:
-            if runtime is not None:
-                app.state.runtime = runtime
-                async with chores(runtime):
-                    yield
-                return
-            opened = await open_runtime(settings, clock=clock, hasher=hasher, subject_check=subject_check)
-            app.state.runtime = opened
-            try:
-                async with chores(opened):
-                    yield
-            finally:
-                await opened.close()
-        finally:
-            unsubscribe()
+        app.state.runtime = keyturn.runtime  # opened by keyturn's part of the lifespan, around this one
+        yield
 
     app = FastAPI(
         title="Keyturn",
@@ -80,16 +63,13 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.metrics = metrics
+    app.state.metrics = keyturn.metrics
     errors.install(app)
     openapi.install(app)
-    app.include_router(auth.router, prefix=settings.route_prefix)
-    app.include_router(revocations.router, prefix=settings.route_prefix)
+    keyturn.install(app, limit_bodies=False)
     app.include_router(meta.router)
     app.mount("/demo", DemoFiles(), name="demo")
-    # The hot path straight to its endpoint (shortcut.py). Added before the body size limit, so inside it.
-    app.add_middleware(Shortcut, endpoints={("POST", f"{settings.route_prefix}/refresh"): auth.refresh})
     # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
-    # error body every caller can rely on.
+    # error body every caller can rely on. Added after keyturn's hot path, so around it.
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     return app

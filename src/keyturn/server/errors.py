@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, KeyturnError, ServerError
 from ..http import error_body, error_headers
@@ -59,6 +62,43 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
     return render(ServerError())
+
+
+class KeyturnRoute(APIRoute):
+    """A route of Keyturn's that answers its own errors with the one error body, whatever app it is in.
+
+    An application that includes Keyturn's routers keeps its own error handlers for its own routes;
+    these answer as ``keyturn serve`` does (400 ``invalid_request`` for a malformed call, never a 422).
+    Anything else (a bug) goes on to the app's own server-error handling, as from any of its routes.
+    FastAPI's documented way to customise a route: ``APIRoute.get_route_handler``.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except KeyturnError as exc:
+                return respond(exc)
+            except RequestValidationError as exc:
+                return render(malformed(exc.errors()))
+            except StarletteHTTPException as exc:
+                return render(InvalidRequest(str(exc.detail)), status=exc.status_code)
+
+        return answer
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # A known path with another method: Starlette raises its 405 to the app's handlers; answered here.
+        if self.methods and scope["method"] not in self.methods:
+            await render(InvalidRequest("Method Not Allowed"), status=405)(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """404 ``invalid_request``: what an unknown path under Keyturn's prefix answers in any app."""
+    await render(InvalidRequest("Not Found"), status=404)(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

@@ -35,7 +35,7 @@ class Shortcut:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = (
-            self.endpoints.get((scope["method"], _route_path(scope))) if scope["type"] == "http" else None
+            self.endpoints.get((scope["method"], route_path(scope))) if scope["type"] == "http" else None
         )
         if endpoint is None:
             await self.app(scope, receive, send)
@@ -48,7 +48,7 @@ class Shortcut:
         await response(scope, receive, send)
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the router would match: without the ``root_path`` a proxy mounted the app under."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")

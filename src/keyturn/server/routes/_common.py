@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -11,10 +12,14 @@ from pydantic import ValidationError
 from ...errors import InvalidRequest, TokenInvalid
 from ...http import bearer_token as parse_bearer
 from ...sessions import TokenPair
+from ...typing import JSONValue
 from ..errors import malformed
 from ..proxies import client_address
 from ..runtime import Runtime
 from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest, token_body
+
+if TYPE_CHECKING:
+    from ..embed import Keyturn
 
 REFRESH_COOKIE = "keyturn_refresh"
 CSRF_HEADER = "X-Keyturn-CSRF"  # header look-ups ignore case
@@ -46,9 +51,14 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 }
 
 
+def keyturn(request: Request) -> Keyturn:
+    """The Keyturn the app serving ``request`` installed (``server/embed.py``)."""
+    kt: Keyturn = request.app.state.keyturn
+    return kt
+
+
 def runtime(request: Request) -> Runtime:
-    rt: Runtime = request.app.state.runtime
-    return rt
+    return keyturn(request).runtime
 
 
 def bearer_token(request: Request) -> str | None:
@@ -139,13 +149,35 @@ def refresh_request(request: Request, raw: bytes) -> RefreshRequest | None:
     """
     if not raw:
         return None
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+    if not _is_json(request):
         raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
     try:
         return RefreshRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise malformed(exc.errors(include_input=False)) from None
+
+
+def login_credentials(request: Request, raw: bytes) -> dict[str, JSONValue]:
+    """The login body ``raw``: a JSON object, whose fields the login decides (400 ``invalid_request``
+    for anything else). Without a ``Content-Type`` the body is read as JSON, as FastAPI reads one."""
+    if "content-type" in request.headers and not _is_json(request):
+        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
+    try:
+        credentials = json.loads(raw, parse_constant=_not_json)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
+        raise InvalidRequest("The request body is not JSON.") from None
+    if not isinstance(credentials, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return credentials
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")  # Python's parser takes NaN and Infinity; JSON has neither
+
+
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 def require_refresh_token(request: Request, from_body: str | None) -> str:

@@ -1,9 +1,10 @@
-"""``/auth/*``: login, refresh, me, logout, logout-all, sessions, revoke."""
+"""``/auth/*``: login, refresh, me, logout, logout-all, sessions, revoke (:func:`build_router`)."""
 
 from __future__ import annotations
 
 import json
 import time
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -11,8 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
+from ..errors import KeyturnRoute
 from ..schemas import (
-    LoginRequest,
     LogoutResponse,
     MeResponse,
     RefreshRequest,
@@ -33,6 +34,8 @@ from ._common import (
     bearer_token,
     client_ip,
     cookie_path,
+    keyturn,
+    login_credentials,
     refresh_request,
     require_bearer,
     require_refresh_token,
@@ -40,35 +43,22 @@ from ._common import (
     token_response,
 )
 
-router = APIRouter(tags=["sessions"], responses=ERRORS)
 
-
-@router.post(
-    "/login",
-    response_model=TokenResponse,
-    responses=RATE_LIMITED,
-    summary="Log in with the built-in user store",
-)
-async def login(body: LoginRequest, request: Request) -> JSONResponse:
-    rt, ip = runtime(request), client_ip(request)
-    await rt.limiter.login(body.username, ip)  # before the password hash, the costly part
-    pair = await rt.users.login(
-        body.username, body.password, user_agent=request.headers.get("user-agent"), ip=ip
-    )
+async def login(request: Request) -> JSONResponse:
+    kt = keyturn(request)
+    assert kt.login is not None  # the route exists only with a login
+    credentials = login_credentials(request, await request.body())
+    rt, ip = kt.runtime, client_ip(request)
+    await rt.limiter.login(kt.login.name(credentials), ip)  # before the password hash, the costly part
+    pair = await kt.login(rt, request, credentials)
     return token_response(request, pair)
 
 
-@router.post(
-    "/refresh",
-    response_model=TokenResponse,
-    responses=RATE_LIMITED,
-    summary="Rotate a refresh token",
-    openapi_extra=REFRESH_BODY,  # the endpoint parses its body itself (refresh_request)
-)
 async def refresh(request: Request) -> JSONResponse:
     # The app calls this straight from server/shortcut.py, past FastAPI's routing: so it takes the request
     # alone and gives the response. (A docstring here would become the operation's OpenAPI description.)
-    rt = runtime(request)
+    kt = keyturn(request)
+    rt = kt.runtime
     raw = await request.body()  # a body over the size limit is answered 413 here, and not counted
     started, outcome = time.perf_counter(), "server_error"
     try:
@@ -81,15 +71,9 @@ async def refresh(request: Request) -> JSONResponse:
         outcome = exc.code
         raise
     finally:
-        request.app.state.metrics.refreshed(outcome, time.perf_counter() - started)
+        kt.metrics.refreshed(outcome, time.perf_counter() - started)
 
 
-@router.get(
-    "/me",
-    response_model=MeResponse,
-    summary="The caller's subject, claims and session",
-    openapi_extra=BEARER,
-)
 async def me(request: Request) -> JSONResponse:
     auth = await runtime(request).sessions.authenticate(require_bearer(request))
     return JSONResponse(
@@ -110,35 +94,17 @@ def _naming_token(request: Request, body: RefreshRequest | None) -> dict[str, st
     return {"refresh_token": require_refresh_token(request, body.refresh_token if body else None)}
 
 
-@router.post(
-    "/logout",
-    response_model=LogoutResponse,
-    summary="End the caller's session",
-    openapi_extra=NAMED_BY_EITHER,
-)
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     """The session is named by the access token (``Authorization``) or the refresh token."""
     sids = await runtime(request).sessions.logout(**_naming_token(request, body))
     return _ended(request, sids)
 
 
-@router.post(
-    "/logout-all",
-    response_model=LogoutResponse,
-    summary="End every session of the caller",
-    openapi_extra=NAMED_BY_EITHER,
-)
 async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     sids = await runtime(request).sessions.logout_all(**_naming_token(request, body))
     return _ended(request, sids)
 
 
-@router.get(
-    "/sessions",
-    response_model=list[SessionInfo],
-    summary="The caller's active sessions",
-    openapi_extra=BEARER,
-)
 async def list_sessions(request: Request) -> JSONResponse:
     rt = runtime(request)
     auth = await rt.sessions.authenticate(require_bearer(request))
@@ -146,13 +112,6 @@ async def list_sessions(request: Request) -> JSONResponse:
     return JSONResponse([session_info(s, auth.claims.sid) for s in sessions], headers=NO_STORE)
 
 
-@router.delete(
-    "/sessions/{session_id}",
-    response_model=LogoutResponse,
-    responses=NOT_FOUND,
-    summary="End one of the caller's sessions",
-    openapi_extra=BEARER,
-)
 async def delete_session(session_id: str, request: Request) -> JSONResponse:
     sessions = runtime(request).sessions
     auth = await sessions.authenticate(require_bearer(request))
@@ -163,11 +122,6 @@ async def delete_session(session_id: str, request: Request) -> JSONResponse:
     return JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
 
 
-@router.post(
-    "/revoke",
-    summary="Revoke a refresh token (its session) or an access token (RFC 7009)",
-    openapi_extra=REVOKE_BODY,
-)
 async def revoke(request: Request) -> JSONResponse:
     """Takes ``token`` (and an ignored ``token_type_hint``) as a form or as JSON; always 200."""
     raw = await request.body()
@@ -195,3 +149,64 @@ def _ended(request: Request, sids: list[str]) -> JSONResponse:
             REFRESH_COOKIE, path=cookie_path(rt), secure=True, httponly=True, samesite="strict"
         )
     return response
+
+
+def build_router(login_schema: dict[str, Any] | None) -> APIRouter:
+    """The session routes; ``POST /login`` only with a login (``login_schema``: its body's JSON schema)."""
+    router = APIRouter(tags=["sessions"], responses=ERRORS, route_class=KeyturnRoute)
+    if login_schema is not None:
+        router.post(
+            "/login",
+            response_model=TokenResponse,
+            responses=RATE_LIMITED,
+            summary="Log in",
+            openapi_extra={"requestBody": {"required": True, "content": _json(login_schema)}},
+        )(login)
+    router.post(
+        "/refresh",
+        response_model=TokenResponse,
+        responses=RATE_LIMITED,
+        summary="Rotate a refresh token",
+        openapi_extra=REFRESH_BODY,  # the endpoint parses its body itself (refresh_request)
+    )(refresh)
+    router.get(
+        "/me",
+        response_model=MeResponse,
+        summary="The caller's subject, claims and session",
+        openapi_extra=BEARER,
+    )(me)
+    router.post(
+        "/logout",
+        response_model=LogoutResponse,
+        summary="End the caller's session",
+        openapi_extra=NAMED_BY_EITHER,
+    )(logout)
+    router.post(
+        "/logout-all",
+        response_model=LogoutResponse,
+        summary="End every session of the caller",
+        openapi_extra=NAMED_BY_EITHER,
+    )(logout_all)
+    router.get(
+        "/sessions",
+        response_model=list[SessionInfo],
+        summary="The caller's active sessions",
+        openapi_extra=BEARER,
+    )(list_sessions)
+    router.delete(
+        "/sessions/{session_id}",
+        response_model=LogoutResponse,
+        responses=NOT_FOUND,
+        summary="End one of the caller's sessions",
+        openapi_extra=BEARER,
+    )(delete_session)
+    router.post(
+        "/revoke",
+        summary="Revoke a refresh token (its session) or an access token (RFC 7009)",
+        openapi_extra=REVOKE_BODY,
+    )(revoke)
+    return router
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}

@@ -1,4 +1,5 @@
-"""JWKS, health checks and metrics; the JWKS and the health checks answer HEAD too (``curl -I``)."""
+"""The JWKS (``jwks_router``, wherever Keyturn is installed); health checks and metrics (``router``,
+``keyturn serve``). The JWKS and the health checks answer HEAD too (``curl -I``)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ from collections.abc import Mapping
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from ..._reload import FreshReads
 from ...keys import public_jwks
 from ...typing import JSONValue, Store
-from ..metrics import Metrics
-from ._common import UNAVAILABLE, runtime
+from ..errors import KeyturnRoute
+from ._common import UNAVAILABLE, keyturn, runtime
 
 router = APIRouter(tags=["meta"])
+jwks_router = APIRouter(tags=["meta"], route_class=KeyturnRoute)
 
 JWKS_MAX_AGE = 300
 
 
-@router.head("/.well-known/jwks.json", include_in_schema=False)
-@router.get(
+@jwks_router.head("/.well-known/jwks.json", include_in_schema=False)
+@jwks_router.get(
     "/.well-known/jwks.json",
     summary="The public keys that verify access tokens",
     responses=UNAVAILABLE,
@@ -33,15 +34,12 @@ async def jwks(request: Request) -> JSONResponse:
     a time, each answered by a read begun after it arrived. Without the store the answer is a 503: a
     list older than the question could make a validator take a genuine token for a forged one.
     """
-    state = request.app.state
-    reads: FreshReads[dict[str, list[Mapping[str, JSONValue]]]] | None = getattr(state, "jwks_reads", None)
-    if reads is None:
-        store = runtime(request).store
-        reads = state.jwks_reads = FreshReads(lambda: _read_jwks(store))
-    return JSONResponse(await reads(), headers={"Cache-Control": f"private, max-age={JWKS_MAX_AGE}"})
+    return JSONResponse(
+        await keyturn(request).jwks_reads(), headers={"Cache-Control": f"private, max-age={JWKS_MAX_AGE}"}
+    )
 
 
-async def _read_jwks(store: Store) -> dict[str, list[Mapping[str, JSONValue]]]:
+async def read_jwks(store: Store) -> dict[str, list[Mapping[str, JSONValue]]]:
     return public_jwks(await store.list_keys())
 
 
@@ -67,5 +65,5 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     """Refresh outcomes and latency, rotations, replays, reuse, sessions started and revoked, rate-limit
     hits. Labels are codes and reasons only: no session, subject or address."""
-    series: Metrics = request.app.state.metrics
+    series = keyturn(request).metrics
     return Response(series.render(), media_type=series.content_type)

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from ...revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
+from ..errors import KeyturnRoute
 from ..schemas import RevocationFeed
 from ._common import ERRORS, NO_STORE, runtime
 
-router = APIRouter(tags=["revocation"], responses=ERRORS)
+router = APIRouter(tags=["revocation"], responses=ERRORS, route_class=KeyturnRoute)
 
 
 @router.get(
