@@ -29,6 +29,7 @@ def test_the_requests_adapter_without_requests_names_the_extra(monkeypatch: pyte
     for name in [n for n in sys.modules if n == "requests" or n.startswith("requests.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.delitem(sys.modules, "keyturn.client.requests_auth", raising=False)
+    monkeypatch.delattr(keyturn.client, "requests_auth", raising=False)  # else ``from . import`` finds it
     monkeypatch.setitem(sys.modules, "requests", None)
 
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'keyturn\[requests\]'"):

@@ -26,10 +26,9 @@ def test_a_relative_sqlite_path_whose_directory_is_missing_is_refused(
     assert not (tmp_path / "nonexistent").exists()
 
 
-def test_an_absolute_sqlite_path_whose_directory_is_missing_is_refused(tmp_path: Path) -> None:
-    """Four slashes: the directory named must exist."""
-    with pytest.raises(ConfigError, match="no directory"):
-        open_store(f"sqlite:///{tmp_path / 'missing' / 'x.db'}")
+def test_an_absolute_sqlite_path_gets_its_directory(tmp_path: Path) -> None:
+    """Four slashes say exactly where: the directory is made, as the data directory is."""
+    assert open_store(f"sqlite:///{tmp_path / 'new' / 'x.db'}").path == tmp_path / "new" / "x.db"  # type: ignore[attr-defined]
 
 
 def test_a_sqlite_path_in_an_existing_directory_is_taken(

@@ -157,14 +157,16 @@ class SQLiteStore(SQLStore):
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
-        """The store at ``url``'s path, whose directory must exist: ``sqlite:///data/k.db`` is relative to
-        the working directory, and a missing directory there is far more often a mistyped absolute path
-        (``sqlite:////data/k.db``, four slashes) than a wish for a new tree under the working directory."""
+        """The store at ``url``'s path. ``sqlite:///data/k.db`` is relative to the working directory, and
+        there a missing directory is far more often a mistyped absolute path (``sqlite:////data/k.db``, four
+        slashes) than a wish for a new tree under the working directory: it is refused, naming both. An
+        absolute path gets its directory made, as the data directory does."""
         path = path_from_url(url)
-        if not path.parent.is_dir():
-            where = path.parent if path.is_absolute() else Path.cwd() / path.parent
-            hint = "" if path.is_absolute() else f"; for the absolute path /{path} write sqlite:////{path}"
-            raise ConfigError(f"no directory {where} for the SQLite store of {url}{hint}")
+        if not path.is_absolute() and not path.parent.is_dir():
+            raise ConfigError(
+                f"no directory {Path.cwd() / path.parent} for the SQLite store of {url}; "
+                f"for the absolute path /{path} write sqlite:////{path}"
+            )
         return cls(path)
 
     # -- plumbing --------------------------------------------------------------------------------
