@@ -89,10 +89,11 @@ export interface Attempt {
 const USABLE_MARGIN = 1000;
 /** How long a request whose token is due but still valid waits for the refresh before it goes out with it. */
 const DUE_WAIT = 1000;
-/** How long a tab waits for another tab's tokens before refreshing itself (cookie mode). */
+/**
+ * How long a tab that holds the lock, and knows another tab has newer tokens (or, in cookie mode, has no
+ * access token yet), waits for them before it refreshes itself; they end the wait the moment they arrive.
+ */
 const PEER_WAIT = 500;
-/** How long a tab that waited for the lock listens for the holder's tokens before refreshing itself. */
-const ASK_WAIT = 200;
 /**
  * After a refresh whose answer may have been lost (the service may have rotated), retries come at most
  * `LOST_RETRY` ms apart for `LOST_WINDOW` ms, so that one lands inside the service's grace period (30 s by
@@ -430,6 +431,7 @@ export class Session {
     this.reason = reason;
     this.due = Infinity;
     clearTimeout(this.timer);
+    this.waiter?.();
     this.setState("ended");
     this.emit("session_ended", reason);
   }
@@ -495,7 +497,7 @@ export class Session {
   private refresh(rejected?: string): Promise<void> {
     const stale = rejected ?? this.t?.at;
     return (this.inflight ??= this.tabs
-      .lock((contended) => this.refreshLocked(stale, contended))
+      .lock(() => this.refreshLocked(stale))
       .finally(() => {
         this.inflight = undefined;
         this.flush();
@@ -503,28 +505,27 @@ export class Session {
       }));
   }
 
-  private async refreshLocked(stale: string | undefined, contended = false): Promise<void> {
+  private async refreshLocked(stale: string | undefined): Promise<void> {
     this.held++;
     try {
       const epoch = this.epoch;
       const e = this.endpoints;
       const stored = asTokens(this.tabs.read(), !this.cookie);
       this.consider(stored);
-      const behind = !!this.t && (!this.t.at || (!!stored && this.newer(stored)));
-      if (this.cookie && this.tabs.channel && this.t && (behind || contended)) {
-        // Another tab refreshed (its stored state is newer), probably did (it held the lock when this tab
-        // asked for it), or this tab has no token yet: the tokens travel by the channel, which may deliver
-        // after the lock was handed over (in Chromium storage may lag too). Wait for them (or ask the
-        // others) rather than rotate the cookie a second time; a newer token ends the wait at once.
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout((this.waiter = () => (clearTimeout(timer), resolve())), behind ? PEER_WAIT : ASK_WAIT);
-          this.tabs.post({ ask: 1 });
-        });
-        this.waiter = undefined;
+      // Another tab refreshed: it published a newer generation (the lock manager tells at once, where storage
+      // and the channel may reach this tab after the lock did), or (cookie mode) its stored state is newer
+      // but holds no token, or this tab has no access token yet. Wait for those tokens (asking the others
+      // for them) rather than present a refresh token that was already rotated.
+      if (
+        this.t &&
+        ((this.tabs.channel && (!this.t.at || (!!stored && this.newer(stored)))) || ((await this.tabs.newest()) ?? 0) > this.gen)
+      ) {
+        await this.catchUp();
       }
       const t = this.t;
       if (!t || epoch != this.epoch || (t.at != stale && this.usable(t) && this.serverNow() < this.due)) return;
       const sent = this.now();
+      const gen = this.gen;
       let res: Response, body: unknown;
       try {
         [res, body] = await this.call(e.refresh, t.rt ? { [e.refreshField]: t.rt } : {});
@@ -538,7 +539,13 @@ export class Session {
       if (epoch != this.epoch) return;
       if (!res.ok) {
         const code = errorCode(body, null, e.errorField);
-        if (isDefinitive(res.status, code, e)) return this.end(code!);
+        if (isDefinitive(res.status, code, e)) {
+          // Refused for good, unless another tab refreshed with the same token first (no Web Locks, or a hung
+          // holder): then its newer tokens keep the session. Without Web Locks to ask, ask the tabs.
+          if (((await this.tabs.newest()) ?? Infinity) > gen) await this.catchUp();
+          if (this.gen == gen) this.end(code!);
+          return;
+        }
         return this.failed(`HTTP ${res.status} ${code ?? ""}`, retryAfter(res.headers.get("retry-after"), this.now()));
       }
       let n: Omit<Tokens, "gen">;
@@ -549,6 +556,7 @@ export class Session {
       }
       const failures = this.failures;
       this.install({ ...n, gen: this.nextGen() }, false);
+      await this.tabs.publish(this.gen); // before the lock goes to another tab
       if ((t.at && n.exp! <= t.exp!) || !this.usable(this.t!)) {
         // Near the session's absolute end every refresh brings the same expiry: back off, growing, rather
         // than refresh again at once (not a failure, so not `degraded`).
@@ -558,6 +566,15 @@ export class Session {
     } finally {
       this.held--;
     }
+  }
+
+  /** Asks the other tabs for their tokens and waits, `PEER_WAIT` ms at most, for newer ones (or an end). */
+  private async catchUp(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout((this.waiter = () => (clearTimeout(timer), resolve())), PEER_WAIT);
+      this.tabs.post({ ask: 1 });
+    });
+    this.waiter = undefined;
   }
 
   /** One POST to the token service, abandoned after `timeout`; the body `undefined` if it is not JSON. */

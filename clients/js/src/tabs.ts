@@ -4,16 +4,20 @@
  * taking the lock, and the `storage` event where there is no channel). Each has a fallback: without Web
  * Locks a tab refreshes under its own single flight only, and the token service's grace period makes
  * concurrent refreshes converge on one chain; without a channel, tabs learn from the storage event.
+ *
+ * Storage and the channel may reach a tab after the lock does (in Chromium each renderer reads its own copy
+ * of `localStorage`, updated a moment later), so a tab that refreshed also says so through the lock manager,
+ * which every tab sees alike: before releasing the lock it holds a second lock, `<name>:<generation>`, for a
+ * few seconds; the next holder asks the lock manager for the newest such generation (`newest`) and, if it is
+ * ahead of its own, waits for those tokens rather than present a refresh token already rotated.
  */
 
 /** The part of `navigator.locks` used here. */
 export interface LockManagerLike {
   /** With `ifAvailable`, the callback gets `null` at once when another holds the lock. */
-  request<T>(
-    name: string,
-    options: { signal?: AbortSignal; ifAvailable?: boolean },
-    callback: (lock: unknown) => Promise<T>,
-  ): Promise<T>;
+  request<T>(name: string, options: { signal?: AbortSignal; mode?: LockMode }, callback: (lock: unknown) => Promise<T>): Promise<T>;
+  /** The locks held (browsers have it; without it a tab cannot tell that another has just refreshed). */
+  query?(): Promise<{ held?: { name?: string }[] }>;
 }
 
 /** The part of `BroadcastChannel` used here. */
@@ -29,6 +33,11 @@ export interface ChannelLike {
  * holder hangs.
  */
 const LOCK_TIMEOUT = 15_000;
+/**
+ * How long a tab that refreshed keeps its generation's lock: storage and the channel reach every tab long
+ * before (milliseconds); held longer, the lock would keep the page out of the back/forward cache.
+ */
+const PUBLISH_TIME = 5000;
 
 export class Tabs {
   readonly channel: ChannelLike | undefined;
@@ -67,28 +76,43 @@ export class Tabs {
   }
 
   /**
-   * Runs `fn` holding the lock shared by every tab; `contended` tells it whether another tab held the lock
-   * when this one asked (then it was probably refreshing, and its news may reach this tab only after the
-   * lock does). If the lock cannot be had within `LOCK_TIMEOUT` (a hung holder) or at all, `fn` runs
-   * without it.
+   * Runs `fn` holding the lock shared by every tab. If the lock cannot be had within `LOCK_TIMEOUT` (a hung
+   * holder) or at all, `fn` runs without it.
    */
-  async lock<T>(fn: (contended: boolean) => Promise<T>): Promise<T> {
+  async lock<T>(fn: () => Promise<T>): Promise<T> {
     const locks = this.locks;
-    if (!locks) return fn(false);
+    if (!locks) return fn();
     let granted = false;
-    const run = (contended: boolean) => ((granted = true), fn(contended));
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LOCK_TIMEOUT);
     try {
-      // Asking with `ifAvailable` first tells, atomically, whether another tab holds the lock.
-      const busy = {} as T;
-      const free = await locks.request(this.name, { ifAvailable: true }, async (lock) => (lock ? run(false) : busy));
-      return free !== busy ? free : await locks.request(this.name, { signal: abort.signal }, () => run(true));
+      return await locks.request(this.name, { signal: abort.signal }, () => ((granted = true), fn()));
     } catch (error) {
       if (granted) throw error;
-      return fn(false);
+      return fn();
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /** Tells the other tabs, through the lock manager, that tokens of `generation` exist; settles once told. */
+  publish(generation: number): Promise<unknown> {
+    return new Promise((told) => {
+      if (!this.locks) return told(0);
+      this.locks
+        .request(`${this.name}:${generation}`, { mode: "shared" }, () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME))))
+        .catch(told);
+    });
+  }
+
+  /** The newest generation a tab published in the last few seconds (0: none), `undefined` if unknown. */
+  async newest(): Promise<number | undefined> {
+    try {
+      const { held = [] } = await this.locks!.query!();
+      const prefix = this.name + ":";
+      return Math.max(0, ...held.map(({ name = "" }) => (name.startsWith(prefix) && +name.slice(prefix.length)) || 0));
+    } catch {
+      return undefined; // no Web Locks, or no query
     }
   }
 
