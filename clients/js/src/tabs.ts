@@ -39,54 +39,60 @@ const LOCK_TIMEOUT = 15_000;
  */
 const PUBLISH_TIME = 5000;
 
-export class Tabs {
-  readonly channel: ChannelLike | undefined;
+export abstract class Tabs {
+  protected readonly _channel: ChannelLike | undefined;
+  readonly #storage: Storage | null;
+  readonly #locks: LockManagerLike | null;
 
   constructor(
-    readonly name: string,
-    private readonly storage: Storage | null,
-    private readonly locks: LockManagerLike | null,
+    protected readonly _name: string,
+    storage: Storage | null,
+    locks: LockManagerLike | null,
     Channel: (new (name: string) => ChannelLike) | null,
-    onMessage: (data: unknown) => void,
   ) {
+    this.#storage = storage;
+    this.#locks = locks;
     if (Channel) {
-      this.channel = new Channel(name);
-      this.channel.onmessage = (event) => onMessage(event.data);
+      this._channel = new Channel(_name);
+      this._channel.onmessage = (event) => this._onMessage(event.data);
     }
   }
 
-  read(): unknown {
+  /** What another tab posted. */
+  protected abstract _onMessage(data: unknown): void;
+
+  protected _read(): unknown {
     try {
-      return JSON.parse(this.storage?.getItem(this.name) ?? "null");
+      return JSON.parse(this.#storage?.getItem(this._name) ?? "null");
     } catch {
       return undefined; // unreadable or not JSON: treated as nothing stored
     }
   }
 
-  write(value: object): void {
+  protected _write(value: object): void {
     try {
-      this.storage?.setItem(this.name, JSON.stringify(value));
+      this.#storage?.setItem(this._name, JSON.stringify(value));
     } catch {
       // full or forbidden storage: the tabs still have the channel, and this tab its memory
     }
   }
 
-  post(message: object): void {
-    this.channel?.postMessage(message);
+  protected _post(message: object): void {
+    this._channel?.postMessage(message);
   }
 
   /**
    * Runs `fn` holding the lock shared by every tab. If the lock cannot be had within `LOCK_TIMEOUT` (a hung
    * holder) or at all, `fn` runs without it.
    */
-  async lock<T>(fn: () => Promise<T>): Promise<T> {
-    const locks = this.locks;
+  async _lock<T>(fn: () => Promise<T>): Promise<T> {
+    const locks = this.#locks;
     if (!locks) return fn();
     let granted = false;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LOCK_TIMEOUT);
     try {
-      return await locks.request(this.name, { signal: abort.signal }, () => ((granted = true), fn()));
+      return await locks.request(this._name, { signal: abort.signal }, () => ((granted = true), fn()));
     } catch (error) {
       if (granted) throw error;
       return fn();
@@ -96,27 +102,27 @@ export class Tabs {
   }
 
   /** Tells the other tabs, through the lock manager, that tokens of `generation` exist; settles once told. */
-  publish(generation: number): Promise<unknown> {
+  protected _publish(generation: number): Promise<unknown> {
     return new Promise((told) => {
-      if (!this.locks) return told(0);
-      this.locks
-        .request(`${this.name}:${generation}`, { mode: "shared" }, () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME))))
+      if (!this.#locks) return told(0);
+      this.#locks
+        .request(`${this._name}:${generation}`, { mode: "shared" }, () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME))))
         .catch(told);
     });
   }
 
   /** The newest generation a tab published in the last few seconds (0: none), `undefined` if unknown. */
-  async newest(): Promise<number | undefined> {
+  protected async _newest(): Promise<number | undefined> {
     try {
-      const { held = [] } = await this.locks!.query!();
-      const prefix = this.name + ":";
+      const { held = [] } = await this.#locks!.query!();
+      const prefix = this._name + ":";
       return Math.max(0, ...held.map(({ name = "" }) => (name.startsWith(prefix) && +name.slice(prefix.length)) || 0));
     } catch {
       return undefined; // no Web Locks, or no query
     }
   }
 
-  close(): void {
-    this.channel?.close();
+  protected _close(): void {
+    this._channel?.close();
   }
 }
