@@ -18,22 +18,21 @@ export abstract class RefreshingSession extends SessionState {
   protected _refresh(rejected?: string): Promise<void> {
     const stale = rejected ?? this._tokens?.at;
     return (this._inflight ??= this._lock(async () => {
-        this._held++;
-        try {
-          await this.#refreshLocked(stale);
-        } finally {
-          this._held--;
-        }
-      })
-      .finally(() => {
-        this._inflight = undefined;
-        this._flush();
-        this._schedule();
-      }));
+      this._held++;
+      try {
+        await this.#refreshLocked(stale);
+      } finally {
+        this._held--;
+      }
+    }).finally(() => {
+      this._inflight = undefined;
+      this._flush();
+      this._schedule();
+    }));
   }
 
   async #refreshLocked(stale: string | undefined): Promise<void> {
-        const e = this.endpoints;
+    const e = this.endpoints;
     const epoch = this._epoch;
     const stored = this._stored();
     this._consider(stored);
@@ -90,8 +89,10 @@ export abstract class RefreshingSession extends SessionState {
     await this._publish(fresh.gen); // before the lock goes to another tab
   }
 
-  /** POSTs `body` to the token service's `path` (with `token` as the bearer, if given), abandoned after the
-   * timeout; the answer's body is `undefined` if it is not JSON. */
+  /**
+   * POSTs `body` to the token service's `path` (with `token` as the bearer, if given), abandoned after the
+   * timeout; the answer's body is `undefined` if it is not JSON.
+   */
   protected async _call(path: string, body: object, token?: string): Promise<[Response, unknown]> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this._timeout);

@@ -97,7 +97,7 @@ export class Session extends RefreshingSession {
   // -- signing in and out -----------------------------------------------------------------------
 
   async login(username: string, password: string): Promise<void> {
-        const e = this.endpoints;
+    const e = this.endpoints;
     const sent = this._now();
     const [res, body] = await this._call(e.login, { [e.usernameField]: username, [e.passwordField]: password });
     if (!res.ok) throw new LoginError(res.status, errorCode(body, null, e.errorField));

@@ -242,7 +242,7 @@ export abstract class SessionState extends Tabs {
   }
 
   /** Asks the other tabs for their tokens and waits, `PEER_WAIT` ms at most, for newer ones (or an end). */
-  async _catchUp(): Promise<void> {
+  protected async _catchUp(): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout((this.#waiter = () => (clearTimeout(timer), resolve())), PEER_WAIT);
       this._post({ ask: 1 });

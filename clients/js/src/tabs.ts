@@ -1,5 +1,5 @@
 /**
- * What the tabs of one origin share: a lock so that one tab refreshes at a time (Web Locks), a channel that
+ * What the tabs of one origin share (the lowest layer of a session, see `state.ts`): a lock so that one tab refreshes at a time (Web Locks), a channel that
  * carries the new tokens to the others (BroadcastChannel), and the last state in storage (re-read after
  * taking the lock, and the `storage` event where there is no channel). Each has a fallback: without Web
  * Locks a tab refreshes under its own single flight only, and the token service's grace period makes
@@ -8,13 +8,13 @@
  * Storage and the channel may reach a tab after the lock does (in Chromium each renderer reads its own copy
  * of `localStorage`, updated a moment later), so a tab that refreshed also says so through the lock manager,
  * which every tab sees alike: before releasing the lock it holds a second lock, `<name>:<generation>`, for a
- * few seconds; the next holder asks the lock manager for the newest such generation (`newest`) and, if it is
- * ahead of its own, waits for those tokens rather than present a refresh token already rotated.
+ * few seconds; the next holder asks the lock manager for the newest such generation (`_newest`) and, if it
+ * is ahead of its own, waits for those tokens rather than present a refresh token already rotated.
  */
 
 /** The part of `navigator.locks` used here. */
 export interface LockManagerLike {
-  /** With `ifAvailable`, the callback gets `null` at once when another holds the lock. */
+  /** Exclusive locks for the refresh; shared ones (`mode: "shared"`) to publish a generation. */
   request<T>(name: string, options: { signal?: AbortSignal; mode?: LockMode }, callback: (lock: unknown) => Promise<T>): Promise<T>;
   /** The locks held (browsers have it; without it a tab cannot tell that another has just refreshed). */
   query?(): Promise<{ held?: { name?: string }[] }>;
@@ -85,7 +85,7 @@ export abstract class Tabs {
    * Runs `fn` holding the lock shared by every tab. If the lock cannot be had within `LOCK_TIMEOUT` (a hung
    * holder) or at all, `fn` runs without it.
    */
-  async _lock<T>(fn: () => Promise<T>): Promise<T> {
+  protected async _lock<T>(fn: () => Promise<T>): Promise<T> {
     const locks = this.#locks;
     if (!locks) return fn();
     let granted = false;
@@ -104,11 +104,9 @@ export abstract class Tabs {
   /** Tells the other tabs, through the lock manager, that tokens of `generation` exist; settles once told. */
   protected _publish(generation: number): Promise<unknown> {
     return new Promise((told) => {
-      if (!this.#locks) return told(0);
-      this.#locks
-        .request(`${this._name}:${generation}`, { mode: "shared" }, () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME))))
-        .catch(told);
-    });
+      const hold = () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME)));
+      this.#locks!.request(`${this._name}:${generation}`, { mode: "shared" }, hold).catch(told);
+    }).catch(() => {}); // no Web Locks: no one to tell
   }
 
   /** The newest generation a tab published in the last few seconds (0: none), `undefined` if unknown. */
