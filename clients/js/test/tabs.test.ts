@@ -129,6 +129,19 @@ describe("tabs of one browser", () => {
     expect(seen.flat().filter((e) => e.startsWith("ended"))).toEqual([]);
   });
 
+  it.each(modes)("a tab that takes the lock when no tab is ahead of it refreshes at once, without waiting for the others (%s mode)", async (_, cookie) => {
+    // The holder's refresh failed (503): it published no newer generation, so the next holder does not wait.
+    const b = browser(new FakeServer(cookie), { delay: 60, lag: 150 });
+    const [first, second] = await twoTabs(b);
+    b.server.refreshFaults = [{ status: 503 }];
+    const posted = b.posted.length;
+    await bothWhenDue(first, second);
+    const [failed, next] = b.server.calls(b.server.refreshPath);
+    expect(b.server.rotations).toBe(1);
+    expect(next!.at - failed!.at).toBeLessThanOrEqual(b.server.latency + 5); // the lock's hand-over, no wait
+    expect(b.posted.slice(posted)).not.toContainEqual({ ask: 1 });
+  });
+
   it("without the lock manager's query, the same lagging storage and broadcast cost a second rotation, never the session", async () => {
     // What the published generation prevents: the tab that takes the lock cannot tell a refresh happened,
     // so it rotates the cookie the first tab just set (an ordinary rotation, no reuse).
