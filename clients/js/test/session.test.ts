@@ -116,6 +116,18 @@ describe("401 on a request", () => {
     expect([session.state, seen.filter((e) => e.startsWith("ended"))]).toEqual(["active", []]);
   });
 
+  it("a 401 answered after the session ended (a logout meanwhile): the request rejects with the end's reason, no refresh", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    b.server.resourceFaults = [{ status: 401, body: { error: "token_revoked" }, delay: 100 }];
+    const res = session.fetch(`${BASE}/api/slow`).catch((e: unknown) => e);
+    await pass(1);
+    await after(session.logout(), 50);
+    expect(await after(res, 500)).toMatchObject({ name: "SessionEndedError", reason: "logout" });
+    expect(b.server.refreshes).toBe(0);
+    expect(resources(b.server)).toHaveLength(1);
+  });
+
   it("a revoked session: the refresh a revoked token asks for ends it with the service's reason", async () => {
     const b = browser();
     const session = await signedIn(b);
