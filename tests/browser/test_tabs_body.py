@@ -163,6 +163,10 @@ def run_tabs(context: BrowserContext, target: Target) -> tuple[list[dict[str, An
         page.wait_for_function(_SETTLED, timeout=60_000, polling=100)
     elapsed = time.monotonic() - started
     results = [dict(page.evaluate("() => window.results")) for page in pages]
+    # Closed, the pages refresh no more, and every request they sent has been heard (Playwright hands its
+    # events over only during a call): the server's counts, read next, match the presented tokens.
+    for page in pages:
+        page.close()
     calls = sum(r["calls"] for r in results)
     logged_out = sum(1 for r in results if r["ended"])
     errors = Counter(key for r in results for key, n in r["errors"].items() for _ in range(n))
