@@ -21,14 +21,14 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, Route
+from playwright.sync_api import BrowserContext, Page, Request, Response, Route
 
 from ..e2e._server import Cluster
 from ..e2e._simplejwt import SimpleJWTServer, simplejwt_server
@@ -102,21 +102,46 @@ class Target:
 
 @dataclass
 class Presented:
-    """Every refresh token the pages presented (kept to count repeats, never shown)."""
+    """Every refresh token the pages presented (kept to count repeats, never shown), with which page sent it,
+    when (monotonic) and how it went: the status, or the failure Chromium reported."""
 
     tokens: list[str] = field(default_factory=list, repr=False)
     refresh_path: str = ""
     refresh_field: str = ""
+    sent: list[tuple[int, float, Request]] = field(default_factory=list, repr=False)
+    outcomes: dict[int, str] = field(default_factory=dict)
+    """By ``id`` of the request: its status, or its failure."""
 
-    def record(self, request: Request) -> None:
-        if request.method != "POST" or urlsplit(request.url).path != self.refresh_path:
-            return
-        body = json.loads(request.post_data or "{}")
-        self.tokens.append(str(body.get(self.refresh_field)))
+    def recorder(self, page: int) -> Callable[[Request], None]:
+        def record(request: Request) -> None:
+            if request.method != "POST" or urlsplit(request.url).path != self.refresh_path:
+                return
+            body = json.loads(request.post_data or "{}")
+            self.tokens.append(str(body.get(self.refresh_field)))
+            self.sent.append((page, time.monotonic(), request))
+
+        return record
+
+    def answered(self, response: Response) -> None:
+        self.outcomes[id(response.request)] = str(response.status)
+
+    def failed(self, request: Request) -> None:
+        self.outcomes[id(request)] = f"failed: {request.failure}"
 
     def repeated(self) -> int:
         """How many presentations were of a token presented before."""
         return sum(n - 1 for n in Counter(self.tokens).values())
+
+    def repeats(self) -> list[tuple[int, float, str]]:
+        """For each presentation of a token presented more than once: page, time (s from the first
+        refresh) and outcome."""
+        counts = Counter(self.tokens)
+        start = self.sent[0][1] if self.sent else 0.0
+        found = []
+        for token, (page, at, request) in zip(self.tokens, self.sent, strict=True):
+            if counts[token] > 1:
+                found.append((page, round(at - start, 3), self.outcomes.get(id(request), "no answer")))
+        return found
 
 
 def open_pages(context: BrowserContext, target: Target, presented: Presented) -> list[Page]:
@@ -133,9 +158,11 @@ def open_pages(context: BrowserContext, target: Target, presented: Presented) ->
 
     context.route(target.origin + PAGE_PATH + "**", serve)
     pages = []
-    for _ in range(TABS):
+    for index in range(TABS):
         page = context.new_page()
-        page.on("request", presented.record)
+        page.on("request", presented.recorder(index))
+        page.on("response", presented.answered)
+        page.on("requestfailed", presented.failed)
         page.goto(target.origin + PAGE_PATH)
         page.wait_for_function("() => window.ready === true", timeout=30_000)
         page.evaluate("() => window.session.ready")
@@ -173,7 +200,8 @@ def run_tabs(context: BrowserContext, target: Target) -> tuple[list[dict[str, An
     statuses = Counter(key for r in results for key, n in r["statuses"].items() for _ in range(n))
     report = (
         f"{TABS} tabs, {elapsed:.0f} s, {calls} calls: statuses {dict(statuses)}, errors {dict(errors)};"
-        f" {len(presented.tokens)} refreshes, {presented.repeated()} tokens presented twice;"
+        f" {len(presented.tokens)} refreshes, {presented.repeated()} tokens presented twice"
+        f" {presented.repeats() if presented.repeated() else ''};"
         f" {logged_out} tabs logged out {[r['ended'] for r in results]}"
     )
     return results, presented, report
