@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext
@@ -80,3 +81,28 @@ def test_a_screenshot_of_the_signed_in_page(
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 1000
+
+
+def test_tamper_costs_one_refused_call_and_one_refresh_and_the_session_goes_on(
+    service: Cluster, context: BrowserContext
+) -> None:
+    """ "Tamper with the access token": the API refuses the call (401 ``token_invalid``), the client refreshes
+    once and sends it again with the new token, and the session lives on, here and on the server."""
+    tab = open_tab(context, service)
+    tab.sign_in()
+    tab.wait_refreshed()  # just after a refresh: the next one is seconds away
+    log = ServerLog(service)
+    before = tab.counts()
+    since = time.monotonic()
+
+    tab.page.click("#tamper")
+    tab.wait_for("(n) => window.keyturnDemo.counts().ok > n", 15, before["ok"])
+
+    report = f"page answers {tab.errors(since)}, refreshes {[r.status for r in log.refreshes()]}"
+    assert tab.counts()["failed"] == before["failed"], report  # the application saw one successful call
+    assert [r.status for r in log.requests("GET", "/auth/me")] == [401, 200], report
+    assert tab.errors(since) == [("/auth/me", 401, "token_invalid")], report
+    assert [r.status for r in log.refreshes()][:1] == [200], report
+    assert tab.state == "active"
+    assert tab.seen()["ended"] == []
+    assert session_row(service, tab.sid).state == "active"

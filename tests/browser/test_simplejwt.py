@@ -155,6 +155,10 @@ def test_a_body_mode_session_lives_across_rotations_and_ends_once_when_its_refre
     page.evaluate("(ms) => window.calls.start(ms)", INTERVAL)
     page.wait_for_timeout(RUN * 1000)
     stop_calls(page)
+    # Counted right after a refresh, when none is in flight (the next is about 2 s away): the server's counts
+    # and the answers the page heard (Playwright hands its events over only during a call) then agree.
+    wait_for(page, "(n) => window.results.refreshed > n", 15, results(page)["refreshed"])
+    page.wait_for_timeout(200)
     elapsed = time.monotonic() - started
 
     got = results(page)

@@ -3,7 +3,7 @@
  * session's access token at send time and act on the answers as `session.fetch` does. Typed structurally, so the package needs no
  * axios of its own.
  */
-import { errorCode } from "./classify";
+import { errorCode } from "./flow";
 import type { Attempt, Session } from "./session";
 
 // `any` stands for axios's own config, error and response types, which this package does not import.
@@ -28,9 +28,9 @@ const KEY = "_keyturn";
 export function attachAxios(session: Session, axios: AxiosLike): () => void {
   const { request, response } = axios.interceptors;
   const onRequest = request.use(async (config) => {
-    if (!session.sendsTokenTo(axios.getUri?.(config) ?? config.url)) return config;
-    const attempt: Attempt = (config[KEY] ??= session.attempt(config.method ?? "get"));
-    const value = "Bearer " + (attempt.sent = await session.token(attempt.rejected));
+    if (!session._sendsTokenTo(axios.getUri?.(config) ?? config.url)) return config;
+    const attempt: Attempt = (config[KEY] ??= session._attempt(config.method ?? "get"));
+    const value = "Bearer " + (attempt._sent = await session._token(attempt._rejected));
     if (config.headers?.set) config.headers.set("Authorization", value);
     else config.headers = { ...config.headers, Authorization: value };
     return config;
@@ -49,7 +49,7 @@ export function attachAxios(session: Session, axios: AxiosLike): () => void {
       // not JSON: the code may still be in WWW-Authenticate
     }
     const code = res?.status == 401 ? errorCode(body, header("www-authenticate"), session.endpoints.errorField) : undefined;
-    if (await session.handle(res?.status ?? 0, code, header("retry-after"), attempt)) return axios.request(config);
+    if (await session._handle(res?.status ?? 0, code, header("retry-after"), attempt)) return axios.request(config);
     throw error;
   });
   return () => {

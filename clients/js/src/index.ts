@@ -1,5 +1,6 @@
 export { createSession, Session } from "./session";
-export type { SessionEvents, SessionOptions, State } from "./session";
+export type { SessionOptions } from "./options";
+export type { SessionEvents, State } from "./state";
 export { attachAxios } from "./axios";
 export type { AxiosLike } from "./axios";
 export { KEYTURN, SIMPLEJWT } from "./endpoints";

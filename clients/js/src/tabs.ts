@@ -1,19 +1,23 @@
 /**
- * What the tabs of one origin share: a lock so that one tab refreshes at a time (Web Locks), a channel that
+ * What the tabs of one origin share (the lowest layer of a session, see `state.ts`): a lock so that one tab refreshes at a time (Web Locks), a channel that
  * carries the new tokens to the others (BroadcastChannel), and the last state in storage (re-read after
  * taking the lock, and the `storage` event where there is no channel). Each has a fallback: without Web
  * Locks a tab refreshes under its own single flight only, and the token service's grace period makes
  * concurrent refreshes converge on one chain; without a channel, tabs learn from the storage event.
+ *
+ * Storage and the channel may reach a tab after the lock does (in Chromium each renderer reads its own copy
+ * of `localStorage`, updated a moment later), so a tab that refreshed also says so through the lock manager,
+ * which every tab sees alike: before releasing the lock it holds a second lock, `<name>:<generation>`, for a
+ * few seconds; the next holder asks the lock manager for the newest such generation (`_newest`) and, if it
+ * is ahead of its own, waits for those tokens rather than present a refresh token already rotated.
  */
 
 /** The part of `navigator.locks` used here. */
 export interface LockManagerLike {
-  /** With `ifAvailable`, the callback gets `null` at once when another holds the lock. */
-  request<T>(
-    name: string,
-    options: { signal?: AbortSignal; ifAvailable?: boolean },
-    callback: (lock: unknown) => Promise<T>,
-  ): Promise<T>;
+  /** Exclusive locks for the refresh; shared ones (`mode: "shared"`) to publish a generation. */
+  request<T>(name: string, options: { signal?: AbortSignal; mode?: LockMode }, callback: (lock: unknown) => Promise<T>): Promise<T>;
+  /** The locks held (browsers have it; without it a tab cannot tell that another has just refreshed). */
+  query?(): Promise<{ held?: { name?: string }[] }>;
 }
 
 /** The part of `BroadcastChannel` used here. */
@@ -29,70 +33,94 @@ export interface ChannelLike {
  * holder hangs.
  */
 const LOCK_TIMEOUT = 15_000;
+/**
+ * How long a tab that refreshed keeps its generation's lock: storage and the channel reach every tab long
+ * before (milliseconds); held longer, the lock would keep the page out of the back/forward cache.
+ */
+const PUBLISH_TIME = 5000;
 
-export class Tabs {
-  readonly channel: ChannelLike | undefined;
+export abstract class Tabs {
+  protected readonly _channel: ChannelLike | undefined;
+  readonly #storage: Storage | null;
+  readonly #locks: LockManagerLike | null;
 
   constructor(
-    readonly name: string,
-    private readonly storage: Storage | null,
-    private readonly locks: LockManagerLike | null,
+    protected readonly _name: string,
+    storage: Storage | null,
+    locks: LockManagerLike | null,
     Channel: (new (name: string) => ChannelLike) | null,
-    onMessage: (data: unknown) => void,
   ) {
+    this.#storage = storage;
+    this.#locks = locks;
     if (Channel) {
-      this.channel = new Channel(name);
-      this.channel.onmessage = (event) => onMessage(event.data);
+      this._channel = new Channel(_name);
+      this._channel.onmessage = (event) => this._onMessage(event.data);
     }
   }
 
-  read(): unknown {
+  /** What another tab posted. */
+  protected abstract _onMessage(data: unknown): void;
+
+  protected _read(): unknown {
     try {
-      return JSON.parse(this.storage?.getItem(this.name) ?? "null");
+      return JSON.parse(this.#storage?.getItem(this._name) ?? "null");
     } catch {
       return undefined; // unreadable or not JSON: treated as nothing stored
     }
   }
 
-  write(value: object): void {
+  protected _write(value: object): void {
     try {
-      this.storage?.setItem(this.name, JSON.stringify(value));
+      this.#storage?.setItem(this._name, JSON.stringify(value));
     } catch {
       // full or forbidden storage: the tabs still have the channel, and this tab its memory
     }
   }
 
-  post(message: object): void {
-    this.channel?.postMessage(message);
+  protected _post(message: object): void {
+    this._channel?.postMessage(message);
   }
 
   /**
-   * Runs `fn` holding the lock shared by every tab; `contended` tells it whether another tab held the lock
-   * when this one asked (then it was probably refreshing, and its news may reach this tab only after the
-   * lock does). If the lock cannot be had within `LOCK_TIMEOUT` (a hung holder) or at all, `fn` runs
-   * without it.
+   * Runs `fn` holding the lock shared by every tab. If the lock cannot be had within `LOCK_TIMEOUT` (a hung
+   * holder) or at all, `fn` runs without it.
    */
-  async lock<T>(fn: (contended: boolean) => Promise<T>): Promise<T> {
-    const locks = this.locks;
-    if (!locks) return fn(false);
+  protected async _lock<T>(fn: () => Promise<T>): Promise<T> {
+    const locks = this.#locks;
+    if (!locks) return fn();
     let granted = false;
-    const run = (contended: boolean) => ((granted = true), fn(contended));
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LOCK_TIMEOUT);
     try {
-      // Asking with `ifAvailable` first tells, atomically, whether another tab holds the lock.
-      const busy = {} as T;
-      const free = await locks.request(this.name, { ifAvailable: true }, async (lock) => (lock ? run(false) : busy));
-      return free !== busy ? free : await locks.request(this.name, { signal: abort.signal }, () => run(true));
+      return await locks.request(this._name, { signal: abort.signal }, () => ((granted = true), fn()));
     } catch (error) {
       if (granted) throw error;
-      return fn(false);
+      return fn();
     } finally {
       clearTimeout(timer);
     }
   }
 
-  close(): void {
-    this.channel?.close();
+  /** Tells the other tabs, through the lock manager, that tokens of `generation` exist; settles once told. */
+  protected _publish(generation: number): Promise<unknown> {
+    return new Promise((told) => {
+      const hold = () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME)));
+      this.#locks!.request(`${this._name}:${generation}`, { mode: "shared" }, hold).catch(told);
+    }).catch(() => {}); // no Web Locks: no one to tell
+  }
+
+  /** The newest generation a tab published in the last few seconds (0: none), `undefined` if unknown. */
+  protected async _newest(): Promise<number | undefined> {
+    try {
+      const { held = [] } = await this.#locks!.query!();
+      const prefix = this._name + ":";
+      return Math.max(0, ...held.map(({ name = "" }) => (name.startsWith(prefix) && +name.slice(prefix.length)) || 0));
+    } catch {
+      return undefined; // no Web Locks, or no query
+    }
+  }
+
+  protected _close(): void {
+    this._channel?.close();
   }
 }

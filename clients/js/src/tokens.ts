@@ -57,16 +57,16 @@ export function parseTokens(
 ): Omit<Tokens, "gen"> {
   const b = (body && typeof body == "object" ? body : {}) as Record<string, unknown>;
   const at = str(b[e.accessResponseField]);
-  if (!at) throw TypeError("no access token in the answer");
+  if (!at) throw TypeError("no access token");
   // Cookie mode never keeps a refresh token, even from a service that sends one in the body.
   const rt = previous === false ? undefined : (str(b[e.refreshResponseField]) ?? previous);
-  if (previous !== false && !rt) throw TypeError("no refresh token in the answer");
+  if (previous !== false && !rt) throw TypeError("no refresh token");
   const c = claims(at);
   const mid = (sent + received) / 2;
   const now = (num(b.server_time) ?? num(c.iat) ?? mid / 1000) * 1000;
   const expiresIn = num(b.expires_in);
   const exp = expiresIn !== undefined ? now + expiresIn * 1000 : num(c.exp)! * 1000;
-  if (!(exp > 0)) throw TypeError("the answer says nothing of when the access token expires");
+  if (!(exp > 0)) throw TypeError("no expiry");
   const refreshIn = num(b.refresh_expires_in);
   return {
     at,

@@ -96,17 +96,18 @@ describe("the axios adapter", () => {
     expect(resources(b.server)).toHaveLength(4);
   });
 
-  it("ends the session on token_revoked and then refuses to send", async () => {
+  it("ends the session on token_revoked after one refresh and one resend, and then refuses to send", async () => {
     const b = browser();
     const session = await signedIn(b);
     const http = api(b);
     attachAxios(session, http);
-    b.server.resourceFaults = [{ status: 401, body: JSON.stringify({ error: "token_revoked" }) }];
+    b.server.resourceFaults = Array(2).fill({ status: 401, body: JSON.stringify({ error: "token_revoked" }) });
     await after(http.get("/api/orders")).catch(() => {});
     expect(session.state).toBe("ended");
+    expect(b.server.refreshes).toBe(1);
     const error = await after(http.get("/api/orders")).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SessionEndedError);
-    expect(resources(b.server)).toHaveLength(1);
+    expect(resources(b.server)).toHaveLength(2);
   });
 
   it("detaches", async () => {

@@ -48,7 +48,8 @@ export class FakeServer {
   skew = 0;
   lifetime = 900;
   refreshLifetime = 14 * 86400;
-  grace = 30;
+  /** Seconds a rotated refresh token is still answered with its successor (SimpleJWT has none). */
+  grace: number;
   latency = 20;
   /** The browser's cookie jar, shared by every tab of the "browser". */
   jar = new Map<string, string>();
@@ -56,6 +57,8 @@ export class FakeServer {
   refreshFaults: Fault[] = [];
   resourceFaults: Fault[] = [];
   rotations = 0;
+  /** Every refresh token presented at the refresh endpoint, in order (a token twice is a replay or a reuse). */
+  presented: string[] = [];
   revoked: string | undefined;
   /** The session's absolute end (server time, s): access tokens never outlive it, refreshes past it fail. */
   absoluteEnd = Infinity;
@@ -71,7 +74,9 @@ export class FakeServer {
   constructor(
     readonly cookieMode = true,
     readonly shape: "keyturn" | "simplejwt" = "keyturn",
-  ) {}
+  ) {
+    this.grace = shape == "simplejwt" ? 0 : 30;
+  }
 
   serverNow(): number {
     return (Date.now() + this.skew) / 1000;
@@ -189,6 +194,7 @@ export class FakeServer {
       presented = data[this.shape == "simplejwt" ? "refresh" : "refresh_token"];
     }
     if (!presented) return this.error("invalid_request", 400);
+    this.presented.push(presented);
     if (this.revoked) return this.error("session_revoked");
     if (this.serverNow() > this.absoluteEnd) return this.error("session_expired");
     let answer: Response;
@@ -197,8 +203,10 @@ export class FakeServer {
       this.head = this.token("rt");
       this.rotations++;
       answer = this.tokenResponse(this.head);
-    } else if (this.serverNow() - (this.rotated.get(presented) ?? -Infinity) <= this.grace) {
+    } else if (this.grace && this.serverNow() - (this.rotated.get(presented) ?? -Infinity) <= this.grace) {
       answer = this.tokenResponse(this.head!); // replay: the same successor
+    } else if (this.shape == "simplejwt") {
+      return this.error("token_not_valid"); // blacklisted: refused, and the newer tokens stay good
     } else {
       this.revoked = "reuse";
       return this.error("refresh_token_reused");
@@ -284,24 +292,27 @@ function apply(map: Map<string, string>, key: string, value: string | null): voi
   else map.set(key, value);
 }
 
-/** Web Locks: exclusive, granted in order, abortable while waiting. */
+/**
+ * Web Locks: exclusive locks granted in order, abortable while waiting; shared ones granted at once (none
+ * here is ever held exclusively); `query` lists the held ones, as every tab sees them alike.
+ */
 export class FakeLocks implements LockManagerLike {
   grants = 0;
   isHeld(name = "keyturn"): boolean {
     return this.held.has(name);
   }
-  /** Off: a browser that ignores `ifAvailable` (the tab cannot tell it waited for another). */
-  ifAvailable = true;
-  private held = new Set<string>();
+  /** Off: a browser (or an application's lock manager) without `query`. */
+  queryable = true;
+  private held = new Map<string, number>();
   private waiting = new Map<string, Array<() => void>>();
 
   async request<T>(
     name: string,
-    options: { signal?: AbortSignal; ifAvailable?: boolean },
+    options: { signal?: AbortSignal; mode?: LockMode },
     callback: (lock: unknown) => Promise<T>,
   ): Promise<T> {
-    if (options.ifAvailable && this.ifAvailable && this.held.has(name)) return callback(null);
-    if (this.held.has(name)) {
+    const handedOver = this.held.has(name) && options.mode != "shared";
+    if (handedOver) {
       await new Promise<void>((resolve, reject) => {
         const queue = this.waiting.get(name) ?? [];
         this.waiting.set(name, queue);
@@ -312,16 +323,23 @@ export class FakeLocks implements LockManagerLike {
         });
       });
     }
-    this.held.add(name);
+    if (!handedOver) this.held.set(name, (this.held.get(name) ?? 0) + 1);
     this.grants++;
     try {
       return await callback({ name });
     } finally {
       const next = this.waiting.get(name)?.shift();
+      const count = this.held.get(name)! - 1;
       if (next) next(); // handed over at once, like a browser: before a message posted meanwhile arrives
+      else if (count) this.held.set(name, count);
       else this.held.delete(name);
     }
   }
+
+  query = async (): Promise<{ held: { name: string }[] }> => {
+    if (!this.queryable) throw new TypeError("navigator.locks.query is not a function");
+    return { held: [...this.held.keys()].map((name) => ({ name })) };
+  };
 }
 
 /** BroadcastChannel between the tabs of one test; `delay` ms in transit (a macrotask, like a browser's). */

@@ -90,16 +90,52 @@ describe("401 on a request", () => {
     expect(resources(b.server).map(bearer)).toEqual([old, await fresh]);
   });
 
-  it("token_revoked for the current token ends the session once, and hands the 401 to the application", async () => {
+  it("token_revoked for the current token: one refresh and one resend; refused again, the session ends once and the 401 goes to the application", async () => {
     const b = browser();
     const session = await signedIn(b);
     const seen = record(session);
-    b.server.resourceFaults = Array(5).fill({ status: 401, body: { error: "token_revoked" } });
+    b.server.resourceFaults = Array(10).fill({ status: 401, body: { error: "token_revoked" } });
     const responses = Array.from({ length: 5 }, () => session.fetch(`${BASE}/api/orders`));
-    await pass(200);
+    await pass(500);
     for (const res of await Promise.all(responses)) expect(res.status).toBe(401);
     expect(seen.filter((e) => e.startsWith("ended"))).toEqual(["ended:token_revoked"]);
+    expect(b.server.refreshes).toBe(1);
+    expect(resources(b.server)).toHaveLength(10);
+  });
+
+  it("token_invalid for the current token (a tampered token, say): one refresh and one resend, and the session goes on", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const seen = record(session);
+    b.server.resourceFaults = [{ status: 401, body: { error: "token_invalid" } }];
+    const res = await after(session.fetch(`${BASE}/api/orders`));
+    expect(res.status).toBe(200);
+    expect(b.server.refreshes).toBe(1);
+    const [first, second] = resources(b.server).map(bearer);
+    expect(second).not.toBe(first);
+    expect([session.state, seen.filter((e) => e.startsWith("ended"))]).toEqual(["active", []]);
+  });
+
+  it("a 401 answered after the session ended (a logout meanwhile): the request rejects with the end's reason, no refresh", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    b.server.resourceFaults = [{ status: 401, body: { error: "token_revoked" }, delay: 100 }];
+    const res = session.fetch(`${BASE}/api/slow`).catch((e: unknown) => e);
+    await pass(1);
+    await after(session.logout(), 50);
+    expect(await after(res, 500)).toMatchObject({ name: "SessionEndedError", reason: "logout" });
     expect(b.server.refreshes).toBe(0);
+    expect(resources(b.server)).toHaveLength(1);
+  });
+
+  it("a revoked session: the refresh a revoked token asks for ends it with the service's reason", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    b.server.revoked = "admin";
+    const error = await after(session.fetch(`${BASE}/api/orders`)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "SessionEndedError", reason: "session_revoked" });
+    expect(b.server.refreshes).toBe(1);
+    expect([session.state, resources(b.server).length]).toEqual(["ended", 1]);
   });
 });
 

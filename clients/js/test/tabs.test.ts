@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { SIMPLEJWT } from "../src/endpoints";
 import { SessionEndedError } from "../src/errors";
 import { BASE, FakeServer, START, after, browser, jumpToDue, jumpToExpiry, pass, passUntilDue, record, signedIn, type Browser } from "./fakes";
 import type { Session } from "../src/session";
@@ -90,11 +91,62 @@ describe("tabs of one browser", () => {
     expect(b.posted).toContainEqual({ ask: 1 });
   });
 
-  it("without knowing the lock was taken, the same lagging storage and broadcast cost a second rotation, never the session", async () => {
-    // What the listening above prevents: the waiting tab cannot tell a refresh happened, so it rotates the
-    // cookie the first tab just set (an ordinary rotation, no reuse).
+  it.each(["simplejwt", "keyturn"] as const)(
+    "the tab that takes the lock next never presents the refresh token the holder just rotated, though its storage and the channel lag (body mode, %s)",
+    async (shape) => {
+      // Chromium: the holder stores the new pair and releases the lock; the next tab takes it a moment later
+      // and reads its own copy of localStorage, which the holder's write has not reached yet. Presenting the
+      // pair it holds would be a refused (blacklisted) token at SimpleJWT, a replay at Keyturn.
+      const b = browser(new FakeServer(false, shape), { delay: 60, lag: 150 });
+      const options = shape == "simplejwt" ? ({ endpoints: SIMPLEJWT } as const) : {};
+      const first = await signedIn(b, options);
+      const second = b.tab(options);
+      await after(second.ready, 2000);
+      const seen = [record(first), record(second)];
+      const [a, c] = await bothWhenDue(first, second);
+      expect(b.server.presented).toHaveLength(1);
+      expect(b.server.rotations).toBe(1);
+      expect(c).toBe(a);
+      expect([first.state, second.state]).toEqual(["active", "active"]);
+      expect(seen.flat().filter((e) => e.startsWith("ended"))).toEqual([]);
+    },
+  );
+
+  it("a refresh refused for good while another tab holds newer tokens does not end the session (body mode, SimpleJWT, no Web Locks)", async () => {
+    // Without Web Locks both tabs refresh with the same token: SimpleJWT rotates it for the first and
+    // refuses it (blacklisted) to the second, whose session lives on with the first tab's pair.
+    const b = browser(new FakeServer(false, "simplejwt"), { locks: false, delay: 60, lag: 150 });
+    const options = { endpoints: SIMPLEJWT } as const;
+    const first = await signedIn(b, options);
+    const second = b.tab(options);
+    await after(second.ready, 2000);
+    const seen = [record(first), record(second)];
+    const [a, c] = await bothWhenDue(first, second);
+    expect(b.server.presented).toHaveLength(2);
+    expect(b.server.rotations).toBe(1);
+    expect(c).toBe(a);
+    expect([first.state, second.state]).toEqual(["active", "active"]);
+    expect(seen.flat().filter((e) => e.startsWith("ended"))).toEqual([]);
+  });
+
+  it.each(modes)("a tab that takes the lock when no tab is ahead of it refreshes at once, without waiting for the others (%s mode)", async (_, cookie) => {
+    // The holder's refresh failed (503): it published no newer generation, so the next holder does not wait.
+    const b = browser(new FakeServer(cookie), { delay: 60, lag: 150 });
+    const [first, second] = await twoTabs(b);
+    b.server.refreshFaults = [{ status: 503 }];
+    const posted = b.posted.length;
+    await bothWhenDue(first, second);
+    const [failed, next] = b.server.calls(b.server.refreshPath);
+    expect(b.server.rotations).toBe(1);
+    expect(next!.at - failed!.at).toBeLessThanOrEqual(b.server.latency + 5); // the lock's hand-over, no wait
+    expect(b.posted.slice(posted)).not.toContainEqual({ ask: 1 });
+  });
+
+  it("without the lock manager's query, the same lagging storage and broadcast cost a second rotation, never the session", async () => {
+    // What the published generation prevents: the tab that takes the lock cannot tell a refresh happened,
+    // so it rotates the cookie the first tab just set (an ordinary rotation, no reuse).
     const b = browser(new FakeServer(true), { delay: 60, lag: 150 });
-    b.locks.ifAvailable = false;
+    b.locks.queryable = false;
     const [first, second] = await twoTabs(b);
     await bothWhenDue(first, second);
     expect(b.server.rotations).toBe(2);
