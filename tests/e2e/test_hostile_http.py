@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm
 
+from keyturn._sign import low_s
 from keyturn.keys import MasterKey
 
 from ._http import (
@@ -150,7 +151,7 @@ def es256_jwt(header: dict[str, Any], payload: dict[str, Any], key: ec.EllipticC
     """An ES256 JWT computed by hand, with the header exactly as given (no library fills anything in)."""
     signing_input = f"{b64url_json(header)}.{b64url_json(payload)}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-    return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    return f"{signing_input}.{b64url(low_s(r.to_bytes(32, 'big') + s.to_bytes(32, 'big')))}"
 
 
 def server_signed(f: Forge, shape: Shape, header: dict[str, Any], claims: dict[str, Any]) -> str:
