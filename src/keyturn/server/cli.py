@@ -75,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .connections import ConnectionLimits, fit_file_limit, uvicorn_options
     from .logs import configure
 
     settings = _settings(args)
@@ -91,8 +92,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store=settings.store_url_for_display,
         docs="/docs",
     )
+    limits = ConnectionLimits(
+        head_timeout=settings.http_head_timeout,
+        max_head_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        max_connections=fit_file_limit(settings.http_max_connections),
+    )
     uvicorn.run(
         create_app(settings),
+        **uvicorn_options(limits, settings.http_idle_timeout),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
