@@ -76,6 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .connections import ConnectionLimits, fit_file_limit, uvicorn_options
+    from .login_gate import LoginGate
     from .logs import configure
 
     settings = _settings(args)
@@ -98,8 +99,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_headers=settings.http_max_headers,
         max_connections=fit_file_limit(settings.http_max_connections),
     )
+    app = LoginGate(
+        create_app(settings), f"{settings.route_prefix}/login", max_in_flight=2 * (os.cpu_count() or 2)
+    )
     uvicorn.run(
-        create_app(settings),
+        app,
         **uvicorn_options(limits, settings.http_idle_timeout),
         host=args.host,
         port=args.port,
