@@ -73,7 +73,13 @@ def own_server(store_url: str | None) -> Iterator[tuple[str, str, str]]:
 
 async def login(url: str, user: str, password: str) -> str:
     conn = Connection(url)
-    status, body = await conn.request("POST", "/auth/login", {"username": user, "password": password})
+    while True:
+        status, headers, body = await conn.exchange(
+            "POST", "/auth/login", {"username": user, "password": password}
+        )
+        if status != 503 or "retry-after" not in headers:
+            break
+        await asyncio.sleep(float(headers["retry-after"]))  # too many logins at once: come back
     await conn.close()
     if status != 200:
         raise SystemExit(f"login failed: {status} {body}")

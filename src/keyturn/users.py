@@ -6,6 +6,7 @@ Applications with their own login call ``SessionService.start`` instead and need
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import logging
@@ -22,7 +23,7 @@ from .events import emit
 from .sessions import SessionService, TokenPair
 from .typing import Clock, UserRecord, UserStore
 
-__all__ = ["LOGIN_RETRY_AFTER", "MAX_PASSWORD_LENGTH", "UserDirectory"]
+__all__ = ["LOGIN_RETRY_AFTER", "MAX_PASSWORD_LENGTH", "LoginAdmission", "UserDirectory"]
 
 MAX_PASSWORD_LENGTH = 1024
 MAX_USERNAME_LENGTH = 256
@@ -30,6 +31,28 @@ LOGIN_RETRY_AFTER = 1.0
 """Seconds a login refused because too many are queued should wait (its ``Retry-After``)."""
 MAX_LOGIN_WAIT = 0.1
 """Seconds a login may expect to wait for a hashing slot; one that would wait longer is refused at once."""
+
+
+_ADMITTED: contextvars.ContextVar[bool] = contextvars.ContextVar("keyturn_login_admitted", default=False)
+"""Set while a whole login request holds its place (``UserDirectory.admit_login``)."""
+
+
+class LoginAdmission:
+    """A place in the login queue, held from ``admit_login`` until this context exits."""
+
+    __slots__ = ("_token", "_users")
+
+    def __init__(self, users: UserDirectory) -> None:
+        self._users = users
+        self._token: contextvars.Token[bool] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _ADMITTED.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _ADMITTED.reset(self._token)
+        self._users._admitted -= 1
 
 
 class UserDirectory:
@@ -80,19 +103,11 @@ class UserDirectory:
         ``Overloaded`` if too many logins already wait for a hashing slot. A failure is the event
         ``login.failed`` with the reason and a keyed hash of the username, never the name or password.
         """
-        if self._admitted >= self._slots + self._waiting_allowed():
-            emit("login.overloaded", logging.DEBUG, admitted=self._admitted)
-            raise Overloaded(LOGIN_RETRY_AFTER, "Too many logins at once; retry shortly.")
-        self._admitted += 1
-        try:
-            user = await self._store.get_user(username)
-            async with self._hashing:
-                digest = user.password_hash if user else self._dummy_hash
-                started = time.perf_counter()
-                ok = await asyncio.to_thread(self._verify, digest, password)
-                self._hash_seconds += (time.perf_counter() - started - self._hash_seconds) / 8
-        finally:
-            self._admitted -= 1
+        if _ADMITTED.get():  # the whole request already holds its place
+            user, ok = await self._check(username, password)
+        else:
+            with self.admit_login():
+                user, ok = await self._check(username, password)
         if user is None or not ok or user.disabled:
             reason = "unknown_user" if user is None else "wrong_password" if not ok else "disabled"
             emit("login.failed", user=self._name_hash(username), reason=reason, ip=ip)
@@ -145,6 +160,27 @@ class UserDirectory:
     async def _hash(self, password: str) -> str:
         async with self._hashing:
             return await asyncio.to_thread(self._hasher.hash, password)
+
+    def admit_login(self) -> LoginAdmission:
+        """A place in the login queue, for ``with``; ``Overloaded`` at once if there is none.
+
+        ``authenticate`` takes one itself; a server takes one for the whole login request, before any
+        of its work (the rate-limit step included), so that a refused login costs nothing.
+        """
+        if self._admitted >= self._slots + self._waiting_allowed():
+            emit("login.overloaded", logging.DEBUG, admitted=self._admitted)
+            raise Overloaded(LOGIN_RETRY_AFTER, "Too many logins at once; retry shortly.")
+        self._admitted += 1
+        return LoginAdmission(self)
+
+    async def _check(self, username: str, password: str) -> tuple[UserRecord | None, bool]:
+        user = await self._store.get_user(username)
+        async with self._hashing:
+            digest = user.password_hash if user else self._dummy_hash
+            started = time.perf_counter()
+            ok = await asyncio.to_thread(self._verify, digest, password)
+            self._hash_seconds += (time.perf_counter() - started - self._hash_seconds) / 8
+        return user, ok
 
     def _waiting_allowed(self) -> int:
         if self._max_waiting is not None:

@@ -99,9 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_headers=settings.http_max_headers,
         max_connections=fit_file_limit(settings.http_max_connections),
     )
-    app = LoginGate(
-        create_app(settings), f"{settings.route_prefix}/login", max_in_flight=2 * (os.cpu_count() or 2)
-    )
+    app = LoginGate(create_app(settings), f"{settings.route_prefix}/login")
     uvicorn.run(
         app,
         **uvicorn_options(limits, settings.http_idle_timeout),
