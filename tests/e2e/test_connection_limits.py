@@ -188,3 +188,11 @@ def test_at_the_connection_cap_a_request_is_refused_at_once_and_the_reason_logge
     while httpx.get(server.url + "/healthz", timeout=10).status_code != 200:
         assert time.monotonic() < deadline, "the service did not recover"
         time.sleep(0.1)
+
+
+def test_a_head_over_the_cap_that_arrives_in_one_read_is_refused_with_431(server: Server) -> None:
+    """A head parsed whole from one read is judged by its size too, not only one that trickles in."""
+    response = httpx.get(server.url + "/healthz", headers={"x-big": "a" * 100_000})
+    assert response.status_code == 431
+    assert response.json()["error"] == "invalid_request"
+    assert httpx.get(server.url + "/healthz", headers={"x-big": "a" * 20_000}).status_code == 200

@@ -77,7 +77,7 @@ class _Refusals:
 
 
 class _TooLarge(Exception):
-    """Raised in a parser callback: the head has too many headers."""
+    """Raised in a parser callback: the head has too many headers, or is too large."""
 
 
 def _response(status: int, reason: str, error: KeyturnError, extra: str = "") -> bytes:
@@ -112,6 +112,8 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
         _in_head = True
         _head_bytes = 0
         _header_count = 0
+        _head_size = 0
+        _too_large = False
         _refusing = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -139,12 +141,20 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             super().on_message_begin()
             self._in_head = True
             self._header_count = 0
+            self._head_size = 0
             if self._head_timer is None:
                 self._start_head_timer()
 
+        def on_url(self, url: bytes) -> None:
+            self._head_size += len(url)
+            super().on_url(url)
+
         def on_header(self, name: bytes, value: bytes) -> None:
+            # A head that arrived in one read is parsed whole before data_received can judge its size.
             self._header_count += 1
-            if self._header_count > limits.max_headers:
+            self._head_size += len(name) + len(value) + 4
+            if self._header_count > limits.max_headers or self._head_size > limits.max_head_bytes:
+                self._too_large = True
                 raise _TooLarge
             super().on_header(name, value)
 
@@ -160,7 +170,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def send_400_response(self, msg: str) -> None:
             # uvicorn's answer to a parser error, ours raised in on_header included
-            if self._header_count > limits.max_headers:
+            if self._too_large:
                 self._refuse(_HEAD_TOO_LARGE)
             else:
                 self._refuse(_response(400, "Bad Request", InvalidRequest("The request is malformed.")))
