@@ -43,6 +43,11 @@ js-test: $(JS_STAMP)
 browser:
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# The README's reverse-proxy example is checked with Debian's nginx (tests/e2e/test_reverse_proxy.py); the test
+# starts its own, so the package's service is not started (RUNLEVEL=1).
+nginx:
+	@test -x /usr/sbin/nginx || (apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
+
 run: $(STAMP) $(DEMO_JS)
 	@mkdir -p $(DATA_DIR) && chmod 700 $(DATA_DIR)
 	@test -s $(DATA_DIR)/demo-password || \
@@ -70,7 +75,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench examples
 	$(BIN)/ruff check --fix src tests bench examples
 
-test: lint js-test $(DEMO_JS) browser
+test: lint js-test $(DEMO_JS) browser nginx
 	$(BIN)/pytest
 
 # Keyturn against djangorestframework-simplejwt, side by side (bench/compare/run.py, about 5 minutes; it makes

@@ -24,6 +24,13 @@ class Connection:
     async def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any]:
+        status, _, answer = await self.exchange(method, path, body, headers)
+        return status, answer
+
+    async def exchange(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], Any]:
+        """Status, response headers (lower-case names) and JSON body."""
         if self._writer is None:
             await self._connect()
         assert self._reader is not None
@@ -38,16 +45,16 @@ class Connection:
         if not status_line:
             raise ConnectionError("the server closed the connection")
         status = int(status_line.split()[1])
-        length = 0
+        answered: dict[str, str] = {}
         while True:
             line = await self._reader.readline()
             if line in (b"\r\n", b""):
                 break
             name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
+            answered[name.strip().lower().decode()] = value.strip().decode()
+        length = int(answered.get("content-length", "0"))
         data = await self._reader.readexactly(length) if length else b""
-        return status, json.loads(data) if data else None
+        return status, answered, json.loads(data) if data else None
 
     async def close(self) -> None:
         if self._writer is not None:

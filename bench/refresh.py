@@ -102,7 +102,13 @@ def own_server(store_url: str | None, app: str = "serve") -> Iterator[tuple[str,
 
 async def login(url: str, user: str, password: str, field: str = "username") -> str:
     conn = Connection(url)
-    status, body = await conn.request("POST", "/auth/login", {field: user, "password": password})
+    while True:
+        status, headers, body = await conn.exchange(
+            "POST", "/auth/login", {field: user, "password": password}
+        )
+        if status != 503 or "retry-after" not in headers:
+            break
+        await asyncio.sleep(float(headers["retry-after"]))  # too many logins at once: come back
     await conn.close()
     if status != 200:
         raise SystemExit(f"login failed: {status} {body}")

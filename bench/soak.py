@@ -72,6 +72,7 @@ from tests.e2e._server import Server, launch_server, run_cli, stop_server, wait_
 
 from keyturn.client import (  # noqa: E402
     KeyturnAuth,
+    LoginFailed,
     RefreshUnavailable,
     SessionEnded,
     State,
@@ -268,7 +269,14 @@ class SoakClient:
         timeout = self.token_http.timeout
         self.token_http.timeout = httpx.Timeout(LOGIN_TIMEOUT)
         try:
-            tokens = await self.manager.alogin(username, password)
+            for attempt in range(60):
+                try:
+                    tokens = await self.manager.alogin(username, password)
+                    break
+                except LoginFailed as exc:  # the bounded login queue: 503, Retry-After 1 s
+                    if exc.status != 503 or attempt == 59:
+                        raise
+                    await asyncio.sleep(1)
         finally:
             self.token_http.timeout = timeout
         self.current, self.session_id = tokens, tokens.session_id

@@ -30,6 +30,8 @@ from .errors import TokenInvalid
 __all__ = ["ALGORITHMS", "Compact", "split"]
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+P256_HALF_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551 // 2
+"""An ES256 signature's ``s`` above this is refused: ``(r, n - s)`` verifies too, a second spelling."""
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 
@@ -42,6 +44,8 @@ def _es256(key: Any, message: bytes, signature: bytes) -> bool:
     ):
         return False
     r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+    if s > P256_HALF_ORDER:
+        return False
     key.verify(encode_dss_signature(r, s), message, _ECDSA_SHA256)
     return True
 
@@ -78,8 +82,16 @@ _HEADERS: dict[str, dict[str, Any]] = {}
 _MAX_HEADERS = 256
 
 
+# The last character of a segment whose length is 2 (or 3) more than a multiple of 4 carries 4 (or 2)
+# spare bits; a canonical encoder leaves them zero, and any other value spells the same bytes anew.
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+
+
 def _b64(segment: str) -> bytes:
-    """base64url without padding (RFC 7515); the caller has checked the token is ASCII."""
+    """Canonical base64url without padding (RFC 7515); the caller has checked the token is ASCII."""
+    last = _CANONICAL_LAST.get(len(segment) % 4)
+    if last is not None and segment[-1] not in last:
+        raise TokenInvalid("The token is not canonical base64url.")
     try:
         standard = segment.replace("-", "+").replace("_", "/")  # str.translate is many times slower
         return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
@@ -138,8 +150,9 @@ _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 def split(token: str) -> Compact:
     """The parts of ``token``, or ``token_invalid`` if it is not a compact JWS with a JSON header.
 
-    Only the base64url alphabet is accepted, without padding: a lenient decoder would let one token be
-    spelled many ways (``=`` appended, say), each a new entry in a validator's cache.
+    Only the base64url alphabet is accepted, without padding and with the spare bits of a segment's last
+    character zero: a lenient decoder would let one token be spelled many ways (``=`` appended, or its
+    last character's spare bits set), each a new entry in a validator's cache.
     """
     if _COMPACT.fullmatch(token) is None:
         raise TokenInvalid("The token is malformed.")

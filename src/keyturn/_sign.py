@@ -4,7 +4,8 @@
 call; on a refresh, which mints two tokens, that cost as much as the ES256 signature itself. Here each
 distinct header (one per key and token type) is encoded once per process and the signature is made by
 ``cryptography`` directly. The bytes are PyJWT's: header members sorted, compact JSON, unpadded
-base64url; an HS256 token is byte-identical to ``jwt.encode``'s.
+base64url; an HS256 token is byte-identical to ``jwt.encode``'s. An ES256 signature's ``s`` is always
+the low one of its two valid forms, the only one the decoders accept.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-__all__ = ["sign"]
+__all__ = ["low_s", "sign", "with_low_s"]
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _compact = json.JSONEncoder(separators=(",", ":")).encode
@@ -37,7 +39,25 @@ def _es256(key: Any, message: bytes) -> bytes:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise TypeError("ES256 needs a P-256 private key")
     r, s = decode_dss_signature(key.sign(message, _ECDSA_SHA256))
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return low_s(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+
+def low_s(signature: bytes) -> bytes:
+    """A raw ES256 signature ``r || s`` with ``s`` replaced by ``n - s`` if it is the high one.
+
+    ``(r, s)`` and ``(r, n - s)`` both verify; the decoders accept only the low form, one spelling.
+    """
+    s = int.from_bytes(signature[32:], "big")
+    if s <= _P256_ORDER // 2:
+        return signature
+    return signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
+
+
+def with_low_s(token: str) -> str:
+    """``token`` (a compact ES256 JWS made elsewhere, PyJWT's say) with its signature in the low-S form."""
+    signing_input, signature = token.rsplit(".", 1)
+    raw = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+    return signing_input + "." + _b64(low_s(raw)).decode("ascii")
 
 
 def _eddsa(key: Any, message: bytes) -> bytes:

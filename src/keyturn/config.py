@@ -129,6 +129,19 @@ class Settings(BaseSettings):
     rate_limit_login_per_username_ip: RateLimitSetting = Field(
         RateLimit(30, 900), description="Logins per username and client address (COUNT/SECONDS, or off)."
     )
+    http_head_timeout: float = Field(
+        10.0, gt=0, description="keyturn serve: seconds for a request's line and headers to arrive (408)."
+    )
+    http_idle_timeout: float = Field(
+        5.0, gt=0, description="keyturn serve: seconds a kept-alive connection may sit idle."
+    )
+    http_max_header_bytes: int = Field(
+        32_768, ge=1024, description="keyturn serve: bytes of request line and headers (431 past it)."
+    )
+    http_max_headers: int = Field(100, ge=8, description="keyturn serve: header fields per request (431).")
+    http_max_connections: int = Field(
+        1000, gt=0, description="keyturn serve: open connections; one more gets 503 and a logged warning."
+    )
     trusted_proxies: Networks = Field(
         (),
         description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated.",

@@ -20,7 +20,8 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     │   └── SessionExpired          session_expired          401
     ├── ServerError                 server_error             500  retryable
     │   ├── StoreUnavailable        server_error             503  retryable
-    │   └── VerifierUnavailable     server_error             503  retryable
+    │   ├── VerifierUnavailable     server_error             503  retryable
+    │   └── Overloaded              server_error             503  retryable  Retry-After
     └── ClientError                 (the Python client's own, never on the wire)
         ├── SessionEnded
         ├── RefreshUnavailable                                    retryable
@@ -171,6 +172,17 @@ class VerifierUnavailable(ServerError):
     description = "Tokens cannot be checked right now; retry later."
 
 
+class Overloaded(ServerError):
+    """Too much work is queued (password hashing, say): answered at once, so the service stays responsive."""
+
+    status = 503
+    description = "The service is busy; retry after the time in Retry-After."
+
+    def __init__(self, retry_after: float, description: str | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 class ClientError(KeyturnError):
     """What the Python client (``keyturn.client``) raises to the application; never rendered on the wire.
 
@@ -228,4 +240,4 @@ ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
 }
 """The one class that stands for each wire code.
 
-``StoreUnavailable`` and ``VerifierUnavailable`` share ``server_error``."""
+``StoreUnavailable``, ``VerifierUnavailable`` and ``Overloaded`` share ``server_error``."""

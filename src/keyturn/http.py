@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 import math
 
-from .errors import InsufficientScope, InvalidCredentials, KeyturnError, RateLimited, TokenInvalid
+from .errors import (
+    InsufficientScope,
+    InvalidCredentials,
+    KeyturnError,
+    Overloaded,
+    RateLimited,
+    TokenInvalid,
+)
 
 __all__ = [
     "REALM",
@@ -56,7 +63,7 @@ def error_headers(error: KeyturnError, realm: str = REALM) -> dict[str, str]:
             )
     elif isinstance(error, InsufficientScope):
         headers["WWW-Authenticate"] = f'Bearer realm="{realm}", error="insufficient_scope"'
-    if isinstance(error, RateLimited):
+    if isinstance(error, RateLimited | Overloaded):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return headers
 

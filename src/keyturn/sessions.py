@@ -28,7 +28,14 @@ from .errors import (
 )
 from .events import emit
 from .keys import KeyRing
-from .tokens import RESERVED_CLAIMS, AccessClaims, RefreshClaims, TokenCodec, UnknownKey
+from .tokens import (
+    DEFAULT_CLIENT_ID,
+    RESERVED_CLAIMS,
+    AccessClaims,
+    RefreshClaims,
+    TokenCodec,
+    UnknownKey,
+)
 from .typing import (
     Clock,
     JSONValue,
@@ -296,7 +303,7 @@ class SessionService:
             last_seen_at=now,
             user_agent=user_agent,
             ip=ip,
-            client_id=client_id,
+            client_id=client_id or DEFAULT_CLIENT_ID,
             claims=own,
         )
         await self.store.create_session(session, head)

@@ -15,11 +15,13 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 
+from ._sign import with_low_s
 from .clock import FrozenClock
 from .config import Settings
 from .keys import KeyRing, MasterKey, new_access_key, new_refresh_key
 from .sessions import SessionService
 from .store.memory import MemoryStore
+from .tokens import DEFAULT_CLIENT_ID
 from .typing import AccessAlgorithm, Backend, Clock, JSONValue
 from .users import UserDirectory
 
@@ -111,6 +113,7 @@ class TokenFactory:
             "exp": now + self.settings.access_token_lifetime,
             "jti": secrets.token_urlsafe(16),
             "sid": secrets.token_urlsafe(16),
+            "client_id": DEFAULT_CLIENT_ID,
         }
         base.update(claims)
         return base
@@ -121,7 +124,8 @@ class TokenFactory:
         """An access token signed with the active access key."""
         key = self.keys.active_access
         head = {"kid": key.kid, "typ": "at+jwt", **(headers or {})}
-        return jwt.encode(dict(claims or self.access_claims()), key.private_key, key.alg, head)
+        token = jwt.encode(dict(claims or self.access_claims()), key.private_key, key.alg, head)
+        return with_low_s(token) if key.alg == "ES256" else token  # the only ES256 form Keyturn accepts
 
     def refresh_token(self, claims: Mapping[str, JSONValue], headers: Mapping[str, Any] | None = None) -> str:
         """A refresh token signed with the active refresh key."""

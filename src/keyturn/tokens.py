@@ -20,6 +20,7 @@ from .keys import KeyRing
 from .typing import JSONValue, RefreshRecord, SessionRecord
 
 __all__ = [
+    "DEFAULT_CLIENT_ID",
     "MAX_TOKEN_LENGTH",
     "RESERVED_CLAIMS",
     "AccessClaims",
@@ -32,6 +33,9 @@ __all__ = [
 
 MAX_TOKEN_LENGTH = 8192
 """Tokens longer than this (in characters; a JWT is ASCII) are refused before parsing."""
+
+DEFAULT_CLIENT_ID = "keyturn"
+"""The public client an access token names (``client_id``, which RFC 9068 requires) when none was given."""
 
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
@@ -119,9 +123,8 @@ class TokenCodec:
             "exp": exp,
             "jti": jti,
             "sid": session.sid,
+            "client_id": session.client_id or DEFAULT_CLIENT_ID,  # sessions stored before it was set
         }
-        if session.client_id is not None:
-            payload["client_id"] = session.client_id
         for name, value in session.claims.items():
             payload.setdefault(name, value)
         return sign(payload, key.private_key, alg=key.alg, kid=key.kid, typ=ACCESS_TYP)

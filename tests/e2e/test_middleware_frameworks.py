@@ -39,6 +39,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from keyturn._sign import with_low_s
 from keyturn.keys import MasterKey
 
 from ._http import ERROR_KEYS, assert_error, b64url_json, bearer, jwt_parts, login, why
@@ -171,7 +172,8 @@ class Signer:
         """A fresh access token for alice's live session, with ``changes`` to its claims."""
         now = int(time.time())
         claims = {**self.claims, "jti": secrets.token_urlsafe(16), "iat": now, "exp": now + 600, **changes}
-        return jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.kid, "typ": "at+jwt"})
+        token = jwt.encode(claims, self.key, algorithm="ES256", headers={"kid": self.kid, "typ": "at+jwt"})
+        return with_low_s(token)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from keyturn.client import KeyturnAuth, TokenManager
+from keyturn.client import KeyturnAuth, LoginFailed, TokenManager
 
 from ._client import Hooks
 from ._http import assert_error, login, me, why
@@ -80,6 +80,18 @@ def answered(server: Server) -> dict[str, Counter[tuple[str, int]]]:
     return found
 
 
+def _login_when_let_in(http: httpx.Client, username: str, password: str) -> dict[str, Any]:
+    """Log in, coming back after ``Retry-After`` while the bounded login queue answers 503."""
+    for _ in range(60):
+        response = http.post("/auth/login", json={"username": username, "password": password})
+        if response.status_code != 503:
+            break
+        time.sleep(float(response.headers["retry-after"]))
+    assert response.status_code == 200, why(response)
+    body: dict[str, Any] = response.json()
+    return body
+
+
 @dataclass
 class WellBehaved:
     """One Python client from its own address: calls ``/auth/me`` through ``KeyturnAuth`` until stopped."""
@@ -104,7 +116,16 @@ class WellBehaved:
                     http=token_http,
                     **self.hooks.kwargs(),
                 )
-                self.manager.login("alice", self.password)
+                # Twenty clients log in at the same instant: past the bounded login queue (issue 18) some
+                # are told 503 with Retry-After, and come back, as a client must.
+                for _ in range(120):
+                    try:
+                        self.manager.login("alice", self.password)
+                        break
+                    except LoginFailed as exc:
+                        if exc.status != 503:
+                            raise
+                        time.sleep(1)
                 self.logged_in.set()
                 with bound_to(self.address, base_url=self.url, auth=KeyturnAuth(self.manager)) as api:
                     while not stop.is_set():
@@ -213,7 +234,7 @@ def test_a_flood_from_one_address_is_held_back_and_twenty_clients_elsewhere_neve
         def other_user() -> None:
             time.sleep(1)  # the flood is under way
             with bound_to("127.0.0.30", base_url=url) as http:
-                pair = login(http, service.username, service.password)
+                pair = _login_when_let_in(http, service.username, service.password)
                 probe["refresh"] = http.post(
                     "/auth/refresh", json={"refresh_token": pair["refresh_token"]}
                 ).status_code
@@ -246,9 +267,14 @@ def test_a_flood_from_one_address_is_held_back_and_twenty_clients_elsewhere_neve
     limited = [r for r in results if r[1] == 429]
     assert {code for _, _, code, _ in limited} == {"rate_limited"}
     assert all(after is not None and after.isdigit() and int(after) >= 1 for *_, after in limited)
-    assert not [r for r in results if r[1] >= 500], outcome
+    # Server errors: none, but the bounded login queue's answer to a burst of logins (issue 18): 503
+    # server_error with Retry-After, on the login path only.
+    busy = [r for r in results if r[1] >= 500]
+    assert all(r[0] == "/auth/login" and r[1:3] == (503, "server_error") and r[3] == "1" for r in busy), (
+        outcome
+    )
     # Only the flooder's own session could end (a genuine token sent over and over is a reuse, in time).
-    assert {code for _, status, code, _ in results if status not in (200, 429)} <= {
+    assert {code for _, status, code, _ in results if status not in (200, 429, 503)} <= {  # 503: just above
         "token_invalid",
         "invalid_credentials",
         "refresh_token_reused",
@@ -268,7 +294,9 @@ def test_a_flood_from_one_address_is_held_back_and_twenty_clients_elsewhere_neve
     for client in clients:
         statuses = seen.get(client.address, Counter())
         assert statuses[("/auth/refresh", 200)] > 0, client.address
-        assert not [s for (_, s) in statuses if s == 429 or s >= 500], (client.address, statuses)
+        # (but their first logins, all at one instant, may have met the bounded login queue's 503)
+        refused = [(p, s) for (p, s) in statuses if s == 429 or (s >= 500 and (p, s) != ("/auth/login", 503))]
+        assert not refused, (client.address, statuses)
     assert sum(n for (path, status), n in seen["127.0.0.1"].items() if status == 429) == len(limited)
     with service.server.client() as http:
         for client in clients:

@@ -20,6 +20,7 @@ import httpx
 import jwt
 import pytest
 
+from keyturn._sign import with_low_s
 from keyturn.testing import make_service
 
 from ._http import assert_error, b64url, b64url_json, bearer, jwt_parts, login, refreshed, why
@@ -208,7 +209,8 @@ async def foreign_token(kid: str) -> str:
     other = await make_service()
     key = other.tokens.keys.active_access
     claims = other.tokens.access_claims()
-    return jwt.encode(claims, key.private_key, key.alg, {"kid": kid, "typ": "at+jwt"})
+    token = jwt.encode(claims, key.private_key, key.alg, {"kid": kid, "typ": "at+jwt"})
+    return with_low_s(token) if key.alg == "ES256" else token
 
 
 @pytest.mark.anyio

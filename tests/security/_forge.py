@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
+from keyturn._sign import low_s
+
 AsymmetricKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
 JSONText = str
 """JSON already written out, for shapes a dict cannot hold (repeated members, ``1e400``)."""
@@ -59,7 +61,7 @@ def sign_with(key: AsymmetricKey | bytes, alg: str, signing_input: bytes) -> byt
     if alg == "ES256":
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         r, s = decode_dss_signature(key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return low_s(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
     if alg == "RS256":
         assert isinstance(key, rsa.RSAPrivateKey)
         return key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())

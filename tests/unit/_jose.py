@@ -14,6 +14,7 @@ import jwt
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from jwt.algorithms import get_default_algorithms
 
+from keyturn._sign import low_s
 from keyturn.keys import AccessKey, RefreshKey
 from keyturn.sessions import TokenPair
 from keyturn.testing import TestService, make_service
@@ -51,6 +52,8 @@ def sign_access(key: AccessKey, header: Mapping[str, Any], payload: Mapping[str,
     """A token correctly signed with ``key``'s algorithm, with whatever header we please."""
     signing_input = f"{segment(header)}.{segment(payload)}"
     signature = get_default_algorithms()[key.alg].sign(signing_input.encode("ascii"), key.private_key)
+    if key.alg == "ES256":
+        signature = low_s(signature)  # the only ES256 form Keyturn accepts
     return f"{signing_input}.{b64url(signature)}"
 
 

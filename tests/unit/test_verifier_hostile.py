@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from jwt.algorithms import get_default_algorithms
 
+from keyturn._sign import low_s
 from keyturn.clock import FrozenClock
 from keyturn.errors import InsufficientScope, TokenInvalid
 from keyturn.keys import AccessKey
@@ -32,6 +33,8 @@ def signed(key: AccessKey, header: str, payload: str) -> str:
     """A token correctly signed with ``key`` over header and payload given as raw JSON text."""
     signing_input = f"{segment(header)}.{segment(payload)}"
     signature = get_default_algorithms()[key.alg].sign(signing_input.encode("ascii"), key.private_key)
+    if key.alg == "ES256":
+        signature = low_s(signature)  # the only ES256 form Keyturn accepts
     return f"{signing_input}.{b64url(signature)}"
 
 

@@ -75,6 +75,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .connections import ConnectionLimits, fit_file_limit, uvicorn_options
+    from .login_gate import LoginGate
     from .logs import configure
 
     settings = _settings(args)
@@ -91,8 +93,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         store=settings.store_url_for_display,
         docs="/docs",
     )
+    limits = ConnectionLimits(
+        head_timeout=settings.http_head_timeout,
+        max_head_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        max_connections=fit_file_limit(settings.http_max_connections),
+    )
+    app = LoginGate(create_app(settings), f"{settings.route_prefix}/login")
     uvicorn.run(
-        create_app(settings),
+        app,
+        **uvicorn_options(limits, settings.http_idle_timeout),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

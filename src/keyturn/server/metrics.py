@@ -61,6 +61,17 @@ class Metrics:
             ["limit"],
             registry=registry,
         )
+        self.login_failures = Counter(
+            "keyturn_login_failures",
+            "Logins refused with invalid_credentials, by reason: unknown_user, wrong_password, disabled.",
+            ["reason"],
+            registry=registry,
+        )
+        self.logins_overloaded = Counter(
+            "keyturn_logins_overloaded",
+            "Logins refused at once with 503 because too many were waiting for a password hash.",
+            registry=registry,
+        )
 
     def on_event(self, event: str, fields: Mapping[str, JSONValue]) -> None:
         """Counts the events that have a series (a subscriber of ``keyturn.events``)."""
@@ -75,6 +86,10 @@ class Metrics:
             self.sessions_started.inc()
         elif event == "session.revoked":
             self.sessions_revoked.labels(reason=str(fields.get("reason", "unknown"))).inc()
+        elif event == "login.failed":
+            self.login_failures.labels(reason=str(fields.get("reason", "unknown"))).inc()
+        elif event == "login.overloaded":
+            self.logins_overloaded.inc()
         elif event == "ratelimit.hit":  # every refusal, whether logged as a warning or at debug level
             self.rate_limited.labels(limit=str(fields.get("limit", "unknown"))).inc()
 

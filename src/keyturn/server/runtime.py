@@ -63,9 +63,8 @@ async def open_runtime(
     sessions = SessionService(
         store, keys, settings, clock=clock, key_source=lambda: load_keys(store, master, settings, clock)
     )
-    users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock)
+    names = username_key(secret)
+    users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock, name_key=names)
     sessions.subject_check = users if subject_check == "users" else subject_check
-    limiter = RateLimiter(
-        store, RateLimitPolicy.from_settings(settings), username_key=username_key(secret), clock=clock
-    )
+    limiter = RateLimiter(store, RateLimitPolicy.from_settings(settings), username_key=names, clock=clock)
     return Runtime(settings, store, master, sessions, users, limiter)
