@@ -1,5 +1,6 @@
-"""The Python in the docs runs as written: every ``python`` block of README.md and docs/*.md is either
-marked ``<!-- runnable -->`` and run here against a real ``keyturn serve`` (only the port differs), or marked
+"""The Python in the docs runs as written: every ``python`` block of README.md and docs/*.md is marked
+``<!-- runnable -->`` and run here against a real ``keyturn serve`` (only the port differs),
+``<!-- app.py -->`` (docs/fastapi.md's app, put together and served by tests/fastapi/test_docs.py), or
 ``<!-- not runnable: why -->`` (a fragment of a larger program, a settings file)."""
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 DOCUMENTED_URL = "http://127.0.0.1:8000"
 
-_BLOCK = re.compile(r"(?:<!-- (runnable|not runnable: [^>]+) -->\n)?```python\n(.*?)```", re.DOTALL)
+_BLOCK = re.compile(
+    r"(?:<!-- (runnable|app\.py|not runnable: [^>]+) -->\n[ \t]*)?```python\n(.*?)```", re.DOTALL
+)
 
 
 def python_blocks() -> Iterator[tuple[str, str | None, str]]:
@@ -37,8 +40,12 @@ RUNNABLE = [(where, code) for where, mark, code in python_blocks() if mark == "r
 def test_every_python_block_says_whether_it_runs() -> None:
     """A new block must be marked, so none escapes this test unnoticed."""
     unmarked = [where for where, mark, _ in python_blocks() if mark is None]
+    served = {where.split(":")[0] for where, mark, _ in python_blocks() if mark == "app.py"}
 
     assert unmarked == []
+    assert served <= {"docs/fastapi.md"}, (
+        "only docs/fastapi.md's app is put together by tests/fastapi/test_docs.py"
+    )
     assert len(RUNNABLE) >= 2
 
 
