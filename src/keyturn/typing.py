@@ -65,7 +65,12 @@ class SessionRecord:
 
 @dataclass(frozen=True, slots=True)
 class RefreshRecord:
-    """What the store keeps of one refresh token (never the token string)."""
+    """One refresh token as the session knows it (never the token string).
+
+    Stores keep no record per token: a session keeps its head (all of these fields, from which the head
+    token is signed again, byte for byte) and, for the generations rotated recently enough for the grace
+    period to reach, their generation, id and ``rotated_at`` only (``kid`` is then ``""`` and the times 0).
+    """
 
     jti: str
     sid: str
@@ -139,12 +144,28 @@ class RateLimitResult:
 # and the store applies it atomically.
 
 
+ReplayCause = Literal["concurrent", "retry"]
+"""Why a rotated token came back inside the grace period: ``concurrent``, a copy sent at the same moment
+(rotated at most ``CONCURRENT_WITHIN`` seconds before: two tabs, a double submit); ``retry``, later in
+the grace period (a client that lost the answer and asked again)."""
+ReuseCause = Literal["late", "stale", "unknown"]
+"""Why a token was judged reused: ``late``, the token just before the head, past the grace period (a
+client that lost its last answer and came back late, or a copy used after its owner moved on); ``stale``,
+two or more generations behind the head (a copy kept from long ago: what a stolen token looks like);
+``unknown``, not a generation the session has rotated (the head's generation with another id, or one
+ahead of it: a store restored from a backup, or a token signed with a leaked key)."""
+CONCURRENT_WITHIN = 1.0
+"""Seconds after a rotation within which a replay of the rotated token counts as ``concurrent``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rotate:
     """The presented token is the head: make ``new_head`` the head, mark the old one rotated."""
 
     new_head: RefreshRecord
     now: float
+    forget_before: float = field(default=float("-inf"), compare=False)
+    """Rotations before this time can no longer be replayed: the store may forget them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +173,7 @@ class Replay:
     """An earlier token inside the grace period: answer with the current head, change nothing."""
 
     now: float
+    cause: ReplayCause = field(default="retry", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +182,7 @@ class Reuse:
 
     now: float
     revocation_expires_at: float
+    cause: ReuseCause = field(default="stale", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
