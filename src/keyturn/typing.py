@@ -4,7 +4,7 @@ The core depends on these protocols and never on a concrete backend. The store p
 concern, as ``limits`` splits its storage capabilities, so a part of the core asks only for what it uses:
 
 ==========================  =========================================================================
-:class:`SessionStore`       sessions and their refresh records; ``refresh`` applies a decision
+:class:`SessionStore`       sessions, each with its refresh chain; ``refresh`` applies a decision
 :class:`RevocationStore`    the revocation feed and revoked access tokens
 :class:`RateLimitStore`     rate-limit buckets (GCRA, see :mod:`keyturn.ratelimit`)
 :class:`KeyStore`           signing keys
@@ -214,14 +214,15 @@ class RefreshOutcome:
 
 
 class SessionStore(Protocol):
-    """Sessions and their refresh records; every method is atomic."""
+    """Sessions, each with its refresh chain (no record per token); every method is atomic."""
 
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None: ...
 
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
     ) -> RefreshOutcome:
-        """Load the session and the presented record, call ``decide`` and apply its answer, atomically.
+        """Load the session, call ``decide`` on it and the presented token as its chain knows it (``None``
+        if it knows none), and apply the answer atomically: a rotation is one conditional update.
 
         First one call is taken from each of ``takes``, in order, each atomically as by
         ``rate_limit_take`` (SQLite in the refresh's own transaction, a write it already pays for; Redis in
@@ -291,7 +292,7 @@ class KeyStore(Protocol):
 
 
 class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, Protocol):
-    """Persistence for sessions, refresh records, revocations, rate limits and keys, opened and pruned."""
+    """Persistence for sessions, revocations, rate limits and keys, opened and pruned."""
 
     async def open(self) -> None: ...
 
