@@ -37,6 +37,7 @@ from .tokens import (
     UnknownKey,
 )
 from .typing import (
+    CONCURRENT_WITHIN,
     Clock,
     JSONValue,
     KeyUse,
@@ -47,6 +48,7 @@ from .typing import (
     Reject,
     Replay,
     Reuse,
+    ReuseCause,
     RevokedReason,
     Rotate,
     SessionRecord,
@@ -147,15 +149,26 @@ def decide_refresh(
             issued_at=int(now),
             expires_at=expires_at,
         )
-        return Rotate(new_head=head, now=now)
+        return Rotate(new_head=head, now=now, forget_before=now - policy.grace_period)
     if (
         presented is not None
         and presented.sid == session.sid
+        and presented.gen == claims.gen
         and presented.rotated_at is not None
         and now - presented.rotated_at <= policy.grace_period
     ):
-        return Replay(now=now)
-    return Reuse(now=now, revocation_expires_at=now + policy.revocation_lifetime)
+        since = now - presented.rotated_at
+        return Replay(now=now, cause="concurrent" if since <= CONCURRENT_WITHIN else "retry")
+    return Reuse(
+        now=now, revocation_expires_at=now + policy.revocation_lifetime, cause=reuse_cause(session, claims)
+    )
+
+
+def reuse_cause(session: SessionRecord, claims: RefreshClaims) -> ReuseCause:
+    """What the session's generation says of a token judged reused (see ``ReuseCause``)."""
+    if claims.gen >= session.gen:
+        return "unknown"
+    return "late" if claims.gen == session.gen - 1 else "stale"
 
 
 def own_claims(claims: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
@@ -378,17 +391,18 @@ class SessionService:
                 sid=claims.sid,
                 sub=claims.sub,
                 gen=claims.gen,
+                cause=decision.cause,
             )
             raise RefreshTokenReused()
         assert outcome.session is not None
         assert outcome.head is not None
         # Routine and frequent: logged at debug level; starts, ends and reuse at info and above.
-        emit(
-            "session.rotated" if isinstance(decision, Rotate) else "session.replayed",
-            logging.DEBUG,
-            sid=claims.sid,
-            gen=outcome.head.gen,
-        )
+        if isinstance(decision, Rotate):
+            emit("session.rotated", logging.DEBUG, sid=claims.sid, gen=outcome.head.gen)
+        else:
+            emit(
+                "session.replayed", logging.DEBUG, sid=claims.sid, gen=outcome.head.gen, cause=decision.cause
+            )
         session = outcome.session
         if self.claims_source is not None:
             # Asked after the store's step, outside the decision: the refresh token (a replay's bytes
@@ -497,10 +511,10 @@ class SessionService:
         return await self.store.list_sessions(subject, include_revoked=include_revoked)
 
     async def prune(self) -> int:
-        """Delete expired sessions, refresh records and revocations; return how many went.
+        """Delete expired sessions (each with its refresh chain) and revocations; return how many went.
 
         Records are kept for ``LEEWAY`` past their expiry, as long as a token of theirs can still be
-        accepted, so a replay never finds its head gone.
+        accepted.
         """
         return await self.store.prune(self.clock.now() - self.settings.leeway)
 

@@ -4,7 +4,7 @@ The core depends on these protocols and never on a concrete backend. The store p
 concern, as ``limits`` splits its storage capabilities, so a part of the core asks only for what it uses:
 
 ==========================  =========================================================================
-:class:`SessionStore`       sessions and their refresh records; ``refresh`` applies a decision
+:class:`SessionStore`       sessions, each with its refresh chain; ``refresh`` applies a decision
 :class:`RevocationStore`    the revocation feed and revoked access tokens
 :class:`RateLimitStore`     rate-limit buckets (GCRA, see :mod:`keyturn.ratelimit`)
 :class:`KeyStore`           signing keys
@@ -65,7 +65,12 @@ class SessionRecord:
 
 @dataclass(frozen=True, slots=True)
 class RefreshRecord:
-    """What the store keeps of one refresh token (never the token string)."""
+    """One refresh token as the session knows it (never the token string).
+
+    Stores keep no record per token: a session keeps its head (all of these fields, from which the head
+    token is signed again, byte for byte) and, for the generations rotated recently enough for the grace
+    period to reach, their generation, id and ``rotated_at`` only (``kid`` is then ``""`` and the times 0).
+    """
 
     jti: str
     sid: str
@@ -139,12 +144,28 @@ class RateLimitResult:
 # and the store applies it atomically.
 
 
+ReplayCause = Literal["concurrent", "retry"]
+"""Why a rotated token came back inside the grace period: ``concurrent``, a copy sent at the same moment
+(rotated at most ``CONCURRENT_WITHIN`` seconds before: two tabs, a double submit); ``retry``, later in
+the grace period (a client that lost the answer and asked again)."""
+ReuseCause = Literal["late", "stale", "unknown"]
+"""Why a token was judged reused: ``late``, the token just before the head, past the grace period (a
+client that lost its last answer and came back late, or a copy used after its owner moved on); ``stale``,
+two or more generations behind the head (a copy kept from long ago: what a stolen token looks like);
+``unknown``, not a generation the session has rotated (the head's generation with another id, or one
+ahead of it: a store restored from a backup, or a token signed with a leaked key)."""
+CONCURRENT_WITHIN = 1.0
+"""Seconds after a rotation within which a replay of the rotated token counts as ``concurrent``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rotate:
     """The presented token is the head: make ``new_head`` the head, mark the old one rotated."""
 
     new_head: RefreshRecord
     now: float
+    forget_before: float = field(default=float("-inf"), compare=False)
+    """Rotations before this time can no longer be replayed: the store may forget them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +173,7 @@ class Replay:
     """An earlier token inside the grace period: answer with the current head, change nothing."""
 
     now: float
+    cause: ReplayCause = field(default="retry", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +182,7 @@ class Reuse:
 
     now: float
     revocation_expires_at: float
+    cause: ReuseCause = field(default="stale", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,14 +214,15 @@ class RefreshOutcome:
 
 
 class SessionStore(Protocol):
-    """Sessions and their refresh records; every method is atomic."""
+    """Sessions, each with its refresh chain (no record per token); every method is atomic."""
 
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None: ...
 
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
     ) -> RefreshOutcome:
-        """Load the session and the presented record, call ``decide`` and apply its answer, atomically.
+        """Load the session, call ``decide`` on it and the presented token as its chain knows it (``None``
+        if it knows none), and apply the answer atomically: a rotation is one conditional update.
 
         First one call is taken from each of ``takes``, in order, each atomically as by
         ``rate_limit_take`` (SQLite in the refresh's own transaction, a write it already pays for; Redis in
@@ -268,7 +292,7 @@ class KeyStore(Protocol):
 
 
 class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, Protocol):
-    """Persistence for sessions, refresh records, revocations, rate limits and keys, opened and pruned."""
+    """Persistence for sessions, revocations, rate limits and keys, opened and pruned."""
 
     async def open(self) -> None: ...
 

@@ -15,8 +15,7 @@ from keyturn.store.postgres import conninfo_from_url
 from .backends import isolated
 
 SHAPE = {
-    "sessions": _sql.SESSION_COLUMNS,
-    "refresh_tokens": _sql.REFRESH_COLUMNS,
+    "sessions": _sql.STATE_COLUMNS,  # the session's own columns, then its refresh chain's
     "revocations": _sql.REVOCATION_COLUMNS,
     "signing_keys": _sql.KEY_COLUMNS,
     "users": _sql.USER_COLUMNS,
@@ -52,3 +51,5 @@ async def test_each_sql_dialect_creates_the_shared_columns_in_order(
             expected = [c.strip() for c in shared.split(",")] + OWN.get(name, {}).get(table, [])
 
             assert columns(name, place.url, table) == expected, table
+        # State per session (issue 21): no table of refresh tokens.
+        assert columns(name, place.url, "refresh_tokens") == []

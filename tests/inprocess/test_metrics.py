@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from keyturn.clock import FrozenClock
 from keyturn.server.app import create_app
 from keyturn.server.runtime import Runtime, open_runtime
 from keyturn.testing import fast_hasher, make_settings
@@ -93,3 +94,47 @@ async def test_no_session_subject_or_address_is_a_label(runtime: Runtime, http: 
     assert "carol" not in text
     assert pair.session_id not in text
     assert "127.0.0.1" not in text
+
+
+async def test_every_replay_and_reuse_is_counted_with_its_cause(anyio_backend: str) -> None:
+    """What the session knew of each token: a copy at once (concurrent), a retry later in the grace
+    period, the token just before the head past it (late), one two generations behind (stale)."""
+    clock = FrozenClock()
+    settings = make_settings(grace_period=10)
+    rt = await open_runtime(settings, clock=clock, hasher=fast_hasher(), subject_check=None)
+    try:
+        app = create_app(runtime=rt)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://keyturn.test") as http,
+        ):
+            first = (await rt.sessions.start("alice")).refresh_token
+            second = (await refresh(http, first)).json()["refresh_token"]
+            assert (await refresh(http, first)).json()["refresh_token"] == second  # at once: concurrent
+            clock.advance(5)
+            assert (await refresh(http, first)).json()["refresh_token"] == second  # later: a retry
+            clock.advance(6)
+            assert (await refresh(http, first)).json()["error"] == "refresh_token_reused"  # late
+
+            older = (await rt.sessions.start("bob")).refresh_token
+            token = older
+            for _ in range(2):
+                token = (await refresh(http, token)).json()["refresh_token"]
+            clock.advance(11)
+            assert (await refresh(http, older)).json()["error"] == "refresh_token_reused"  # stale
+
+            after = await samples(http)
+    finally:
+        await rt.close()
+    causes = {
+        labels: value for (name, labels), value in after.items() if name == "keyturn_refresh_causes_total"
+    }
+    assert causes == {
+        (("cause", "concurrent"), ("decision", "replay")): 1,
+        (("cause", "retry"), ("decision", "replay")): 1,
+        (("cause", "late"), ("decision", "reuse")): 1,
+        (("cause", "stale"), ("decision", "reuse")): 1,
+    }
+    assert after[("keyturn_replays_total", ())] == 2
+    assert after[("keyturn_reuse_detected_total", ())] == 2

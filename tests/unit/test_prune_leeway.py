@@ -1,4 +1,4 @@
-"""Pruning keeps a refresh record as long as its token can still be accepted (``exp + leeway``)."""
+"""Pruning keeps what a token needs as long as it can still be accepted (``exp + leeway``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ async def test_prune_keeps_records_until_their_leeway_has_passed(ts: TestService
 
     clock.set(exp + leeway + 1)
     removed = await ts.service.prune()
-    assert removed == 1  # the first record, past its leeway; the new head lives on
+    assert removed == 0  # no record per token (issue 21): the session, its head within it, lives on
     with pytest.raises(RefreshTokenExpired):
         await ts.service.refresh(pair.refresh_token)
     assert (await ts.service.refresh(rotated.refresh_token)).session_id == pair.session_id

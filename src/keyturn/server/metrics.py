@@ -51,6 +51,15 @@ class Metrics:
             "Rotated refresh tokens presented after the grace period: their sessions were revoked.",
             registry=registry,
         )
+        self.causes = Counter(
+            "keyturn_refresh_causes",
+            "Replays and reuse by what the session knew of the token: a replay's cause is concurrent (a "
+            "copy within a second of the rotation) or retry (later in the grace period); a reuse's is late "
+            "(the token just before the head, past the grace period), stale (two or more generations "
+            "behind) or unknown (a generation the session never rotated).",
+            ["decision", "cause"],
+            registry=registry,
+        )
         self.sessions_started = Counter("keyturn_sessions_started", "Sessions started.", registry=registry)
         self.sessions_revoked = Counter(
             "keyturn_sessions_revoked", "Sessions revoked, by reason.", ["reason"], registry=registry
@@ -79,8 +88,10 @@ class Metrics:
             self.rotations.inc()
         elif event == "session.replayed":
             self.replays.inc()
+            self.causes.labels(decision="replay", cause=str(fields.get("cause", "unknown"))).inc()
         elif event == "session.reuse_detected":  # the store revoked the session as it detected the reuse
             self.reuse.inc()
+            self.causes.labels(decision="reuse", cause=str(fields.get("cause", "unknown"))).inc()
             self.sessions_revoked.labels(reason="reuse").inc()
         elif event == "session.started":
             self.sessions_started.inc()

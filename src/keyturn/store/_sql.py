@@ -22,11 +22,11 @@ from ..typing import (
     RateLimitResult,
     RefreshRecord,
     Revocation,
-    Rotate,
     SessionRecord,
     StoredKey,
     UserRecord,
 )
+from ._chain import Chain, rotated_from, rotated_text
 
 T = TypeVar("T")
 
@@ -34,7 +34,10 @@ SESSION_COLUMNS = (
     "sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at, state, "
     "revoked_reason, revoked_at, user_agent, ip, client_id, claims"
 )
-REFRESH_COLUMNS = "jti, sid, gen, kid, issued_at, expires_at, rotated_at"
+CHAIN_COLUMNS = "head_kid, head_issued_at, head_expires_at, rotated"
+"""The session's refresh chain (``_chain``), after its own columns: what the head token is signed from
+besides ``head_jti`` and ``gen``, and the recently rotated generations."""
+STATE_COLUMNS = f"{SESSION_COLUMNS}, {CHAIN_COLUMNS}"
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
@@ -60,7 +63,10 @@ Flow: TypeAlias = Generator[Query, Any, T]
 
 
 def session_from(row: Row) -> SessionRecord:
-    sid, sub, created, ends, head_jti, gen, seen, state, reason, revoked_at, agent, ip, client, claims = row
+    """A session from a row of ``SESSION_COLUMNS`` (or ``STATE_COLUMNS``: the chain's are left)."""
+    sid, sub, created, ends, head_jti, gen, seen, state, reason, revoked_at, agent, ip, client, claims = row[
+        :14
+    ]
     return SessionRecord(
         sid,
         sub,
@@ -79,8 +85,9 @@ def session_from(row: Row) -> SessionRecord:
     )
 
 
-def refresh_from(row: Row) -> RefreshRecord:
-    return RefreshRecord(*row)
+def chain_from(row: Row) -> Chain:
+    """The refresh chain from a row of ``STATE_COLUMNS``."""
+    return Chain(RefreshRecord(row[4], row[0], row[5], row[14], row[15], row[16]), rotated_from(row[17]))
 
 
 def revocation_from(row: Row) -> Revocation:
@@ -116,8 +123,25 @@ def session_params(s: SessionRecord) -> tuple[object, ...]:
     )
 
 
-def refresh_params(r: RefreshRecord) -> tuple[object, ...]:
-    return (r.jti, r.sid, r.gen, r.kid, r.issued_at, r.expires_at, r.rotated_at)
+def chain_params(head: RefreshRecord) -> tuple[object, ...]:
+    """A new session's chain: its first head, nothing rotated yet."""
+    return (head.kid, head.issued_at, head.expires_at, "")
+
+
+def rotate_params(session: SessionRecord, chain: Chain, now: float) -> tuple[object, ...]:
+    """The session moved to ``chain``'s head, if its head is still ``session``'s (see ``Dialect.rotate``)."""
+    head = chain.head
+    return (
+        head.jti,
+        head.gen,
+        head.kid,
+        head.issued_at,
+        head.expires_at,
+        rotated_text(chain.rotated),
+        now,
+        session.sid,
+        session.head_jti,
+    )
 
 
 def key_params(k: StoredKey) -> tuple[object, ...]:
@@ -141,23 +165,20 @@ class Dialect:
     key_order: ClassVar[str] = "ORDER BY created_at"
     revocation_head: ClassVar[str]
     """One row, one column: the newest revocation's number ever given (``NULL`` or no row: none)."""
-    prune_refresh: ClassVar[str]
-    """Delete the refresh records expired at ``%s`` or whose session is gone."""
 
     def __init__(self) -> None:
         s = self.sql
-        self.insert_session = s(
-            f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES ({_values(SESSION_COLUMNS)})"
-        )
-        self.insert_refresh = s(
-            f"INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) VALUES ({_values(REFRESH_COLUMNS)})"
-        )
+        self.insert_session = s(f"INSERT INTO sessions ({STATE_COLUMNS}) VALUES ({_values(STATE_COLUMNS)})")
         self.insert_key = s(f"INSERT INTO signing_keys ({KEY_COLUMNS}) VALUES ({_values(KEY_COLUMNS)})")
         self.select_session = s(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s")
-        self.select_session_locked = self.select_session + self.lock_session
-        self.select_refresh = s(f"SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE jti = %s")
-        self.spend_refresh = s("UPDATE refresh_tokens SET rotated_at = %s WHERE jti = %s")
-        self.move_session = s("UPDATE sessions SET head_jti = %s, gen = %s, last_seen_at = %s WHERE sid = %s")
+        self.select_state = s(f"SELECT {STATE_COLUMNS} FROM sessions WHERE sid = %s")
+        self.select_state_locked = self.select_state + self.lock_session
+        # A rotation: one statement, which changes nothing unless the head is still the one decided on.
+        self.rotate = s(
+            "UPDATE sessions SET head_jti = %s, gen = %s, head_kid = %s, head_issued_at = %s, "
+            "head_expires_at = %s, rotated = %s, last_seen_at = %s "
+            "WHERE sid = %s AND head_jti = %s AND state = 'active'"
+        )
         self.sessions_of = s(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sub = %s")
         self.all_sessions = f"SELECT {SESSION_COLUMNS} FROM sessions"
         self.active_sids_of = s(
@@ -178,7 +199,6 @@ class Dialect:
         self.prune = [
             s("DELETE FROM rate_limits WHERE tat <= %s"),
             s("DELETE FROM sessions WHERE absolute_expires_at <= %s"),
-            s(self.prune_refresh),
             s("DELETE FROM revocations WHERE expires_at <= %s"),
         ]
         self.list_keys = f"SELECT {KEY_COLUMNS} FROM signing_keys {self.key_order}"
@@ -201,13 +221,6 @@ class Dialect:
     def storable(self, text: str) -> bool:
         """Whether a text column can hold ``text``; looking up one that cannot finds nothing."""
         return True
-
-    def rotate(self, session: SessionRecord, decision: Rotate) -> Flow[None]:
-        """Spend the old head, add the new one, move the session to it."""
-        head, now = decision.new_head, decision.now
-        yield Query(self.spend_refresh, (now, session.head_jti))
-        yield Query(self.insert_refresh, refresh_params(head))
-        yield Query(self.move_session, (head.jti, head.gen, now, session.sid))
 
     def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
         """One call from the rate-limit bucket ``key`` (GCRA, as ``RateLimit.take``), atomically."""

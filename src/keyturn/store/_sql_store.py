@@ -3,8 +3,9 @@
 A flow is a generator that yields each statement (a :class:`~._sql.Query`) and is sent its answer; it
 does no I/O. SQLite's synchronous connection and PostgreSQL's asynchronous one each drive the same flows
 (``_drive`` in each store), the way httpx writes an auth flow once for its sync and async clients.
-Applying a refresh decision is :func:`refresh`: the session is read (locked, where the dialect locks
-rows), then the presented record; ``decide`` runs on them; its answer is applied in the same transaction.
+Applying a refresh decision is :func:`refresh`: the session is read, with its refresh chain (``_chain``:
+no record per token); ``decide`` runs on the session and the presented token as the chain knows it; a
+rotation is then one conditional update of the session.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from ._sql import (
     Dialect,
     Flow,
     Query,
+    chain_from,
+    chain_params,
     key_from,
     key_params,
-    refresh_from,
-    refresh_params,
     revocation_from,
+    rotate_params,
     session_from,
     session_params,
     user_from,
@@ -59,27 +61,42 @@ def take_all(d: Dialect, limits: Sequence[RateLimitTake]) -> Flow[Limited | None
 
 
 def refresh(
-    d: Dialect, sid: str, jti: str, decide: Decide, limits: Sequence[RateLimitTake] = ()
-) -> Flow[RefreshOutcome]:
-    """``limits`` taken, then the session (locked) and the presented record read, decided, and applied."""
+    d: Dialect,
+    sid: str,
+    jti: str,
+    decide: Decide,
+    limits: Sequence[RateLimitTake] = (),
+    *,
+    locked: bool = True,
+) -> Flow[RefreshOutcome | None]:
+    """``limits`` taken, then the session read (locked, where the dialect locks rows and ``locked``
+    asks), decided on, and applied.
+
+    A rotation is one conditional update of the session; a replay and a reject write nothing. ``None``:
+    nothing was applied, run the flow again ``locked`` (only when not ``locked``: the session's head moved
+    between the read and the update, or the decision is a reuse, which revokes in a transaction).
+    """
     if limits:
         limited = yield from take_all(d, limits)
         if limited is not None:
             return RefreshOutcome(limited, None, None)
-    row = yield Query(d.select_session_locked, (sid,), "one")
-    session = session_from(row) if row else None
-    presented = yield from get_refresh(d, jti)
-    decision = decide(session, presented)
-    if session is None:
-        return RefreshOutcome(decision, None, None)
+    row = yield Query(d.select_state_locked if locked else d.select_state, (sid,), "one")
+    if row is None:
+        return RefreshOutcome(decide(None, None), None, None)
+    session, chain = session_from(row), chain_from(row)
+    decision = decide(session, chain.presented(jti))
     if isinstance(decision, Rotate):
-        yield from d.rotate(session, decision)
+        after = chain.rotate(decision)
+        if (yield Query(d.rotate, rotate_params(session, after, decision.now), "count")) != 1:
+            return None
         head = decision.new_head
         session = dataclasses.replace(session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now)
         return RefreshOutcome(decision, session, head)
     if isinstance(decision, Replay):
-        return RefreshOutcome(decision, session, (yield from get_refresh(d, session.head_jti)))
+        return RefreshOutcome(decision, session, chain.head)
     if isinstance(decision, Reuse):
+        if not locked:
+            return None
         revoked = yield from revoke(d, [sid], "reuse", decision.now, decision.revocation_expires_at)
         if revoked:
             session = dataclasses.replace(
@@ -88,14 +105,8 @@ def refresh(
     return RefreshOutcome(decision, session, None)
 
 
-def get_refresh(d: Dialect, jti: str) -> Flow[RefreshRecord | None]:
-    row = yield Query(d.select_refresh, (jti,), "one")
-    return refresh_from(row) if row else None
-
-
 def create_session(d: Dialect, session: SessionRecord, head: RefreshRecord) -> Flow[None]:
-    yield Query(d.insert_session, session_params(session))
-    yield Query(d.insert_refresh, refresh_params(head))
+    yield Query(d.insert_session, session_params(session) + chain_params(head))
 
 
 def get_session(d: Dialect, sid: str) -> Flow[SessionRecord | None]:
@@ -250,7 +261,10 @@ class SQLStore:
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
     ) -> RefreshOutcome:
-        return await self._write(lambda: refresh(self.dialect, sid, jti, decide, takes))
+        outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide, takes))
+        if outcome is None:  # a locked refresh always applies its decision
+            raise RuntimeError(f"session {sid} changed under its own lock")
+        return outcome
 
     async def get_session(self, sid: str) -> SessionRecord | None:
         if not self.dialect.storable(sid):  # an id from a URL path, say

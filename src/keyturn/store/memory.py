@@ -26,14 +26,15 @@ from ..typing import (
     StoredKey,
     UserRecord,
 )
+from ._chain import Chain
 
 
 class MemoryStore:
-    """Sessions, refresh records, revocations, keys and users in dictionaries."""
+    """Sessions (each with its refresh chain), revocations, keys and users in dictionaries."""
 
     def __init__(self) -> None:
         self._sessions: dict[str, SessionRecord] = {}
-        self._refresh: dict[str, RefreshRecord] = {}
+        self._chains: dict[str, Chain] = {}  # each session's refresh chain, by sid
         self._revocations: list[Revocation] = []
         self._revoked_jtis: dict[str, float] = {}
         self._keys: dict[str, StoredKey] = {}
@@ -53,10 +54,10 @@ class MemoryStore:
     # -- sessions ------------------------------------------------------------------------------
 
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
-        if session.sid in self._sessions or head.jti in self._refresh:
-            raise ValueError("session or refresh token id already exists")
+        if session.sid in self._sessions:
+            raise ValueError("a session with this id already exists")
         self._sessions[session.sid] = session
-        self._refresh[head.jti] = head
+        self._chains[session.sid] = Chain(head)
 
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
@@ -66,20 +67,18 @@ class MemoryStore:
             if not taken.allowed:
                 return RefreshOutcome(Limited(take, taken.retry_after), None, None)
         session = self._sessions.get(sid)
-        decision = decide(session, self._refresh.get(jti))
-        if session is None:
-            return RefreshOutcome(decision, None, None)
+        chain = self._chains.get(sid)
+        if session is None or chain is None:
+            return RefreshOutcome(decide(None, None), None, None)
+        decision = decide(session, chain.presented(jti))
         if isinstance(decision, Rotate):
-            old = self._refresh.get(session.head_jti)
-            if old is not None:
-                self._refresh[old.jti] = dataclasses.replace(old, rotated_at=decision.now)
+            self._chains[sid] = chain.rotate(decision)
             head = decision.new_head
-            self._refresh[head.jti] = head
             session = dataclasses.replace(session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now)
             self._sessions[sid] = session
             return RefreshOutcome(decision, session, head)
         if isinstance(decision, Replay):
-            return RefreshOutcome(decision, session, self._refresh[session.head_jti])
+            return RefreshOutcome(decision, session, chain.head)
         if isinstance(decision, Reuse):
             self._revoke(session, "reuse", decision.now, decision.revocation_expires_at)
         return RefreshOutcome(decision, self._sessions[sid], None)
@@ -157,13 +156,13 @@ class MemoryStore:
         full = [key for key, tat in self._buckets.items() if tat <= now_us]
         for key in full:
             del self._buckets[key]
-        before = len(self._sessions) + len(self._refresh) + len(self._revocations) + len(self._revoked_jtis)
+        before = len(self._sessions) + len(self._revocations) + len(self._revoked_jtis)
         gone = {sid for sid, s in self._sessions.items() if s.absolute_expires_at <= now}
         self._sessions = {k: v for k, v in self._sessions.items() if k not in gone}
-        self._refresh = {k: v for k, v in self._refresh.items() if v.sid not in gone and v.expires_at > now}
+        self._chains = {k: v for k, v in self._chains.items() if k not in gone}
         self._revocations = [r for r in self._revocations if r.expires_at > now]
         self._revoked_jtis = {k: v for k, v in self._revoked_jtis.items() if v > now}
-        after = len(self._sessions) + len(self._refresh) + len(self._revocations) + len(self._revoked_jtis)
+        after = len(self._sessions) + len(self._revocations) + len(self._revoked_jtis)
         return before - after + len(full)
 
     # -- keys ------------------------------------------------------------------------------------

@@ -4,10 +4,12 @@ How each call stays atomic when many processes share the database:
 
 - Every write is one transaction (``READ COMMITTED``), run on a connection from a small pool; a call that
   fails part-way rolls back whole.
-- ``refresh`` locks the session's row (``SELECT … FOR UPDATE``) before it reads the presented refresh
-  record, so concurrent refreshes of one session queue on that row and each one decides on what the
-  previous one committed: one rotates, the rest replay. The decision itself is pure and applied in the
-  same transaction. A deadlock or serialisation failure runs the whole transaction again (``decide`` too).
+- ``refresh`` reads the session (its refresh chain with it) and decides; a rotation is then one
+  ``UPDATE`` that changes the row only if its head is still the one read (two round trips, no
+  transaction). If another refresh moved the head in between, or the decision is a reuse, the refresh runs
+  again in a transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes
+  of one session each decide on what the previous one committed: one rotates, the rest replay. A
+  deadlock or serialisation failure runs the whole transaction again (``decide`` too).
 - Writers of the revocation feed and of the signing keys first take a transaction-scoped advisory lock
   named after their table (in this schema), so they go one at a time and readers never wait: two
   processes starting together add one key, not one each, and sequence numbers of the feed become visible
@@ -29,7 +31,7 @@ ones and reconnects on demand, so the store recovers by itself when the server c
 
 Claims are kept as JSON text, exactly as the SQLite store keeps them. The calls themselves are the flows
 both SQL stores share (``_sql_store``); this module keeps what is PostgreSQL's own: its dialect (the row
-lock, advisory turns, the one-statement rotation and take), its DDL, and the pool that drives the flows.
+lock, advisory turns, the one-statement take), its DDL, and the pool that drives the flows.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConfigError, StoreUnavailable
 from ..ratelimit import RateLimit, micros
-from ..typing import Decide, RateLimitResult, RateLimitTake, RefreshOutcome, Rotate, SessionRecord
-from ._sql import REFRESH_COLUMNS, Dialect, Flow, Query
+from ..typing import Decide, RateLimitResult, RateLimitTake, RefreshOutcome
+from ._sql import Dialect, Flow, Query
 from ._sql_store import SQLStore, refresh, take_all
 
 T = TypeVar("T")
@@ -135,6 +137,27 @@ MIGRATIONS: tuple[str, ...] = (
         tat BIGINT NOT NULL
     ) WITH (fillfactor = 70);
     """,
+    # State per session, not per refresh token (issue 21): the session keeps its head's signing fields
+    # and its recently rotated generations (see keyturn.store._chain), taken from refresh_tokens, which
+    # goes. Live sessions keep refreshing; a token rotated just before keeps its grace replay. Every
+    # refresh now updates its session row: the fill factor leaves room for HOT updates.
+    """
+    ALTER TABLE sessions
+        ADD COLUMN head_kid TEXT NOT NULL DEFAULT '',
+        ADD COLUMN head_issued_at BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN head_expires_at BIGINT NOT NULL DEFAULT 0,
+        ADD COLUMN rotated TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions SET (fillfactor = 80);
+    UPDATE sessions AS s SET head_kid = r.kid, head_issued_at = r.issued_at, head_expires_at = r.expires_at
+        FROM refresh_tokens AS r WHERE r.jti = s.head_jti;
+    UPDATE sessions AS s SET rotated = o.entries FROM (
+        SELECT r.sid, string_agg(r.gen || ' ' || r.jti || ' ' || r.rotated_at::text, ',') AS entries
+        FROM refresh_tokens AS r JOIN sessions AS t ON t.sid = r.sid
+        WHERE r.rotated_at IS NOT NULL AND r.gen >= t.gen - 16
+        GROUP BY r.sid
+    ) AS o WHERE o.sid = s.sid;
+    DROP TABLE refresh_tokens;
+    """,
 )
 
 
@@ -161,10 +184,6 @@ class PostgresDialect(Dialect):
     key_order = "ORDER BY created_at, added"
     # The identity's sequence: never below a committed number (a rolled-back one may pass them).
     revocation_head = "SELECT pg_sequence_last_value(pg_get_serial_sequence('revocations', 'seq')::regclass)"
-    prune_refresh = (
-        "DELETE FROM refresh_tokens AS r WHERE r.expires_at <= %s "
-        "OR NOT EXISTS (SELECT 1 FROM sessions AS s WHERE s.sid = r.sid)"
-    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -173,21 +192,6 @@ class PostgresDialect(Dialect):
     def storable(self, text: str) -> bool:
         """PostgreSQL text cannot hold NUL."""
         return "\x00" not in text
-
-    def rotate(self, session: SessionRecord, decision: Rotate) -> Flow[None]:
-        """One statement, one round trip: spend the old head, add the new one, move the session."""
-        head, now = decision.new_head, decision.now
-        params = {
-            "now": now,
-            "old": session.head_jti,
-            "jti": head.jti,
-            "sid": session.sid,
-            "gen": head.gen,
-            "kid": head.kid,
-            "iat": head.issued_at,
-            "exp": head.expires_at,
-        }
-        yield Query(_ROTATE, params)
 
     def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
         """One call from the bucket ``key``: one statement, atomic even alone.
@@ -325,7 +329,15 @@ class PostgresStore(SQLStore):
             limited = await self._read(lambda: take_all(self.dialect, takes))
             if limited is not None:
                 return RefreshOutcome(limited, None, None)
-        return await self._write(lambda: refresh(self.dialect, sid, jti, decide))
+        # Unlocked first, out of any transaction: the session read, then (a rotation) one conditional
+        # update, two round trips. If the head moved in between, or the decision is a reuse (which
+        # revokes, in a transaction), the refresh runs again holding the session's row lock.
+        outcome = await self._read(lambda: refresh(self.dialect, sid, jti, decide, locked=False))
+        if outcome is None:
+            outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide))
+        if outcome is None:
+            raise RuntimeError(f"session {sid} changed under its own lock")
+        return outcome
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
         # One statement, atomic on its own: no transaction around it (that would cost two round trips).
@@ -333,14 +345,6 @@ class PostgresStore(SQLStore):
 
 
 _TAKE_TURN = f"SELECT pg_advisory_xact_lock({_TABLE_LOCK_CLASS}, %s::regclass::oid::int)"
-
-_ROTATE = (
-    "WITH spent AS (UPDATE refresh_tokens SET rotated_at = %(now)s WHERE jti = %(old)s), "
-    f"added AS (INSERT INTO refresh_tokens ({REFRESH_COLUMNS}) "
-    "VALUES (%(jti)s, %(sid)s, %(gen)s, %(kid)s, %(iat)s, %(exp)s, NULL)) "
-    "UPDATE sessions SET head_jti = %(jti)s, gen = %(gen)s, last_seen_at = %(now)s "
-    "WHERE sid = %(sid)s"
-)
 
 _TAKE = """
 INSERT INTO rate_limits AS b (key, tat) VALUES (%(key)s, %(now)s + %(t)s)

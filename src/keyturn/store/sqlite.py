@@ -95,6 +95,25 @@ MIGRATIONS: tuple[str, ...] = (
         tat INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # State per session, not per refresh token (issue 21): the session keeps its head's signing fields
+    # and its recently rotated generations (see keyturn.store._chain), taken from refresh_tokens, which
+    # goes. Live sessions keep refreshing; a token rotated just before keeps its grace replay.
+    """
+    ALTER TABLE sessions ADD COLUMN head_kid TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN head_issued_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN head_expires_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN rotated TEXT NOT NULL DEFAULT '';
+    UPDATE sessions SET
+        head_kid = COALESCE((SELECT kid FROM refresh_tokens WHERE jti = sessions.head_jti), ''),
+        head_issued_at = COALESCE((SELECT issued_at FROM refresh_tokens WHERE jti = sessions.head_jti), 0),
+        head_expires_at = COALESCE((SELECT expires_at FROM refresh_tokens WHERE jti = sessions.head_jti), 0),
+        rotated = COALESCE((
+            SELECT group_concat(r.gen || ' ' || r.jti || ' ' || printf('%.6f', r.rotated_at), ',')
+            FROM refresh_tokens AS r
+            WHERE r.sid = sessions.sid AND r.rotated_at IS NOT NULL AND r.gen >= sessions.gen - 16
+        ), '');
+    DROP TABLE refresh_tokens;
+    """,
 )
 
 
@@ -113,9 +132,6 @@ class SQLiteDialect(Dialect):
     key_order = "ORDER BY created_at, rowid"
     # AUTOINCREMENT keeps the largest number ever given in sqlite_sequence, whatever was deleted since.
     revocation_head = "SELECT seq FROM sqlite_sequence WHERE name = 'revocations'"
-    prune_refresh = (
-        "DELETE FROM refresh_tokens WHERE expires_at <= %s OR sid NOT IN (SELECT sid FROM sessions)"
-    )
 
     def take(self, key: str, limit: RateLimit, now: float) -> Flow[RateLimitResult]:
         """One call from the bucket ``key``, inside the caller's ``BEGIN IMMEDIATE`` transaction.

@@ -26,6 +26,7 @@ from ...typing import (
     StoredKey,
     UserRecord,
 )
+from .._chain import Chain, rotated_from, rotated_text
 
 SAFETY_TTL_MARGIN = 86_400
 """Seconds a record outlives its own lifetime before Redis drops it even if ``prune`` never ran."""
@@ -85,17 +86,20 @@ def session_words(session: SessionRecord) -> list[str]:
     return words_of(fields)
 
 
-def refresh_words(record: RefreshRecord) -> list[str]:
-    fields: dict[str, str | None] = {
-        "jti": record.jti,
-        "sid": record.sid,
-        "gen": str(record.gen),
-        "kid": record.kid,
-        "issued_at": str(record.issued_at),
-        "expires_at": str(record.expires_at),
-        "rotated_at": None if record.rotated_at is None else float_text(record.rotated_at),
-    }
-    return words_of(fields)
+def chain_words(chain: Chain) -> list[str]:
+    """A session's refresh chain as hash words of the session's own hash (no record per token), but for
+    ``head_jti`` and ``gen``, which ``session_words`` writes."""
+    head = chain.head
+    return [
+        "head_kid",
+        head.kid,
+        "head_issued_at",
+        str(head.issued_at),
+        "head_expires_at",
+        str(head.expires_at),
+        "rotated",
+        rotated_text(chain.rotated),
+    ]
 
 
 def words_of(fields: Mapping[str, str | None]) -> list[str]:
@@ -193,16 +197,18 @@ def session_from(fields: Mapping[str, str]) -> SessionRecord:
     )
 
 
-def refresh_from(fields: Mapping[str, str]) -> RefreshRecord:
-    return RefreshRecord(
-        jti=fields["jti"],
+def chain_from(fields: Mapping[str, str]) -> Chain:
+    """The refresh chain kept in a session's hash (a session the migration found no record of has none:
+    its head then has no key, and its token cannot be signed again)."""
+    head = RefreshRecord(
+        jti=fields["head_jti"],
         sid=fields["sid"],
         gen=int(fields["gen"]),
-        kid=fields["kid"],
-        issued_at=int(fields["issued_at"]),
-        expires_at=int(fields["expires_at"]),
-        rotated_at=optional_float(fields.get("rotated_at")),
+        kid=fields.get("head_kid", ""),
+        issued_at=int(fields.get("head_issued_at", "0")),
+        expires_at=int(fields.get("head_expires_at", "0")),
     )
+    return Chain(head, rotated_from(fields.get("rotated", "")))
 
 
 def user_from(fields: Mapping[str, str]) -> UserRecord:

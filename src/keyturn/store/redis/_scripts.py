@@ -41,6 +41,7 @@ class Scripts:
     update_user: AsyncScript
     list_users: AsyncScript
     rate_limit_take: AsyncScript
+    migrate: AsyncScript
 
     @classmethod
     def on(cls, client: redis.asyncio.Redis) -> Scripts:

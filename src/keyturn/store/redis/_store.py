@@ -33,20 +33,22 @@ from ...typing import (
     StoredKey,
     UserRecord,
 )
+from .._chain import Chain
 from ._records import (
     as_int,
     as_list,
     as_str,
     bool_text,
+    chain_from,
+    chain_words,
     decode,
     decode_member,
+    fields_of,
     float_text,
     guarded,
     key_from,
     key_json,
     malformed,
-    refresh_from,
-    refresh_words,
     required,
     session_from,
     session_words,
@@ -60,6 +62,8 @@ CONNECT_TIMEOUT = 3.0
 """Seconds to wait for a connection, and for each reply: a down server answers fast."""
 MAX_REFRESH_TRIES = 100
 PRUNE_BATCH = 1000
+MIGRATE_BATCH = 100
+"""Refresh records of an older layout one migration script moves (with every record of their sessions)."""
 """Entries of each kind one prune script removes, so no script blocks the server for long."""
 
 _SCHEMES = ("redis", "rediss", "unix")
@@ -119,6 +123,16 @@ class RedisStore:
             await _close_quietly(client)
             raise StoreUnavailable(f"cannot reach Redis at {self._where()}: {exc}") from exc
         self._client, self._scripts = client, Scripts.on(client)
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self) -> None:
+        """Move what an older Keyturn wrote to the current layout (``migrate.lua``), a batch at a time."""
+        while as_int(await self._run(self._lua.migrate, MIGRATE_BATCH)) != 1:
+            pass
 
     async def close(self) -> None:
         client, self._client, self._scripts = self._client, None, None
@@ -156,7 +170,6 @@ class RedisStore:
     # -- sessions ------------------------------------------------------------------------------
 
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None:
-        words = session_words(session)
         done = await self._run(
             self._lua.create_session,
             session.sid,
@@ -164,16 +177,11 @@ class RedisStore:
             float_text(session.created_at),
             float_text(session.absolute_expires_at),
             ttl(session.absolute_expires_at - session.created_at),
-            head.jti,
-            head.sid,
-            str(head.expires_at),
-            ttl(head.expires_at - head.issued_at),
-            len(words),
-            *words,
-            *refresh_words(head),
+            *session_words(session),
+            *chain_words(Chain(head)),
         )
         if done != 1:
-            raise ValueError("a session or refresh token with this id already exists")
+            raise ValueError("a session with this id already exists")
 
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
@@ -182,33 +190,27 @@ class RedisStore:
         for take in takes:
             words += [take.key, micros(take.now), take.limit.interval_us, take.limit.tolerance_us]
         for _ in range(MAX_REFRESH_TRIES):
-            reply = as_list(await self._run(self._lua.read_refresh, sid, jti, *words))
-            if len(reply) > 3:  # a take refused: nothing was read
-                refused = takes[as_int(reply[3]) - 1]
-                return RefreshOutcome(Limited(refused, as_int(reply[4]) / MICROSECONDS), None, None)
+            reply = as_list(await self._run(self._lua.read_refresh, sid, *words))
+            if len(reply) > 1:  # a take refused: nothing was read
+                refused = takes[as_int(reply[1]) - 1]
+                return RefreshOutcome(Limited(refused, as_int(reply[2]) / MICROSECONDS), None, None)
             words = [0]  # taken once: a second read (the session changed meanwhile) takes nothing
-            session = decode(session_from, reply[0])
-            presented = decode(refresh_from, reply[1])
-            decision = decide(session, presented)
-            if session is None:
-                return RefreshOutcome(decision, None, None)
+            found = fields_of(reply[0])
+            if not found:
+                return RefreshOutcome(decide(None, None), None, None)
+            session, chain = required(session_from, found), required(chain_from, found)
+            decision = decide(session, chain.presented(jti))
             if isinstance(decision, Rotate):
-                head = decision.new_head
+                head, now = decision.new_head, float_text(decision.now)
+                after = chain.rotate(decision)
                 done = await self._run(
                     self._lua.rotate,
                     sid,
                     session.head_jti,
                     session.state,
-                    float_text(decision.now),
-                    head.jti,
-                    head.sid,
-                    str(head.gen),
-                    str(head.expires_at),
-                    ttl(head.expires_at - head.issued_at),
-                    *refresh_words(head),
+                    *("head_jti", head.jti, "gen", str(head.gen), "last_seen_at", now),
+                    *chain_words(after),
                 )
-                if done == -1:
-                    raise ValueError("a refresh token with this id already exists")
                 if done == 1:
                     session = dataclasses.replace(
                         session, head_jti=head.jti, gen=head.gen, last_seen_at=decision.now
@@ -216,8 +218,7 @@ class RedisStore:
                     return RefreshOutcome(decision, session, head)
                 continue  # the session changed since it was read: read and decide again
             if isinstance(decision, Replay):
-                # A replay is never of the head itself (that rotates), so the head is the third record read.
-                return RefreshOutcome(decision, session, decode(refresh_from, reply[2]))
+                return RefreshOutcome(decision, session, chain.head)
             if isinstance(decision, Reuse):
                 done = await self._run(
                     self._lua.reuse,

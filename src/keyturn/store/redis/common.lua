@@ -40,13 +40,3 @@ local function unchanged(sid, head_jti, state)
   local seen = redis.call('HMGET', P .. 's:' .. sid, 'head_jti', 'state')
   return seen[1] == head_jti and seen[2] == state
 end
-
-local function write_refresh(first, last, jti, sid, expires_at, ttl)
-  local key = P .. 'r:' .. jti
-  redis.call('HSET', key, unpack(ARGV, first, last))
-  redis.call('EXPIRE', key, ttl)
-  redis.call('ZADD', P .. 'refresh:exp', expires_at, jti)
-  local ids = P .. 'sj:' .. sid
-  redis.call('SADD', ids, jti)
-  keep_at_least(ids, ttl)
-end

@@ -10,21 +10,6 @@ for _, sid in ipairs(sids) do
   redis.call('ZREM', P .. 'sessions', sid)
   redis.call('ZREM', P .. 'sessions:exp', sid)
   if sub then redis.call('ZREM', P .. 'sub:' .. sub, sid) end
-  local ids = P .. 'sj:' .. sid
-  for _, jti in ipairs(redis.call('SMEMBERS', ids)) do
-    count = count + redis.call('DEL', P .. 'r:' .. jti)
-    redis.call('ZREM', P .. 'refresh:exp', jti)
-  end
-  redis.call('DEL', ids)
-end
-local jtis = redis.call('ZRANGEBYSCORE', P .. 'refresh:exp', '-inf', now, 'LIMIT', 0, batch)
-if #jtis == batch then more = 1 end
-for _, jti in ipairs(jtis) do
-  local rkey = P .. 'r:' .. jti
-  local sid = redis.call('HGET', rkey, 'sid')
-  count = count + redis.call('DEL', rkey)
-  redis.call('ZREM', P .. 'refresh:exp', jti)
-  if sid then redis.call('SREM', P .. 'sj:' .. sid, jti) end
 end
 local gone = redis.call('ZRANGEBYSCORE', P .. 'rev:exp', '-inf', now, 'LIMIT', 0, batch)
 if #gone == batch then more = 1 end
