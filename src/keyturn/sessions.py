@@ -1,7 +1,7 @@
 """Sessions: start, refresh (rotate / replay / reuse), revoke, list.
 
-Whether a refresh rotates, replays or is a reuse is decided by :func:`decide_refresh`, a pure function of
-``(session, presented record, claims, now)``; the store applies its answer atomically.
+Whether a refresh rotates, replays or is a reuse is decided by :func:`~keyturn.refresh.decide_refresh`, a pure
+function of ``(session, presented record, claims, now)``; the store applies its answer atomically.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .errors import (
 )
 from .events import emit
 from .keys import KeyRing
+from .refresh import RefreshPolicy, decide_refresh
 from .tokens import (
     DEFAULT_CLIENT_ID,
     RESERVED_CLAIMS,
@@ -37,7 +38,6 @@ from .tokens import (
     UnknownKey,
 )
 from .typing import (
-    CONCURRENT_WITHIN,
     Clock,
     JSONValue,
     KeyUse,
@@ -46,9 +46,7 @@ from .typing import (
     RefreshDecision,
     RefreshRecord,
     Reject,
-    Replay,
     Reuse,
-    ReuseCause,
     RevokedReason,
     Rotate,
     SessionRecord,
@@ -97,78 +95,6 @@ class RefreshLimits(Protocol):
 def new_id() -> str:
     """A random identifier for a session or a token (128 bits)."""
     return secrets.token_urlsafe(16)
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshPolicy:
-    """The durations a refresh decision depends on."""
-
-    refresh_idle_lifetime: int
-    grace_period: float
-    leeway: float
-    revocation_lifetime: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RefreshPolicy:
-        return cls(
-            refresh_idle_lifetime=settings.refresh_idle_lifetime,
-            grace_period=settings.grace_period,
-            leeway=settings.leeway,
-            revocation_lifetime=settings.revocation_lifetime,
-        )
-
-
-def decide_refresh(
-    session: SessionRecord | None,
-    presented: RefreshRecord | None,
-    claims: RefreshClaims,
-    now: float,
-    policy: RefreshPolicy,
-    *,
-    new_jti: str,
-    new_kid: str,
-) -> RefreshDecision:
-    """Decide what a refresh with verified ``claims`` does, given the stored state at ``now``."""
-    if session is None or session.state != "active":
-        return Reject(SessionRevoked())
-    if session.sub != claims.sub:
-        return Reject(TokenInvalid("The refresh token does not belong to its session."))
-    if now >= session.absolute_expires_at:
-        return Reject(SessionExpired())
-    if now > claims.exp + policy.leeway:
-        if claims.exp >= session.absolute_expires_at:
-            return Reject(SessionExpired())
-        return Reject(RefreshTokenExpired())
-    if claims.jti == session.head_jti:
-        expires_at = int(min(now + policy.refresh_idle_lifetime, session.absolute_expires_at))
-        head = RefreshRecord(
-            jti=new_jti,
-            sid=session.sid,
-            gen=session.gen + 1,
-            kid=new_kid,
-            issued_at=int(now),
-            expires_at=expires_at,
-        )
-        return Rotate(new_head=head, now=now, forget_before=now - policy.grace_period)
-    if (
-        presented is not None
-        and presented.sid == session.sid
-        and presented.gen == claims.gen
-        and presented.rotated_at is not None
-        and now - presented.rotated_at <= policy.grace_period
-    ):
-        since = now - presented.rotated_at
-        return Replay(now=now, cause="concurrent" if since <= CONCURRENT_WITHIN else "retry")
-    return Reuse(
-        now=now, revocation_expires_at=now + policy.revocation_lifetime, cause=reuse_cause(session, claims)
-    )
-
-
-def reuse_cause(session: SessionRecord, claims: RefreshClaims) -> ReuseCause:
-    """What the session's generation says of a token judged reused (see ``ReuseCause``)."""
-    if claims.gen >= session.gen:
-        return "unknown"
-    return "late" if claims.gen == session.gen - 1 else "stale"
 
 
 def own_claims(claims: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
