@@ -69,6 +69,16 @@ def _open(until: datetime) -> None:
         raise TokenInvalid("SimpleJWT tokens are no longer accepted; log in again.")
 
 
+def _simplejwt_token(kind: type[Any], raw: str) -> Any:
+    """``raw`` read as SimpleJWT's token class ``kind`` checks it, its refusal in Keyturn's words."""
+    from rest_framework_simplejwt.exceptions import TokenError
+
+    try:
+        return kind(raw)
+    except TokenError as exc:
+        raise _simplejwt_error(exc) from exc
+
+
 def _simplejwt_error(exc: Exception) -> KeyturnError:
     from rest_framework_simplejwt.exceptions import ExpiredTokenError
 
@@ -96,17 +106,13 @@ def _user_for(user_id: Any) -> Any:
 
 def read_refresh(raw: str) -> LegacyRefresh:
     """Check a SimpleJWT refresh token as SimpleJWT does, except for the blacklist (ORM; sync)."""
-    from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.tokens import RefreshToken
 
     class Unlisted(RefreshToken):
         def check_blacklist(self) -> None:  # told apart below: a blacklisted token may be a migrated one
             return None
 
-    try:
-        token = Unlisted(raw)  # type: ignore[arg-type]
-    except TokenError as exc:
-        raise _simplejwt_error(exc) from exc
+    token = _simplejwt_token(Unlisted, raw)
     _, user_id = _user_id_claim(token.payload)
     user = _user_for(user_id)
     if user is None or not is_active(user):
@@ -210,14 +216,10 @@ def exchange(request: HttpRequest, raw: str, refused: KeyturnError) -> Generator
 
 def verify_access(raw: str, until: datetime) -> AccessClaims:
     """A SimpleJWT access token issued before the switch, as ``AccessClaims`` (sync: reads the user)."""
-    from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.tokens import AccessToken
 
     _open(until)
-    try:
-        token = AccessToken(raw)  # type: ignore[arg-type]
-    except TokenError as exc:
-        raise _simplejwt_error(exc) from exc
+    token = _simplejwt_token(AccessToken, raw)
     _, user_id = _user_id_claim(token.payload)
     user = _user_for(user_id)
     if user is None:
@@ -237,13 +239,9 @@ def verify_access(raw: str, until: datetime) -> AccessClaims:
 
 def verify_any(raw: str, until: datetime) -> None:
     """``token/verify/`` for a SimpleJWT token of either type, as SimpleJWT answers it (sync)."""
-    from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.tokens import UntypedToken
 
     _open(until)
-    try:
-        token = UntypedToken(raw)  # type: ignore[arg-type]
-    except TokenError as exc:
-        raise _simplejwt_error(exc) from exc
+    token = _simplejwt_token(UntypedToken, raw)
     if _blacklist_installed() and _is_blacklisted(str(token.payload.get(_jti_claim(), ""))):
         raise SessionRevoked("Token is blacklisted.")

@@ -9,14 +9,15 @@ renderer (``keyturn.http``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 from ..errors import TokenInvalid
-from ..http import bearer_token, bearer_token_if_any
+from ..http import REALM, bearer_token, bearer_token_if_any
 from ..tokens import AccessClaims
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
-__all__ = ["NO_TOKEN", "BearerCheck"]
+__all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard"]
 
 NO_TOKEN = "No access token was given."
 
@@ -69,3 +70,25 @@ class BearerCheck:
         """:meth:`verify` for event loops."""
         token = self.token(authorization, path)
         return None if token is None else await self._averify(token)
+
+
+App = TypeVar("App")
+
+
+class BearerGuard(Generic[App]):
+    """What the ASGI and WSGI middleware hold: the wrapped app, its verifier, how to read bearer tokens (see
+    :class:`BearerCheck` for ``required`` and ``exempt``) and the realm of their refusals."""
+
+    def __init__(
+        self,
+        app: App,
+        verifier: AccessTokenVerifier,
+        *,
+        required: bool = True,
+        exempt: Iterable[str] = (),
+        realm: str = REALM,
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.check = BearerCheck(verifier, required=required, exempt=exempt)
+        self.realm = realm

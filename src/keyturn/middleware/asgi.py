@@ -7,13 +7,12 @@ error body of DESIGN section 3 and ``WWW-Authenticate``; the app is not called.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..errors import KeyturnError
-from ..http import REALM, error_response
-from ._bearer import BearerCheck
-from .verifier import AccessTokenVerifier
+from ..http import error_response
+from ._bearer import BearerGuard
 
 __all__ = ["KeyturnMiddleware"]
 
@@ -26,7 +25,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 WS_POLICY_VIOLATION = 1008
 
 
-class KeyturnMiddleware:
+class KeyturnMiddleware(BearerGuard[ASGIApp]):
     """Wrap ``app`` so that only requests with a valid access token reach it.
 
     ``exempt`` lists paths that pass without a token, each with everything below it (``/health``
@@ -34,20 +33,6 @@ class KeyturnMiddleware:
     ``required=False`` a request without ``Authorization`` passes too (``scope["keyturn.token"]`` is
     None), while a bad token is still refused.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        verifier: AccessTokenVerifier,
-        *,
-        required: bool = True,
-        exempt: Iterable[str] = (),
-        realm: str = REALM,
-    ) -> None:
-        self.app = app
-        self.verifier = verifier
-        self.check = BearerCheck(verifier, required=required, exempt=exempt)
-        self.realm = realm
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

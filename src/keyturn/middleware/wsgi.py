@@ -12,9 +12,8 @@ from http import HTTPStatus
 from typing import Any
 
 from ..errors import KeyturnError
-from ..http import REALM, error_response
-from ._bearer import BearerCheck
-from .verifier import AccessTokenVerifier
+from ..http import error_response
+from ._bearer import BearerGuard
 
 __all__ = ["KeyturnWSGIMiddleware"]
 
@@ -22,22 +21,8 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-class KeyturnWSGIMiddleware:
+class KeyturnWSGIMiddleware(BearerGuard[WSGIApp]):
     """Wrap ``app``; ``required`` and ``exempt`` work as in the ASGI :class:`KeyturnMiddleware`."""
-
-    def __init__(
-        self,
-        app: WSGIApp,
-        verifier: AccessTokenVerifier,
-        *,
-        required: bool = True,
-        exempt: Iterable[str] = (),
-        realm: str = REALM,
-    ) -> None:
-        self.app = app
-        self.verifier = verifier
-        self.check = BearerCheck(verifier, required=required, exempt=exempt)
-        self.realm = realm
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
