@@ -62,7 +62,9 @@ def test_the_session_contract_in_body_mode(keyturn_project: ExampleProject, serv
         again = c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
         assert again["refresh_token"] == new["refresh_token"]  # inside the grace period: byte for byte
 
-        listed = c.get("/api/auth/sessions", headers=bearer).json()
+        listed = c.get(
+            "/api/auth/sessions", headers={"Authorization": f"Bearer {new['refresh_token']}"}
+        ).json()
         assert [s["session_id"] for s in listed] == [pair["session_id"]]
 
         ended = c.post("/api/auth/logout", headers=bearer)

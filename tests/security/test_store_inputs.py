@@ -159,12 +159,12 @@ def test_injection_shaped_session_ids_are_404_and_end_nothing(service: Service) 
     ids = {**HOSTILE_SESSION_IDS, "own-id-then-sql": first["session_id"] + "' OR '1'='1"}
 
     def delete(http: httpx.Client, sid: str) -> httpx.Response:
-        return http.delete(f"/auth/sessions/{quote(sid, safe='')}", headers=bearer(second["access_token"]))
+        return http.delete(f"/auth/sessions/{quote(sid, safe='')}", headers=bearer(second["refresh_token"]))
 
     answers = concurrently(service, delete, ids)
     assert_all(answers, 404, "invalid_request")
     with service.client() as http:
-        listed = http.get("/auth/sessions", headers=bearer(second["access_token"]))
+        listed = http.get("/auth/sessions", headers=bearer(second["refresh_token"]))
         assert listed.status_code == 200, why(listed)
         active = {s["session_id"] for s in listed.json() if s["state"] == "active"}
         assert sids <= active

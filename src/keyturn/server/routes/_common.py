@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ...errors import InvalidRequest, TokenInvalid
 from ...http import bearer_token as parse_bearer
+from ...http import single_cookie
 from ...sessions import TokenPair
 from ...typing import JSONValue
 from ..errors import malformed
@@ -40,6 +41,13 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: ERRORS[503]}
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "invalid_request: no such session of the caller's"}
+}
+
+NOT_AN_ACCESS_TOKEN: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorResponse,
+        "description": "insufficient_scope: an access token was sent, not the refresh token",
+    }
 }
 
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
@@ -85,6 +93,7 @@ def refresh_token(request: Request, from_body: str | None) -> str | None:
     cookie = request.cookies.get(REFRESH_COOKIE)
     if cookie is None:
         return None
+    single_cookie(request.headers.getlist("cookie"), REFRESH_COOKIE)
     if CSRF_HEADER not in request.headers:
         raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
     return cookie
@@ -117,7 +126,11 @@ COOKIE_MODE: dict[str, Any] = {
 """The refresh cookie and the CSRF header of a call that may take the refresh token from the cookie."""
 
 NAMED_BY_EITHER: dict[str, Any] = {"security": [{"bearer": []}, {}], **COOKIE_MODE}
-"""Logout and logout-all: the session is named by the access token, or else by the refresh token."""
+"""Logout: the session is named by the access token, or else by the refresh token."""
+
+BY_REFRESH_TOKEN: dict[str, Any] = {"security": [{"refresh": []}, {}], **COOKIE_MODE}
+"""Listing and ending sessions: the refresh token (body, cookie, or ``Authorization: Bearer``), never an
+access token (403 ``insufficient_scope``): resource servers receive access tokens, never refresh tokens."""
 
 REFRESH_BODY: dict[str, Any] = {
     "requestBody": {

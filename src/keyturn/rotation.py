@@ -1,0 +1,94 @@
+"""Whether a refresh token rotates, replays or is a reuse (:func:`decide_refresh`), and whether it is its
+session's current one (:func:`check_current`): pure functions of the stored state, the claims and the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Settings
+from .errors import RefreshTokenExpired, SessionExpired, SessionRevoked, TokenInvalid
+from .tokens import RefreshClaims, TokenCodec
+from .typing import RefreshDecision, RefreshRecord, Reject, Replay, Reuse, Rotate, SessionRecord
+
+__all__ = ["RefreshPolicy", "check_current", "decide_refresh"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshPolicy:
+    """The durations a refresh decision depends on."""
+
+    refresh_idle_lifetime: int
+    grace_period: float
+    leeway: float
+    revocation_lifetime: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RefreshPolicy:
+        return cls(
+            refresh_idle_lifetime=settings.refresh_idle_lifetime,
+            grace_period=settings.grace_period,
+            leeway=settings.leeway,
+            revocation_lifetime=settings.revocation_lifetime,
+        )
+
+
+def decide_refresh(
+    session: SessionRecord | None,
+    presented: RefreshRecord | None,
+    claims: RefreshClaims,
+    now: float,
+    policy: RefreshPolicy,
+    *,
+    new_jti: str,
+    new_kid: str,
+) -> RefreshDecision:
+    """Decide what a refresh with verified ``claims`` does, given the stored state at ``now``."""
+    if session is None or session.state != "active":
+        return Reject(SessionRevoked())
+    if session.sub != claims.sub:
+        return Reject(TokenInvalid("The refresh token does not belong to its session."))
+    if now >= session.absolute_expires_at:
+        return Reject(SessionExpired())
+    if now > claims.exp + policy.leeway:
+        if claims.exp >= session.absolute_expires_at:
+            return Reject(SessionExpired())
+        return Reject(RefreshTokenExpired())
+    if claims.jti == session.head_jti:
+        expires_at = int(min(now + policy.refresh_idle_lifetime, session.absolute_expires_at))
+        head = RefreshRecord(
+            jti=new_jti,
+            sid=session.sid,
+            gen=session.gen + 1,
+            kid=new_kid,
+            issued_at=int(now),
+            expires_at=expires_at,
+        )
+        return Rotate(new_head=head, now=now)
+    if (
+        presented is not None
+        and presented.sid == session.sid
+        and presented.rotated_at is not None
+        and now - presented.rotated_at <= policy.grace_period
+    ):
+        return Replay(now=now)
+    return Reuse(now=now, revocation_expires_at=now + policy.revocation_lifetime)
+
+
+def check_current(
+    claims: RefreshClaims, session: SessionRecord, now: float, codec: TokenCodec, *, expired_ok: bool = False
+) -> None:
+    """Raise unless ``claims`` are the current, unexpired refresh token of the active ``session``: the rule
+    for a refresh token that lists or ends sessions (a rotated or expired copy may be a stolen one).
+
+    ``expired_ok``: the current token may have expired (logout and revoke, which end its own session
+    alone: with its current token expired that session cannot be refreshed again, it is dead already).
+    """
+    if session.sub != claims.sub:
+        raise TokenInvalid("The refresh token does not belong to its session.")
+    if not expired_ok and now >= session.absolute_expires_at:
+        raise SessionExpired()
+    if not expired_ok and codec.is_expired(claims.exp, now):
+        raise RefreshTokenExpired()
+    if claims.jti != session.head_jti:
+        raise TokenInvalid("Only the session's current refresh token may list or end sessions.")
