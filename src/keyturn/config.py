@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         (),
         description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated.",
     )
+    # -- issue 18, the routes' half: the global login limit and the production switches --------------
+    rate_limit_login_global: RateLimitSetting = Field(
+        RateLimit(600, 60),
+        description="Logins of the whole service, from any address (COUNT/SECONDS, or off).",
+    )
 
     @model_validator(mode="after")
     def _lifetimes_fit(self) -> Self:
