@@ -138,6 +138,11 @@ class Settings(BaseSettings):
         RateLimit(600, 60),
         description="Logins of the whole service, from any address (COUNT/SECONDS, or off).",
     )
+    docs: bool = Field(
+        False, description="Serve Swagger UI at /docs (its scripts come from a CDN); /openapi.json always."
+    )
+    metrics: bool = Field(True, description="Serve /metrics (Prometheus).")
+    demo: bool = Field(True, description="Serve the demo page at /demo/.")
 
     @model_validator(mode="after")
     def _lifetimes_fit(self) -> Self:

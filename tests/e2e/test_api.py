@@ -75,7 +75,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             subjects = {name: str(app.users.add(name, passwords[name])) for name in USERS}
             yield Api("embedded", app.url, passwords, subjects, name_field="email")
         return
-    with cluster(tmp_path_factory.mktemp("api")) as group:
+    with cluster(tmp_path_factory.mktemp("api"), 1, {"KEYTURN_DOCS": "on"}) as group:
         passwords = {group.username: group.password}
         for name in USERS[1:]:
             passwords[name] = add_user(group.data_dir, name)
@@ -524,6 +524,22 @@ def test_docs_and_openapi_are_served(api: Api) -> None:
         "/readyz",
     ):
         assert path in paths
+
+
+def test_docs_metrics_and_demo_can_be_turned_off(tmp_path: Path) -> None:
+    """Production switches: /docs (Swagger UI, whose scripts come from a CDN) is off unless
+    ``KEYTURN_DOCS=on``; ``KEYTURN_METRICS=off`` and ``KEYTURN_DEMO=off`` take /metrics and /demo/ away.
+    /openapi.json, plain data, stays."""
+    with cluster(tmp_path / "on", 1) as group, group.server.client() as http:
+        assert_error(http.get("/docs"), 404, "invalid_request")
+        assert http.get("/openapi.json").status_code == 200
+        assert http.get("/metrics").status_code == 200
+        assert http.get("/demo/").status_code == 200
+    off = {"KEYTURN_METRICS": "off", "KEYTURN_DEMO": "off"}
+    with cluster(tmp_path / "off", 1, off) as group, group.server.client() as http:
+        assert_error(http.get("/metrics"), 404, "invalid_request")
+        assert_error(http.get("/demo/"), 404, "invalid_request")
+        assert http.get("/healthz").status_code == 200
 
 
 def test_openapi_says_what_the_service_answers(api: Api) -> None:
