@@ -721,3 +721,18 @@ def test_a_call_with_the_csrf_header_gets_cookie_mode_from_a_body_mode_server(on
         out = http.post("/auth/logout", headers={"Cookie": f"keyturn_refresh={new_cookie}", **browser})
         assert out.status_code == 200, why(out)
         assert refresh_cookie(out)[1].get("max-age") == "0"
+
+
+def test_a_data_directory_others_can_enter_is_warned_about(tmp_path: Path) -> None:
+    """An existing data directory of mode 0755 holds the master secret and the SQLite file: the server
+    starts, and says so in its log; a 0700 one is not warned about."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    with cluster(data, 1) as group, group.server.client() as http:
+        assert http.get("/healthz").status_code == 200
+        log = group.server.log.read_text()
+    assert "open to other users (mode 755)" in log
+    with cluster(tmp_path / "private", 1) as group, group.server.client() as http:
+        assert http.get("/healthz").status_code == 200
+        assert "open to other users" not in group.server.log.read_text()
