@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -16,7 +17,7 @@ from .errors import InvalidCredentials
 from .sessions import SessionService, TokenPair
 from .typing import Clock, UserRecord, UserStore
 
-__all__ = ["MAX_PASSWORD_LENGTH", "UserDirectory"]
+__all__ = ["MAX_PASSWORD_LENGTH", "UserDirectory", "normalise_username"]
 
 MAX_PASSWORD_LENGTH = 1024
 MAX_USERNAME_LENGTH = 256
@@ -44,15 +45,20 @@ class UserDirectory:
         self._hashing = asyncio.Semaphore(os.cpu_count() or 2)
 
     async def add(self, username: str, password: str) -> bool:
-        """Add a user; ``False`` if the name is taken."""
+        """Add a user under the normalised name (:func:`normalise_username`); ``False`` if the name, or
+        one that looks the same once normalised (a user stored before names were normalised), is taken."""
+        _check_username(username)
+        username = normalise_username(username)
         _check_username(username)
         _check_password(password)
+        if any(normalise_username(u.username) == username for u in await self._store.list_users()):
+            return False
         digest = await self._hash(password)
         return await self._store.add_user(UserRecord(username, digest, self._clock.now()))
 
     async def authenticate(self, username: str, password: str) -> UserRecord:
         """The user, if the password matches and the user is enabled; else ``InvalidCredentials``."""
-        user = await self._store.get_user(username)
+        user = await self._find(username)
         async with self._hashing:
             digest = user.password_hash if user else self._dummy_hash
             ok = await asyncio.to_thread(self._verify, digest, password)
@@ -73,7 +79,7 @@ class UserDirectory:
             raise RuntimeError("login needs a UserDirectory made with sessions=")
         user = await self.authenticate(username, password)
         pair = await self._sessions.start(user.username, user_agent=user_agent, ip=ip)
-        now = await self._store.get_user(username)
+        now = await self._store.get_user(user.username)
         if now is None or now.disabled or now.password_hash != user.password_hash:
             await self._sessions.revoke(pair.session_id, "password_changed")
             raise InvalidCredentials()
@@ -83,6 +89,7 @@ class UserDirectory:
         """Change a password and end every session of that user; ``False`` if there is no such user."""
         _check_password(password)
         digest = await self._hash(password)
+        username = await self._stored_name(username)
         changed = await self._store.update_user(username, password_hash=digest)
         if changed and self._sessions is not None:
             await self._sessions.revoke_all(username, "password_changed")
@@ -90,10 +97,24 @@ class UserDirectory:
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
         """Disable (ending every session) or enable a user; ``False`` if there is no such user."""
+        username = await self._stored_name(username)
         changed = await self._store.update_user(username, disabled=disabled)
         if changed and disabled and self._sessions is not None:
             await self._sessions.revoke_all(username, "subject_disabled")
         return changed
+
+    async def _find(self, username: str) -> UserRecord | None:
+        """The user named ``username`` once normalised, else (a user stored before names were
+        normalised) exactly as typed."""
+        name = normalise_username(username)
+        user = await self._store.get_user(name)
+        if user is None and name != username:
+            user = await self._store.get_user(username)
+        return user
+
+    async def _stored_name(self, username: str) -> str:
+        user = await self._find(username)
+        return username if user is None else user.username
 
     async def list(self) -> list[UserRecord]:
         return await self._store.list_users()
@@ -112,6 +133,14 @@ class UserDirectory:
             return self._hasher.verify(digest, password)
         except (VerificationError, InvalidHashError):
             return False
+
+
+def normalise_username(username: str) -> str:
+    """A username as it is stored and looked up: NFKC with case folding (Unicode's NFKC_Casefold, close
+    enough), so ``Alice``, ``ALICE`` and its fullwidth letters (U+FF21…) are one name and cannot be two users.
+    Lookalikes from other scripts (Cyrillic U+0435 for Latin ``e``) are not folded: that needs the
+    confusables table of Unicode TR 39."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
 
 def _check_username(username: str) -> None:

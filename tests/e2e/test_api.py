@@ -736,3 +736,22 @@ def test_a_data_directory_others_can_enter_is_warned_about(tmp_path: Path) -> No
     with cluster(tmp_path / "private", 1) as group, group.server.client() as http:
         assert http.get("/healthz").status_code == 200
         assert "open to other users" not in group.server.log.read_text()
+
+
+def test_usernames_that_only_look_alike_are_one_name(tmp_path: Path) -> None:
+    """Usernames are normalised (NFKC, case folded): a fullwidth or upper-case spelling of an existing
+    user cannot be added, and logs in as that user; a user stored before names were normalised (with
+    capitals) still logs in, as it was typed then."""
+    with cluster(tmp_path / "data", 1) as group:
+        lookalike = run_cli(group.data_dir, "users", "add", "\uff21LICE", "--password-stdin", stdin="x" * 16)
+        assert lookalike.returncode != 0, lookalike.stdout
+        assert "already exists" in lookalike.stderr
+        bob = new_password()
+        added = run_cli(group.data_dir, "users", "add", "BOB", "--password-stdin", stdin=bob + "\n")
+        assert added.returncode == 0, added.stderr
+        with contextlib.closing(sqlite3.connect(group.data_dir / "keyturn.db")) as db, db:
+            db.execute("UPDATE users SET username = 'Alice' WHERE username = 'alice'")  # stored long ago
+        with group.server.client() as http:
+            for typed in ("bob", "Bob", "\uff42\uff4f\uff42"):
+                assert jwt_parts(login(http, typed, bob)["access_token"])[1]["sub"] == "bob", typed
+            assert jwt_parts(login(http, "Alice", group.password)["access_token"])[1]["sub"] == "Alice"
