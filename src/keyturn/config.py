@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Serve /metrics (Prometheus).")
     demo: bool = Field(True, description="Serve the demo page at /demo/.")
+    cookie_host_prefix: bool = Field(
+        False, description="Name the refresh cookie __Host-keyturn_refresh, with Path=/ (see Cookie mode)."
+    )
 
     @model_validator(mode="after")
     def _lifetimes_fit(self) -> Self:

@@ -755,3 +755,25 @@ def test_usernames_that_only_look_alike_are_one_name(tmp_path: Path) -> None:
             for typed in ("bob", "Bob", "\uff42\uff4f\uff42"):
                 assert jwt_parts(login(http, typed, bob)["access_token"])[1]["sub"] == "bob", typed
             assert jwt_parts(login(http, "Alice", group.password)["access_token"])[1]["sub"] == "Alice"
+
+
+def test_the_host_prefix_names_the_refresh_cookie_when_asked_for(tmp_path: Path) -> None:
+    """With ``COOKIE_HOST_PREFIX`` the cookie is ``__Host-keyturn_refresh`` (Secure, Path=/, no Domain: a
+    sibling subdomain cannot set one), and a plain ``keyturn_refresh`` cookie is not read."""
+    env = {"KEYTURN_COOKIE_MODE": "on", "KEYTURN_COOKIE_HOST_PREFIX": "on"}
+    with cluster(tmp_path / "data", 1, env) as group, group.server.client() as http:
+        answer = http.post("/auth/login", json={"username": group.username, "password": group.password})
+        assert answer.status_code == 200, why(answer)
+        set_cookie = answer.headers["set-cookie"]
+        assert set_cookie.startswith("__Host-keyturn_refresh=")
+        attributes = {part.strip().split("=")[0].lower() for part in set_cookie.split(";")[1:]}
+        assert {"secure", "httponly", "path"} <= attributes
+        assert "domain" not in attributes
+        assert "Path=/;" in set_cookie or set_cookie.rstrip().endswith("Path=/")
+        token = set_cookie.split(";")[0].partition("=")[2]
+        csrf = {"X-Keyturn-CSRF": "1"}
+        planted = http.post("/auth/refresh", headers={**csrf, "Cookie": f"keyturn_refresh={token}"})
+        assert_error(planted, 400, "invalid_request")
+        own = http.post("/auth/refresh", headers={**csrf, "Cookie": f"__Host-keyturn_refresh={token}"})
+        assert own.status_code == 200, why(own)
+        assert own.headers["set-cookie"].startswith("__Host-keyturn_refresh=")

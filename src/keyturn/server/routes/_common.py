@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ..embed import Keyturn
 
 REFRESH_COOKIE = "keyturn_refresh"
+HOST_COOKIE = "__Host-" + REFRESH_COOKIE
+"""The refresh cookie's name with ``COOKIE_HOST_PREFIX``: only a Secure, Path=/ cookie set by this very host
+(no Domain) may have it, so a sibling subdomain cannot plant one."""
 CSRF_HEADER = "X-Keyturn-CSRF"  # header look-ups ignore case
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -90,10 +93,11 @@ def refresh_token(request: Request, from_body: str | None) -> str | None:
     """The refresh token from the body or else the cookie (which needs the CSRF header)."""
     if from_body is not None:
         return from_body
-    cookie = request.cookies.get(REFRESH_COOKIE)
+    name = cookie_name(runtime(request))
+    cookie = request.cookies.get(name)
     if cookie is None:
         return None
-    single_cookie(request.headers.getlist("cookie"), REFRESH_COOKIE)
+    single_cookie(request.headers.getlist("cookie"), name)
     if CSRF_HEADER not in request.headers:
         raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
     return cookie
@@ -200,7 +204,13 @@ def require_refresh_token(request: Request, from_body: str | None) -> str:
     return token
 
 
+def cookie_name(rt: Runtime) -> str:
+    return HOST_COOKIE if rt.settings.cookie_host_prefix else REFRESH_COOKIE
+
+
 def cookie_path(rt: Runtime) -> str:
+    if rt.settings.cookie_host_prefix:
+        return "/"  # what the __Host- prefix requires
     return rt.settings.route_prefix or "/"
 
 
@@ -210,7 +220,7 @@ def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
     if cookie_mode:
         response.set_cookie(
-            REFRESH_COOKIE,
+            cookie_name(rt),
             pair.refresh_token,
             max_age=pair.refresh_expires_in,
             path=cookie_path(rt),

@@ -31,10 +31,10 @@ from ._common import (
     NOT_FOUND,
     RATE_LIMITED,
     REFRESH_BODY,
-    REFRESH_COOKIE,
     REVOKE_BODY,
     bearer_token,
     client_ip,
+    cookie_name,
     cookie_path,
     keyturn,
     login_credentials,
@@ -158,10 +158,9 @@ async def revoke(request: Request) -> JSONResponse:
 def _ended(request: Request, sids: list[str]) -> JSONResponse:
     response = JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
     rt = runtime(request)
-    if request.cookies.get(REFRESH_COOKIE) is not None:
-        response.delete_cookie(
-            REFRESH_COOKIE, path=cookie_path(rt), secure=True, httponly=True, samesite="strict"
-        )
+    name = cookie_name(rt)
+    if request.cookies.get(name) is not None:
+        response.delete_cookie(name, path=cookie_path(rt), secure=True, httponly=True, samesite="strict")
     return response
 
 
