@@ -118,7 +118,6 @@ HOSTILE_USER_NAMES = {
     "like-percent": "ali%",
     "like-underscore": "alic_",
     "glob-star": "al*",
-    "case": "ALICE",
     "leading-space": " alice",
     "trailing-nul": "alice\x00",
     "path": "../alice",
@@ -135,6 +134,11 @@ def test_injection_shaped_user_names_are_invalid_credentials(service: Service) -
     answers = concurrently(service, log_in, HOSTILE_USER_NAMES)
     assert_all(answers, 401, "invalid_credentials")
     assert service.login()["session_id"]
+    if service.name_field == "username":  # keyturn serve's users; the example app's login is its own
+        # Case is not a different name: keyturn serve case folds usernames (NFKC), so ALICE is alice.
+        with service.client() as http:
+            folded = log_in(http, "ALICE")
+        assert folded.status_code == 200, why(folded)
 
 
 HOSTILE_SESSION_IDS = {
