@@ -55,7 +55,7 @@ run: $(STAMP) $(DEMO_JS)
 	@KEYTURN_DATA_DIR=$(DATA_DIR) $(BIN)/keyturn users add demo --password-stdin --exist-ok < $(DATA_DIR)/demo-password
 	@echo "Demo user: demo, password in $(DATA_DIR)/demo-password (see the README's walk-through)."
 	@echo "Demo page: http://$(HOST):$(PORT)/demo/ (sign in as demo with that password)."
-	KEYTURN_DATA_DIR=$(DATA_DIR) $(BIN)/keyturn serve --host $(HOST) --port $(PORT)
+	KEYTURN_DATA_DIR=$(DATA_DIR) KEYTURN_DOCS=on $(BIN)/keyturn serve --host $(HOST) --port $(PORT)
 
 # examples/fastapi_app: an app with its own users serving Keyturn's sessions (docs/fastapi.md).
 example: $(STAMP)

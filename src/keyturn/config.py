@@ -146,6 +146,19 @@ class Settings(BaseSettings):
         (),
         description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated.",
     )
+    # -- issue 18, the routes' half: the global login limit and the production switches --------------
+    rate_limit_login_global: RateLimitSetting = Field(
+        RateLimit(600, 60),
+        description="Logins of the whole service, from any address (COUNT/SECONDS, or off).",
+    )
+    docs: bool = Field(
+        False, description="Serve Swagger UI at /docs (its scripts come from a CDN); /openapi.json always."
+    )
+    metrics: bool = Field(True, description="Serve /metrics (Prometheus).")
+    demo: bool = Field(True, description="Serve the demo page at /demo/.")
+    cookie_host_prefix: bool = Field(
+        False, description="Name the refresh cookie __Host-keyturn_refresh, with Path=/ (see Cookie mode)."
+    )
 
     @model_validator(mode="after")
     def _lifetimes_fit(self) -> Self:

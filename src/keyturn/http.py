@@ -12,6 +12,7 @@ import math
 from .errors import (
     InsufficientScope,
     InvalidCredentials,
+    InvalidRequest,
     KeyturnError,
     Overloaded,
     RateLimited,
@@ -26,6 +27,7 @@ __all__ = [
     "error_headers",
     "error_json",
     "error_response",
+    "single_cookie",
 ]
 
 REALM = "keyturn"
@@ -40,6 +42,19 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token:
         raise TokenInvalid("The Authorization header is not 'Bearer <token>'.")
     return token
+
+
+def single_cookie(cookie_headers: list[str], name: str) -> None:
+    """Refuse (``invalid_request``) a request whose ``Cookie`` headers carry ``name`` more than once.
+
+    Frameworks keep one of them (the last, say), and a cookie a sibling subdomain planted for the same
+    path could be that one: with two, the service cannot tell which is its own, so it uses neither.
+    """
+    found = sum(
+        1 for header in cookie_headers for part in header.split(";") if part.strip().startswith(name + "=")
+    )
+    if found > 1:
+        raise InvalidRequest(f"The request carries the {name} cookie more than once.")
 
 
 def error_body(error: KeyturnError) -> dict[str, str | bool]:

@@ -1,6 +1,6 @@
 """Rate limits of the token service (DESIGN section 5), kept in the shared store.
 
-Four limits, each a :class:`RateLimit` (GCRA: ``count`` calls at once, then one every ``period / count``;
+Five limits, each a :class:`RateLimit` (GCRA: ``count`` calls at once, then one every ``period / count``;
 the arithmetic is here, and each store repeats it in SQL or Lua) on buckets of its own:
 
 =========================  ==================================  ==========================================
@@ -13,6 +13,8 @@ limit                      bucket key                          when
 ``login_per_ip``           ``login_per_ip:<address>``          taken on ``/login``, before the password
                                                                hash
 ``login_per_username_ip``  ``login_per_username_ip:<h>:<a>``   then, still before the password hash
+``login_global``           ``login_global:all``                then: every login of the service, from
+                                                               any address (many addresses together)
 =========================  ==================================  ==========================================
 
 ``<address>`` is the client's IPv4 address, or the /64 network of an IPv6 one (one host, or one home, has
@@ -61,7 +63,9 @@ __all__ = [
     "micros",
 ]
 
-LimitName = Literal["refresh_per_ip", "refresh_per_session", "login_per_ip", "login_per_username_ip"]
+LimitName = Literal[
+    "refresh_per_ip", "refresh_per_session", "login_per_ip", "login_per_username_ip", "login_global"
+]
 
 LOG_EVERY = 10.0
 """Seconds between two ``ratelimit.hit`` warnings of one bucket; the refusals between are debug lines."""
@@ -146,6 +150,7 @@ class RateLimitPolicy:
     refresh_per_session: RateLimit | None = None
     login_per_ip: RateLimit | None = None
     login_per_username_ip: RateLimit | None = None
+    login_global: RateLimit | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimitPolicy:
@@ -156,6 +161,7 @@ class RateLimitPolicy:
             refresh_per_session=settings.rate_limit_refresh_per_session,
             login_per_ip=settings.rate_limit_login_per_ip,
             login_per_username_ip=settings.rate_limit_login_per_username_ip,
+            login_global=settings.rate_limit_login_global,
         )
 
 
@@ -205,16 +211,17 @@ class RateLimiter:
         return _RefreshCall(self, None if address is None else address_key(address))
 
     async def login(self, username: str, address: str | None) -> None:
-        """The login limits, per address and then per username and address: before the password hash."""
-        if address is None:
-            return
-        where, now = address_key(address), self.clock.now()
-        await self.take(
-            [
+        """The login limits, per address, per username and address, then for the whole service: before
+        the password hash. A call one address's limit refuses takes nothing from the global one."""
+        now = self.clock.now()
+        per_address: list[RateLimitTake | None] = []
+        if address is not None:
+            where = address_key(address)
+            per_address = [
                 self.bucket("login_per_ip", where, now),
                 self.bucket("login_per_username_ip", f"{self.username_hash(username)}:{where}", now),
             ]
-        )
+        await self.take([*per_address, self.bucket("login_global", "all", now)])
 
     def username_hash(self, username: str) -> str:
         """A username as it appears in bucket keys and logs: keyed, so it cannot be read back."""
@@ -278,6 +285,8 @@ def _shown(bucket: str) -> tuple[str, dict[str, JSONValue]]:
     if name == "login_per_username_ip":
         user, _, ip = key.partition(":")
         return name, {"ip": ip, "user": user}
+    if name == "login_global":
+        return name, {}
     return name, {"ip": key}
 
 

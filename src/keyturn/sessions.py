@@ -1,7 +1,7 @@
 """Sessions: start, refresh (rotate / replay / reuse), revoke, list.
 
-Whether a refresh rotates, replays or is a reuse is decided by :func:`~keyturn.refresh.decide_refresh`, a pure
-function of ``(session, presented record, claims, now)``; the store applies its answer atomically.
+Whether a refresh rotates, replays or is a reuse is decided by :func:`~keyturn.rotation.decide_refresh`,
+a pure function of ``(session, presented record, claims, now)``; the store applies its answer atomically.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from ._reload import KeyReloader
 from .clock import SystemClock
 from .config import Settings
 from .errors import (
+    InsufficientScope,
     KeyturnError,
-    RefreshTokenExpired,
     RefreshTokenReused,
     ServerError,
-    SessionExpired,
     SessionRevoked,
     TokenExpired,
     TokenInvalid,
@@ -28,7 +27,7 @@ from .errors import (
 )
 from .events import emit
 from .keys import KeyRing
-from .refresh import RefreshPolicy, decide_refresh
+from .rotation import RefreshPolicy, check_current, decide_refresh
 from .tokens import (
     DEFAULT_CLIENT_ID,
     RESERVED_CLAIMS,
@@ -358,40 +357,56 @@ class SessionService:
         """End the session named by an access token or a refresh token; return it if it was active.
 
         The token must verify, but it may belong to a session that has already ended (logout is
-        idempotent), and a refresh token may have expired: it still proves which session is meant.
+        idempotent: nothing is ended). A refresh token ends an active session only if it is that
+        session's current one (``token_invalid`` for a rotated copy, a stolen one say); it may have
+        expired, as then the session cannot be refreshed again anyway.
         """
         now = self.clock.now()
         if access_token is not None:
             sid = (await self._decode_access(access_token, now)).sid
         elif refresh_token is not None:
-            sid = (await self._decode_refresh(refresh_token, now)).sid
+            claims = await self._decode_refresh(refresh_token, now)
+            session = await self.store.get_session(claims.sid)
+            if session is None or session.state != "active":
+                return []
+            check_current(claims, session, now, self.codec, expired_ok=True)
+            sid = claims.sid
         else:
             raise ValueError("logout needs an access token or a refresh token")
         return [sid] if await self._revoke(sid, "logout", now) else []
 
-    async def logout_all(
-        self, *, access_token: str | None = None, refresh_token: str | None = None
-    ) -> list[str]:
-        """End every session of the subject of a live session's access or refresh token."""
-        if access_token is not None:
-            subject = (await self.authenticate(access_token)).claims.sub
-        elif refresh_token is not None:
-            # Only the session's current refresh token, unexpired, may end all of a user's sessions: an
-            # old one (a stolen copy, say) must not log the user out everywhere.
-            now = self.clock.now()
+    async def current_refresh(self, refresh_token: str) -> RefreshClaims:
+        """The claims of an active session's current refresh token, unexpired: the credential that lists
+        and ends a user's sessions. Resource servers never receive it, so an access token is refused
+        here (``insufficient_scope``), and so is an old or expired refresh token (a stolen copy, say).
+        """
+        now = self.clock.now()
+        try:
             claims = await self._decode_refresh(refresh_token, now)
-            session = await self.store.get_session(claims.sid)
-            if session is None or session.state != "active":
-                raise SessionRevoked()
-            if now >= session.absolute_expires_at:
-                raise SessionExpired()
-            if self.codec.is_expired(claims.exp, now):
-                raise RefreshTokenExpired()
-            if claims.jti != session.head_jti:
-                raise TokenInvalid("Only the session's current refresh token may end all its sessions.")
-            subject = claims.sub
-        else:
-            raise ValueError("logout_all needs an access token or a refresh token")
+        except TokenInvalid:
+            if self._is_access_token(refresh_token, now):
+                raise InsufficientScope(
+                    "An access token cannot list or end sessions: send the refresh token."
+                ) from None
+            raise
+        session = await self.store.get_session(claims.sid)
+        if session is None or session.state != "active":
+            raise SessionRevoked()
+        check_current(claims, session, now, self.codec)
+        return claims
+
+    def _is_access_token(self, token: str, now: float) -> bool:
+        try:
+            self.codec.decode_access(token, now)
+        except TokenExpired:
+            return True
+        except TokenInvalid:
+            return False
+        return True
+
+    async def logout_all(self, *, refresh_token: str) -> list[str]:
+        """End every session of the subject of an active session's current refresh token."""
+        subject = (await self.current_refresh(refresh_token)).sub
         return await self.revoke_all(subject, "logout_all")
 
     async def revoke(self, sid: str, reason: RevokedReason = "revoked") -> bool:
@@ -416,7 +431,8 @@ class SessionService:
     async def revoke_token(self, token: str) -> None:
         """RFC 7009: revoke a refresh token (its whole session) or one access token.
 
-        An invalid, expired or unknown token is not an error: there is nothing left to revoke.
+        An invalid, expired or unknown token is not an error: there is nothing left to revoke. A refresh
+        token that is not its session's current one (a rotated copy) is such a token: it revokes nothing.
         """
         now = self.clock.now()
         try:
@@ -424,6 +440,13 @@ class SessionService:
         except TokenInvalid:
             pass
         else:
+            session = await self.store.get_session(refresh.sid)
+            if session is None or session.state != "active":
+                return
+            try:
+                check_current(refresh, session, now, self.codec, expired_ok=True)
+            except KeyturnError:
+                return  # a rotated or expired copy is invalid (RFC 7009 section 2.2): nothing is revoked
             await self._revoke(refresh.sid, "revoked", now)
             return
         try:

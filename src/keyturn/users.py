@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import time
+import unicodedata
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -23,7 +24,13 @@ from .events import emit
 from .sessions import SessionService, TokenPair
 from .typing import Clock, UserRecord, UserStore
 
-__all__ = ["LOGIN_RETRY_AFTER", "MAX_PASSWORD_LENGTH", "LoginAdmission", "UserDirectory"]
+__all__ = [
+    "LOGIN_RETRY_AFTER",
+    "MAX_PASSWORD_LENGTH",
+    "LoginAdmission",
+    "UserDirectory",
+    "normalise_username",
+]
 
 MAX_PASSWORD_LENGTH = 1024
 MAX_USERNAME_LENGTH = 256
@@ -91,9 +98,14 @@ class UserDirectory:
         self._name_key = name_key or secrets.token_bytes(32)
 
     async def add(self, username: str, password: str) -> bool:
-        """Add a user; ``False`` if the name is taken."""
+        """Add a user under the normalised name (:func:`normalise_username`); ``False`` if the name, or
+        one that looks the same once normalised (a user stored before names were normalised), is taken."""
+        _check_username(username)
+        username = normalise_username(username)
         _check_username(username)
         _check_password(password)
+        if any(normalise_username(u.username) == username for u in await self._store.list_users()):
+            return False
         digest = await self._hash(password)
         return await self._store.add_user(UserRecord(username, digest, self._clock.now()))
 
@@ -127,7 +139,7 @@ class UserDirectory:
             raise RuntimeError("login needs a UserDirectory made with sessions=")
         user = await self.authenticate(username, password, ip=ip)
         pair = await self._sessions.start(user.username, user_agent=user_agent, ip=ip)
-        now = await self._store.get_user(username)
+        now = await self._store.get_user(user.username)
         if now is None or now.disabled or now.password_hash != user.password_hash:
             await self._sessions.revoke(pair.session_id, "password_changed")
             raise InvalidCredentials()
@@ -137,6 +149,7 @@ class UserDirectory:
         """Change a password and end every session of that user; ``False`` if there is no such user."""
         _check_password(password)
         digest = await self._hash(password)
+        username = await self._stored_name(username)
         changed = await self._store.update_user(username, password_hash=digest)
         if changed and self._sessions is not None:
             await self._sessions.revoke_all(username, "password_changed")
@@ -144,10 +157,24 @@ class UserDirectory:
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
         """Disable (ending every session) or enable a user; ``False`` if there is no such user."""
+        username = await self._stored_name(username)
         changed = await self._store.update_user(username, disabled=disabled)
         if changed and disabled and self._sessions is not None:
             await self._sessions.revoke_all(username, "subject_disabled")
         return changed
+
+    async def _find(self, username: str) -> UserRecord | None:
+        """The user named ``username`` once normalised, else (a user stored before names were
+        normalised) exactly as typed."""
+        name = normalise_username(username)
+        user = await self._store.get_user(name)
+        if user is None and name != username:
+            user = await self._store.get_user(username)
+        return user
+
+    async def _stored_name(self, username: str) -> str:
+        user = await self._find(username)
+        return username if user is None else user.username
 
     async def list(self) -> list[UserRecord]:
         return await self._store.list_users()
@@ -174,7 +201,7 @@ class UserDirectory:
         return LoginAdmission(self)
 
     async def _check(self, username: str, password: str) -> tuple[UserRecord | None, bool]:
-        user = await self._store.get_user(username)
+        user = await self._find(username)
         async with self._hashing:
             digest = user.password_hash if user else self._dummy_hash
             started = time.perf_counter()
@@ -196,6 +223,14 @@ class UserDirectory:
             return self._hasher.verify(digest, password)
         except (VerificationError, InvalidHashError):
             return False
+
+
+def normalise_username(username: str) -> str:
+    """A username as it is stored and looked up: NFKC with case folding (Unicode's NFKC_Casefold, close
+    enough), so ``Alice``, ``ALICE`` and its fullwidth letters (U+FF21…) are one name and cannot be two users.
+    Lookalikes from other scripts (Cyrillic U+0435 for Latin ``e``) are not folded: that needs the
+    confusables table of Unicode TR 39."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
 
 def _check_username(username: str) -> None:

@@ -62,7 +62,9 @@ def test_the_session_contract_in_body_mode(keyturn_project: ExampleProject, serv
         again = c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
         assert again["refresh_token"] == new["refresh_token"]  # inside the grace period: byte for byte
 
-        listed = c.get("/api/auth/sessions", headers=bearer).json()
+        listed = c.get(
+            "/api/auth/sessions", headers={"Authorization": f"Bearer {new['refresh_token']}"}
+        ).json()
         assert [s["session_id"] for s in listed] == [pair["session_id"]]
 
         ended = c.post("/api/auth/logout", headers=bearer)
@@ -129,3 +131,33 @@ def test_cookie_mode(keyturn_project: ExampleProject) -> None:
         ended = c.post("/api/auth/logout", headers={"Cookie": cookie, **csrf})
         assert len(ended.json()["revoked_sessions"]) == 1
         assert 'keyturn_refresh=""' in ended.headers["Set-Cookie"]
+
+
+def test_sessions_are_managed_with_the_current_refresh_token(keyturn_project: ExampleProject) -> None:
+    """As ``keyturn serve`` (docs/contract.md, Credentials by purpose): an access token cannot list or end
+    sessions (403 ``insufficient_scope``); a rotated refresh token neither logs out nor revokes its live
+    session; two refresh cookies are refused."""
+    (user,) = keyturn_project.add_users(1)
+    with (
+        keyturn_project.serve("keyturn", server="uvicorn") as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        pair = login(c, user.username, user.password).json()
+        access = {"Authorization": f"Bearer {pair['access_token']}"}
+        for refused in (
+            c.get("/api/auth/sessions", headers=access),
+            c.delete(f"/api/auth/sessions/{pair['session_id']}", headers=access),
+            c.post("/api/auth/logout-all", headers=access),
+        ):
+            assert (refused.status_code, refused.json()["error"]) == (403, "insufficient_scope")
+        head = c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).json()
+        old = {"refresh_token": pair["refresh_token"]}
+        dead = c.post("/api/auth/logout", json=old)
+        assert (dead.status_code, dead.json()["error"]) == (401, "token_invalid")
+        assert c.post("/api/auth/revoke", data={"token": pair["refresh_token"]}).status_code == 200
+        cookies = f"keyturn_refresh=planted; keyturn_refresh={head['refresh_token']}"
+        twice = c.post("/api/auth/refresh", headers={"Cookie": cookies, "X-Keyturn-CSRF": "1"})
+        assert (twice.status_code, twice.json()["error"]) == (400, "invalid_request")
+        listed = c.get("/api/auth/sessions", headers={"Authorization": f"Bearer {head['refresh_token']}"})
+        assert listed.status_code == 200, listed.text
+        assert [s["session_id"] for s in listed.json()] == [pair["session_id"]]

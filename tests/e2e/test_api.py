@@ -63,7 +63,7 @@ class Api:
             pytest.skip(f"{what}: keyturn serve's own, not part of what an app embeds")
 
 
-USERS = ("alice", "bob", "carol", "dave", "erin")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina", "hank")
 
 
 @pytest.fixture(scope="module", params=["serve", "embedded"])
@@ -75,7 +75,7 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             subjects = {name: str(app.users.add(name, passwords[name])) for name in USERS}
             yield Api("embedded", app.url, passwords, subjects, name_field="email")
         return
-    with cluster(tmp_path_factory.mktemp("api")) as group:
+    with cluster(tmp_path_factory.mktemp("api"), 1, {"KEYTURN_DOCS": "on"}) as group:
         passwords = {group.username: group.password}
         for name in USERS[1:]:
             passwords[name] = add_user(group.data_dir, name)
@@ -244,7 +244,7 @@ def test_logout_all_ends_every_session_of_the_user_only(api: Api) -> None:
     with api.client() as http:
         first, second = api.login(http, "erin"), api.login(http, "erin")
         other = api.login(http, "alice")
-        answer = http.post("/auth/logout-all", headers=bearer(first["access_token"]))
+        answer = http.post("/auth/logout-all", json={"refresh_token": first["refresh_token"]})
         assert answer.status_code == 200, why(answer)
         assert answer.headers["cache-control"] == "no-store"
         assert set(answer.json()["revoked_sessions"]) == {first["session_id"], second["session_id"]}
@@ -253,9 +253,9 @@ def test_logout_all_ends_every_session_of_the_user_only(api: Api) -> None:
             assert_error(me(http, pair["access_token"]), 401, "token_revoked")
         assert me(http, other["access_token"]).status_code == 200
         assert refresh(http, other["refresh_token"]).status_code == 200
-        # By refresh token, too; once everything has ended there is nothing to end.
+        # As the bearer credential, too; once everything has ended there is nothing to end.
         third = api.login(http, "erin")
-        by_refresh = http.post("/auth/logout-all", json={"refresh_token": third["refresh_token"]})
+        by_refresh = http.post("/auth/logout-all", headers=bearer(third["refresh_token"]))
         assert by_refresh.json() == {"revoked_sessions": [third["session_id"]]}
         assert_error(
             http.post("/auth/logout-all", json={"refresh_token": third["refresh_token"]}),
@@ -272,7 +272,7 @@ def test_sessions_lists_own_sessions_with_current_flag(api: Api) -> None:
     with api.client() as http:
         first, second = api.login(http, "carol"), api.login(http, "carol")
         api.login(http, "alice")
-        answer = http.get("/auth/sessions", headers=bearer(second["access_token"]))
+        answer = http.get("/auth/sessions", headers=bearer(second["refresh_token"]))
     assert answer.status_code == 200, why(answer)
     assert answer.headers["cache-control"] == "no-store"
     listed = {s["session_id"]: s for s in answer.json()}
@@ -289,16 +289,16 @@ def test_delete_session_ends_that_one_and_not_others(api: Api) -> None:
     """Ending one session from another device leaves the caller's own session alive."""
     with api.client() as http:
         keep, end = api.login(http, "dave"), api.login(http, "dave")
-        answer = http.delete(f"/auth/sessions/{end['session_id']}", headers=bearer(keep["access_token"]))
+        answer = http.delete(f"/auth/sessions/{end['session_id']}", headers=bearer(keep["refresh_token"]))
         assert answer.status_code == 200, why(answer)
         assert answer.json() == {"revoked_sessions": [end["session_id"]]}
         assert_error(refresh(http, end["refresh_token"]), 401, "session_revoked")
         assert_error(me(http, end["access_token"]), 401, "token_revoked")
         assert me(http, keep["access_token"]).status_code == 200
-        listed = http.get("/auth/sessions", headers=bearer(keep["access_token"])).json()
+        listed = http.get("/auth/sessions", headers=bearer(keep["refresh_token"])).json()
         assert [s["session_id"] for s in listed] == [keep["session_id"]]
         # Ending it again: nothing left to end, still the caller's.
-        again = http.delete(f"/auth/sessions/{end['session_id']}", headers=bearer(keep["access_token"]))
+        again = http.delete(f"/auth/sessions/{end['session_id']}", headers=bearer(keep["refresh_token"]))
         assert again.status_code == 200, why(again)
         assert again.json() == {"revoked_sessions": []}
 
@@ -308,23 +308,69 @@ def test_delete_someone_elses_session_is_404_and_ends_nothing(api: Api) -> None:
     with api.client() as http:
         mine = api.login(http, "alice")
         theirs = api.login(http, "bob")
-        answer = http.delete(f"/auth/sessions/{theirs['session_id']}", headers=bearer(mine["access_token"]))
+        answer = http.delete(f"/auth/sessions/{theirs['session_id']}", headers=bearer(mine["refresh_token"]))
         assert_error(answer, 404, "invalid_request")
-        unknown = http.delete("/auth/sessions/no-such-session", headers=bearer(mine["access_token"]))
+        unknown = http.delete("/auth/sessions/no-such-session", headers=bearer(mine["refresh_token"]))
         assert_error(unknown, 404, "invalid_request")
         assert answer.json() == unknown.json()
         assert me(http, theirs["access_token"]).status_code == 200
         assert refresh(http, theirs["refresh_token"]).status_code == 200
 
 
-def test_sessions_endpoints_need_an_access_token(api: Api) -> None:
-    """Without a valid access token the session endpoints answer 401 with a challenge."""
+def test_sessions_endpoints_need_a_refresh_token(api: Api) -> None:
+    """Without a credential the session endpoints answer 400; with a token that is neither an access nor
+    a refresh token of this service, 401 with a challenge."""
     with api.client() as http:
         pair = api.login(http)
-        assert_error(http.get("/auth/sessions"), 401, "token_invalid")
-        assert_error(http.delete(f"/auth/sessions/{pair['session_id']}"), 401, "token_invalid")
-        assert_error(http.get("/auth/sessions", headers=bearer(pair["refresh_token"])), 401, "token_invalid")
+        assert_error(http.get("/auth/sessions"), 400, "invalid_request")
+        assert_error(http.delete(f"/auth/sessions/{pair['session_id']}"), 400, "invalid_request")
+        assert_error(http.get("/auth/sessions", headers=bearer("not.a.token")), 401, "token_invalid")
         assert me(http, pair["access_token"]).status_code == 200
+
+
+def test_an_access_token_cannot_list_or_end_sessions(api: Api) -> None:
+    """Resource servers receive access tokens: one of them (or its thief) must not list the user's
+    sessions or log them out everywhere. Those calls take the refresh token; an access token gets 403."""
+    with api.client() as http:
+        pair, other = api.login(http, "frank"), api.login(http, "frank")
+        access = bearer(pair["access_token"])
+        assert_error(http.get("/auth/sessions", headers=access), 403, "insufficient_scope")
+        ending = http.delete(f"/auth/sessions/{other['session_id']}", headers=access)
+        assert_error(ending, 403, "insufficient_scope")
+        assert_error(http.post("/auth/logout-all", headers=access), 403, "insufficient_scope")
+        for alive in (pair, other):
+            assert me(http, alive["access_token"]).status_code == 200
+        # The refresh token, as the bearer credential where there is no body, lists them.
+        listed = http.get("/auth/sessions", headers=bearer(pair["refresh_token"]))
+        assert listed.status_code == 200, why(listed)
+        assert {s["session_id"] for s in listed.json()} == {pair["session_id"], other["session_id"]}
+
+
+def test_a_rotated_refresh_token_ends_no_session(api: Api) -> None:
+    """Only the session's current refresh token lists or ends sessions: a rotated copy (a stolen one,
+    say) is refused by logout, logout-all and the sessions endpoints, and revokes nothing (RFC 7009)."""
+    with api.client() as http:
+        pair = api.login(http, "gina")
+        head = refreshed(http, pair["refresh_token"])
+        old = pair["refresh_token"]
+        assert_error(http.post("/auth/logout", json={"refresh_token": old}), 401, "token_invalid")
+        assert_error(http.post("/auth/logout-all", json={"refresh_token": old}), 401, "token_invalid")
+        assert_error(http.get("/auth/sessions", headers=bearer(old)), 401, "token_invalid")
+        revoked = http.post("/auth/revoke", data={"token": old})
+        assert revoked.status_code == 200, why(revoked)
+        assert revoked.json() == {}
+        assert me(http, head["access_token"]).status_code == 200
+        assert refresh(http, head["refresh_token"]).status_code == 200
+
+
+def test_two_refresh_cookies_are_refused(api: Api) -> None:
+    """With two refresh cookies (one planted by a sibling subdomain, say) the service uses neither."""
+    with api.client() as http:
+        pair = api.login(http, "hank")
+        cookies = f"keyturn_refresh=planted; keyturn_refresh={pair['refresh_token']}"
+        answer = http.post("/auth/refresh", headers={"Cookie": cookies, "X-Keyturn-CSRF": "1"})
+        assert_error(answer, 400, "invalid_request")
+        assert refresh(http, pair["refresh_token"]).status_code == 200
 
 
 # -- revoke ------------------------------------------------------------------------------------------
@@ -480,6 +526,22 @@ def test_docs_and_openapi_are_served(api: Api) -> None:
         assert path in paths
 
 
+def test_docs_metrics_and_demo_can_be_turned_off(tmp_path: Path) -> None:
+    """Production switches: /docs (Swagger UI, whose scripts come from a CDN) is off unless
+    ``KEYTURN_DOCS=on``; ``KEYTURN_METRICS=off`` and ``KEYTURN_DEMO=off`` take /metrics and /demo/ away.
+    /openapi.json, plain data, stays."""
+    with cluster(tmp_path / "on", 1) as group, group.server.client() as http:
+        assert_error(http.get("/docs"), 404, "invalid_request")
+        assert http.get("/openapi.json").status_code == 200
+        assert http.get("/metrics").status_code == 200
+        assert http.get("/demo/").status_code == 200
+    off = {"KEYTURN_METRICS": "off", "KEYTURN_DEMO": "off"}
+    with cluster(tmp_path / "off", 1, off) as group, group.server.client() as http:
+        assert_error(http.get("/metrics"), 404, "invalid_request")
+        assert_error(http.get("/demo/"), 404, "invalid_request")
+        assert http.get("/healthz").status_code == 200
+
+
 def test_openapi_says_what_the_service_answers(api: Api) -> None:
     """The served document: no 422 (a malformed call is a 400 with the one error body), the bearer scheme
     on the calls that need an access token, the bodies FastAPI cannot see, cookie mode's cookie and
@@ -491,10 +553,17 @@ def test_openapi_says_what_the_service_answers(api: Api) -> None:
     assert all("422" not in op["responses"] for op in operations.values())
     assert "HTTPValidationError" not in schema["components"]["schemas"]
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
-    for key in (("GET", "/auth/me"), ("GET", "/auth/sessions"), ("DELETE", "/auth/sessions/{session_id}")):
-        assert operations[key]["security"] == [{"bearer": []}], key
-    for key in (("POST", "/auth/logout"), ("POST", "/auth/logout-all")):
-        assert operations[key]["security"] == [{"bearer": []}, {}], key  # or the refresh token
+    assert operations[("GET", "/auth/me")]["security"] == [{"bearer": []}]
+    assert operations[("POST", "/auth/logout")]["security"] == [{"bearer": []}, {}]  # or the refresh token
+    managing = (
+        ("GET", "/auth/sessions"),
+        ("DELETE", "/auth/sessions/{session_id}"),
+        ("POST", "/auth/logout-all"),
+    )
+    for key in managing:  # the refresh token as the bearer credential, or in the body or the cookie
+        assert operations[key]["security"] == [{"refresh": []}, {}], key
+        assert "403" in operations[key]["responses"], key
+    assert schema["components"]["securitySchemes"]["refresh"]["scheme"] == "bearer"
     for key in (("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/logout-all")):
         names = {(p["in"], p["name"]) for p in operations[key].get("parameters", [])}
         assert names == {("cookie", "keyturn_refresh"), ("header", "X-Keyturn-CSRF")}, key
@@ -652,3 +721,59 @@ def test_a_call_with_the_csrf_header_gets_cookie_mode_from_a_body_mode_server(on
         out = http.post("/auth/logout", headers={"Cookie": f"keyturn_refresh={new_cookie}", **browser})
         assert out.status_code == 200, why(out)
         assert refresh_cookie(out)[1].get("max-age") == "0"
+
+
+def test_a_data_directory_others_can_enter_is_warned_about(tmp_path: Path) -> None:
+    """An existing data directory of mode 0755 holds the master secret and the SQLite file: the server
+    starts, and says so in its log; a 0700 one is not warned about."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    with cluster(data, 1) as group, group.server.client() as http:
+        assert http.get("/healthz").status_code == 200
+        log = group.server.log.read_text()
+    assert "open to other users (mode 755)" in log
+    with cluster(tmp_path / "private", 1) as group, group.server.client() as http:
+        assert http.get("/healthz").status_code == 200
+        assert "open to other users" not in group.server.log.read_text()
+
+
+def test_usernames_that_only_look_alike_are_one_name(tmp_path: Path) -> None:
+    """Usernames are normalised (NFKC, case folded): a fullwidth or upper-case spelling of an existing
+    user cannot be added, and logs in as that user; a user stored before names were normalised (with
+    capitals) still logs in, as it was typed then."""
+    with cluster(tmp_path / "data", 1) as group:
+        lookalike = run_cli(group.data_dir, "users", "add", "\uff21LICE", "--password-stdin", stdin="x" * 16)
+        assert lookalike.returncode != 0, lookalike.stdout
+        assert "already exists" in lookalike.stderr
+        bob = new_password()
+        added = run_cli(group.data_dir, "users", "add", "BOB", "--password-stdin", stdin=bob + "\n")
+        assert added.returncode == 0, added.stderr
+        with contextlib.closing(sqlite3.connect(group.data_dir / "keyturn.db")) as db, db:
+            db.execute("UPDATE users SET username = 'Alice' WHERE username = 'alice'")  # stored long ago
+        with group.server.client() as http:
+            for typed in ("bob", "Bob", "\uff42\uff4f\uff42"):
+                assert jwt_parts(login(http, typed, bob)["access_token"])[1]["sub"] == "bob", typed
+            assert jwt_parts(login(http, "Alice", group.password)["access_token"])[1]["sub"] == "Alice"
+
+
+def test_the_host_prefix_names_the_refresh_cookie_when_asked_for(tmp_path: Path) -> None:
+    """With ``COOKIE_HOST_PREFIX`` the cookie is ``__Host-keyturn_refresh`` (Secure, Path=/, no Domain: a
+    sibling subdomain cannot set one), and a plain ``keyturn_refresh`` cookie is not read."""
+    env = {"KEYTURN_COOKIE_MODE": "on", "KEYTURN_COOKIE_HOST_PREFIX": "on"}
+    with cluster(tmp_path / "data", 1, env) as group, group.server.client() as http:
+        answer = http.post("/auth/login", json={"username": group.username, "password": group.password})
+        assert answer.status_code == 200, why(answer)
+        set_cookie = answer.headers["set-cookie"]
+        assert set_cookie.startswith("__Host-keyturn_refresh=")
+        attributes = {part.strip().split("=")[0].lower() for part in set_cookie.split(";")[1:]}
+        assert {"secure", "httponly", "path"} <= attributes
+        assert "domain" not in attributes
+        assert "Path=/;" in set_cookie or set_cookie.rstrip().endswith("Path=/")
+        token = set_cookie.split(";")[0].partition("=")[2]
+        csrf = {"X-Keyturn-CSRF": "1"}
+        planted = http.post("/auth/refresh", headers={**csrf, "Cookie": f"keyturn_refresh={token}"})
+        assert_error(planted, 400, "invalid_request")
+        own = http.post("/auth/refresh", headers={**csrf, "Cookie": f"__Host-keyturn_refresh={token}"})
+        assert own.status_code == 200, why(own)
+        assert own.headers["set-cookie"].startswith("__Host-keyturn_refresh=")

@@ -143,7 +143,7 @@ def end_by_logout_all(service: Cluster, sid: str) -> None:
     """Another client of the same user logs out everywhere."""
     with service.server.client() as other:
         tokens = login(other, service.username, service.password)
-        answer = other.post("/auth/logout-all", headers=bearer(tokens["access_token"]))
+        answer = other.post("/auth/logout-all", json={"refresh_token": tokens["refresh_token"]})
         assert answer.status_code == 200, why(answer)
         assert sid in answer.json()["revoked_sessions"]
 
@@ -213,7 +213,7 @@ def test_a_resource_answering_token_revoked_ends_the_session(service: Cluster) -
             tally = Tally(service.server)
             assert http.get("/auth/me").status_code == 200
 
-            ended = other.delete(f"/auth/sessions/{sid}", headers=bearer(theirs["access_token"]))
+            ended = other.delete(f"/auth/sessions/{sid}", headers=bearer(theirs["refresh_token"]))
             assert ended.status_code == 200, why(ended)
             assert manager.tokens is not None
             assert manager.server_now() < manager.tokens.access_expires_at - 1, "too slow: the token expired"

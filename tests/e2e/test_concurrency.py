@@ -61,7 +61,7 @@ def assert_converged_and_alive(group: Cluster) -> None:
         assert checked.status_code == 200, why(checked)
         assert checked.json()["session"]["state"] == "active"
 
-        listed = http.get("/auth/sessions", headers=bearer(after["access_token"]))
+        listed = http.get("/auth/sessions", headers=bearer(after["refresh_token"]))
         assert listed.status_code == 200, why(listed)
         mine = [s for s in listed.json() if s["session_id"] == sid]
         assert len(mine) == 1

@@ -460,7 +460,7 @@ def test_no_authorization_header_is_token_invalid(hostile: Hostile) -> None:
     """A call without an access token gets 401 with a challenge, not a 500 or a 422."""
     with hostile.server.server.client() as http:
         assert_error(http.get("/auth/me"), 401, "token_invalid")
-        assert_error(http.get("/auth/sessions"), 401, "token_invalid")
+        assert_error(http.get("/auth/sessions"), 400, "invalid_request")  # it takes the refresh token
 
 
 # -- malformed requests ------------------------------------------------------------------------------

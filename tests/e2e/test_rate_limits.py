@@ -341,3 +341,19 @@ def test_forwarded_for_is_believed_from_the_trusted_proxy_only(tmp_path: Path) -
         assert_error(refused, 429, "rate_limited")
         assert int(refused.headers["retry-after"]) >= 1
         assert recorded_ip(log_in("127.0.0.1", "203.0.113.14")) == "127.0.0.1"
+
+
+def test_the_global_login_limit_holds_logins_from_many_addresses(tmp_path: Path) -> None:
+    """Logins from many addresses, each inside its own limits, still meet the service's global one
+    (``RATE_LIMIT_LOGIN_GLOBAL``): past it every address gets 429 with ``Retry-After``."""
+    env = {"KEYTURN_RATE_LIMIT_LOGIN_GLOBAL": "3/3600", "KEYTURN_RATE_LIMIT_LOGIN_PER_IP": "2/3600"}
+    with cluster(tmp_path / "data", 1, env) as group:
+        body = {"username": group.username, "password": group.password}
+        answers = []
+        for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
+            with bound_to(source, base_url=group.server.url) as http:
+                answers.append(http.post("/auth/login", json=body))
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200], [why(a) for a in answers]
+    refused = assert_error(answers[3], 429, "rate_limited")
+    assert "login_global" in refused["error_description"]
+    assert int(answers[3].headers["retry-after"]) >= 1

@@ -104,7 +104,7 @@ def test_logout_all_reaches_every_session_on_the_resource_server(
 
     with service.server.client() as http:
         started = time.monotonic()
-        response = http.post("/auth/logout-all", headers=bearer(sessions[0]["access_token"]))
+        response = http.post("/auth/logout-all", json={"refresh_token": sessions[0]["refresh_token"]})
         assert response.status_code == 200, why(response)
 
     took = max(seconds_until_refused(resource, t["access_token"], started) for t in sessions)

@@ -202,4 +202,4 @@ def test_a_repeated_member_in_a_login_body_cannot_split_who_is_checked_from_who_
         assert answer.status_code == 200, why(answer)
         assert jwt_parts(answer.json()["access_token"])[1]["sub"] == subject
         assert me(http, answer.json()["access_token"]).json()["subject"] == subject
-        assert http.get("/auth/sessions", headers=bearer(answer.json()["access_token"])).status_code == 200
+        assert http.get("/auth/sessions", headers=bearer(answer.json()["refresh_token"])).status_code == 200

@@ -2,11 +2,12 @@
 
 docs/contract.md: a refresh token of a revoked session is ``session_revoked`` (the first check of a
 refresh, before expiry and reuse); "the token service itself checks the store on every call that takes an
-access token (``/auth/me``, ``/auth/sessions``, ``/auth/logout-all``), so a revoked session's access token
-is ``token_revoked`` there at once"; ``POST /auth/logout`` of a session that has already ended answers 200
-with ``{"revoked_sessions": []}``. docs/resource-servers.md: a resource server refuses the access token of a
-revoked session, or a revoked token, with ``token_revoked`` once the revocation feed has brought it (about a
-second; here it may take up to ``REVOCATION_DEADLINE`` on a busy machine).
+access token (``/auth/me``)", so a revoked session's access token is ``token_revoked`` there at once;
+``/auth/sessions`` and ``/auth/logout-all`` take the refresh token (an access token: ``insufficient_scope``),
+and a revoked session's is ``session_revoked``; ``POST /auth/logout`` of a session that has already ended
+answers 200 with ``{"revoked_sessions": []}``. docs/resource-servers.md: a resource server refuses the access
+token of a revoked session, or a revoked token, with ``token_revoked`` once the revocation feed has brought
+it (about a second; here it may take up to ``REVOCATION_DEADLINE`` on a busy machine).
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ def end_by_logout_with_refresh_token(http: httpx.Client, pair: Pair) -> None:
 
 
 def end_by_logout_all(http: httpx.Client, pair: Pair) -> None:
-    assert http.post("/auth/logout-all", headers=bearer(pair["access_token"])).status_code == 200
+    assert http.post("/auth/logout-all", json={"refresh_token": pair["refresh_token"]}).status_code == 200
 
 
 def end_by_deleting_the_session(http: httpx.Client, pair: Pair) -> None:
     path = f"/auth/sessions/{pair['session_id']}"
-    assert http.delete(path, headers=bearer(pair["access_token"])).status_code == 200
+    assert http.delete(path, headers=bearer(pair["refresh_token"])).status_code == 200
 
 
 def end_by_revoking_the_refresh_token(http: httpx.Client, pair: Pair) -> None:
@@ -86,11 +87,14 @@ def test_tokens_of_an_ended_session_are_refused_everywhere(
         assert_error(refresh(http, first["refresh_token"]), 401, "session_revoked")
         access = bearer(pair["access_token"])
         assert_error(me(http, pair["access_token"]), 401, "token_revoked")
-        assert_error(http.get("/auth/sessions", headers=access), 401, "token_revoked")
-        assert_error(http.post("/auth/logout-all", headers=access), 401, "token_revoked")
+        assert_error(http.get("/auth/sessions", headers=access), 403, "insufficient_scope")
+        held = bearer(pair["refresh_token"])
+        assert_error(http.get("/auth/sessions", headers=held), 401, "session_revoked")
+        assert_error(http.post("/auth/logout-all", headers=held), 401, "session_revoked")
         other = service.login()  # a live session of alice's that the ended one must not be able to end
-        ending_other = http.delete(f"/auth/sessions/{other['session_id']}", headers=access)
-        assert_error(ending_other, 401, "token_revoked")
+        ending_other = f"/auth/sessions/{other['session_id']}"
+        assert_error(http.delete(ending_other, headers=access), 403, "insufficient_scope")
+        assert_error(http.delete(ending_other, headers=held), 401, "session_revoked")
         again = http.post("/auth/logout", headers=access)
         assert again.status_code == 200, why(again)
         assert again.json() == {"revoked_sessions": []}
@@ -109,7 +113,9 @@ def test_a_revoked_access_token_is_refused_while_its_session_lives_on(
         assert http.post("/auth/revoke", json={"token": pair["access_token"]}).status_code == 200
 
         assert_error(me(http, pair["access_token"]), 401, "token_revoked")
-        assert_error(http.get("/auth/sessions", headers=bearer(pair["access_token"])), 401, "token_revoked")
+        assert_error(
+            http.get("/auth/sessions", headers=bearer(pair["access_token"])), 403, "insufficient_scope"
+        )
         assert_error(refused_at_resource(resource, pair["access_token"]), 401, "token_revoked")
         renewed = refreshed(http, pair["refresh_token"])
         assert me(http, renewed["access_token"]).status_code == 200

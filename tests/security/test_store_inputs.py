@@ -119,7 +119,6 @@ HOSTILE_USER_NAMES = {
     "like-percent": "ali%",
     "like-underscore": "alic_",
     "glob-star": "al*",
-    "case": "ALICE",
     "leading-space": " alice",
     "trailing-nul": "alice\x00",
     "path": "../alice",
@@ -141,6 +140,11 @@ def test_injection_shaped_user_names_are_invalid_credentials(service: Service) -
     answers = concurrently(service, log_in, HOSTILE_USER_NAMES)
     assert_all(answers, 401, "invalid_credentials")
     assert service.login()["session_id"]
+    if service.name_field == "username":  # keyturn serve's users; the example app's login is its own
+        # Case is not a different name: keyturn serve case folds usernames (NFKC), so ALICE is alice.
+        with service.client() as http:
+            folded = log_in(http, "ALICE")
+        assert folded.status_code == 200, why(folded)
 
 
 HOSTILE_SESSION_IDS = {
@@ -165,12 +169,12 @@ def test_injection_shaped_session_ids_are_404_and_end_nothing(service: Service) 
     ids = {**HOSTILE_SESSION_IDS, "own-id-then-sql": first["session_id"] + "' OR '1'='1"}
 
     def delete(http: httpx.Client, sid: str) -> httpx.Response:
-        return http.delete(f"/auth/sessions/{quote(sid, safe='')}", headers=bearer(second["access_token"]))
+        return http.delete(f"/auth/sessions/{quote(sid, safe='')}", headers=bearer(second["refresh_token"]))
 
     answers = concurrently(service, delete, ids)
     assert_all(answers, 404, "invalid_request")
     with service.client() as http:
-        listed = http.get("/auth/sessions", headers=bearer(second["access_token"]))
+        listed = http.get("/auth/sessions", headers=bearer(second["refresh_token"]))
         assert listed.status_code == 200, why(listed)
         active = {s["session_id"] for s in listed.json() if s["state"] == "active"}
         assert sids <= active

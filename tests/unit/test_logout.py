@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from keyturn.clock import FrozenClock
-from keyturn.errors import RefreshTokenExpired, SessionRevoked, TokenInvalid, TokenRevoked
+from keyturn.errors import InsufficientScope, RefreshTokenExpired, SessionRevoked, TokenInvalid, TokenRevoked
 from keyturn.testing import TestService
 
 pytestmark = pytest.mark.anyio
@@ -48,13 +48,39 @@ async def test_logout_refuses_a_token_that_does_not_verify(ts: TestService) -> N
     assert session.state == "active"
 
 
+async def test_a_rotated_refresh_token_ends_no_session(ts: TestService, clock: FrozenClock) -> None:
+    """A rotated copy (a stolen one, say) neither logs its session out nor revokes it (RFC 7009: an
+    invalid token revokes nothing), within the grace period or past it, before or after it expires."""
+    first = await ts.service.start("alice")
+    current = await ts.service.refresh(first.refresh_token)
+    for wait in (0, ts.settings.grace_period + 1, ts.settings.refresh_idle_lifetime):
+        clock.advance(wait)
+        with pytest.raises(TokenInvalid):
+            await ts.service.logout(refresh_token=first.refresh_token)
+        await ts.service.revoke_token(first.refresh_token)
+        session = await ts.store.get_session(first.session_id)
+        assert session is not None
+        assert session.state == "active"
+    assert await ts.service.logout(refresh_token=current.refresh_token) == [first.session_id]
+
+
+async def test_an_access_token_cannot_list_or_end_sessions(ts: TestService) -> None:
+    """Resource servers receive access tokens; the credential that manages sessions is the refresh token."""
+    pair = await ts.service.start("alice")
+    with pytest.raises(InsufficientScope):
+        await ts.service.current_refresh(pair.access_token)
+    with pytest.raises(InsufficientScope):
+        await ts.service.logout_all(refresh_token=pair.access_token)
+    assert (await ts.service.current_refresh(pair.refresh_token)).sid == pair.session_id
+
+
 async def test_logout_all_ends_every_session_of_the_subject_only(ts: TestService) -> None:
     """ "Log out everywhere" ends all of the user's devices and nobody else's."""
     phone = await ts.service.start("alice")
     laptop = await ts.service.start("alice")
     other = await ts.service.start("bob")
 
-    ended = await ts.service.logout_all(access_token=phone.access_token)
+    ended = await ts.service.logout_all(refresh_token=phone.refresh_token)
 
     assert sorted(ended) == sorted([phone.session_id, laptop.session_id])
     assert [s.sid for s in await ts.service.list_sessions("bob")] == [other.session_id]

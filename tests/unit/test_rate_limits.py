@@ -363,6 +363,7 @@ def test_defaults_are_generous_and_documented_values() -> None:
         refresh_per_session=RateLimit(120, 60),
         login_per_ip=RateLimit(300, 60),
         login_per_username_ip=RateLimit(30, 900),
+        login_global=RateLimit(600, 60),
     )
     assert settings.trusted_proxies == ()
 

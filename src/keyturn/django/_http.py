@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..config import Settings
 from ..errors import InvalidRequest, KeyturnError, ServerError
-from ..http import REALM, error_response
+from ..http import REALM, error_response, single_cookie
 from ..server.errors import malformed
 from ..server.proxies import client_address
 from ..server.schemas import token_body
@@ -152,6 +152,7 @@ def refresh_token(request: HttpRequest, from_body: str | None) -> str | None:
     cookie = request.COOKIES.get(REFRESH_COOKIE)
     if cookie is None:
         return None
+    single_cookie([request.META.get("HTTP_COOKIE", "")], REFRESH_COOKIE)
     if CSRF_HEADER not in request.headers:
         raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
     return cookie

@@ -203,32 +203,44 @@ def logout_flow(request: HttpRequest) -> Flow:
 
 
 def logout_all_flow(request: HttpRequest) -> Flow:
-    named = _naming_token(request)
-    sids = yield Core(lambda rt: rt.sessions.logout_all(**named))
+    body = _http.json_body(request, RefreshRequest, required=False)
+    token = _managing_token(request, body.refresh_token if body else None)
+    sids = yield Core(lambda rt: rt.sessions.logout_all(refresh_token=token))
     return _ended(request, sids)
+
+
+def _managing_token(request: HttpRequest, from_body: str | None) -> str:
+    """The credential that lists and ends sessions: the refresh token (body or cookie), else the bearer
+    token, which must then be a refresh token (an access token gets ``insufficient_scope``)."""
+    token = _http.refresh_token(request, from_body)
+    if token is None:
+        token = _bearer(request)
+    if token is None:
+        raise InvalidRequest("No refresh token was given.")
+    return token
 
 
 # -- sessions, revoke, revocations, JWKS --------------------------------------------------------
 
 
 def sessions_flow(request: HttpRequest) -> Flow:
-    token = _require_bearer(request)
+    token = _managing_token(request, None)
 
     async def listed(rt: Runtime) -> list[dict[str, object]]:
-        auth = await rt.sessions.authenticate(token)
-        found = await rt.sessions.list_sessions(auth.claims.sub)
-        return [session_info(s, auth.claims.sid) for s in found]
+        claims = await rt.sessions.current_refresh(token)
+        found = await rt.sessions.list_sessions(claims.sub)
+        return [session_info(s, claims.sid) for s in found]
 
     return _http.respond((yield Core(listed)), headers=_http.NO_STORE)
 
 
 def session_flow(request: HttpRequest, session_id: str) -> Flow:
-    token = _require_bearer(request)
+    token = _managing_token(request, None)
 
     async def ended(rt: Runtime) -> list[str] | None:
-        auth = await rt.sessions.authenticate(token)
+        claims = await rt.sessions.current_refresh(token)
         try:
-            return await rt.sessions.revoke_own(auth.claims.sub, session_id)
+            return await rt.sessions.revoke_own(claims.sub, session_id)
         except LookupError:
             return None
 

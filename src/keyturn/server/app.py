@@ -60,7 +60,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url="/docs" if keyturn.settings.docs else None,
         redoc_url=None,
     )
     app.state.metrics = keyturn.metrics
@@ -68,7 +68,10 @@ def create_app(
     openapi.install(app)
     keyturn.install(app, limit_bodies=False)
     app.include_router(meta.router)
-    app.mount("/demo", DemoFiles(), name="demo")
+    if keyturn.settings.metrics:
+        app.include_router(meta.metrics_router)
+    if keyturn.settings.demo:
+        app.mount("/demo", DemoFiles(), name="demo")
     # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
     # error body every caller can rely on. Added after keyturn's hot path, so around it.
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)

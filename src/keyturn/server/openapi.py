@@ -3,7 +3,8 @@
 - FastAPI declares a 422 with its validation-error shape on every operation with parameters or a body;
   the service answers a malformed call with 400 ``invalid_request`` and the one error body (declared on
   every route), so the 422s and their schemas go.
-- The access token is a bearer credential: the ``bearer`` security scheme, which operations name in
+- The access token is a bearer credential: the ``bearer`` security scheme (the refresh token, where it
+  lists or ends sessions, the ``refresh`` one), which operations name in
   their ``openapi_extra`` (``routes/_common.py``).
 """
 
@@ -22,7 +23,14 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "An access token of this service, from login or refresh.",
-    }
+    },
+    "refresh": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The session's current refresh token (never an access token: 403 "
+        "insufficient_scope), when neither the body nor the cookie carries it.",
+    },
 }
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from argon2 import PasswordHasher
@@ -18,7 +20,20 @@ from ..store import open_store
 from ..typing import Backend, Clock, SubjectCheck
 from ..users import UserDirectory
 
-__all__ = ["Runtime", "open_runtime"]
+__all__ = ["Runtime", "open_runtime", "warn_if_open"]
+
+logger = logging.getLogger("keyturn.server")
+
+
+def warn_if_open(data_dir: Path) -> None:
+    """Log a warning when users other than its owner may enter an existing data directory (mode 0755,
+    say): it holds the master-secret file and, with the default store, the SQLite file (password hashes)."""
+    try:
+        mode = data_dir.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return  # made below, 0700
+    if mode & 0o077:
+        logger.warning("the data directory %s is open to other users (mode %o): chmod 700 it", data_dir, mode)
 
 
 @dataclass(slots=True)
@@ -49,6 +64,8 @@ async def open_runtime(
 ) -> Runtime:
     """Open the store, load (or make) the keys and wire the services together."""
     clock = clock or SystemClock()
+    if settings.secret_key is None or settings.store_url is None:
+        warn_if_open(settings.data_dir)
     secret = master_secret(settings)
     master = MasterKey(secret)
     if settings.store_url is None:  # the embedded default lives in the data directory

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ...errors import InvalidRequest, TokenInvalid
 from ...http import bearer_token as parse_bearer
+from ...http import single_cookie
 from ...sessions import TokenPair
 from ...typing import JSONValue
 from ..errors import malformed
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from ..embed import Keyturn
 
 REFRESH_COOKIE = "keyturn_refresh"
+HOST_COOKIE = "__Host-" + REFRESH_COOKIE
+"""The refresh cookie's name with ``COOKIE_HOST_PREFIX``: only a Secure, Path=/ cookie set by this very host
+(no Domain) may have it, so a sibling subdomain cannot plant one."""
 CSRF_HEADER = "X-Keyturn-CSRF"  # header look-ups ignore case
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -40,6 +44,13 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: ERRORS[503]}
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "invalid_request: no such session of the caller's"}
+}
+
+NOT_AN_ACCESS_TOKEN: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorResponse,
+        "description": "insufficient_scope: an access token was sent, not the refresh token",
+    }
 }
 
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
@@ -82,9 +93,11 @@ def refresh_token(request: Request, from_body: str | None) -> str | None:
     """The refresh token from the body or else the cookie (which needs the CSRF header)."""
     if from_body is not None:
         return from_body
-    cookie = request.cookies.get(REFRESH_COOKIE)
+    name = cookie_name(runtime(request))
+    cookie = request.cookies.get(name)
     if cookie is None:
         return None
+    single_cookie(request.headers.getlist("cookie"), name)
     if CSRF_HEADER not in request.headers:
         raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
     return cookie
@@ -117,7 +130,11 @@ COOKIE_MODE: dict[str, Any] = {
 """The refresh cookie and the CSRF header of a call that may take the refresh token from the cookie."""
 
 NAMED_BY_EITHER: dict[str, Any] = {"security": [{"bearer": []}, {}], **COOKIE_MODE}
-"""Logout and logout-all: the session is named by the access token, or else by the refresh token."""
+"""Logout: the session is named by the access token, or else by the refresh token."""
+
+BY_REFRESH_TOKEN: dict[str, Any] = {"security": [{"refresh": []}, {}], **COOKIE_MODE}
+"""Listing and ending sessions: the refresh token (body, cookie, or ``Authorization: Bearer``), never an
+access token (403 ``insufficient_scope``): resource servers receive access tokens, never refresh tokens."""
 
 REFRESH_BODY: dict[str, Any] = {
     "requestBody": {
@@ -187,7 +204,13 @@ def require_refresh_token(request: Request, from_body: str | None) -> str:
     return token
 
 
+def cookie_name(rt: Runtime) -> str:
+    return HOST_COOKIE if rt.settings.cookie_host_prefix else REFRESH_COOKIE
+
+
 def cookie_path(rt: Runtime) -> str:
+    if rt.settings.cookie_host_prefix:
+        return "/"  # what the __Host- prefix requires
     return rt.settings.route_prefix or "/"
 
 
@@ -197,7 +220,7 @@ def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
     if cookie_mode:
         response.set_cookie(
-            REFRESH_COOKIE,
+            cookie_name(rt),
             pair.refresh_token,
             max_age=pair.refresh_expires_in,
             path=cookie_path(rt),

@@ -23,20 +23,23 @@ from ..schemas import (
 )
 from ._common import (
     BEARER,
+    BY_REFRESH_TOKEN,
     ERRORS,
     NAMED_BY_EITHER,
     NO_STORE,
+    NOT_AN_ACCESS_TOKEN,
     NOT_FOUND,
     RATE_LIMITED,
     REFRESH_BODY,
-    REFRESH_COOKIE,
     REVOKE_BODY,
     bearer_token,
     client_ip,
+    cookie_name,
     cookie_path,
     keyturn,
     login_credentials,
     refresh_request,
+    refresh_token,
     require_bearer,
     require_refresh_token,
     runtime,
@@ -101,22 +104,33 @@ async def logout(request: Request, body: RefreshRequest | None = None) -> JSONRe
 
 
 async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
-    sids = await runtime(request).sessions.logout_all(**_naming_token(request, body))
+    sids = await runtime(request).sessions.logout_all(refresh_token=_managing_token(request, body))
     return _ended(request, sids)
 
 
+def _managing_token(request: Request, body: RefreshRequest | None) -> str:
+    """The credential that lists and ends sessions: the refresh token (body or cookie), else the bearer
+    token, which must then be a refresh token (an access token gets ``insufficient_scope``)."""
+    token = refresh_token(request, body.refresh_token if body else None)
+    if token is None:
+        token = bearer_token(request)
+    if token is None:
+        raise InvalidRequest("No refresh token was given.")
+    return token
+
+
 async def list_sessions(request: Request) -> JSONResponse:
-    rt = runtime(request)
-    auth = await rt.sessions.authenticate(require_bearer(request))
-    sessions = await rt.sessions.list_sessions(auth.claims.sub)
-    return JSONResponse([session_info(s, auth.claims.sid) for s in sessions], headers=NO_STORE)
+    sessions = runtime(request).sessions
+    claims = await sessions.current_refresh(_managing_token(request, None))
+    found = await sessions.list_sessions(claims.sub)
+    return JSONResponse([session_info(s, claims.sid) for s in found], headers=NO_STORE)
 
 
 async def delete_session(session_id: str, request: Request) -> JSONResponse:
     sessions = runtime(request).sessions
-    auth = await sessions.authenticate(require_bearer(request))
+    claims = await sessions.current_refresh(_managing_token(request, None))
     try:
-        sids = await sessions.revoke_own(auth.claims.sub, session_id)
+        sids = await sessions.revoke_own(claims.sub, session_id)
     except LookupError:
         raise HTTPException(404, "The caller has no such session.") from None
     return JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
@@ -144,10 +158,9 @@ async def revoke(request: Request) -> JSONResponse:
 def _ended(request: Request, sids: list[str]) -> JSONResponse:
     response = JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
     rt = runtime(request)
-    if request.cookies.get(REFRESH_COOKIE) is not None:
-        response.delete_cookie(
-            REFRESH_COOKIE, path=cookie_path(rt), secure=True, httponly=True, samesite="strict"
-        )
+    name = cookie_name(rt)
+    if request.cookies.get(name) is not None:
+        response.delete_cookie(name, path=cookie_path(rt), secure=True, httponly=True, samesite="strict")
     return response
 
 
@@ -184,21 +197,23 @@ def build_router(login_schema: dict[str, Any] | None) -> APIRouter:
     router.post(
         "/logout-all",
         response_model=LogoutResponse,
+        responses=NOT_AN_ACCESS_TOKEN,
         summary="End every session of the caller",
-        openapi_extra=NAMED_BY_EITHER,
+        openapi_extra=BY_REFRESH_TOKEN,
     )(logout_all)
     router.get(
         "/sessions",
         response_model=list[SessionInfo],
+        responses=NOT_AN_ACCESS_TOKEN,
         summary="The caller's active sessions",
-        openapi_extra=BEARER,
+        openapi_extra=BY_REFRESH_TOKEN,
     )(list_sessions)
     router.delete(
         "/sessions/{session_id}",
         response_model=LogoutResponse,
-        responses=NOT_FOUND,
+        responses={**NOT_FOUND, **NOT_AN_ACCESS_TOKEN},
         summary="End one of the caller's sessions",
-        openapi_extra=BEARER,
+        openapi_extra=BY_REFRESH_TOKEN,
     )(delete_session)
     router.post(
         "/revoke",

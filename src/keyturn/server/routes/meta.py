@@ -56,7 +56,11 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get(
+metrics_router = APIRouter(tags=["meta"])
+"""``/metrics``, unless ``KEYTURN_METRICS=off``."""
+
+
+@metrics_router.get(
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,

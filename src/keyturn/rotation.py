@@ -1,6 +1,7 @@
-"""The refresh decision: whether a presented refresh token rotates its session, replays the current head
-inside the grace period, or is a reuse. A pure function of ``(session, presented record, claims, now)``;
-each store applies its answer atomically (a conditional update, a transaction, a Lua script).
+"""The refresh decisions, without I/O: whether a presented refresh token rotates its session, replays the
+current head inside the grace period, or is a reuse (a pure function of ``(session, presented record,
+claims, now)`` that each store applies atomically: a conditional update, a transaction, a Lua script); and
+whether a refresh token is the session's current one, as listing and ending sessions require.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .errors import RefreshTokenExpired, SessionExpired, SessionRevoked, TokenInvalid
-from .tokens import RefreshClaims
+from .tokens import RefreshClaims, TokenCodec
 from .typing import (
     CONCURRENT_WITHIN,
     RefreshDecision,
@@ -22,7 +23,7 @@ from .typing import (
     SessionRecord,
 )
 
-__all__ = ["RefreshPolicy", "decide_refresh", "reuse_cause"]
+__all__ = ["RefreshPolicy", "check_current", "decide_refresh", "reuse_cause"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +96,22 @@ def reuse_cause(session: SessionRecord, claims: RefreshClaims) -> ReuseCause:
     if claims.gen >= session.gen:
         return "unknown"
     return "late" if claims.gen == session.gen - 1 else "stale"
+
+
+def check_current(
+    claims: RefreshClaims, session: SessionRecord, now: float, codec: TokenCodec, *, expired_ok: bool = False
+) -> None:
+    """Raise unless ``claims`` are the current, unexpired refresh token of the active ``session``: the rule
+    for a refresh token that lists or ends sessions (a rotated or expired copy may be a stolen one).
+
+    ``expired_ok``: the current token may have expired (logout and revoke, which end its own session
+    alone: with its current token expired that session cannot be refreshed again, it is dead already).
+    """
+    if session.sub != claims.sub:
+        raise TokenInvalid("The refresh token does not belong to its session.")
+    if not expired_ok and now >= session.absolute_expires_at:
+        raise SessionExpired()
+    if not expired_ok and codec.is_expired(claims.exp, now):
+        raise RefreshTokenExpired()
+    if claims.jti != session.head_jti:
+        raise TokenInvalid("Only the session's current refresh token may list or end sessions.")
