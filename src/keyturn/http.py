@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from urllib.parse import parse_qs
 
 from .errors import (
     InsufficientScope,
@@ -89,6 +90,34 @@ def error_response(error: KeyturnError, realm: str = REALM) -> tuple[int, list[t
     headers = list(error_headers(error, realm).items())
     headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
     return error.status, headers, body
+
+
+NO_TOKEN = "No access token was given."
+
+
+def required_bearer_token(authorization: str | None) -> str:
+    """The token of ``Authorization: Bearer <token>``; ``token_invalid`` without one."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise TokenInvalid(NO_TOKEN)
+    return token
+
+
+def revocation_token(content_type: str, body: bytes) -> str:
+    """The ``token`` of an RFC 7009 revocation request, a form or JSON (``token_type_hint`` is ignored);
+    ``invalid_request`` when the body is neither or has none."""
+    token: object = None
+    try:
+        if content_type.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+            token = parse_qs(body.decode(), max_num_fields=4).get("token", [None])[0]
+        else:
+            data = json.loads(body)
+            token = data.get("token") if isinstance(data, dict) else None
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        raise InvalidRequest("The body is neither a form nor JSON.") from exc
+    if not isinstance(token, str) or not token:
+        raise InvalidRequest("The token parameter is missing.")
+    return token
 
 
 def bearer_token_if_any(authorization: str | None) -> str | None:

@@ -8,18 +8,16 @@ works; the subject of a session is the user's primary key, as a string.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
-from urllib.parse import parse_qs
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, TokenInvalid
-from ..http import bearer_token
+from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError
+from ..http import bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.errors import malformed
@@ -164,10 +162,7 @@ def _bearer(request: HttpRequest) -> str | None:
 
 
 def _require_bearer(request: HttpRequest) -> str:
-    token = _bearer(request)
-    if token is None:
-        raise TokenInvalid("No access token was given.")
-    return token
+    return required_bearer_token(request.headers.get("Authorization"))
 
 
 def me_flow(request: HttpRequest) -> Flow:
@@ -251,18 +246,7 @@ def session_flow(request: HttpRequest, session_id: str) -> Flow:
 
 
 def revoke_flow(request: HttpRequest) -> Flow:
-    raw = _http.raw_body(request)
-    token: object = None
-    try:
-        if (request.content_type or "").lower() == "application/x-www-form-urlencoded":
-            token = parse_qs(raw.decode(), max_num_fields=4).get("token", [None])[0]
-        else:
-            data = json.loads(raw)
-            token = data.get("token") if isinstance(data, dict) else None
-    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
-        raise InvalidRequest("The body is neither a form nor JSON.") from exc
-    if not isinstance(token, str) or not token:
-        raise InvalidRequest("The token parameter is missing.")
+    token = revocation_token(request.content_type or "", _http.raw_body(request))
     yield Core(lambda rt: rt.sessions.revoke_token(token))
     return _http.respond({}, headers=_http.NO_STORE)
 

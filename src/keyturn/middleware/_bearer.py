@@ -12,14 +12,12 @@ from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from ..errors import TokenInvalid
-from ..http import REALM, bearer_token, bearer_token_if_any
+from ..http import NO_TOKEN, REALM, bearer_token, bearer_token_if_any
 from ..tokens import AccessClaims
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
 __all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard"]
-
-NO_TOKEN = "No access token was given."
 
 
 class BearerCheck:

@@ -9,9 +9,9 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from ...errors import InvalidRequest, TokenInvalid
+from ...errors import InvalidRequest
 from ...http import bearer_token as parse_bearer
-from ...http import single_cookie
+from ...http import required_bearer_token, single_cookie
 from ...sessions import TokenPair
 from ...typing import JSONValue
 from ..errors import malformed
@@ -77,10 +77,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 def require_bearer(request: Request) -> str:
-    token = bearer_token(request)
-    if token is None:
-        raise TokenInvalid("No access token was given.")
-    return token
+    return required_bearer_token(request.headers.get("authorization"))
 
 
 def wants_cookie(request: Request) -> bool:

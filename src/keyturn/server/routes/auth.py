@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
-from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
+from ...http import revocation_token
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -138,19 +137,7 @@ async def delete_session(session_id: str, request: Request) -> JSONResponse:
 
 async def revoke(request: Request) -> JSONResponse:
     """Takes ``token`` (and an ignored ``token_type_hint``) as a form or as JSON; always 200."""
-    raw = await request.body()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    token: object = None
-    try:
-        if content_type == "application/x-www-form-urlencoded":
-            token = parse_qs(raw.decode(), max_num_fields=4).get("token", [None])[0]
-        else:
-            data = json.loads(raw)
-            token = data.get("token") if isinstance(data, dict) else None
-    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
-        raise InvalidRequest("The body is neither a form nor JSON.") from exc
-    if not isinstance(token, str) or not token:
-        raise InvalidRequest("The token parameter is missing.")
+    token = revocation_token(request.headers.get("content-type", ""), await request.body())
     await runtime(request).sessions.revoke_token(token)
     return JSONResponse({}, headers=NO_STORE)
 
