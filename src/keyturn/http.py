@@ -1,6 +1,6 @@
 """Framework-neutral HTTP pieces shared by the token service and the resource-server middleware.
 
-The bearer token of an ``Authorization`` header, and the error response of DESIGN section 3: a JSON
+The bearer token of an ``Authorization`` header, and Keyturn's error response: a JSON
 body ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate`` (RFC 6750).
 """
 

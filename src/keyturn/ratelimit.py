@@ -1,4 +1,4 @@
-"""Rate limits of the token service (DESIGN section 5), kept in the shared store.
+"""Rate limits of the token service (docs/contract.md, Rate limits), kept in the shared store.
 
 Five limits, each a :class:`RateLimit` (GCRA: ``count`` calls at once, then one every ``period / count``;
 the arithmetic is here, and each store repeats it in SQL or Lua) on buckets of its own:

@@ -1,4 +1,4 @@
-"""The revocation feed (DESIGN section 4) in one place: its shape on the wire, reading it from a store, and
+"""The revocation feed (docs/contract.md) in one place: its shape on the wire, reading it from a store, and
 a validator's copy of it.
 
 Every revocation has a sequence number. A reader keeps a cursor (the last number it has seen) and asks for

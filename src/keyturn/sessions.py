@@ -249,9 +249,9 @@ class SessionService:
         return self._pair(session, head, now)
 
     async def refresh(self, refresh_token: str, *, limits: RefreshLimits | None = None) -> TokenPair:
-        """Rotate, replay within the grace period, or detect reuse (DESIGN section 2).
+        """Rotate, replay within the grace period, or detect reuse (docs/contract.md, Refresh).
 
-        With ``limits`` (DESIGN section 5) a call they refuse raises ``RateLimited`` and changes nothing:
+        With ``limits`` (docs/contract.md) a call they refuse raises ``RateLimited`` and changes nothing:
         they are checked before any work; a token that does not verify counts against the address alone;
         a verified one takes from its buckets in the store's refresh step itself, before anything is read.
         """

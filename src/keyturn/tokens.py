@@ -1,4 +1,4 @@
-"""Token encoding and decoding with PyJWT, as DESIGN section 1 says.
+"""Token encoding and decoding with PyJWT, as docs/contract.md, Tokens, says.
 
 Each token type has its algorithm pinned (never taken from the header) and its ``typ`` checked;
 ``iss``, ``aud`` (access), ``exp``/``nbf``/``iat`` are checked with a leeway against the injected time;
@@ -194,7 +194,7 @@ def read_access(
     audience: str,
     leeway: float,
 ) -> AccessClaims:
-    """Verify an access token with the key ``find_key`` gives for its ``kid`` (DESIGN section 1).
+    """Verify an access token with the key ``find_key`` gives for its ``kid`` (docs/contract.md, Tokens).
 
     Shared by the token service and the resource servers' validators, so both judge a token alike.
     """

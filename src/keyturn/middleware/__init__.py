@@ -1,4 +1,4 @@
-"""Resource-server side: validate Keyturn access tokens offline (DESIGN sections 1, 3 and 4).
+"""Resource-server side: validate Keyturn access tokens offline (docs/contract.md: tokens, revocation).
 
 - :class:`AccessTokenVerifier`: keys from the JWKS (or a shared store), the revocation feed polled in
   the background, a validated-token cache;

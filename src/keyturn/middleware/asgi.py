@@ -2,7 +2,7 @@
 
 The verified :class:`~keyturn.tokens.AccessClaims` are put in ``scope["keyturn.token"]`` and in
 ``scope["state"]["keyturn"]`` (Starlette and FastAPI: ``request.state.keyturn``). Failures answer with the
-error body of DESIGN section 3 and ``WWW-Authenticate``; the app is not called.
+Keyturn's error body (docs/contract.md) and ``WWW-Authenticate``; the app is not called.
 """
 
 from __future__ import annotations

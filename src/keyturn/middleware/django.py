@@ -10,7 +10,7 @@ Settings (``settings.KEYTURN``)::
     }
 
 - ``keyturn.middleware.django.KeyturnMiddleware`` (in ``MIDDLEWARE``) checks the bearer token of every
-  request that has one: a bad one is refused with the error body of DESIGN section 3, a good one is put
+  request that has one: a bad one is refused with Keyturn's error body (docs/contract.md), a good one is put
   in ``request.keyturn_token``. Requests without a bearer token (none, or another scheme such as Basic)
   pass (``request.keyturn_token`` is None). It is sync and async capable: under ASGI Django calls it on
   the event loop (no thread in between), where a key fetch is awaited rather than waited for.

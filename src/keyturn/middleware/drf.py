@@ -11,7 +11,7 @@ with ``settings.KEYTURN`` as for ``keyturn.middleware.django``. ``request.user``
 (the token's subject; Keyturn's users are not Django's) and ``request.auth`` the verified claims. When the
 token service runs in the project itself (the ``keyturn.django`` app is installed), ``request.user`` is the
 Django user whose primary key is the token's subject (``keyturn.django.authentication``).
-Refusals answer with the error body of DESIGN section 3, ``Cache-Control: no-store`` and, on 401 and 403,
+Refusals answer with Keyturn's error body (docs/contract.md), ``Cache-Control: no-store`` and, on 401 and 403,
 ``WWW-Authenticate``. The exception handler is what makes DRF's own "no credentials" refusal (from
 ``IsAuthenticated`` and the like) answer ``token_invalid`` too; every other exception goes to DRF's.
 """

@@ -9,7 +9,7 @@
     @app.get("/orders")
     async def orders(token: AccessClaims = Depends(require_token(verifier, scopes=["orders:read"]))): ...
 
-``install`` makes refusals answer with the error body of DESIGN section 3 (without it FastAPI's own
+``install`` makes refusals answer with Keyturn's error body (docs/contract.md) (without it FastAPI's own
 handler answers ``{"detail": ...}``, with the same status and ``WWW-Authenticate``) and closes the
 verifier when the app shuts down. Behind :class:`~keyturn.middleware.asgi.KeyturnMiddleware` the
 dependency reuses the token the middleware verified.
@@ -75,7 +75,7 @@ async def _refused(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install(app: FastAPI, verifier: AccessTokenVerifier | None = None) -> None:
-    """Render refusals with the DESIGN error body; close ``verifier`` when ``app`` shuts down."""
+    """Render refusals with Keyturn's error body; close ``verifier`` when ``app`` shuts down."""
     app.add_exception_handler(TokenRefused, _refused)
     if verifier is None:
         return

@@ -1,7 +1,7 @@
 """``AccessTokenVerifier``: offline validation of Keyturn access tokens for resource servers.
 
 A request costs a signature check the first time a token is seen and a dictionary look-up after that
-(DESIGN section 4's validated-token cache); expiry and revocation are checked on every call. Everything
+(the validated-token cache, docs/contract.md); expiry and revocation are checked on every call. Everything
 that does I/O runs on the verifier's own thread with its own event loop, so sync frameworks (Django,
 Flask) and async ones (FastAPI, any ASGI app) share one implementation and no request ever waits for it,
 except a request whose token names a key the verifier has not seen yet:

@@ -1,7 +1,7 @@
 """A pure WSGI middleware (Flask, Bottle, Pyramid, any WSGI app): only requests with a valid token get in.
 
 The verified :class:`~keyturn.tokens.AccessClaims` are put in ``environ["keyturn.token"]`` (Flask:
-``request.environ["keyturn.token"]``). Failures answer with the error body of DESIGN section 3 and
+``request.environ["keyturn.token"]``). Failures answer with Keyturn's error body (docs/contract.md) and
 ``WWW-Authenticate``; the app is not called.
 """
 
