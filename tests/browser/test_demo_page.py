@@ -106,3 +106,28 @@ def test_tamper_costs_one_refused_call_and_one_refresh_and_the_session_goes_on(
     assert tab.state == "active"
     assert tab.seen()["ended"] == []
     assert session_row(service, tab.sid).state == "active"
+
+
+def test_a_session_the_page_gives_up_is_revoked_on_the_server_too(
+    service: Cluster, context: BrowserContext
+) -> None:
+    """Issue 19: every call tampered, so the token a refresh brought is refused too: the page ends the
+    session (``token_invalid``) and tells the service with one logout, which revokes it there as well."""
+    tab = open_tab(context, service)
+    tab.sign_in()
+    tab.wait_refreshed()
+    log = ServerLog(service)
+    tab.js(
+        "() => Object.defineProperty(window.keyturnDemo.knobs, 'tamper', {get: () => true, set: () => {}})"
+    )
+
+    tab.js("() => window.keyturnDemo.callApi()")
+    tab.wait_ended()
+
+    assert tab.seen()["ended"] == ["token_invalid"]
+    assert [r.status for r in log.requests("GET", "/auth/me")] == [401, 401]
+    deadline = time.monotonic() + 15
+    while session_row(service, tab.sid).state != "revoked" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [r.status for r in log.requests("POST", "/auth/logout")] == [200]
+    assert session_row(service, tab.sid).state == "revoked"

@@ -31,6 +31,7 @@ __all__ = [
     "access",
     "background",
     "error_code",
+    "give_up",
     "judge_refresh",
     "judge_request",
     "login",
@@ -239,13 +240,26 @@ def logout(session: Session, everywhere: bool) -> Flow[None]:
         # The service names the session by the access token if one is sent; an expired one would be
         # refused, so then the refresh token alone names it.
         bearer = {"Authorization": f"Bearer {tokens.access_token}"} if session.is_usable(tokens) else {}
-        body = {session.endpoints.refresh_field: tokens.refresh_token}
-        answer = yield Call(path + ("-all" if everywhere else ""), body, bearer)
-        if isinstance(answer, NoAnswer):
-            logger.warning(
-                "logout: the server could not be reached (%s); ended here", type(answer.error).__name__
-            )
+        yield from _tell_server(session, path + ("-all" if everywhere else ""), tokens, bearer)
     session.end("logout")
+
+
+def give_up(session: Session, reason: str) -> Flow[None]:
+    """End the session here for ``reason`` where the server has not ended it (a resource server refused
+    the token a refresh brought, say), then tell the server: one logout by the refresh token, best effort.
+    The drivers run the end's callbacks before that call goes out, so it never delays them."""
+    tokens = session.tokens
+    if session.end(reason) and tokens is not None and session.endpoints.logout is not None:
+        yield from _tell_server(session, session.endpoints.logout, tokens, {})
+
+
+def _tell_server(session: Session, path: str, tokens: Tokens, headers: dict[str, str]) -> Flow[None]:
+    """One logout call; its failure is logged and otherwise ignored (the session ends here in any case)."""
+    answer = yield Call(path, {session.endpoints.refresh_field: tokens.refresh_token}, headers)
+    if isinstance(answer, NoAnswer):
+        logger.warning(
+            "logout: the server could not be reached (%s); ended here", type(answer.error).__name__
+        )
 
 
 # -- an application's request ------------------------------------------------------------------------
@@ -305,5 +319,5 @@ def request(
             token = session.ready(None) or (yield from access(session))
         else:
             if decision == "end" and isinstance(answer, Reply):
-                session.end(error_code(session.endpoints, answer) or "token_invalid")
+                yield from give_up(session, error_code(session.endpoints, answer) or "token_invalid")
             return answer
