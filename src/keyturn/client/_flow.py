@@ -207,16 +207,31 @@ def background(session: Session, ceiling: float) -> Flow[None]:
 # -- logging in and out ------------------------------------------------------------------------------
 
 
+LOGIN_TRIES = 3
+"""How often a login the service answers 503 with ``Retry-After`` (its login queue is full) is sent."""
+LOGIN_DEADLINE = 15.0
+"""No login is tried again if its wait would end more than this many seconds after the first try."""
+
+
 def login(session: Session, username: str, password: str) -> Flow[Tokens]:
+    """Log in; a 503 with ``Retry-After`` is tried again after that wait, within ``LOGIN_TRIES`` and
+    ``LOGIN_DEADLINE``; any other refusal (and the last 503) raises ``LoginFailed``."""
     endpoints = session.endpoints
-    sent = session.clock.now()
-    answer = yield Call(
-        endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
-    )
-    if isinstance(answer, NoAnswer):
-        raise answer.error
-    if answer.status != 200:
-        raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
+    first = session.clock.now()
+    for tries in range(1, LOGIN_TRIES + 1):
+        sent = session.clock.now()
+        answer = yield Call(
+            endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
+        )
+        if isinstance(answer, NoAnswer):
+            raise answer.error
+        if answer.status == 200:
+            break
+        received = session.clock.now()
+        wait = retry_after(answer.headers, received) if answer.status == 503 else None
+        if wait is None or tries == LOGIN_TRIES or received + wait > first + LOGIN_DEADLINE:
+            raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
+        yield Sleep(wait)
     return (yield from start(session, endpoints.tokens(answer.json(), None, sent, session.clock.now())))
 
 
