@@ -9,16 +9,16 @@
  *   (`degraded`); only the definitive codes of the endpoint shape end the session, once per tab (`flow.ts`);
  * - what the tab knows, and tells the other tabs, is in `state.ts`.
  */
-import { backoff, retryAfter } from "./backoff";
-import type { SessionOptions } from "./options";
-import { LoginError, RefreshUnavailableError } from "./errors";
-import { decideRequest, errorCode, mayRetry } from "./flow";
-import { RefreshingSession } from "./refresh";
-import { timerDelay } from "./schedule";
-import type { State } from "./state";
+import { backoff, retryAfter } from "./backoff.js";
+import type { SessionOptions } from "./options.js";
+import { LoginError, RefreshUnavailableError } from "./errors.js";
+import { decideRequest, errorCode, mayRetry } from "./flow.js";
+import { RefreshingSession } from "./refresh.js";
+import { timerDelay } from "./schedule.js";
+import type { State } from "./state.js";
 
-export type { SessionOptions } from "./options";
-export type { SessionEvents, State } from "./state";
+export type { SessionOptions } from "./options.js";
+export type { SessionEvents, State } from "./state.js";
 
 /** @internal One request's resends and retries, shared by `fetch` and the axios adapter. */
 export interface Attempt {
