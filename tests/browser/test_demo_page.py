@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
 from playwright.sync_api import Browser, BrowserContext
 
 from ..e2e._server import Cluster
-from ._demo import ServerLog, open_tab, session_row
+from ._demo import ServerLog, open_tab, session_row, token_service
 
 
 def test_a_wrong_password_shows_an_error_and_keeps_the_form(
@@ -106,3 +107,72 @@ def test_tamper_costs_one_refused_call_and_one_refresh_and_the_session_goes_on(
     assert tab.state == "active"
     assert tab.seen()["ended"] == []
     assert session_row(service, tab.sid).state == "active"
+
+
+def test_a_session_the_page_gives_up_is_revoked_on_the_server_too(
+    service: Cluster, context: BrowserContext
+) -> None:
+    """Issue 19: every call tampered, so the token a refresh brought is refused too: the page ends the
+    session (``token_invalid``) and tells the service with one logout, which revokes it there as well."""
+    tab = open_tab(context, service)
+    tab.sign_in()
+    tab.wait_refreshed()
+    log = ServerLog(service)
+    tab.js(
+        "() => Object.defineProperty(window.keyturnDemo.knobs, 'tamper', {get: () => true, set: () => {}})"
+    )
+
+    tab.js("() => window.keyturnDemo.callApi()")
+    tab.wait_ended()
+
+    assert tab.seen()["ended"] == ["token_invalid"]
+    assert [r.status for r in log.requests("GET", "/auth/me")] == [401, 401]
+    deadline = time.monotonic() + 15
+    while session_row(service, tab.sid).state != "revoked" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [r.status for r in log.requests("POST", "/auth/logout")] == [200]
+    assert session_row(service, tab.sid).state == "revoked"
+
+
+def test_the_timeline_speaks_plainly_when_the_service_cannot_be_reached(
+    service: Cluster, context: BrowserContext
+) -> None:
+    """Issue 19: offline, the refresh and an API call fail; the timeline says so in words a person reads,
+    never the browser's ``TypeError: Failed to fetch``; back online, the session recovers."""
+    tab = open_tab(context, service)
+    tab.sign_in()
+    timeline = tab.page.locator("#timeline")
+
+    tab.page.click("#offline")
+    tab.wait_for("() => window.keyturnDemo.session.state === 'degraded'", 15)
+    tab.js("() => window.keyturnDemo.callApi()")
+    tab.page.locator("#timeline li.failed").filter(has_text="API call failed").wait_for(timeout=30_000)
+
+    text = timeline.inner_text()
+    assert "refresh failed: this tab is offline" in text
+    # while the token is still valid the call itself meets the network; after, no token can be had
+    assert re.search(
+        r"API call failed: (this tab is offline|no usable access token \(refresh failing)", text
+    ), text
+    assert "TypeError" not in text
+    assert "Failed to fetch" not in text
+    tab.page.click("#offline")
+    tab.wait_for("() => window.keyturnDemo.session.state === 'active'", 15)
+
+
+def test_with_long_lived_tokens_the_page_says_how_to_shorten_them(
+    service: Cluster, context: BrowserContext, tmp_path: Path
+) -> None:
+    """Issue 19: with 15-minute tokens nothing shows for minutes; the page says how to start the service
+    with short ones. With this module's 5 s tokens the hint stays hidden."""
+    tab = open_tab(context, service)
+    tab.sign_in()
+    assert tab.page.locator("#short-tokens").is_hidden()
+
+    with token_service(tmp_path / "long", KEYTURN_ACCESS_TOKEN_LIFETIME="900") as long_lived:
+        other = open_tab(context, long_lived)
+        other.sign_in()
+        hint = other.page.locator("#short-tokens")
+        hint.wait_for(state="visible")
+        assert "KEYTURN_ACCESS_TOKEN_LIFETIME=20 make run" in hint.inner_text()
+        assert "15 minutes" in hint.inner_text()

@@ -117,15 +117,15 @@ class WellBehaved:
                     **self.hooks.kwargs(),
                 )
                 # Twenty clients log in at the same instant: past the bounded login queue (issue 18) some
-                # are told 503 with Retry-After, and come back, as a client must.
-                for _ in range(120):
+                # are told 503 with Retry-After, and the client comes back after it by itself (a few
+                # times); under this flood, on a busy machine, a client may need a few such rounds.
+                for _ in range(40):
                     try:
                         self.manager.login("alice", self.password)
                         break
                     except LoginFailed as exc:
                         if exc.status != 503:
                             raise
-                        time.sleep(1)
                 self.logged_in.set()
                 with bound_to(self.address, base_url=self.url, auth=KeyturnAuth(self.manager)) as api:
                     while not stop.is_set():

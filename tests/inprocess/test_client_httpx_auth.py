@@ -390,3 +390,56 @@ async def test_without_keyturn_transport_a_dropped_connection_is_httpxs_error(h:
     with pytest.raises(httpx.ConnectError):
         await _send(h, mode, manager)
     assert h.faults.count(RESOURCE) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_session_the_client_gives_up_is_ended_on_the_server_too(h: Harness, mode: str) -> None:
+    """Issue 19: the token a refresh brought is refused again, so the client ends the session; it tells the
+    service with one logout (by the refresh token), after the application has heard, and the session's
+    tokens are refused there from then on."""
+    heard_before_logout: list[int] = []
+    manager = _manager(h, mode)
+    manager.on_session_ended = lambda _: heard_before_logout.append(h.live.ctl.count("POST", "/auth/logout"))
+    pair = h.login(manager)
+    h.live.ctl.answer("GET", RESOURCE, Canned.error(401, "token_invalid"), Canned.error(401, "token_invalid"))
+
+    response = await _send(h, mode, manager)
+
+    assert response.status_code == 401
+    assert heard_before_logout == [0]
+    assert h.live.ctl.count("POST", "/auth/logout") == 1
+    again = h.live.raw("POST", "/auth/refresh", json={"refresh_token": pair.refresh_token})
+    assert (again.status_code, again.json()["error"]) == (401, "session_revoked")
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_session_the_refresh_endpoint_ended_is_not_logged_out_again(h: Harness, mode: str) -> None:
+    """Where the refresh endpoint said the session is over, there is nothing to tell the service."""
+    manager = _manager(h, mode)
+    pair = h.login(manager)
+    h.live.raw("POST", "/auth/logout", headers={"Authorization": f"Bearer {pair.access_token}"})
+
+    with pytest.raises(SessionEnded):
+        await _send(h, mode, manager)
+
+    assert h.live.ctl.count("POST", "/auth/logout") == 1  # the test's own
+
+
+async def test_ending_a_session_tells_the_service_once_and_a_failure_is_ignored(h: Harness) -> None:
+    """``TokenManager.end``: the application gives up; one logout, and an unreachable service changes
+    nothing (the session ends here all the same)."""
+    manager = h.manager()
+    pair = h.login(manager)
+    manager.end("token_invalid")
+    manager.end("token_invalid")
+    assert h.live.ctl.count("POST", "/auth/logout") == 1
+    assert h.ended == ["token_invalid"]
+    again = h.live.raw("POST", "/auth/refresh", json={"refresh_token": pair.refresh_token})
+    assert again.json()["error"] == "session_revoked"
+
+    other = h.manager()
+    h.login(other)
+    h.live.ctl.answer("POST", "/auth/logout", Canned.error(503, "server_error"))
+    other.end("token_revoked")
+    assert other.state == "ended"
+    assert h.live.ctl.count("POST", "/auth/logout") == 2

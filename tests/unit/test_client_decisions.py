@@ -19,7 +19,7 @@ import pytest
 
 from keyturn.client import KEYTURN, SIMPLEJWT, Endpoints, SessionEnded, _flow
 from keyturn.client._flow import RetryPolicy
-from keyturn.client._steps import Answer, Exclusive, Flow, SendRequest, Sleep
+from keyturn.client._steps import Answer, Call, Exclusive, Flow, SendRequest, Sleep
 
 from ._flows import MinRandom, Scene, dropped, error
 
@@ -88,6 +88,13 @@ def _decision(scene: Scene, flow: Flow[Answer], answer: Answer) -> tuple[str, ob
         return "retry", step.seconds
     if isinstance(step, SendRequest):
         return "resend", step.token
+    if isinstance(step, Call) and step.path == scene.endpoints.logout:
+        # the client gave the session up: ended here first, then the server is told (issue 19)
+        assert scene.session.ended is not None
+        assert step.body[scene.endpoints.refresh_field]  # named by the refresh token
+        assert not step.headers
+        scene.session.fire()
+        return "end", None
     assert isinstance(step, Exclusive), step
     return "refresh", None
 

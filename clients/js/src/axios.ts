@@ -3,8 +3,8 @@
  * session's access token at send time and act on the answers as `session.fetch` does. Typed structurally, so the package needs no
  * axios of its own.
  */
-import { errorCode } from "./flow";
-import type { Attempt, Session } from "./session";
+import { errorCode } from "./flow.js";
+import type { Attempt, Session } from "./session.js";
 
 // `any` stands for axios's own config, error and response types, which this package does not import.
 /* eslint-disable @typescript-eslint/no-explicit-any */

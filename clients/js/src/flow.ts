@@ -7,8 +7,8 @@
  *   `resend` with the current token | `retry` after a backoff | `end` the session;
  * - how long to wait before the next refresh after a temporary failure.
  */
-import { backoff } from "./backoff";
-import type { Endpoints } from "./endpoints";
+import { backoff } from "./backoff.js";
+import type { Endpoints } from "./endpoints.js";
 
 /** Methods safe to send again after a temporary failure. */
 export const IDEMPOTENT = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"];

@@ -1,6 +1,6 @@
 /** The options of `createSession` (their defaults are applied in `SessionState`'s constructor). */
-import type { Endpoints } from "./endpoints";
-import type { ChannelLike, LockManagerLike } from "./tabs";
+import type { Endpoints } from "./endpoints.js";
+import type { ChannelLike, LockManagerLike } from "./tabs.js";
 
 export interface SessionOptions {
   /** Where the token service is (`""`: this origin). */

@@ -5,10 +5,10 @@
  * the flow (`store` | `end` | `retry`) and applied to the state, which tells the other tabs. Here too is
  * the one way every call to the token service goes (refresh, login, logout).
  */
-import { retryAfter } from "./backoff";
-import { decideRefresh, errorCode } from "./flow";
-import { SessionState } from "./state";
-import { parseTokens, type Tokens } from "./tokens";
+import { retryAfter } from "./backoff.js";
+import { decideRefresh, errorCode } from "./flow.js";
+import { SessionState } from "./state.js";
+import { parseTokens, type Tokens } from "./tokens.js";
 
 export abstract class RefreshingSession extends SessionState {
   /** The refresh under way in this tab, if any. */

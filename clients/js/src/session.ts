@@ -9,16 +9,16 @@
  *   (`degraded`); only the definitive codes of the endpoint shape end the session, once per tab (`flow.ts`);
  * - what the tab knows, and tells the other tabs, is in `state.ts`.
  */
-import { backoff, retryAfter } from "./backoff";
-import type { SessionOptions } from "./options";
-import { LoginError, RefreshUnavailableError } from "./errors";
-import { decideRequest, errorCode, mayRetry } from "./flow";
-import { RefreshingSession } from "./refresh";
-import { timerDelay } from "./schedule";
-import type { State } from "./state";
+import { backoff, retryAfter } from "./backoff.js";
+import type { SessionOptions } from "./options.js";
+import { LoginError, RefreshUnavailableError } from "./errors.js";
+import { decideRequest, errorCode, mayRetry } from "./flow.js";
+import { RefreshingSession } from "./refresh.js";
+import { timerDelay } from "./schedule.js";
+import type { State } from "./state.js";
 
-export type { SessionOptions } from "./options";
-export type { SessionEvents, State } from "./state";
+export type { SessionOptions } from "./options.js";
+export type { SessionEvents, State } from "./state.js";
 
 /** @internal One request's resends and retries, shared by `fetch` and the axios adapter. */
 export interface Attempt {
@@ -113,17 +113,18 @@ export class Session extends RefreshingSession {
   /** Ends the session on the server (best effort: it ends here in any case), then `session_ended("logout")`. */
   async logout({ everywhere = false }: { everywhere?: boolean } = {}): Promise<void> {
     await this._inflight?.catch(() => {}); // a refresh answered after the logout would set a new cookie
-    const e = this.endpoints;
     const t = this._tokens;
-    const path = everywhere ? e.logoutAll : e.logout;
-    if (path) {
-      try {
-        await this._call(path, t?.rt ? { [e.refreshField]: t.rt } : {}, t && this._usable(t) ? t.at : undefined);
-      } catch {
-        // the service could not be reached: the session still ends here
-      }
-    }
+    await this.#tell(everywhere ? this.endpoints.logoutAll : this.endpoints.logout, t && this._usable(t) ? t.at : undefined);
     this._end("logout");
+  }
+
+  /**
+   * One logout call by the refresh token (and `token`, if given), best effort: a failure is ignored, the
+   * session ends here in any case.
+   */
+  #tell(path: string | null, token?: string): unknown {
+    const rt = this._tokens?.rt;
+    return path && this._call(path, rt ? { [this.endpoints.refreshField]: rt } : {}, token).catch(() => {});
   }
 
   /** Stops timers and listeners and closes the channel (a single-page app tearing down). */
@@ -187,7 +188,11 @@ export class Session extends RefreshingSession {
     const current = this._tokens?.at;
     const sent = current && attempt._sent != current ? "older" : "current";
     const decision = decideRequest(status, code, sent, attempt._rejected !== undefined, attempt._mayRetry, this.endpoints);
-    if (decision == "end") this._end(code!);
+    if (decision == "end" && this._tokens) {
+      // Given up here (the token a refresh brought was refused too): the server is told, without waiting.
+      this.#tell(this.endpoints.logout);
+      this._end(code!);
+    }
     if (decision == "retry" && ++attempt._failures <= this._retries) {
       await sleep(backoff(attempt._failures, this._random, retryAfter(retryAfterHeader, this._now())));
       return true;

@@ -13,13 +13,13 @@
  * and decides as the I/O-free flow (`flow.ts`) says. Members named `_name` belong to the layers and are
  * protected (the bundle shortens these names; one object keeps them all, so they cost little).
  */
-import { SessionEndedError, type EndReason } from "./errors";
-import { KEYTURN, type Endpoints } from "./endpoints";
-import { refreshDelay } from "./flow";
-import type { SessionOptions } from "./options";
-import { dueAt } from "./schedule";
-import { Tabs, type LockManagerLike } from "./tabs";
-import { asTokens, parseTokens, type Tokens } from "./tokens";
+import { SessionEndedError, type EndReason } from "./errors.js";
+import { KEYTURN, type Endpoints } from "./endpoints.js";
+import { refreshDelay } from "./flow.js";
+import type { SessionOptions } from "./options.js";
+import { dueAt } from "./schedule.js";
+import { Tabs, type LockManagerLike } from "./tabs.js";
+import { asTokens, parseTokens, type Tokens } from "./tokens.js";
 
 export type State = "signed_out" | "active" | "degraded" | "ended";
 

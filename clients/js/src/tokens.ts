@@ -4,7 +4,7 @@
  * Times are milliseconds on the server's clock (`exp` comes from `server_time + expires_in`, or the access
  * token's `exp`), so a machine whose clock is minutes off still refreshes on time; `off` converts.
  */
-import type { Endpoints } from "./endpoints";
+import type { Endpoints } from "./endpoints.js";
 
 export interface Tokens {
   /** Version of the shared state: one more on every login, refresh and end, whichever tab made it. */

@@ -101,6 +101,9 @@ describe("401 on a request", () => {
     expect(seen.filter((e) => e.startsWith("ended"))).toEqual(["ended:token_revoked"]);
     expect(b.server.refreshes).toBe(1);
     expect(resources(b.server)).toHaveLength(10);
+    // given up here, so told to the service (issue 19): one logout, by the refresh token
+    const [logout, ...more] = b.server.calls("/auth/logout");
+    expect([logout?.credentials, logout?.headers["x-keyturn-csrf"], more]).toEqual(["include", "1", []]); // the cookie names it
   });
 
   it("token_invalid for the current token (a tampered token, say): one refresh and one resend, and the session goes on", async () => {
@@ -136,6 +139,7 @@ describe("401 on a request", () => {
     expect(error).toMatchObject({ name: "SessionEndedError", reason: "session_revoked" });
     expect(b.server.refreshes).toBe(1);
     expect([session.state, resources(b.server).length]).toEqual(["ended", 1]);
+    expect(b.server.calls("/auth/logout")).toEqual([]); // ended by the service: nothing to tell it
   });
 });
 

@@ -101,11 +101,12 @@ class Driver:
         """Send ``answer`` into ``flow`` and do its steps until it ends (its value) or asks for the
         application's request to be sent (the :class:`SendRequest`: the caller's driver sends it)."""
         try:
-            return self._until_request(flow, answer)
+            return self._until_request(flow, answer, outside=True)
         finally:
             self.session.fire()
 
-    def _until_request(self, flow: Flow[Any], answer: Any) -> Any:
+    def _until_request(self, flow: Flow[Any], answer: Any, outside: bool = False) -> Any:
+        """``outside``: the lock is not held, so the callbacks queued so far run before each call."""
         while True:
             try:
                 step = flow.send(answer)
@@ -113,6 +114,8 @@ class Driver:
                 return stop.value
             if isinstance(step, SendRequest):
                 return step
+            if outside and isinstance(step, Call):
+                self.session.fire()
             answer = self.do(step)
 
     def do(self, step: Step) -> Any:
@@ -142,11 +145,11 @@ class Driver:
 
     async def aadvance(self, flow: Flow[Any], answer: Any) -> Any:
         try:
-            return await self._auntil_request(flow, answer)
+            return await self._auntil_request(flow, answer, outside=True)
         finally:
             self.session.fire()
 
-    async def _auntil_request(self, flow: Flow[Any], answer: Any) -> Any:
+    async def _auntil_request(self, flow: Flow[Any], answer: Any, outside: bool = False) -> Any:
         while True:
             try:
                 step = flow.send(answer)
@@ -154,6 +157,8 @@ class Driver:
                 return stop.value
             if isinstance(step, SendRequest):
                 return step
+            if outside and isinstance(step, Call):
+                self.session.fire()
             answer = await self.ado(step)
 
     async def ado(self, step: Step) -> Any:

@@ -31,6 +31,7 @@ __all__ = [
     "access",
     "background",
     "error_code",
+    "give_up",
     "judge_refresh",
     "judge_request",
     "login",
@@ -206,16 +207,31 @@ def background(session: Session, ceiling: float) -> Flow[None]:
 # -- logging in and out ------------------------------------------------------------------------------
 
 
+LOGIN_TRIES = 3
+"""How often a login the service answers 503 with ``Retry-After`` (its login queue is full) is sent."""
+LOGIN_DEADLINE = 15.0
+"""No login is tried again if its wait would end more than this many seconds after the first try."""
+
+
 def login(session: Session, username: str, password: str) -> Flow[Tokens]:
+    """Log in; a 503 with ``Retry-After`` is tried again after that wait, within ``LOGIN_TRIES`` and
+    ``LOGIN_DEADLINE``; any other refusal (and the last 503) raises ``LoginFailed``."""
     endpoints = session.endpoints
-    sent = session.clock.now()
-    answer = yield Call(
-        endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
-    )
-    if isinstance(answer, NoAnswer):
-        raise answer.error
-    if answer.status != 200:
-        raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
+    first = session.clock.now()
+    for tries in range(1, LOGIN_TRIES + 1):
+        sent = session.clock.now()
+        answer = yield Call(
+            endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
+        )
+        if isinstance(answer, NoAnswer):
+            raise answer.error
+        if answer.status == 200:
+            break
+        received = session.clock.now()
+        wait = retry_after(answer.headers, received) if answer.status == 503 else None
+        if wait is None or tries == LOGIN_TRIES or received + wait > first + LOGIN_DEADLINE:
+            raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
+        yield Sleep(wait)
     return (yield from start(session, endpoints.tokens(answer.json(), None, sent, session.clock.now())))
 
 
@@ -239,13 +255,26 @@ def logout(session: Session, everywhere: bool) -> Flow[None]:
         # The service names the session by the access token if one is sent; an expired one would be
         # refused, so then the refresh token alone names it.
         bearer = {"Authorization": f"Bearer {tokens.access_token}"} if session.is_usable(tokens) else {}
-        body = {session.endpoints.refresh_field: tokens.refresh_token}
-        answer = yield Call(path + ("-all" if everywhere else ""), body, bearer)
-        if isinstance(answer, NoAnswer):
-            logger.warning(
-                "logout: the server could not be reached (%s); ended here", type(answer.error).__name__
-            )
+        yield from _tell_server(session, path + ("-all" if everywhere else ""), tokens, bearer)
     session.end("logout")
+
+
+def give_up(session: Session, reason: str) -> Flow[None]:
+    """End the session here for ``reason`` where the server has not ended it (a resource server refused
+    the token a refresh brought, say), then tell the server: one logout by the refresh token, best effort.
+    The drivers run the end's callbacks before that call goes out, so it never delays them."""
+    tokens = session.tokens
+    if session.end(reason) and tokens is not None and session.endpoints.logout is not None:
+        yield from _tell_server(session, session.endpoints.logout, tokens, {})
+
+
+def _tell_server(session: Session, path: str, tokens: Tokens, headers: dict[str, str]) -> Flow[None]:
+    """One logout call; its failure is logged and otherwise ignored (the session ends here in any case)."""
+    answer = yield Call(path, {session.endpoints.refresh_field: tokens.refresh_token}, headers)
+    if isinstance(answer, NoAnswer):
+        logger.warning(
+            "logout: the server could not be reached (%s); ended here", type(answer.error).__name__
+        )
 
 
 # -- an application's request ------------------------------------------------------------------------
@@ -305,5 +334,5 @@ def request(
             token = session.ready(None) or (yield from access(session))
         else:
             if decision == "end" and isinstance(answer, Reply):
-                session.end(error_code(session.endpoints, answer) or "token_invalid")
+                yield from give_up(session, error_code(session.endpoints, answer) or "token_invalid")
             return answer

@@ -242,10 +242,11 @@ class Session:
         logger.info("refresh failed (%s); next attempt in %.1fs", outcome.reason, wait)
         self.set_state("degraded")
 
-    def end(self, reason: str) -> None:
+    def end(self, reason: str) -> bool:
+        """End the session for ``reason``; ``False`` if it had ended already (nothing is done again)."""
         with self._callbacks_lock:
             if self.ended is not None:
-                return
+                return False
             self.ended = reason
         self.tokens = None
         self.store.clear()
@@ -253,6 +254,7 @@ class Session:
         if self.hooks.on_session_ended is not None:
             hook = self.hooks.on_session_ended
             self._queue(lambda: hook(reason))
+        return True
 
     def begin(self, tokens: Tokens) -> None:
         with self._callbacks_lock:

@@ -140,9 +140,9 @@ class TokenManager:
         return await self._driver.arun(_flow.obtain(self._session, rejected))
 
     def end(self, reason: str) -> None:
-        """End the session for ``reason`` (a resource server's definitive answer, say)."""
-        self._session.end(reason)
-        self._session.fire()
+        """End the session for ``reason`` (a resource server's definitive answer, say), and tell the server
+        (one logout, best effort, after ``on_session_ended`` has run)."""
+        self._driver.run(_flow.give_up(self._session, reason))
 
     # -- background refresh ---------------------------------------------------------------------
 

@@ -49,6 +49,19 @@ function note(kind, text) {
   while ($("timeline").children.length > 200) $("timeline").lastChild.remove();
 }
 
+// What went wrong, in words a person reads: the browser's own texts ("TypeError: Failed to fetch") say
+// little, and the demo's timeline is read by people.
+function friendly(reason) {
+  const text = String(reason);
+  if (/TypeError|Failed to fetch|NetworkError|Load failed/.test(text)) {
+    return knobs.offline ? "this tab is offline" : "the token service could not be reached";
+  }
+  if (/AbortError|aborted/.test(text)) return "the token service did not answer in time";
+  const http = /HTTP (\d{3}) ?([\w.-]*)/.exec(text);
+  if (http) return `the token service answered ${http[1]}${http[2] ? ` (${http[2]})` : ""}`;
+  return text.replace(/^keyturn: /, "");
+}
+
 function seconds(ms) {
   if (ms === undefined || !Number.isFinite(ms)) return "–";
   return `${Math.max(0, ms / 1000).toFixed(1)} s`;
@@ -86,16 +99,20 @@ async function callApi() {
     }
   } catch (error) {
     failed += 1;
-    note("failed", `API call failed: ${error.name}: ${error.message}`);
+    const why = error.name === "TypeError" ? (knobs.offline ? "this tab is offline" : "the API could not be reached") : friendly(error.message);
+    note("failed", `API call failed: ${why}`);
   }
   render();
 }
 
 session.on("refreshed", (e) => {
   lifetime = Math.max(1, e.expiresAt - (Date.now() + session.clockOffset));
+  // With long-lived tokens (15 minutes by default) nothing visible happens for minutes: say how to shorten them.
+  $("short-tokens").hidden = lifetime <= 60_000;
+  $("lifetime").textContent = lifetime >= 120_000 ? `${Math.round(lifetime / 60_000)} minutes` : `${Math.round(lifetime / 1000)} s`;
 });
 session.on("refreshed", (e) => note("refreshed", `new access token (refresh #${e.generation}${e.remote ? ", from another tab" : ""})`));
-session.on("degraded", (e) => note("degraded", `refresh failed (${e.reason}); retrying in ${(e.retryIn / 1000).toFixed(1)} s`));
+session.on("degraded", (e) => note("degraded", `refresh failed: ${friendly(e.reason)}; retrying in ${(e.retryIn / 1000).toFixed(1)} s`));
 session.on("session_ended", (reason) => {
   note("session_ended", `session ended: ${reason}`);
   $("ended").textContent = ENDED[reason] ?? `The session ended (${reason}).`;
@@ -122,7 +139,7 @@ $("login-form").addEventListener("submit", async (event) => {
     note("refreshed", "signed in");
     await callApi();
   } catch (error) {
-    $("login-error").textContent = error.code === "invalid_credentials" ? "Wrong username or password." : `Sign-in failed: ${error.message}`;
+    $("login-error").textContent = error.code === "invalid_credentials" ? "Wrong username or password." : `Sign-in failed: ${friendly(error.message)}.`;
     $("login-error").hidden = false;
   }
   render();
