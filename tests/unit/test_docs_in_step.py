@@ -71,3 +71,24 @@ def test_the_command_synopsis_names_every_option() -> None:
     missing = {o for o in options(build_parser()) if o not in synopsis}
 
     assert missing == set()
+
+
+def test_the_docs_point_only_at_files_in_the_repository() -> None:
+    """Every relative link of the README and docs/ names a file that is here, and none names the design file
+    the repository does not carry (the docs stand on their own)."""
+    root = Path(__file__).resolve().parents[2]
+    pages = [
+        root / "README.md",
+        root / "SECURITY.md",
+        root / "clients/js/README.md",
+        *(root / "docs").glob("*.md"),
+    ]
+    missing = []
+    for page in pages:
+        text = page.read_text()
+        assert "DESIGN" not in text, f"{page.name} refers to the design file"
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            if not (page.parent / target).exists():
+                missing.append(f"{page.relative_to(root)} -> {target}")
+
+    assert missing == []
