@@ -34,3 +34,11 @@ def test_the_requests_adapter_without_requests_names_the_extra(monkeypatch: pyte
 
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'keyturn\[requests\]'"):
         keyturn.client.KeyturnRequestsAuth  # noqa: B018 - the attribute's import is what is tested
+
+
+def test_the_requests_adapter_is_importable_from_keyturn_client() -> None:
+    """The README and docs/client.md import it from ``keyturn.client``."""
+    from keyturn.client import KeyturnRequestsAuth
+    from keyturn.client.requests_auth import KeyturnRequestsAuth as where_it_lives
+
+    assert KeyturnRequestsAuth is where_it_lives
