@@ -9,18 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ..e2e._http import ERROR_KEYS, TOKEN_KEYS
 from ._project import ExampleProject
-
-TOKEN_KEYS = {
-    "access_token",
-    "refresh_token",
-    "token_type",
-    "expires_in",
-    "refresh_expires_in",
-    "session_id",
-    "server_time",
-}
-ERROR_KEYS = {"error", "error_description", "retryable"}
 
 
 def login(client: httpx.Client, username: str, password: str, **kwargs: object) -> httpx.Response:

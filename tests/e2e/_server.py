@@ -171,3 +171,20 @@ def cluster(
     finally:
         for server in group.servers:
             stop_server(server)
+
+
+@contextlib.contextmanager
+def demo_service(workdir: Path) -> Iterator[Server]:
+    """``keyturn serve`` on ``workdir/.keyturn`` with the user ``demo``, whose password is in
+    ``.keyturn/demo-password`` as ``make run`` leaves it: the README's and the docs' starting point."""
+    data_dir = workdir / ".keyturn"
+    data_dir.mkdir(mode=0o700)
+    password = new_password()
+    (data_dir / "demo-password").write_text(password + "\n")
+    add = run_cli(data_dir, "users", "add", "demo", "--password-stdin", stdin=password + "\n")
+    assert add.returncode == 0, add.stderr
+    server = start_server(data_dir)
+    try:
+        yield server
+    finally:
+        stop_server(server)

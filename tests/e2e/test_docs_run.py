@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .._secrets import new_password
-from ._server import Server, run_cli, start_server, stop_server
+from ._server import Server, demo_service
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -53,17 +52,8 @@ def test_every_python_block_says_whether_it_runs() -> None:
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
     """``keyturn serve`` with the user ``demo`` whose password is where ``make run`` keeps it."""
     workdir = tmp_path_factory.mktemp("docs")
-    data_dir = workdir / ".keyturn"
-    data_dir.mkdir(mode=0o700)
-    password = new_password()
-    (data_dir / "demo-password").write_text(password + "\n")
-    added = run_cli(data_dir, "users", "add", "demo", "--password-stdin", stdin=password + "\n")
-    assert added.returncode == 0, added.stderr
-    server = start_server(data_dir)
-    try:
+    with demo_service(workdir) as server:
         yield server, workdir
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.parametrize(("where", "code"), RUNNABLE, ids=[where for where, _ in RUNNABLE])

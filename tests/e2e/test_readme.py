@@ -7,8 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .._secrets import new_password
-from ._server import run_cli, start_server, stop_server
+from ._server import demo_service
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -22,14 +21,7 @@ def walkthrough_script() -> str:
 
 def test_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
     """A new user's first contact: every step of the README must do what the README says it does."""
-    data_dir = tmp_path / ".keyturn"
-    data_dir.mkdir(mode=0o700)
-    password = new_password()
-    (data_dir / "demo-password").write_text(password + "\n")
-    added = run_cli(data_dir, "users", "add", "demo", "--password-stdin", stdin=password + "\n")
-    assert added.returncode == 0, added.stderr
-    server = start_server(data_dir)
-    try:
+    with demo_service(tmp_path) as server:
         script = walkthrough_script()
         assert "BASE=http://127.0.0.1:8000" in script
         script = script.replace("BASE=http://127.0.0.1:8000", f"BASE={server.url}")
@@ -41,8 +33,6 @@ def test_readme_walkthrough_works_as_written(tmp_path: Path) -> None:
             timeout=60,
             check=False,
         )
-    finally:
-        stop_server(server)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     # Step 1 and 2: the login summary and the caller's identity.
