@@ -62,6 +62,7 @@ def test_the_switch_logs_no_one_out(project: ExampleProject) -> None:
         # The new tokens are Keyturn's, for the same users; they refresh as Keyturn's do.
         for user, pair in zip(users, new, strict=True):
             me = c.get("/api/me/", headers={"Authorization": f"Bearer {pair['access']}"})
+            assert me.status_code == 200, me.text
             assert me.json()["username"] == user.username
         assert c.post("/api/token/refresh/", json={"refresh": new[1]["refresh"]}).status_code == 200
 

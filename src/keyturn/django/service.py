@@ -114,8 +114,12 @@ class ProjectService:
         with self._lock:
             if self._verifier is None:
                 url = self.config.store_url
+                # Opening the runtime first puts the service's keys in the store (this process's, or the
+                # ones another process made first), so the verifier's first read lists the keys that sign
+                # tokens: a process whose first request is an API call must not take them for unknown.
                 # A memory store is one process's (tests): the verifier reads the runtime's own.
-                store: Store | str = self.run(_own_store) if url.startswith("memory://") else url
+                own = self.run(_own_store)
+                store: Store | str = own if url.startswith("memory://") else url
                 self._verifier = AccessTokenVerifier.for_store(store, settings=self.config.settings)
             return self._verifier
 
