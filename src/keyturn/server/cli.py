@@ -95,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     limits = ConnectionLimits(
         head_timeout=settings.http_head_timeout,
+        body_timeout=settings.http_body_timeout,
         max_head_bytes=settings.http_max_header_bytes,
         max_headers=settings.http_max_headers,
         max_connections=fit_file_limit(settings.http_max_connections),
