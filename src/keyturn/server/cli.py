@@ -317,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="users_command", required=True, metavar="ACTION"
     )
     add = users.add_parser("add", help="add a user (asks for the password)")
-    add.add_argument("name")
+    add.add_argument(
+        "name", help="stored normalised (NFKC, case folded); letters of one script (or CJK's combinations)"
+    )
     _password_flags(add)
     add.add_argument("--exist-ok", action="store_true", help="succeed without change if the user exists")
     _store_flags(add)
