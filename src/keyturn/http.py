@@ -21,17 +21,33 @@ from .errors import (
 )
 
 __all__ = [
+    "HOST_REFRESH_COOKIE",
     "REALM",
+    "REFRESH_COOKIE",
     "bearer_token",
     "bearer_token_if_any",
     "error_body",
     "error_headers",
     "error_json",
     "error_response",
+    "refresh_cookie",
     "single_cookie",
 ]
 
 REALM = "keyturn"
+REFRESH_COOKIE = "keyturn_refresh"
+HOST_REFRESH_COOKIE = "__Host-" + REFRESH_COOKIE
+"""The refresh cookie's name with ``COOKIE_HOST_PREFIX``: browsers keep a ``__Host-`` cookie only when it is
+Secure, has Path=/ and no Domain, set by this very host, so a sibling subdomain cannot plant one."""
+
+
+def refresh_cookie(host_prefix: bool, path: str) -> tuple[str, str]:
+    """The refresh cookie's name and ``Path``: ``keyturn_refresh`` at ``path`` (where the session routes
+    live), or with ``COOKIE_HOST_PREFIX`` (``host_prefix``) ``__Host-keyturn_refresh`` at ``/``, which the
+    prefix requires. Only that name is then read."""
+    if host_prefix:
+        return HOST_REFRESH_COOKIE, "/"
+    return REFRESH_COOKIE, path or "/"
 
 
 def bearer_token(authorization: str | None) -> str | None:

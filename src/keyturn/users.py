@@ -18,6 +18,7 @@ import unicodedata
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ._scripts import mixed_scripts
 from .clock import SystemClock
 from .errors import InvalidCredentials, Overloaded
 from .events import emit
@@ -103,6 +104,7 @@ class UserDirectory:
         _check_username(username)
         username = normalise_username(username)
         _check_username(username)
+        _check_scripts(username)
         _check_password(password)
         if any(normalise_username(u.username) == username for u in await self._store.list_users()):
             return False
@@ -228,8 +230,8 @@ class UserDirectory:
 def normalise_username(username: str) -> str:
     """A username as it is stored and looked up: NFKC with case folding (Unicode's NFKC_Casefold, close
     enough), so ``Alice``, ``ALICE`` and its fullwidth letters (U+FF21…) are one name and cannot be two users.
-    Lookalikes from other scripts (Cyrillic U+0435 for Latin ``e``) are not folded: that needs the
-    confusables table of Unicode TR 39."""
+    Lookalikes from other scripts (Cyrillic U+0435 for Latin ``e``) are not folded: a new name that mixes
+    scripts is refused instead (``keyturn._scripts``)."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
 
@@ -242,6 +244,14 @@ def _check_username(username: str) -> None:
     ):
         raise ValueError(
             f"a username must be 1 to {MAX_USERNAME_LENGTH} printable characters, without surrounding spaces"
+        )
+
+
+def _check_scripts(username: str) -> None:
+    if mixed := mixed_scripts(username):
+        raise ValueError(
+            f"a username must be written in one script, not {' and '.join(mixed)} together: "
+            "mixed scripts make lookalikes of other names"
         )
 
 

@@ -757,6 +757,22 @@ def test_usernames_that_only_look_alike_are_one_name(tmp_path: Path) -> None:
             assert jwt_parts(login(http, "Alice", group.password)["access_token"])[1]["sub"] == "Alice"
 
 
+def test_a_lookalike_that_mixes_scripts_cannot_be_added_and_a_name_in_one_script_can(tmp_path: Path) -> None:
+    """``alice`` with a Cyrillic U+0430 for its ``a`` survives normalisation as another name: it is refused
+    as a mixed-script name; a name written all in Cyrillic is added and logs in."""
+    with cluster(tmp_path / "data", 1) as group:
+        lookalike = run_cli(group.data_dir, "users", "add", "\u0430lice", "--password-stdin", stdin="x" * 16)
+        assert lookalike.returncode != 0, lookalike.stdout
+        assert "Cyrillic and Latin" in lookalike.stderr
+        cyrillic, password = "\u0430\u043b\u0438\u0441\u0430", new_password()
+        added = run_cli(group.data_dir, "users", "add", cyrillic, "--password-stdin", stdin=password + "\n")
+        assert added.returncode == 0, added.stderr
+        listed = run_cli(group.data_dir, "users", "list").stdout
+        assert "\u0430lice" not in listed
+        with group.server.client() as http:
+            assert jwt_parts(login(http, cyrillic, password)["access_token"])[1]["sub"] == cyrillic
+
+
 def test_the_host_prefix_names_the_refresh_cookie_when_asked_for(tmp_path: Path) -> None:
     """With ``COOKIE_HOST_PREFIX`` the cookie is ``__Host-keyturn_refresh`` (Secure, Path=/, no Domain: a
     sibling subdomain cannot set one), and a plain ``keyturn_refresh`` cookie is not read."""

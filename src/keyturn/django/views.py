@@ -152,7 +152,7 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
 def refresh_flow(request: HttpRequest) -> Flow:
     settings = settings_of()
     body = _http.json_body(request, RefreshRequest, required=False)
-    token = _http.require_refresh_token(request, body.refresh_token if body else None)
+    token = _http.require_refresh_token(request, body.refresh_token if body else None, settings)
     pair = yield from refreshed(request, token)
     return _http.token_response(request, pair, settings)
 
@@ -182,12 +182,13 @@ def _naming_token(request: HttpRequest) -> dict[str, str]:
     if access is not None:
         return {"access_token": access}
     body = _http.json_body(request, RefreshRequest, required=False)
-    return {"refresh_token": _http.require_refresh_token(request, body.refresh_token if body else None)}
+    token = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
+    return {"refresh_token": token}
 
 
 def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
     response = _http.respond({"revoked_sessions": sids}, headers=_http.NO_STORE)
-    _http.clear_cookie(request, response)
+    _http.clear_cookie(request, response, settings_of())
     return response
 
 
@@ -207,7 +208,7 @@ def logout_all_flow(request: HttpRequest) -> Flow:
 def _managing_token(request: HttpRequest, from_body: str | None) -> str:
     """The credential that lists and ends sessions: the refresh token (body or cookie), else the bearer
     token, which must then be a refresh token (an access token gets ``insufficient_scope``)."""
-    token = _http.refresh_token(request, from_body)
+    token = _http.refresh_token(request, from_body, settings_of())
     if token is None:
         token = _bearer(request)
     if token is None:

@@ -95,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     limits = ConnectionLimits(
         head_timeout=settings.http_head_timeout,
+        body_timeout=settings.http_body_timeout,
         max_head_bytes=settings.http_max_header_bytes,
         max_headers=settings.http_max_headers,
         max_connections=fit_file_limit(settings.http_max_connections),
@@ -316,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="users_command", required=True, metavar="ACTION"
     )
     add = users.add_parser("add", help="add a user (asks for the password)")
-    add.add_argument("name")
+    add.add_argument(
+        "name", help="stored normalised (NFKC, case folded); letters of one script (or CJK's combinations)"
+    )
     _password_flags(add)
     add.add_argument("--exist-ok", action="store_true", help="succeed without change if the user exists")
     _store_flags(add)

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -57,6 +58,14 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     # Unknown path, wrong method and the like: the caller has to fix the call.
     return render(InvalidRequest(str(exc.detail)), status=exc.status_code)
+
+
+async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+    # The client closed mid-body, or keyturn serve refused the body (malformed, too slow) and has answered
+    # in its place: this answer goes nowhere, and it is no server error.
+    assert isinstance(exc, ClientDisconnect)
+    logger.debug("client disconnected before its request body arrived")
+    return render(InvalidRequest("The request body did not arrive."))
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -106,4 +115,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(KeyturnError, _keyturn_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
