@@ -66,10 +66,12 @@ async def test_a_confidential_clients_secret_is_stored_hashed_and_checked(store:
     """The secret is shown once, never stored; the right one authenticates, any other does not."""
     registry = ClientRegistry(store, secret_key("a master secret for the tests"), clock=FrozenClock(NOW))
     added = await registry.add("rs", confidential=True)
-    assert added is not None and added.secret is not None
+    assert added is not None
+    assert added.secret is not None
 
     stored = await store.get_client("rs")
-    assert stored is not None and stored.secret_hash is not None
+    assert stored is not None
+    assert stored.secret_hash is not None
     assert added.secret not in stored.secret_hash
     found = await registry.authenticate(ClientCredentials("rs", added.secret, "client_secret_basic"))
     assert found.client_id == "rs"

@@ -160,7 +160,8 @@ async def test_public_and_confidential_clients_authenticate_as_their_kind(anyio_
     registry = ClientRegistry(store, b"k" * 32)
     await store.add_client(ClientRecord("spa", 1.0))
     added = await registry.add("rs", confidential=True)
-    assert added is not None and added.secret is not None
+    assert added is not None
+    assert added.secret is not None
 
     assert (await registry.authenticate(ClientCredentials(None))).client_id == "keyturn"
     assert (await registry.authenticate(ClientCredentials("spa"))).client_id == "spa"

@@ -23,7 +23,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidCredentials
+from ..errors import InvalidCredentials, InvalidRequest
 from ..sessions import ClaimsSource, TokenPair
 from ..typing import JSONValue, SubjectCheck
 from .errors import malformed
@@ -158,11 +158,16 @@ class UserLogin:
 
     async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
         body = self._parse(credentials)
+        if body.client_id is not None:
+            client = await rt.clients.get(body.client_id)
+            if client is None or client.confidential:
+                raise InvalidRequest("client_id names no registered public client.")
         return await rt.users.login(
             body.username,
             body.password,
             user_agent=request.headers.get("user-agent"),
             ip=client_ip(request),
+            client_id=body.client_id,
         )
 
     @staticmethod

@@ -11,6 +11,11 @@ from ..typing import SessionRecord
 class LoginRequest(BaseModel):
     username: str = Field(min_length=1, max_length=256)
     password: str = Field(min_length=1, max_length=1024)
+    client_id: str | None = Field(
+        None,
+        max_length=128,
+        description="A registered public OAuth 2.0 client the session is for (default: `keyturn`).",
+    )
 
 
 class RefreshRequest(BaseModel):
