@@ -255,3 +255,21 @@ def test_the_cli_lists_and_removes_clients_and_a_removed_client_is_refused(
         refused = http.post("/oauth/revoke", data={"token": "x", "client_id": "short-lived"})
     assert refused.status_code == 401
     assert Path(data_dir).is_dir()
+
+
+def test_the_openapi_document_describes_the_oauth_routes(service: tuple[Cluster, str]) -> None:
+    """Forms or JSON, HTTP Basic for confidential clients, RFC 6749's error body with Keyturn's code."""
+    group, _ = service
+    with group.server.client() as http:
+        schema = http.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["client"]["scheme"] == "basic"
+    for path in ("/oauth/token", "/oauth/revoke", "/oauth/introspect"):
+        operation = schema["paths"][path]["post"]
+        assert set(operation["requestBody"]["content"]) == {
+            "application/x-www-form-urlencoded",
+            "application/json",
+        }
+        assert operation["security"] == [{"client": []}, {}]
+        error = operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"]
+        assert error.endswith("/OAuthErrorResponse")
+    assert "/.well-known/oauth-authorization-server" in schema["paths"]
