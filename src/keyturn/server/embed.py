@@ -128,15 +128,18 @@ class Keyturn:
 
     # -- the app's own routes -------------------------------------------------------------------
 
-    async def start(self, request: Request, subject: str) -> TokenPair:
+    async def start(self, request: Request, subject: str, *, client_id: str | None = None) -> TokenPair:
         """Start a session of ``subject`` (whom the application has authenticated) for the caller of
-        ``request``; its access tokens carry ``claims(subject)``."""
-        return await begin(self.runtime, request, subject)
+        ``request``; its access tokens carry ``claims(subject)``. ``client_id``: the registered OAuth
+        client the session is for (``keyturn clients``; default the built-in ``keyturn``)."""
+        return await begin(self.runtime, request, subject, client_id)
 
-    async def start_session(self, request: Request, subject: str) -> JSONResponse:
+    async def start_session(
+        self, request: Request, subject: str, *, client_id: str | None = None
+    ) -> JSONResponse:
         """:meth:`start`, answered as the login route answers: the token response, or in cookie mode the
         refresh token as its cookie (the route's own response, to return as it is)."""
-        return token_response(request, await self.start(request, subject))
+        return token_response(request, await self.start(request, subject, client_id=client_id))
 
     # -- in an app ------------------------------------------------------------------------------
 

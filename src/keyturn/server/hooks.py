@@ -96,7 +96,7 @@ def claims_source(hook: ClaimsHook) -> ClaimsSource:
     return claims
 
 
-async def begin(rt: Runtime, request: Request, subject: str) -> TokenPair:
+async def begin(rt: Runtime, request: Request, subject: str, client_id: str | None = None) -> TokenPair:
     """Start a session of ``subject`` for the caller of ``request`` (its claims from the claims hook).
 
     The subject check is asked again once the session exists: a subject disabled while it logged in
@@ -105,7 +105,8 @@ async def begin(rt: Runtime, request: Request, subject: str) -> TokenPair:
     if not isinstance(subject, str) or not subject:
         raise TypeError("a subject is a non-empty string")
     sessions = rt.sessions
-    pair = await sessions.start(subject, user_agent=request.headers.get("user-agent"), ip=client_ip(request))
+    agent, ip = request.headers.get("user-agent"), client_ip(request)
+    pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id)
     check = sessions.subject_check
     if check is not None and not await check(subject):
         await sessions.revoke(pair.session_id, "subject_disabled")
