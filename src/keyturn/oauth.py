@@ -71,6 +71,8 @@ MAX_PARAMETERS = 16
 """More fields than any of the endpoints takes; a body with more is refused before it is read further."""
 MAX_CLIENT_FIELD = 256
 """Longest client id or secret taken (generated secrets are 43 characters)."""
+MAX_BASIC = 8192
+"""Longest Basic credentials read (base64 of two form-encoded fields: up to 12 characters a character)."""
 
 INACTIVE: dict[str, JSONValue] = {"active": False}
 """RFC 7662's answer for a token that is revoked, expired, unknown or not a token at all."""
@@ -189,7 +191,7 @@ def client_credentials(authorization: str | None, params: Mapping[str, str]) -> 
 
 
 def _basic(encoded: str) -> tuple[str, str]:
-    if not encoded or len(encoded) > 4 * MAX_CLIENT_FIELD:
+    if not encoded or len(encoded) > MAX_BASIC:
         raise InvalidClient("The Basic credentials are missing or too long.")
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
@@ -199,6 +201,8 @@ def _basic(encoded: str) -> tuple[str, str]:
     client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
     if not colon or not client_id:
         raise InvalidClient("The Basic credentials are not 'id:secret'.")
+    if len(client_id) > MAX_CLIENT_FIELD or len(secret) > MAX_CLIENT_FIELD:
+        raise InvalidClient("The client id or secret is too long.")
     return client_id, secret
 
 

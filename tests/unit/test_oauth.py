@@ -249,3 +249,24 @@ def test_an_issuer_url_places_the_endpoints_and_a_bare_name_leaves_them_to_the_r
     """With ``ISSUER`` the public URL, no Host header a caller sends can move the endpoints."""
     assert base_url_for("https://auth.example/", "http://evil.example/") == "https://auth.example"
     assert base_url_for("keyturn", "http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
+
+
+ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40)
+
+
+@given(ids, st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=60))
+def test_any_id_and_secret_survive_basic_encoding(client_id: str, secret: str) -> None:
+    """What an RFC 6749 client encodes (form-encoding, then base64) decodes to exactly what it sent,
+    ':' in the id included; an empty secret is a secret that will not match, not a missing one."""
+    found = client_credentials(basic(client_id, secret), {})
+
+    assert found == ClientCredentials(client_id, secret, "client_secret_basic")
+
+
+def test_long_unicode_credentials_within_the_field_cap_still_decode() -> None:
+    """Form-encoding a 4-byte character takes 12 characters: the cap is on the decoded fields."""
+    client_id, secret = "\U0001f511" * 100, "\U0001f512" * 200
+
+    assert client_credentials(basic(client_id, secret), {}).secret == secret
+    with pytest.raises(InvalidClient):
+        client_credentials(basic(client_id, "x" * 257), {})
