@@ -234,6 +234,26 @@ def test_rfc_6749_errors_for_malformed_token_requests(service: tuple[Cluster, st
     assert (unknown.status_code, unknown.json()["error"]) == (404, "invalid_request")
 
 
+def test_a_login_may_name_only_a_registered_public_client(service: tuple[Cluster, str]) -> None:
+    """A session for a confidential client, or for no client at all, is refused before any password
+    is checked: 400 ``invalid_request`` in Keyturn's own form (``/auth/login`` is not an OAuth route)."""
+    group, _ = service
+    with group.server.client() as http:
+        for client_id in ("rs", "nobody", "keyturn "):
+            response = http.post(
+                "/auth/login",
+                json={"username": group.username, "password": group.password, "client_id": client_id},
+            )
+            assert response.status_code == 400, client_id
+            assert response.json()["error"] == "invalid_request"
+    assert (
+        jwt.decode(login(group, client_id="keyturn")["access_token"], options={"verify_signature": False})[
+            "client_id"
+        ]
+        == "keyturn"
+    )
+
+
 def test_the_cli_lists_and_removes_clients_and_a_removed_client_is_refused(
     service: tuple[Cluster, str],
 ) -> None:
