@@ -27,7 +27,7 @@ from .errors import (
 )
 from .events import emit
 from .keys import KeyRing
-from .rotation import RefreshPolicy, check_current, decide_refresh
+from .rotation import RefreshPolicy, check_current, decide_refresh, for_client, issued_to
 from .tokens import (
     DEFAULT_CLIENT_ID,
     RESERVED_CLAIMS,
@@ -248,7 +248,9 @@ class SessionService:
         emit("session.started", sid=sid, sub=subject)
         return self._pair(session, head, now)
 
-    async def refresh(self, refresh_token: str, *, limits: RefreshLimits | None = None) -> TokenPair:
+    async def refresh(
+        self, refresh_token: str, *, limits: RefreshLimits | None = None, client_id: str | None = None
+    ) -> TokenPair:
         """Rotate, replay within the grace period, or detect reuse (docs/contract.md, Refresh).
 
         With ``limits`` (docs/contract.md) a call they refuse raises ``RateLimited`` and changes nothing:
@@ -256,7 +258,7 @@ class SessionService:
         a verified one takes from its buckets in the store's refresh step itself, before anything is read.
         """
         claims, now = await self.verify_refresh(refresh_token, limits=limits)
-        return await self.refresh_verified(claims, now, limits=limits)
+        return await self.refresh_verified(claims, now, limits=limits, client_id=client_id)
 
     async def verify_refresh(
         self, refresh_token: str, *, limits: RefreshLimits | None = None
@@ -281,12 +283,14 @@ class SessionService:
         *,
         limits: RefreshLimits | None = None,
         subject_allowed: bool | None = None,
+        client_id: str | None = None,
     ) -> TokenPair:
         """The second half of :meth:`refresh`: ``claims`` are those of a token already verified (by
         :meth:`verify_refresh`, or by an integration that vouches for a token it adopted).
 
         ``subject_allowed`` is the caller's own answer to the subject check, asked where the caller can
-        ask it (a Django request's thread, say); ``None`` asks ``subject_check``.
+        ask it (a Django request's thread, say); ``None`` asks ``subject_check``. With ``client_id``
+        (``/oauth/token``) a session started for another client is ``token_invalid`` (``for_client``).
         """
         takes = limits.takes(claims, now) if limits is not None else ()
         if subject_allowed is None and self.subject_check is not None:
@@ -302,7 +306,8 @@ class SessionService:
         def decide(session: SessionRecord | None, presented: RefreshRecord | None) -> RefreshDecision:
             return decide_refresh(session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid)
 
-        outcome = await self.store.refresh(claims.sid, claims.jti, decide, takes)
+        bound = decide if client_id is None else for_client(decide, client_id)
+        outcome = await self.store.refresh(claims.sid, claims.jti, bound, takes)
         decision = outcome.decision
         if isinstance(decision, Limited):
             assert limits is not None
@@ -428,11 +433,12 @@ class SessionService:
             emit("session.revoked", sid=sid, sub=subject, reason=reason)
         return sids
 
-    async def revoke_token(self, token: str) -> None:
+    async def revoke_token(self, token: str, *, client_id: str | None = None) -> None:
         """RFC 7009: revoke a refresh token (its whole session) or one access token.
 
         An invalid, expired or unknown token is not an error: there is nothing left to revoke. A refresh
         token that is not its session's current one (a rotated copy) is such a token: it revokes nothing.
+        So is, with ``client_id``, a token issued to another client.
         """
         now = self.clock.now()
         try:
@@ -443,6 +449,8 @@ class SessionService:
             session = await self.store.get_session(refresh.sid)
             if session is None or session.state != "active":
                 return
+            if client_id is not None and not issued_to(session, client_id):
+                return
             try:
                 check_current(refresh, session, now, self.codec, expired_ok=True)
             except KeyturnError:
@@ -452,6 +460,8 @@ class SessionService:
         try:
             access = await self._decode_access(token, now)
         except (TokenInvalid, TokenExpired):
+            return
+        if client_id is not None and (access.client_id or DEFAULT_CLIENT_ID) != client_id:
             return
         await self.store.revoke_access_token(access.jti, access.exp + self.settings.leeway)
         emit("token.revoked", sid=access.sid, jti=access.jti)

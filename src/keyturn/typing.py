@@ -9,8 +9,9 @@ concern, as ``limits`` splits its storage capabilities, so a part of the core as
 :class:`RateLimitStore`     rate-limit buckets (GCRA, see :mod:`keyturn.ratelimit`)
 :class:`KeyStore`           signing keys
 :class:`UserStore`          the built-in user store
+:class:`ClientStore`        registered OAuth 2.0 clients
 :class:`Store`              the first four with ``open``, ``close``, ``ping`` and ``prune``
-:class:`Backend`            ``Store`` and ``UserStore``: what every concrete store implements
+:class:`Backend`            ``Store``, ``UserStore``, ``ClientStore``: what every concrete store implements
 ==========================  =========================================================================
 """
 
@@ -112,6 +113,22 @@ class UserRecord:
     password_hash: str
     created_at: float
     disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A registered OAuth 2.0 client: public (no secret) or confidential (``secret_hash`` set).
+
+    ``secret_hash`` is a keyed hash of the generated secret (``keyturn.clients``), never the secret.
+    """
+
+    client_id: str
+    created_at: float
+    secret_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def confidential(self) -> bool:
+        return self.secret_hash is not None
 
 
 MICROSECONDS = 1_000_000
@@ -322,14 +339,29 @@ class UserStore(Protocol):
     async def list_users(self) -> list[UserRecord]: ...
 
 
+class ClientStore(Protocol):
+    """Registered OAuth 2.0 clients (``keyturn clients``)."""
+
+    async def get_client(self, client_id: str) -> ClientRecord | None: ...
+
+    async def add_client(self, client: ClientRecord) -> bool:
+        """Add ``client``; ``False`` if the id is taken."""
+
+    async def remove_client(self, client_id: str) -> bool:
+        """Remove a client; ``False`` if there is none by that id. Its sessions stay as they are."""
+
+    async def list_clients(self) -> list[ClientRecord]:
+        """Every registered client, by id."""
+
+
 class SubjectCheck(Protocol):
     """The application's answer to "may this subject still hold a session?"."""
 
     async def __call__(self, sub: str) -> bool: ...
 
 
-class Backend(Store, UserStore, Protocol):
-    """What every concrete store offers: the session store and the built-in user store."""
+class Backend(Store, UserStore, ClientStore, Protocol):
+    """What every concrete store offers: the session store, the built-in user store, the clients."""
 
 
 _MOVED_TO_RATELIMIT = ("RateLimit", "micros", "MAX_RATE_COUNT", "MAX_RATE_PERIOD")

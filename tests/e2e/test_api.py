@@ -522,6 +522,10 @@ def test_docs_and_openapi_are_served(api: Api) -> None:
         "/.well-known/jwks.json",
         "/healthz",
         "/readyz",
+        "/oauth/token",
+        "/oauth/revoke",
+        "/oauth/introspect",
+        "/.well-known/oauth-authorization-server",
     ):
         assert path in paths
 

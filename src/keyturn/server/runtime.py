@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..clients import ClientRegistry, secret_key
 from ..clock import SystemClock
 from ..config import Settings
 from ..keys import MasterKey, load_keys, master_secret
@@ -44,6 +45,7 @@ class Runtime:
     sessions: SessionService
     users: UserDirectory
     limiter: RateLimiter
+    clients: ClientRegistry
 
     async def close(self) -> None:
         await self.store.close()
@@ -84,4 +86,5 @@ async def open_runtime(
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock, name_key=names)
     sessions.subject_check = users if subject_check == "users" else subject_check
     limiter = RateLimiter(store, RateLimitPolicy.from_settings(settings), username_key=names, clock=clock)
-    return Runtime(settings, store, master, sessions, users, limiter)
+    clients = ClientRegistry(store, secret_key(secret), clock=clock)
+    return Runtime(settings, store, master, sessions, users, limiter, clients)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias, TypeVar
 
 from ..ratelimit import RateLimit
 from ..typing import (
+    ClientRecord,
     RateLimitResult,
     RefreshRecord,
     Revocation,
@@ -41,6 +42,7 @@ STATE_COLUMNS = f"{SESSION_COLUMNS}, {CHAIN_COLUMNS}"
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
+CLIENT_COLUMNS = "client_id, secret_hash, created_at"
 
 Fetch = Literal["none", "one", "all", "count"]
 Row: TypeAlias = tuple[Any, ...]
@@ -102,6 +104,11 @@ def key_from(row: Row) -> StoredKey:
 def user_from(row: Row) -> UserRecord:
     username, password_hash, created_at, disabled = row
     return UserRecord(username, password_hash, created_at, bool(disabled))
+
+
+def client_from(row: Row) -> ClientRecord:
+    client_id, secret_hash, created_at = row
+    return ClientRecord(client_id, created_at, secret_hash)
 
 
 def session_params(s: SessionRecord) -> tuple[object, ...]:
@@ -213,6 +220,12 @@ class Dialect:
             "disabled = COALESCE(%s, disabled) WHERE username = %s"
         )
         self.list_users = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        self.select_client = s(f"SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = %s")
+        self.add_client = s(
+            f"INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        self.remove_client = s("DELETE FROM oauth_clients WHERE client_id = %s")
+        self.list_clients = f"SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"
 
     def sql(self, text: str) -> str:
         """A shared statement (``%s`` placeholders) in this dialect's placeholders."""

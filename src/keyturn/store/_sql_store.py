@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 
 from ..ratelimit import micros
 from ..typing import (
+    ClientRecord,
     Decide,
     Limited,
     RateLimitTake,
@@ -36,6 +37,7 @@ from ._sql import (
     Query,
     chain_from,
     chain_params,
+    client_from,
     key_from,
     key_params,
     revocation_from,
@@ -226,6 +228,27 @@ def list_users(d: Dialect) -> Flow[list[UserRecord]]:
     return [user_from(row) for row in rows]
 
 
+def get_client(d: Dialect, client_id: str) -> Flow[ClientRecord | None]:
+    row = yield Query(d.select_client, (client_id,), "one")
+    return client_from(row) if row else None
+
+
+def add_client(d: Dialect, client: ClientRecord) -> Flow[bool]:
+    params = (client.client_id, client.secret_hash, client.created_at)
+    added: int = yield Query(d.add_client, params, "count")
+    return added == 1
+
+
+def remove_client(d: Dialect, client_id: str) -> Flow[bool]:
+    removed: int = yield Query(d.remove_client, (client_id,), "count")
+    return removed == 1
+
+
+def list_clients(d: Dialect) -> Flow[list[ClientRecord]]:
+    rows = yield Query(d.list_clients, (), "all")
+    return [client_from(row) for row in rows]
+
+
 def ping() -> Flow[None]:
     yield Query("SELECT 1", (), "one")
 
@@ -341,3 +364,19 @@ class SQLStore:
 
     async def list_users(self) -> list[UserRecord]:
         return await self._read(lambda: list_users(self.dialect))
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        if not self.dialect.storable(client_id):
+            return None
+        return await self._read(lambda: get_client(self.dialect, client_id))
+
+    async def add_client(self, client: ClientRecord) -> bool:
+        return await self._write(lambda: add_client(self.dialect, client))
+
+    async def remove_client(self, client_id: str) -> bool:
+        return await self._write(lambda: remove_client(self.dialect, client_id))
+
+    async def list_clients(self) -> list[ClientRecord]:
+        return await self._read(lambda: list_clients(self.dialect))

@@ -158,6 +158,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) AS o WHERE o.sid = s.sid;
     DROP TABLE refresh_tokens;
     """,
+    # Registered OAuth 2.0 clients (issue 17): a confidential client's keyed secret hash, NULL for public.
+    """
+    CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY,
+        secret_hash TEXT,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    """,
 )
 
 
