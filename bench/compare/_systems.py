@@ -247,9 +247,13 @@ def start_simplejwt(processes: Processes, venv_python: Path, workers: int, worke
 EXAMPLE = HERE.parent.parent / "examples" / "django_simplejwt"
 
 
-def start_keyturn_django(processes: Processes, workers: int, worker_class: str) -> System:
+def start_keyturn_django(
+    processes: Processes, workers: int, worker_class: str, wrapper: Sequence[str] = ()
+) -> System:
     """The example Django project on ``keyturn.django`` (SimpleJWT's routes, Keyturn behind them) under
-    gunicorn with SimpleJWT's workers, its database SQLite as SimpleJWT's is, in Keyturn's own venv."""
+    gunicorn with SimpleJWT's workers, its database SQLite as SimpleJWT's is, in Keyturn's own venv.
+
+    ``wrapper`` runs gunicorn under another command (``py-spy record ... --``, for one)."""
     data_dir = processes.workdir / "keyturn-django"
     data_dir.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
@@ -268,6 +272,7 @@ def start_keyturn_django(processes: Processes, workers: int, worker_class: str) 
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
     gunicorn += ["--workers", str(workers), "--worker-class", worker_class, "--no-control-socket"]
     gunicorn.append("project.wsgi")
+    gunicorn = [*wrapper, *gunicorn]
     url = f"http://127.0.0.1:{port}"
     processes.spawn("keyturn-django", gunicorn, env, url + "/api/status/", cwd=EXAMPLE)
     setup = f"SQLite, gunicorn, {workers} {worker_class} workers (keyturn.django)"
