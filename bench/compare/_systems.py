@@ -248,13 +248,21 @@ EXAMPLE = HERE.parent.parent / "examples" / "django_simplejwt"
 
 
 def start_keyturn_django(
-    processes: Processes, workers: int, worker_class: str, wrapper: Sequence[str] = ()
+    processes: Processes,
+    workers: int,
+    worker_class: str,
+    wrapper: Sequence[str] = (),
+    *,
+    key: str = "keyturn-django",
+    label: str = "Keyturn · Django drop-in",
+    src: Path | None = None,
 ) -> System:
     """The example Django project on ``keyturn.django`` (SimpleJWT's routes, Keyturn behind them) under
     gunicorn with SimpleJWT's workers, its database SQLite as SimpleJWT's is, in Keyturn's own venv.
 
-    ``wrapper`` runs gunicorn under another command (``py-spy record ... --``, for one)."""
-    data_dir = processes.workdir / "keyturn-django"
+    ``wrapper`` runs gunicorn under another command (``py-spy record ... --``, for one); ``src`` is another
+    Keyturn's ``src`` directory to import ``keyturn`` from (an older commit's, to compare with)."""
+    data_dir = processes.workdir / key
     data_dir.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env.update(
@@ -263,7 +271,7 @@ def start_keyturn_django(
             "DJANGO_SETTINGS_MODULE": "django_settings",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
             "DATABASE": f"sqlite:///{data_dir / 'db.sqlite3'}",
-            "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(HERE)]),
+            "PYTHONPATH": os.pathsep.join([*([str(src)] if src else []), str(EXAMPLE), str(HERE)]),
         }
     )
     password = secrets.token_urlsafe(12)
@@ -274,13 +282,10 @@ def start_keyturn_django(
     gunicorn.append("project.wsgi")
     gunicorn = [*wrapper, *gunicorn]
     url = f"http://127.0.0.1:{port}"
-    processes.spawn("keyturn-django", gunicorn, env, url + "/api/status/", cwd=EXAMPLE)
+    processes.spawn(key, gunicorn, env, url + "/api/status/", cwd=EXAMPLE)
     setup = f"SQLite, gunicorn, {workers} {worker_class} workers (keyturn.django)"
     mint = [sys.executable, str(HERE / "_django_project.py"), "mint", USER]
-    return System(
-        "keyturn-django", "Keyturn · Django drop-in", "keyturn", setup, SIMPLEJWT_API, [url], password,
-        30.0, mint, env,
-    )  # fmt: skip
+    return System(key, label, "keyturn", setup, SIMPLEJWT_API, [url], password, 30.0, mint, env)
 
 
 def keyturn_django_resource(service: System) -> Resource:

@@ -102,14 +102,16 @@ async def measure(processes: Processes, systems: list[System], args: argparse.Na
 
 
 def _ratio(rates: dict[str, list[float]], systems: list[System], index: int | None) -> str:
-    if len(systems) < 2 or "simplejwt" not in rates or "keyturn-django" not in rates:
+    """Each drop-in's throughput over SimpleJWT's: in round ``index``, or of the medians (``None``)."""
+    if "simplejwt" not in rates:
         return "-"
-    if index is None:
-        ours = sorted(rates["keyturn-django"])[len(rates["keyturn-django"]) // 2]
-        theirs = sorted(rates["simplejwt"])[len(rates["simplejwt"]) // 2]
-    else:
-        ours, theirs = rates["keyturn-django"][index], rates["simplejwt"][index]
-    return f"{ours / theirs:.2f}x"
+
+    def pick(key: str) -> float:
+        values = rates[key]
+        return sorted(values)[len(values) // 2] if index is None else values[index]
+
+    theirs = pick("simplejwt")
+    return " ".join(f"{s.key} {pick(s.key) / theirs:.2f}x" for s in systems if s.key != "simplejwt")
 
 
 def print_profile(raw: Path, top: int) -> None:
@@ -157,6 +159,7 @@ def main() -> None:
     add("--race-trials", type=int, default=3)
     add("--workers", type=int, default=2)
     add("--only", choices=["simplejwt", "keyturn-django"], help="one of the two")
+    add("--baseline-src", type=Path, help="also the drop-in with keyturn from this src/ (another commit's)")
     add("--profile", action="store_true", help="sample the drop-in with py-spy (its throughput runs)")
     add("--idle", action="store_true", help="py-spy: waiting threads too (default: the GIL's holder)")
     add("--rate", type=int, default=250, help="py-spy samples per second (250)")
@@ -183,6 +186,13 @@ def main() -> None:
                 systems.append(start_simplejwt(processes, venv_python, args.workers, "sync"))
             if args.only != "simplejwt":
                 systems.append(start_keyturn_django(processes, args.workers, "sync", wrapper=wrapper))
+            if args.baseline_src and not args.profile:
+                systems.append(
+                    start_keyturn_django(
+                        processes, args.workers, "sync", key="baseline", label="baseline",
+                        src=args.baseline_src.resolve(),
+                    )
+                )  # fmt: skip
             processes.wait_ready()
             print(f"servers ready; load {load()}", flush=True)
             began = time.monotonic()
