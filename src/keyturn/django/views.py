@@ -9,6 +9,7 @@ works; the subject of a session is the user's primary key, as a string.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -16,7 +17,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError
+from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
 from ..http import bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
@@ -24,7 +25,7 @@ from ..server.errors import malformed
 from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
 from ..sessions import RefreshLimits, TokenPair
-from ..tokens import RefreshClaims
+from ..tokens import RefreshClaims, unverified_refresh_subject
 from ..typing import JSONValue
 from . import _http
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
@@ -132,21 +133,55 @@ def login_flow(request: HttpRequest) -> Flow:
 
 
 def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPair]:
-    """``SessionService.refresh`` in two halves, the subject check between them asked on this request's
-    own thread and database connection (so it sees what the request, or a test's transaction, sees)."""
-    ip = _http.client_ip(request, settings_of())
+    """``SessionService.refresh`` with the subject check asked on this request's own thread and database
+    connection (so it sees what the request, or a test's transaction, sees).
 
-    async def verified(rt: Runtime) -> tuple[RefreshClaims, float, RefreshLimits]:
+    The check is asked first, for the subject the token claims, and the core takes its answer (or its
+    failure, raised where the check used to be: after the token verified) in the same step that verifies
+    and rotates: one trip to the core's thread per refresh, not two. A token whose verified subject is not
+    the one it claimed (none, but the check must not trust it) is checked again, as the verified subject.
+    """
+    ip = _http.client_ip(request, settings_of())
+    claimed = unverified_refresh_subject(token)
+    early = (yield Orm(lambda: _subject_answer(claimed))) if claimed is not None else None
+
+    async def rotated(rt: Runtime) -> TokenPair | _Verified:
         limits = rt.limiter.refresh(ip)
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
-        return claims, now, limits
+        if early is None or claims.sub != claimed:
+            return _Verified(claims, now, limits)
+        if isinstance(early, StoreUnavailable):
+            raise early
+        return await rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=early)
 
-    claims, now, limits = yield Core(verified)
-    allowed = yield Orm(lambda: subject_allowed(claims.sub))
-    pair: TokenPair = yield Core(
-        lambda rt: rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=allowed)
-    )
+    result = yield Core(rotated)
+    if isinstance(result, _Verified):
+        verified = result
+        allowed = yield Orm(lambda: subject_allowed(verified.claims.sub))
+        result = yield Core(
+            lambda rt: rt.sessions.refresh_verified(
+                verified.claims, verified.now, limits=verified.limits, subject_allowed=allowed
+            )
+        )
+    pair: TokenPair = result
     return pair
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A refresh token verified, its subject not checked yet."""
+
+    claims: RefreshClaims
+    now: float
+    limits: RefreshLimits
+
+
+def _subject_answer(subject: str) -> bool | StoreUnavailable:
+    """:func:`subject_allowed`, its failure returned for the core step to raise after the token verified."""
+    try:
+        return subject_allowed(subject)
+    except StoreUnavailable as exc:
+        return exc
 
 
 def refresh_flow(request: HttpRequest) -> Flow:
