@@ -4,11 +4,12 @@ How each call stays atomic when many processes share the database:
 
 - Every write is one transaction (``READ COMMITTED``), run on a connection from a small pool; a call that
   fails part-way rolls back whole.
-- ``refresh`` reads the session (its refresh chain with it) and decides; a rotation is then one
-  ``UPDATE`` that changes the row only if its head is still the one read (two round trips, no
-  transaction). If another refresh moved the head in between, or the decision is a reuse, the refresh runs
-  again in a transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes
-  of one session each decide on what the previous one committed: one rotates, the rest replay. A
+- ``refresh`` takes its rate limits and reads the session (its refresh chain with it) in one statement,
+  and decides; a rotation is then one ``UPDATE`` that changes the row only if its head is still the one
+  read (two round trips on one pooled connection, no transaction). If another refresh moved the head in
+  between, or the decision is a reuse, the refresh runs again (without the takes, made once) in a
+  transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes of one
+  session each decide on what the previous one committed: one rotates, the rest replay. A
   deadlock or serialisation failure runs the whole transaction again (``decide`` too).
 - Writers of the revocation feed and of the signing keys first take a transaction-scoped advisory lock
   named after their table (in this schema), so they go one at a time and readers never wait: two
