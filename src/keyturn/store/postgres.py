@@ -382,7 +382,8 @@ RETURNING tat
 @functools.cache
 def _take_and_read(takes: int) -> str:
     """One statement: ``takes`` rate-limit takes (as ``_TAKE``; each only if the one before it passed),
-    then one row: how many passed, and the session's state (all ``NULL`` if there is no such session)."""
+    then one row: how many passed, and the session's state (all ``NULL`` if there is no such session, or
+    if a take refused)."""
     ctes = []
     for i in range(takes):
         after = f" WHERE EXISTS (SELECT FROM t{i - 1})" if i else ""
@@ -394,9 +395,10 @@ def _take_and_read(takes: int) -> str:
         )
     passed = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(takes)) or "0"
     columns = ", ".join(f"s.{name.strip()}" for name in STATE_COLUMNS.split(","))
+    read = f" AND EXISTS (SELECT FROM t{takes - 1})" if takes else ""  # nothing read after a refusal
     return (
         f"WITH {', '.join(ctes)} SELECT {passed}, {columns} "
-        "FROM (VALUES (1)) AS one LEFT JOIN sessions AS s ON s.sid = %(sid)s"
+        f"FROM (VALUES (1)) AS one LEFT JOIN sessions AS s ON s.sid = %(sid)s{read}"
     )
 
 
