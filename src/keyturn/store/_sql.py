@@ -20,7 +20,9 @@ from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias, TypeVar
 from ..ratelimit import RateLimit
 from ..typing import (
     ClientRecord,
+    Limited,
     RateLimitResult,
+    RateLimitTake,
     RefreshRecord,
     Revocation,
     SessionRecord,
@@ -239,6 +241,16 @@ class Dialect:
         """One call from the rate-limit bucket ``key`` (GCRA, as ``RateLimit.take``), atomically."""
         raise NotImplementedError
 
+    def take_and_read(
+        self, sid: str, limits: Sequence[RateLimitTake]
+    ) -> Flow[tuple[Limited | None, Row | None]]:
+        """``limits`` taken in order (``take_all``), then, unless one refused, the session's state read
+        (``select_state``, unlocked): the first refusal and the row. A dialect may do it in one statement."""
+        limited = yield from take_all(self, limits)
+        if limited is not None:
+            return limited, None
+        return None, (yield Query(self.select_state, (sid,), "one"))
+
     def take_turn(self, table: str) -> Flow[None]:
         """Wait for other writers of ``table`` (the feed, the keys) and hold the turn until commit."""
         yield from ()
@@ -246,3 +258,12 @@ class Dialect:
     def add_revocation(self, kind: Literal["sid", "jti"], value: str, expires_at: float) -> Flow[None]:
         """Append to the feed (in turn: see ``take_turn``); a ``jti`` is recorded once."""
         yield Query(self.insert_revocation, (kind, value, expires_at))
+
+
+def take_all(d: Dialect, limits: Sequence[RateLimitTake]) -> Flow[Limited | None]:
+    """One call from each bucket of ``limits`` in order; the first refusal, if one refuses."""
+    for take in limits:
+        taken = yield from d.take(take.key, take.limit, take.now)
+        if not taken.allowed:
+            return Limited(take, taken.retry_after)
+    return None

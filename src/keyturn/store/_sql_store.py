@@ -18,7 +18,6 @@ from ..ratelimit import micros
 from ..typing import (
     ClientRecord,
     Decide,
-    Limited,
     RateLimitTake,
     RefreshOutcome,
     RefreshRecord,
@@ -44,6 +43,7 @@ from ._sql import (
     rotate_params,
     session_from,
     session_params,
+    take_all,
     user_from,
 )
 
@@ -51,15 +51,6 @@ T = TypeVar("T")
 
 
 # -- flows -----------------------------------------------------------------------------------------
-
-
-def take_all(d: Dialect, limits: Sequence[RateLimitTake]) -> Flow[Limited | None]:
-    """One call from each bucket of ``limits`` in order; the first refusal, if one refuses."""
-    for take in limits:
-        taken = yield from d.take(take.key, take.limit, take.now)
-        if not taken.allowed:
-            return Limited(take, taken.retry_after)
-    return None
 
 
 def refresh(
@@ -78,11 +69,14 @@ def refresh(
     nothing was applied, run the flow again ``locked`` (only when not ``locked``: the session's head moved
     between the read and the update, or the decision is a reuse, which revokes in a transaction).
     """
-    if limits:
-        limited = yield from take_all(d, limits)
-        if limited is not None:
-            return RefreshOutcome(limited, None, None)
-    row = yield Query(d.select_state_locked if locked else d.select_state, (sid,), "one")
+    if limits and not locked:  # the takes and the read, in one statement where the dialect has one
+        limited, row = yield from d.take_and_read(sid, limits)
+    else:
+        limited = (yield from take_all(d, limits)) if limits else None
+        if limited is None:
+            row = yield Query(d.select_state_locked if locked else d.select_state, (sid,), "one")
+    if limited is not None:
+        return RefreshOutcome(limited, None, None)
     if row is None:
         return RefreshOutcome(decide(None, None), None, None)
     session, chain = session_from(row), chain_from(row)
