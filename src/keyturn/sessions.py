@@ -115,6 +115,8 @@ class TokenPair:
     access_expires_at: int
     refresh_expires_at: int
     server_time: float
+    token_type: str = "Bearer"
+    """``DPoP`` when the access token is bound to the session's DPoP key (``cnf.jkt``)."""
 
     @property
     def expires_in(self) -> int:
@@ -210,10 +212,13 @@ class SessionService:
         user_agent: str | None = None,
         ip: str | None = None,
         client_id: str | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """Open a session for ``subject`` (after the application has authenticated them).
 
         Its access tokens carry ``claims``; left out, they are asked of ``claims_source`` when there is one.
+        ``jkt``: the thumbprint of a DPoP key (of a proof checked by ``keyturn.server.dpop``, say) the
+        session is bound to: each refresh then needs a proof by that key (RFC 9449).
         """
         if not isinstance(subject, str) or not subject:
             raise ValueError("subject must be a non-empty string")
@@ -243,20 +248,24 @@ class SessionService:
             ip=ip,
             client_id=client_id or DEFAULT_CLIENT_ID,
             claims=own,
+            jkt=jkt,
         )
         await self.store.create_session(session, head)
         emit("session.started", sid=sid, sub=subject)
         return self._pair(session, head, now)
 
-    async def refresh(self, refresh_token: str, *, limits: RefreshLimits | None = None) -> TokenPair:
+    async def refresh(
+        self, refresh_token: str, *, limits: RefreshLimits | None = None, jkt: str | None = None
+    ) -> TokenPair:
         """Rotate, replay within the grace period, or detect reuse (docs/contract.md, Refresh).
 
         With ``limits`` (docs/contract.md) a call they refuse raises ``RateLimited`` and changes nothing:
         they are checked before any work; a token that does not verify counts against the address alone;
         a verified one takes from its buckets in the store's refresh step itself, before anything is read.
+        ``jkt``: the key thumbprint of the call's checked DPoP proof, which a bound session needs.
         """
         claims, now = await self.verify_refresh(refresh_token, limits=limits)
-        return await self.refresh_verified(claims, now, limits=limits)
+        return await self.refresh_verified(claims, now, limits=limits, jkt=jkt)
 
     async def verify_refresh(
         self, refresh_token: str, *, limits: RefreshLimits | None = None
@@ -281,6 +290,7 @@ class SessionService:
         *,
         limits: RefreshLimits | None = None,
         subject_allowed: bool | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """The second half of :meth:`refresh`: ``claims`` are those of a token already verified (by
         :meth:`verify_refresh`, or by an integration that vouches for a token it adopted).
@@ -300,7 +310,9 @@ class SessionService:
         policy = self.policy
 
         def decide(session: SessionRecord | None, presented: RefreshRecord | None) -> RefreshDecision:
-            return decide_refresh(session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid)
+            return decide_refresh(
+                session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid, jkt=jkt
+            )
 
         outcome = await self.store.refresh(claims.sid, claims.jti, decide, takes)
         decision = outcome.decision
@@ -476,8 +488,10 @@ class SessionService:
     def _pair(self, session: SessionRecord, head: RefreshRecord, now: float) -> TokenPair:
         iat = int(now)
         access_exp = int(min(iat + self.settings.access_token_lifetime, session.absolute_expires_at))
+        bound = session.jkt if self.settings.dpop_bind_access_tokens else None
         return TokenPair(
-            access_token=self.codec.encode_access(session, new_id(), iat, access_exp),
+            access_token=self.codec.encode_access(session, new_id(), iat, access_exp, jkt=bound),
+            token_type="Bearer" if bound is None else "DPoP",
             refresh_token=self.codec.encode_refresh(session.sub, head),
             session_id=session.sid,
             access_expires_at=access_exp,

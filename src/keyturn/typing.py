@@ -8,6 +8,7 @@ concern, as ``limits`` splits its storage capabilities, so a part of the core as
 :class:`RevocationStore`    the revocation feed and revoked access tokens
 :class:`RateLimitStore`     rate-limit buckets (GCRA, see :mod:`keyturn.ratelimit`)
 :class:`KeyStore`           signing keys
+:class:`DpopStore`          DPoP proofs seen lately (their ``jti``)
 :class:`UserStore`          the built-in user store
 :class:`Store`              the first four with ``open``, ``close``, ``ping`` and ``prune``
 :class:`Backend`            ``Store`` and ``UserStore``: what every concrete store implements
@@ -35,6 +36,7 @@ SessionState = Literal["active", "revoked"]
 RevokedReason = Literal["logout", "logout_all", "reuse", "revoked", "password_changed", "subject_disabled"]
 KeyUse = Literal["access", "refresh"]
 AccessAlgorithm = Literal["ES256", "EdDSA", "RS256"]
+DpopMode = Literal["optional", "required", "off"]
 
 
 class Clock(Protocol):
@@ -61,6 +63,8 @@ class SessionRecord:
     ip: str | None = None
     client_id: str | None = None
     claims: Mapping[str, JSONValue] = field(default_factory=dict)
+    jkt: str | None = None
+    """The RFC 7638 thumbprint of the DPoP key the session is bound to (RFC 9449); ``None``: unbound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +280,15 @@ class RateLimitStore(Protocol):
         """
 
 
+class DpopStore(Protocol):
+    """The DPoP proofs seen lately (RFC 9449): each proof's ``jti`` is accepted once, by every process."""
+
+    async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
+        """Remember ``key`` (a proof's key and ``jti``, hashed) until ``expires_at``; ``False`` if it is
+        already remembered and unexpired at ``now`` (a replay). Atomic: of concurrent calls with one key,
+        exactly one answers ``True``."""
+
+
 class KeyStore(Protocol):
     """Signing keys (their material encrypted); every method is atomic."""
 
@@ -291,7 +304,7 @@ class KeyStore(Protocol):
         """Delete the keys with these ids (retired keys no live token needs); return how many there were."""
 
 
-class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, Protocol):
+class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, DpopStore, Protocol):
     """Persistence for sessions, revocations, rate limits and keys, opened and pruned."""
 
     async def open(self) -> None: ...

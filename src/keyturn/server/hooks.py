@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import InvalidCredentials
 from ..sessions import ClaimsSource, TokenPair
 from ..typing import JSONValue, SubjectCheck
+from .dpop import request_proof
 from .errors import malformed
 from .routes._common import client_ip
 from .runtime import Runtime
@@ -105,7 +106,10 @@ async def begin(rt: Runtime, request: Request, subject: str) -> TokenPair:
     if not isinstance(subject, str) or not subject:
         raise TypeError("a subject is a non-empty string")
     sessions = rt.sessions
-    pair = await sessions.start(subject, user_agent=request.headers.get("user-agent"), ip=client_ip(request))
+    jkt = rt.dpop.binding(await request_proof(rt, request))
+    pair = await sessions.start(
+        subject, user_agent=request.headers.get("user-agent"), ip=client_ip(request), jkt=jkt
+    )
     check = sessions.subject_check
     if check is not None and not await check(subject):
         await sessions.revoke(pair.session_id, "subject_disabled")
@@ -158,11 +162,13 @@ class UserLogin:
 
     async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
         body = self._parse(credentials)
+        proof = await request_proof(rt, request)  # before the password hash, the costly part
         return await rt.users.login(
             body.username,
             body.password,
             user_agent=request.headers.get("user-agent"),
             ip=client_ip(request),
+            jkt=rt.dpop.binding(proof),
         )
 
     @staticmethod

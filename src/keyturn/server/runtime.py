@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..clock import SystemClock
 from ..config import Settings
+from ..dpop_gate import DpopGate, nonce_key
 from ..keys import MasterKey, load_keys, master_secret
 from ..ratelimit import RateLimiter, RateLimitPolicy
 from ..sessions import SessionService
@@ -44,6 +45,7 @@ class Runtime:
     sessions: SessionService
     users: UserDirectory
     limiter: RateLimiter
+    dpop: DpopGate
 
     async def close(self) -> None:
         await self.store.close()
@@ -84,4 +86,5 @@ async def open_runtime(
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock, name_key=names)
     sessions.subject_check = users if subject_check == "users" else subject_check
     limiter = RateLimiter(store, RateLimitPolicy.from_settings(settings), username_key=names, clock=clock)
-    return Runtime(settings, store, master, sessions, users, limiter)
+    dpop = DpopGate(settings, store, clock, key=nonce_key(secret))
+    return Runtime(settings, store, master, sessions, users, limiter, dpop)

@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 SESSION_COLUMNS = (
     "sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at, state, "
-    "revoked_reason, revoked_at, user_agent, ip, client_id, claims"
+    "revoked_reason, revoked_at, user_agent, ip, client_id, claims, jkt"
 )
 CHAIN_COLUMNS = "head_kid, head_issued_at, head_expires_at, rotated"
 """The session's refresh chain (``_chain``), after its own columns: what the head token is signed from
@@ -67,6 +67,7 @@ def session_from(row: Row) -> SessionRecord:
     sid, sub, created, ends, head_jti, gen, seen, state, reason, revoked_at, agent, ip, client, claims = row[
         :14
     ]
+    jkt = row[14]
     return SessionRecord(
         sid,
         sub,
@@ -82,12 +83,13 @@ def session_from(row: Row) -> SessionRecord:
         ip,
         client,
         json.loads(claims),
+        jkt,
     )
 
 
 def chain_from(row: Row) -> Chain:
     """The refresh chain from a row of ``STATE_COLUMNS``."""
-    return Chain(RefreshRecord(row[4], row[0], row[5], row[14], row[15], row[16]), rotated_from(row[17]))
+    return Chain(RefreshRecord(row[4], row[0], row[5], row[15], row[16], row[17]), rotated_from(row[18]))
 
 
 def revocation_from(row: Row) -> Revocation:
@@ -120,6 +122,7 @@ def session_params(s: SessionRecord) -> tuple[object, ...]:
         s.ip,
         s.client_id,
         json.dumps(s.claims),
+        s.jkt,
     )
 
 
@@ -200,7 +203,13 @@ class Dialect:
             s("DELETE FROM rate_limits WHERE tat <= %s"),
             s("DELETE FROM sessions WHERE absolute_expires_at <= %s"),
             s("DELETE FROM revocations WHERE expires_at <= %s"),
+            s("DELETE FROM dpop_proofs WHERE expires_at <= %s"),
         ]
+        # A DPoP proof's jti, remembered once: a row that is there and unexpired changes nothing (count 0).
+        self.use_dpop_jti = s(
+            "INSERT INTO dpop_proofs (key, expires_at) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+            "SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at <= %s"
+        )
         self.list_keys = f"SELECT {KEY_COLUMNS} FROM signing_keys {self.key_order}"
         self.active_key = s("SELECT 1 FROM signing_keys WHERE use = %s AND alg = %s AND active")
         self.delete_key = s("DELETE FROM signing_keys WHERE kid = %s")

@@ -169,6 +169,11 @@ def revocation_head(d: Dialect) -> Flow[int]:
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 
+def use_dpop_jti(d: Dialect, key: str, expires_at: float, now: float) -> Flow[bool]:
+    changed: int = yield Query(d.use_dpop_jti, (key, expires_at, now), "count")
+    return changed == 1
+
+
 def prune(d: Dialect, now: float) -> Flow[int]:
     rate_limits, *rest = d.prune
     count: int = yield Query(rate_limits, (micros(now),), "count")
@@ -304,6 +309,11 @@ class SQLStore:
 
     async def revocation_head(self) -> int:
         return await self._read(lambda: revocation_head(self.dialect))
+
+    # -- DPoP ------------------------------------------------------------------------------------
+
+    async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
+        return await self._write(lambda: use_dpop_jti(self.dialect, key, expires_at, now))
 
     # -- expiry ------------------------------------------------------------------------------------
 

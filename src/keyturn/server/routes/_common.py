@@ -214,7 +214,8 @@ def cookie_path(rt: Runtime) -> str:
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     rt = runtime(request)
     cookie_mode = wants_cookie(request)
-    response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
+    headers = {**NO_STORE, **rt.dpop.nonce_headers()}
+    response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=headers)
     if cookie_mode:
         response.set_cookie(
             cookie_name(rt),

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
+from ..dpop import request_proof
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -66,7 +67,15 @@ async def refresh(request: Request) -> JSONResponse:
     try:
         body = refresh_request(request, raw)
         token = require_refresh_token(request, body.refresh_token if body else None)
-        pair = await rt.sessions.refresh(token, limits=rt.limiter.refresh(client_ip(request)))
+        limits = rt.limiter.refresh(client_ip(request))
+        claims, now = await rt.sessions.verify_refresh(token, limits=limits)
+        try:
+            proof = await request_proof(rt, request)
+        except KeyturnError:  # a bad proof counts against the address, as a bad token does
+            await limits.take(limits.takes(None, now))
+            raise
+        jkt = None if proof is None else proof.jkt
+        pair = await rt.sessions.refresh_verified(claims, now, limits=limits, jkt=jkt)
         outcome = "ok"
         return token_response(request, pair)
     except KeyturnError as exc:
