@@ -21,9 +21,11 @@ LIFETIME = 900  # the service's access-token lifetime: past it, the next access_
 
 def bound_key(live: LiveService, manager: TokenManager) -> str | None:
     tokens = manager.tokens
-    assert tokens is not None and tokens.session_id is not None
+    assert tokens is not None
+    assert tokens.session_id is not None
     session = live.call(lambda rt: rt.store.get_session(tokens.session_id or ""))
-    assert session is not None and session.state == "active"
+    assert session is not None
+    assert session.state == "active"
     return session.jkt
 
 
@@ -41,8 +43,10 @@ def test_a_session_started_with_a_key_is_bound_and_refreshes_with_proofs(h: Harn
         h.advance(LIFETIME)
         manager.access_token()
     tokens = manager.tokens
-    assert tokens is not None and tokens.refresh_token != first.refresh_token
-    assert h.live.refreshes() == 3 and h.ended == []
+    assert tokens is not None
+    assert tokens.refresh_token != first.refresh_token
+    assert h.live.refreshes() == 3
+    assert h.ended == []
 
 
 def test_a_session_started_without_a_key_is_not_bound(h: Harness) -> None:
@@ -70,8 +74,10 @@ def test_a_copied_refresh_token_without_the_key_is_refused_and_the_session_goes_
             assert answer.headers["www-authenticate"].startswith("DPoP ")
         h.advance(LIFETIME)
         manager.access_token()  # the real client refreshes: its session was neither rotated nor revoked
-        assert manager.tokens is not None and manager.tokens.refresh_token != stolen
-    assert h.ended == [] and manager.state == "active"
+        assert manager.tokens is not None
+        assert manager.tokens.refresh_token != stolen
+    assert h.ended == []
+    assert manager.state == "active"
 
 
 def test_a_rotated_copy_without_the_key_is_not_judged_reuse(h: Harness) -> None:
@@ -112,7 +118,8 @@ def test_the_key_file_is_0600_beside_the_token_file_and_survives_a_restart(
     again = h.manager(dpop=True, store=FileTokenStore(tmp_path / "tokens.json"))  # a new process
     h.advance(LIFETIME)
     again.access_token()
-    assert again.state == "active" and h.ended == []
+    assert again.state == "active"
+    assert h.ended == []
 
 
 async def test_the_async_client_refreshes_a_bound_session(ah: Harness) -> None:
@@ -120,7 +127,8 @@ async def test_the_async_client_refreshes_a_bound_session(ah: Harness) -> None:
     await manager.alogin(ah.live.username, ah.live.password)
     ah.advance(LIFETIME)
     await manager.aaccess_token()
-    assert ah.live.refreshes() == 1 and ah.ended == []
+    assert ah.live.refreshes() == 1
+    assert ah.ended == []
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +151,8 @@ def test_nonces_are_followed_and_required_mode_refuses_calls_without_proofs(stri
         for _ in range(2):
             h.advance(LIFETIME)  # past the nonce's windows: the refresh is asked for a new one
             manager.access_token()
-        assert h.ended == [] and strict.refreshes() == 4
+        assert h.ended == []
+        assert strict.refreshes() == 4
         assert manager.tokens is not None
         no_nonce = DpopKey.generate().proof("POST", strict.url + "/auth/refresh", now=h.clock.now())
         answer = refresh_by_hand(strict, manager.tokens.refresh_token, no_nonce)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from starlette.datastructures import URL
+
 from ..errors import KeyturnError
 from ..http import error_response
-from ._bearer import BearerGuard
+from ._bearer import BearerGuard, is_dpop
 
 __all__ = ["KeyturnMiddleware"]
 
@@ -42,7 +44,9 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
                 await self.app(scope, receive, send)
             return
         try:
-            claims = await self.check.averify(_authorization(scope), scope.get("path", ""))
+            authorization = _authorization(scope)
+            extra = _dpop(scope) if is_dpop(authorization) else {}
+            claims = await self.check.averify(authorization, scope.get("path", ""), **extra)
         except KeyturnError as error:
             await self._refuse(scope, send, error)
             return
@@ -69,6 +73,13 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
             await send(message)
 
         await self.app(scope, receive, send_and_close)
+
+
+def _dpop(scope: Scope) -> dict[str, Any]:
+    """The method, URL (without query) and ``DPoP`` headers of a request that presents a DPoP token."""
+    proofs = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"dpop"]
+    url = str(URL(scope={**scope, "query_string": b""}))
+    return {"method": scope.get("method", ""), "url": url, "proofs": proofs}
 
 
 def _authorization(scope: Scope) -> str | None:
