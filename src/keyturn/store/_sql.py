@@ -30,14 +30,17 @@ from ._chain import Chain, rotated_from, rotated_text
 
 T = TypeVar("T")
 
-SESSION_COLUMNS = (
+OWN_COLUMNS = (
     "sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at, state, "
-    "revoked_reason, revoked_at, user_agent, ip, client_id, claims, jkt"
+    "revoked_reason, revoked_at, user_agent, ip, client_id, claims"
 )
+BINDING_COLUMNS = "jkt"
+"""The DPoP key the session is bound to (issue 17): last in every row, as its migration added it last."""
+SESSION_COLUMNS = f"{OWN_COLUMNS}, {BINDING_COLUMNS}"
 CHAIN_COLUMNS = "head_kid, head_issued_at, head_expires_at, rotated"
 """The session's refresh chain (``_chain``), after its own columns: what the head token is signed from
 besides ``head_jti`` and ``gen``, and the recently rotated generations."""
-STATE_COLUMNS = f"{SESSION_COLUMNS}, {CHAIN_COLUMNS}"
+STATE_COLUMNS = f"{OWN_COLUMNS}, {CHAIN_COLUMNS}, {BINDING_COLUMNS}"
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
@@ -67,7 +70,7 @@ def session_from(row: Row) -> SessionRecord:
     sid, sub, created, ends, head_jti, gen, seen, state, reason, revoked_at, agent, ip, client, claims = row[
         :14
     ]
-    jkt = row[14]
+    jkt = row[-1]
     return SessionRecord(
         sid,
         sub,
@@ -89,7 +92,7 @@ def session_from(row: Row) -> SessionRecord:
 
 def chain_from(row: Row) -> Chain:
     """The refresh chain from a row of ``STATE_COLUMNS``."""
-    return Chain(RefreshRecord(row[4], row[0], row[5], row[15], row[16], row[17]), rotated_from(row[18]))
+    return Chain(RefreshRecord(row[4], row[0], row[5], row[14], row[15], row[16]), rotated_from(row[17]))
 
 
 def revocation_from(row: Row) -> Revocation:
@@ -122,13 +125,17 @@ def session_params(s: SessionRecord) -> tuple[object, ...]:
         s.ip,
         s.client_id,
         json.dumps(s.claims),
-        s.jkt,
     )
 
 
 def chain_params(head: RefreshRecord) -> tuple[object, ...]:
     """A new session's chain: its first head, nothing rotated yet."""
     return (head.kid, head.issued_at, head.expires_at, "")
+
+
+def state_params(s: SessionRecord, head: RefreshRecord) -> tuple[object, ...]:
+    """A new session's row, in ``STATE_COLUMNS``."""
+    return (*session_params(s), *chain_params(head), s.jkt)
 
 
 def rotate_params(session: SessionRecord, chain: Chain, now: float) -> tuple[object, ...]:

@@ -35,13 +35,12 @@ from ._sql import (
     Flow,
     Query,
     chain_from,
-    chain_params,
     key_from,
     key_params,
     revocation_from,
     rotate_params,
     session_from,
-    session_params,
+    state_params,
     user_from,
 )
 
@@ -106,7 +105,7 @@ def refresh(
 
 
 def create_session(d: Dialect, session: SessionRecord, head: RefreshRecord) -> Flow[None]:
-    yield Query(d.insert_session, session_params(session) + chain_params(head))
+    yield Query(d.insert_session, state_params(session, head))
 
 
 def get_session(d: Dialect, sid: str) -> Flow[SessionRecord | None]:
