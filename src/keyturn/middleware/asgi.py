@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from starlette.datastructures import URL
-
 from ..errors import KeyturnError
 from ..http import error_response
 from ._bearer import BearerGuard, is_dpop
@@ -78,7 +76,11 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
 def _dpop(scope: Scope) -> dict[str, Any]:
     """The method, URL (without query) and ``DPoP`` headers of a request that presents a DPoP token."""
     proofs = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"dpop"]
-    url = str(URL(scope={**scope, "query_string": b""}))
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
+    host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
+    if not host and scope.get("server"):
+        host = "{}:{}".format(*scope["server"])
+    url = f"{scheme}://{host}{scope.get('path', '')}"  # the full path (root_path included), no query
     return {"method": scope.get("method", ""), "url": url, "proofs": proofs}
 
 
