@@ -16,6 +16,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from ..dpop import Proof
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError
 from ..http import bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
@@ -107,7 +108,14 @@ def start_pair(
     subject = subject_of(user)
     ip = _http.client_ip(request, settings)
     agent = request.headers.get("User-Agent")
-    pair: TokenPair = yield Core(lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip))
+
+    async def bound(rt: Runtime) -> str | None:  # RFC 9449: a session started with a proof is bound
+        return rt.dpop.binding(await request_proof(rt, request))
+
+    jkt = yield Core(bound)
+    pair: TokenPair = yield Core(
+        lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip, jkt=jkt)
+    )
     if known is not None:
         now = yield Orm(lambda: stored_login_state(subject))
         if now != known:  # changed (or deleted) between the check and the session: end the session
@@ -142,11 +150,28 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
         return claims, now, limits
 
     claims, now, limits = yield Core(verified)
+
+    async def proven(rt: Runtime) -> str | None:
+        try:
+            proof = await request_proof(rt, request)
+        except KeyturnError:  # a bad proof counts against the address, as a bad token does
+            await limits.take(limits.takes(None, now))
+            raise
+        return None if proof is None else proof.jkt
+
+    jkt = yield Core(proven)
     allowed = yield Orm(lambda: subject_allowed(claims.sub))
     pair: TokenPair = yield Core(
-        lambda rt: rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=allowed)
+        lambda rt: rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=allowed, jkt=jkt)
     )
     return pair
+
+
+async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
+    """The request's checked DPoP proof (``keyturn.dpop_gate``), as ``keyturn.server.dpop`` reads it."""
+    proof = request.headers.get("DPoP")
+    url = request.build_absolute_uri(request.path)
+    return await rt.dpop.check([proof] if proof else [], method=request.method or "", url=url)
 
 
 def refresh_flow(request: HttpRequest) -> Flow:
