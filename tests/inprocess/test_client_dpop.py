@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from keyturn.client import DpopKey, FileTokenStore, TokenManager
+from keyturn.client import DpopKey, FileTokenStore, KeyturnAuth, TokenManager
 
 from ._client_live import Harness, LiveService, live_service
 
@@ -158,5 +158,33 @@ def test_nonces_are_followed_and_required_mode_refuses_calls_without_proofs(stri
         answer = refresh_by_hand(strict, manager.tokens.refresh_token, no_nonce)
         assert (answer.status_code, answer.json()["error"]) == (400, "use_dpop_nonce")
         assert answer.headers["dpop-nonce"]
+    finally:
+        h.close()
+
+
+@pytest.fixture(scope="module")
+def bound_access() -> Iterator[LiveService]:
+    with live_service(dpop_bind_access_tokens=True) as live:
+        yield live
+
+
+def test_bound_access_tokens_reach_auth_me_with_proofs_only(bound_access: LiveService) -> None:
+    """The service's own /auth/me takes a bound token as ``DPoP`` with a proof, and refuses it as Bearer."""
+    h = Harness.on(bound_access)
+    try:
+        manager = h.manager(dpop=True)
+        h.login(manager)
+        with httpx.Client(base_url=bound_access.url, auth=KeyturnAuth(manager), timeout=30) as http:
+            me = http.get("/auth/me")
+        assert me.status_code == 200, me.text
+        assert me.request.headers["Authorization"].startswith("DPoP ")
+        assert manager.tokens is not None
+        token = manager.tokens.access_token
+        as_bearer = bound_access.raw("GET", "/auth/me", headers={"Authorization": f"Bearer {token}"})
+        replayed = bound_access.raw(
+            "GET", "/auth/me", headers={"Authorization": f"DPoP {token}", "DPoP": me.request.headers["DPoP"]}
+        )
+        for refused in (as_bearer, replayed):
+            assert (refused.status_code, refused.json()["error"]) == (401, "invalid_dpop_proof")
     finally:
         h.close()

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
-from ..dpop import request_proof
+from ..dpop import authenticated, request_proof
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -40,7 +40,6 @@ from ._common import (
     login_credentials,
     refresh_request,
     refresh_token,
-    require_bearer,
     require_refresh_token,
     runtime,
     token_response,
@@ -86,7 +85,7 @@ async def refresh(request: Request) -> JSONResponse:
 
 
 async def me(request: Request) -> JSONResponse:
-    auth = await runtime(request).sessions.authenticate(require_bearer(request))
+    auth = await authenticated(runtime(request), request)
     return JSONResponse(
         {
             "subject": auth.claims.sub,
