@@ -24,6 +24,7 @@ from ..schemas import (
 from ._common import (
     BEARER,
     BY_REFRESH_TOKEN,
+    DPOP_HEADER,
     ERRORS,
     NAMED_BY_EITHER,
     NO_STORE,
@@ -168,7 +169,10 @@ def build_router(login_schema: dict[str, Any] | None) -> APIRouter:
             response_model=TokenResponse,
             responses=RATE_LIMITED,
             summary="Log in",
-            openapi_extra={"requestBody": {"required": True, "content": _json(login_schema)}},
+            openapi_extra={
+                "requestBody": {"required": True, "content": _json(login_schema)},
+                "parameters": [DPOP_HEADER],
+            },
         )(login)
     router.post(
         "/refresh",
