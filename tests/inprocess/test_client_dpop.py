@@ -158,6 +158,8 @@ def test_nonces_are_followed_and_required_mode_refuses_calls_without_proofs(stri
         answer = refresh_by_hand(strict, manager.tokens.refresh_token, no_nonce)
         assert (answer.status_code, answer.json()["error"]) == (400, "use_dpop_nonce")
         assert answer.headers["dpop-nonce"]
+        bare = refresh_by_hand(strict, manager.tokens.refresh_token)
+        assert (bare.status_code, bare.json()["error"]) == (400, "invalid_dpop_proof")
     finally:
         h.close()
 
@@ -188,3 +190,17 @@ def test_bound_access_tokens_reach_auth_me_with_proofs_only(bound_access: LiveSe
             assert (refused.status_code, refused.json()["error"]) == (401, "invalid_dpop_proof")
     finally:
         h.close()
+
+
+def test_with_dpop_off_a_session_started_with_a_proof_is_not_bound() -> None:
+    with live_service(dpop="off") as off:
+        h = Harness.on(off)
+        try:
+            manager = h.manager(dpop=True)
+            h.login(manager)
+            assert bound_key(off, manager) is None
+            h.advance(LIFETIME)
+            manager.access_token()
+            assert h.ended == []
+        finally:
+            h.close()
