@@ -15,13 +15,12 @@ import os
 import secrets
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
-from ..typing import Clock
 
 __all__ = ["DpopKey", "Prover"]
 
@@ -110,10 +109,12 @@ class DpopKey:
 class Prover:
     """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, with the service's latest nonce."""
 
-    def __init__(self, key: DpopKey, base_url: str, clock: Clock) -> None:
+    def __init__(self, key: DpopKey, base_url: str, now: Callable[[], float]) -> None:
+        """``now``: the service's time as the client reckons it (its clock and the measured offset), for
+        the proofs' ``iat``: a client whose clock is off still makes proofs the service accepts."""
         self.key = key
         self.base_url = base_url
-        self.clock = clock
+        self.now = now
         self._nonce: str | None = None
         self._lock = threading.Lock()
 
@@ -122,7 +123,7 @@ class Prover:
         full = self.base_url + url if url.startswith("/") else url
         with self._lock:
             nonce = self._nonce
-        proof = self.key.proof(method, full, now=self.clock.now(), nonce=nonce, access_token=access_token)
+        proof = self.key.proof(method, full, now=self.now(), nonce=nonce, access_token=access_token)
         return {"DPoP": proof}
 
     def saw(self, nonce: str | None) -> bool:

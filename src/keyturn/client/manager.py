@@ -83,7 +83,7 @@ class TokenManager:
         self._driver = Driver(self._session, self.base_url, timeout, http, async_http)
         key = _dpop_key(dpop, self.store)
         if key is not None:
-            self._session.dpop = Prover(key, self.base_url, self.clock)
+            self._session.dpop = Prover(key, self.base_url, self.server_now)
 
     # -- what the application reads -------------------------------------------------------------
 
