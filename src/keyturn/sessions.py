@@ -217,8 +217,7 @@ class SessionService:
         """Open a session for ``subject`` (after the application has authenticated them).
 
         Its access tokens carry ``claims``; left out, they are asked of ``claims_source`` when there is one.
-        ``jkt``: the thumbprint of a DPoP key (of a proof checked by ``keyturn.server.dpop``, say) the
-        session is bound to: each refresh then needs a proof by that key (RFC 9449).
+        ``jkt``: a DPoP key's thumbprint; each refresh then needs a proof by that key (RFC 9449).
         """
         if not isinstance(subject, str) or not subject:
             raise ValueError("subject must be a non-empty string")
