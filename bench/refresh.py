@@ -5,8 +5,12 @@
     python bench/refresh.py --app example        # examples/fastapi_app instead: Keyturn inside an app
     python bench/refresh.py --app embedded       # bench/embedded_users.py: installed, built-in users
     KEYTURN_BENCH_PASSWORD=... python bench/refresh.py --url http://127.0.0.1:8000 --user demo
+    python bench/refresh.py --dpop               # Bearer and DPoP-bound sessions side by side (RFC 9449)
 
-Prints p50/p99 of sequential refreshes and refreshes per second at each concurrency.
+Prints p50/p99 of sequential refreshes and refreshes per second at each concurrency. With ``--dpop`` each
+figure is measured twice in one run, alternating: for sessions refreshed with the token alone, and for
+sessions bound to a DPoP key whose every refresh carries a new proof (signed by the client, checked and
+its ``jti`` recorded in the store by the server).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _http import Connection
+from keyturn.client.dpop import DpopKey
 
 
 def _free_port() -> int:
@@ -100,11 +105,17 @@ def own_server(store_url: str | None, app: str = "serve") -> Iterator[tuple[str,
             proc.wait(10)
 
 
-async def login(url: str, user: str, password: str, field: str = "username") -> str:
+def proof_headers(key: DpopKey | None, url: str, path: str) -> dict[str, str]:
+    return {} if key is None else {"DPoP": key.proof("POST", url + path, now=time.time())}
+
+
+async def login(
+    url: str, user: str, password: str, field: str = "username", key: DpopKey | None = None
+) -> str:
     conn = Connection(url)
     while True:
         status, headers, body = await conn.exchange(
-            "POST", "/auth/login", {field: user, "password": password}
+            "POST", "/auth/login", {field: user, "password": password}, proof_headers(key, url, "/auth/login")
         )
         if status != 503 or "retry-after" not in headers:
             break
@@ -115,12 +126,14 @@ async def login(url: str, user: str, password: str, field: str = "username") -> 
     return str(body["refresh_token"])
 
 
-async def sequential(url: str, token: str, count: int) -> list[float]:
+async def sequential(url: str, token: str, count: int, key: DpopKey | None = None) -> list[float]:
+    """``count`` refreshes one after the other; with ``key``, each with a new proof (its signing timed)."""
     conn = Connection(url)
     times = []
     for _ in range(count):
         start = time.perf_counter()
-        status, body = await conn.request("POST", "/auth/refresh", {"refresh_token": token})
+        proof = proof_headers(key, url, "/auth/refresh")
+        status, body = await conn.request("POST", "/auth/refresh", {"refresh_token": token}, proof)
         times.append(time.perf_counter() - start)
         if status != 200:
             raise SystemExit(f"refresh failed: {status} {body}")
@@ -129,15 +142,18 @@ async def sequential(url: str, token: str, count: int) -> list[float]:
     return times
 
 
-async def throughput(url: str, tokens: list[str], seconds: float) -> tuple[int, int]:
+async def throughput(
+    url: str, tokens: list[str], seconds: float, keys: list[DpopKey] | None = None
+) -> tuple[int, int]:
     done = errors = 0
     stop = time.perf_counter() + seconds
 
-    async def worker(token: str) -> None:
+    async def worker(token: str, key: DpopKey | None) -> None:
         nonlocal done, errors
         conn = Connection(url)
         while time.perf_counter() < stop:
-            status, body = await conn.request("POST", "/auth/refresh", {"refresh_token": token})
+            proof = proof_headers(key, url, "/auth/refresh")
+            status, body = await conn.request("POST", "/auth/refresh", {"refresh_token": token}, proof)
             if status == 200:
                 done += 1
                 token = body["refresh_token"]
@@ -145,7 +161,7 @@ async def throughput(url: str, tokens: list[str], seconds: float) -> tuple[int, 
                 errors += 1
         await conn.close()
 
-    await asyncio.gather(*(worker(t) for t in tokens))
+    await asyncio.gather(*(worker(t, keys[i] if keys else None) for i, t in enumerate(tokens)))
     return done, errors
 
 
@@ -154,8 +170,45 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
+async def run_dpop(url: str, user: str, password: str, args: argparse.Namespace) -> None:
+    """Bearer and DPoP-bound sessions, measured alternately in rounds on one server."""
+    field, rounds = LOGIN_FIELD[args.app], 4
+    keys = {"bearer": None, "dpop": DpopKey.generate()}
+    times: dict[str, list[float]] = {"bearer": [], "dpop": []}
+    for key in keys.values():  # warm-up
+        await sequential(url, await login(url, user, password, field, key), 100, key)
+    for _ in range(rounds):
+        for kind, key in keys.items():
+            token = await login(url, user, password, field, key)
+            times[kind] += await sequential(url, token, args.requests // rounds, key)
+    for kind, values in times.items():
+        ms = [t * 1000 for t in values]
+        print(
+            f"sequential {kind:>6}  n={len(ms)}  p50={pct(ms, 50):.2f} ms  p99={pct(ms, 99):.2f} ms  "
+            f"mean={statistics.fmean(ms):.2f} ms"
+        )
+    for concurrency in args.concurrency:
+        for kind in ("bearer", "dpop", "bearer", "dpop"):
+            session_keys = [DpopKey.generate() for _ in range(concurrency)] if kind == "dpop" else None
+            tokens = await asyncio.gather(
+                *(
+                    login(url, user, password, field, session_keys[i] if session_keys else None)
+                    for i in range(concurrency)
+                )
+            )
+            half = args.seconds / 2
+            done, errors = await throughput(url, list(tokens), half, session_keys)
+            print(
+                f"concurrent {kind:>6}  sessions={concurrency}  {done / half:,.0f} refreshes/s  "
+                f"errors={errors}  ({half:g} s)"
+            )
+
+
 async def run(url: str, user: str, password: str, args: argparse.Namespace) -> None:
     print(f"server {url} ({args.app})")
+    if args.dpop:
+        await run_dpop(url, user, password, args)
+        return
     field = LOGIN_FIELD[args.app]
     token = await login(url, user, password, field)
     await sequential(url, token, 200)  # warm-up
@@ -197,6 +250,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="sequential refreshes (2000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64], help="sessions (64)")
     parser.add_argument("--seconds", type=float, default=10.0, help="per throughput run (10)")
+    parser.add_argument(
+        "--dpop", action="store_true", help="Bearer and DPoP-bound sessions side by side, alternating"
+    )
     args = parser.parse_args()
     with contextlib.suppress(ImportError):
         import uvloop

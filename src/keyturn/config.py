@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigError
 from .ratelimit import RateLimit
-from .typing import AccessAlgorithm
+from .typing import AccessAlgorithm, DpopMode
 
 DEFAULT_DATA_DIR = Path(".keyturn")
 ENV_PREFIX = "KEYTURN_"
@@ -161,6 +161,20 @@ class Settings(BaseSettings):
     demo: bool = Field(True, description="Serve the demo page at /demo/.")
     cookie_host_prefix: bool = Field(
         False, description="Name the refresh cookie __Host-keyturn_refresh, with Path=/ (see Cookie mode)."
+    )
+
+    # -- issue 17: DPoP (RFC 9449) ------------------------------------------------------------------
+    dpop: DpopMode = Field(
+        "optional",
+        description="DPoP: optional (a session started with a proof is bound to its key), required, or off "
+        "(no new session is bound).",
+    )
+    dpop_bind_access_tokens: bool = Field(
+        False, description="A bound session's access tokens are bound too (cnf.jkt, token_type DPoP)."
+    )
+    dpop_nonces: bool = Field(False, description="DPoP proofs must carry the service's nonce (DPoP-Nonce).")
+    dpop_proof_max_age: int = Field(
+        60, gt=0, le=600, description="Seconds a DPoP proof is accepted after its iat."
     )
 
     @model_validator(mode="after")

@@ -16,7 +16,11 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     │   ├── TokenExpired            token_expired            401
     │   ├── TokenRevoked            token_revoked            401
     │   ├── RefreshTokenExpired     refresh_token_expired    401
-    │   └── RefreshTokenReused      refresh_token_reused     401
+    │   ├── RefreshTokenReused      refresh_token_reused     401
+    │   └── RefreshTokenBound       refresh_token_bound      401
+    ├── DpopError                   (RFC 9449)
+    │   ├── InvalidDpopProof        invalid_dpop_proof       400  (401 at a resource server)
+    │   └── UseDpopNonce            use_dpop_nonce           400  DPoP-Nonce
     ├── SessionError
     │   ├── SessionRevoked          session_revoked          401
     │   └── SessionExpired          session_expired          401
@@ -46,6 +50,9 @@ ErrorCode = Literal[
     "token_revoked",
     "refresh_token_expired",
     "refresh_token_reused",
+    "refresh_token_bound",
+    "invalid_dpop_proof",
+    "use_dpop_nonce",
     "session_revoked",
     "session_expired",
     "rate_limited",
@@ -151,6 +158,45 @@ class RefreshTokenReused(TokenError):
     description = "The refresh token was already used; the session has been revoked."
 
 
+class RefreshTokenBound(TokenError):
+    """The session is bound to a DPoP key (RFC 9449) and the call had no valid proof by that key: a copy of
+    the refresh token used elsewhere. Nothing changes: the session is neither rotated nor revoked."""
+
+    code = "refresh_token_bound"
+    status = 401
+    description = "The refresh token is bound to a DPoP key: send a valid DPoP proof signed by that key."
+
+
+class DpopError(KeyturnError):
+    """A DPoP proof (RFC 9449) is missing, wrong, or lacks the server's nonce."""
+
+
+class InvalidDpopProof(DpopError):
+    code = "invalid_dpop_proof"
+    status = 400
+    description = "The DPoP proof is missing, malformed, replayed, or does not match the request."
+
+
+class InvalidDpopProofAtResource(InvalidDpopProof):
+    """``invalid_dpop_proof`` as a resource server answers it (RFC 9449 section 7.1): 401."""
+
+    status = 401
+
+
+class UseDpopNonce(DpopError):
+    """The service asks for proofs that carry its nonce (RFC 9449 section 8); ``nonce`` is the one to use,
+    sent in the ``DPoP-Nonce`` header."""
+
+    code = "use_dpop_nonce"
+    status = 400
+    retryable = True
+    description = "The DPoP proof must carry the server's nonce: retry with the one in DPoP-Nonce."
+
+    def __init__(self, nonce: str, description: str | None = None) -> None:
+        super().__init__(description)
+        self.nonce = nonce
+
+
 class SessionError(KeyturnError):
     """The session behind a token has ended."""
 
@@ -246,6 +292,9 @@ ERRORS_BY_CODE: dict[ErrorCode, type[KeyturnError]] = {
         TokenRevoked,
         RefreshTokenExpired,
         RefreshTokenReused,
+        RefreshTokenBound,
+        InvalidDpopProof,
+        UseDpopNonce,
         SessionRevoked,
         SessionExpired,
         RateLimited,

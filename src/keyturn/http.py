@@ -12,7 +12,9 @@ import json
 import math
 from urllib.parse import parse_qs
 
+from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .errors import (
+    DpopError,
     InsufficientScope,
     InvalidClient,
     InvalidCredentials,
@@ -20,7 +22,9 @@ from .errors import (
     KeyturnError,
     Overloaded,
     RateLimited,
+    RefreshTokenBound,
     TokenInvalid,
+    UseDpopNonce,
 )
 from .oauth import oauth_error
 
@@ -102,6 +106,8 @@ def error_json(error: KeyturnError) -> bytes:
 
 def error_headers(error: KeyturnError, realm: str = REALM, *, oauth: bool = False) -> dict[str, str]:
     headers = {"Cache-Control": "no-store"}
+    if isinstance(error, UseDpopNonce):
+        headers["DPoP-Nonce"] = error.nonce
     if oauth:
         if isinstance(error, InvalidClient):  # RFC 6749 section 5.2: the scheme the client may use
             headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
@@ -110,9 +116,13 @@ def error_headers(error: KeyturnError, realm: str = REALM, *, oauth: bool = Fals
             headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
         else:
             description = error.detail.replace("\\", "").replace('"', "'")
+            # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme.
+            dpop = isinstance(error, DpopError | RefreshTokenBound)
+            code = error.code if isinstance(error, DpopError) else "invalid_token"
+            algs = f', algs="{" ".join(DPOP_ALGORITHMS)}"' if dpop else ""
             headers["WWW-Authenticate"] = (
-                f'Bearer realm="{realm}", error="invalid_token", '
-                f'error_description="{error.code}: {description}"'
+                f'{"DPoP" if dpop else "Bearer"} realm="{realm}", error="{code}", '
+                f'error_description="{error.code}: {description}"{algs}'
             )
     elif isinstance(error, InsufficientScope):
         headers["WWW-Authenticate"] = f'Bearer realm="{realm}", error="insufficient_scope"'

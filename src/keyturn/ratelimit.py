@@ -47,11 +47,10 @@ from typing import TYPE_CHECKING, Literal
 from .clock import SystemClock
 from .errors import RateLimited
 from .events import emit
-from .typing import MICROSECONDS, Clock, JSONValue, Limited, RateLimitStore, RateLimitTake
+from .typing import MICROSECONDS, Clock, JSONValue, Limited, RateLimitStore, RateLimitTake, RefreshLimits
 
 if TYPE_CHECKING:  # annotations only: config imports this module, and sessions and tokens import config
     from .config import Settings
-    from .sessions import RefreshLimits
     from .tokens import RefreshClaims
 
 __all__ = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Settings
-from .errors import RefreshTokenExpired, SessionExpired, SessionRevoked, TokenInvalid
+from .errors import RefreshTokenBound, RefreshTokenExpired, SessionExpired, SessionRevoked, TokenInvalid
 from .tokens import DEFAULT_CLIENT_ID, RefreshClaims, TokenCodec
 from .typing import (
     CONCURRENT_WITHIN,
@@ -55,12 +55,20 @@ def decide_refresh(
     *,
     new_jti: str,
     new_kid: str,
+    jkt: str | None = None,
 ) -> RefreshDecision:
-    """Decide what a refresh with verified ``claims`` does, given the stored state at ``now``."""
+    """Decide what a refresh with verified ``claims`` does, given the stored state at ``now``.
+
+    ``jkt``: the thumbprint of the key of the call's valid DPoP proof, if it had one. A session bound to
+    a key (``session.jkt``) refuses a call without a proof by that key before anything else is judged:
+    a copy of its token, current or rotated, neither rotates it nor revokes it (RFC 9449).
+    """
     if session is None or session.state != "active":
         return Reject(SessionRevoked())
     if session.sub != claims.sub:
         return Reject(TokenInvalid("The refresh token does not belong to its session."))
+    if session.jkt is not None and jkt != session.jkt:
+        return Reject(RefreshTokenBound())
     if now >= session.absolute_expires_at:
         return Reject(SessionExpired())
     if now > claims.exp + policy.leeway:

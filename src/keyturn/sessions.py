@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 from ._reload import KeyReloader
 from .clock import SystemClock
@@ -41,8 +41,8 @@ from .typing import (
     JSONValue,
     KeyUse,
     Limited,
-    RateLimitTake,
     RefreshDecision,
+    RefreshLimits,
     RefreshRecord,
     Reject,
     Reuse,
@@ -73,24 +73,6 @@ ClaimsSource: TypeAlias = Callable[[str], Awaitable[Mapping[str, JSONValue]]]
 """The application's claims for a subject (roles, scopes, tenant), asked for each new access token."""
 
 
-class RefreshLimits(Protocol):
-    """The rate limits of one refresh call (``keyturn.ratelimit.RateLimiter.refresh`` makes them)."""
-
-    async def check(self) -> None:
-        """Before any work: raise ``RateLimited`` if the call is already known not to pass; takes nothing."""
-
-    def takes(self, claims: RefreshClaims | None, now: float) -> Sequence[RateLimitTake]:
-        """What the call takes from: its address's bucket, and its session's once ``claims`` verified;
-        ``RateLimited`` if one of them is already known to refuse."""
-
-    async def take(self, takes: Sequence[RateLimitTake]) -> None:
-        """Take ``takes`` on their own, for a call that ends before the store's refresh step; raise
-        ``RateLimited`` if one refuses."""
-
-    def refused(self, limited: Limited) -> KeyturnError:
-        """The error to answer a take the store's refresh step refused with."""
-
-
 def new_id() -> str:
     """A random identifier for a session or a token (128 bits)."""
     return secrets.token_urlsafe(16)
@@ -115,6 +97,8 @@ class TokenPair:
     access_expires_at: int
     refresh_expires_at: int
     server_time: float
+    token_type: str = "Bearer"
+    """``DPoP`` when the access token is bound to the session's DPoP key (``cnf.jkt``)."""
 
     @property
     def expires_in(self) -> int:
@@ -210,10 +194,12 @@ class SessionService:
         user_agent: str | None = None,
         ip: str | None = None,
         client_id: str | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """Open a session for ``subject`` (after the application has authenticated them).
 
         Its access tokens carry ``claims``; left out, they are asked of ``claims_source`` when there is one.
+        ``jkt``: a DPoP key's thumbprint; each refresh then needs a proof by that key (RFC 9449).
         """
         if not isinstance(subject, str) or not subject:
             raise ValueError("subject must be a non-empty string")
@@ -243,22 +229,29 @@ class SessionService:
             ip=ip,
             client_id=client_id or DEFAULT_CLIENT_ID,
             claims=own,
+            jkt=jkt,
         )
         await self.store.create_session(session, head)
         emit("session.started", sid=sid, sub=subject)
         return self._pair(session, head, now)
 
     async def refresh(
-        self, refresh_token: str, *, limits: RefreshLimits | None = None, client_id: str | None = None
+        self,
+        refresh_token: str,
+        *,
+        limits: RefreshLimits | None = None,
+        client_id: str | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """Rotate, replay within the grace period, or detect reuse (docs/contract.md, Refresh).
 
         With ``limits`` (docs/contract.md) a call they refuse raises ``RateLimited`` and changes nothing:
         they are checked before any work; a token that does not verify counts against the address alone;
         a verified one takes from its buckets in the store's refresh step itself, before anything is read.
+        ``jkt``: the key thumbprint of the call's checked DPoP proof, which a bound session needs.
         """
         claims, now = await self.verify_refresh(refresh_token, limits=limits)
-        return await self.refresh_verified(claims, now, limits=limits, client_id=client_id)
+        return await self.refresh_verified(claims, now, limits=limits, client_id=client_id, jkt=jkt)
 
     async def verify_refresh(
         self, refresh_token: str, *, limits: RefreshLimits | None = None
@@ -284,6 +277,7 @@ class SessionService:
         limits: RefreshLimits | None = None,
         subject_allowed: bool | None = None,
         client_id: str | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """The second half of :meth:`refresh`: ``claims`` are those of a token already verified (by
         :meth:`verify_refresh`, or by an integration that vouches for a token it adopted).
@@ -304,7 +298,9 @@ class SessionService:
         policy = self.policy
 
         def decide(session: SessionRecord | None, presented: RefreshRecord | None) -> RefreshDecision:
-            return decide_refresh(session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid)
+            return decide_refresh(
+                session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid, jkt=jkt
+            )
 
         bound = decide if client_id is None else for_client(decide, client_id)
         outcome = await self.store.refresh(claims.sid, claims.jti, bound, takes)
@@ -486,8 +482,10 @@ class SessionService:
     def _pair(self, session: SessionRecord, head: RefreshRecord, now: float) -> TokenPair:
         iat = int(now)
         access_exp = int(min(iat + self.settings.access_token_lifetime, session.absolute_expires_at))
+        bound = session.jkt if self.settings.dpop_bind_access_tokens else None
         return TokenPair(
-            access_token=self.codec.encode_access(session, new_id(), iat, access_exp),
+            access_token=self.codec.encode_access(session, new_id(), iat, access_exp, jkt=bound),
+            token_type="Bearer" if bound is None else "DPoP",
             refresh_token=self.codec.encode_refresh(session.sub, head),
             session_id=session.sid,
             access_expires_at=access_exp,

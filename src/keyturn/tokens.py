@@ -43,7 +43,7 @@ REFRESH_TYP = "rt+jwt"
 REFRESH_ALG = "HS256"
 
 RESERVED_CLAIMS = frozenset(
-    {"iss", "sub", "aud", "iat", "exp", "nbf", "jti", "sid", "client_id", "gen", "typ"}
+    {"iss", "sub", "aud", "iat", "exp", "nbf", "jti", "sid", "client_id", "gen", "typ", "cnf"}
 )
 """Claims Keyturn sets itself; an application's own claims may not use these names."""
 
@@ -78,6 +78,8 @@ class AccessClaims:
     client_id: str | None
     claims: Mapping[str, JSONValue]
     """Every claim of the token, the application's own included."""
+    jkt: str | None = None
+    """``cnf.jkt``: the thumbprint of the DPoP key the token is bound to (RFC 9449 section 6.1)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,10 @@ class TokenCodec:
 
     # -- encoding ----------------------------------------------------------------------------
 
-    def encode_access(self, session: SessionRecord, jti: str, iat: int, exp: int) -> str:
+    def encode_access(
+        self, session: SessionRecord, jti: str, iat: int, exp: int, *, jkt: str | None = None
+    ) -> str:
+        """An access token of ``session``; with ``jkt``, bound to that DPoP key (``cnf.jkt``)."""
         key = self.keys.active_access
         payload: dict[str, Any] = {
             "iss": self.issuer,
@@ -126,6 +131,8 @@ class TokenCodec:
             "sid": session.sid,
             "client_id": session.client_id or DEFAULT_CLIENT_ID,  # sessions stored before it was set
         }
+        if jkt is not None:
+            payload["cnf"] = {"jkt": jkt}
         for name, value in session.claims.items():
             payload.setdefault(name, value)
         return sign(payload, key.private_key, alg=key.alg, kid=key.kid, typ=ACCESS_TYP)
@@ -234,7 +241,18 @@ def read_access(
     client_id = claims.get("client_id")
     if client_id is not None and not isinstance(client_id, str):
         raise TokenInvalid("The access token's client_id is not a string.")
-    return AccessClaims(sub, sid, jti, iat, exp, key.kid, client_id, claims)
+    return AccessClaims(sub, sid, jti, iat, exp, key.kid, client_id, claims, _jkt(claims))
+
+
+def _jkt(claims: Mapping[str, Any]) -> str | None:
+    """``cnf.jkt``, or ``None`` without ``cnf``; a ``cnf`` of another shape is refused (never ignored:
+    ignoring it would accept a bound token as a bearer one)."""
+    cnf = claims.get("cnf")
+    if cnf is None:
+        return None
+    if not isinstance(cnf, dict) or set(cnf) != {"jkt"} or not isinstance(cnf["jkt"], str) or not cnf["jkt"]:
+        raise TokenInvalid("The access token's cnf is not a DPoP key thumbprint.")
+    return cnf["jkt"]
 
 
 def _split(token: str, typ: str) -> Compact:

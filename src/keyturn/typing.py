@@ -8,6 +8,7 @@ concern, as ``limits`` splits its storage capabilities, so a part of the core as
 :class:`RevocationStore`    the revocation feed and revoked access tokens
 :class:`RateLimitStore`     rate-limit buckets (GCRA, see :mod:`keyturn.ratelimit`)
 :class:`KeyStore`           signing keys
+:class:`DpopStore`          DPoP proofs seen lately (their ``jti``)
 :class:`UserStore`          the built-in user store
 :class:`ClientStore`        registered OAuth 2.0 clients
 :class:`Store`              the first four with ``open``, ``close``, ``ping`` and ``prune``
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .ratelimit import MAX_RATE_PERIOD as MAX_RATE_PERIOD
     from .ratelimit import RateLimit as RateLimit
     from .ratelimit import micros as micros
+    from .tokens import RefreshClaims
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 Claims: TypeAlias = Mapping[str, JSONValue]
@@ -36,6 +38,7 @@ SessionState = Literal["active", "revoked"]
 RevokedReason = Literal["logout", "logout_all", "reuse", "revoked", "password_changed", "subject_disabled"]
 KeyUse = Literal["access", "refresh"]
 AccessAlgorithm = Literal["ES256", "EdDSA", "RS256"]
+DpopMode = Literal["optional", "required", "off"]
 
 
 class Clock(Protocol):
@@ -62,6 +65,8 @@ class SessionRecord:
     ip: str | None = None
     client_id: str | None = None
     claims: Mapping[str, JSONValue] = field(default_factory=dict)
+    jkt: str | None = None
+    """The RFC 7638 thumbprint of the DPoP key the session is bound to (RFC 9449); ``None``: unbound."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +226,24 @@ class Limited:
     retry_after: float
 
 
+class RefreshLimits(Protocol):
+    """The rate limits of one refresh call (``keyturn.ratelimit.RateLimiter.refresh`` makes them)."""
+
+    async def check(self) -> None:
+        """Before any work: raise ``RateLimited`` if the call is already known not to pass; takes nothing."""
+
+    def takes(self, claims: RefreshClaims | None, now: float) -> Sequence[RateLimitTake]:
+        """What the call takes from: its address's bucket, and its session's once ``claims`` verified;
+        ``RateLimited`` if one of them is already known to refuse."""
+
+    async def take(self, takes: Sequence[RateLimitTake]) -> None:
+        """Take ``takes`` on their own, for a call that ends before the store's refresh step; raise
+        ``RateLimited`` if one refuses."""
+
+    def refused(self, limited: Limited) -> KeyturnError:
+        """The error to answer a take the store's refresh step refused with."""
+
+
 @dataclass(frozen=True, slots=True)
 class RefreshOutcome:
     """What a store did with a decision: the session afterwards and, unless rejected, its head."""
@@ -293,6 +316,15 @@ class RateLimitStore(Protocol):
         """
 
 
+class DpopStore(Protocol):
+    """The DPoP proofs seen lately (RFC 9449): each proof's ``jti`` is accepted once, by every process."""
+
+    async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
+        """Remember ``key`` (a proof's key and ``jti``, hashed) until ``expires_at``; ``False`` if it is
+        already remembered and unexpired at ``now`` (a replay). Atomic: of concurrent calls with one key,
+        exactly one answers ``True``."""
+
+
 class KeyStore(Protocol):
     """Signing keys (their material encrypted); every method is atomic."""
 
@@ -308,7 +340,7 @@ class KeyStore(Protocol):
         """Delete the keys with these ids (retired keys no live token needs); return how many there were."""
 
 
-class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, Protocol):
+class Store(SessionStore, RevocationStore, RateLimitStore, KeyStore, DpopStore, Protocol):
     """Persistence for sessions, revocations, rate limits and keys, opened and pruned."""
 
     async def open(self) -> None: ...

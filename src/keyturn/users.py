@@ -136,6 +136,7 @@ class UserDirectory:
         user_agent: str | None = None,
         ip: str | None = None,
         client_id: str | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """Check the password and start a session, which a concurrent password change cannot miss.
 
@@ -146,7 +147,9 @@ class UserDirectory:
         if self._sessions is None:
             raise RuntimeError("login needs a UserDirectory made with sessions=")
         user = await self.authenticate(username, password, ip=ip)
-        pair = await self._sessions.start(user.username, user_agent=user_agent, ip=ip, client_id=client_id)
+        pair = await self._sessions.start(
+            user.username, user_agent=user_agent, ip=ip, client_id=client_id, jkt=jkt
+        )
         now = await self._store.get_user(user.username)
         if now is None or now.disabled or now.password_hash != user.password_hash:
             await self._sessions.revoke(pair.session_id, "password_changed")

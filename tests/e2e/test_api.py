@@ -570,7 +570,8 @@ def test_openapi_says_what_the_service_answers(api: Api) -> None:
     assert schema["components"]["securitySchemes"]["refresh"]["scheme"] == "bearer"
     for key in (("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/logout-all")):
         names = {(p["in"], p["name"]) for p in operations[key].get("parameters", [])}
-        assert names == {("cookie", "keyturn_refresh"), ("header", "X-Keyturn-CSRF")}, key
+        dpop = {("header", "DPoP")} if key == ("POST", "/auth/refresh") else set()  # RFC 9449 proofs
+        assert names == {("cookie", "keyturn_refresh"), ("header", "X-Keyturn-CSRF")} | dpop, key
     refresh_body = operations[("POST", "/auth/refresh")]["requestBody"]["content"]["application/json"]
     assert set(refresh_body["schema"]["properties"]) == {"refresh_token"}
     revoke_body = operations[("POST", "/auth/revoke")]["requestBody"]["content"]

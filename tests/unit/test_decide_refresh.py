@@ -165,3 +165,39 @@ def test_decision_is_a_pure_value() -> None:
     second = decide(SESSION, HEAD, claims_of(HEAD))
 
     assert first == second
+
+
+# -- DPoP (RFC 9449): a session bound to a key --------------------------------------------------------
+
+BOUND = dataclasses.replace(SESSION, jkt="thumb-1")
+
+
+def decide_with(
+    session: SessionRecord, presented: RefreshRecord | None, claims: RefreshClaims, jkt: str | None
+) -> RefreshDecision:
+    return decide_refresh(session, presented, claims, NOW, POLICY, new_jti="jti-new", new_kid="k2", jkt=jkt)
+
+
+@pytest.mark.parametrize("jkt", [None, "thumb-2"])
+@pytest.mark.parametrize(
+    ("presented", "now"),
+    [(HEAD, NOW), (OLD, NOW), (OLD, ROTATED_AT + 3600), (None, NOW)],
+    ids=["head", "old in grace", "old past grace", "unknown"],
+)
+def test_a_bound_session_refuses_any_token_without_its_key_and_changes_nothing(
+    presented: RefreshRecord | None, now: float, jkt: str | None
+) -> None:
+    """Neither a rotation nor a reuse: a copy without the key must not move or end the real session."""
+    claims = claims_of(presented or dataclasses.replace(HEAD, jti="jti-made-up"))
+    decision = decide_refresh(BOUND, presented, claims, now, POLICY, new_jti="jti-new", new_kid="k2", jkt=jkt)
+    assert isinstance(decision, Reject)
+    assert decision.error.code == "refresh_token_bound"
+
+
+def test_a_bound_session_rotates_with_a_proof_of_its_key() -> None:
+    assert isinstance(decide_with(BOUND, HEAD, claims_of(HEAD), "thumb-1"), Rotate)
+    assert isinstance(decide_with(BOUND, OLD, claims_of(OLD), "thumb-1"), Replay)
+
+
+def test_an_unbound_session_ignores_a_proofs_key() -> None:
+    assert isinstance(decide_with(SESSION, HEAD, claims_of(HEAD), "thumb-1"), Rotate)

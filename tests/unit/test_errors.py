@@ -13,6 +13,7 @@ from keyturn import errors
 from keyturn.errors import (
     ERRORS_BY_CODE,
     ConfigError,
+    DpopError,
     ErrorCode,
     InsufficientScope,
     InvalidCredentials,
@@ -24,6 +25,7 @@ from keyturn.errors import (
     StoreUnavailable,
     TokenError,
     TokenInvalid,
+    UseDpopNonce,
     VerifierUnavailable,
 )
 from keyturn.server.errors import render
@@ -45,6 +47,10 @@ DESIGN_TABLE: dict[str, tuple[int, bool]] = {
     # Not in DESIGN: resource servers answer a valid token without the scope a call needs with RFC 6750's
     # insufficient_scope (docs/contract.md, departures).
     "insufficient_scope": (403, False),
+    # Not in DESIGN: DPoP (RFC 9449, issue 17); docs/oauth.md#dpop.
+    "refresh_token_bound": (401, False),
+    "invalid_dpop_proof": (400, False),
+    "use_dpop_nonce": (400, True),
 }
 
 GROUPS: dict[str, type[KeyturnError]] = {
@@ -60,6 +66,9 @@ GROUPS: dict[str, type[KeyturnError]] = {
     "session_revoked": SessionError,
     "session_expired": SessionError,
     "server_error": ServerError,
+    "refresh_token_bound": TokenError,
+    "invalid_dpop_proof": DpopError,
+    "use_dpop_nonce": DpopError,
 }
 
 # Codes whose 401 means "this bearer token cannot be used" (RFC 6750 error="invalid_token").
@@ -67,6 +76,8 @@ TOKEN_OR_SESSION_CODES = {code for code, group in GROUPS.items() if group in (To
 
 
 def instance(cls: type[KeyturnError], description: str | None = None) -> KeyturnError:
+    if cls is UseDpopNonce:
+        return UseDpopNonce("n0nce", description)
     return RateLimited(2.5, description) if cls is RateLimited else cls(description)
 
 
@@ -207,7 +218,7 @@ def test_render_keeps_the_challenge_well_formed_whatever_the_description() -> No
 def parse_bearer_challenge(header: str) -> dict[str, str]:
     """A strict parser for ``Bearer k="v", k="v"`` (RFC 9110 auth-params, quoted strings only)."""
     scheme, _, rest = header.partition(" ")
-    assert scheme == "Bearer"
+    assert scheme == ("DPoP" if "refresh_token_bound" in rest else "Bearer")
     param = re.compile(r'\s*([A-Za-z_]+)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
     params: dict[str, str] = {}
     position = 0

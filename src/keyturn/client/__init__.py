@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ClientError, LoginFailed, RefreshUnavailable, SessionEnded
 from ._endpoints import KEYTURN, SIMPLEJWT, Endpoints
 from ._tokens import FileTokenStore, MemoryTokenStore, Tokens, TokenStore
+from .dpop import DpopKey
 from .httpx_auth import AsyncKeyturnTransport, KeyturnAuth, KeyturnTransport
 from .manager import State, TokenManager
 
@@ -33,6 +34,7 @@ __all__ = [
     "SIMPLEJWT",
     "AsyncKeyturnTransport",
     "ClientError",
+    "DpopKey",
     "Endpoints",
     "FileTokenStore",
     "KeyturnAuth",

@@ -10,6 +10,7 @@ from typing import Self
 from . import _flow
 from ._flow import RetryPolicy
 from ._steps import Answer, Flow, SendRequest
+from ._tokens import unverified_claims
 from .manager import TokenManager
 
 __all__ = ["BearerFlow"]
@@ -44,6 +45,14 @@ class BearerFlow:
         twin = copy.copy(self)
         twin.retry_unsafe = True
         return twin
+
+    def authorization(self, method: str, url: str, token: str) -> dict[str, str]:
+        """The headers that send ``token``: ``Bearer``, or for a token bound to the client's DPoP key
+        (``cnf.jkt``), ``DPoP`` with a new proof of that key for this very call (RFC 9449 section 7)."""
+        prover = self.manager._session.dpop
+        if prover is None or "cnf" not in unverified_claims(token):
+            return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"DPoP {token}", **prover.headers(method, url, access_token=token)}
 
     def _request_flow(self, method: str, token: str, started: float) -> Flow[Answer]:
         """The flow of a request first sent with ``token`` at ``started``, positioned after that send."""

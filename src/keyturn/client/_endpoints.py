@@ -24,6 +24,7 @@ DEFINITIVE = frozenset(
         "token_revoked",
         "refresh_token_expired",
         "refresh_token_reused",
+        "refresh_token_bound",
         "session_revoked",
         "session_expired",
         "invalid_request",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,6 +141,27 @@ def judge_request(
     return "retry" if may_retry else "done"  # 429, 502, 503, 504
 
 
+# -- calls to the token service ---------------------------------------------------------------------
+
+
+def call(
+    session: Session, path: str, body: Mapping[str, str], headers: Mapping[str, str] | None = None
+) -> Flow[Answer]:
+    """``POST path`` to the token service; with a DPoP key, with a proof, and sent once more with the
+    service's nonce when it answers ``use_dpop_nonce`` (RFC 9449 section 8)."""
+    prover = session.dpop
+    for attempt in (1, 2):
+        proof = {} if prover is None else prover.headers("POST", path)
+        answer: Answer = yield Call(path, body, {**(headers or {}), **proof})
+        if prover is None or not isinstance(answer, Reply):
+            return answer
+        fresh = prover.saw(answer.headers.get("dpop-nonce"))
+        if attempt == 1 and fresh and session.endpoints.error_code(answer.json()) == "use_dpop_nonce":
+            continue
+        return answer
+    raise AssertionError("unreachable")
+
+
 # -- the access token -------------------------------------------------------------------------------
 
 
@@ -185,7 +207,9 @@ def _locked(session: Session, rejected: str | None) -> Flow[str | float | None]:
         return step
     tokens = session.require()
     sent = session.clock.now()
-    answer = yield Call(session.endpoints.refresh, {session.endpoints.refresh_field: tokens.refresh_token})
+    answer = yield from call(
+        session, session.endpoints.refresh, {session.endpoints.refresh_field: tokens.refresh_token}
+    )
     session.apply(tokens, judge_refresh(session.endpoints, answer, tokens, sent, session.clock.now()))
     return None
 
@@ -220,8 +244,8 @@ def login(session: Session, username: str, password: str) -> Flow[Tokens]:
     first = session.clock.now()
     for tries in range(1, LOGIN_TRIES + 1):
         sent = session.clock.now()
-        answer = yield Call(
-            endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
+        answer: Answer = yield from call(
+            session, endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
         )
         if isinstance(answer, NoAnswer):
             raise answer.error
@@ -232,6 +256,7 @@ def login(session: Session, username: str, password: str) -> Flow[Tokens]:
         if wait is None or tries == LOGIN_TRIES or received + wait > first + LOGIN_DEADLINE:
             raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
         yield Sleep(wait)
+    assert isinstance(answer, Reply)
     return (yield from start(session, endpoints.tokens(answer.json(), None, sent, session.clock.now())))
 
 
@@ -270,7 +295,7 @@ def give_up(session: Session, reason: str) -> Flow[None]:
 
 def _tell_server(session: Session, path: str, tokens: Tokens, headers: dict[str, str]) -> Flow[None]:
     """One logout call; its failure is logged and otherwise ignored (the session ends here in any case)."""
-    answer = yield Call(path, {session.endpoints.refresh_field: tokens.refresh_token}, headers)
+    answer = yield from call(session, path, {session.endpoints.refresh_field: tokens.refresh_token}, headers)
     if isinstance(answer, NoAnswer):
         logger.warning(
             "logout: the server could not be reached (%s); ended here", type(answer.error).__name__

@@ -20,6 +20,7 @@ from ..errors import SessionEnded
 from ..typing import Clock
 from ._endpoints import Endpoints, backoff
 from ._tokens import Tokens, TokenStore
+from .dpop import Prover
 
 __all__ = [
     "LOST_ANSWER_RETRY",
@@ -119,6 +120,8 @@ class Session:
         self.ended: str | None = None
         self.state: State = "active" if self.tokens else "signed_out"
         self.refreshes = 0
+        self.dpop: Prover | None = None
+        """Signs a DPoP proof for each call to the token service (RFC 9449), when the client has a key."""
 
     # -- reading the pair ----------------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         request.extensions = {**request.extensions, FLOW: True}
         token, started = self.manager.access_token(), self.manager.clock.now()
-        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers.update(self.authorization(request.method, str(request.url), token))
         response = yield request
         if settled(response.status_code):
             return
@@ -51,7 +51,7 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
             step = driver.advance(flow, _answer(response))
             if not isinstance(step, SendRequest):
                 break
-            request.headers["Authorization"] = f"Bearer {step.token}"
+            request.headers.update(self.authorization(request.method, str(request.url), step.token))
             response = yield request
         if isinstance(step, NoAnswer):
             raise step.error
@@ -59,7 +59,7 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         request.extensions = {**request.extensions, FLOW: True}
         token, started = await self.manager.aaccess_token(), self.manager.clock.now()
-        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers.update(self.authorization(request.method, str(request.url), token))
         response = yield request
         if settled(response.status_code):
             return
@@ -70,7 +70,7 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
             step = await driver.aadvance(flow, _answer(response))
             if not isinstance(step, SendRequest):
                 break
-            request.headers["Authorization"] = f"Bearer {step.token}"
+            request.headers.update(self.authorization(request.method, str(request.url), step.token))
             response = yield request
         if isinstance(step, NoAnswer):
             raise step.error

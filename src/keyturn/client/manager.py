@@ -21,6 +21,7 @@ the lock is held.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections.abc import Callable
@@ -35,7 +36,8 @@ from . import _flow
 from ._drive import Driver
 from ._endpoints import KEYTURN, Endpoints
 from ._session import Session, State, Timing
-from ._tokens import MemoryTokenStore, Tokens, TokenStore
+from ._tokens import FileTokenStore, MemoryTokenStore, Tokens, TokenStore
+from .dpop import DpopKey, Prover
 
 __all__ = ["LoginFailed", "RefreshUnavailable", "SessionEnded", "State", "TokenManager"]
 
@@ -61,7 +63,11 @@ class TokenManager:
         on_state: Callable[[State], object] | None = None,
         http: httpx.Client | None = None,
         async_http: httpx.AsyncClient | None = None,
+        dpop: DpopKey | bool | str | os.PathLike[str] = False,
     ) -> None:
+        """``dpop``: sign a DPoP proof (RFC 9449) for each login, refresh and logout, so that the session is
+        bound to the key: ``True``, a key in a 0600 file beside a ``FileTokenStore``'s file (its name and
+        ``.dpop.pem``), else in memory; a path, a key in that file (made if missing); or a ``DpopKey``."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.on_session_ended = on_session_ended
@@ -75,6 +81,9 @@ class TokenManager:
         """The settings are read when the manager is made: set them there."""
         self._session = Session(endpoints, self.store, self.clock, self.timing, self)
         self._driver = Driver(self._session, self.base_url, timeout, http, async_http)
+        key = _dpop_key(dpop, self.store)
+        if key is not None:
+            self._session.dpop = Prover(key, self.base_url, self.server_now)
 
     # -- what the application reads -------------------------------------------------------------
 
@@ -179,3 +188,16 @@ class TokenManager:
     def _debug(self) -> dict[str, Any]:
         session = self._session
         return {"failures": session.failures, "retry_at": session.retry_at, "refresh_at": session.refresh_at}
+
+
+def _dpop_key(dpop: DpopKey | bool | str | os.PathLike[str], store: TokenStore) -> DpopKey | None:
+    """The DPoP key the ``dpop`` argument names (see ``TokenManager``)."""
+    if isinstance(dpop, DpopKey):
+        return dpop
+    if dpop is False:
+        return None
+    if dpop is True:
+        if isinstance(store, FileTokenStore):
+            return DpopKey.from_file(store.path.with_name(store.path.name + ".dpop.pem"))
+        return DpopKey.generate()
+    return DpopKey.from_file(dpop)

@@ -34,7 +34,7 @@ class KeyturnRequestsAuth(BearerFlow, AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token, started = self.manager.access_token(), self.manager.clock.now()
-        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers.update(self.authorization(request.method or "GET", request.url or "", token))
         request.register_hook("response", _Resend(self, token, started))  # type: ignore[no-untyped-call]
         return request
 
@@ -60,7 +60,7 @@ class _Resend:
             if not isinstance(step, SendRequest):
                 return response
             retry = response.request.copy()
-            retry.headers["Authorization"] = f"Bearer {step.token}"
+            retry.headers.update(self.auth.authorization(retry.method or "GET", retry.url or "", step.token))
             response.content  # noqa: B018 - read the body so the connection can be reused
             response.close()
             adapter = response.connection

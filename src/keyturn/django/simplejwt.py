@@ -72,7 +72,8 @@ def _json(body: object, status: int = 200, headers: Mapping[str, str] | None = N
 
 def refusal(exc: KeyturnError) -> HttpResponse:
     """A Keyturn error in SimpleJWT's shape, with Keyturn's code as ``error``."""
-    headers = {k: v for k, v in error_headers(exc).items() if k in ("Cache-Control", "Retry-After")}
+    kept = ("Cache-Control", "Retry-After", "DPoP-Nonce")
+    headers = {k: v for k, v in error_headers(exc).items() if k in kept}
     if isinstance(exc, InvalidCredentials):
         body: dict[str, object] = {"detail": NO_ACCOUNT}
     elif isinstance(exc, TokenError | SessionError):

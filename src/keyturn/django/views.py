@@ -17,6 +17,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from ..dpop import Proof
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
 from ..http import bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
@@ -24,9 +25,9 @@ from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.errors import malformed
 from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
-from ..sessions import RefreshLimits, TokenPair
+from ..sessions import TokenPair
 from ..tokens import RefreshClaims, unverified_refresh_subject
-from ..typing import JSONValue
+from ..typing import JSONValue, RefreshLimits
 from . import _http
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
@@ -108,7 +109,14 @@ def start_pair(
     subject = subject_of(user)
     ip = _http.client_ip(request, settings)
     agent = request.headers.get("User-Agent")
-    pair: TokenPair = yield Core(lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip))
+
+    async def bound(rt: Runtime) -> str | None:  # RFC 9449: a session started with a proof is bound
+        return rt.dpop.binding(await request_proof(rt, request))
+
+    jkt = yield Core(bound)
+    pair: TokenPair = yield Core(
+        lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip, jkt=jkt)
+    )
     if known is not None:
         now = yield Orm(lambda: stored_login_state(subject))
         if now != known:  # changed (or deleted) between the check and the session: end the session
@@ -148,11 +156,12 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
     async def rotated(rt: Runtime) -> TokenPair | _Verified:
         limits = rt.limiter.refresh(ip)
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
+        jkt = await _proven(rt, request, limits, now)
         if early is None or claims.sub != claimed:
-            return _Verified(claims, now, limits)
+            return _Verified(claims, now, limits, jkt)
         if isinstance(early, StoreUnavailable):
             raise early
-        return await rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=early)
+        return await rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=early, jkt=jkt)
 
     result = yield Core(rotated)
     if isinstance(result, _Verified):
@@ -160,7 +169,11 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
         allowed = yield Orm(lambda: subject_allowed(verified.claims.sub))
         result = yield Core(
             lambda rt: rt.sessions.refresh_verified(
-                verified.claims, verified.now, limits=verified.limits, subject_allowed=allowed
+                verified.claims,
+                verified.now,
+                limits=verified.limits,
+                subject_allowed=allowed,
+                jkt=verified.jkt,
             )
         )
     pair: TokenPair = result
@@ -169,11 +182,12 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
-    """A refresh token verified, its subject not checked yet."""
+    """A refresh token verified (and its DPoP proof, if any), its subject not checked yet."""
 
     claims: RefreshClaims
     now: float
     limits: RefreshLimits
+    jkt: str | None
 
 
 def _subject_answer(subject: str) -> bool | StoreUnavailable:
@@ -182,6 +196,23 @@ def _subject_answer(subject: str) -> bool | StoreUnavailable:
         return subject_allowed(subject)
     except StoreUnavailable as exc:
         return exc
+
+
+async def _proven(rt: Runtime, request: HttpRequest, limits: RefreshLimits, now: float) -> str | None:
+    """The key thumbprint of the request's checked DPoP proof, if it sent one."""
+    try:
+        proof = await request_proof(rt, request)
+    except KeyturnError:  # a bad proof counts against the address, as a bad token does
+        await limits.take(limits.takes(None, now))
+        raise
+    return None if proof is None else proof.jkt
+
+
+async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
+    """The request's checked DPoP proof (``keyturn.dpop_gate``), as ``keyturn.server.dpop`` reads it."""
+    proof = request.headers.get("DPoP")
+    url = request.build_absolute_uri(request.path)
+    return await rt.dpop.check([proof] if proof else [], method=request.method or "", url=url)
 
 
 def refresh_flow(request: HttpRequest) -> Flow:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..keys import PublicKey
 from ..revocation import RevocationSource
 from ..tokens import AccessClaims
+from ._dpop import Presented
 from ._grants import require_grants, scopes_of
 from ._sources import JWKSURL, FeedURL, KeySource, StaticKeys, StoreKeys, StoreRevocations
 from .verifier import AccessTokenVerifier
@@ -22,6 +23,7 @@ __all__ = [
     "AccessTokenVerifier",
     "FeedURL",
     "KeySource",
+    "Presented",
     "PublicKey",
     "RevocationSource",
     "StaticKeys",

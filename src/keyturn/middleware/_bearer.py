@@ -8,16 +8,23 @@ renderer (``keyturn.http``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
 from ..errors import TokenInvalid
 from ..http import NO_TOKEN, REALM, bearer_token, bearer_token_if_any
 from ..tokens import AccessClaims
+from ._dpop import BEARER, Presented
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
-__all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard"]
+__all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard", "is_dpop"]
+
+
+def is_dpop(authorization: str | None) -> bool:
+    """Whether ``authorization`` is ``DPoP <token>``: only then does an adapter read the request's method,
+    URL and ``DPoP`` headers for :meth:`BearerCheck.verify`."""
+    return authorization is not None and authorization[:5].lower() == "dpop "
 
 
 class BearerCheck:
@@ -43,31 +50,72 @@ class BearerCheck:
         self.required = required
         self.exempt = Exempt(exempt)
         self._read = bearer_token_if_any if other_schemes_pass else bearer_token
+        self._verify: Callable[[str, Presented], AccessClaims]
+        self._averify: Callable[[str, Presented], Awaitable[AccessClaims]]
         if isinstance(verifier, AccessTokenVerifier):
             self._verify, self._averify = verifier.verify, verifier.averify
         else:
-            self._verify = lambda token: verifier().verify(token)
-            self._averify = lambda token: verifier().averify(token)
+            self._verify = lambda token, presented: verifier().verify(token, presented)
+            self._averify = lambda token, presented: verifier().averify(token, presented)
 
     def token(self, authorization: str | None, path: str = "") -> str | None:
         """The token to verify, or None when the request passes without one; ``token_invalid`` if it
         must have one and has none, or its header is malformed."""
+        found = self.presented(authorization, path)
+        return None if found is None else found[0]
+
+    def presented(
+        self,
+        authorization: str | None,
+        path: str = "",
+        *,
+        method: str = "",
+        url: str = "",
+        proofs: Sequence[str] = (),
+    ) -> tuple[str, Presented] | None:
+        """:meth:`token`, and how it was presented: ``Bearer``, or ``DPoP`` with the request's method,
+        URL and ``DPoP`` header values (RFC 9449 section 7)."""
         if self.exempt and self.exempt(path):
             return None
-        token = self._read(authorization)
-        if token is None and self.required:
-            raise TokenInvalid(NO_TOKEN)
-        return token
+        scheme, _, rest = (authorization or "").partition(" ")
+        if scheme.lower() == "dpop":
+            token = rest.strip()
+            if not token:
+                raise TokenInvalid("The Authorization header is not 'DPoP <token>'.")
+            return token, Presented("dpop", method, url, tuple(proofs))
+        bearer = self._read(authorization)
+        if bearer is None:
+            if self.required:
+                raise TokenInvalid(NO_TOKEN)
+            return None
+        return bearer, BEARER
 
-    def verify(self, authorization: str | None, path: str = "") -> AccessClaims | None:
-        """The request's verified token (None when it passes without one), or the ``KeyturnError``."""
-        token = self.token(authorization, path)
-        return None if token is None else self._verify(token)
+    def verify(
+        self,
+        authorization: str | None,
+        path: str = "",
+        *,
+        method: str = "",
+        url: str = "",
+        proofs: Sequence[str] = (),
+    ) -> AccessClaims | None:
+        """The request's verified token (None when it passes without one), or the ``KeyturnError``;
+        ``method``, ``url`` and ``proofs`` (its ``DPoP`` headers) check a DPoP-bound token's proof."""
+        found = self.presented(authorization, path, method=method, url=url, proofs=proofs)
+        return None if found is None else self._verify(*found)
 
-    async def averify(self, authorization: str | None, path: str = "") -> AccessClaims | None:
+    async def averify(
+        self,
+        authorization: str | None,
+        path: str = "",
+        *,
+        method: str = "",
+        url: str = "",
+        proofs: Sequence[str] = (),
+    ) -> AccessClaims | None:
         """:meth:`verify` for event loops."""
-        token = self.token(authorization, path)
-        return None if token is None else await self._averify(token)
+        found = self.presented(authorization, path, method=method, url=url, proofs=proofs)
+        return None if found is None else await self._averify(*found)
 
 
 App = TypeVar("App")

@@ -32,7 +32,7 @@ from django.http import HttpRequest, HttpResponse
 from ..errors import KeyturnError, TokenInvalid
 from ..http import REALM, error_response
 from ..tokens import AccessClaims
-from ._bearer import NO_TOKEN, BearerCheck
+from ._bearer import NO_TOKEN, BearerCheck, is_dpop
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
@@ -98,7 +98,8 @@ class KeyturnMiddleware:
         if self.is_async:
             return self.__acall__(request)
         try:
-            request.keyturn_token = self.check.verify(request.headers.get("Authorization"))  # type: ignore[attr-defined]
+            claims = self.check.verify(request.headers.get("Authorization"), **dpop_parts(request))
+            request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
         response: HttpResponse = self.get_response(request)
@@ -106,7 +107,8 @@ class KeyturnMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         try:
-            request.keyturn_token = await self.check.averify(request.headers.get("Authorization"))  # type: ignore[attr-defined]
+            claims = await self.check.averify(request.headers.get("Authorization"), **dpop_parts(request))
+            request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
         response: HttpResponse = await self.get_response(request)
@@ -152,3 +154,12 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
         return guarded
 
     return decorate(view) if view is not None else decorate
+
+
+def dpop_parts(request: HttpRequest) -> dict[str, Any]:
+    """The method, URL (without query) and ``DPoP`` header of a request that presents a DPoP token."""
+    if not is_dpop(request.headers.get("Authorization")):
+        return {}
+    proof = request.headers.get("DPoP")
+    url = request.build_absolute_uri(request.path)
+    return {"method": request.method or "", "url": url, "proofs": [proof] if proof else []}

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from ..errors import KeyturnError
 from ..http import REALM, error_body, error_headers
 from ..tokens import AccessClaims
-from ._bearer import BearerCheck
+from ._bearer import BearerCheck, is_dpop
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
@@ -60,7 +60,12 @@ def require_token(
             if request.scope.get("keyturn.verifier") is verifier:  # the middleware checked it already
                 verified = request.scope.get("keyturn.token")
             if verified is None:
-                verified = await check.averify(request.headers.get("authorization"))
+                authorization = request.headers.get("authorization")
+                extra: dict[str, Any] = {}
+                if is_dpop(authorization):
+                    url = str(request.url.replace(query=None, fragment=None))
+                    extra = {"method": request.method, "url": url, "proofs": request.headers.getlist("dpop")}
+                verified = await check.averify(authorization, **extra)
                 assert verified is not None  # a token is required and no path is exempt
             return require_grants(verified, wanted, claims)
         except KeyturnError as error:

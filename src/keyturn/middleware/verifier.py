@@ -36,6 +36,7 @@ from ..errors import TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailab
 from ..revocation import FeedFollower, RevocationSource
 from ..tokens import AccessClaims, UnknownKey, read_access
 from ..typing import Clock, JSONValue, Store
+from ._dpop import BEARER, Presented, ResourceProofs
 from ._held_keys import HeldKeys
 from ._io_thread import IOThread, forget_in_forked_children
 from ._sources import FETCH_ERRORS, JWKSURL, FeedURL, KeySource, StoreKeys, StoreRevocations
@@ -73,6 +74,7 @@ class AccessTokenVerifier:
         timer: Clock | None = None,
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
+        dpop_proof_max_age: float = 60.0,
     ) -> None:
         if revocation_poll_interval <= 0 or key_refetch_interval <= 0 or timeout <= 0 or cache_size < 0:
             raise ValueError("intervals and the timeout must be positive, the cache size not negative")
@@ -104,6 +106,8 @@ class AccessTokenVerifier:
         self._io: IOThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
+        self.proofs = ResourceProofs(self.clock, max_age=dpop_proof_max_age, leeway=min(leeway, 60))
+        """DPoP proofs of bound tokens, with this process's replay cache."""
         forget_in_forked_children(self)
 
     # -- construction ---------------------------------------------------------------------------
@@ -155,12 +159,25 @@ class AccessTokenVerifier:
 
     # -- verifying -----------------------------------------------------------------------------
 
-    def verify(self, token: str) -> AccessClaims:
+    def verify(self, token: str, presented: Presented = BEARER) -> AccessClaims:
         """The token's claims, or a ``KeyturnError``: ``token_invalid``, ``token_expired``,
-        ``token_revoked``, or ``server_error`` (503) when keys or revocations are out of reach.
+        ``token_revoked``, ``invalid_dpop_proof`` (a DPoP-bound token without a valid proof of its key
+        for this request, ``presented``), or ``server_error`` (503) when keys or revocations are out of
+        reach.
 
         Blocks only when the token names a key not seen before, for at most ``timeout`` seconds.
         """
+        claims = self._verify(token)
+        self.proofs.check(claims, token, presented)
+        return claims
+
+    async def averify(self, token: str, presented: Presented = BEARER) -> AccessClaims:
+        """:meth:`verify` for event loops: waiting for a key fetch does not block the loop."""
+        claims = await self._averify(token)
+        self.proofs.check(claims, token, presented)
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         if self._io is None:
             self.start()
         try:
@@ -174,8 +191,7 @@ class AccessTokenVerifier:
                 found = stopped
             return self._after_find(token, found)
 
-    async def averify(self, token: str) -> AccessClaims:
-        """:meth:`verify` for event loops: waiting for a key fetch does not block the loop."""
+    async def _averify(self, token: str) -> AccessClaims:
         if self._io is None:
             await asyncio.to_thread(self.start)
         try:
@@ -375,5 +391,6 @@ def _merge(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
         "leeway": settings.leeway,
         "revocation_poll_interval": settings.revocation_poll_interval,
         "revocation_fail_closed_after": settings.revocation_fail_closed_after,
+        "dpop_proof_max_age": settings.dpop_proof_max_age,
     }
     return from_settings | options

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
+from wsgiref.util import request_uri
 
 from ..errors import KeyturnError
 from ..http import error_response
-from ._bearer import BearerGuard
+from ._bearer import BearerGuard, is_dpop
 
 __all__ = ["KeyturnWSGIMiddleware"]
 
@@ -27,7 +28,16 @@ class KeyturnWSGIMiddleware(BearerGuard[WSGIApp]):
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
             authorization = environ.get("HTTP_AUTHORIZATION")
-            environ["keyturn.token"] = self.check.verify(authorization, environ.get("PATH_INFO", ""))
+            extra: dict[str, Any] = {}
+            if is_dpop(authorization):
+                proof = environ.get("HTTP_DPOP")
+                url = request_uri(environ, include_query=False)
+                extra = {
+                    "method": environ.get("REQUEST_METHOD", ""),
+                    "url": url,
+                    "proofs": [proof] if proof else [],
+                }
+            environ["keyturn.token"] = self.check.verify(authorization, environ.get("PATH_INFO", ""), **extra)
         except KeyturnError as error:
             status, headers, body = error_response(error, self.realm)
             start_response(f"{status} {HTTPStatus(status).phrase}", headers)

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import InvalidCredentials, InvalidRequest
 from ..sessions import ClaimsSource, TokenPair
 from ..typing import JSONValue, SubjectCheck
+from .dpop import request_proof
 from .errors import malformed
 from .routes._common import client_ip
 from .runtime import Runtime
@@ -105,8 +106,9 @@ async def begin(rt: Runtime, request: Request, subject: str, client_id: str | No
     if not isinstance(subject, str) or not subject:
         raise TypeError("a subject is a non-empty string")
     sessions = rt.sessions
+    jkt = rt.dpop.binding(await request_proof(rt, request))
     agent, ip = request.headers.get("user-agent"), client_ip(request)
-    pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id)
+    pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     check = sessions.subject_check
     if check is not None and not await check(subject):
         await sessions.revoke(pair.session_id, "subject_disabled")
@@ -163,12 +165,14 @@ class UserLogin:
             client = await rt.clients.get(body.client_id)
             if client is None or client.confidential:
                 raise InvalidRequest("client_id names no registered public client.")
+        proof = await request_proof(rt, request)  # before the password hash, the costly part
         return await rt.users.login(
             body.username,
             body.password,
             user_agent=request.headers.get("user-agent"),
             ip=client_ip(request),
             client_id=body.client_id,
+            jkt=rt.dpop.binding(proof),
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ..clients import ClientRegistry, secret_key
 from ..clock import SystemClock
 from ..config import Settings
+from ..dpop_gate import DpopGate, nonce_key
 from ..keys import MasterKey, load_keys, master_secret
 from ..ratelimit import RateLimiter, RateLimitPolicy
 from ..sessions import SessionService
@@ -46,6 +47,7 @@ class Runtime:
     users: UserDirectory
     limiter: RateLimiter
     clients: ClientRegistry
+    dpop: DpopGate
 
     async def close(self) -> None:
         await self.store.close()
@@ -87,4 +89,5 @@ async def open_runtime(
     sessions.subject_check = users if subject_check == "users" else subject_check
     limiter = RateLimiter(store, RateLimitPolicy.from_settings(settings), username_key=names, clock=clock)
     clients = ClientRegistry(store, secret_key(secret), clock=clock)
-    return Runtime(settings, store, master, sessions, users, limiter, clients)
+    dpop = DpopGate(settings, store, clock, key=nonce_key(secret))
+    return Runtime(settings, store, master, sessions, users, limiter, clients, dpop)

@@ -86,7 +86,7 @@ def token_body(pair: TokenPair, *, include_refresh: bool = True) -> dict[str, ob
     body: dict[str, object] = {
         "access_token": pair.access_token,
         "refresh_token": pair.refresh_token,
-        "token_type": "Bearer",
+        "token_type": pair.token_type,
         "expires_in": pair.expires_in,
         "refresh_expires_in": pair.refresh_expires_in,
         "session_id": pair.session_id,

@@ -33,14 +33,17 @@ from ._chain import Chain, rotated_from, rotated_text
 
 T = TypeVar("T")
 
-SESSION_COLUMNS = (
+OWN_COLUMNS = (
     "sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at, state, "
     "revoked_reason, revoked_at, user_agent, ip, client_id, claims"
 )
+BINDING_COLUMNS = "jkt"
+"""The DPoP key the session is bound to (issue 17): last in every row, as its migration added it last."""
+SESSION_COLUMNS = f"{OWN_COLUMNS}, {BINDING_COLUMNS}"
 CHAIN_COLUMNS = "head_kid, head_issued_at, head_expires_at, rotated"
 """The session's refresh chain (``_chain``), after its own columns: what the head token is signed from
 besides ``head_jti`` and ``gen``, and the recently rotated generations."""
-STATE_COLUMNS = f"{SESSION_COLUMNS}, {CHAIN_COLUMNS}"
+STATE_COLUMNS = f"{OWN_COLUMNS}, {CHAIN_COLUMNS}, {BINDING_COLUMNS}"
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
@@ -71,6 +74,7 @@ def session_from(row: Row) -> SessionRecord:
     sid, sub, created, ends, head_jti, gen, seen, state, reason, revoked_at, agent, ip, client, claims = row[
         :14
     ]
+    jkt = row[-1]
     return SessionRecord(
         sid,
         sub,
@@ -86,6 +90,7 @@ def session_from(row: Row) -> SessionRecord:
         ip,
         client,
         json.loads(claims),
+        jkt,
     )
 
 
@@ -135,6 +140,11 @@ def session_params(s: SessionRecord) -> tuple[object, ...]:
 def chain_params(head: RefreshRecord) -> tuple[object, ...]:
     """A new session's chain: its first head, nothing rotated yet."""
     return (head.kid, head.issued_at, head.expires_at, "")
+
+
+def state_params(s: SessionRecord, head: RefreshRecord) -> tuple[object, ...]:
+    """A new session's row, in ``STATE_COLUMNS``."""
+    return (*session_params(s), *chain_params(head), s.jkt)
 
 
 def rotate_params(session: SessionRecord, chain: Chain, now: float) -> tuple[object, ...]:
@@ -209,7 +219,13 @@ class Dialect:
             s("DELETE FROM rate_limits WHERE tat <= %s"),
             s("DELETE FROM sessions WHERE absolute_expires_at <= %s"),
             s("DELETE FROM revocations WHERE expires_at <= %s"),
+            s("DELETE FROM dpop_proofs WHERE expires_at <= %s"),
         ]
+        # A DPoP proof's jti, remembered once: a row that is there and unexpired changes nothing (count 0).
+        self.use_dpop_jti = s(
+            "INSERT INTO dpop_proofs (key, expires_at) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+            "SET expires_at = excluded.expires_at WHERE dpop_proofs.expires_at <= %s"
+        )
         self.list_keys = f"SELECT {KEY_COLUMNS} FROM signing_keys {self.key_order}"
         self.active_key = s("SELECT 1 FROM signing_keys WHERE use = %s AND alg = %s AND active")
         self.delete_key = s("DELETE FROM signing_keys WHERE kid = %s")

@@ -35,14 +35,13 @@ from ._sql import (
     Flow,
     Query,
     chain_from,
-    chain_params,
     client_from,
     key_from,
     key_params,
     revocation_from,
     rotate_params,
     session_from,
-    session_params,
+    state_params,
     take_all,
     user_from,
 )
@@ -102,7 +101,7 @@ def refresh(
 
 
 def create_session(d: Dialect, session: SessionRecord, head: RefreshRecord) -> Flow[None]:
-    yield Query(d.insert_session, session_params(session) + chain_params(head))
+    yield Query(d.insert_session, state_params(session, head))
 
 
 def get_session(d: Dialect, sid: str) -> Flow[SessionRecord | None]:
@@ -163,6 +162,11 @@ def revocations_since(d: Dialect, seq: int, now: float, limit: int) -> Flow[list
 def revocation_head(d: Dialect) -> Flow[int]:
     row = yield Query(d.revocation_head, (), "one")
     return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def use_dpop_jti(d: Dialect, key: str, expires_at: float, now: float) -> Flow[bool]:
+    changed: int = yield Query(d.use_dpop_jti, (key, expires_at, now), "count")
+    return changed == 1
 
 
 def prune(d: Dialect, now: float) -> Flow[int]:
@@ -321,6 +325,11 @@ class SQLStore:
 
     async def revocation_head(self) -> int:
         return await self._read(lambda: revocation_head(self.dialect))
+
+    # -- DPoP ------------------------------------------------------------------------------------
+
+    async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
+        return await self._write(lambda: use_dpop_jti(self.dialect, key, expires_at, now))
 
     # -- expiry ------------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class MemoryStore:
         self._clients: dict[str, ClientRecord] = {}
         self._buckets: dict[str, int] = {}  # rate-limit key to its TAT in microseconds
         self._seq = 0
+        self._dpop_jtis: dict[str, float] = {}  # a DPoP proof's key (see DpopStore) to when it may go
 
     async def open(self) -> None:
         return None
@@ -153,8 +154,16 @@ class MemoryStore:
         self._buckets[key] = value
         return RateLimitResult(True)
 
+    async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
+        seen = self._dpop_jtis.get(key)
+        if seen is not None and seen > now:
+            return False
+        self._dpop_jtis[key] = expires_at
+        return True
+
     async def prune(self, now: float) -> int:
         now_us = micros(now)
+        self._dpop_jtis = {k: v for k, v in self._dpop_jtis.items() if v > now}
         full = [key for key, tat in self._buckets.items() if tat <= now_us]
         for key in full:
             del self._buckets[key]

@@ -122,6 +122,15 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # DPoP (issue 17): the key a session is bound to, and the proofs' jti seen lately (RFC 9449).
+    """
+    ALTER TABLE sessions ADD COLUMN jkt TEXT;
+    CREATE TABLE dpop_proofs (
+        key TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX dpop_proofs_by_expiry ON dpop_proofs (expires_at);
+    """,
 )
 
 

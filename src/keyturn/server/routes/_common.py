@@ -129,12 +129,21 @@ BY_REFRESH_TOKEN: dict[str, Any] = {"security": [{"refresh": []}, {}], **COOKIE_
 """Listing and ending sessions: the refresh token (body, cookie, or ``Authorization: Bearer``), never an
 access token (403 ``insufficient_scope``): resource servers receive access tokens, never refresh tokens."""
 
+DPOP_HEADER: dict[str, Any] = {
+    "name": "DPoP",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 4096},
+    "description": "A DPoP proof (RFC 9449) for this call: a session started with one is bound to its key, "
+    "and each refresh of a bound session needs one by that key (docs/oauth.md#dpop).",
+}
+
 REFRESH_BODY: dict[str, Any] = {
     "requestBody": {
         "required": False,
         "content": {"application/json": {"schema": RefreshRequest.model_json_schema()}},
     },
-    **COOKIE_MODE,
+    "parameters": [*COOKIE_MODE["parameters"], DPOP_HEADER],
 }
 """``/auth/refresh``, which parses its body itself (:func:`refresh_request`)."""
 
@@ -208,7 +217,8 @@ def cookie_path(rt: Runtime) -> str:
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     rt = runtime(request)
     cookie_mode = wants_cookie(request)
-    response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
+    headers = {**NO_STORE, **rt.dpop.nonce_headers()}
+    response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=headers)
     if cookie_mode:
         response.set_cookie(
             cookie_name(rt),

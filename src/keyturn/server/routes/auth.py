@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
+from ..dpop import authenticated, request_proof
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -23,6 +24,7 @@ from ..schemas import (
 from ._common import (
     BEARER,
     BY_REFRESH_TOKEN,
+    DPOP_HEADER,
     ERRORS,
     NAMED_BY_EITHER,
     NO_STORE,
@@ -39,7 +41,6 @@ from ._common import (
     login_credentials,
     refresh_request,
     refresh_token,
-    require_bearer,
     require_refresh_token,
     runtime,
     token_response,
@@ -66,7 +67,15 @@ async def refresh(request: Request) -> JSONResponse:
     try:
         body = refresh_request(request, raw)
         token = require_refresh_token(request, body.refresh_token if body else None)
-        pair = await rt.sessions.refresh(token, limits=rt.limiter.refresh(client_ip(request)))
+        limits = rt.limiter.refresh(client_ip(request))
+        claims, now = await rt.sessions.verify_refresh(token, limits=limits)
+        try:
+            proof = await request_proof(rt, request)
+        except KeyturnError:  # a bad proof counts against the address, as a bad token does
+            await limits.take(limits.takes(None, now))
+            raise
+        jkt = None if proof is None else proof.jkt
+        pair = await rt.sessions.refresh_verified(claims, now, limits=limits, jkt=jkt)
         outcome = "ok"
         return token_response(request, pair)
     except KeyturnError as exc:
@@ -77,7 +86,7 @@ async def refresh(request: Request) -> JSONResponse:
 
 
 async def me(request: Request) -> JSONResponse:
-    auth = await runtime(request).sessions.authenticate(require_bearer(request))
+    auth = await authenticated(runtime(request), request)
     return JSONResponse(
         {
             "subject": auth.claims.sub,
@@ -160,7 +169,10 @@ def build_router(login_schema: dict[str, Any] | None) -> APIRouter:
             response_model=TokenResponse,
             responses=RATE_LIMITED,
             summary="Log in",
-            openapi_extra={"requestBody": {"required": True, "content": _json(login_schema)}},
+            openapi_extra={
+                "requestBody": {"required": True, "content": _json(login_schema)},
+                "parameters": [DPOP_HEADER],
+            },
         )(login)
     router.post(
         "/refresh",

@@ -83,6 +83,7 @@ def session_words(session: SessionRecord) -> list[str]:
         "ip": session.ip,
         "client_id": session.client_id,
         "claims": json.dumps(session.claims),
+        "jkt": session.jkt,
     }
     return words_of(fields)
 
@@ -195,6 +196,7 @@ def session_from(fields: Mapping[str, str]) -> SessionRecord:
         ip=fields.get("ip"),
         client_id=fields.get("client_id"),
         claims=json.loads(fields["claims"]),
+        jkt=fields.get("jkt"),
     )
 
 

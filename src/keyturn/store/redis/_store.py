@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from contextlib import suppress
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -315,6 +316,15 @@ class RedisStore:
         if not text.isdigit():
             raise malformed()
         return int(text)
+
+    # -- DPoP ------------------------------------------------------------------------------------
+
+    async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
+        """``SET NX`` with the proof's remaining window as its TTL: Redis forgets it by itself."""
+        ttl_ms = max(1, math.ceil((expires_at - now) * 1000))
+        with guarded():
+            done: object = await self._open_client().set(f"{self.prefix}dpop:{key}", "1", nx=True, px=ttl_ms)
+        return done is True
 
     # -- rate limits -----------------------------------------------------------------------------
 

@@ -1,0 +1,135 @@
+"""The Python client's DPoP key (RFC 9449): a P-256 key that signs a proof for each call.
+
+:class:`DpopKey` is kept in memory, or in a 0600 PEM file (beside the token file, say) so that a session
+bound to it survives a restart. :class:`Prover` holds the key, the service's base URL and the last nonce
+the service sent (``DPoP-Nonce``), and makes the ``DPoP`` header of one call.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+__all__ = ["DpopKey", "Prover"]
+
+_ECDSA = ec.ECDSA(hashes.SHA256())
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class DpopKey:
+    """A P-256 private key and its public JWK; never leaves this process but as signatures."""
+
+    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+        if not isinstance(private_key.curve, ec.SECP256R1):
+            raise ValueError("a DPoP key is a P-256 key")
+        self._key = private_key
+        numbers = private_key.public_key().public_numbers()
+        self.public_jwk: dict[str, str] = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64(numbers.x.to_bytes(32, "big")),
+            "y": _b64(numbers.y.to_bytes(32, "big")),
+        }
+        canonical = json.dumps(self.public_jwk, separators=(",", ":"), sort_keys=True)
+        self.thumbprint = _b64(hashlib.sha256(canonical.encode()).digest())
+        """The key's RFC 7638 thumbprint: the ``jkt`` a session bound to it carries."""
+        header = {"typ": "dpop+jwt", "alg": "ES256", "jwk": self.public_jwk}
+        self._header = _b64(json.dumps(header, separators=(",", ":")).encode())
+
+    def __repr__(self) -> str:
+        return f"DpopKey(thumbprint={self.thumbprint!r})"
+
+    @classmethod
+    def generate(cls) -> DpopKey:
+        return cls(ec.generate_private_key(ec.SECP256R1()))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> DpopKey:
+        """The key in ``path`` (a PEM file), made there (0600) if there is none."""
+        file = Path(path).expanduser()
+        try:
+            found = serialization.load_pem_private_key(file.read_bytes(), password=None)
+        except FileNotFoundError:
+            key = cls.generate()
+            key._save(file)
+            return key
+        if not isinstance(found, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{file} does not hold a P-256 key")
+        return cls(found)
+
+    def _save(self, file: Path) -> None:
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".keyturn-dpop-", dir=file.parent)  # made 0600
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(pem)
+            os.replace(tmp, file)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def proof(
+        self, method: str, url: str, *, now: float, nonce: str | None = None, access_token: str | None = None
+    ) -> str:
+        """A proof for one ``method`` call to ``url`` (its query and fragment are left out of ``htu``)."""
+        claims: dict[str, object] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": url.split("#", 1)[0].split("?", 1)[0],
+            "iat": int(now),
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            claims["ath"] = _b64(hashlib.sha256(access_token.encode()).digest())
+        signing_input = f"{self._header}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
+        r, s = decode_dss_signature(self._key.sign(signing_input.encode(), _ECDSA))
+        return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+class Prover:
+    """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, with the service's latest nonce."""
+
+    def __init__(self, key: DpopKey, base_url: str, now: Callable[[], float]) -> None:
+        """``now``: the service's time as the client reckons it (its clock and the measured offset), for
+        the proofs' ``iat``: a client whose clock is off still makes proofs the service accepts."""
+        self.key = key
+        self.base_url = base_url
+        self.now = now
+        self._nonce: str | None = None
+        self._lock = threading.Lock()
+
+    def headers(self, method: str, url: str, access_token: str | None = None) -> dict[str, str]:
+        """The ``DPoP`` header for a call; ``url`` relative to the base URL if it starts with ``/``."""
+        full = self.base_url + url if url.startswith("/") else url
+        with self._lock:
+            nonce = self._nonce
+        proof = self.key.proof(method, full, now=self.now(), nonce=nonce, access_token=access_token)
+        return {"DPoP": proof}
+
+    def saw(self, nonce: str | None) -> bool:
+        """Keep the nonce of an answer's ``DPoP-Nonce``; whether it is a new one."""
+        if not nonce:
+            return False
+        with self._lock:
+            new, self._nonce = nonce != self._nonce, nonce
+        return new

@@ -1,0 +1,70 @@
+"""The service's DPoP rules (``KEYTURN_DPOP*``) and the one check of a request's proof, with its I/O.
+
+:meth:`DpopGate.check` is what every endpoint that starts or refreshes a session calls (``/auth/login``,
+``/auth/refresh``, an application's own login through ``Keyturn.start``, and ``/oauth/token`` later): the
+pure check of :func:`keyturn.dpop.check_proof`, then the proof's ``jti`` remembered in the store, so that
+of every process of the service exactly one accepts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .config import Settings
+from .dpop import Nonces, Proof, ProofRules, check_proof
+from .errors import InvalidDpopProof
+from .typing import Clock, DpopMode, DpopStore
+
+__all__ = ["DpopGate", "nonce_key"]
+
+
+def nonce_key(secret: str) -> bytes:
+    """The key DPoP nonces are derived from: the same in every process of one service."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyturn/v1 dpop nonces")
+    return hkdf.derive(secret.encode())
+
+
+class DpopGate:
+    """Checks the ``DPoP`` header of the calls that start and refresh sessions, as the settings say."""
+
+    def __init__(self, settings: Settings, store: DpopStore, clock: Clock, *, key: bytes) -> None:
+        self.mode: DpopMode = settings.dpop
+        self.rules = ProofRules(
+            max_age=settings.dpop_proof_max_age,
+            leeway=min(settings.leeway, 60),
+            nonces=Nonces(key) if settings.dpop_nonces else None,
+        )
+        self._store = store
+        self._clock = clock
+
+    def nonce_headers(self) -> dict[str, str]:
+        """``DPoP-Nonce`` for a successful answer when the service asks for nonces (RFC 9449 section 8)."""
+        nonces = self.rules.nonces
+        return {} if nonces is None else {"DPoP-Nonce": nonces.current(self._clock.now())}
+
+    async def check(
+        self, headers: Sequence[str], *, method: str, url: str, access_token: str | None = None
+    ) -> Proof | None:
+        """The checked proof of a request whose ``DPoP`` header values are ``headers``; ``None`` when it
+        has none and none is required. Raises ``InvalidDpopProof`` (replayed, wrong, several, missing
+        where required) or ``UseDpopNonce``."""
+        if not headers:
+            if self.mode == "required":
+                raise InvalidDpopProof("A DPoP proof is required.")
+            return None
+        if len(headers) > 1:
+            raise InvalidDpopProof("The request carries more than one DPoP header.")
+        now = self._clock.now()
+        proof = check_proof(
+            headers[0], method=method, url=url, now=now, rules=self.rules, access_token=access_token
+        )
+        if not await self._store.use_dpop_jti(proof.replay_key(), self.rules.remember_until(proof), now):
+            raise InvalidDpopProof("The DPoP proof was used before.")
+        return proof
+
+    def binding(self, proof: Proof | None) -> str | None:
+        """The key a session started with ``proof`` is bound to: none when DPoP is ``off``."""
+        return None if proof is None or self.mode == "off" else proof.jkt

@@ -1,0 +1,51 @@
+"""The DPoP proof of a Starlette request (RFC 9449): the edge of :class:`keyturn.dpop_gate.DpopGate`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from ..dpop import Proof
+from ..errors import DpopError, InvalidDpopProofAtResource, UseDpopNonce
+from ..http import required_bearer_token
+from ..sessions import Authenticated
+from .runtime import Runtime
+
+__all__ = ["authenticated", "request_proof"]
+
+
+async def request_proof(rt: Runtime, request: Request, *, access_token: str | None = None) -> Proof | None:
+    """The checked proof of ``request`` (its method and URL, without query), or ``None`` if it has none
+    and the service requires none; ``invalid_dpop_proof`` or ``use_dpop_nonce`` otherwise.
+
+    The one call for every endpoint that starts or refreshes a session (``/oauth/token`` too)."""
+    return await rt.dpop.check(
+        request.headers.getlist("dpop"),
+        method=request.method,
+        url=str(request.url),
+        access_token=access_token,
+    )
+
+
+async def authenticated(rt: Runtime, request: Request) -> Authenticated:
+    """The caller's access token, verified and its session live (``SessionService.authenticate``): as
+    ``Bearer``, or, for a token bound to a DPoP key (``cnf.jkt``), only as ``DPoP`` with a proof of that
+    key for this request (RFC 9449 section 7); ``invalid_dpop_proof`` (401) otherwise."""
+    authorization = request.headers.get("authorization")
+    scheme, _, rest = (authorization or "").partition(" ")
+    proof = None
+    if scheme.lower() == "dpop":
+        token = rest.strip()
+        try:
+            proof = await request_proof(rt, request, access_token=token)
+        except UseDpopNonce:
+            raise
+        except DpopError as exc:
+            raise InvalidDpopProofAtResource(exc.detail) from None
+        if proof is None:
+            raise InvalidDpopProofAtResource("A DPoP token needs a DPoP proof.")
+    else:
+        token = required_bearer_token(authorization)
+    auth = await rt.sessions.authenticate(token)
+    if auth.claims.jkt != (None if proof is None else proof.jkt):
+        raise InvalidDpopProofAtResource("The access token and the DPoP proof do not match.")
+    return auth

@@ -1,0 +1,123 @@
+"""DPoP (RFC 9449) against real ``keyturn serve`` processes and every middleware adapter (issue 17).
+
+Two service processes share one SQLite file; access tokens are bound too (``DPOP_BIND_ACCESS_TOKENS``)
+and live 4 s. The Python client, its key in a 0600 file beside its token file, keeps its session
+refreshing and calls each resource app (FastAPI, Starlette, Flask, Django, DRF, Django under ASGI) with
+``DPoP`` tokens. The refresh token copied out of the token file, presented to either process with no proof
+or with another key's, is refused every time (``refresh_token_bound``) and the real session goes on; the
+bound access token sent as Bearer, or with a replayed proof, is refused at every app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from keyturn.client import DpopKey, FileTokenStore, KeyturnAuth, TokenManager
+
+from ._client import Hooks, signed_in, wait_until_expired
+from ._resource import ResourceApp, resource_apps
+from ._server import Cluster, cluster
+from .test_middleware_frameworks import APPS, PROTECTED, RESOURCE_ENV, Target
+
+LIFETIME = 4
+
+
+@dataclass
+class World:
+    service: Cluster
+    apps: dict[str, ResourceApp]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("dpop")
+    env = {
+        "KEYTURN_ACCESS_TOKEN_LIFETIME": str(LIFETIME),
+        "KEYTURN_LEEWAY": "0",
+        "KEYTURN_DPOP_BIND_ACCESS_TOKENS": "true",
+    }
+    with (
+        cluster(base / "data", 2, env) as service,
+        resource_apps(APPS, service.server.url, base / "logs", RESOURCE_ENV) as apps,
+    ):
+        yield World(service, apps)
+
+
+@pytest.fixture
+def client(world: World, tmp_path: Path) -> Iterator[tuple[TokenManager, Hooks, Path]]:
+    hooks = Hooks()
+    file = tmp_path / "tokens.json"
+    manager = signed_in(
+        world.service.server.url,
+        world.service.username,
+        world.service.password,
+        hooks,
+        store=FileTokenStore(file),
+        dpop=True,
+    )
+    with contextlib.closing(manager):
+        yield manager, hooks, file
+
+
+def stolen_refresh(file: Path) -> str:
+    token: str = json.loads(file.read_text())["refresh_token"]
+    return token
+
+
+def test_a_copied_refresh_token_is_refused_every_time_and_the_session_keeps_refreshing(
+    world: World, client: tuple[TokenManager, Hooks, Path]
+) -> None:
+    manager, hooks, file = client
+    key_file = file.with_name(file.name + ".dpop.pem")
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    refreshes = 0
+    for _ in range(3):
+        stolen = stolen_refresh(file)
+        for server in world.service.servers:
+            thief = DpopKey.generate()
+            with server.client() as http:
+                for proof in (None, thief.proof("POST", server.url + "/auth/refresh", now=time.time())):
+                    answer = http.post(
+                        "/auth/refresh",
+                        json={"refresh_token": stolen},
+                        headers={"DPoP": proof} if proof else {},
+                    )
+                    assert answer.status_code == 401
+                    assert answer.json()["error"] == "refresh_token_bound"
+        wait_until_expired(manager)
+        manager.access_token()
+        assert stolen_refresh(file) != stolen
+        refreshes += 1
+    assert manager.refreshes == refreshes
+    assert hooks.ended == []
+    assert manager.state == "active"
+
+
+@pytest.mark.parametrize("target", PROTECTED, ids=str)
+def test_bound_access_tokens_reach_every_adapter_with_proofs_and_never_without(
+    world: World, client: tuple[TokenManager, Hooks, Path], target: Target
+) -> None:
+    manager, _, _ = client
+    app = world.apps[target.app]
+    with httpx.Client(base_url=app.url, timeout=30, auth=KeyturnAuth(manager)) as http:
+        admitted = http.get(target.path)
+        assert admitted.status_code == 200, admitted.text
+        sent = admitted.request.headers
+        assert sent["Authorization"].startswith("DPoP ")
+    token = sent["Authorization"].split(" ", 1)[1]
+    with app.client() as raw:
+        replayed = raw.get(target.path, headers={"Authorization": f"DPoP {token}", "DPoP": sent["DPoP"]})
+        as_bearer = raw.get(target.path, headers={"Authorization": f"Bearer {token}"})
+    for refused in (replayed, as_bearer):
+        assert refused.status_code == 401
+        assert "invalid_dpop_proof" in refused.text
