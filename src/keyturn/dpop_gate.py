@@ -8,15 +8,15 @@ of every process of the service exactly one accepts it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .config import Settings
 from .dpop import Nonces, Proof, ProofRules, check_proof
-from .errors import InvalidDpopProof
-from .typing import Clock, DpopMode, DpopStore
+from .errors import InvalidDpopProof, KeyturnError
+from .typing import Clock, DpopMode, DpopStore, RefreshLimits
 
 __all__ = ["DpopGate", "nonce_key"]
 
@@ -64,6 +64,17 @@ class DpopGate:
         if not await self._store.use_dpop_jti(proof.replay_key(), self.rules.remember_until(proof), now):
             raise InvalidDpopProof("The DPoP proof was used before.")
         return proof
+
+    @staticmethod
+    async def refresh_key(proof: Awaitable[Proof | None], limits: RefreshLimits, now: float) -> str | None:
+        """The key thumbprint of a refresh call's checked ``proof`` (``None`` without one). A bad proof
+        takes from the address's bucket, as a refresh token that does not verify does, and is raised."""
+        try:
+            checked = await proof
+        except KeyturnError:
+            await limits.take(limits.takes(None, now))
+            raise
+        return None if checked is None else checked.jkt
 
     def binding(self, proof: Proof | None) -> str | None:
         """The key a session started with ``proof`` is bound to: none when DPoP is ``off``."""

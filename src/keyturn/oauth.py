@@ -23,7 +23,9 @@ from typing import Literal
 from urllib.parse import parse_qsl, unquote_plus
 
 from .config import Settings
+from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .errors import (
+    DpopError,
     InvalidClient,
     InvalidRequest,
     KeyturnError,
@@ -32,6 +34,7 @@ from .errors import (
     SessionError,
     TokenError,
     UnsupportedGrantType,
+    UseDpopNonce,
 )
 from .typing import JSONValue
 
@@ -85,6 +88,8 @@ OAuthErrorCode = Literal[
     "server_error",
     "temporarily_unavailable",
     "rate_limited",
+    "invalid_dpop_proof",
+    "use_dpop_nonce",
 ]
 
 
@@ -213,7 +218,9 @@ def oauth_error(error: KeyturnError) -> tuple[OAuthErrorCode, int]:
     """RFC 6749 section 5.2's ``error`` for ``error``, and the status to answer it with.
 
     A refresh token that cannot be used, whatever Keyturn's reason (invalid, expired, reused, its session
-    ended, another client's), is ``invalid_grant`` (400); client authentication ``invalid_client`` (401);
+    ended, another client's, bound to a DPoP key the call did not prove), is ``invalid_grant`` (400); a
+    missing or bad DPoP proof ``invalid_dpop_proof`` and a proof without the service's nonce
+    ``use_dpop_nonce`` (400, RFC 9449); client authentication ``invalid_client`` (401);
     a malformed call ``invalid_request`` (400, or the status the error carries: 404, 405, 413). A rate
     limit and a server failure have no RFC 6749 code: ``rate_limited`` (429) and ``server_error`` or
     ``temporarily_unavailable`` (500, 503), each ``retryable``.
@@ -224,6 +231,8 @@ def oauth_error(error: KeyturnError) -> tuple[OAuthErrorCode, int]:
         return "unsupported_grant_type", 400
     if isinstance(error, TokenError | SessionError):
         return "invalid_grant", 400
+    if isinstance(error, DpopError):  # RFC 9449 sections 5 and 8: invalid_dpop_proof, use_dpop_nonce
+        return ("use_dpop_nonce" if isinstance(error, UseDpopNonce) else "invalid_dpop_proof"), 400
     if isinstance(error, RateLimited):
         return "rate_limited", error.status
     if isinstance(error, ServerError):
@@ -237,12 +246,17 @@ def oauth_error(error: KeyturnError) -> tuple[OAuthErrorCode, int]:
 
 
 def token_body(
-    access_token: str, refresh_token: str, expires_in: int, refresh_expires_in: int
+    access_token: str,
+    refresh_token: str,
+    expires_in: int,
+    refresh_expires_in: int,
+    token_type: str = "Bearer",  # noqa: S107 (an RFC 6749 token type, not a password)
 ) -> dict[str, JSONValue]:
-    """RFC 6749 section 5.1's successful answer (``refresh_token_expires_in`` is Keyturn's addition)."""
+    """RFC 6749 section 5.1's successful answer (``refresh_token_expires_in`` is Keyturn's addition);
+    ``token_type`` is ``DPoP`` for an access token bound to a DPoP key (RFC 9449 section 5)."""
     return {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": expires_in,
         "refresh_token": refresh_token,
         "refresh_token_expires_in": refresh_expires_in,
@@ -264,12 +278,8 @@ def introspection_body(
 
 def dpop_signing_algs(settings: Settings) -> tuple[str, ...]:
     """The DPoP proof algorithms the service accepts, ``()`` while DPoP is off: the metadata lists
-    ``dpop_signing_alg_values_supported`` only when this is not empty.
-
-    The one hook the DPoP work (issue 17, part 2) fills from its setting; DPoP is not built yet, so off.
-    """
-    del settings
-    return ()
+    ``dpop_signing_alg_values_supported`` only when this is not empty."""
+    return () if settings.dpop == "off" else DPOP_ALGORITHMS
 
 
 def metadata(issuer: str, base_url: str, *, dpop_algs: Sequence[str] = ()) -> dict[str, JSONValue]:

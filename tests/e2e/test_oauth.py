@@ -25,6 +25,8 @@ import jwt
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
 
+from keyturn.client import DpopKey
+
 from ._server import Cluster, cluster, run_cli
 
 with warnings.catch_warnings():
@@ -75,7 +77,7 @@ def test_authlib_refreshes_through_the_token_endpoint_it_read_from_the_metadata(
     meta = httpx.get(url + "/.well-known/oauth-authorization-server").json()
     assert meta["grant_types_supported"] == ["refresh_token"]
     assert "none" in meta["token_endpoint_auth_methods_supported"]
-    assert "dpop_signing_alg_values_supported" not in meta  # DPoP is not on
+    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA"]  # KEYTURN_DPOP=optional
     assert httpx.get(meta["jwks_uri"]).json()["keys"]
 
     first = login(group, client_id="spa")
@@ -293,3 +295,58 @@ def test_the_openapi_document_describes_the_oauth_routes(service: tuple[Cluster,
         error = operation["responses"]["401"]["content"]["application/json"]["schema"]["$ref"]
         assert error.endswith("/OAuthErrorResponse")
     assert "/.well-known/oauth-authorization-server" in schema["paths"]
+
+
+def test_a_dpop_bound_session_refreshes_at_the_token_endpoint_only_with_a_fresh_proof_of_its_key(
+    service: tuple[Cluster, str],
+) -> None:
+    """RFC 9449 at ``/oauth/token``: a session started with a proof refreshes with a new proof by the same
+    key; no proof, another key's, a replayed one or one for another URL is refused in RFC 6749's form with
+    Keyturn's code beside it, and none of them rotates or ends the session."""
+    group, _ = service
+    url = group.server.url
+    key, thief = DpopKey.generate(), DpopKey.generate()
+    with group.server.client() as http:
+        started = http.post(
+            "/auth/login",
+            json={"username": group.username, "password": group.password, "client_id": "spa"},
+            headers={"DPoP": key.proof("POST", url + "/auth/login", now=time.time())},
+        )
+        assert started.status_code == 200, started.text
+        refresh = started.json()["refresh_token"]
+        form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": "spa"}
+
+        def token(proof: str | None) -> httpx.Response:
+            return http.post("/oauth/token", data=form, headers={"DPoP": proof} if proof else {})
+
+        refused = [
+            token(None),
+            token(thief.proof("POST", url + "/oauth/token", now=time.time())),
+            token(key.proof("POST", url + "/auth/refresh", now=time.time())),
+            token(key.proof("GET", url + "/oauth/token", now=time.time())),
+            token(key.proof("POST", url + "/oauth/token", now=time.time() - 3600)),
+        ]
+        assert [(r.status_code, r.json()["error"], r.json()["keyturn_error"]) for r in refused] == [
+            (400, "invalid_grant", "refresh_token_bound"),
+            (400, "invalid_grant", "refresh_token_bound"),
+            *[(400, "invalid_dpop_proof", "invalid_dpop_proof")] * 3,
+        ]
+
+        proof = key.proof("POST", url + "/oauth/token", now=time.time())
+        rotated = token(proof)
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json()["token_type"] == "Bearer"  # access tokens stay Bearer unless bound too
+        assert rotated.json()["refresh_token"] != refresh
+
+        replayed = http.post(
+            "/oauth/token",
+            data={**form, "refresh_token": rotated.json()["refresh_token"]},
+            headers={"DPoP": proof},
+        )
+        assert (replayed.status_code, replayed.json()["error"]) == (400, "invalid_dpop_proof")
+        again = http.post(
+            "/oauth/token",
+            data={**form, "refresh_token": rotated.json()["refresh_token"]},
+            headers={"DPoP": key.proof("POST", url + "/oauth/token", now=time.time())},
+        )
+        assert again.status_code == 200, again.text

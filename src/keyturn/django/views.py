@@ -156,7 +156,7 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
     async def rotated(rt: Runtime) -> TokenPair | _Verified:
         limits = rt.limiter.refresh(ip)
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
-        jkt = await _proven(rt, request, limits, now)
+        jkt = await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
         if early is None or claims.sub != claimed:
             return _Verified(claims, now, limits, jkt)
         if isinstance(early, StoreUnavailable):
@@ -196,16 +196,6 @@ def _subject_answer(subject: str) -> bool | StoreUnavailable:
         return subject_allowed(subject)
     except StoreUnavailable as exc:
         return exc
-
-
-async def _proven(rt: Runtime, request: HttpRequest, limits: RefreshLimits, now: float) -> str | None:
-    """The key thumbprint of the request's checked DPoP proof, if it sent one."""
-    try:
-        proof = await request_proof(rt, request)
-    except KeyturnError:  # a bad proof counts against the address, as a bad token does
-        await limits.take(limits.takes(None, now))
-        raise
-    return None if proof is None else proof.jkt
 
 
 async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:

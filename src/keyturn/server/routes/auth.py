@@ -69,12 +69,7 @@ async def refresh(request: Request) -> JSONResponse:
         token = require_refresh_token(request, body.refresh_token if body else None)
         limits = rt.limiter.refresh(client_ip(request))
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
-        try:
-            proof = await request_proof(rt, request)
-        except KeyturnError:  # a bad proof counts against the address, as a bad token does
-            await limits.take(limits.takes(None, now))
-            raise
-        jkt = None if proof is None else proof.jkt
+        jkt = await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
         pair = await rt.sessions.refresh_verified(claims, now, limits=limits, jkt=jkt)
         outcome = "ok"
         return token_response(request, pair)

@@ -30,6 +30,7 @@ from ...oauth import (
     token_body,
 )
 from ...typing import ClientRecord
+from ..dpop import request_proof
 from ..errors import OAuthRoute
 from ..schemas import (
     IntrospectionResponse,
@@ -111,8 +112,11 @@ async def token(request: Request) -> JSONResponse:
         refresh_token = grant_type(params)
         credentials = client_credentials(request.headers.get("authorization"), params)
         client = await rt.clients.authenticate(credentials)
-        pair = await rt.sessions.refresh(
-            refresh_token, limits=rt.limiter.refresh(client_ip(request)), client_id=client.client_id
+        limits = rt.limiter.refresh(client_ip(request))
+        claims, now = await rt.sessions.verify_refresh(refresh_token, limits=limits)
+        jkt = await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
+        pair = await rt.sessions.refresh_verified(
+            claims, now, limits=limits, client_id=client.client_id, jkt=jkt
         )
         outcome = "ok"
     except KeyturnError as exc:
@@ -120,8 +124,10 @@ async def token(request: Request) -> JSONResponse:
         raise
     finally:
         kt.metrics.refreshed(outcome, time.perf_counter() - started)
-    body = token_body(pair.access_token, pair.refresh_token, pair.expires_in, pair.refresh_expires_in)
-    return JSONResponse(body, headers=NO_STORE)
+    body = token_body(
+        pair.access_token, pair.refresh_token, pair.expires_in, pair.refresh_expires_in, pair.token_type
+    )
+    return JSONResponse(body, headers={**NO_STORE, **rt.dpop.nonce_headers()})
 
 
 @router.post(
