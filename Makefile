@@ -10,6 +10,7 @@ PORT ?= 8000
 JS := clients/js
 JS_STAMP := $(JS)/node_modules/.installed
 DEMO_JS := src/keyturn/server/demo/keyturn.js
+DEMO_DPOP_JS := src/keyturn/server/demo/dpop.js
 CHROMIUM := /usr/bin/chromium
 
 EXAMPLE_DIR ?= .keyturn-example
@@ -30,9 +31,10 @@ $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(DEMO_JS): $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tsconfig.build.json
+$(DEMO_JS): $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tsconfig.build.json $(JS)/scripts/build.mjs
 	cd $(JS) && npm run --silent build
 	cp $(JS)/dist/keyturn.js $@
+	cp $(JS)/dist/dpop.js $(DEMO_DPOP_JS)
 
 js: $(DEMO_JS)
 
