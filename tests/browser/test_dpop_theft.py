@@ -31,22 +31,19 @@ PAGE_PATH = "/dpop-theft/"
 NAME = "theft"
 """The session's name: its storage key, and its key's name in IndexedDB."""
 
-PAGE = (
-    """<!doctype html>
+PAGE = f"""<!doctype html>
 <meta charset="utf-8">
 <title>Keyturn client, DPoP</title>
 <script type="module">
-import { createSession } from "./dpop.js";
+import {{ createSession }} from "./dpop.js";
 const mode = new URLSearchParams(location.search).get("mode");
-const session = (window.session = createSession({ mode, dpop: true, name: "%s" }));
-window.seen = { ended: [], refreshed: 0 };
+const session = (window.session = createSession({{ mode, dpop: true, name: "{NAME}" }}));
+window.seen = {{ ended: [], refreshed: 0 }};
 session.on("session_ended", (reason) => window.seen.ended.push(reason));
 session.on("refreshed", () => (window.seen.refreshed += 1));
 window.ready = true;
 </script>
 """
-    % NAME
-)
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +104,13 @@ def test_a_copied_refresh_token_is_refused_from_elsewhere_and_the_page_keeps_ref
 ) -> None:
     page = open_page(context, service, mode)
     sid = page.evaluate(
-        "([u, p]) => window.session.login(u, p).then(() => JSON.parse(localStorage.getItem('theft')).sid)",
-        [service.username, service.password],
+        "([u, p, name]) => window.session.login(u, p).then(() => JSON.parse(localStorage.getItem(name)).sid)",
+        [service.username, service.password, NAME],
     )
     wait_refreshed(page, 2)  # the login, and a refresh with a proof by the page's key
     bound = session_row(service, sid)
-    assert bound.jkt is not None and bound.state == "active"
+    assert bound.jkt is not None
+    assert bound.state == "active"
     log = ServerLog(service)
     first = copied(context, page, mode)
     thief = DpopKey.generate()
@@ -131,7 +129,8 @@ def test_a_copied_refresh_token_is_refused_from_elsewhere_and_the_page_keeps_ref
     assert len(attempts) >= 2 * ROUNDS, report
     assert set(attempts) == {(401, "refresh_token_bound")}, report
     assert seen["ended"] == [], report
-    assert row.state == "active" and row.jkt == bound.jkt, report
+    assert row.state == "active", report
+    assert row.jkt == bound.jkt, report
     assert row.gen >= bound.gen + ROUNDS, report  # rotated by the page alone
     assert refreshes.count(200) >= ROUNDS, report
     assert set(refreshes) == {200, 401}, report  # the thief's 401s and the page's successes
