@@ -82,7 +82,8 @@ test: lint js-test $(DEMO_JS) browser nginx
 
 # Keyturn against djangorestframework-simplejwt, side by side (bench/compare/run.py, about 5 minutes; it makes
 # its own venv for SimpleJWT): bench/compare/results/ (JSON, plots) and docs/benchmarks.md. Then access-token
-# validation (bench/verify.py). bench/refresh.py, client_overhead.py and soak.py are run by hand.
+# validation (bench/verify.py). bench/refresh.py, client_overhead.py and soak.py are run by hand, and so is
+# bench/compare/profile_django.py (the Django drop-in beside SimpleJWT alone, CPU per refresh, py-spy).
 bench: $(STAMP)
 	$(BIN)/python bench/compare/run.py
 	$(BIN)/python bench/verify.py

@@ -61,7 +61,7 @@ MIN_PASSWORD_LENGTH = 8
 
 _MAX_INSPECTED_BODY = 64 * 1024
 _TOKEN_FIELDS = ("access_token", "refresh_token", "access", "refresh", "token")
-_REFRESH_COOKIE = "keyturn_refresh"
+_REFRESH_COOKIES = ("keyturn_refresh", "__Host-keyturn_refresh")
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,7 @@ def _inspect_request(registry: Registry, request: httpx.Request) -> None:
 def _inspect_response(registry: Registry, response: httpx.Response) -> None:
     for header in response.headers.get_list("set-cookie"):
         name, _, rest = header.partition("=")
-        if name.strip() == _REFRESH_COOKIE:
+        if name.strip() in _REFRESH_COOKIES:
             registry.token(rest.split(";", 1)[0])
     if not response.headers.get("content-type", "").startswith("application/json"):
         return

@@ -247,10 +247,22 @@ def start_simplejwt(processes: Processes, venv_python: Path, workers: int, worke
 EXAMPLE = HERE.parent.parent / "examples" / "django_simplejwt"
 
 
-def start_keyturn_django(processes: Processes, workers: int, worker_class: str) -> System:
+def start_keyturn_django(
+    processes: Processes,
+    workers: int,
+    worker_class: str,
+    wrapper: Sequence[str] = (),
+    *,
+    key: str = "keyturn-django",
+    label: str = "Keyturn · Django drop-in",
+    src: Path | None = None,
+) -> System:
     """The example Django project on ``keyturn.django`` (SimpleJWT's routes, Keyturn behind them) under
-    gunicorn with SimpleJWT's workers, its database SQLite as SimpleJWT's is, in Keyturn's own venv."""
-    data_dir = processes.workdir / "keyturn-django"
+    gunicorn with SimpleJWT's workers, its database SQLite as SimpleJWT's is, in Keyturn's own venv.
+
+    ``wrapper`` runs gunicorn under another command (``py-spy record ... --``, for one); ``src`` is another
+    Keyturn's ``src`` directory to import ``keyturn`` from (an older commit's, to compare with)."""
+    data_dir = processes.workdir / key
     data_dir.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEYTURN_")}
     env.update(
@@ -259,7 +271,7 @@ def start_keyturn_django(processes: Processes, workers: int, worker_class: str) 
             "DJANGO_SETTINGS_MODULE": "django_settings",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
             "DATABASE": f"sqlite:///{data_dir / 'db.sqlite3'}",
-            "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(HERE)]),
+            "PYTHONPATH": os.pathsep.join([*([str(src)] if src else []), str(EXAMPLE), str(HERE)]),
         }
     )
     password = secrets.token_urlsafe(12)
@@ -268,14 +280,12 @@ def start_keyturn_django(processes: Processes, workers: int, worker_class: str) 
     gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
     gunicorn += ["--workers", str(workers), "--worker-class", worker_class, "--no-control-socket"]
     gunicorn.append("project.wsgi")
+    gunicorn = [*wrapper, *gunicorn]
     url = f"http://127.0.0.1:{port}"
-    processes.spawn("keyturn-django", gunicorn, env, url + "/api/status/", cwd=EXAMPLE)
+    processes.spawn(key, gunicorn, env, url + "/api/status/", cwd=EXAMPLE)
     setup = f"SQLite, gunicorn, {workers} {worker_class} workers (keyturn.django)"
     mint = [sys.executable, str(HERE / "_django_project.py"), "mint", USER]
-    return System(
-        "keyturn-django", "Keyturn · Django drop-in", "keyturn", setup, SIMPLEJWT_API, [url], password,
-        30.0, mint, env,
-    )  # fmt: skip
+    return System(key, label, "keyturn", setup, SIMPLEJWT_API, [url], password, 30.0, mint, env)
 
 
 def keyturn_django_resource(service: System) -> Resource:

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     http_head_timeout: float = Field(
         10.0, gt=0, description="keyturn serve: seconds for a request's line and headers to arrive (408)."
     )
+    http_body_timeout: float = Field(
+        10.0, gt=0, description="keyturn serve: seconds for a request's body to arrive after its head (408)."
+    )
     http_idle_timeout: float = Field(
         5.0, gt=0, description="keyturn serve: seconds a kept-alive connection may sit idle."
     )

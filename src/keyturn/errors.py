@@ -6,7 +6,9 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     KeyturnError
     ├── RequestError
     │   ├── InvalidRequest          invalid_request          400
+    │   │   └── UnsupportedGrantType  invalid_request        400  (OAuth: unsupported_grant_type)
     │   ├── InvalidCredentials      invalid_credentials      401
+    │   │   └── InvalidClient         invalid_credentials    401  (OAuth: invalid_client)
     │   ├── InsufficientScope       insufficient_scope       403
     │   └── RateLimited             rate_limited             429  retryable
     ├── TokenError
@@ -89,6 +91,18 @@ class InvalidCredentials(RequestError):
     code = "invalid_credentials"
     status = 401
     description = "Wrong username or password."
+
+
+class UnsupportedGrantType(InvalidRequest):
+    """``/oauth/token`` with a ``grant_type`` other than ``refresh_token`` (RFC 6749 section 5.2)."""
+
+    description = "The grant type is not supported: only refresh_token is."
+
+
+class InvalidClient(InvalidCredentials):
+    """OAuth 2.0 client authentication failed: unknown client, wrong or missing secret (RFC 6749 5.2)."""
+
+    description = "Client authentication failed."
 
 
 class InsufficientScope(RequestError):

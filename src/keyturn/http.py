@@ -2,6 +2,8 @@
 
 The bearer token of an ``Authorization`` header, and Keyturn's error response: a JSON
 body ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate`` (RFC 6750).
+On the OAuth 2.0 routes (``oauth=True``) the same renderer answers in RFC 6749 section 5.2's form:
+``error`` is the RFC's code (``keyturn.oauth.oauth_error``) and ``keyturn_error`` Keyturn's own beside it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .errors import (
     DpopError,
     InsufficientScope,
+    InvalidClient,
     InvalidCredentials,
     InvalidRequest,
     KeyturnError,
@@ -23,19 +26,37 @@ from .errors import (
     TokenInvalid,
     UseDpopNonce,
 )
+from .oauth import oauth_error
 
 __all__ = [
+    "HOST_REFRESH_COOKIE",
     "REALM",
+    "REFRESH_COOKIE",
     "bearer_token",
     "bearer_token_if_any",
     "error_body",
     "error_headers",
     "error_json",
     "error_response",
+    "error_status",
+    "refresh_cookie",
     "single_cookie",
 ]
 
 REALM = "keyturn"
+REFRESH_COOKIE = "keyturn_refresh"
+HOST_REFRESH_COOKIE = "__Host-" + REFRESH_COOKIE
+"""The refresh cookie's name with ``COOKIE_HOST_PREFIX``: browsers keep a ``__Host-`` cookie only when it is
+Secure, has Path=/ and no Domain, set by this very host, so a sibling subdomain cannot plant one."""
+
+
+def refresh_cookie(host_prefix: bool, path: str) -> tuple[str, str]:
+    """The refresh cookie's name and ``Path``: ``keyturn_refresh`` at ``path`` (where the session routes
+    live), or with ``COOKIE_HOST_PREFIX`` (``host_prefix``) ``__Host-keyturn_refresh`` at ``/``, which the
+    prefix requires. Only that name is then read."""
+    if host_prefix:
+        return HOST_REFRESH_COOKIE, "/"
+    return REFRESH_COOKIE, path or "/"
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -62,19 +83,35 @@ def single_cookie(cookie_headers: list[str], name: str) -> None:
         raise InvalidRequest(f"The request carries the {name} cookie more than once.")
 
 
-def error_body(error: KeyturnError) -> dict[str, str | bool]:
+def error_body(error: KeyturnError, *, oauth: bool = False) -> dict[str, str | bool]:
+    if oauth:
+        return {
+            "error": oauth_error(error)[0],
+            "error_description": error.detail,
+            "keyturn_error": error.code,
+            "retryable": error.retryable,
+        }
     return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
+
+
+def error_status(error: KeyturnError, *, oauth: bool = False) -> int:
+    """The status of the answer to ``error``: its own, or on the OAuth routes RFC 6749's (400 for
+    ``invalid_grant``, 401 for ``invalid_client``)."""
+    return oauth_error(error)[1] if oauth else error.status
 
 
 def error_json(error: KeyturnError) -> bytes:
     return json.dumps(error_body(error), separators=(",", ":")).encode()
 
 
-def error_headers(error: KeyturnError, realm: str = REALM) -> dict[str, str]:
+def error_headers(error: KeyturnError, realm: str = REALM, *, oauth: bool = False) -> dict[str, str]:
     headers = {"Cache-Control": "no-store"}
     if isinstance(error, UseDpopNonce):
         headers["DPoP-Nonce"] = error.nonce
-    if error.status == 401:
+    if oauth:
+        if isinstance(error, InvalidClient):  # RFC 6749 section 5.2: the scheme the client may use
+            headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
+    elif error.status == 401:
         if isinstance(error, InvalidCredentials):
             headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
         else:

@@ -23,7 +23,8 @@ secret, so every process of a service agrees and the name cannot be read back, e
 typed into it). No key holds a token or a password.
 
 Every take is atomic in the store. A refresh's takes are part of the store's refresh step
-(``Store.refresh(…, takes)``): in SQLite they share its transaction instead of paying for two more. A
+(``Store.refresh(…, takes)``): in SQLite they share its transaction, in PostgreSQL its first statement (with
+the session's read, never in the update's transaction), in Redis its first script. A
 refresh token that does not verify takes from its address's bucket alone, on its own. Before any work, a
 call to a bucket this process has seen refuse, and whose ``Retry-After`` is not over, is refused at once
 (see :class:`RateLimiter`). A call refused by a limit is answered ``rate_limited`` (429, ``Retry-After``)
@@ -46,11 +47,10 @@ from typing import TYPE_CHECKING, Literal
 from .clock import SystemClock
 from .errors import RateLimited
 from .events import emit
-from .typing import MICROSECONDS, Clock, JSONValue, Limited, RateLimitStore, RateLimitTake
+from .typing import MICROSECONDS, Clock, JSONValue, Limited, RateLimitStore, RateLimitTake, RefreshLimits
 
 if TYPE_CHECKING:  # annotations only: config imports this module, and sessions and tokens import config
     from .config import Settings
-    from .sessions import RefreshLimits
     from .tokens import RefreshClaims
 
 __all__ = [

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 
 from .config import Settings
 from .errors import RefreshTokenBound, RefreshTokenExpired, SessionExpired, SessionRevoked, TokenInvalid
-from .tokens import RefreshClaims, TokenCodec
+from .tokens import DEFAULT_CLIENT_ID, RefreshClaims, TokenCodec
 from .typing import (
     CONCURRENT_WITHIN,
+    Decide,
     RefreshDecision,
     RefreshRecord,
     Reject,
@@ -23,7 +24,7 @@ from .typing import (
     SessionRecord,
 )
 
-__all__ = ["RefreshPolicy", "check_current", "decide_refresh", "reuse_cause"]
+__all__ = ["RefreshPolicy", "check_current", "decide_refresh", "for_client", "issued_to", "reuse_cause"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +124,21 @@ def check_current(
         raise RefreshTokenExpired()
     if claims.jti != session.head_jti:
         raise TokenInvalid("Only the session's current refresh token may list or end sessions.")
+
+
+def issued_to(session: SessionRecord, client_id: str) -> bool:
+    """Whether ``session`` was started for ``client_id`` (one stored before clients: the default one)."""
+    return (session.client_id or DEFAULT_CLIENT_ID) == client_id
+
+
+def for_client(decide: Decide, client_id: str) -> Decide:
+    """``decide``, but a session started for another client is refused (``token_invalid``) and nothing
+    changes: RFC 6749 section 6 refuses a refresh token that was not issued to the authenticated client,
+    and another client's call can neither rotate a session nor end it as reused."""
+
+    def decide_for_client(session: SessionRecord | None, presented: RefreshRecord | None) -> RefreshDecision:
+        if session is not None and not issued_to(session, client_id):
+            return Reject(TokenInvalid("The refresh token was issued to another client."))
+        return decide(session, presented)
+
+    return decide_for_client

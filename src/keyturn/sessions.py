@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol, TypeAlias
+from typing import TypeAlias
 
 from ._reload import KeyReloader
 from .clock import SystemClock
@@ -27,7 +27,7 @@ from .errors import (
 )
 from .events import emit
 from .keys import KeyRing
-from .rotation import RefreshPolicy, check_current, decide_refresh
+from .rotation import RefreshPolicy, check_current, decide_refresh, for_client, issued_to
 from .tokens import (
     DEFAULT_CLIENT_ID,
     RESERVED_CLAIMS,
@@ -41,8 +41,8 @@ from .typing import (
     JSONValue,
     KeyUse,
     Limited,
-    RateLimitTake,
     RefreshDecision,
+    RefreshLimits,
     RefreshRecord,
     Reject,
     Reuse,
@@ -71,24 +71,6 @@ KeySource: TypeAlias = Callable[[], Awaitable[KeyRing]]
 
 ClaimsSource: TypeAlias = Callable[[str], Awaitable[Mapping[str, JSONValue]]]
 """The application's claims for a subject (roles, scopes, tenant), asked for each new access token."""
-
-
-class RefreshLimits(Protocol):
-    """The rate limits of one refresh call (``keyturn.ratelimit.RateLimiter.refresh`` makes them)."""
-
-    async def check(self) -> None:
-        """Before any work: raise ``RateLimited`` if the call is already known not to pass; takes nothing."""
-
-    def takes(self, claims: RefreshClaims | None, now: float) -> Sequence[RateLimitTake]:
-        """What the call takes from: its address's bucket, and its session's once ``claims`` verified;
-        ``RateLimited`` if one of them is already known to refuse."""
-
-    async def take(self, takes: Sequence[RateLimitTake]) -> None:
-        """Take ``takes`` on their own, for a call that ends before the store's refresh step; raise
-        ``RateLimited`` if one refuses."""
-
-    def refused(self, limited: Limited) -> KeyturnError:
-        """The error to answer a take the store's refresh step refused with."""
 
 
 def new_id() -> str:
@@ -217,8 +199,7 @@ class SessionService:
         """Open a session for ``subject`` (after the application has authenticated them).
 
         Its access tokens carry ``claims``; left out, they are asked of ``claims_source`` when there is one.
-        ``jkt``: the thumbprint of a DPoP key (of a proof checked by ``keyturn.server.dpop``, say) the
-        session is bound to: each refresh then needs a proof by that key (RFC 9449).
+        ``jkt``: a DPoP key's thumbprint; each refresh then needs a proof by that key (RFC 9449).
         """
         if not isinstance(subject, str) or not subject:
             raise ValueError("subject must be a non-empty string")
@@ -255,7 +236,12 @@ class SessionService:
         return self._pair(session, head, now)
 
     async def refresh(
-        self, refresh_token: str, *, limits: RefreshLimits | None = None, jkt: str | None = None
+        self,
+        refresh_token: str,
+        *,
+        limits: RefreshLimits | None = None,
+        client_id: str | None = None,
+        jkt: str | None = None,
     ) -> TokenPair:
         """Rotate, replay within the grace period, or detect reuse (docs/contract.md, Refresh).
 
@@ -265,7 +251,7 @@ class SessionService:
         ``jkt``: the key thumbprint of the call's checked DPoP proof, which a bound session needs.
         """
         claims, now = await self.verify_refresh(refresh_token, limits=limits)
-        return await self.refresh_verified(claims, now, limits=limits, jkt=jkt)
+        return await self.refresh_verified(claims, now, limits=limits, client_id=client_id, jkt=jkt)
 
     async def verify_refresh(
         self, refresh_token: str, *, limits: RefreshLimits | None = None
@@ -290,13 +276,15 @@ class SessionService:
         *,
         limits: RefreshLimits | None = None,
         subject_allowed: bool | None = None,
+        client_id: str | None = None,
         jkt: str | None = None,
     ) -> TokenPair:
         """The second half of :meth:`refresh`: ``claims`` are those of a token already verified (by
         :meth:`verify_refresh`, or by an integration that vouches for a token it adopted).
 
         ``subject_allowed`` is the caller's own answer to the subject check, asked where the caller can
-        ask it (a Django request's thread, say); ``None`` asks ``subject_check``.
+        ask it (a Django request's thread, say); ``None`` asks ``subject_check``. With ``client_id``
+        (``/oauth/token``) a session started for another client is ``token_invalid`` (``for_client``).
         """
         takes = limits.takes(claims, now) if limits is not None else ()
         if subject_allowed is None and self.subject_check is not None:
@@ -314,7 +302,8 @@ class SessionService:
                 session, presented, claims, now, policy, new_jti=new_jti, new_kid=new_kid, jkt=jkt
             )
 
-        outcome = await self.store.refresh(claims.sid, claims.jti, decide, takes)
+        bound = decide if client_id is None else for_client(decide, client_id)
+        outcome = await self.store.refresh(claims.sid, claims.jti, bound, takes)
         decision = outcome.decision
         if isinstance(decision, Limited):
             assert limits is not None
@@ -440,11 +429,12 @@ class SessionService:
             emit("session.revoked", sid=sid, sub=subject, reason=reason)
         return sids
 
-    async def revoke_token(self, token: str) -> None:
+    async def revoke_token(self, token: str, *, client_id: str | None = None) -> None:
         """RFC 7009: revoke a refresh token (its whole session) or one access token.
 
         An invalid, expired or unknown token is not an error: there is nothing left to revoke. A refresh
         token that is not its session's current one (a rotated copy) is such a token: it revokes nothing.
+        So is, with ``client_id``, a token issued to another client.
         """
         now = self.clock.now()
         try:
@@ -455,6 +445,8 @@ class SessionService:
             session = await self.store.get_session(refresh.sid)
             if session is None or session.state != "active":
                 return
+            if client_id is not None and not issued_to(session, client_id):
+                return
             try:
                 check_current(refresh, session, now, self.codec, expired_ok=True)
             except KeyturnError:
@@ -464,6 +456,8 @@ class SessionService:
         try:
             access = await self._decode_access(token, now)
         except (TokenInvalid, TokenExpired):
+            return
+        if client_id is not None and (access.client_id or DEFAULT_CLIENT_ID) != client_id:
             return
         await self.store.revoke_access_token(access.jti, access.exp + self.settings.leeway)
         emit("token.revoked", sid=access.sid, jti=access.jti)

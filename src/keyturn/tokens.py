@@ -29,6 +29,7 @@ __all__ = [
     "UnknownKey",
     "VerificationKey",
     "read_access",
+    "unverified_refresh_subject",
 ]
 
 MAX_TOKEN_LENGTH = 8192
@@ -179,6 +180,20 @@ class TokenCodec:
 
     def is_expired(self, exp: int, now: float) -> bool:
         return now > exp + self.leeway
+
+
+def unverified_refresh_subject(token: str) -> str | None:
+    """The ``sub`` a refresh token claims, nothing about it checked, or ``None`` if it is not that shape.
+
+    For a caller that asks something slow about the subject beside the check (Django's subject check, on
+    the request's thread) and uses the answer only once :meth:`TokenCodec.decode_refresh` has verified a
+    token of the same subject.
+    """
+    try:
+        sub = _split(token, REFRESH_TYP).claims().get("sub")
+    except TokenInvalid:
+        return None
+    return sub if isinstance(sub, str) else None
 
 
 class VerificationKey(Protocol):

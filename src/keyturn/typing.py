@@ -10,8 +10,9 @@ concern, as ``limits`` splits its storage capabilities, so a part of the core as
 :class:`KeyStore`           signing keys
 :class:`DpopStore`          DPoP proofs seen lately (their ``jti``)
 :class:`UserStore`          the built-in user store
+:class:`ClientStore`        registered OAuth 2.0 clients
 :class:`Store`              the first four with ``open``, ``close``, ``ping`` and ``prune``
-:class:`Backend`            ``Store`` and ``UserStore``: what every concrete store implements
+:class:`Backend`            ``Store``, ``UserStore``, ``ClientStore``: what every concrete store implements
 ==========================  =========================================================================
 """
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .ratelimit import MAX_RATE_PERIOD as MAX_RATE_PERIOD
     from .ratelimit import RateLimit as RateLimit
     from .ratelimit import micros as micros
+    from .tokens import RefreshClaims
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
 Claims: TypeAlias = Mapping[str, JSONValue]
@@ -118,6 +120,22 @@ class UserRecord:
     disabled: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ClientRecord:
+    """A registered OAuth 2.0 client: public (no secret) or confidential (``secret_hash`` set).
+
+    ``secret_hash`` is a keyed hash of the generated secret (``keyturn.clients``), never the secret.
+    """
+
+    client_id: str
+    created_at: float
+    secret_hash: str | None = field(default=None, repr=False)
+
+    @property
+    def confidential(self) -> bool:
+        return self.secret_hash is not None
+
+
 MICROSECONDS = 1_000_000
 """Rate-limit state and waits are whole microseconds (see :mod:`keyturn.ratelimit`)."""
 
@@ -206,6 +224,24 @@ class Limited:
 
     take: RateLimitTake
     retry_after: float
+
+
+class RefreshLimits(Protocol):
+    """The rate limits of one refresh call (``keyturn.ratelimit.RateLimiter.refresh`` makes them)."""
+
+    async def check(self) -> None:
+        """Before any work: raise ``RateLimited`` if the call is already known not to pass; takes nothing."""
+
+    def takes(self, claims: RefreshClaims | None, now: float) -> Sequence[RateLimitTake]:
+        """What the call takes from: its address's bucket, and its session's once ``claims`` verified;
+        ``RateLimited`` if one of them is already known to refuse."""
+
+    async def take(self, takes: Sequence[RateLimitTake]) -> None:
+        """Take ``takes`` on their own, for a call that ends before the store's refresh step; raise
+        ``RateLimited`` if one refuses."""
+
+    def refused(self, limited: Limited) -> KeyturnError:
+        """The error to answer a take the store's refresh step refused with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,14 +371,29 @@ class UserStore(Protocol):
     async def list_users(self) -> list[UserRecord]: ...
 
 
+class ClientStore(Protocol):
+    """Registered OAuth 2.0 clients (``keyturn clients``)."""
+
+    async def get_client(self, client_id: str) -> ClientRecord | None: ...
+
+    async def add_client(self, client: ClientRecord) -> bool:
+        """Add ``client``; ``False`` if the id is taken."""
+
+    async def remove_client(self, client_id: str) -> bool:
+        """Remove a client; ``False`` if there is none by that id. Its sessions stay as they are."""
+
+    async def list_clients(self) -> list[ClientRecord]:
+        """Every registered client, by id."""
+
+
 class SubjectCheck(Protocol):
     """The application's answer to "may this subject still hold a session?"."""
 
     async def __call__(self, sub: str) -> bool: ...
 
 
-class Backend(Store, UserStore, Protocol):
-    """What every concrete store offers: the session store and the built-in user store."""
+class Backend(Store, UserStore, ClientStore, Protocol):
+    """What every concrete store offers: the session store, the built-in user store, the clients."""
 
 
 _MOVED_TO_RATELIMIT = ("RateLimit", "micros", "MAX_RATE_COUNT", "MAX_RATE_PERIOD")

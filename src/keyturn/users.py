@@ -18,6 +18,7 @@ import unicodedata
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ._scripts import mixed_scripts
 from .clock import SystemClock
 from .errors import InvalidCredentials, Overloaded
 from .events import emit
@@ -103,6 +104,7 @@ class UserDirectory:
         _check_username(username)
         username = normalise_username(username)
         _check_username(username)
+        _check_scripts(username)
         _check_password(password)
         if any(normalise_username(u.username) == username for u in await self._store.list_users()):
             return False
@@ -133,6 +135,7 @@ class UserDirectory:
         *,
         user_agent: str | None = None,
         ip: str | None = None,
+        client_id: str | None = None,
         jkt: str | None = None,
     ) -> TokenPair:
         """Check the password and start a session, which a concurrent password change cannot miss.
@@ -144,7 +147,9 @@ class UserDirectory:
         if self._sessions is None:
             raise RuntimeError("login needs a UserDirectory made with sessions=")
         user = await self.authenticate(username, password, ip=ip)
-        pair = await self._sessions.start(user.username, user_agent=user_agent, ip=ip, jkt=jkt)
+        pair = await self._sessions.start(
+            user.username, user_agent=user_agent, ip=ip, client_id=client_id, jkt=jkt
+        )
         now = await self._store.get_user(user.username)
         if now is None or now.disabled or now.password_hash != user.password_hash:
             await self._sessions.revoke(pair.session_id, "password_changed")
@@ -234,8 +239,8 @@ class UserDirectory:
 def normalise_username(username: str) -> str:
     """A username as it is stored and looked up: NFKC with case folding (Unicode's NFKC_Casefold, close
     enough), so ``Alice``, ``ALICE`` and its fullwidth letters (U+FF21…) are one name and cannot be two users.
-    Lookalikes from other scripts (Cyrillic U+0435 for Latin ``e``) are not folded: that needs the
-    confusables table of Unicode TR 39."""
+    Lookalikes from other scripts (Cyrillic U+0435 for Latin ``e``) are not folded: a new name that mixes
+    scripts is refused instead (``keyturn._scripts``)."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
 
@@ -248,6 +253,14 @@ def _check_username(username: str) -> None:
     ):
         raise ValueError(
             f"a username must be 1 to {MAX_USERNAME_LENGTH} printable characters, without surrounding spaces"
+        )
+
+
+def _check_scripts(username: str) -> None:
+    if mixed := mixed_scripts(username):
+        raise ValueError(
+            f"a username must be written in one script, not {' and '.join(mixed)} together: "
+            "mixed scripts make lookalikes of other names"
         )
 
 

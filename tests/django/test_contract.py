@@ -123,6 +123,42 @@ def test_cookie_mode(keyturn_project: ExampleProject) -> None:
         assert 'keyturn_refresh=""' in ended.headers["Set-Cookie"]
 
 
+def test_the_host_prefix_names_the_refresh_cookie_when_asked_for(keyturn_project: ExampleProject) -> None:
+    """``KEYTURN["COOKIE_HOST_PREFIX"]``, as ``keyturn serve``'s setting: the cookie is
+    ``__Host-keyturn_refresh`` (Secure, Path=/, no Domain: a sibling subdomain cannot set one), and a plain
+    ``keyturn_refresh`` cookie is not read."""
+    (user,) = keyturn_project.add_users(1)
+    csrf = {"X-Keyturn-CSRF": "1"}
+    with (
+        keyturn_project.serve("keyturn", extra={"COOKIE_HOST_PREFIX": "on"}) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        started = login(c, user.username, user.password, headers=csrf)
+        assert started.status_code == 200, started.text
+        set_cookie = started.headers["Set-Cookie"]
+        assert set_cookie.startswith("__Host-keyturn_refresh=")
+        attributes = {
+            part.strip().partition("=")[0].lower(): part.strip() for part in set_cookie.split(";")[1:]
+        }
+        assert {"secure", "httponly", "path"} <= set(attributes)
+        assert attributes["path"] == "Path=/"
+        assert "domain" not in attributes
+        token = started.cookies["__Host-keyturn_refresh"]
+
+        planted = c.post("/api/auth/refresh", headers={"Cookie": f"keyturn_refresh={token}", **csrf})
+        assert (planted.status_code, planted.json()["error"]) == (400, "invalid_request")
+        own = c.post("/api/auth/refresh", headers={"Cookie": f"__Host-keyturn_refresh={token}", **csrf})
+        assert own.status_code == 200, own.text
+        assert own.headers["Set-Cookie"].startswith("__Host-keyturn_refresh=")
+
+        cookie = f"__Host-keyturn_refresh={own.cookies['__Host-keyturn_refresh']}"
+        ended = c.post("/api/auth/logout", headers={"Cookie": cookie, **csrf})
+        assert len(ended.json()["revoked_sessions"]) == 1
+        cleared = ended.headers["Set-Cookie"]
+        assert cleared.startswith('__Host-keyturn_refresh="";')
+        assert "Path=/;" in cleared + ";"
+
+
 def test_sessions_are_managed_with_the_current_refresh_token(keyturn_project: ExampleProject) -> None:
     """As ``keyturn serve`` (docs/contract.md, Credentials by purpose): an access token cannot list or end
     sessions (403 ``insufficient_scope``); a rotated refresh token neither logs out nor revokes its live

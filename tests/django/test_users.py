@@ -151,3 +151,57 @@ def test_the_projects_own_sign_in_starts_a_session(keyturn_project: ExampleProje
         )
         assert c.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 200
         assert c.post(route, json={"email": alice.email}).status_code == 404
+
+
+SUBJECT_CHECK_SHAPES = """
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import models
+from keyturn.django.users import ActiveRead, find_user, is_active
+
+assert ActiveRead.of(User) is not None, "the example's user model takes the one statement"
+active = User.objects.create_user("active-one", "a@example.com", "a password")
+inactive = User.objects.create_user("inactive-one", "i@example.com", "a password")
+User.objects.filter(pk=inactive.pk).update(is_active=False)
+subjects = [str(active.pk), str(inactive.pk), str(inactive.pk + 1000), "", "abc", "1.5", " 1", "-1",
+            str(2**31), str(2**63), str(2**70), "0x1", "1e3"]
+read = ActiveRead.of(User)
+for subject in subjects:
+    user = find_user(subject)
+    by_orm = user is not None and is_active(user)
+    assert read(subject) == by_orm, (subject, read(subject), by_orm)
+assert read(str(active.pk)) and not read(str(inactive.pk))
+
+class HidingManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(is_active=True)
+
+class Hidden(AbstractBaseUser):
+    is_active = models.BooleanField(default=True)
+    objects = HidingManager()
+    class Meta:
+        app_label = "api"
+
+class Computed(AbstractBaseUser):
+    @property
+    def is_active(self):
+        return False
+    class Meta:
+        app_label = "api"
+
+class Plain(AbstractBaseUser):
+    class Meta:
+        app_label = "api"
+
+assert ActiveRead.of(Hidden) is None, "a manager of its own: the ORM reads the user"
+assert ActiveRead.of(Computed) is None, "is_active computed: the model instance decides"
+plain = ActiveRead.of(Plain)
+assert plain is not None and plain.active_column is None and plain.constant is True
+print("shapes ok")
+"""
+
+
+def test_the_subject_checks_one_statement_answers_as_the_orm(keyturn_project: ExampleProject) -> None:
+    """The subject check reads the usual user model with one statement written once (it runs on every
+    refresh); for every kind of subject it answers as reading the user through the ORM does, and a model
+    whose manager or ``is_active`` is its own is read through the ORM."""
+    assert "shapes ok" in keyturn_project.shell(SUBJECT_CHECK_SHAPES)

@@ -99,18 +99,26 @@ def launch_server(
     return Server(f"http://127.0.0.1:{port}", process, data_dir, log)
 
 
-def wait_ready(server: Server, timeout: float = 60) -> Server:
-    """Wait until ``server`` answers ``/readyz``; kill it and raise if it never does."""
+def wait_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 60
+) -> None:
+    """Wait until ``url`` answers 200; if ``process`` exits or never does, stop it and raise with its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"keyturn serve exited: {server.log.read_text()}")
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.url + "/readyz", timeout=1).status_code == 200:
-                return server
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
         time.sleep(0.1)
-    stop_server(server)
-    raise RuntimeError(f"keyturn serve did not become ready: {server.log.read_text()}")
+    stop_process(process, log)
+    raise RuntimeError(f"{what} did not become ready: {log.read_text()}")
+
+
+def wait_ready(server: Server, timeout: float = 60) -> Server:
+    """Wait until ``server`` answers ``/readyz``; kill it and raise if it never does."""
+    wait_serving(server.url + "/readyz", server.process, server.log, "keyturn serve", timeout)
+    return server
 
 
 def start_server(

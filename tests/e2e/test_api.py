@@ -522,6 +522,10 @@ def test_docs_and_openapi_are_served(api: Api) -> None:
         "/.well-known/jwks.json",
         "/healthz",
         "/readyz",
+        "/oauth/token",
+        "/oauth/revoke",
+        "/oauth/introspect",
+        "/.well-known/oauth-authorization-server",
     ):
         assert path in paths
 
@@ -566,7 +570,8 @@ def test_openapi_says_what_the_service_answers(api: Api) -> None:
     assert schema["components"]["securitySchemes"]["refresh"]["scheme"] == "bearer"
     for key in (("POST", "/auth/refresh"), ("POST", "/auth/logout"), ("POST", "/auth/logout-all")):
         names = {(p["in"], p["name"]) for p in operations[key].get("parameters", [])}
-        assert names == {("cookie", "keyturn_refresh"), ("header", "X-Keyturn-CSRF")}, key
+        dpop = {("header", "DPoP")} if key == ("POST", "/auth/refresh") else set()  # RFC 9449 proofs
+        assert names == {("cookie", "keyturn_refresh"), ("header", "X-Keyturn-CSRF")} | dpop, key
     refresh_body = operations[("POST", "/auth/refresh")]["requestBody"]["content"]["application/json"]
     assert set(refresh_body["schema"]["properties"]) == {"refresh_token"}
     revoke_body = operations[("POST", "/auth/revoke")]["requestBody"]["content"]
@@ -755,6 +760,22 @@ def test_usernames_that_only_look_alike_are_one_name(tmp_path: Path) -> None:
             for typed in ("bob", "Bob", "\uff42\uff4f\uff42"):
                 assert jwt_parts(login(http, typed, bob)["access_token"])[1]["sub"] == "bob", typed
             assert jwt_parts(login(http, "Alice", group.password)["access_token"])[1]["sub"] == "Alice"
+
+
+def test_a_lookalike_that_mixes_scripts_cannot_be_added_and_a_name_in_one_script_can(tmp_path: Path) -> None:
+    """``alice`` with a Cyrillic U+0430 for its ``a`` survives normalisation as another name: it is refused
+    as a mixed-script name; a name written all in Cyrillic is added and logs in."""
+    with cluster(tmp_path / "data", 1) as group:
+        lookalike = run_cli(group.data_dir, "users", "add", "\u0430lice", "--password-stdin", stdin="x" * 16)
+        assert lookalike.returncode != 0, lookalike.stdout
+        assert "Cyrillic and Latin" in lookalike.stderr
+        cyrillic, password = "\u0430\u043b\u0438\u0441\u0430", new_password()
+        added = run_cli(group.data_dir, "users", "add", cyrillic, "--password-stdin", stdin=password + "\n")
+        assert added.returncode == 0, added.stderr
+        listed = run_cli(group.data_dir, "users", "list").stdout
+        assert "\u0430lice" not in listed
+        with group.server.client() as http:
+            assert jwt_parts(login(http, cyrillic, password)["access_token"])[1]["sub"] == cyrillic
 
 
 def test_the_host_prefix_names_the_refresh_cookie_when_asked_for(tmp_path: Path) -> None:

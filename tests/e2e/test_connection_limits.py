@@ -21,10 +21,12 @@ import pytest
 from ._server import Server, start_server, stop_server
 
 HEAD_TIMEOUT = 1.5
+BODY_TIMEOUT = 1.5
 IDLE_TIMEOUT = 1.0
 MAX_CONNECTIONS = 24
 LIMITS = {
     "KEYTURN_HTTP_HEAD_TIMEOUT": str(HEAD_TIMEOUT),
+    "KEYTURN_HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT),
     "KEYTURN_HTTP_IDLE_TIMEOUT": str(IDLE_TIMEOUT),
     "KEYTURN_HTTP_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     "KEYTURN_HTTP_MAX_HEADERS": "50",
@@ -112,6 +114,59 @@ def test_connections_that_send_nothing_are_closed_within_the_head_timeout(server
     finally:
         for sock in sockets:
             sock.close()
+
+
+def _trickle_until_closed(sock: socket.socket, within: float) -> tuple[bool, bytes]:
+    """Send a body byte now and then until the server closes ``sock`` or ``within`` seconds pass."""
+    received = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            sock.sendall(b" ")
+        closed, chunk = _closed_by_server(sock, 0.2)
+        received += chunk
+        if closed:
+            return True, received
+    return False, received
+
+
+def test_a_trickled_request_body_gets_408_within_the_body_timeout(server: Server) -> None:
+    """A client that sent a head then a body byte now and then held the request (and its task) forever."""
+    sock = _connect(server)
+    try:
+        sock.sendall(
+            b"POST /auth/login HTTP/1.1\r\nHost: keyturn\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        closed, received = _trickle_until_closed(sock, BODY_TIMEOUT + MARGIN)
+    finally:
+        sock.close()
+    assert closed, f"a trickled body outlived the body timeout; got {received[:200]!r}"
+    assert received.startswith(b"HTTP/1.1 408 "), received
+    assert b"\r\ncontent-type: application/json\r\n" in received
+    assert _status_and_body(received) == (
+        408,
+        {
+            "error": "invalid_request",
+            "error_description": "The request body took too long to arrive.",
+            "retryable": False,
+        },
+    )
+    assert httpx.get(server.url + "/healthz").status_code == 200
+
+
+def test_a_trickled_body_the_app_did_not_wait_for_still_ends_the_connection(server: Server) -> None:
+    """An answer sent before the body arrived left the connection to the trickle: each byte reset the
+    idle timer. After the body timeout it is closed, with nothing more sent."""
+    sock = _connect(server)
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: keyturn\r\nContent-Length: 100000\r\n\r\n")
+        closed, received = _trickle_until_closed(sock, BODY_TIMEOUT + MARGIN)
+    finally:
+        sock.close()
+    assert closed, "a trickled body outlived the body timeout"
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert received.count(b"HTTP/1.1 ") == 1, received
 
 
 def test_kept_alive_connections_idle_after_a_response_are_closed(server: Server) -> None:

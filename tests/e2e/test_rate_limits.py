@@ -126,6 +126,8 @@ class WellBehaved:
                     except LoginFailed as exc:
                         if exc.status != 503:
                             raise
+                else:
+                    raise AssertionError("the login queue turned this client away in every round")
                 self.logged_in.set()
                 with bound_to(self.address, base_url=self.url, auth=KeyturnAuth(self.manager)) as api:
                     while not stop.is_set():

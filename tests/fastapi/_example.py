@@ -7,7 +7,6 @@ import contextlib
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from examples.fastapi_app.users import Users
 
 from .. import _logsweep
 from .._secrets import new_password, withheld
-from ..e2e._server import free_port, keyturn_env, stop_process
+from ..e2e._server import free_port, keyturn_env, stop_process, wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,16 +69,8 @@ def launch(data_dir: Path, env: Mapping[str, str] | None = None) -> ExampleApp:
 
 def wait_ready(app: ExampleApp, timeout: float = 60) -> ExampleApp:
     """Wait until the app serves its JWKS (its store is open); kill it and raise if it never does."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app.process.poll() is not None:
-            raise RuntimeError(f"the example app exited: {app.log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(app.url + "/.well-known/jwks.json", timeout=1).status_code == 200:
-                return app
-        time.sleep(0.1)
-    stop_process(app.process, app.log)
-    raise RuntimeError(f"the example app did not become ready: {app.log.read_text()}")
+    wait_serving(app.url + "/.well-known/jwks.json", app.process, app.log, "the example app", timeout)
+    return app
 
 
 @contextlib.contextmanager

@@ -61,7 +61,16 @@ def _walk(client: httpx.Client) -> None:
         tokens = http.post("/session/login", json={"code": "123456"}).json()
         rotated = http.post("/session/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert rotated.status_code == 200, rotated.text
-        access = bearer(rotated.json()["access_token"])
+        # The OAuth 2.0 surface is there too, at the root, answering in RFC 6749's form.
+        grant = {"grant_type": "refresh_token", "refresh_token": rotated.json()["refresh_token"]}
+        oauth = http.post("/oauth/token", data=grant)
+        assert oauth.status_code == 200, oauth.text
+        metadata = http.get("/.well-known/oauth-authorization-server").json()
+        assert metadata["token_endpoint"] == str(http.base_url).rstrip("/") + "/oauth/token"
+        missing = http.post("/oauth/nothing-here")
+        assert missing.status_code == 404
+        assert missing.json()["keyturn_error"] == "invalid_request"
+        access = bearer(oauth.json()["access_token"])
         assert http.get("/api/hello", headers=access).json() == {"user": "u1"}
         assert_error(http.get("/api/hello"), 401, "token_invalid")
         assert http.post("/session/logout", headers=access).status_code == 200

@@ -6,13 +6,15 @@ mode) invalid ones, and each answer is checked: not a server error; a status the
 declared content type; a body and headers that match the declared schema. Authenticated operations get a
 live session's access token, and some requests carry the live session's refresh token, session id or
 alice's credentials, so the paths past authentication are exercised too (the session is renewed whenever
-one of them ends it).
+one of them ends it). The OAuth 2.0 routes get the same: a form with the live refresh token (token,
+revoke) or access token (introspect, with a registered confidential client's Basic credentials).
 
 Every mismatch of every operation is collected and reported together, so one run lists all of them.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,13 +54,21 @@ ENDING_OPERATIONS = {
     "/auth/logout-all",
     "/auth/sessions/{session_id}",
     "/auth/revoke",
+    "/oauth/token",
+    "/oauth/revoke",
 }
+CLIENT_ID = "schema-rs"
 
 
 @pytest.fixture(scope="module", params=SHARED_BACKENDS)
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     tmp = tmp_path_factory.mktemp(f"openapi-{request.param}")
     with isolated(request.param, tmp) as place, live_service(place.url) as service:
+        assert service.runtime is not None
+        added = service.on_loop(service.runtime.clients.add(CLIENT_ID, confidential=True))
+        assert added is not None
+        assert added.secret is not None
+        service.client_secret = added.secret  # type: ignore[attr-defined]
         yield service
 
 
@@ -100,10 +110,22 @@ def with_credentials(case: Any, path: str, session: Session, live: LiveService) 
         case.body = {**case.body, "refresh_token": session.pair.refresh_token}
     elif path == "/auth/sessions/{session_id}" and case.path_parameters is not None:
         case.path_parameters = {**case.path_parameters, "session_id": session.pair.session_id}
-    elif path == "/auth/revoke":
+    elif path in {"/auth/revoke", "/oauth/revoke"}:
         # RFC 7009's form, with the live session's token, so that the route gets past its 400 too.
         case.media_type = "application/x-www-form-urlencoded"
         case.body = {"token": session.pair.refresh_token}
+    elif path == "/oauth/token":
+        case.media_type = "application/x-www-form-urlencoded"
+        case.body = {"grant_type": "refresh_token", "refresh_token": session.pair.refresh_token}
+    elif path == "/oauth/introspect":
+        case.media_type = "application/x-www-form-urlencoded"
+        case.body = {"token": session.pair.access_token}
+
+
+def client_basic(live: LiveService) -> str:
+    """HTTP Basic of the service's registered confidential client (``client_secret_basic``)."""
+    secret: str = live.client_secret  # type: ignore[attr-defined]
+    return "Basic " + base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
 
 
 def fuzz(
@@ -124,6 +146,8 @@ def fuzz(
         headers = {}
         if path in BEARER_OPERATIONS and bearer:
             headers["Authorization"] = f"Bearer {session.pair.access_token}"
+        if path == "/oauth/introspect" and bearer:
+            headers["Authorization"] = client_basic(live)
         if credentials:
             with_credentials(case, path, session, live)
         response = case.call(base_url=live.url, headers=headers, timeout=60)

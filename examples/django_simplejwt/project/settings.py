@@ -129,6 +129,7 @@ if TOKENS == "keyturn":
         "SIMPLEJWT_MIGRATION_UNTIL": os.environ.get("SIMPLEJWT_MIGRATION_UNTIL", "2099-01-01"),
         "GRACE_PERIOD": int(os.environ.get("GRACE_PERIOD", "30")),
         "RATE_LIMITS": os.environ.get("RATE_LIMITS", "on") != "off",
+        "COOKIE_HOST_PREFIX": os.environ.get("COOKIE_HOST_PREFIX", "off") == "on",
     }
 elif TOKENS != "simplejwt":
     raise ValueError(f"TOKENS must be simplejwt or keyturn, not {TOKENS!r}")

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..config import Settings
 from ..errors import InvalidRequest, KeyturnError, ServerError
-from ..http import REALM, error_response, single_cookie
+from ..http import REALM, error_response, refresh_cookie, single_cookie
 from ..server.errors import malformed
 from ..server.proxies import client_address
 from ..server.schemas import token_body
@@ -26,7 +26,6 @@ __all__ = [
     "CSRF_HEADER",
     "MAX_BODY_BYTES",
     "NO_STORE",
-    "REFRESH_COOKIE",
     "client_ip",
     "error",
     "json_body",
@@ -36,7 +35,6 @@ __all__ = [
 
 logger = logging.getLogger("keyturn.django")
 
-REFRESH_COOKIE = "keyturn_refresh"
 CSRF_HEADER = "X-Keyturn-CSRF"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY_BYTES = 256 * 1024
@@ -116,20 +114,23 @@ def wants_cookie(request: HttpRequest, settings: Settings) -> bool:
     return settings.cookie_mode or CSRF_HEADER in request.headers
 
 
-def cookie_path(request: HttpRequest) -> str:
-    """Where the session routes are mounted: the directory of the calling route (``/api/auth``)."""
-    return request.path.rsplit("/", 1)[0] or "/"
+def cookie(request: HttpRequest, settings: Settings) -> tuple[str, str]:
+    """The refresh cookie's name and ``Path``, by ``keyturn serve``'s rule (``keyturn.http.refresh_cookie``):
+    ``keyturn_refresh`` where the session routes are mounted (the calling route's directory, ``/api/auth``),
+    or with ``COOKIE_HOST_PREFIX`` ``__Host-keyturn_refresh`` at ``/``."""
+    return refresh_cookie(settings.cookie_host_prefix, request.path.rsplit("/", 1)[0])
 
 
 def token_response(request: HttpRequest, pair: TokenPair, settings: Settings) -> HttpResponse:
     cookie_mode = wants_cookie(request, settings)
     response = respond(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
     if cookie_mode:
+        name, path = cookie(request, settings)
         response.set_cookie(
-            REFRESH_COOKIE,
+            name,
             pair.refresh_token,
             max_age=pair.refresh_expires_in,
-            path=cookie_path(request),
+            path=path,
             secure=True,
             httponly=True,
             samesite="Strict",
@@ -137,29 +138,31 @@ def token_response(request: HttpRequest, pair: TokenPair, settings: Settings) ->
     return response
 
 
-def clear_cookie(request: HttpRequest, response: HttpResponse) -> None:
-    if request.COOKIES.get(REFRESH_COOKIE) is not None:
-        response.delete_cookie(REFRESH_COOKIE, path=cookie_path(request), samesite="Strict")
-        # delete_cookie sets Secure only for __Secure- names; the service's cookie always has it
-        response.cookies[REFRESH_COOKIE]["secure"] = True
-        response.cookies[REFRESH_COOKIE]["httponly"] = True
+def clear_cookie(request: HttpRequest, response: HttpResponse, settings: Settings) -> None:
+    name, path = cookie(request, settings)
+    if request.COOKIES.get(name) is not None:
+        response.delete_cookie(name, path=path, samesite="Strict")
+        # delete_cookie sets Secure only for __Secure- and __Host- names; the service's cookie always has it
+        response.cookies[name]["secure"] = True
+        response.cookies[name]["httponly"] = True
 
 
-def refresh_token(request: HttpRequest, from_body: str | None) -> str | None:
+def refresh_token(request: HttpRequest, from_body: str | None, settings: Settings) -> str | None:
     """The refresh token from the body, else the cookie (which needs the CSRF header)."""
     if from_body is not None:
         return from_body
-    cookie = request.COOKIES.get(REFRESH_COOKIE)
-    if cookie is None:
+    name = cookie(request, settings)[0]
+    token = request.COOKIES.get(name)
+    if token is None:
         return None
-    single_cookie([request.META.get("HTTP_COOKIE", "")], REFRESH_COOKIE)
+    single_cookie([request.META.get("HTTP_COOKIE", "")], name)
     if CSRF_HEADER not in request.headers:
         raise InvalidRequest(f"A call that uses the refresh cookie needs the {CSRF_HEADER} header.")
-    return cookie
+    return token
 
 
-def require_refresh_token(request: HttpRequest, from_body: str | None) -> str:
-    token = refresh_token(request, from_body)
+def require_refresh_token(request: HttpRequest, from_body: str | None, settings: Settings) -> str:
+    token = refresh_token(request, from_body, settings)
     if token is None:
         raise InvalidRequest("No refresh token was given.")
     return token

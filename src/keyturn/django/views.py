@@ -9,6 +9,7 @@ works; the subject of a session is the user's primary key, as a string.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -17,16 +18,16 @@ from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from ..dpop import Proof
-from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError
+from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
 from ..http import bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.errors import malformed
 from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
-from ..sessions import RefreshLimits, TokenPair
-from ..tokens import RefreshClaims
-from ..typing import JSONValue
+from ..sessions import TokenPair
+from ..tokens import RefreshClaims, unverified_refresh_subject
+from ..typing import JSONValue, RefreshLimits
 from . import _http
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
@@ -140,31 +141,71 @@ def login_flow(request: HttpRequest) -> Flow:
 
 
 def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPair]:
-    """``SessionService.refresh`` in two halves, the subject check between them asked on this request's
-    own thread and database connection (so it sees what the request, or a test's transaction, sees)."""
-    ip = _http.client_ip(request, settings_of())
+    """``SessionService.refresh`` with the subject check asked on this request's own thread and database
+    connection (so it sees what the request, or a test's transaction, sees).
 
-    async def verified(rt: Runtime) -> tuple[RefreshClaims, float, RefreshLimits]:
+    The check is asked first, for the subject the token claims, and the core takes its answer (or its
+    failure, raised where the check used to be: after the token verified) in the same step that verifies
+    and rotates: one trip to the core's thread per refresh, not two. A token whose verified subject is not
+    the one it claimed (none, but the check must not trust it) is checked again, as the verified subject.
+    """
+    ip = _http.client_ip(request, settings_of())
+    claimed = unverified_refresh_subject(token)
+    early = (yield Orm(lambda: _subject_answer(claimed))) if claimed is not None else None
+
+    async def rotated(rt: Runtime) -> TokenPair | _Verified:
         limits = rt.limiter.refresh(ip)
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
-        return claims, now, limits
+        jkt = await _proven(rt, request, limits, now)
+        if early is None or claims.sub != claimed:
+            return _Verified(claims, now, limits, jkt)
+        if isinstance(early, StoreUnavailable):
+            raise early
+        return await rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=early, jkt=jkt)
 
-    claims, now, limits = yield Core(verified)
-
-    async def proven(rt: Runtime) -> str | None:
-        try:
-            proof = await request_proof(rt, request)
-        except KeyturnError:  # a bad proof counts against the address, as a bad token does
-            await limits.take(limits.takes(None, now))
-            raise
-        return None if proof is None else proof.jkt
-
-    jkt = yield Core(proven)
-    allowed = yield Orm(lambda: subject_allowed(claims.sub))
-    pair: TokenPair = yield Core(
-        lambda rt: rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=allowed, jkt=jkt)
-    )
+    result = yield Core(rotated)
+    if isinstance(result, _Verified):
+        verified = result
+        allowed = yield Orm(lambda: subject_allowed(verified.claims.sub))
+        result = yield Core(
+            lambda rt: rt.sessions.refresh_verified(
+                verified.claims,
+                verified.now,
+                limits=verified.limits,
+                subject_allowed=allowed,
+                jkt=verified.jkt,
+            )
+        )
+    pair: TokenPair = result
     return pair
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A refresh token verified (and its DPoP proof, if any), its subject not checked yet."""
+
+    claims: RefreshClaims
+    now: float
+    limits: RefreshLimits
+    jkt: str | None
+
+
+def _subject_answer(subject: str) -> bool | StoreUnavailable:
+    """:func:`subject_allowed`, its failure returned for the core step to raise after the token verified."""
+    try:
+        return subject_allowed(subject)
+    except StoreUnavailable as exc:
+        return exc
+
+
+async def _proven(rt: Runtime, request: HttpRequest, limits: RefreshLimits, now: float) -> str | None:
+    """The key thumbprint of the request's checked DPoP proof, if it sent one."""
+    try:
+        proof = await request_proof(rt, request)
+    except KeyturnError:  # a bad proof counts against the address, as a bad token does
+        await limits.take(limits.takes(None, now))
+        raise
+    return None if proof is None else proof.jkt
 
 
 async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
@@ -177,7 +218,7 @@ async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
 def refresh_flow(request: HttpRequest) -> Flow:
     settings = settings_of()
     body = _http.json_body(request, RefreshRequest, required=False)
-    token = _http.require_refresh_token(request, body.refresh_token if body else None)
+    token = _http.require_refresh_token(request, body.refresh_token if body else None, settings)
     pair = yield from refreshed(request, token)
     return _http.token_response(request, pair, settings)
 
@@ -207,12 +248,13 @@ def _naming_token(request: HttpRequest) -> dict[str, str]:
     if access is not None:
         return {"access_token": access}
     body = _http.json_body(request, RefreshRequest, required=False)
-    return {"refresh_token": _http.require_refresh_token(request, body.refresh_token if body else None)}
+    token = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
+    return {"refresh_token": token}
 
 
 def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
     response = _http.respond({"revoked_sessions": sids}, headers=_http.NO_STORE)
-    _http.clear_cookie(request, response)
+    _http.clear_cookie(request, response, settings_of())
     return response
 
 
@@ -232,7 +274,7 @@ def logout_all_flow(request: HttpRequest) -> Flow:
 def _managing_token(request: HttpRequest, from_body: str | None) -> str:
     """The credential that lists and ends sessions: the refresh token (body or cookie), else the bearer
     token, which must then be a refresh token (an access token gets ``insufficient_scope``)."""
-    token = _http.refresh_token(request, from_body)
+    token = _http.refresh_token(request, from_body, settings_of())
     if token is None:
         token = _bearer(request)
     if token is None:

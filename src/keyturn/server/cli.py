@@ -1,4 +1,4 @@
-"""The ``keyturn`` command: serve, users, sessions, keys."""
+"""The ``keyturn`` command: serve, users, clients, sessions, keys."""
 
 from __future__ import annotations
 
@@ -95,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     limits = ConnectionLimits(
         head_timeout=settings.http_head_timeout,
+        body_timeout=settings.http_body_timeout,
         max_head_bytes=settings.http_max_header_bytes,
         max_headers=settings.http_max_headers,
         max_connections=fit_file_limit(settings.http_max_connections),
@@ -164,6 +165,45 @@ def cmd_users_list(args: argparse.Namespace) -> int:
         for user in await rt.users.list():
             state = "disabled" if user.disabled else "active"
             print(f"{user.username}\t{state}\tcreated {_time(user.created_at)}")
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_clients_add(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        added = await rt.clients.add(args.client_id, confidential=args.confidential)
+        if added is None:
+            print(f"keyturn: error: client {args.client_id} already exists", file=sys.stderr)
+            return 1
+        kind = "confidential" if args.confidential else "public"
+        print(f"added {kind} client {args.client_id}")
+        if added.secret is not None:
+            print(f"client_secret: {added.secret}")
+            print("(shown this once: only a hash of it is kept)", file=sys.stderr)
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_clients_list(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        print("CLIENT\tTYPE\tCREATED")
+        for client in await rt.clients.list():
+            kind = "confidential" if client.confidential else "public"
+            created = "built in" if client.created_at == 0 else _time(client.created_at)
+            print(f"{client.client_id}\t{kind}\t{created}")
+        return 0
+
+    return _with_runtime(args, run)
+
+
+def cmd_clients_remove(args: argparse.Namespace) -> int:
+    async def run(rt: Runtime) -> int:
+        if not await rt.clients.remove(args.client_id):
+            print(f"keyturn: error: no client {args.client_id}", file=sys.stderr)
+            return 1
+        print(f"removed client {args.client_id}; its sessions stay until they end")
         return 0
 
     return _with_runtime(args, run)
@@ -316,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="users_command", required=True, metavar="ACTION"
     )
     add = users.add_parser("add", help="add a user (asks for the password)")
-    add.add_argument("name")
+    add.add_argument(
+        "name", help="stored normalised (NFKC, case folded); letters of one script (or CJK's combinations)"
+    )
     _password_flags(add)
     add.add_argument("--exist-ok", action="store_true", help="succeed without change if the user exists")
     _store_flags(add)
@@ -337,6 +379,26 @@ def build_parser() -> argparse.ArgumentParser:
     users_list = users.add_parser("list", help="list users")
     _store_flags(users_list)
     users_list.set_defaults(func=cmd_users_list)
+
+    clients = commands.add_parser("clients", help="manage registered OAuth 2.0 clients").add_subparsers(
+        dest="clients_command", required=True, metavar="ACTION"
+    )
+    c_add = clients.add_parser("add", help="register a client (public unless --confidential)")
+    c_add.add_argument("client_id", metavar="CLIENT_ID")
+    c_add.add_argument(
+        "--confidential",
+        action="store_true",
+        help="a client with a secret (a resource server, a backend): printed once, stored hashed",
+    )
+    _store_flags(c_add)
+    c_add.set_defaults(func=cmd_clients_add)
+    c_list = clients.add_parser("list", help="list clients (the built-in public client keyturn first)")
+    _store_flags(c_list)
+    c_list.set_defaults(func=cmd_clients_list)
+    c_remove = clients.add_parser("remove", help="remove a client")
+    c_remove.add_argument("client_id", metavar="CLIENT_ID")
+    _store_flags(c_remove)
+    c_remove.set_defaults(func=cmd_clients_remove)
 
     sessions = commands.add_parser("sessions", help="inspect and end sessions").add_subparsers(
         dest="sessions_command", required=True, metavar="ACTION"

@@ -9,6 +9,10 @@ uvicorn's httptools one that changes nothing else, adds:
 - a time limit on the request head, counted from the connection's opening (or from the first byte of a
   later request on a kept-alive connection) to the end of its headers; past it the connection gets 408
   and is closed;
+- a time limit on the request body, counted from the end of its head to its last byte (a client that
+  sends a head and then trickles the body): 408 as well, or, once the app has answered, a plain close;
+- a request the parser cannot read (a bad request line, header or chunk size, ``Content-Length: abc``)
+  gets 400 ``invalid_request``, where uvicorn answers plain text, or nothing once the app has started;
 - a cap on the head's size (request line and headers) and on its number of headers: 431, then closed;
   the parser never holds more than the cap and one read from the socket;
 - a cap on open connections: one more gets 503 ``server_error`` with ``Retry-After`` at once and is
@@ -46,6 +50,8 @@ _SPARE_FILES = 64
 class ConnectionLimits:
     head_timeout: float
     """Seconds for a request head to arrive in full."""
+    body_timeout: float
+    """Seconds for a request body to arrive in full, from the end of its head."""
     max_head_bytes: int
     """Bytes of request line and headers."""
     max_headers: int
@@ -90,6 +96,10 @@ def _response(status: int, reason: str, error: KeyturnError, extra: str = "") ->
 
 
 _TIMED_OUT = _response(408, "Request Timeout", InvalidRequest("The request head took too long to arrive."))
+_BODY_TIMED_OUT = _response(
+    408, "Request Timeout", InvalidRequest("The request body took too long to arrive.")
+)
+_MALFORMED = _response(400, "Bad Request", InvalidRequest("The request is malformed."))
 _HEAD_TOO_LARGE = _response(
     431,
     "Request Header Fields Too Large",
@@ -109,6 +119,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _head_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
         _in_head = True
         _head_bytes = 0
         _header_count = 0
@@ -126,6 +137,7 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._stop_head_timer()
+            self._stop_body_timer()
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
@@ -163,17 +175,18 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             self._in_head = False
             self._head_bytes = 0
             super().on_headers_complete()
+            # cancelled at once by on_message_complete when there is no body
+            self._body_timer = self.loop.call_later(limits.body_timeout, self._body_timed_out)
 
         def on_message_complete(self) -> None:
+            self._stop_body_timer()
             super().on_message_complete()
             self._in_head = True  # what comes next on this connection is the next request's head
 
         def send_400_response(self, msg: str) -> None:
-            # uvicorn's answer to a parser error, ours raised in on_header included
-            if self._too_large:
-                self._refuse(_HEAD_TOO_LARGE)
-            else:
-                self._refuse(_response(400, "Bad Request", InvalidRequest("The request is malformed.")))
+            # uvicorn's answer to a parser error (in the head, or in a body the app may be reading), ours
+            # raised in on_header included; uvicorn's own is plain text, or nothing once the app has started
+            self._refuse(_HEAD_TOO_LARGE if self._too_large else _MALFORMED)
 
         def _start_head_timer(self) -> None:
             self._head_timer = self.loop.call_later(limits.head_timeout, self._head_timed_out)
@@ -188,19 +201,41 @@ def guarded_protocol(limits: ConnectionLimits) -> type[HttpToolsProtocol]:
             if self._in_head:
                 self._refuse(_TIMED_OUT)
 
-        def _refuse(self, response: bytes, *, linger: bool = True) -> None:
-            """Answer ``response`` (unless a response is under way) and close the connection.
+        def _stop_body_timer(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
 
-            Closing a socket with unread input resets it, and the client may lose the answer with it:
-            so the write side is shut first and what still arrives is read and dropped for a moment
-            (a "lingering close", as nginx does), unless ``linger`` is false.
+        def _body_timed_out(self) -> None:
+            self._body_timer = None
+            if self.cycle is not None and self.cycle.response_started:
+                self._refuse(None)  # the app has answered (or is answering): nothing more to say
+            else:
+                self._refuse(_BODY_TIMED_OUT)
+
+        def _refuse(self, response: bytes | None, *, linger: bool = True) -> None:
+            """Answer ``response`` (unless a response is under way, or it is None) and close the connection.
+
+            A refusal of the body of a request the app has not answered yet is that request's answer:
+            the app is told the client is gone, so it never writes a second one. Closing a socket with
+            unread input resets it, and the client may lose the answer with it: so the write side is
+            shut first and what still arrives is read and dropped for a moment (a "lingering close", as
+            nginx does), unless ``linger`` is false.
             """
             self._refusing = True
             self._stop_head_timer()
+            self._stop_body_timer()
             transport = self.transport
             if transport.is_closing():
                 return
-            if self.cycle is None or self.cycle.response_complete:
+            cycle = self.cycle
+            if response is None:
+                pass
+            elif cycle is None or cycle.response_complete:
+                transport.write(response)
+            elif not self._in_head and not cycle.response_started:
+                cycle.disconnected = True  # as when the client goes: the app's sends are dropped
+                cycle.message_event.set()
                 transport.write(response)
             if linger and transport.can_write_eof():
                 transport.write_eof()

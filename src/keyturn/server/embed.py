@@ -6,6 +6,8 @@ embedded form cannot drift. :meth:`Keyturn.install` adds to an app
 
 - the session routes under the prefix (``/auth``) and ``/.well-known/jwks.json``, each answering its own
   errors with the one error body (``KeyturnRoute``), whatever handlers the app has;
+- the OAuth 2.0 surface: ``/oauth/*`` and ``/.well-known/oauth-authorization-server`` (``OAuthRoute``:
+  errors in RFC 6749's form);
 - ``POST {prefix}/refresh`` straight to its endpoint (``shortcut.py``), and the body size cap on the
   prefix's calls alone;
 - to the app's lifespan: the store opened (and the keys loaded) before the app's own start-up runs,
@@ -28,11 +30,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .._reload import FreshReads
 from ..config import Settings, load_settings
 from ..events import subscribe
+from ..oauth import METADATA_PATH, OAUTH_PREFIX
 from ..sessions import TokenPair
 from ..typing import Clock, JSONValue
 from .background import chores
 from .body_limit import BodySizeLimit
-from .errors import not_found
+from .errors import not_found, oauth_not_found
 from .hooks import (
     AppLogin,
     AuthenticateHook,
@@ -45,7 +48,7 @@ from .hooks import (
     subject_check,
 )
 from .metrics import Metrics
-from .routes import auth, meta, revocations
+from .routes import auth, meta, oauth, revocations
 from .routes._common import token_response
 from .runtime import Runtime, open_runtime
 from .shortcut import Shortcut, route_path
@@ -113,6 +116,7 @@ class Keyturn:
         )
         self.router.include_router(revocations.router, prefix=prefix)
         self.router.include_router(meta.jwks_router)
+        self.router.include_router(oauth.router)
 
     @property
     def runtime(self) -> Runtime:
@@ -124,15 +128,18 @@ class Keyturn:
 
     # -- the app's own routes -------------------------------------------------------------------
 
-    async def start(self, request: Request, subject: str) -> TokenPair:
+    async def start(self, request: Request, subject: str, *, client_id: str | None = None) -> TokenPair:
         """Start a session of ``subject`` (whom the application has authenticated) for the caller of
-        ``request``; its access tokens carry ``claims(subject)``."""
-        return await begin(self.runtime, request, subject)
+        ``request``; its access tokens carry ``claims(subject)``. ``client_id``: the registered OAuth
+        client the session is for (``keyturn clients``; default the built-in ``keyturn``)."""
+        return await begin(self.runtime, request, subject, client_id)
 
-    async def start_session(self, request: Request, subject: str) -> JSONResponse:
+    async def start_session(
+        self, request: Request, subject: str, *, client_id: str | None = None
+    ) -> JSONResponse:
         """:meth:`start`, answered as the login route answers: the token response, or in cookie mode the
         refresh token as its cookie (the route's own response, to return as it is)."""
-        return token_response(request, await self.start(request, subject))
+        return token_response(request, await self.start(request, subject, client_id=client_id))
 
     # -- in an app ------------------------------------------------------------------------------
 
@@ -233,7 +240,7 @@ class _KeyturnPaths(Mount):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "http":
             path = route_path(scope)
-            if under(path, self.prefix) or path == JWKS_PATH:
+            if under(path, self.prefix) or under(path, OAUTH_PREFIX) or path in (JWKS_PATH, METADATA_PATH):
                 return super().matches(scope)
         return Match.NONE, {}
 
@@ -248,12 +255,15 @@ class _PrefixNotFound:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and under(route_path(scope), self.prefix):
             await not_found(scope, receive, send)
+        elif scope["type"] == "http" and under(route_path(scope), OAUTH_PREFIX):
+            await oauth_not_found(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
 
 class _PrefixLimit:
-    """:class:`BodySizeLimit` on the calls under ``prefix`` alone: the app's own routes keep their own."""
+    """:class:`BodySizeLimit` on the calls under ``prefix`` and ``/oauth`` alone: the app's own routes keep
+    their own."""
 
     def __init__(self, app: ASGIApp, prefix: str, max_bytes: int) -> None:
         self.app = app
@@ -261,7 +271,8 @@ class _PrefixLimit:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and under(route_path(scope), self.prefix):
+        path = route_path(scope) if scope["type"] == "http" else ""
+        if scope["type"] == "http" and (under(path, self.prefix) or under(path, OAUTH_PREFIX)):
             await self.limited(scope, receive, send)
         else:
             await self.app(scope, receive, send)

@@ -23,7 +23,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidCredentials
+from ..errors import InvalidCredentials, InvalidRequest
 from ..sessions import ClaimsSource, TokenPair
 from ..typing import JSONValue, SubjectCheck
 from .dpop import request_proof
@@ -97,7 +97,7 @@ def claims_source(hook: ClaimsHook) -> ClaimsSource:
     return claims
 
 
-async def begin(rt: Runtime, request: Request, subject: str) -> TokenPair:
+async def begin(rt: Runtime, request: Request, subject: str, client_id: str | None = None) -> TokenPair:
     """Start a session of ``subject`` for the caller of ``request`` (its claims from the claims hook).
 
     The subject check is asked again once the session exists: a subject disabled while it logged in
@@ -107,9 +107,8 @@ async def begin(rt: Runtime, request: Request, subject: str) -> TokenPair:
         raise TypeError("a subject is a non-empty string")
     sessions = rt.sessions
     jkt = rt.dpop.binding(await request_proof(rt, request))
-    pair = await sessions.start(
-        subject, user_agent=request.headers.get("user-agent"), ip=client_ip(request), jkt=jkt
-    )
+    agent, ip = request.headers.get("user-agent"), client_ip(request)
+    pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     check = sessions.subject_check
     if check is not None and not await check(subject):
         await sessions.revoke(pair.session_id, "subject_disabled")
@@ -162,12 +161,17 @@ class UserLogin:
 
     async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
         body = self._parse(credentials)
+        if body.client_id is not None:
+            client = await rt.clients.get(body.client_id)
+            if client is None or client.confidential:
+                raise InvalidRequest("client_id names no registered public client.")
         proof = await request_proof(rt, request)  # before the password hash, the costly part
         return await rt.users.login(
             body.username,
             body.password,
             user_agent=request.headers.get("user-agent"),
             ip=client_ip(request),
+            client_id=body.client_id,
             jkt=rt.dpop.binding(proof),
         )
 

@@ -31,6 +31,12 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "description": "The session's current refresh token (never an access token: 403 "
         "insufficient_scope), when neither the body nor the cookie carries it.",
     },
+    "client": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A registered OAuth 2.0 client (client_secret_basic): its id and secret, each "
+        "form-encoded (RFC 6749 section 2.3.1).",
+    },
 }
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..clients import ClientRegistry, secret_key
 from ..clock import SystemClock
 from ..config import Settings
 from ..dpop_gate import DpopGate, nonce_key
@@ -45,6 +46,7 @@ class Runtime:
     sessions: SessionService
     users: UserDirectory
     limiter: RateLimiter
+    clients: ClientRegistry
     dpop: DpopGate
 
     async def close(self) -> None:
@@ -86,5 +88,6 @@ async def open_runtime(
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock, name_key=names)
     sessions.subject_check = users if subject_check == "users" else subject_check
     limiter = RateLimiter(store, RateLimitPolicy.from_settings(settings), username_key=names, clock=clock)
+    clients = ClientRegistry(store, secret_key(secret), clock=clock)
     dpop = DpopGate(settings, store, clock, key=nonce_key(secret))
-    return Runtime(settings, store, master, sessions, users, limiter, dpop)
+    return Runtime(settings, store, master, sessions, users, limiter, clients, dpop)

@@ -11,6 +11,11 @@ from ..typing import SessionRecord
 class LoginRequest(BaseModel):
     username: str = Field(min_length=1, max_length=256)
     password: str = Field(min_length=1, max_length=1024)
+    client_id: str | None = Field(
+        None,
+        max_length=128,
+        description="A registered public OAuth 2.0 client the session is for (default: `keyturn`).",
+    )
 
 
 class RefreshRequest(BaseModel):
@@ -105,3 +110,74 @@ def session_info(session: SessionRecord, current_sid: str | None = None) -> dict
         "ip": session.ip,
         "current": session.sid == current_sid,
     }
+
+
+# -- the OAuth 2.0 surface (``routes/oauth.py``) -------------------------------------------------------
+
+
+class OAuthTokenRequest(BaseModel):
+    """RFC 6749 section 6, as a form (or a JSON object of the same names)."""
+
+    grant_type: str = Field(description="`refresh_token`; any other is `unsupported_grant_type`.")
+    refresh_token: str
+    client_id: str | None = Field(None, description="A public client's id (default: `keyturn`).")
+    client_secret: str | None = Field(None, description="client_secret_post; or use HTTP Basic.")
+    scope: str | None = Field(None, description="Ignored: a refresh keeps the session's claims.")
+
+
+class OAuthTokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    refresh_token: str
+    refresh_token_expires_in: int
+
+
+class OAuthTokenParameter(BaseModel):
+    """RFC 7009 and RFC 7662: the token, a hint, and client_secret_post's fields."""
+
+    token: str
+    token_type_hint: str | None = Field(None, description="`access_token` or `refresh_token`.")
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+class IntrospectionResponse(BaseModel):
+    """RFC 7662 section 2.2: `active`, and for an active token its claims."""
+
+    active: bool
+    token_type: str | None = Field(None, description="`Bearer` (an access token) or `refresh_token`.")
+    client_id: str | None = None
+    username: str | None = None
+    sub: str | None = None
+    sid: str | None = None
+    jti: str | None = None
+    iss: str | None = None
+    iat: int | None = None
+    exp: int | None = None
+
+
+class OAuthErrorResponse(BaseModel):
+    error: str = Field(
+        description="RFC 6749 section 5.2: invalid_request, invalid_client, invalid_grant, "
+        "unsupported_grant_type; or rate_limited, server_error, temporarily_unavailable."
+    )
+    error_description: str
+    keyturn_error: str = Field(description="Keyturn's own code (the README's error table).")
+    retryable: bool
+
+
+class ServerMetadata(BaseModel):
+    """RFC 8414 authorization server metadata."""
+
+    issuer: str
+    token_endpoint: str
+    revocation_endpoint: str
+    introspection_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+    response_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    revocation_endpoint_auth_methods_supported: list[str]
+    introspection_endpoint_auth_methods_supported: list[str]
+    dpop_signing_alg_values_supported: list[str] | None = Field(None, description="Only when DPoP is on.")

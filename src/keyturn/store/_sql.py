@@ -19,7 +19,10 @@ from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias, TypeVar
 
 from ..ratelimit import RateLimit
 from ..typing import (
+    ClientRecord,
+    Limited,
     RateLimitResult,
+    RateLimitTake,
     RefreshRecord,
     Revocation,
     SessionRecord,
@@ -44,6 +47,7 @@ STATE_COLUMNS = f"{OWN_COLUMNS}, {CHAIN_COLUMNS}, {BINDING_COLUMNS}"
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
+CLIENT_COLUMNS = "client_id, secret_hash, created_at"
 
 Fetch = Literal["none", "one", "all", "count"]
 Row: TypeAlias = tuple[Any, ...]
@@ -107,6 +111,11 @@ def key_from(row: Row) -> StoredKey:
 def user_from(row: Row) -> UserRecord:
     username, password_hash, created_at, disabled = row
     return UserRecord(username, password_hash, created_at, bool(disabled))
+
+
+def client_from(row: Row) -> ClientRecord:
+    client_id, secret_hash, created_at = row
+    return ClientRecord(client_id, created_at, secret_hash)
 
 
 def session_params(s: SessionRecord) -> tuple[object, ...]:
@@ -229,6 +238,12 @@ class Dialect:
             "disabled = COALESCE(%s, disabled) WHERE username = %s"
         )
         self.list_users = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        self.select_client = s(f"SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = %s")
+        self.add_client = s(
+            f"INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        self.remove_client = s("DELETE FROM oauth_clients WHERE client_id = %s")
+        self.list_clients = f"SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"
 
     def sql(self, text: str) -> str:
         """A shared statement (``%s`` placeholders) in this dialect's placeholders."""
@@ -242,6 +257,16 @@ class Dialect:
         """One call from the rate-limit bucket ``key`` (GCRA, as ``RateLimit.take``), atomically."""
         raise NotImplementedError
 
+    def take_and_read(
+        self, sid: str, limits: Sequence[RateLimitTake]
+    ) -> Flow[tuple[Limited | None, Row | None]]:
+        """``limits`` taken in order (``take_all``), then, unless one refused, the session's state read
+        (``select_state``, unlocked): the first refusal and the row. A dialect may do it in one statement."""
+        limited = yield from take_all(self, limits)
+        if limited is not None:
+            return limited, None
+        return None, (yield Query(self.select_state, (sid,), "one"))
+
     def take_turn(self, table: str) -> Flow[None]:
         """Wait for other writers of ``table`` (the feed, the keys) and hold the turn until commit."""
         yield from ()
@@ -249,3 +274,12 @@ class Dialect:
     def add_revocation(self, kind: Literal["sid", "jti"], value: str, expires_at: float) -> Flow[None]:
         """Append to the feed (in turn: see ``take_turn``); a ``jti`` is recorded once."""
         yield Query(self.insert_revocation, (kind, value, expires_at))
+
+
+def take_all(d: Dialect, limits: Sequence[RateLimitTake]) -> Flow[Limited | None]:
+    """One call from each bucket of ``limits`` in order; the first refusal, if one refuses."""
+    for take in limits:
+        taken = yield from d.take(take.key, take.limit, take.now)
+        if not taken.allowed:
+            return Limited(take, taken.retry_after)
+    return None

@@ -16,8 +16,8 @@ from typing import Literal, TypeVar
 
 from ..ratelimit import micros
 from ..typing import (
+    ClientRecord,
     Decide,
-    Limited,
     RateLimitTake,
     RefreshOutcome,
     RefreshRecord,
@@ -35,12 +35,14 @@ from ._sql import (
     Flow,
     Query,
     chain_from,
+    client_from,
     key_from,
     key_params,
     revocation_from,
     rotate_params,
     session_from,
     state_params,
+    take_all,
     user_from,
 )
 
@@ -48,15 +50,6 @@ T = TypeVar("T")
 
 
 # -- flows -----------------------------------------------------------------------------------------
-
-
-def take_all(d: Dialect, limits: Sequence[RateLimitTake]) -> Flow[Limited | None]:
-    """One call from each bucket of ``limits`` in order; the first refusal, if one refuses."""
-    for take in limits:
-        taken = yield from d.take(take.key, take.limit, take.now)
-        if not taken.allowed:
-            return Limited(take, taken.retry_after)
-    return None
 
 
 def refresh(
@@ -75,11 +68,14 @@ def refresh(
     nothing was applied, run the flow again ``locked`` (only when not ``locked``: the session's head moved
     between the read and the update, or the decision is a reuse, which revokes in a transaction).
     """
-    if limits:
-        limited = yield from take_all(d, limits)
-        if limited is not None:
-            return RefreshOutcome(limited, None, None)
-    row = yield Query(d.select_state_locked if locked else d.select_state, (sid,), "one")
+    if limits and not locked:  # the takes and the read, in one statement where the dialect has one
+        limited, row = yield from d.take_and_read(sid, limits)
+    else:
+        limited = (yield from take_all(d, limits)) if limits else None
+        if limited is None:
+            row = yield Query(d.select_state_locked if locked else d.select_state, (sid,), "one")
+    if limited is not None:
+        return RefreshOutcome(limited, None, None)
     if row is None:
         return RefreshOutcome(decide(None, None), None, None)
     session, chain = session_from(row), chain_from(row)
@@ -230,6 +226,27 @@ def list_users(d: Dialect) -> Flow[list[UserRecord]]:
     return [user_from(row) for row in rows]
 
 
+def get_client(d: Dialect, client_id: str) -> Flow[ClientRecord | None]:
+    row = yield Query(d.select_client, (client_id,), "one")
+    return client_from(row) if row else None
+
+
+def add_client(d: Dialect, client: ClientRecord) -> Flow[bool]:
+    params = (client.client_id, client.secret_hash, client.created_at)
+    added: int = yield Query(d.add_client, params, "count")
+    return added == 1
+
+
+def remove_client(d: Dialect, client_id: str) -> Flow[bool]:
+    removed: int = yield Query(d.remove_client, (client_id,), "count")
+    return removed == 1
+
+
+def list_clients(d: Dialect) -> Flow[list[ClientRecord]]:
+    rows = yield Query(d.list_clients, (), "all")
+    return [client_from(row) for row in rows]
+
+
 def ping() -> Flow[None]:
     yield Query("SELECT 1", (), "one")
 
@@ -350,3 +367,19 @@ class SQLStore:
 
     async def list_users(self) -> list[UserRecord]:
         return await self._read(lambda: list_users(self.dialect))
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        if not self.dialect.storable(client_id):
+            return None
+        return await self._read(lambda: get_client(self.dialect, client_id))
+
+    async def add_client(self, client: ClientRecord) -> bool:
+        return await self._write(lambda: add_client(self.dialect, client))
+
+    async def remove_client(self, client_id: str) -> bool:
+        return await self._write(lambda: remove_client(self.dialect, client_id))
+
+    async def list_clients(self) -> list[ClientRecord]:
+        return await self._read(lambda: list_clients(self.dialect))

@@ -11,6 +11,7 @@ from typing import Literal
 
 from ..ratelimit import RateLimit, micros
 from ..typing import (
+    ClientRecord,
     Decide,
     Limited,
     RateLimitResult,
@@ -39,6 +40,7 @@ class MemoryStore:
         self._revoked_jtis: dict[str, float] = {}
         self._keys: dict[str, StoredKey] = {}
         self._users: dict[str, UserRecord] = {}
+        self._clients: dict[str, ClientRecord] = {}
         self._buckets: dict[str, int] = {}  # rate-limit key to its TAT in microseconds
         self._seq = 0
         self._dpop_jtis: dict[str, float] = {}  # a DPoP proof's key (see DpopStore) to when it may go
@@ -219,3 +221,20 @@ class MemoryStore:
 
     async def list_users(self) -> list[UserRecord]:
         return sorted(self._users.values(), key=lambda u: u.username)
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        return self._clients.get(client_id)
+
+    async def add_client(self, client: ClientRecord) -> bool:
+        if client.client_id in self._clients:
+            return False
+        self._clients[client.client_id] = client
+        return True
+
+    async def remove_client(self, client_id: str) -> bool:
+        return self._clients.pop(client_id, None) is not None
+
+    async def list_clients(self) -> list[ClientRecord]:
+        return sorted(self._clients.values(), key=lambda c: c.client_id)

@@ -4,11 +4,12 @@ How each call stays atomic when many processes share the database:
 
 - Every write is one transaction (``READ COMMITTED``), run on a connection from a small pool; a call that
   fails part-way rolls back whole.
-- ``refresh`` reads the session (its refresh chain with it) and decides; a rotation is then one
-  ``UPDATE`` that changes the row only if its head is still the one read (two round trips, no
-  transaction). If another refresh moved the head in between, or the decision is a reuse, the refresh runs
-  again in a transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes
-  of one session each decide on what the previous one committed: one rotates, the rest replay. A
+- ``refresh`` takes its rate limits and reads the session (its refresh chain with it) in one statement,
+  and decides; a rotation is then one ``UPDATE`` that changes the row only if its head is still the one
+  read (two round trips on one pooled connection, no transaction). If another refresh moved the head in
+  between, or the decision is a reuse, the refresh runs again (without the takes, made once) in a
+  transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes of one
+  session each decide on what the previous one committed: one rotates, the rest replay. A
   deadlock or serialisation failure runs the whole transaction again (``decide`` too).
 - Writers of the revocation feed and of the signing keys first take a transaction-scoped advisory lock
   named after their table (in this schema), so they go one at a time and readers never wait: two
@@ -37,6 +38,7 @@ lock, advisory turns, the one-statement take), its DDL, and the pool that drives
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,9 +52,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..errors import ConfigError, StoreUnavailable
 from ..ratelimit import RateLimit, micros
-from ..typing import Decide, RateLimitResult, RateLimitTake, RefreshOutcome
-from ._sql import Dialect, Flow, Query
-from ._sql_store import SQLStore, refresh, take_all
+from ..typing import Decide, Limited, RateLimitResult, RateLimitTake, RefreshOutcome
+from ._sql import STATE_COLUMNS, Dialect, Flow, Query, Row
+from ._sql_store import SQLStore, refresh
 
 T = TypeVar("T")
 Conn: TypeAlias = AsyncConnection[TupleRow]
@@ -158,6 +160,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) AS o WHERE o.sid = s.sid;
     DROP TABLE refresh_tokens;
     """,
+    # Registered OAuth 2.0 clients (issue 17): a confidential client's keyed secret hash, NULL for public.
+    """
+    CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY,
+        secret_hash TEXT,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    """,
     # DPoP (issue 17): the key a session is bound to, and the proofs' jti seen lately (RFC 9449).
     """
     ALTER TABLE sessions ADD COLUMN jkt TEXT;
@@ -217,6 +227,32 @@ class PostgresDialect(Dialect):
         # Refused: how long until a call would pass, from the bucket as it is now.
         row = yield Query("SELECT tat FROM rate_limits WHERE key = %s", (key,), "one")
         return RateLimitResult.refused(limit.wait_us(int(row[0]) if row else None, now_us))
+
+    def take_and_read(
+        self, sid: str, limits: Sequence[RateLimitTake]
+    ) -> Flow[tuple[Limited | None, Row | None]]:
+        """The takes and the session's read in one statement, one round trip (see ``_take_and_read``).
+
+        Each take is made only if the one before it passed; a refused one writes nothing. The bucket rows
+        are locked until the statement ends, and it waits for nothing else: it reads the session without
+        locking it, and writes only the unlogged buckets, so its commit waits for no WAL flush.
+        """
+        if not all(self.storable(take.key) for take in limits):
+            raise ValueError("a rate-limit key cannot hold NUL")
+        params: dict[str, object] = {"sid": sid}
+        for i, take in enumerate(limits):
+            params[f"k{i}"], params[f"n{i}"] = take.key, micros(take.now)
+            params[f"t{i}"], params[f"u{i}"] = take.limit.interval_us, take.limit.tolerance_us
+        row = yield Query(_take_and_read(len(limits)), params, "one")
+        taken = int(row[0])
+        if taken == len(limits):
+            return None, (row[1:] if row[1] is not None else None)
+        # Refused: how long until a call would pass, from the bucket as it is now.
+        refused = limits[taken]
+        now_us = micros(refused.now)
+        found = yield Query("SELECT tat FROM rate_limits WHERE key = %s", (refused.key,), "one")
+        wait = refused.limit.wait_us(int(found[0]) if found else None, now_us)
+        return Limited(refused, RateLimitResult.refused(wait).retry_after), None
 
     def take_turn(self, table: str) -> Flow[None]:
         """Wait until no other transaction writing ``table`` is running; hold the turn until commit.
@@ -331,17 +367,14 @@ class PostgresStore(SQLStore):
     async def refresh(
         self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
     ) -> RefreshOutcome:
-        if takes:
-            # Each take is one statement of its own, before the refresh's transaction: inside it, the lock
-            # on a busy bucket (one address's) would be held for the whole refresh and queue every other
-            # refresh from that address behind it.
-            limited = await self._read(lambda: take_all(self.dialect, takes))
-            if limited is not None:
-                return RefreshOutcome(limited, None, None)
-        # Unlocked first, out of any transaction: the session read, then (a rotation) one conditional
-        # update, two round trips. If the head moved in between, or the decision is a reuse (which
-        # revokes, in a transaction), the refresh runs again holding the session's row lock.
-        outcome = await self._read(lambda: refresh(self.dialect, sid, jti, decide, locked=False))
+        # Unlocked first, out of any transaction: the takes and the session's read in one statement, then
+        # (a rotation) one conditional update, two round trips on one pooled connection. The takes are
+        # never in a transaction with the update: the lock on a busy bucket (one address's) would then be
+        # held until the update's commit has flushed the WAL, and queue every other refresh from that
+        # address behind it. If the head moved between the read and the update, or the decision is a
+        # reuse (which revokes, in a transaction), the refresh runs again, without the takes (made once),
+        # holding the session's row lock.
+        outcome = await self._read(lambda: refresh(self.dialect, sid, jti, decide, takes, locked=False))
         if outcome is None:
             outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide))
         if outcome is None:
@@ -361,6 +394,29 @@ ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, %(now)s) + %(t)s
 WHERE GREATEST(b.tat, %(now)s) + %(t)s - %(tau)s <= %(now)s
 RETURNING tat
 """
+
+
+@functools.cache
+def _take_and_read(takes: int) -> str:
+    """One statement: ``takes`` rate-limit takes (as ``_TAKE``; each only if the one before it passed),
+    then one row: how many passed, and the session's state (all ``NULL`` if there is no such session, or
+    if a take refused)."""
+    ctes = []
+    for i in range(takes):
+        after = f" WHERE EXISTS (SELECT FROM t{i - 1})" if i else ""
+        n, t = f"%(n{i})s", f"%(t{i})s"
+        ctes.append(
+            f"t{i} AS (INSERT INTO rate_limits AS b (key, tat) SELECT %(k{i})s, {n} + {t}{after} "
+            f"ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, {n}) + {t} "
+            f"WHERE GREATEST(b.tat, {n}) + {t} - %(u{i})s <= {n} RETURNING 1)"
+        )
+    passed = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(takes)) or "0"
+    columns = ", ".join(f"s.{name.strip()}" for name in STATE_COLUMNS.split(","))
+    read = f" AND EXISTS (SELECT FROM t{takes - 1})" if takes else ""  # nothing read after a refusal
+    return (
+        f"WITH {', '.join(ctes)} SELECT {passed}, {columns} "
+        f"FROM (VALUES (1)) AS one LEFT JOIN sessions AS s ON s.sid = %(sid)s{read}"
+    )
 
 
 async def _migrate(conn: Conn) -> None:

@@ -114,6 +114,14 @@ MIGRATIONS: tuple[str, ...] = (
         ), '');
     DROP TABLE refresh_tokens;
     """,
+    # Registered OAuth 2.0 clients (issue 17): a confidential client's keyed secret hash, NULL for public.
+    """
+    CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY,
+        secret_hash TEXT,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
     # DPoP (issue 17): the key a session is bound to, and the proofs' jti seen lately (RFC 9449).
     """
     ALTER TABLE sessions ADD COLUMN jkt TEXT;

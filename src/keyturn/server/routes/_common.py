@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from ...errors import InvalidRequest
+from ...http import REFRESH_COOKIE, refresh_cookie, required_bearer_token, single_cookie
 from ...http import bearer_token as parse_bearer
-from ...http import required_bearer_token, single_cookie
 from ...sessions import TokenPair
 from ...typing import JSONValue
 from ..errors import malformed
@@ -22,10 +22,6 @@ from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest, token_body
 if TYPE_CHECKING:
     from ..embed import Keyturn
 
-REFRESH_COOKIE = "keyturn_refresh"
-HOST_COOKIE = "__Host-" + REFRESH_COOKIE
-"""The refresh cookie's name with ``COOKIE_HOST_PREFIX``: only a Secure, Path=/ cookie set by this very host
-(no Domain) may have it, so a sibling subdomain cannot plant one."""
 CSRF_HEADER = "X-Keyturn-CSRF"  # header look-ups ignore case
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -211,13 +207,11 @@ def require_refresh_token(request: Request, from_body: str | None) -> str:
 
 
 def cookie_name(rt: Runtime) -> str:
-    return HOST_COOKIE if rt.settings.cookie_host_prefix else REFRESH_COOKIE
+    return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[0]
 
 
 def cookie_path(rt: Runtime) -> str:
-    if rt.settings.cookie_host_prefix:
-        return "/"  # what the __Host- prefix requires
-    return rt.settings.route_prefix or "/"
+    return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[1]
 
 
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from ...errors import StoreUnavailable
 from ...typing import (
+    ClientRecord,
     KeyUse,
     RefreshRecord,
     Revocation,
@@ -219,6 +220,14 @@ def user_from(fields: Mapping[str, str]) -> UserRecord:
         password_hash=fields["password_hash"],
         created_at=float(fields["created_at"]),
         disabled=fields["disabled"] == "1",
+    )
+
+
+def client_from(fields: Mapping[str, str]) -> ClientRecord:
+    return ClientRecord(
+        client_id=fields["client_id"],
+        created_at=float(fields["created_at"]),
+        secret_hash=fields.get("secret_hash"),
     )
 
 

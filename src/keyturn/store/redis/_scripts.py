@@ -40,6 +40,9 @@ class Scripts:
     add_user: AsyncScript
     update_user: AsyncScript
     list_users: AsyncScript
+    add_client: AsyncScript
+    remove_client: AsyncScript
+    list_clients: AsyncScript
     rate_limit_take: AsyncScript
     migrate: AsyncScript
 

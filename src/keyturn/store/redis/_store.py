@@ -19,6 +19,7 @@ from ...errors import StoreUnavailable
 from ...ratelimit import RateLimit, micros
 from ...typing import (
     MICROSECONDS,
+    ClientRecord,
     Decide,
     Limited,
     RateLimitResult,
@@ -42,6 +43,7 @@ from ._records import (
     bool_text,
     chain_from,
     chain_words,
+    client_from,
     decode,
     decode_member,
     fields_of,
@@ -401,6 +403,26 @@ class RedisStore:
     async def list_users(self) -> list[UserRecord]:
         users = [required(user_from, found) for found in as_list(await self._run(self._lua.list_users))]
         return sorted(users, key=lambda u: u.username)
+
+    # -- clients ---------------------------------------------------------------------------------
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        with guarded():
+            found: object = await self._open_client().hgetall(f"{self.prefix}c:{client_id}")
+        return decode(client_from, found)
+
+    async def add_client(self, client: ClientRecord) -> bool:
+        words = ["client_id", client.client_id, "created_at", float_text(client.created_at)]
+        if client.secret_hash is not None:
+            words += ["secret_hash", client.secret_hash]
+        return await self._run(self._lua.add_client, client.client_id, *words) == 1
+
+    async def remove_client(self, client_id: str) -> bool:
+        return await self._run(self._lua.remove_client, client_id) == 1
+
+    async def list_clients(self) -> list[ClientRecord]:
+        found = as_list(await self._run(self._lua.list_clients))
+        return sorted((required(client_from, f) for f in found), key=lambda c: c.client_id)
 
 
 async def _close_quietly(client: redis.asyncio.Redis) -> None:

@@ -1,0 +1,125 @@
+"""Registered OAuth 2.0 clients: add, list, remove, and authenticate a caller's credentials.
+
+A **public** client (a browser or mobile app) is known by its ``client_id`` alone. A **confidential**
+client (a resource server, a backend) also has a secret: 256 random bits, generated here and shown once;
+the store keeps ``hmac-sha256$<hex>``, HMAC-SHA256 of the secret under a key derived from the master
+secret (:func:`secret_key`). Not argon2, as passwords are: a generated secret has 256 bits of entropy,
+so a slow hash adds nothing against guessing, and introspection authenticates on every call a resource
+server makes, where a password hash (tens of milliseconds of CPU) would be a cost anyone could impose.
+The key means a copy of the store alone cannot even test a guess. Comparisons are constant-time.
+
+The default public client ``keyturn`` (``keyturn.tokens.DEFAULT_CLIENT_ID``: the ``client_id`` of the
+sessions that ``/auth/login`` and ``start_session`` open) is built in: always known, never stored, and
+its name cannot be registered or removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .clock import SystemClock
+from .errors import InvalidClient
+from .oauth import ClientCredentials
+from .tokens import DEFAULT_CLIENT_ID
+from .typing import ClientRecord, ClientStore, Clock
+
+__all__ = ["BUILT_IN", "ClientRegistry", "NewClient", "secret_key", "valid_client_id"]
+
+HASH_PREFIX = "hmac-sha256$"
+BUILT_IN = ClientRecord(DEFAULT_CLIENT_ID, 0.0)
+"""The default public client, known without being stored."""
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+
+
+def secret_key(master_secret: str) -> bytes:
+    """The key client secrets are hashed with: the same in every process of one service."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"keyturn/v1 client secrets")
+    return hkdf.derive(master_secret.encode())
+
+
+def valid_client_id(client_id: str) -> bool:
+    """Ids are 1 to 128 characters of ``A-Z a-z 0-9 . _ ~ -`` (safe in a URL, a header, a log line)."""
+    return bool(_CLIENT_ID.match(client_id))
+
+
+@dataclass(frozen=True, slots=True)
+class NewClient:
+    """A client just registered, and its secret (confidential clients), which is shown this once."""
+
+    record: ClientRecord
+    secret: str | None
+
+
+class ClientRegistry:
+    """The registered clients of one service (its store) and the key their secrets are hashed with."""
+
+    def __init__(self, store: ClientStore, key: bytes, *, clock: Clock | None = None) -> None:
+        self.store = store
+        self._key = key
+        self.clock: Clock = clock or SystemClock()
+
+    def _hash(self, secret: str) -> str:
+        digest = hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+        return HASH_PREFIX + digest
+
+    async def add(self, client_id: str, *, confidential: bool) -> NewClient | None:
+        """Register ``client_id``; ``None`` if it is taken. ``ValueError`` for an id that is not valid
+        or is the built-in client's."""
+        if not valid_client_id(client_id):
+            raise ValueError("a client id is 1 to 128 characters of A-Z a-z 0-9 . _ ~ -")
+        if client_id == DEFAULT_CLIENT_ID:
+            raise ValueError(f"{DEFAULT_CLIENT_ID} is the built-in public client")
+        secret = secrets.token_urlsafe(32) if confidential else None
+        record = ClientRecord(client_id, self.clock.now(), self._hash(secret) if secret else None)
+        if not await self.store.add_client(record):
+            return None
+        return NewClient(record, secret)
+
+    async def remove(self, client_id: str) -> bool:
+        if client_id == DEFAULT_CLIENT_ID:
+            raise ValueError(f"{DEFAULT_CLIENT_ID} is the built-in public client")
+        return await self.store.remove_client(client_id)
+
+    async def list(self) -> list[ClientRecord]:
+        """The built-in client, then every registered one by id."""
+        return [BUILT_IN, *sorted(await self.store.list_clients(), key=lambda c: c.client_id)]
+
+    async def get(self, client_id: str) -> ClientRecord | None:
+        if client_id == DEFAULT_CLIENT_ID:
+            return BUILT_IN
+        if not valid_client_id(client_id):
+            return None
+        return await self.store.get_client(client_id)
+
+    async def authenticate(self, credentials: ClientCredentials) -> ClientRecord:
+        """The client ``credentials`` prove; ``invalid_client`` otherwise.
+
+        No ``client_id`` at all is the built-in public client. A confidential client must present its
+        secret (Basic or the body); a public client must present none.
+        """
+        if credentials.client_id is None:
+            return BUILT_IN
+        client = await self.get(credentials.client_id)
+        if client is None:
+            raise InvalidClient("Unknown client.")
+        return self.check(client, credentials)
+
+    def check(self, client: ClientRecord, credentials: ClientCredentials) -> ClientRecord:
+        """The decision alone: whether ``credentials`` prove ``client``."""
+        if client.secret_hash is None:
+            if credentials.secret is not None:
+                raise InvalidClient("A public client has no secret.")
+            return client
+        if credentials.secret is None:
+            raise InvalidClient("A confidential client must authenticate (client_secret_basic or post).")
+        if not hmac.compare_digest(self._hash(credentials.secret), client.secret_hash):
+            raise InvalidClient()
+        return client
