@@ -23,8 +23,10 @@ from typing import Literal
 from urllib.parse import parse_qsl, unquote_plus
 
 from .config import Settings
+from .dpop import ALGORITHMS
 from .errors import (
     InvalidClient,
+    InvalidDpopProof,
     InvalidRequest,
     KeyturnError,
     RateLimited,
@@ -32,6 +34,7 @@ from .errors import (
     SessionError,
     TokenError,
     UnsupportedGrantType,
+    UseDpopNonce,
 )
 from .typing import JSONValue
 
@@ -85,6 +88,8 @@ OAuthErrorCode = Literal[
     "server_error",
     "temporarily_unavailable",
     "rate_limited",
+    "invalid_dpop_proof",
+    "use_dpop_nonce",
 ]
 
 
@@ -220,6 +225,10 @@ def oauth_error(error: KeyturnError) -> tuple[OAuthErrorCode, int]:
     """
     if isinstance(error, InvalidClient):
         return "invalid_client", 401
+    if isinstance(error, UseDpopNonce):  # RFC 9449 sections 5 and 8: DPoP's own codes, with their nonce
+        return "use_dpop_nonce", 400
+    if isinstance(error, InvalidDpopProof):
+        return "invalid_dpop_proof", 400
     if isinstance(error, UnsupportedGrantType):
         return "unsupported_grant_type", 400
     if isinstance(error, TokenError | SessionError):
@@ -237,12 +246,18 @@ def oauth_error(error: KeyturnError) -> tuple[OAuthErrorCode, int]:
 
 
 def token_body(
-    access_token: str, refresh_token: str, expires_in: int, refresh_expires_in: int
+    access_token: str,
+    refresh_token: str,
+    expires_in: int,
+    refresh_expires_in: int,
+    *,
+    token_type: str,
 ) -> dict[str, JSONValue]:
-    """RFC 6749 section 5.1's successful answer (``refresh_token_expires_in`` is Keyturn's addition)."""
+    """RFC 6749 section 5.1's successful answer (``refresh_token_expires_in`` is Keyturn's addition);
+    ``token_type`` ``DPoP`` for an access token bound to a key (RFC 9449 section 5)."""
     return {
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": token_type,
         "expires_in": expires_in,
         "refresh_token": refresh_token,
         "refresh_token_expires_in": refresh_expires_in,
@@ -266,10 +281,8 @@ def dpop_signing_algs(settings: Settings) -> tuple[str, ...]:
     """The DPoP proof algorithms the service accepts, ``()`` while DPoP is off: the metadata lists
     ``dpop_signing_alg_values_supported`` only when this is not empty.
 
-    The one hook the DPoP work (issue 17, part 2) fills from its setting; DPoP is not built yet, so off.
     """
-    del settings
-    return ()
+    return () if settings.dpop == "off" else ALGORITHMS
 
 
 def metadata(issuer: str, base_url: str, *, dpop_algs: Sequence[str] = ()) -> dict[str, JSONValue]:

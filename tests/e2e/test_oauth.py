@@ -75,7 +75,7 @@ def test_authlib_refreshes_through_the_token_endpoint_it_read_from_the_metadata(
     meta = httpx.get(url + "/.well-known/oauth-authorization-server").json()
     assert meta["grant_types_supported"] == ["refresh_token"]
     assert "none" in meta["token_endpoint_auth_methods_supported"]
-    assert "dpop_signing_alg_values_supported" not in meta  # DPoP is not on
+    assert meta["dpop_signing_alg_values_supported"] == ["ES256", "EdDSA"]  # DPoP optional, the default
     assert httpx.get(meta["jwks_uri"]).json()["keys"]
 
     first = login(group, client_id="spa")

@@ -30,6 +30,7 @@ from ...oauth import (
     token_body,
 )
 from ...typing import ClientRecord
+from ..dpop import request_proof
 from ..errors import OAuthRoute
 from ..schemas import (
     IntrospectionResponse,
@@ -39,7 +40,7 @@ from ..schemas import (
     OAuthTokenResponse,
     ServerMetadata,
 )
-from ._common import NO_STORE, RATE_LIMITED, client_ip, keyturn, runtime
+from ._common import DPOP_HEADER, NO_STORE, RATE_LIMITED, client_ip, keyturn, runtime
 
 __all__ = ["router"]
 
@@ -50,8 +51,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (
             400,
-            "invalid_request, unsupported_grant_type, or invalid_grant (the refresh token cannot be "
-            "used: keyturn_error says why)",
+            "invalid_request, unsupported_grant_type, invalid_grant (the refresh token cannot be "
+            "used: keyturn_error says why), or invalid_dpop_proof and use_dpop_nonce (RFC 9449)",
         ),
         (401, "invalid_client: client authentication failed (WWW-Authenticate: Basic)"),
         (500, "server_error: nothing was changed; retry with backoff"),
@@ -98,7 +99,7 @@ router = APIRouter(tags=["oauth"], route_class=OAuthRoute, responses=ERRORS)
     response_model=OAuthTokenResponse,
     responses=RATE_LIMITED,
     summary="Rotate a refresh token (RFC 6749 section 6, grant_type=refresh_token)",
-    openapi_extra=_body(OAuthTokenRequest),
+    openapi_extra={**_body(OAuthTokenRequest), "parameters": [DPOP_HEADER]},
 )
 async def token(request: Request) -> JSONResponse:
     """The same rotation, grace period and reuse detection as `/auth/refresh`; a refresh token issued
@@ -111,8 +112,16 @@ async def token(request: Request) -> JSONResponse:
         refresh_token = grant_type(params)
         credentials = client_credentials(request.headers.get("authorization"), params)
         client = await rt.clients.authenticate(credentials)
-        pair = await rt.sessions.refresh(
-            refresh_token, limits=rt.limiter.refresh(client_ip(request)), client_id=client.client_id
+        limits = rt.limiter.refresh(client_ip(request))
+        claims, now = await rt.sessions.verify_refresh(refresh_token, limits=limits)
+        try:
+            proof = await request_proof(rt, request)  # as /auth/refresh: a bound session needs its key
+        except KeyturnError:  # a bad proof counts against the address, as a bad token does
+            await limits.take(limits.takes(None, now))
+            raise
+        jkt = None if proof is None else proof.jkt
+        pair = await rt.sessions.refresh_verified(
+            claims, now, limits=limits, client_id=client.client_id, jkt=jkt
         )
         outcome = "ok"
     except KeyturnError as exc:
@@ -120,8 +129,14 @@ async def token(request: Request) -> JSONResponse:
         raise
     finally:
         kt.metrics.refreshed(outcome, time.perf_counter() - started)
-    body = token_body(pair.access_token, pair.refresh_token, pair.expires_in, pair.refresh_expires_in)
-    return JSONResponse(body, headers=NO_STORE)
+    body = token_body(
+        pair.access_token,
+        pair.refresh_token,
+        pair.expires_in,
+        pair.refresh_expires_in,
+        token_type=pair.token_type,
+    )
+    return JSONResponse(body, headers={**NO_STORE, **rt.dpop.nonce_headers()})
 
 
 @router.post(
