@@ -228,7 +228,7 @@ class Tab:
         page.locator("#login").wait_for(state="visible")
         page.fill("input[name=username]", self.service.username)
         page.fill("input[name=password]", password or self.service.password)
-        with page.expect_response(lambda r: urlsplit(r.url).path == "/auth/login") as login:
+        with page.expect_response(_login_answer) as login:
             page.click("#login-form button[type=submit]")
         if password is None:
             assert login.value.status == 200, f"login answered {login.value.status}"
@@ -285,6 +285,13 @@ class Tab:
             page.locator("#live").is_hidden(),
             page.get_attribute("#ended", "data-reason"),
         )
+
+
+def _login_answer(response: Response) -> bool:
+    """The answer to the login, past a ``use_dpop_nonce`` (400 with a ``DPoP-Nonce``) the page answers by
+    sending its proof once more with the nonce."""
+    asked_nonce = response.status == 400 and "dpop-nonce" in response.headers
+    return urlsplit(response.url).path == "/auth/login" and not asked_nonce
 
 
 def open_tab(context: BrowserContext, service: Cluster, *, dpop: bool = False) -> Tab:
