@@ -10,6 +10,7 @@ PORT ?= 8000
 JS := clients/js
 JS_STAMP := $(JS)/node_modules/.installed
 DEMO_JS := src/keyturn/server/demo/keyturn.js
+DEMO_DPOP_JS := src/keyturn/server/demo/dpop.js
 CHROMIUM := /usr/bin/chromium
 
 EXAMPLE_DIR ?= .keyturn-example
@@ -30,11 +31,13 @@ $(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(DEMO_JS): $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tsconfig.build.json
+# The base bundle and the DPoP entry (which loads the base bundle beside it), built together.
+$(DEMO_JS) $(DEMO_DPOP_JS) &: $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tsconfig.build.json $(JS)/scripts/build.mjs
 	cd $(JS) && npm run --silent build
-	cp $(JS)/dist/keyturn.js $@
+	cp $(JS)/dist/keyturn.js $(DEMO_JS)
+	cp $(JS)/dist/dpop.js $(DEMO_DPOP_JS)
 
-js: $(DEMO_JS)
+js: $(DEMO_JS) $(DEMO_DPOP_JS)
 
 js-test: $(JS_STAMP)
 	cd $(JS) && npm run --silent typecheck && npm test --silent
@@ -87,4 +90,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 
 clean:
-	rm -rf build dist $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info $(JS)/node_modules $(JS)/dist $(DEMO_JS) bench/compare/.venv
+	rm -rf build dist $(VENV) .pytest_cache .mypy_cache .ruff_cache src/*.egg-info $(JS)/node_modules $(JS)/dist $(DEMO_JS) $(DEMO_DPOP_JS) bench/compare/.venv

@@ -1,8 +1,9 @@
 """The one build step pyproject.toml cannot say: the browser bundle the demo page loads.
 
-``src/keyturn/server/demo/keyturn.js`` is built from ``clients/js`` (TypeScript, esbuild) and is not kept in
-git. A wheel or an sdist built from a checkout builds it first (this needs Node.js and npm); one built from an
-sdist finds it already there, so installing Keyturn never needs Node.js.
+``src/keyturn/server/demo/keyturn.js`` (and ``dpop.js``, the DPoP entry it loads) is built from ``clients/js``
+(TypeScript, esbuild) and is not kept in git. A wheel or an sdist built from a checkout builds it first (this
+needs Node.js and npm); one built from an sdist finds it already there, so installing Keyturn never needs
+Node.js.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
 ROOT = Path(__file__).parent
-BUNDLE = ROOT / "src" / "keyturn" / "server" / "demo" / "keyturn.js"
+DEMO = ROOT / "src" / "keyturn" / "server" / "demo"
+BUNDLES = ("keyturn.js", "dpop.js")
+BUNDLE = DEMO / BUNDLES[0]
 CLIENT = ROOT / "clients" / "js"
 
 
 def ensure_bundle() -> None:
     """Build the browser bundle from ``clients/js`` unless it is already there."""
-    if BUNDLE.exists():
+    if all((DEMO / name).exists() for name in BUNDLES):
         return
     if not (CLIENT / "package.json").exists():
         raise SystemExit(f"{BUNDLE} is missing and there is no {CLIENT} to build it from")
@@ -31,7 +34,8 @@ def ensure_bundle() -> None:
         raise SystemExit("building Keyturn from a checkout needs Node.js and npm (the demo page's bundle)")
     subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=CLIENT, check=True)
     subprocess.run([npm, "run", "--silent", "build"], cwd=CLIENT, check=True)
-    shutil.copyfile(CLIENT / "dist" / "keyturn.js", BUNDLE)
+    for name in BUNDLES:
+        shutil.copyfile(CLIENT / "dist" / name, DEMO / name)
 
 
 class BuildPy(build_py):

@@ -27,6 +27,7 @@ from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .errors import (
     DpopError,
     InvalidClient,
+    InvalidDpopProof,
     InvalidRequest,
     KeyturnError,
     RateLimited,
@@ -227,6 +228,10 @@ def oauth_error(error: KeyturnError) -> tuple[OAuthErrorCode, int]:
     """
     if isinstance(error, InvalidClient):
         return "invalid_client", 401
+    if isinstance(error, UseDpopNonce):  # RFC 9449 sections 5 and 8: DPoP's own codes, with their nonce
+        return "use_dpop_nonce", 400
+    if isinstance(error, InvalidDpopProof):
+        return "invalid_dpop_proof", 400
     if isinstance(error, UnsupportedGrantType):
         return "unsupported_grant_type", 400
     if isinstance(error, TokenError | SessionError):

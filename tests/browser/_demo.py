@@ -55,6 +55,10 @@ to one second under the lifetime) and the client adds up to 10 % jitter to its m
 
 SETTINGS = {"KEYTURN_ACCESS_TOKEN_LIFETIME": str(LIFETIME), "KEYTURN_LEEWAY": "0"}
 
+DPOP_SETTINGS = {"KEYTURN_DPOP": "required", "KEYTURN_DPOP_BIND_ACCESS_TOKENS": "true"}
+"""A service where every login and refresh needs a DPoP proof and access tokens are bound too (so the page's
+API calls carry proofs): the settings of the scenarios run with ``dpop: true`` (``/demo/?dpop``)."""
+
 LOG_DEADLINE = 30.0
 """How long a request's line may take to reach the log file (a slow, busy machine)."""
 
@@ -150,15 +154,19 @@ class SessionRow:
     gen: int
     state: str
     reason: str | None
+    jkt: str | None
+    """The thumbprint of the DPoP key the session is bound to, if any."""
 
 
 def session_row(service: Cluster, sid: str) -> SessionRow:
     """The session's row in the SQLite store: its generation counts its rotations."""
     uri = f"file:{service.data_dir / 'keyturn.db'}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
-        row = db.execute("SELECT gen, state, revoked_reason FROM sessions WHERE sid = ?", (sid,)).fetchone()
+        row = db.execute(
+            "SELECT gen, state, revoked_reason, jkt FROM sessions WHERE sid = ?", (sid,)
+        ).fetchone()
     assert row is not None, "the session is not in the store"
-    return SessionRow(int(row[0]), str(row[1]), row[2])
+    return SessionRow(int(row[0]), str(row[1]), row[2], row[3])
 
 
 # -- the page's side ------------------------------------------------------------------------------
@@ -191,6 +199,8 @@ class Tab:
 
     page: Page
     service: Cluster
+    dpop: bool = False
+    """The page's session is made with ``dpop: true`` (``/demo/?dpop``)."""
     answers: list[Answer] = field(default_factory=list)
     sid: str = ""
 
@@ -206,7 +216,7 @@ class Tab:
 
     def open(self) -> Tab:
         self.page.on("response", self._answered)
-        self.page.goto(self.service.server.url + "/demo/")
+        self.page.goto(self.service.server.url + ("/demo/?dpop" if self.dpop else "/demo/"))
         self.page.wait_for_function("() => window.keyturnDemo !== undefined")
         self.page.evaluate("() => window.keyturnDemo.session.ready")
         self.page.evaluate(_WATCH)
@@ -218,7 +228,7 @@ class Tab:
         page.locator("#login").wait_for(state="visible")
         page.fill("input[name=username]", self.service.username)
         page.fill("input[name=password]", password or self.service.password)
-        with page.expect_response(lambda r: urlsplit(r.url).path == "/auth/login") as login:
+        with page.expect_response(_login_answer) as login:
             page.click("#login-form button[type=submit]")
         if password is None:
             assert login.value.status == 200, f"login answered {login.value.status}"
@@ -277,8 +287,15 @@ class Tab:
         )
 
 
-def open_tab(context: BrowserContext, service: Cluster) -> Tab:
-    return Tab(context.new_page(), service).open()
+def _login_answer(response: Response) -> bool:
+    """The answer to the login, past a ``use_dpop_nonce`` (400 with a ``DPoP-Nonce``) the page answers by
+    sending its proof once more with the nonce."""
+    asked_nonce = response.status == 400 and "dpop-nonce" in response.headers
+    return urlsplit(response.url).path == "/auth/login" and not asked_nonce
+
+
+def open_tab(context: BrowserContext, service: Cluster, *, dpop: bool = False) -> Tab:
+    return Tab(context.new_page(), service, dpop).open()
 
 
 def refresh_cookie(context: BrowserContext) -> Mapping[str, Any]:

@@ -5,17 +5,23 @@ emulation: every request fails, and ``offline``/``online`` events fire), then th
 every ``/auth/*`` call 503 with Keyturn's own ``server_error`` body. Calls fail meanwhile, and the access
 token expires many times over, but the session must not end: once the faults stop, the page recovers by
 itself (the client's backoff is capped at 30 s, DESIGN section 6) and its calls succeed again.
+
+Issue 17, acceptance 3: the same with ``dpop: true`` against a service that requires DPoP, binds access
+tokens too and asks for its nonces (so the page's first login proof, without one, is answered
+``use_dpop_nonce`` and sent again with the nonce).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
+import pytest
 from playwright.sync_api import BrowserContext, Route
 
 from ..e2e._server import Cluster
-from ._demo import ServerLog, open_tab, session_row
+from ._demo import DPOP_SETTINGS, ServerLog, open_tab, session_row, token_service
 
 OFFLINE = 30.0
 FAILING = 20.0
@@ -39,11 +45,27 @@ def _unavailable(route: Route) -> None:
     )
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["bearer", "dpop"])
+def dpop(request: pytest.FixtureRequest) -> bool:
+    """Whether the page binds its session to a DPoP key (and the service requires it)."""
+    return bool(request.param)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory, dpop: bool) -> Iterator[Cluster]:
+    settings = {**DPOP_SETTINGS, "KEYTURN_DPOP_NONCES": "true"} if dpop else {}
+    with token_service(tmp_path_factory.mktemp("service"), **settings) as group:
+        yield group
+
+
 def test_thirty_seconds_offline_then_twenty_of_503_never_end_the_session(
-    service: Cluster, context: BrowserContext
+    service: Cluster, context: BrowserContext, dpop: bool
 ) -> None:
-    tab = open_tab(context, service)
+    tab = open_tab(context, service, dpop=dpop)
     tab.sign_in()
+    assert (session_row(service, tab.sid).jkt is not None) == dpop
+    logins = [(a.status, a.error) for a in tab.answers if a.path == "/auth/login"]
+    assert logins == ([(400, "use_dpop_nonce"), (200, None)] if dpop else [(200, None)])
     tab.auto(True)
     tab.wait_for("() => window.keyturnDemo.counts().ok >= 5", 15)
     states: set[str] = set()

@@ -8,6 +8,10 @@ expiry, the second would have presented a refresh token already rotated: a repla
 period), a reuse, or a second rotation moments after the first.
 
 The service logs at debug level here, so each rotation and replay is an event in its log.
+
+Issue 17, acceptance 3: the same with ``dpop: true`` against a service that requires DPoP and binds access
+tokens too, so that every login, refresh and API call of the four tabs carries a proof by the one key they
+share (IndexedDB).
 """
 
 from __future__ import annotations
@@ -20,7 +24,16 @@ import pytest
 from playwright.sync_api import BrowserContext
 
 from ..e2e._server import Cluster
-from ._demo import LIFETIME, SHORTEST_PERIOD, ServerLog, gaps, open_tab, session_row, token_service
+from ._demo import (
+    DPOP_SETTINGS,
+    LIFETIME,
+    SHORTEST_PERIOD,
+    ServerLog,
+    gaps,
+    open_tab,
+    session_row,
+    token_service,
+)
 
 TABS = 4
 REQUESTS = 50
@@ -45,19 +58,27 @@ _FIRE = """async ([count, spread]) => {
 }"""
 
 
+@pytest.fixture(scope="module", params=[False, True], ids=["bearer", "dpop"])
+def dpop(request: pytest.FixtureRequest) -> bool:
+    """Whether the pages bind their session to a DPoP key (and the service requires it)."""
+    return bool(request.param)
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def service(tmp_path_factory: pytest.TempPathFactory, dpop: bool) -> Iterator[Cluster]:
     """This module's token service, logging every rotation and replay (debug level)."""
-    with token_service(tmp_path_factory.mktemp("service"), log_level="debug") as group:
+    settings = DPOP_SETTINGS if dpop else {}
+    with token_service(tmp_path_factory.mktemp("service"), log_level="debug", **settings) as group:
         yield group
 
 
 def test_four_tabs_rotate_once_per_expiry_and_every_request_succeeds(
-    service: Cluster, context: BrowserContext
+    service: Cluster, context: BrowserContext, dpop: bool
 ) -> None:
-    first = open_tab(context, service)
+    first = open_tab(context, service, dpop=dpop)
     first.sign_in()
-    tabs = [first] + [open_tab(context, service) for _ in range(TABS - 1)]
+    assert (session_row(service, first.sid).jkt is not None) == dpop
+    tabs = [first] + [open_tab(context, service, dpop=dpop) for _ in range(TABS - 1)]
     for tab in tabs[1:]:  # the new tabs took on the first tab's session
         assert tab.state == "active"
     # Counts are taken just after a refresh, when none is in flight (the next is seconds away).

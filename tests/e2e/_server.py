@@ -81,10 +81,12 @@ class Cluster:
         return self.servers[0]
 
 
-def launch_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: str) -> Server:
-    """Start ``keyturn serve`` without waiting for it; see :func:`wait_ready`."""
+def launch_server(
+    data_dir: Path, env: Mapping[str, str] | None = None, *args: str, port: int | None = None
+) -> Server:
+    """Start ``keyturn serve`` (on ``port``, else a free one) without waiting for it (:func:`wait_ready`)."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     log = data_dir / f"server-{port}.log"
     _logsweep.watch(log, f"keyturn serve :{port}")
     with log.open("wb") as out:
@@ -119,8 +121,10 @@ def wait_ready(server: Server, timeout: float = 60) -> Server:
     return server
 
 
-def start_server(data_dir: Path, env: Mapping[str, str] | None = None, *args: str) -> Server:
-    return wait_ready(launch_server(data_dir, env, *args))
+def start_server(
+    data_dir: Path, env: Mapping[str, str] | None = None, *args: str, port: int | None = None
+) -> Server:
+    return wait_ready(launch_server(data_dir, env, *args, port=port))
 
 
 def start_servers(
@@ -164,9 +168,14 @@ def add_user(data_dir: Path, name: str) -> str:
 
 @contextlib.contextmanager
 def cluster(
-    data_dir: Path, processes: int = 1, env: Mapping[str, str] | None = None, *args: str
+    data_dir: Path,
+    processes: int = 1,
+    env: Mapping[str, str] | None = None,
+    *args: str,
+    port: int | None = None,
 ) -> Iterator[Cluster]:
-    """``processes`` servers on one data directory, with one user ``alice`` already added."""
+    """``processes`` servers on one data directory, with one user ``alice`` already added; ``port``: the
+    one server's port (a URL known before it starts, for ``KEYTURN_ISSUER``)."""
     group = Cluster(data_dir)
     added = run_cli(
         data_dir, "users", "add", group.username, "--password-stdin", stdin=group.password + "\n", env=env
@@ -174,7 +183,7 @@ def cluster(
     assert added.returncode == 0, added.stderr
     try:
         for _ in range(processes):
-            group.servers.append(start_server(data_dir, env, *args))
+            group.servers.append(start_server(data_dir, env, *args, port=port))
         yield group
     finally:
         for server in group.servers:

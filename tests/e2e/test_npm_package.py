@@ -22,6 +22,7 @@ NPM = shutil.which("npm")
 
 APP = """\
 import { createSession, SessionEndedError, type Session, type State } from "@keyturn/client";
+import { createSession as createBound } from "@keyturn/client/dpop";
 
 const session: Session = createSession({ mode: "cookie", name: "app" });
 const state: State = session.state;
@@ -30,6 +31,10 @@ export const failed = (error: unknown): boolean => error instanceof SessionEnded
 
 // @ts-expect-error: not a mode (if the package's types were `any`, this line would be an unused directive)
 createSession({ mode: "nonsense" });
+
+export const bound: Session = createBound({ mode: "cookie", dpop: true, name: "bound" });
+// @ts-expect-error: `dpop` is a boolean (the DPoP entry's own declarations)
+createBound({ dpop: "yes" });
 """
 
 pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed")
@@ -57,6 +62,13 @@ def test_the_tarball_holds_the_built_bundle_and_its_declarations(tarball: Path) 
         names = set(archive.getnames())
     assert {"package/dist/keyturn.js", "package/dist/index.d.ts", "package/package.json"} <= names
     assert "package/dist/session.d.ts" in names
+    assert {"package/dist/dpop.js", "package/dist/dpop.d.ts"} <= names
+    with tarfile.open(tarball) as archive:
+        member = archive.extractfile("package/dist/dpop.js")
+        assert member is not None
+        dpop = member.read().decode()
+    # the DPoP entry loads the base bundle beside it rather than carry a copy of it
+    assert 'from"./keyturn.js"' in dpop.replace(" ", "")
 
 
 @pytest.mark.parametrize(

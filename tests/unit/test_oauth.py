@@ -13,16 +13,19 @@ from hypothesis import strategies as st
 from keyturn.clients import ClientRegistry
 from keyturn.errors import (
     InvalidClient,
+    InvalidDpopProof,
     InvalidRequest,
     KeyturnError,
     Overloaded,
     RateLimited,
+    RefreshTokenBound,
     RefreshTokenReused,
     ServerError,
     SessionExpired,
     StoreUnavailable,
     TokenInvalid,
     UnsupportedGrantType,
+    UseDpopNonce,
 )
 from keyturn.http import error_body, error_headers, error_status
 from keyturn.oauth import (
@@ -197,6 +200,9 @@ async def test_public_and_confidential_clients_authenticate_as_their_kind(anyio_
         (ServerError(), "server_error", 500),
         (StoreUnavailable(), "temporarily_unavailable", 503),
         (Overloaded(1), "temporarily_unavailable", 503),
+        (InvalidDpopProof(), "invalid_dpop_proof", 400),  # RFC 9449's own codes at the token endpoint
+        (UseDpopNonce("n"), "use_dpop_nonce", 400),
+        (RefreshTokenBound(), "invalid_grant", 400),
     ],
 )
 def test_each_error_has_its_rfc_6749_code_and_status(error: KeyturnError, code: str, status: int) -> None:

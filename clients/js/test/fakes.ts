@@ -4,7 +4,7 @@
  * jar; storage shared by tabs with storage events; Web Locks; BroadcastChannel. Time is vitest's fake clock.
  */
 import { vi } from "vitest";
-import { createSession, type Session, type SessionOptions } from "../src/session";
+import { createSession as createBase, type Session, type SessionOptions } from "../src/session";
 import { SIMPLEJWT } from "../src/endpoints";
 import type { ChannelLike, LockManagerLike } from "../src/tabs";
 
@@ -66,6 +66,8 @@ export class FakeServer {
   refreshDelay = 0;
   /** Extra fields sent in every token answer (a misconfigured service, say). */
   extra: Record<string, unknown> = {};
+  /** Extra claims of every access token (`cnf`, for a token bound to a DPoP key). */
+  claims: Record<string, unknown> = {};
   private head: string | undefined;
   private rotated = new Map<string, number>();
   private access = new Map<string, { exp: number }>();
@@ -151,7 +153,8 @@ export class FakeServer {
   private token(kind: "at" | "rt"): string {
     const iat = Math.floor(this.serverNow());
     const exp = Math.min(iat + (kind == "at" ? this.lifetime : this.refreshLifetime), Math.floor(this.absoluteEnd));
-    const jwt = `${b64url({ alg: "none", typ: kind + "+jwt" })}.${b64url({ sub: "alice", sid: "s1", iat, exp, jti: ++this.serial })}.sig`;
+    const extra = kind == "at" ? this.claims : {};
+    const jwt = `${b64url({ alg: "none", typ: kind + "+jwt" })}.${b64url({ sub: "alice", sid: "s1", iat, exp, jti: ++this.serial, ...extra })}.sig`;
     if (kind == "at") this.access.set(jwt, { exp: this.expiry() });
     return jwt;
   }
@@ -229,7 +232,7 @@ export class FakeServer {
     const fault = this.resourceFaults.shift();
     if (fault == "network" || fault == "lost") throw new TypeError("fetch failed");
     if (fault) return this.faulty(fault);
-    const token = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
+    const token = /^(?:Bearer|DPoP) (.+)$/.exec(request.headers.get("authorization") ?? "")?.[1] ?? "";
     const known = this.access.get(token);
     if (!known) return this.error("token_invalid");
     if (this.revoked) return this.error("token_revoked");
@@ -388,7 +391,15 @@ export function browser(
     lag = 0,
     locks = true,
     channel = true,
-  }: { delay?: number; lag?: number; locks?: boolean; channel?: boolean } = {},
+    createSession = createBase,
+  }: {
+    delay?: number;
+    lag?: number;
+    locks?: boolean;
+    channel?: boolean;
+    /** What makes a tab's session (`@keyturn/client/dpop`'s, say). */
+    createSession?: (options: SessionOptions) => Session;
+  } = {},
 ): Browser {
   const net = channels(delay);
   const b: Browser = {

@@ -1,6 +1,7 @@
-// The demo page: Keyturn's browser client (keyturn.js, built from clients/js) in cookie mode, shown live.
+// The demo page: Keyturn's browser client (keyturn.js, built from clients/js) in cookie mode, shown live;
+// `/demo/?dpop` binds the session to a DPoP key (dpop.js, the client's `@keyturn/client/dpop` entry).
 // Everything the buttons do goes through a fetch wrapper, so "offline" and "tamper" affect only this tab.
-import { createSession } from "./keyturn.js";
+import { createSession } from "./dpop.js";
 
 const $ = (id) => document.getElementById(id);
 const ENDED = {
@@ -26,10 +27,10 @@ async function demoFetch(input, init = {}) {
     const auth = headers.get("Authorization");
     if (auth) {
       knobs.tamper = false;
-      const token = auth.slice(7);
+      const [scheme, token] = auth.split(" ");
       const i = token.lastIndexOf(".") + 5;
       const flipped = token.slice(0, i) + (token[i] === "A" ? "B" : "A") + token.slice(i + 1);
-      headers.set("Authorization", `Bearer ${flipped}`);
+      headers.set("Authorization", `${scheme} ${flipped}`);
       init = { ...init, headers };
       note("failed", "sending a tampered access token");
     }
@@ -37,7 +38,8 @@ async function demoFetch(input, init = {}) {
   return fetch(input, init);
 }
 
-const session = createSession({ mode: "cookie", fetch: demoFetch, name: "keyturn-demo" });
+const dpop = new URLSearchParams(location.search).has("dpop");
+const session = createSession({ mode: "cookie", fetch: demoFetch, name: "keyturn-demo", dpop });
 
 function note(kind, text) {
   const item = document.createElement("li");

@@ -40,7 +40,7 @@ from ..schemas import (
     OAuthTokenResponse,
     ServerMetadata,
 )
-from ._common import NO_STORE, RATE_LIMITED, client_ip, keyturn, runtime
+from ._common import DPOP_HEADER, NO_STORE, RATE_LIMITED, client_ip, keyturn, runtime
 
 __all__ = ["router"]
 
@@ -51,8 +51,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (
             400,
-            "invalid_request, unsupported_grant_type, or invalid_grant (the refresh token cannot be "
-            "used: keyturn_error says why)",
+            "invalid_request, unsupported_grant_type, invalid_grant (the refresh token cannot be "
+            "used: keyturn_error says why), or invalid_dpop_proof and use_dpop_nonce (RFC 9449)",
         ),
         (401, "invalid_client: client authentication failed (WWW-Authenticate: Basic)"),
         (500, "server_error: nothing was changed; retry with backoff"),
@@ -99,7 +99,7 @@ router = APIRouter(tags=["oauth"], route_class=OAuthRoute, responses=ERRORS)
     response_model=OAuthTokenResponse,
     responses=RATE_LIMITED,
     summary="Rotate a refresh token (RFC 6749 section 6, grant_type=refresh_token)",
-    openapi_extra=_body(OAuthTokenRequest),
+    openapi_extra={**_body(OAuthTokenRequest), "parameters": [DPOP_HEADER]},
 )
 async def token(request: Request) -> JSONResponse:
     """The same rotation, grace period and reuse detection as `/auth/refresh`; a refresh token issued
