@@ -54,23 +54,43 @@ def pytest_configure(config: pytest.Config) -> None:
         _logsweep.start()
 
 
+_WORKER_LEAKS: list[str] = []
+"""Under pytest-xdist, the controller's list of what each worker's sweep found (see below)."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """Under pytest-xdist (controller): keep what the sweep of a worker that finished found."""
+    found = getattr(node, "workeroutput", {}).get("log_sweep_leaks")
+    if found:
+        _WORKER_LEAKS.extend(found)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Sweep every captured line; a leak fails the run with a report that names where, never the secret.
 
     The failure is reported as a failed item ``tests/_logsweep.py::log_sweep``, so that it shows among
-    the failures and in the summary line, not only in the exit status.
+    the failures and in the summary line, not only in the exit status. Under pytest-xdist each worker
+    sweeps its own lines and hands what it found to the controller (``workeroutput``), which reports
+    them with its own.
     """
     corpus = _logsweep.SWEEP
     if corpus is None:
         return
     leaks = corpus.scan()
     kept = _logsweep.finish(keep=bool(leaks))
-    if not leaks:
+    found = [f"- {leak} (corpus kept in {kept})" for leak in leaks]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["log_sweep_leaks"] = found
+        return
+    found += _WORKER_LEAKS
+    if not found:
         return
     text = "\n".join(
         [
-            f"{len(leaks)} log line(s) hold a token or a password (DESIGN section 9); corpus kept in {kept}",
-            *(f"- {leak}" for leak in leaks[:50]),
+            f"{len(found)} log line(s) hold a token or a password (DESIGN section 9)",
+            *found[:50],
         ]
     )
     report = pytest.TestReport(
