@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 
@@ -7,6 +8,16 @@ import pytest
 
 from . import _logsweep
 from ._secrets import MADE
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers ``-n auto`` (pyproject.toml's default) starts: two a core, at least four.
+
+    Most of the suite's time is spent waiting (60 s browser and fault runs, tokens expiring, servers and
+    browsers starting), so more workers than cores overlap the waits. Tests that must not run beside each
+    other share an ``xdist_group`` (one worker runs them one after another).
+    """
+    return max(4, 2 * len(os.sched_getaffinity(0)))
 
 
 @pytest.fixture

@@ -32,7 +32,10 @@ export const failed = (error: unknown): boolean => error instanceof SessionEnded
 createSession({ mode: "nonsense" });
 """
 
-pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed")
+pytestmark = [
+    pytest.mark.skipif(NPM is None, reason="npm is not installed"),
+    pytest.mark.xdist_group("npm-pack"),  # one pytest-xdist worker: the tarball is packed once
+]
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
