@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,36 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     other share an ``xdist_group`` (one worker runs them one after another).
     """
     return max(4, 2 * len(os.sched_getaffinity(0)))
+
+
+SHARED_SERVER_MODULES: dict[str, str | None] = {
+    "e2e/test_api.py": "api",
+    "e2e/test_cli.py": None,
+    "e2e/test_client.py": None,
+    "e2e/test_client_crowd.py": None,
+    "e2e/test_client_session_end.py": None,
+    "e2e/test_client_simplejwt.py": None,
+    "e2e/test_docs_run.py": None,
+    "e2e/test_faults.py": None,
+    "e2e/test_hostile_http.py": None,
+    "e2e/test_middleware_frameworks.py": None,
+    "e2e/test_simplejwt_server.py": None,
+}
+"""Modules of short tests sharing module-scoped servers: one pytest-xdist worker runs each (one per value of
+the named parametrized fixture), so that their servers start once, not once on every worker."""
+_TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.relative_to(_TESTS).as_posix() if item.path.is_relative_to(_TESTS) else ""
+        if module not in SHARED_SERVER_MODULES:
+            continue
+        split_by = SHARED_SERVER_MODULES[module]
+        callspec = getattr(item, "callspec", None)
+        value = None if split_by is None or callspec is None else callspec.params.get(split_by)
+        item.add_marker(pytest.mark.xdist_group(module if value is None else f"{module}-{value}"))
 
 
 @pytest.fixture
