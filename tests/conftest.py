@@ -1,12 +1,54 @@
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from . import _logsweep
 from ._secrets import MADE
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """How many pytest-xdist workers ``-n auto`` (pyproject.toml's default) starts: two a core, at least four.
+
+    Most of the suite's time is spent waiting (60 s browser and fault runs, tokens expiring, servers and
+    browsers starting), so more workers than cores overlap the waits. Tests that must not run beside each
+    other share an ``xdist_group`` (one worker runs them one after another).
+    """
+    return max(4, 2 * len(os.sched_getaffinity(0)))
+
+
+SHARED_SERVER_MODULES: dict[str, str | None] = {
+    "e2e/test_api.py": "api",
+    "e2e/test_cli.py": None,
+    "e2e/test_client.py": None,
+    "e2e/test_client_crowd.py": None,
+    "e2e/test_client_session_end.py": None,
+    "e2e/test_client_simplejwt.py": None,
+    "e2e/test_docs_run.py": None,
+    "e2e/test_faults.py": None,
+    "e2e/test_hostile_http.py": None,
+    "e2e/test_middleware_frameworks.py": None,
+    "e2e/test_simplejwt_server.py": None,
+}
+"""Modules of short tests sharing module-scoped servers: one pytest-xdist worker runs each (one per value of
+the named parametrized fixture), so that their servers start once, not once on every worker."""
+_TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.relative_to(_TESTS).as_posix() if item.path.is_relative_to(_TESTS) else ""
+        if module not in SHARED_SERVER_MODULES:
+            continue
+        split_by = SHARED_SERVER_MODULES[module]
+        callspec = getattr(item, "callspec", None)
+        value = None if split_by is None or callspec is None else callspec.params.get(split_by)
+        item.add_marker(pytest.mark.xdist_group(module if value is None else f"{module}-{value}"))
 
 
 @pytest.fixture
@@ -54,23 +96,43 @@ def pytest_configure(config: pytest.Config) -> None:
         _logsweep.start()
 
 
+_WORKER_LEAKS: list[str] = []
+"""Under pytest-xdist, the controller's list of what each worker's sweep found (see below)."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """Under pytest-xdist (controller): keep what the sweep of a worker that finished found."""
+    found = getattr(node, "workeroutput", {}).get("log_sweep_leaks")
+    if found:
+        _WORKER_LEAKS.extend(found)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Sweep every captured line; a leak fails the run with a report that names where, never the secret.
 
     The failure is reported as a failed item ``tests/_logsweep.py::log_sweep``, so that it shows among
-    the failures and in the summary line, not only in the exit status.
+    the failures and in the summary line, not only in the exit status. Under pytest-xdist each worker
+    sweeps its own lines and hands what it found to the controller (``workeroutput``), which reports
+    them with its own.
     """
     corpus = _logsweep.SWEEP
     if corpus is None:
         return
     leaks = corpus.scan()
     kept = _logsweep.finish(keep=bool(leaks))
-    if not leaks:
+    found = [f"- {leak} (corpus kept in {kept})" for leak in leaks]
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports
+        workeroutput["log_sweep_leaks"] = found
+        return
+    found += _WORKER_LEAKS
+    if not found:
         return
     text = "\n".join(
         [
-            f"{len(leaks)} log line(s) hold a token or a password (DESIGN section 9); corpus kept in {kept}",
-            *(f"- {leak}" for leak in leaks[:50]),
+            f"{len(found)} log line(s) hold a token or a password (DESIGN section 9)",
+            *found[:50],
         ]
     )
     report = pytest.TestReport(

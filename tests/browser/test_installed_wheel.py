@@ -19,6 +19,8 @@ from ._demo import open_tab
 
 CHECKOUT = Path(__file__).parents[2]
 
+pytestmark = pytest.mark.xdist_group("wheel")  # one pytest-xdist worker: the wheel is built once
+
 
 def fresh_copy(into: Path) -> Path:
     """The files a clone of this checkout has (tracked, and new ones not ignored), as they are now."""

@@ -51,7 +51,8 @@ def _with_query(url: str, name: str, value: str) -> str:
 
 
 def _ensure_postgres_database() -> None:
-    """Create the test database once if it is missing (trust auth, as on this machine and in CI)."""
+    """Create the test database once if it is missing (trust auth, as on this machine and in CI); several
+    workers may try at once on a fresh server."""
     import psycopg
     from psycopg import sql
 
@@ -60,7 +61,9 @@ def _ensure_postgres_database() -> None:
     with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
         found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
         if found is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            # another pytest-xdist worker may create it between the look and the create
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
 
 
 @functools.cache

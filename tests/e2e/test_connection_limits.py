@@ -20,6 +20,10 @@ import pytest
 
 from ._server import Server, start_server, stop_server
 
+# Measures response times (a deadline the feature promises): never beside another timing test (one
+# pytest-xdist worker runs the "timing" group's tests one after another).
+pytestmark = pytest.mark.xdist_group("timing")
+
 HEAD_TIMEOUT = 1.5
 BODY_TIMEOUT = 1.5
 IDLE_TIMEOUT = 1.0

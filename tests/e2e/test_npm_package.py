@@ -37,7 +37,10 @@ export const bound: Session = createBound({ mode: "cookie", dpop: true, name: "b
 createBound({ dpop: "yes" });
 """
 
-pytestmark = pytest.mark.skipif(NPM is None, reason="npm is not installed")
+pytestmark = [
+    pytest.mark.skipif(NPM is None, reason="npm is not installed"),
+    pytest.mark.xdist_group("npm-pack"),  # one pytest-xdist worker: the tarball is packed once
+]
 
 
 def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -48,11 +51,16 @@ def _run(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``npm pack`` from a checkout without ``dist/`` (as a fresh clone has none)."""
+    """``npm pack`` from a checkout without ``dist/`` (as a fresh clone has none): a copy of ``clients/js``
+    without it, on the checkout's ``node_modules``, so that the checkout's own ``dist/`` (which the browser
+    tests load, perhaps at the same time on another pytest-xdist worker) is left alone."""
     assert NPM is not None
-    shutil.rmtree(JS / "dist", ignore_errors=True)
+    package = tmp_path_factory.mktemp("checkout") / "js"
+    shutil.copytree(JS, package, ignore=shutil.ignore_patterns("node_modules", "dist"))
+    (package / "node_modules").symlink_to(JS / "node_modules", target_is_directory=True)
+    assert not (package / "dist").exists()
     out = tmp_path_factory.mktemp("pack")
-    _run([NPM, "pack", "--pack-destination", str(out)], JS)
+    _run([NPM, "pack", "--pack-destination", str(out)], package)
     (packed,) = out.glob("*.tgz")
     return packed
 

@@ -27,6 +27,10 @@ from ._http import assert_error, b64url, b64url_json, bearer, jwt_parts, login, 
 from ._resource import ResourceApp, launch_app, stop_app, wait_app_ready
 from ._server import Cluster, cluster, run_cli
 
+# Measures response times (a deadline the feature promises): never beside another timing test (one
+# pytest-xdist worker runs the "timing" group's tests one after another).
+pytestmark = pytest.mark.xdist_group("timing")
+
 RESOURCE = "tests.e2e.apps.fastapi_resource"
 REVOCATION_DEADLINE = 2.0
 """Issue 4, acceptance 1: a revocation reaches a resource server within this many seconds."""

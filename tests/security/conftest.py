@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ..contract.backends import SHARED_BACKENDS
 from ..e2e._resource import ResourceApp
 from ._services import EMBEDDED, Service, running_embedded, running_resource, running_service
+
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests on one ``service`` run on one pytest-xdist worker, so that each service (and its resource
+    server) starts once, not once on every worker; the four services run side by side."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.path.is_relative_to(HERE) and callspec is not None and "service" in callspec.params:
+            item.add_marker(pytest.mark.xdist_group(f"security-{callspec.params['service']}"))
 
 
 @pytest.fixture(scope="package", params=[*SHARED_BACKENDS, EMBEDDED])

@@ -127,9 +127,11 @@ def test_the_session_sweep_sees_server_and_in_process_events(tmp_path: Path) -> 
     assert group.password in corpus.registry.all_passwords()
 
 
-def test_a_leak_fails_the_pytest_run_and_the_report_withholds_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [["-n", "0"], ["-n", "1"]], ids=["one process", "xdist workers"])
+def test_a_leak_fails_the_pytest_run_and_the_report_withholds_it(tmp_path: Path, workers: list[str]) -> None:
     """A whole pytest run whose only test passes but logs a token: the sweep turns it into a failure,
-    names the logger, and shows the token's fingerprint, never the token."""
+    names the logger, and shows the token's fingerprint, never the token; in one process, and when the
+    test runs on a pytest-xdist worker (the worker's sweep is reported by the controller)."""
     attacker = Attacker()
     token = forge({"alg": "HS256", "typ": "at+jwt", "kid": "k"}, {"sub": "alice"}, attacker.secret, "HS256")
     done = subprocess.run(
@@ -139,6 +141,7 @@ def test_a_leak_fails_the_pytest_run_and_the_report_withholds_it(tmp_path: Path)
             "pytest",
             "-p",
             "no:cacheprovider",
+            *workers,
             "-q",
             "tests/security/_leak_on_purpose.py",
         ],
