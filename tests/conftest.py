@@ -43,6 +43,11 @@ _TESTS = Path(__file__).parent
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.path.relative_to(_TESTS).as_posix() if item.path.is_relative_to(_TESTS) else ""
+        if module.startswith("browser/"):
+            # One Chromium at a time: a browser's timing tests never share the cores with another browser.
+            if item.get_closest_marker("xdist_group") is None:
+                item.add_marker(pytest.mark.xdist_group("browser"))
+            continue
         if module not in SHARED_SERVER_MODULES:
             continue
         split_by = SHARED_SERVER_MODULES[module]
