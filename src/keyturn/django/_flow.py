@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeAlias
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
@@ -113,12 +114,13 @@ class DualView:
             return _MARKS[name]
         raise AttributeError(name)
 
-    @property
-    def _non_atomic_requests(self) -> set[str]:
+    @cached_property
+    def _non_atomic_requests(self) -> frozenset[str]:
         # ATOMIC_REQUESTS would wrap the view in a transaction Keyturn's store does not take part in.
+        # Django reads this on every request; its database aliases are fixed once it has read them.
         from django.db import connections
 
-        return set(connections)
+        return frozenset(connections)
 
     def __call__(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         if on_event_loop():
