@@ -41,7 +41,7 @@ async def _access(sessions: SessionService, token: str) -> dict[str, JSONValue]:
 
 
 async def _refresh(sessions: SessionService, token: str) -> dict[str, JSONValue]:
-    claims = await sessions.current_refresh(token)
+    claims = await sessions.current_refresh(token, any_key=True)
     session = await sessions.store.get_session(claims.sid)
     client_id = (session.client_id if session is not None else None) or DEFAULT_CLIENT_ID
     found: dict[str, JSONValue] = {

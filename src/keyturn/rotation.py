@@ -108,13 +108,23 @@ def reuse_cause(session: SessionRecord, claims: RefreshClaims) -> ReuseCause:
 
 
 def check_current(
-    claims: RefreshClaims, session: SessionRecord, now: float, codec: TokenCodec, *, expired_ok: bool = False
+    claims: RefreshClaims,
+    session: SessionRecord,
+    now: float,
+    codec: TokenCodec,
+    *,
+    expired_ok: bool = False,
+    jkt: str | None = None,
+    any_key: bool = False,
 ) -> None:
     """Raise unless ``claims`` are the current, unexpired refresh token of the active ``session``: the rule
     for a refresh token that lists or ends sessions (a rotated or expired copy may be a stolen one).
 
     ``expired_ok``: the current token may have expired (logout and revoke, which end its own session
     alone: with its current token expired that session cannot be refreshed again, it is dead already).
+    ``jkt``: the key thumbprint of the call's checked DPoP proof; a session bound to a key needs a proof by
+    it (``refresh_token_bound``), so a copied token cannot end the real user's session either. ``any_key``:
+    no proof is asked (introspection: a confidential client reads, it ends nothing).
     """
     if session.sub != claims.sub:
         raise TokenInvalid("The refresh token does not belong to its session.")
@@ -124,6 +134,8 @@ def check_current(
         raise RefreshTokenExpired()
     if claims.jti != session.head_jti:
         raise TokenInvalid("Only the session's current refresh token may list or end sessions.")
+    if not any_key and session.jkt is not None and jkt != session.jkt:
+        raise RefreshTokenBound()
 
 
 def issued_to(session: SessionRecord, client_id: str) -> bool:

@@ -354,7 +354,9 @@ class SessionService:
             raise TokenRevoked()
         return Authenticated(claims, session)
 
-    async def logout(self, *, access_token: str | None = None, refresh_token: str | None = None) -> list[str]:
+    async def logout(
+        self, *, access_token: str | None = None, refresh_token: str | None = None, jkt: str | None = None
+    ) -> list[str]:
         """End the session named by an access token or a refresh token; return it if it was active.
 
         The token must verify, but it may belong to a session that has already ended (logout is
@@ -370,13 +372,15 @@ class SessionService:
             session = await self.store.get_session(claims.sid)
             if session is None or session.state != "active":
                 return []
-            check_current(claims, session, now, self.codec, expired_ok=True)
+            check_current(claims, session, now, self.codec, expired_ok=True, jkt=jkt)
             sid = claims.sid
         else:
             raise ValueError("logout needs an access token or a refresh token")
         return [sid] if await self._revoke(sid, "logout", now) else []
 
-    async def current_refresh(self, refresh_token: str) -> RefreshClaims:
+    async def current_refresh(
+        self, refresh_token: str, *, jkt: str | None = None, any_key: bool = False
+    ) -> RefreshClaims:
         """The claims of an active session's current refresh token, unexpired: the credential that lists
         and ends a user's sessions. Resource servers never receive it, so an access token is refused
         here (``insufficient_scope``), and so is an old or expired refresh token (a stolen copy, say).
@@ -393,7 +397,7 @@ class SessionService:
         session = await self.store.get_session(claims.sid)
         if session is None or session.state != "active":
             raise SessionRevoked()
-        check_current(claims, session, now, self.codec)
+        check_current(claims, session, now, self.codec, jkt=jkt, any_key=any_key)
         return claims
 
     def _is_access_token(self, token: str, now: float) -> bool:
@@ -405,9 +409,9 @@ class SessionService:
             return False
         return True
 
-    async def logout_all(self, *, refresh_token: str) -> list[str]:
+    async def logout_all(self, *, refresh_token: str, jkt: str | None = None) -> list[str]:
         """End every session of the subject of an active session's current refresh token."""
-        subject = (await self.current_refresh(refresh_token)).sub
+        subject = (await self.current_refresh(refresh_token, jkt=jkt)).sub
         return await self.revoke_all(subject, "logout_all")
 
     async def revoke(self, sid: str, reason: RevokedReason = "revoked") -> bool:
@@ -429,12 +433,13 @@ class SessionService:
             emit("session.revoked", sid=sid, sub=subject, reason=reason)
         return sids
 
-    async def revoke_token(self, token: str, *, client_id: str | None = None) -> None:
+    async def revoke_token(self, token: str, *, client_id: str | None = None, jkt: str | None = None) -> None:
         """RFC 7009: revoke a refresh token (its whole session) or one access token.
 
         An invalid, expired or unknown token is not an error: there is nothing left to revoke. A refresh
         token that is not its session's current one (a rotated copy) is such a token: it revokes nothing.
-        So is, with ``client_id``, a token issued to another client.
+        So is, with ``client_id``, a token issued to another client, and a bound session's token without a
+        proof by its key (``jkt``).
         """
         now = self.clock.now()
         try:
@@ -448,9 +453,9 @@ class SessionService:
             if client_id is not None and not issued_to(session, client_id):
                 return
             try:
-                check_current(refresh, session, now, self.codec, expired_ok=True)
+                check_current(refresh, session, now, self.codec, expired_ok=True, jkt=jkt)
             except KeyturnError:
-                return  # a rotated or expired copy is invalid (RFC 7009 section 2.2): nothing is revoked
+                return  # a rotated or expired copy, or one without its key's proof: nothing is revoked
             await self._revoke(refresh.sid, "revoked", now)
             return
         try:

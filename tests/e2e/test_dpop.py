@@ -103,6 +103,55 @@ def test_a_copied_refresh_token_is_refused_every_time_and_the_session_keeps_refr
     assert manager.state == "active"
 
 
+def test_a_copied_refresh_token_cannot_end_or_list_the_sessions_without_its_key(
+    world: World, client: tuple[TokenManager, Hooks, Path]
+) -> None:
+    """The thief gains nothing and the user loses nothing: without a proof by the session's key, the copy
+    can neither log out, log out everywhere, list or end sessions, nor revoke (RFC 7009 answers 200 and
+    revokes nothing); the real client keeps refreshing, and then logs out with its own proofs."""
+    manager, hooks, file = client
+    stolen = stolen_refresh(file)
+    url = world.service.server.url
+    thief = DpopKey.generate()
+    with world.service.server.client() as http:
+        for key in (None, thief):
+
+            def proof(method: str, path: str, key: DpopKey | None = key) -> dict[str, str]:
+                return {} if key is None else {"DPoP": key.proof(method, url + path, now=time.time())}
+
+            refused = [
+                http.post(
+                    "/auth/logout", json={"refresh_token": stolen}, headers=proof("POST", "/auth/logout")
+                ),
+                http.post(
+                    "/auth/logout-all",
+                    json={"refresh_token": stolen},
+                    headers=proof("POST", "/auth/logout-all"),
+                ),
+                http.get(
+                    "/auth/sessions",
+                    headers={"Authorization": f"Bearer {stolen}", **proof("GET", "/auth/sessions")},
+                ),
+            ]
+            assert [(r.status_code, r.json()["error"]) for r in refused] == [(401, "refresh_token_bound")] * 3
+            revoked = http.post("/auth/revoke", data={"token": stolen}, headers=proof("POST", "/auth/revoke"))
+            assert revoked.status_code == 200
+    wait_until_expired(manager)
+    manager.access_token()
+    assert stolen_refresh(file) != stolen
+    assert hooks.ended == []
+    assert manager.state == "active"
+    last, owner = stolen_refresh(file), DpopKey.from_file(file.with_name(file.name + ".dpop.pem"))
+    manager.logout()
+    with world.service.server.client() as http:
+        after = http.post(
+            "/auth/refresh",
+            json={"refresh_token": last},
+            headers={"DPoP": owner.proof("POST", url + "/auth/refresh", now=time.time())},
+        )
+    assert (after.status_code, after.json()["error"]) == (401, "session_revoked")
+
+
 @pytest.mark.parametrize("target", PROTECTED, ids=str)
 def test_bound_access_tokens_reach_every_adapter_with_proofs_and_never_without(
     world: World, client: tuple[TokenManager, Hooks, Path], target: Target

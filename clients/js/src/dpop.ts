@@ -126,7 +126,8 @@ async function wantsNonce(res: Response, field: string): Promise<boolean> {
 }
 
 /**
- * `send` with DPoP: a proof on every call to `signed` (the login and refresh URLs), and on every request
+ * `send` with DPoP: a proof on every call to `signed` (the login, refresh and logout URLs: a bound session's
+ * refresh token ends it only with a proof of its key), and on every request
  * carrying an access token bound to the key, then sent as `DPoP`; once more with the service's nonce when
  * it asks for one. Other requests go untouched.
  */
@@ -162,7 +163,7 @@ export function createSession(o: DpopSessionOptions = {}): Session {
   let session: Session | undefined;
   const signer = new DpopSigner(name, o.indexedDB === undefined ? g.indexedDB : o.indexedDB, () => now() + (session?.clockOffset ?? 0));
   const base = o.fetch ?? ((input, init) => fetch(input, init));
-  const signed = [e.login, e.refresh].map((path) => {
+  const signed = [e.login, e.refresh, e.logout, e.logoutAll].filter((path): path is string => path != null).map((path) => {
     const url = new URL((o.baseUrl ?? "") + path, g.location?.href);
     return url.origin + url.pathname;
   });

@@ -48,7 +48,7 @@ class DpopService {
     const url = new URL(request.url);
     const [scheme, token] = (request.headers.get("authorization") ?? "").split(" ");
     const login = url.pathname == "/auth/login";
-    const refresh = url.pathname == "/auth/refresh";
+    const refresh = url.pathname == "/auth/refresh" || url.pathname.startsWith("/auth/logout");
     if (login || refresh || scheme == "DPoP") {
       const proof = request.headers.get("dpop");
       const checked = proof ? await this.check(proof, request, url, scheme == "DPoP" ? token : undefined) : "no proof";
@@ -143,6 +143,16 @@ describe("proofs", () => {
     }
     expect(new Set(service.seen.map((s) => s.jkt)).size).toBe(1);
     expect(b.server.calls("/api/orders").map((r) => r.headers.dpop)).toEqual([undefined, undefined]);
+  });
+
+  it("logout carries a proof by the session's key: a bound session is ended only with one", async () => {
+    const { b, service } = dpopBrowser();
+    const session = await signedIn(b);
+    await session.logout();
+    expect(service.refused).toEqual([]);
+    expect(service.seen.map((s) => s.path)).toEqual(["/auth/login", "/auth/logout"]);
+    expect(new Set(service.seen.map((s) => s.jkt)).size).toBe(1);
+    expect(b.server.revoked).toBe("logout");
   });
 
   it("a refresh's iat is the service's time as the session measured it", async () => {

@@ -198,6 +198,12 @@ def _subject_answer(subject: str) -> bool | StoreUnavailable:
         return exc
 
 
+async def _proof_key(rt: Runtime, request: HttpRequest) -> str | None:
+    """The key thumbprint of the request's checked proof, which ending or listing a bound session needs."""
+    proof = await request_proof(rt, request)
+    return None if proof is None else proof.jkt
+
+
 async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
     """The request's checked DPoP proof (``keyturn.dpop_gate``), as ``keyturn.server.dpop`` reads it.
 
@@ -256,14 +262,23 @@ def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
 
 def logout_flow(request: HttpRequest) -> Flow:
     named = _naming_token(request)
-    sids = yield Core(lambda rt: rt.sessions.logout(**named))
+
+    async def ended(rt: Runtime) -> list[str]:
+        jkt = await _proof_key(rt, request) if "refresh_token" in named else None
+        return await rt.sessions.logout(**named, jkt=jkt)
+
+    sids = yield Core(ended)
     return _ended(request, sids)
 
 
 def logout_all_flow(request: HttpRequest) -> Flow:
     body = _http.json_body(request, RefreshRequest, required=False)
     token = _managing_token(request, body.refresh_token if body else None)
-    sids = yield Core(lambda rt: rt.sessions.logout_all(refresh_token=token))
+
+    async def ended(rt: Runtime) -> list[str]:
+        return await rt.sessions.logout_all(refresh_token=token, jkt=await _proof_key(rt, request))
+
+    sids = yield Core(ended)
     return _ended(request, sids)
 
 
@@ -285,7 +300,7 @@ def sessions_flow(request: HttpRequest) -> Flow:
     token = _managing_token(request, None)
 
     async def listed(rt: Runtime) -> list[dict[str, object]]:
-        claims = await rt.sessions.current_refresh(token)
+        claims = await rt.sessions.current_refresh(token, jkt=await _proof_key(rt, request))
         found = await rt.sessions.list_sessions(claims.sub)
         return [session_info(s, claims.sid) for s in found]
 
@@ -296,7 +311,7 @@ def session_flow(request: HttpRequest, session_id: str) -> Flow:
     token = _managing_token(request, None)
 
     async def ended(rt: Runtime) -> list[str] | None:
-        claims = await rt.sessions.current_refresh(token)
+        claims = await rt.sessions.current_refresh(token, jkt=await _proof_key(rt, request))
         try:
             return await rt.sessions.revoke_own(claims.sub, session_id)
         except LookupError:
@@ -310,7 +325,11 @@ def session_flow(request: HttpRequest, session_id: str) -> Flow:
 
 def revoke_flow(request: HttpRequest) -> Flow:
     token = revocation_token(request.content_type or "", _http.raw_body(request))
-    yield Core(lambda rt: rt.sessions.revoke_token(token))
+
+    async def revoked(rt: Runtime) -> None:
+        await rt.sessions.revoke_token(token, jkt=await _proof_key(rt, request))
+
+    yield Core(revoked)
     return _http.respond({}, headers=_http.NO_STORE)
 
 

@@ -10,7 +10,7 @@ from ..http import required_bearer_token
 from ..sessions import Authenticated
 from .runtime import Runtime
 
-__all__ = ["authenticated", "request_proof"]
+__all__ = ["authenticated", "proof_key", "request_proof"]
 
 
 async def request_proof(rt: Runtime, request: Request, *, access_token: str | None = None) -> Proof | None:
@@ -24,6 +24,13 @@ async def request_proof(rt: Runtime, request: Request, *, access_token: str | No
         url=str(request.url),
         access_token=access_token,
     )
+
+
+async def proof_key(rt: Runtime, request: Request) -> str | None:
+    """The key thumbprint of ``request``'s checked proof, ``None`` without one: what a call that ends or
+    lists sessions by a refresh token shows of the key a bound session needs."""
+    proof = await request_proof(rt, request)
+    return None if proof is None else proof.jkt
 
 
 async def authenticated(rt: Runtime, request: Request) -> Authenticated:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
-from ..dpop import authenticated, request_proof
+from ..dpop import authenticated, proof_key, request_proof
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -102,12 +102,17 @@ def _naming_token(request: Request, body: RefreshRequest | None) -> dict[str, st
 
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     """The session is named by the access token (``Authorization``) or the refresh token."""
-    sids = await runtime(request).sessions.logout(**_naming_token(request, body))
+    rt = runtime(request)
+    named = _naming_token(request, body)
+    jkt = await proof_key(rt, request) if "refresh_token" in named else None
+    sids = await rt.sessions.logout(**named, jkt=jkt)
     return _ended(request, sids)
 
 
 async def logout_all(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
-    sids = await runtime(request).sessions.logout_all(refresh_token=_managing_token(request, body))
+    rt = runtime(request)
+    token = _managing_token(request, body)
+    sids = await rt.sessions.logout_all(refresh_token=token, jkt=await proof_key(rt, request))
     return _ended(request, sids)
 
 
@@ -123,15 +128,17 @@ def _managing_token(request: Request, body: RefreshRequest | None) -> str:
 
 
 async def list_sessions(request: Request) -> JSONResponse:
-    sessions = runtime(request).sessions
-    claims = await sessions.current_refresh(_managing_token(request, None))
+    rt = runtime(request)
+    sessions = rt.sessions
+    claims = await sessions.current_refresh(_managing_token(request, None), jkt=await proof_key(rt, request))
     found = await sessions.list_sessions(claims.sub)
     return JSONResponse([session_info(s, claims.sid) for s in found], headers=NO_STORE)
 
 
 async def delete_session(session_id: str, request: Request) -> JSONResponse:
-    sessions = runtime(request).sessions
-    claims = await sessions.current_refresh(_managing_token(request, None))
+    rt = runtime(request)
+    sessions = rt.sessions
+    claims = await sessions.current_refresh(_managing_token(request, None), jkt=await proof_key(rt, request))
     try:
         sids = await sessions.revoke_own(claims.sub, session_id)
     except LookupError:
@@ -142,7 +149,8 @@ async def delete_session(session_id: str, request: Request) -> JSONResponse:
 async def revoke(request: Request) -> JSONResponse:
     """Takes ``token`` (and an ignored ``token_type_hint``) as a form or as JSON; always 200."""
     token = revocation_token(request.headers.get("content-type", ""), await request.body())
-    await runtime(request).sessions.revoke_token(token)
+    rt = runtime(request)
+    await rt.sessions.revoke_token(token, jkt=await proof_key(rt, request))
     return JSONResponse({}, headers=NO_STORE)
 
 

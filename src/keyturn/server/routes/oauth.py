@@ -30,7 +30,7 @@ from ...oauth import (
     token_body,
 )
 from ...typing import ClientRecord
-from ..dpop import request_proof
+from ..dpop import proof_key, request_proof
 from ..errors import OAuthRoute
 from ..schemas import (
     IntrospectionResponse,
@@ -140,7 +140,9 @@ async def revoke(request: Request) -> JSONResponse:
     the caller's revokes nothing. Public clients name themselves (`client_id`), confidential ones
     authenticate."""
     params, client = await _request(request)
-    await runtime(request).sessions.revoke_token(_token_parameter(params), client_id=client.client_id)
+    rt = runtime(request)
+    jkt = await proof_key(rt, request)
+    await rt.sessions.revoke_token(_token_parameter(params), client_id=client.client_id, jkt=jkt)
     return JSONResponse({}, headers=NO_STORE)
 
 
