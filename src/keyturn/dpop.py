@@ -86,7 +86,8 @@ class Nonces:
         if not isinstance(nonce, str) or len(nonce) > 64:
             return False
         number = int(now // self.window)
-        return any(hmac.compare_digest(nonce, self._nonce(n)) for n in (number, number - 1))
+        # As bytes: hmac.compare_digest refuses a str with non-ASCII characters (TypeError, a 500).
+        return any(hmac.compare_digest(nonce.encode(), self._nonce(n).encode()) for n in (number, number - 1))
 
     def _nonce(self, number: int) -> str:
         mac = hmac.new(self.key, f"keyturn dpop nonce {number}".encode(), hashlib.sha256).digest()
@@ -170,7 +171,8 @@ def _check_claims(
         raise InvalidDpopProof("The DPoP proof is too old.")
     if access_token is not None:
         ath = claims.get("ath")
-        if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
+        expected = access_token_hash(access_token).encode()
+        if not isinstance(ath, str) or not hmac.compare_digest(ath.encode(), expected):
             raise InvalidDpopProof("The DPoP proof's ath does not match the access token.")
     nonces = rules.nonces
     if nonces is not None and not nonces.accepts(claims.get("nonce"), now):

@@ -145,6 +145,17 @@ def test_nonces_are_asked_for_and_accepted_for_two_windows() -> None:
         check(make_proof(now=NOW, claims={"nonce": Nonces(b"x" * 32).current(NOW)}), rules=rules)
 
 
+def test_a_non_ascii_ath_or_nonce_is_refused_not_a_server_error() -> None:
+    """Regression: ``hmac.compare_digest`` raised TypeError on a str with non-ASCII characters (a 500);
+    Hypothesis found it. They are compared as bytes."""
+    token = "header.payload.signature"
+    with pytest.raises(InvalidDpopProof, match="ath"):
+        check(make_proof(now=NOW, claims={"ath": "é" * 43}), access_token=token)
+    rules = ProofRules(nonces=Nonces(b"k" * 32, window=300))
+    with pytest.raises(UseDpopNonce):
+        check(make_proof(now=NOW, claims={"nonce": "é" * 20}), rules=rules)
+
+
 def test_a_proof_over_the_size_cap_is_refused_before_parsing() -> None:
     with pytest.raises(InvalidDpopProof, match="too large"):
         check("a" * (MAX_PROOF_BYTES + 1))
