@@ -18,12 +18,10 @@ async def request_proof(rt: Runtime, request: Request, *, access_token: str | No
     and the service requires none; ``invalid_dpop_proof`` or ``use_dpop_nonce`` otherwise.
 
     The one call for every endpoint that starts or refreshes a session (``/oauth/token`` too)."""
-    return await rt.dpop.check(
-        request.headers.getlist("dpop"),
-        method=request.method,
-        url=str(request.url),
-        access_token=access_token,
-    )
+    proofs = request.headers.getlist("dpop")
+    # The URL only for a proof to check: building it cost about 2.5% of a refresh's CPU (py-spy).
+    url = str(request.url) if proofs else ""
+    return await rt.dpop.check(proofs, method=request.method, url=url, access_token=access_token)
 
 
 async def proof_key(rt: Runtime, request: Request) -> str | None:
