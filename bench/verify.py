@@ -3,6 +3,7 @@
     python bench/verify.py                       # ES256, the default
     python bench/verify.py --alg EdDSA --tokens 20000 --rounds 5
     python bench/verify.py --dpop                # and DPoP-bound tokens, each call with a new proof
+    python bench/verify.py --dpop --json         # the figures as JSON (bench/compare/run.py keeps them)
 
 In one run, alternating in rounds, it measures per second:
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import secrets
 import statistics
 import time
@@ -105,6 +107,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--revoked", type=int, default=10_000, help="entries in the revocation set")
     parser.add_argument("--dpop", action="store_true", help="DPoP-bound tokens too (RFC 9449)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
 
     key = DpopKey.generate() if args.dpop else None
@@ -167,6 +170,10 @@ def main() -> None:
 
     medians = {name: statistics.median(values) for name, values in results.items()}
     raw_rate = medians["raw"]
+    if args.json:
+        settings = {"alg": args.alg, "tokens": args.tokens, "rounds": args.rounds, "revoked": args.revoked}
+        print(json.dumps({"settings": settings, "per_second": medians, "rounds_per_second": results}))
+        return
     print(
         f"access-token validation, {args.alg}, median of {args.rounds} rounds, "
         f"{args.revoked} revocations held"

@@ -7,7 +7,9 @@
 - ratios: Keyturn's throughput over SimpleJWT's, SimpleJWT's latency over Keyturn's (above 1: Keyturn is
   faster);
 - races: per number of copies, what each trial gave; replays as measured;
-- targets: issue 8's acceptance 2, each with whether this run met it.
+- targets: issue 8's acceptance 2, each with whether this run met it;
+- DPoP (issue 17), when the run measured it: Bearer and DPoP-bound refresh reduced as above, the verifier's
+  rates as ``bench/verify.py`` gave them, and for each figure DPoP's over Bearer's.
 """
 
 from __future__ import annotations
@@ -126,7 +128,31 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         "ratios": ratios,
     }
     summary["targets"] = _targets(summary, results["replay"])
+    if "dpop" in results:
+        summary["dpop"] = _dpop(results["dpop"])
     return summary
+
+
+def _dpop(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bearer and DPoP side by side; ``ratios``: DPoP's figure over Bearer's (a latency above 1 and a rate
+    below 1 are what a proof costs)."""
+    sequential = {kind: _sequential(r) for kind, r in raw["refresh_sequential"].items()}
+    throughput = {
+        n: {kind: _loaded(r) for kind, r in by_kind.items()}
+        for n, by_kind in raw["refresh_throughput"].items()
+    }
+    rates = raw["verify"]["per_second"]
+    verify = {
+        "first_seen": {"bearer": rates["first-seen"], "dpop": rates["dpop first-seen"]},
+        "repeated": {"bearer": rates["repeated"], "dpop": rates["dpop repeated"]},
+    }
+    ratios = {
+        "sequential_p50": _ratio(sequential["dpop"].get("p50"), sequential["bearer"].get("p50")),
+        "sequential_p99": _ratio(sequential["dpop"].get("p99"), sequential["bearer"].get("p99")),
+        "throughput": {n: _ratio(by["dpop"]["rate"], by["bearer"]["rate"]) for n, by in throughput.items()},
+        "verify": {what: _ratio(by["dpop"], by["bearer"]) for what, by in verify.items()},
+    }
+    return {"sequential": sequential, "throughput": throughput, "verify": verify, "ratios": ratios}
 
 
 def _targets(summary: dict[str, Any], replay: dict[str, Any]) -> list[dict[str, Any]]:

@@ -14,6 +14,10 @@
 
 A session whose chain a server ended (a 401 during a load run) stops for the rest of that run and is
 counted as lost; it is replaced by a new login, outside any measured time, before the next run.
+
+A Keyturn session may be bound to a DPoP key (RFC 9449, ``Session.key``): then its login and each of its
+refreshes carry a new proof by that key, signed when the request is sent (as a client does), so the
+signing is part of the measured time. Everything else is the same code path as for Bearer sessions.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from _client import TRANSPORT_ERROR, Connection, Reply
 from _summary import percentiles
 from _systems import USER, Resource, System
 
+from keyturn.client.dpop import DpopKey
+
 GIVE_UP_AFTER = 3
 """Transport failures in a row (each up to ``_client.TIMEOUT``) after which a sequential run stops."""
 Call = Callable[[Connection, "Session"], Awaitable[Reply]]
@@ -44,6 +50,8 @@ class Session:
     refresh: str = field(default="", repr=False)
     access: str = field(default="", repr=False)
     lost: bool = False
+    key: DpopKey | None = field(default=None, repr=False)
+    """The DPoP key the session is bound to (Keyturn only), or ``None`` for a Bearer session."""
 
     @property
     def url(self) -> str:
@@ -58,12 +66,20 @@ class Session:
         return True
 
 
-async def login(system: System, index: int) -> Session:
-    session = Session(system, index)
+def proof(conn: Connection, path: str, key: DpopKey | None) -> dict[str, str] | None:
+    """The ``DPoP`` header of a ``POST`` to ``path`` on ``conn``: a new proof by ``key`` (none without)."""
+    if key is None:
+        return None
+    return {"DPoP": key.proof("POST", f"http://{conn.host}:{conn.port}{path}", now=time.time())}
+
+
+async def login(system: System, index: int, key: DpopKey | None = None) -> Session:
+    """A new session by the login endpoint (a password check); bound to ``key`` if one is given."""
+    session = Session(system, index, key=key)
     conn = Connection(session.url)
     try:
         body = {"username": USER, "password": system.password}
-        reply = await conn.send("POST", system.api.login_path, body)
+        reply = await conn.send("POST", system.api.login_path, body, proof(conn, system.api.login_path, key))
     finally:
         await conn.close()
     if not session.take(reply):
@@ -71,33 +87,42 @@ async def login(system: System, index: int) -> Session:
     return session
 
 
-async def mint(system: System, first: int, count: int) -> list[Session]:
-    """``count`` new sessions (indices ``first``…) made by ``system.mint`` (no password hashing)."""
+async def mint(system: System, first: int, count: int, keys: list[DpopKey] | None = None) -> list[Session]:
+    """``count`` new sessions (indices ``first``…) made by ``system.mint`` (no password hashing); with
+    ``keys`` (Keyturn only), session ``i`` is bound to ``keys[i]``, its thumbprint given on stdin."""
+    bound = ["--bound"] if keys is not None else []
     proc = await asyncio.create_subprocess_exec(
         *system.mint,
         str(count),
+        *bound,
         env=system.env,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await proc.communicate()
+    thumbprints = "".join(f"{k.thumbprint}\n" for k in keys or [])
+    out, err = await proc.communicate(thumbprints.encode())
     if proc.returncode != 0:
         raise RuntimeError(f"{system.key}: minting sessions failed: {err.decode(errors='replace')[-2000:]}")
     pairs = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-    return [Session(system, first + i, p["refresh"], p["access"]) for i, p in enumerate(pairs)]
+    return [
+        Session(system, first + i, p["refresh"], p["access"], key=keys[i] if keys else None)
+        for i, p in enumerate(pairs)
+    ]
 
 
 async def renew_lost(sessions: list[Session]) -> int:
     """Log in again for every lost session (outside measured time); how many were lost."""
     lost = [s for s in sessions if s.lost]
     for session in lost:
-        fresh = await login(session.system, session.index)
+        fresh = await login(session.system, session.index, session.key)
         session.refresh, session.access, session.lost = fresh.refresh, fresh.access, False
     return len(lost)
 
 
-async def send_refresh(conn: Connection, system: System, token: str) -> Reply:
-    return await conn.send("POST", system.api.refresh_path, {system.api.refresh_field: token})
+async def send_refresh(conn: Connection, system: System, token: str, key: DpopKey | None = None) -> Reply:
+    path = system.api.refresh_path
+    return await conn.send("POST", path, {system.api.refresh_field: token}, proof(conn, path, key))
 
 
 async def sequential(session: Session, count: int) -> dict[str, Any]:
@@ -109,7 +134,7 @@ async def sequential(session: Session, count: int) -> dict[str, Any]:
     try:
         for _ in range(count):
             started = time.perf_counter()
-            reply = await send_refresh(conn, session.system, session.refresh)
+            reply = await send_refresh(conn, session.system, session.refresh, session.key)
             latencies.append(round((time.perf_counter() - started) * 1000, 4))
             if session.take(reply):
                 ok, silent = ok + 1, 0
@@ -120,7 +145,7 @@ async def sequential(session: Session, count: int) -> dict[str, Any]:
                 errors["gave up: the server stopped answering"] += 1
                 break
             if 400 <= reply.status < 500:  # the chain is over: go on with a new session
-                fresh = await login(session.system, session.index)
+                fresh = await login(session.system, session.index, session.key)
                 session.refresh, session.access = fresh.refresh, fresh.access
     finally:
         await conn.close()
@@ -179,7 +204,7 @@ async def throughput(sessions: list[Session], seconds: float) -> dict[str, Any]:
     """Each session rotates its own chain as fast as it can; successful refreshes per second."""
 
     async def call(conn: Connection, session: Session) -> Reply:
-        reply = await send_refresh(conn, session.system, session.refresh)
+        reply = await send_refresh(conn, session.system, session.refresh, session.key)
         session.take(reply)
         return reply
 
@@ -192,7 +217,7 @@ async def fresh_access(sessions: list[Session]) -> None:
     try:
         for session in sessions:
             conn = conn_by_url.setdefault(session.url, Connection(session.url))
-            reply = await send_refresh(conn, session.system, session.refresh)
+            reply = await send_refresh(conn, session.system, session.refresh, session.key)
             if not session.take(reply):
                 session.lost = True
     finally:

@@ -13,6 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import _report_dpop
+from _markdown import errors as _errors
+from _markdown import ms as _ms
+from _markdown import rate as _rate
+from _markdown import table as _table
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
@@ -24,31 +30,11 @@ PLOTS = {
 }
 
 
-def _ms(value: float) -> str:
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-
-
-def _rate(value: float) -> str:
-    return f"{value:,.0f}"
-
-
 def _ratio(value: float | None) -> str:
     """``**6.4x**`` when Keyturn is ahead, ``0.7x (behind)`` when not."""
     if not value:
         return "-"
     return f"**{value:.1f}x**" if value >= 1 else f"{value:.1f}x (behind)"
-
-
-def _errors(errors: dict[str, int]) -> str:
-    if not errors:
-        return "0"
-    return "; ".join(f"{n} x `{reason}`" for reason, n in sorted(errors.items(), key=lambda kv: -kv[1]))
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*lines, ""]
 
 
 def _label(data: dict[str, Any], key: str) -> str:
@@ -170,6 +156,7 @@ def render(data: dict[str, Any], plots_dir: str) -> str:
     add(_protected(data))
     add(_race(data))
     add(_replay(data))
+    add(_report_dpop.section(data))
     add(["## Plots", ""])
     for name, title in PLOTS.items():
         add([f"![{title}]({plots_dir}/{name})", "", f"*{title}* (`{name}`).", ""])

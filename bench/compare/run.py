@@ -15,7 +15,9 @@ generator for all (``_workloads.py``), after a warm-up, in rounds that alternate
 - the protected endpoint with 16 and 64 concurrent sessions;
 
 then, once: the same refresh token sent 2, 5 and 20 times at once (``--race-trials`` fresh sessions each),
-and a rotated token replayed after 5 s. It prints figures as it goes, writes ``results/benchmarks.json``,
+and a rotated token replayed after 5 s; and what a DPoP proof costs (``_dpop_cost.py``, short runs):
+refresh on Keyturn on SQLite with Bearer and with DPoP-bound sessions, and ``bench/verify.py --dpop``.
+It prints figures as it goes, writes ``results/benchmarks.json``,
 the plots (``plots.py``, run by the comparison's venv, which has matplotlib) and ``docs/benchmarks.md``
 (``report.py``). PostgreSQL or Redis that cannot be reached are left out, and the report says so.
 """
@@ -39,6 +41,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
+import _dpop_cost
 import _summary
 import _venv
 import report
@@ -211,6 +214,8 @@ async def measure(plan: Plan, args: argparse.Namespace) -> dict[str, Any]:
         await one_round(plan, args, rnd, pools, solo, results)
     results["race"] = await races(plan, args, racers)
     results["replay"] = await replays(plan, args)
+    default = next(s for s in plan.systems if s.key == _summary.DEFAULT)
+    results["dpop"] = await _dpop_cost.refresh(default, args, say)
     return results
 
 
@@ -346,6 +351,7 @@ def describe(plan: Plan, venv_python: Path, args: argparse.Namespace) -> dict[st
             "simplejwt_worker_class": args.simplejwt_worker_class,
             "resource_processes": args.resource_processes,
             "keyturn_rate_limits": _rate_limits_text(),
+            "dpop": _dpop_cost.settings(args),
         },
     }
 
@@ -406,11 +412,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--resource-processes", type=int, default=2, help="uvicorn processes of the Keyturn endpoint (2)")
     add("--out", type=Path, default=RESULTS, help="directory of the JSON and the plots")
     add("--doc", type=Path, default=DOC, help="the report (docs/benchmarks.md)")
+    _dpop_cost.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.no_network_stores:
         args.stores = []
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.sequential, args.race_trials = 1, 1.5, 0.5, 60, 2
+        _dpop_cost.quick(args)
     return args
 
 
@@ -431,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         say(f"servers ready after {time.monotonic() - began:.0f} s")
         results = asyncio.run(measure(plan, args))
         about = describe(plan, venv_python, args)
+    results["dpop"]["verify"] = _dpop_cost.verify(args, say)  # CPU-bound: once the servers have stopped
     results = {
         "meta": {
             "date": date.isoformat(timespec="seconds"),

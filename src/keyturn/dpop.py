@@ -7,6 +7,10 @@ the request (``htm``, ``htu`` per RFC 9449 section 4.3, ``iat`` within a window 
 the key's RFC 7638 thumbprint (``jkt``) and the ``jti``, which the caller remembers in the store: whether a
 ``jti`` was seen before is the one part of the check that needs I/O.
 
+:func:`check_presentation` is the rule of RFC 9449 section 7 for an access token, wherever one is presented
+(the service's own routes and every resource-server adapter): a bound token only as ``DPoP`` with a proof by
+its key, never as ``Bearer``; a token bound to no key only as ``Bearer``.
+
 Nonces (RFC 9449 section 8) are derived from a server key and a time window (:class:`Nonces`), so every
 process of one service makes and accepts the same ones without storing any.
 
@@ -23,7 +27,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from cryptography.exceptions import InvalidSignature
@@ -31,7 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .errors import InvalidDpopProof, UseDpopNonce
+from .errors import InvalidDpopProof, InvalidDpopProofAtResource, UseDpopNonce
 
 __all__ = [
     "ALGORITHMS",
@@ -39,7 +43,9 @@ __all__ = [
     "Nonces",
     "Proof",
     "ProofRules",
+    "Scheme",
     "access_token_hash",
+    "check_presentation",
     "check_proof",
     "normalize_htu",
     "thumbprint",
@@ -53,6 +59,9 @@ an HMAC, whose key a proof could not carry in public."""
 TYP: Final = "dpop+jwt"
 MAX_JTI: Final = 256
 PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+
+Scheme = Literal["bearer", "dpop"]
+"""How a request presented an access token: ``Authorization: Bearer`` or ``Authorization: DPoP``."""
 
 _SEGMENTS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _ECDSA = ec.ECDSA(hashes.SHA256())
@@ -177,6 +186,24 @@ def _check_claims(
     nonces = rules.nonces
     if nonces is not None and not nonces.accepts(claims.get("nonce"), now):
         raise UseDpopNonce(nonces.current(now))
+
+
+def check_presentation(bound_to: str | None, scheme: Scheme, proof_jkt: str | None) -> None:
+    """Return if an access token bound to the key ``bound_to`` (its ``cnf.jkt``; ``None``: bound to none) may
+    be used as it was presented: in ``scheme``, with a checked proof (for this request, with ``ath``) by the
+    key ``proof_jkt`` when the scheme is ``DPoP``. Else ``invalid_dpop_proof`` (401).
+
+    A bound token sent as ``Bearer`` is refused (RFC 9449 section 7.2), so that a copy of it is useless
+    without the key; a token bound to none is refused as ``DPoP``: a client that binds its tokens always
+    sends them bound.
+    """
+    if bound_to is None:
+        if scheme == "dpop":
+            raise InvalidDpopProofAtResource("The access token is not DPoP-bound: send it as Bearer.")
+    elif scheme != "dpop":
+        raise InvalidDpopProofAtResource("The access token is DPoP-bound: send it as 'DPoP <token>'.")
+    elif proof_jkt != bound_to:
+        raise InvalidDpopProofAtResource("The DPoP proof is signed by another key than the token's.")
 
 
 def access_token_hash(token: str) -> str:

@@ -15,6 +15,7 @@ from typing import TypeAlias
 from ._reload import KeyReloader
 from .clock import SystemClock
 from .config import Settings
+from .dpop import check_presentation
 from .errors import (
     InsufficientScope,
     KeyturnError,
@@ -28,14 +29,7 @@ from .errors import (
 from .events import emit
 from .keys import KeyRing
 from .rotation import RefreshPolicy, check_current, decide_refresh, for_client, issued_to
-from .tokens import (
-    DEFAULT_CLIENT_ID,
-    RESERVED_CLAIMS,
-    AccessClaims,
-    RefreshClaims,
-    TokenCodec,
-    UnknownKey,
-)
+from .tokens import DEFAULT_CLIENT_ID, RESERVED_CLAIMS, AccessClaims, RefreshClaims, TokenCodec, UnknownKey
 from .typing import (
     Clock,
     JSONValue,
@@ -362,11 +356,15 @@ class SessionService:
         The token must verify, but it may belong to a session that has already ended (logout is
         idempotent: nothing is ended). A refresh token ends an active session only if it is that
         session's current one (``token_invalid`` for a rotated copy, a stolen one say); it may have
-        expired, as then the session cannot be refreshed again anyway.
+        expired, as then the session cannot be refreshed again anyway. ``jkt``: the key of the request's
+        checked DPoP proof; with an access token, the proof it came with as ``DPoP`` (``None``: it came as
+        ``Bearer``), and a token bound to a key is used only so (:func:`keyturn.dpop.check_presentation`).
         """
         now = self.clock.now()
         if access_token is not None:
-            sid = (await self._decode_access(access_token, now)).sid
+            access = await self._decode_access(access_token, now)
+            check_presentation(access.jkt, "bearer" if jkt is None else "dpop", jkt)
+            sid = access.sid
         elif refresh_token is not None:
             claims = await self._decode_refresh(refresh_token, now)
             session = await self.store.get_session(claims.sid)

@@ -152,6 +152,44 @@ def test_a_copied_refresh_token_cannot_end_or_list_the_sessions_without_its_key(
     assert (after.status_code, after.json()["error"]) == (401, "session_revoked")
 
 
+def test_a_bound_access_token_sent_as_bearer_is_refused_by_the_service_as_by_resource_servers(
+    world: World, client: tuple[TokenManager, Hooks, Path]
+) -> None:
+    """RFC 9449 section 7.2 at the service's own routes, as at every resource server: a copy of a bound
+    access token sent as Bearer neither logs the user out nor reads ``/auth/me`` (``invalid_dpop_proof``),
+    nor lists or ends sessions (which no access token does); the session keeps refreshing. Sent as
+    ``DPoP`` with a proof of the owner's key for the call, it logs out."""
+    manager, hooks, file = client
+    stolen = manager.access_token()
+    url = world.service.server.url
+    for server in world.service.servers:
+        with server.client() as http:
+            bearer = {"Authorization": f"Bearer {stolen}"}
+            refused = [http.post("/auth/logout", headers=bearer), http.get("/auth/me", headers=bearer)]
+            assert [(r.status_code, r.json().get("error")) for r in refused] == [
+                (401, "invalid_dpop_proof")
+            ] * 2
+            assert all(r.headers["www-authenticate"].startswith("DPoP ") for r in refused)
+            managing = [
+                http.post("/auth/logout-all", headers=bearer),
+                http.get("/auth/sessions", headers=bearer),
+            ]
+            assert [(r.status_code, r.json().get("error")) for r in managing] == [
+                (403, "insufficient_scope")
+            ] * 2
+    wait_until_expired(manager)
+    access = manager.access_token()
+    assert access != stolen
+    assert hooks.ended == []
+    assert manager.state == "active"
+    owner = DpopKey.from_file(file.with_name(file.name + ".dpop.pem"))
+    proof = owner.proof("POST", url + "/auth/logout", now=time.time(), access_token=access)
+    with world.service.server.client() as http:
+        ended = http.post("/auth/logout", headers={"Authorization": f"DPoP {access}", "DPoP": proof})
+    assert ended.status_code == 200, ended.text
+    assert len(ended.json()["revoked_sessions"]) == 1
+
+
 @pytest.mark.parametrize("target", PROTECTED, ids=str)
 def test_bound_access_tokens_reach_every_adapter_with_proofs_and_never_without(
     world: World, client: tuple[TokenManager, Hooks, Path], target: Target

@@ -28,11 +28,14 @@ const KEY = "_keyturn";
 export function attachAxios(session: Session, axios: AxiosLike): () => void {
   const { request, response } = axios.interceptors;
   const onRequest = request.use(async (config) => {
-    if (!session._sendsTokenTo(axios.getUri?.(config) ?? config.url)) return config;
+    const url = axios.getUri?.(config) ?? config.url;
+    if (!session._sendsTokenTo(url)) return config;
     const attempt: Attempt = (config[KEY] ??= session._attempt(config.method ?? "get"));
-    const value = "Bearer " + (attempt._sent = await session._token(attempt._rejected));
-    if (config.headers?.set) config.headers.set("Authorization", value);
-    else config.headers = { ...config.headers, Authorization: value };
+    const token = (attempt._sent = await session._token(attempt._rejected));
+    // a token bound to the session's DPoP key goes as `DPoP` with a proof (`@keyturn/client/dpop`)
+    const headers = (await session._dpop?.(config, url, token)) ?? { Authorization: "Bearer " + token };
+    if (config.headers?.set) config.headers.set(headers);
+    else config.headers = { ...config.headers, ...headers };
     return config;
   });
   const onResponse = response.use(null, async (error) => {

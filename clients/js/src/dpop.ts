@@ -8,11 +8,13 @@
  * (`typ: dpop+jwt`, ES256, the public `jwk`, `htm`, `htu` without query and fragment, `iat` in the
  * service's time as the session reckons it, a random `jti`, the service's `nonce` once it gave one) for
  * every login and refresh. An access token bound to the key (its `cnf.jkt` claim: the service answered
- * `token_type: DPoP`) is sent by `session.fetch` as `Authorization: DPoP` with a proof carrying `ath`.
+ * `token_type: DPoP`) is sent by `session.fetch` and the axios adapter as `Authorization: DPoP` with a
+ * proof carrying `ath` (`boundHeaders`, the one place that decides it).
  * A `use_dpop_nonce` answer is sent once more with the `DPoP-Nonce` it carried.
  *
  * The base session is not changed: the proofs are added by the `fetch` the session is given, a wrapper
- * around the application's. A refresh refused with `refresh_token_bound` (this origin lost its key) ends
+ * around the application's, and, for the axios adapter (which sends through axios), by the session's
+ * `_dpop` hook. A refresh refused with `refresh_token_bound` (this origin lost its key) ends
  * the session.
  */
 import { createSession as createBase, KEYTURN, type Session, type SessionOptions } from "./index.js";
@@ -118,6 +120,16 @@ function boundTo(jwt: string): unknown {
   }
 }
 
+/**
+ * The headers that carry the access token `token` on a `method` request for `url`: `Authorization: DPoP` and
+ * a proof with `ath` when the token is bound to the signer's key (RFC 9449 section 7.1: a bound token is
+ * never sent as `Bearer`), `undefined` when it is not (it goes as `Bearer`).
+ */
+export async function boundHeaders(signer: DpopSigner, method: string, url: URL, token: string): Promise<Record<string, string> | undefined> {
+  if (boundTo(token) != (await signer.key())[2]) return undefined;
+  return { Authorization: "DPoP " + token, DPoP: await signer.proof(method, url, token) };
+}
+
 /** Whether an answer asks for the service's nonce (RFC 9449 section 8 and 9). */
 async function wantsNonce(res: Response, field: string): Promise<boolean> {
   if (/use_dpop_nonce/.test(res.headers.get("www-authenticate") ?? "")) return true;
@@ -138,11 +150,12 @@ export function dpopFetch(send: typeof fetch, signer: DpopSigner, signed: string
     const method = (init.method ?? request?.method ?? "GET").toUpperCase();
     const headers = new Headers(init.headers ?? request?.headers);
     const [scheme, token] = (headers.get("authorization") ?? "").split(" ");
-    const bound = scheme == "Bearer" && !!token && boundTo(token) == (await signer.key())[2];
-    if (!bound && !signed.includes(url.origin + url.pathname)) return send(input, init);
-    if (bound) headers.set("Authorization", "DPoP " + token);
-    for (let retried = false; ; retried = true) {
-      headers.set("DPoP", await signer.proof(method, url, bound ? token : undefined));
+    const bound = async () => (scheme == "Bearer" && token ? boundHeaders(signer, method, url, token) : undefined);
+    let carried = await bound();
+    if (!carried && !signed.includes(url.origin + url.pathname)) return send(input, init);
+    for (let retried = false; ; retried = true, carried = await bound()) {
+      carried ??= { DPoP: await signer.proof(method, url) };
+      for (const [name, value] of Object.entries(carried)) headers.set(name, value);
       const res = await send(request ? request.clone() : input, { ...init, headers });
       const nonce = res.headers.get("dpop-nonce");
       if (nonce) signer.nonces.set(url.origin, nonce);
@@ -167,9 +180,13 @@ export function createSession(o: DpopSessionOptions = {}): Session {
     const url = new URL((o.baseUrl ?? "") + path, g.location?.href);
     return url.origin + url.pathname;
   });
-  return (session = createBase({
+  session = createBase({
     ...o,
     endpoints: { ...o.endpoints, definitive: [...e.definitive, "refresh_token_bound"] },
     fetch: dpopFetch(base, signer, signed, e.errorField),
-  }));
+  });
+  // the axios adapter sends through axios, not through that `fetch`: it asks here (the same rule)
+  session._dpop = (request, url, token) =>
+    boundHeaders(signer, (request.method ?? "GET").toUpperCase(), new URL(url, g.location?.href), token);
+  return session;
 }

@@ -57,6 +57,13 @@ export class Session extends RefreshingSession {
   #events: EventTarget | null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /**
+   * @internal Set by `@keyturn/client/dpop`: the headers that carry `token` on a request (its `method`,
+   * `GET` if none) for `url` when the token is bound to the session's key (`Authorization: DPoP` and a
+   * proof), `undefined` when it is not. `fetch` gets them from the `fetch` wrapper the DPoP entry point
+   * gives the session; the axios adapter from here.
+   */
+  _dpop?: (request: { method?: string }, url: string, token: string) => Promise<Record<string, string> | undefined>;
 
   constructor(o: SessionOptions = {}) {
     super(o);

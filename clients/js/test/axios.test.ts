@@ -1,43 +1,15 @@
-import axios, { AxiosError, AxiosHeaders, type AxiosInstance, type InternalAxiosRequestConfig } from "axios";
+import type { AxiosError, AxiosInstance } from "axios";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { attachAxios } from "../src/axios";
 import { SessionEndedError } from "../src/errors";
+import { axiosTo } from "./axios-fake";
 import { BASE, FakeServer, START, after, bearer, browser, signedIn, type Browser } from "./fakes";
 
 beforeEach(() => void vi.useFakeTimers({ now: START }));
 afterEach(() => void vi.useRealTimers());
 
-/** Real axios, its network replaced by an adapter that hands the request to the fake service. */
-function api(b: Browser): AxiosInstance {
-  return axios.create({
-    baseURL: BASE,
-    adapter: async (config: InternalAxiosRequestConfig) => {
-      let res: Response;
-      try {
-        res = await b.server.fetch(new URL(config.url!, BASE), {
-          method: config.method!.toUpperCase(),
-          headers: AxiosHeaders.from(config.headers).toJSON() as Record<string, string>,
-          body: config.data as string | undefined,
-        });
-      } catch {
-        throw new AxiosError("Network Error", AxiosError.ERR_NETWORK, config);
-      }
-      const text = await res.text();
-      const response = {
-        data: text,
-        status: res.status,
-        statusText: res.statusText,
-        headers: AxiosHeaders.from(Object.fromEntries(res.headers)),
-        config,
-        request: {},
-      };
-      if (config.validateStatus && !config.validateStatus(res.status)) {
-        throw new AxiosError(`Request failed with status code ${res.status}`, AxiosError.ERR_BAD_RESPONSE, config, {}, response);
-      }
-      return response;
-    },
-  });
-}
+/** Real axios, its network the fake service. */
+const api = (b: Browser): AxiosInstance => axiosTo(b.server.fetch);
 
 const resources = (server: FakeServer) => server.requests.filter((r) => r.path.startsWith("/api/"));
 

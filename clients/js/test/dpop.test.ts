@@ -1,7 +1,8 @@
 /**
  * `@keyturn/client/dpop`: the proofs verify (checked with `jose`, not with this package's code), the key is
  * non-extractable and one per origin (IndexedDB: `fake-indexeddb`), the service's nonce is used and a
- * `use_dpop_nonce` answer sent once more, `htu` leaves the query out, bound access tokens go as `DPoP`.
+ * `use_dpop_nonce` answer sent once more, `htu` leaves the query out, bound access tokens go as `DPoP`
+ * (through `session.fetch` and through the axios adapter).
  *
  * Real timers here: WebCrypto and IndexedDB settle on the real event loop, which fake time does not drive.
  * The fake service answers in 20 ms; a refresh is asked for by an expired access token at the resource.
@@ -9,8 +10,10 @@
 import { IDBFactory } from "fake-indexeddb";
 import { EmbeddedJWK, base64url, calculateJwkThumbprint, jwtVerify, type JWK } from "jose";
 import { afterEach, describe, expect, it } from "vitest";
+import { attachAxios } from "../src/axios";
 import { createSession, dpopKey, type DpopSessionOptions } from "../src/dpop";
 import type { Session } from "../src/session";
+import { axiosTo } from "./axios-fake";
 import { BASE, FakeServer, browser, type Browser } from "./fakes";
 
 interface Seen {
@@ -284,6 +287,54 @@ describe("bound access tokens", () => {
     expect(proof.claims).toMatchObject({ htm: "PUT", htu: BASE + "/api/orders" });
     expect(proof.claims.ath).toMatch(/^[\w-]{43}$/);
     expect(proof.jkt).toBe(service.jkt);
+  });
+
+  it("go through the axios adapter as DPoP with a proof carrying ath, never as Bearer", async () => {
+    const { b, service } = dpopBrowser();
+    service.bindAccess = true;
+    const session = await signedIn(b);
+    const http = axiosTo(service.fetch);
+    attachAxios(session, http);
+    const res = await http.put("/api/orders?page=2#top", "x");
+    expect(res.status).toBe(200);
+    expect(service.refused).toEqual([]);
+    const call = b.server.calls("/api/orders")[0]!;
+    const token = await session.getAccessToken();
+    expect(call.headers.authorization).toBe("DPoP " + token);
+    const proof = service.seen.at(-1)!;
+    expect(proof.path).toBe("/api/orders");
+    expect(proof.claims).toMatchObject({ htm: "PUT", htu: BASE + "/api/orders" });
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token));
+    expect(proof.claims.ath).toBe(base64url.encode(new Uint8Array(digest)));
+    expect(proof.jkt).toBe(service.jkt);
+  });
+
+  it("through the axios adapter, a refused bound token is refreshed and resent with a new proof", async () => {
+    const { b, service } = dpopBrowser();
+    service.bindAccess = true;
+    const session = await signedIn(b);
+    const http = axiosTo(service.fetch);
+    attachAxios(session, http);
+    b.server.expireAccessTokens();
+    expect((await http.get("/api/orders")).status).toBe(200);
+    expect(service.refused).toEqual([]);
+    const calls = b.server.calls("/api/orders");
+    expect(calls).toHaveLength(2);
+    expect(calls.map((c) => c.headers.authorization?.split(" ")[0])).toEqual(["DPoP", "DPoP"]);
+    const proofs = service.seen.filter((seen) => seen.path == "/api/orders");
+    expect(new Set(proofs.map((seen) => seen.claims.jti)).size).toBe(2);
+    expect(proofs[1]!.claims.ath).not.toBe(proofs[0]!.claims.ath);
+  });
+
+  it("an access token not bound to the key goes through the axios adapter as Bearer, without a proof", async () => {
+    const { b, service } = dpopBrowser();
+    const session = await signedIn(b);
+    const http = axiosTo(service.fetch);
+    attachAxios(session, http);
+    expect((await http.get("/api/orders")).status).toBe(200);
+    const call = b.server.calls("/api/orders").at(-1)!;
+    expect(call.headers.authorization).toBe("Bearer " + (await session.getAccessToken()));
+    expect(call.headers.dpop).toBeUndefined();
   });
 
   it("an access token bound to another key, or none, goes untouched", async () => {

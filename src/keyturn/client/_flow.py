@@ -22,7 +22,7 @@ from ..errors import LoginFailed, RefreshUnavailable, SessionEnded
 from ._endpoints import Endpoints, backoff, retry_after
 from ._session import Outcome, Session
 from ._steps import Answer, Call, Exclusive, Flow, NoAnswer, Reply, SendRequest, Sleep
-from ._tokens import Tokens
+from ._tokens import Tokens, unverified_claims
 
 __all__ = [
     "IDEMPOTENT",
@@ -278,8 +278,11 @@ def logout(session: Session, everywhere: bool) -> Flow[None]:
     path = session.endpoints.logout
     if tokens is not None and path is not None:
         # The service names the session by the access token if one is sent; an expired one would be
-        # refused, so then the refresh token alone names it.
-        bearer = {"Authorization": f"Bearer {tokens.access_token}"} if session.is_usable(tokens) else {}
+        # refused, and so would one bound to the DPoP key sent as Bearer (RFC 9449 section 7.2): then
+        # the refresh token alone names it, with the call's proof of the key.
+        bearer = {}
+        if session.is_usable(tokens) and "cnf" not in unverified_claims(tokens.access_token):
+            bearer = {"Authorization": f"Bearer {tokens.access_token}"}
         yield from _tell_server(session, path + ("-all" if everywhere else ""), tokens, bearer)
     session.end("logout")
 

@@ -17,7 +17,7 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..dpop import Proof
+from ..dpop import Proof, check_presentation
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
 from ..http import bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
@@ -236,6 +236,7 @@ def _require_bearer(request: HttpRequest) -> str:
 def me_flow(request: HttpRequest) -> Flow:
     token = _require_bearer(request)
     auth = yield Core(lambda rt: rt.sessions.authenticate(token))
+    check_presentation(auth.claims.jkt, "bearer", None)  # these views take access tokens as Bearer only
     body = {
         "subject": auth.claims.sub,
         "claims": dict(auth.claims.claims),

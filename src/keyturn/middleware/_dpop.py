@@ -4,7 +4,8 @@ A token with ``cnf.jkt`` is accepted only as ``Authorization: DPoP <token>`` wit
 this very request (method and URL), signed by the bound key, carrying ``ath`` (the token's hash), and
 never seen before by this process (a bounded in-process replay cache; each proof is accepted once, by
 one process, for as long as its ``iat`` window lasts). A token without ``cnf`` is a bearer token and is
-refused in the DPoP scheme: a client that has bound its tokens always sends them bound.
+refused in the DPoP scheme: a client that has bound its tokens always sends them bound. Which scheme goes
+with which token is :func:`keyturn.dpop.check_presentation`, the service's own rule too.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
 
-from ..dpop import ProofRules, check_proof
+from ..dpop import Proof, ProofRules, Scheme, check_presentation, check_proof
 from ..errors import DpopError, InvalidDpopProofAtResource
 from ..tokens import AccessClaims
 from ..typing import Clock
 
 __all__ = ["Presented", "ReplayCache", "ResourceProofs"]
-
-Scheme = Literal["bearer", "dpop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +71,21 @@ class ResourceProofs:
 
     def check(self, claims: AccessClaims, token: str, presented: Presented) -> None:
         """Return if ``token`` (``claims``) may be used as ``presented``; else ``invalid_dpop_proof``."""
-        if claims.jkt is None:
-            if presented.scheme == "dpop":
-                raise InvalidDpopProofAtResource("The access token is not DPoP-bound: send it as Bearer.")
-            return
-        if presented.scheme != "dpop":
-            raise InvalidDpopProofAtResource("The access token is DPoP-bound: send it as 'DPoP <token>'.")
+        now, proof = self.clock.now(), None
+        if claims.jkt is not None and presented.scheme == "dpop":
+            proof = self._proof(token, presented, now)
+        check_presentation(claims.jkt, presented.scheme, None if proof is None else proof.jkt)
+        if proof is not None and not self.replays.first_use(
+            proof.replay_key(), self.rules.remember_until(proof), now
+        ):
+            raise InvalidDpopProofAtResource("The DPoP proof was used before.")
+
+    def _proof(self, token: str, presented: Presented, now: float) -> Proof:
+        """The one proof of ``presented``, checked against this request and ``token`` (``ath``)."""
         if len(presented.proofs) != 1:
             raise InvalidDpopProofAtResource("The request needs exactly one DPoP proof.")
-        now = self.clock.now()
         try:
-            proof = check_proof(
+            return check_proof(
                 presented.proofs[0],
                 method=presented.method,
                 url=presented.url,
@@ -93,7 +95,3 @@ class ResourceProofs:
             )
         except DpopError as exc:
             raise InvalidDpopProofAtResource(exc.detail) from None
-        if proof.jkt != claims.jkt:
-            raise InvalidDpopProofAtResource("The DPoP proof is signed by another key than the token's.")
-        if not self.replays.first_use(proof.replay_key(), self.rules.remember_until(proof), now):
-            raise InvalidDpopProofAtResource("The DPoP proof was used before.")

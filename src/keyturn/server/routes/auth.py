@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
-from ..dpop import authenticated, proof_key, request_proof
+from ..dpop import authenticated, presented_access_token, proof_key, request_proof
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -92,20 +92,16 @@ async def me(request: Request) -> JSONResponse:
     )
 
 
-def _naming_token(request: Request, body: RefreshRequest | None) -> dict[str, str]:
-    """The token that names the caller: the access token (``Authorization``) or else the refresh token."""
-    access = bearer_token(request)
-    if access is not None:
-        return {"access_token": access}
-    return {"refresh_token": require_refresh_token(request, body.refresh_token if body else None)}
-
-
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
-    """The session is named by the access token (``Authorization``) or the refresh token."""
+    """The session is named by the access token (``Authorization``: ``Bearer``, or ``DPoP`` with a proof
+    for a bound one) or else by the refresh token."""
     rt = runtime(request)
-    named = _naming_token(request, body)
-    jkt = await proof_key(rt, request) if "refresh_token" in named else None
-    sids = await rt.sessions.logout(**named, jkt=jkt)
+    access = await presented_access_token(rt, request)
+    if access is not None:
+        sids = await rt.sessions.logout(access_token=access[0], jkt=access[1])
+    else:
+        token = require_refresh_token(request, body.refresh_token if body else None)
+        sids = await rt.sessions.logout(refresh_token=token, jkt=await proof_key(rt, request))
     return _ended(request, sids)
 
 
