@@ -23,14 +23,21 @@ T = TypeVar("T")
 Call = Callable[[Backend, int], Awaitable[T]]
 
 
-def in_threads(backend: BackendUnderTest, call: Call[T], *, threads: int, per_thread: int) -> list[T]:
+def in_threads(
+    backend: BackendUnderTest, call: Call[T], *, threads: int, per_thread: int, open_at_once: bool = False
+) -> list[T]:
     """``threads`` threads, each with a store of its own on ``backend`` (its own connections, as a process
-    would have), wait for each other, then make ``per_thread`` calls at once."""
+    would have), wait for each other, then make ``per_thread`` calls at once; with ``open_at_once`` they
+    wait before opening their stores, so that the opening (a migration, say) is part of the race."""
     answers: list[T] = []
     lock, start = threading.Lock(), threading.Barrier(threads, timeout=60)
 
     def caller(index: int) -> None:
-        got = asyncio.run(_at_once(backend.new_store(), call, index * per_thread, per_thread, start.wait))
+        store, first = backend.new_store(), index * per_thread
+        if open_at_once:
+            start.wait()
+        wait = (lambda: None) if open_at_once else start.wait
+        got = asyncio.run(_at_once(store, call, first, per_thread, wait))
         with lock:
             answers.extend(got)
 
