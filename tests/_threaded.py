@@ -1,19 +1,22 @@
-"""The token service's real app, served by uvicorn on 127.0.0.1 in a thread of the test process.
+"""ASGI apps served by uvicorn on 127.0.0.1 in a thread of the test process.
 
-Real HTTP on loopback, the real ``create_app`` on a runtime of its own (a fast password hasher, user
-``alice``), and the service's own event loop, on which tests run what needs its store
-(:meth:`ThreadedService.on_loop`). A subclass says what it serves (:meth:`ThreadedService.app`) and how
-uvicorn logs.
+:func:`serving`: any app, built by the test, for the duration of a ``with``.
+
+:class:`ThreadedService`: the token service's real app: real HTTP on loopback, the real ``create_app`` on
+a runtime of its own (a fast password hasher, user ``alice``), and the service's own event loop, on which
+tests run what needs its store (:meth:`ThreadedService.on_loop`). A subclass says what it serves
+(:meth:`ThreadedService.app`) and how uvicorn logs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
-from collections.abc import Coroutine
-from typing import Any, Self, TypeVar
+from collections.abc import Coroutine, Iterator
+from typing import Any, Literal, Self, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -26,6 +29,26 @@ from keyturn.typing import Clock
 from ._secrets import new_password
 
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on", patience: float = 30.0) -> Iterator[str]:
+    """``app`` served on a free port of 127.0.0.1 (its URL yielded) from when uvicorn has started."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan=lifespan))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + patience
+        while not server.started:
+            assert thread.is_alive(), "uvicorn stopped"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
+            server.should_exit = True
+            thread.join(patience)
 
 
 class ThreadedService:

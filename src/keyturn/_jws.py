@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from .errors import TokenInvalid
+from .errors import KeyturnError, TokenInvalid
 
-__all__ = ["ALGORITHMS", "Compact", "split"]
+__all__ = ["ALGORITHMS", "Compact", "Decoder", "split"]
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 P256_HALF_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551 // 2
@@ -85,38 +85,58 @@ _MAX_HEADERS = 256
 # The last character of a segment whose length is 2 (or 3) more than a multiple of 4 carries 4 (or 2)
 # spare bits; a canonical encoder leaves them zero, and any other value spells the same bytes anew.
 _CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 
 
-def _b64(segment: str) -> bytes:
-    """Canonical base64url without padding (RFC 7515); the caller has checked the token is ASCII."""
-    last = _CANONICAL_LAST.get(len(segment) % 4)
-    if last is not None and segment[-1] not in last:
-        raise TokenInvalid("The token is not canonical base64url.")
-    try:
-        standard = segment.replace("-", "+").replace("_", "/")  # str.translate is many times slower
-        return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise TokenInvalid("The token is malformed.") from exc
+class Decoder:
+    """Canonical base64url without padding (RFC 7515) and JSON objects without a repeated member name,
+    each refusal raised as ``error`` with a detail about ``subject``: the one reader of the compact JWS
+    of tokens (``token_invalid``) and of DPoP proofs (``invalid_dpop_proof``)."""
+
+    __slots__ = ("_error", "_json", "_subject")
+
+    def __init__(self, error: Callable[[str], KeyturnError], subject: str) -> None:
+        self._error = error
+        self._subject = subject
+        self._json = json.JSONDecoder(object_pairs_hook=self._unique_members)
+
+    def segment(self, segment: str) -> bytes:
+        """The bytes of ``segment``, which the caller has checked holds the base64url alphabet alone."""
+        last = _CANONICAL_LAST.get(len(segment) % 4)
+        if last is not None and segment[-1] not in last:
+            raise self._error(f"{self._subject} is not canonical base64url.")
+        try:
+            standard = segment.replace("-", "+").replace("_", "/")  # str.translate is many times slower
+            return binascii.a2b_base64(standard + "=" * (-len(segment) % 4))
+        except (binascii.Error, ValueError) as exc:
+            raise self._error(f"{self._subject} is malformed.") from exc
+
+    def value(self, value: str) -> bytes:
+        """:meth:`segment` for a string nobody has checked yet (a JWK member, say)."""
+        if _ALPHABET.fullmatch(value) is None:
+            raise self._error(f"{self._subject} is not canonical base64url.")
+        return self.segment(value)
+
+    def object(self, data: bytes) -> dict[str, Any]:
+        """``data`` as a JSON object whose member names are each given once."""
+        try:
+            value = self._json.decode(data.decode())
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise self._error(f"{self._subject} is malformed.") from exc
+        if not isinstance(value, dict):
+            raise self._error(f"{self._subject} is malformed.")
+        return value
+
+    def _unique_members(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(pairs)
+        if len(obj) != len(pairs):
+            raise self._error(f"{self._subject} repeats a JSON member name.")
+        return obj
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise TokenInvalid("The token repeats a JSON member name.")
-    return obj
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members)
-
-
-def _object(data: bytes) -> dict[str, Any]:
-    try:
-        value = _DECODER.decode(data.decode())
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise TokenInvalid("The token is malformed.") from exc
-    if not isinstance(value, dict):
-        raise TokenInvalid("The token is malformed.")
-    return value
+_TOKEN = Decoder(TokenInvalid, "The token")
+_b64 = _TOKEN.segment
+_object = _TOKEN.object
 
 
 @dataclass(frozen=True, slots=True)

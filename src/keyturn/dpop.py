@@ -1,6 +1,7 @@
 """DPoP proofs (RFC 9449), checked without I/O: the ``DPoP`` header of one request against that request.
 
-:func:`check_proof` parses a proof (its size capped first), checks its header (``typ`` ``dpop+jwt``, an
+:func:`check_proof` parses a proof (its size capped first; canonical base64url and JSON without a
+repeated member, read by the one decoder of ``keyturn._jws``), checks its header (``typ`` ``dpop+jwt``, an
 allowed ``alg``, an embedded public ``jwk`` without private members), its signature, and its claims against
 the request (``htm``, ``htu`` per RFC 9449 section 4.3, ``iat`` within a window of the injected time, a
 ``jti``, ``ath`` when an access token comes with it, the server's ``nonce`` when it asks for one). It answers
@@ -21,7 +22,6 @@ too: the few lines that make a public key from a JWK are here, refusing any priv
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from ._jws import Decoder
 from .errors import InvalidDpopProof, InvalidDpopProofAtResource, UseDpopNonce
 
 __all__ = [
@@ -147,7 +148,7 @@ def check_proof(
     if not isinstance(jwk, dict):
         raise InvalidDpopProof("The DPoP proof has no jwk.")
     key = public_key(jwk, alg)
-    if not _verify(alg, key, f"{head_b64}.{payload_b64}".encode(), _b64decode(signature_b64)):
+    if not _verify(alg, key, f"{head_b64}.{payload_b64}".encode(), _PROOF.segment(signature_b64)):
         raise InvalidDpopProof("The DPoP proof's signature does not verify.")
     claims = _object(payload_b64)
     _check_claims(claims, method=method, url=url, now=now, rules=rules, access_token=access_token)
@@ -252,14 +253,14 @@ def public_key(jwk: dict[str, Any], alg: str) -> ec.EllipticCurvePublicKey | ed2
         raise InvalidDpopProof("The DPoP proof's jwk is not a public key of its alg.")
     try:
         if alg == "ES256" and kty == "EC" and crv == "P-256" and isinstance(jwk.get("y"), str):
-            xb, yb = _b64decode(x), _b64decode(jwk["y"])
+            xb, yb = _PROOF.value(x), _PROOF.value(jwk["y"])
             if len(xb) == len(yb) == 32:
                 numbers = ec.EllipticCurvePublicNumbers(
                     int.from_bytes(xb, "big"), int.from_bytes(yb, "big"), ec.SECP256R1()
                 )
                 return numbers.public_key()
         if alg == "EdDSA" and kty == "OKP" and crv == "Ed25519":
-            xb = _b64decode(x)
+            xb = _PROOF.value(x)
             if len(xb) == 32:
                 return ed25519.Ed25519PublicKey.from_public_bytes(xb)
     except ValueError:  # a point not on the curve
@@ -289,30 +290,8 @@ def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _b64decode(segment: str) -> bytes:
-    if len(segment) % 4 == 1 or not re.fullmatch(r"[A-Za-z0-9_-]*", segment):
-        raise InvalidDpopProof("The DPoP proof is not base64url.")
-    try:
-        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidDpopProof("The DPoP proof is not base64url.") from exc
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise InvalidDpopProof("The DPoP proof repeats a JSON member name.")
-    return obj
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique)
+_PROOF = Decoder(InvalidDpopProof, "The DPoP proof")
 
 
 def _object(segment: str) -> dict[str, Any]:
-    try:
-        value = _DECODER.decode(_b64decode(segment).decode())
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise InvalidDpopProof("The DPoP proof is malformed.") from exc
-    if not isinstance(value, dict):
-        raise InvalidDpopProof("The DPoP proof is malformed.")
-    return value
+    return _PROOF.object(_PROOF.segment(segment))

@@ -2,7 +2,7 @@
 
 The bearer token of an ``Authorization`` header, and Keyturn's error response: a JSON
 body ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate`` (RFC 6750).
-On the OAuth 2.0 routes (``oauth=True``) the same renderer answers in RFC 6749 section 5.2's form:
+On the OAuth 2.0 routes the same renderer answers in RFC 6749 section 5.2's form (:data:`OAUTH_ERRORS`):
 ``error`` is the RFC's code (``keyturn.oauth.oauth_error``) and ``keyturn_error`` Keyturn's own beside it.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Final
 from urllib.parse import parse_qs
 
 from .dpop import ALGORITHMS as DPOP_ALGORITHMS
@@ -30,15 +31,18 @@ from .oauth import oauth_error
 
 __all__ = [
     "HOST_REFRESH_COOKIE",
+    "KEYTURN_ERRORS",
+    "OAUTH_ERRORS",
     "REALM",
     "REFRESH_COOKIE",
+    "ErrorForm",
+    "OAuthErrorForm",
     "bearer_token",
     "bearer_token_if_any",
     "error_body",
     "error_headers",
     "error_json",
     "error_response",
-    "error_status",
     "refresh_cookie",
     "single_cookie",
 ]
@@ -83,52 +87,80 @@ def single_cookie(cookie_headers: list[str], name: str) -> None:
         raise InvalidRequest(f"The request carries the {name} cookie more than once.")
 
 
-def error_body(error: KeyturnError, *, oauth: bool = False) -> dict[str, str | bool]:
-    if oauth:
+class ErrorForm:
+    """How an error is answered: Keyturn's own form, ``{"error", "error_description", "retryable"}`` with the
+    error's status and, on 401, an RFC 6750 (or RFC 9449) challenge. One object per form, chosen once per
+    route: :data:`KEYTURN_ERRORS`, or :data:`OAUTH_ERRORS` on the OAuth 2.0 routes."""
+
+    __slots__ = ()
+
+    def body(self, error: KeyturnError) -> dict[str, str | bool]:
+        return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
+
+    def status(self, error: KeyturnError) -> int:
+        return error.status
+
+    def headers(self, error: KeyturnError, realm: str = REALM) -> dict[str, str]:
+        headers = {"Cache-Control": "no-store"}
+        if isinstance(error, UseDpopNonce):
+            headers["DPoP-Nonce"] = error.nonce
+        challenge = self.challenge(error, realm)
+        if challenge is not None:
+            headers["WWW-Authenticate"] = challenge
+        if isinstance(error, RateLimited | Overloaded):
+            headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+        return headers
+
+    def challenge(self, error: KeyturnError, realm: str) -> str | None:
+        """``WWW-Authenticate`` for ``error``, if it has one."""
+        if isinstance(error, InsufficientScope):
+            return f'Bearer realm="{realm}", error="insufficient_scope"'
+        if error.status != 401:
+            return None
+        if isinstance(error, InvalidCredentials):
+            return f'Bearer realm="{realm}"'
+        description = error.detail.replace("\\", "").replace('"', "'")
+        # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme.
+        dpop = isinstance(error, DpopError | RefreshTokenBound)
+        code = error.code if isinstance(error, DpopError) else "invalid_token"
+        algs = f', algs="{" ".join(DPOP_ALGORITHMS)}"' if dpop else ""
+        return (
+            f'{"DPoP" if dpop else "Bearer"} realm="{realm}", error="{code}", '
+            f'error_description="{error.code}: {description}"{algs}'
+        )
+
+
+class OAuthErrorForm(ErrorForm):
+    """RFC 6749 section 5.2's form: ``error`` is the RFC's code (``keyturn.oauth.oauth_error``) and its
+    status (400 for ``invalid_grant``, 401 for ``invalid_client``), ``keyturn_error`` Keyturn's own beside
+    it; the one challenge is ``Basic`` for ``invalid_client``, the scheme the client may use."""
+
+    __slots__ = ()
+
+    def body(self, error: KeyturnError) -> dict[str, str | bool]:
         return {
             "error": oauth_error(error)[0],
             "error_description": error.detail,
             "keyturn_error": error.code,
             "retryable": error.retryable,
         }
-    return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
+
+    def status(self, error: KeyturnError) -> int:
+        return oauth_error(error)[1]
+
+    def challenge(self, error: KeyturnError, realm: str) -> str | None:
+        return f'Basic realm="{realm}"' if isinstance(error, InvalidClient) else None
 
 
-def error_status(error: KeyturnError, *, oauth: bool = False) -> int:
-    """The status of the answer to ``error``: its own, or on the OAuth routes RFC 6749's (400 for
-    ``invalid_grant``, 401 for ``invalid_client``)."""
-    return oauth_error(error)[1] if oauth else error.status
+KEYTURN_ERRORS: Final = ErrorForm()
+OAUTH_ERRORS: Final = OAuthErrorForm()
+
+error_body = KEYTURN_ERRORS.body
+error_headers = KEYTURN_ERRORS.headers
 
 
 def error_json(error: KeyturnError) -> bytes:
     return json.dumps(error_body(error), separators=(",", ":")).encode()
-
-
-def error_headers(error: KeyturnError, realm: str = REALM, *, oauth: bool = False) -> dict[str, str]:
-    headers = {"Cache-Control": "no-store"}
-    if isinstance(error, UseDpopNonce):
-        headers["DPoP-Nonce"] = error.nonce
-    if oauth:
-        if isinstance(error, InvalidClient):  # RFC 6749 section 5.2: the scheme the client may use
-            headers["WWW-Authenticate"] = f'Basic realm="{realm}"'
-    elif error.status == 401:
-        if isinstance(error, InvalidCredentials):
-            headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
-        else:
-            description = error.detail.replace("\\", "").replace('"', "'")
-            # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme.
-            dpop = isinstance(error, DpopError | RefreshTokenBound)
-            code = error.code if isinstance(error, DpopError) else "invalid_token"
-            algs = f', algs="{" ".join(DPOP_ALGORITHMS)}"' if dpop else ""
-            headers["WWW-Authenticate"] = (
-                f'{"DPoP" if dpop else "Bearer"} realm="{realm}", error="{code}", '
-                f'error_description="{error.code}: {description}"{algs}'
-            )
-    elif isinstance(error, InsufficientScope):
-        headers["WWW-Authenticate"] = f'Bearer realm="{realm}", error="insufficient_scope"'
-    if isinstance(error, RateLimited | Overloaded):
-        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return headers
 
 
 def error_response(error: KeyturnError, realm: str = REALM) -> tuple[int, list[tuple[str, str]], bytes]:

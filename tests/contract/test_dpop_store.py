@@ -5,10 +5,7 @@ and a session keeps the key it is bound to."""
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import threading
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ import pytest
 from keyturn.store import open_store
 from keyturn.typing import Backend, RefreshRecord, Rotate, SessionRecord
 
+from ._races import in_processes, in_threads
 from .backends import SHARED_BACKENDS, BackendUnderTest, isolated
 
 NOW = 1_800_000_000.0
@@ -62,52 +60,19 @@ async def test_the_same_jti_from_many_tasks_at_once_passes_once(store: Backend) 
     assert Counter(answers) == {True: 1, False: 39}
 
 
+async def _use(store: Backend, n: int) -> bool:
+    return await store.use_dpop_jti(KEY, NOW + 60, NOW)
+
+
 async def test_the_same_jti_from_threads_with_stores_of_their_own_passes_once(
     backend: BackendUnderTest,
 ) -> None:
-    answers: list[bool] = []
-    lock, start = threading.Lock(), threading.Barrier(4, timeout=60)
-
-    def caller() -> None:
-        async def run() -> list[bool]:
-            peer = backend.new_store()
-            await peer.open()
-            try:
-                start.wait()
-                return list(await asyncio.gather(*(peer.use_dpop_jti(KEY, NOW + 60, NOW) for _ in range(10))))
-            finally:
-                await peer.close()
-
-        got = asyncio.run(run())
-        with lock:
-            answers.extend(got)
-
-    threads = [threading.Thread(target=caller) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads)
+    answers = in_threads(backend, _use, threads=4, per_thread=10)
     assert Counter(answers) == {True: 1, False: 39}
 
 
 PROCESSES = 4
 PER_PROCESS = 10
-
-
-def _use_in_a_process(url: str, ready: threading.Barrier) -> list[bool]:
-    async def run() -> list[bool]:
-        store = open_store(url)
-        await store.open()
-        try:
-            ready.wait()
-            return list(
-                await asyncio.gather(*(store.use_dpop_jti(KEY, NOW + 60, NOW) for _ in range(PER_PROCESS)))
-            )
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 @pytest.mark.parametrize("shared", SHARED_BACKENDS)
@@ -116,11 +81,7 @@ async def test_the_same_jti_from_several_processes_passes_once(shared: str, tmp_
         first = open_store(place.url)
         await first.open()  # the schema, once: the processes then race on the jti alone
         try:
-            spawn = multiprocessing.get_context("spawn")
-            with spawn.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=spawn) as pool:
-                ready = manager.Barrier(PROCESSES, timeout=90)
-                futures = [pool.submit(_use_in_a_process, place.url, ready) for _ in range(PROCESSES)]
-                answers = [ok for f in futures for ok in f.result(timeout=120)]
+            answers = in_processes(place.url, _use, processes=PROCESSES, per_process=PER_PROCESS)
             assert Counter(answers) == {True: 1, False: PROCESSES * PER_PROCESS - 1}
             assert await first.use_dpop_jti(KEY, NOW + 60, NOW) is False
         finally:

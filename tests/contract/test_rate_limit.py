@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import sqlite3
-import threading
 from collections import Counter
 from collections.abc import AsyncIterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -29,6 +25,7 @@ from keyturn.typing import (
     SessionRecord,
 )
 
+from ._races import at_once, in_processes
 from .backends import REDIS_URL, SHARED_BACKENDS, BackendUnderTest, isolated
 
 pytestmark = pytest.mark.anyio
@@ -187,40 +184,11 @@ async def test_concurrent_takes_from_many_stores_let_exactly_the_burst_through(
     """320 calls at one instant, from four stores on their own threads (their own connections, as four
     processes would have): exactly 50 pass, whatever the interleaving."""
     limit = RateLimit(ALLOWED, 3600)
-    if backend.shared is not None:
-        # memory:// never awaits inside a call: the tasks run one after another; this checks the count.
-        results = await asyncio.gather(
-            *(store.rate_limit_take("crowd", limit, NOW) for _ in range(CALLERS * PER_CALLER))
-        )
-        answers = [r.allowed for r in results]
-    else:
-        answers = []
-        lock = threading.Lock()
-        start = threading.Barrier(CALLERS, timeout=60)
 
-        def caller() -> None:
-            async def run() -> list[bool]:
-                peer = backend.new_store()
-                await peer.open()
-                try:
-                    start.wait()
-                    got = await asyncio.gather(
-                        *(peer.rate_limit_take("crowd", limit, NOW) for _ in range(PER_CALLER))
-                    )
-                    return [r.allowed for r in got]
-                finally:
-                    await peer.close()
+    async def take(peer: Backend, n: int) -> bool:
+        return (await peer.rate_limit_take("crowd", limit, NOW)).allowed
 
-            got = asyncio.run(run())
-            with lock:
-                answers.extend(got)
-
-        threads = [threading.Thread(target=caller) for _ in range(CALLERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not any(t.is_alive() for t in threads)
+    answers = await at_once(backend, store, take, threads=CALLERS, per_thread=PER_CALLER)
 
     assert Counter(answers) == {True: ALLOWED, False: CALLERS * PER_CALLER - ALLOWED}
     refused = await store.rate_limit_take("crowd", limit, NOW)
@@ -231,22 +199,8 @@ PROCESSES = 4
 PER_PROCESS = 30
 
 
-def _take_in_a_process(url: str, ready: threading.Barrier) -> list[bool]:
-    """One process: open the store, wait for the others, then take ``PER_PROCESS`` at once."""
-
-    async def run() -> list[bool]:
-        store = open_store(url)
-        await store.open()
-        try:
-            ready.wait()
-            got = await asyncio.gather(
-                *(store.rate_limit_take("crowd", RateLimit(ALLOWED, 3600), NOW) for _ in range(PER_PROCESS))
-            )
-            return [r.allowed for r in got]
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+async def _take(store: Backend, n: int) -> bool:
+    return (await store.rate_limit_take("crowd", RateLimit(ALLOWED, 3600), NOW)).allowed
 
 
 @pytest.mark.parametrize("shared", SHARED_BACKENDS)
@@ -258,11 +212,7 @@ async def test_takes_from_several_processes_let_exactly_the_burst_through(
         first = open_store(place.url)
         await first.open()  # the schema, once: the processes then race on the bucket alone
         try:
-            spawn = multiprocessing.get_context("spawn")
-            with spawn.Manager() as manager, ProcessPoolExecutor(PROCESSES, mp_context=spawn) as pool:
-                ready = manager.Barrier(PROCESSES, timeout=90)
-                futures = [pool.submit(_take_in_a_process, place.url, ready) for _ in range(PROCESSES)]
-                answers = [allowed for f in futures for allowed in f.result(timeout=120)]
+            answers = in_processes(place.url, _take, processes=PROCESSES, per_process=PER_PROCESS)
             assert Counter(answers) == {True: ALLOWED, False: PROCESSES * PER_PROCESS - ALLOWED}
             assert not (await first.rate_limit_take("crowd", RateLimit(ALLOWED, 3600), NOW)).allowed
         finally:
@@ -355,34 +305,7 @@ async def test_concurrent_refreshes_of_one_session_pass_exactly_the_burst(
         outcome = await peer.refresh("s1", head.jti, _rotate(n), [take])
         return type(outcome.decision).__name__
 
-    if backend.shared is not None:
-        kinds = await asyncio.gather(*(one(store, n) for n in range(REFRESHERS * PER_REFRESHER)))
-    else:
-        kinds = []
-        lock = threading.Lock()
-        start = threading.Barrier(REFRESHERS, timeout=60)
-
-        def refresher(index: int) -> None:
-            async def run() -> list[str]:
-                peer = backend.new_store()
-                await peer.open()
-                try:
-                    start.wait()
-                    base = index * PER_REFRESHER
-                    return await asyncio.gather(*(one(peer, base + n) for n in range(PER_REFRESHER)))
-                finally:
-                    await peer.close()
-
-            got = asyncio.run(run())
-            with lock:
-                kinds.extend(got)
-
-        threads = [threading.Thread(target=refresher, args=(i,)) for i in range(REFRESHERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not any(t.is_alive() for t in threads)
+    kinds = await at_once(backend, store, one, threads=REFRESHERS, per_thread=PER_REFRESHER)
 
     total = REFRESHERS * PER_REFRESHER
     assert Counter(kinds) == {"Rotate": 1, "Replay": SESSION_BURST - 1, "Limited": total - SESSION_BURST}

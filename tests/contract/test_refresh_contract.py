@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import Counter
 
 import pytest
@@ -14,6 +12,7 @@ from keyturn.sessions import decide_refresh
 from keyturn.testing import TestService, make_service
 from keyturn.typing import Backend, Replay, Rotate
 
+from ._races import at_once
 from .backends import BackendUnderTest
 
 pytestmark = pytest.mark.anyio
@@ -101,36 +100,7 @@ async def test_concurrent_refreshes_of_one_token_rotate_once_and_replay_the_rest
         assert outcome.head is not None
         return type(outcome.decision).__name__, outcome.head.jti
 
-    if backend.shared is not None:
-        # memory:// never awaits inside a call, so these tasks run one after another: this checks the
-        # outcome, and the real races are the threaded runs of the other backends.
-        results = await asyncio.gather(*(one_call(ts.store, n) for n in range(CALLS)))
-    else:
-        results = []
-        lock = threading.Lock()
-        start = threading.Barrier(THREADS)
-
-        def worker(index: int) -> None:
-            async def run() -> list[tuple[str, str]]:
-                peer = backend.new_store()
-                await peer.open()
-                try:
-                    start.wait(60)
-                    per = CALLS // THREADS
-                    return await asyncio.gather(*(one_call(peer, index * per + n) for n in range(per)))
-                finally:
-                    await peer.close()
-
-            got = asyncio.run(run())
-            with lock:
-                results.extend(got)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-        assert not any(t.is_alive() for t in threads)
+    results = await at_once(backend, ts.store, one_call, threads=THREADS, per_thread=CALLS // THREADS)
 
     kinds = Counter(kind for kind, _ in results)
     assert kinds == {Rotate.__name__: 1, Replay.__name__: CALLS - 1}

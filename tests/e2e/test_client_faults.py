@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import requests
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -45,9 +44,10 @@ from keyturn.config import Settings
 from keyturn.middleware import AccessTokenVerifier
 from keyturn.middleware.asgi import KeyturnMiddleware
 
+from .._threaded import serving
 from ._client import Hooks, signed_in
 from ._faults import Faults, http_fault_proxy
-from ._server import Cluster, cluster, free_port
+from ._server import Cluster, cluster
 
 SECONDS = float(os.environ.get("KEYTURN_FAULT_SECONDS", "60"))
 THREADS = 10
@@ -97,22 +97,10 @@ def _resource_app(orders: Orders, verifier: AccessTokenVerifier) -> KeyturnMiddl
 @contextlib.contextmanager
 def resource_server(service_url: str, orders: Orders) -> Iterator[str]:
     verifier = AccessTokenVerifier.for_service(service_url, settings=Settings())
-    port = free_port()
-    config = uvicorn.Config(
-        _resource_app(orders, verifier), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the resource server did not start"
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with serving(_resource_app(orders, verifier), lifespan="off") as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         verifier.close()  # its I/O thread holds a connection to the token service
 
 

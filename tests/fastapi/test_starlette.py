@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,8 +15,8 @@ from keyturn import fastapi as keyturn
 from keyturn.middleware.asgi import KeyturnMiddleware
 from keyturn.testing import make_settings
 
+from .._threaded import serving
 from ..e2e._http import assert_error, bearer
-from ..e2e._server import free_port
 
 
 def test_a_starlette_app_serves_the_sessions_and_guards_its_routes(tmp_path: Path) -> None:
@@ -38,20 +36,8 @@ def test_a_starlette_app_serves_the_sessions_and_guards_its_routes(tmp_path: Pat
     auth = keyturn.install(app, settings=settings, authenticate=authenticate, prefix="/session")
     app.mount("/api", KeyturnMiddleware(Starlette(routes=[Route("/hello", hello)]), auth.verifier))
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped"
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        _walk(httpx.Client(base_url=f"http://127.0.0.1:{port}"))
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serving(app) as url:
+        _walk(httpx.Client(base_url=url))
     assert started == [True, True]
 
 

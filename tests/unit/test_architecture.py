@@ -63,6 +63,7 @@ DJANGO_SHARES_OF_THE_SERVER = (
     "keyturn.server.proxies",
     "keyturn.server.background",
     "keyturn.server.errors",  # malformed(): pydantic's errors as invalid_request
+    "keyturn.server.token_reply",  # the login and refresh answer, its refresh cookie
 )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from keyturn.errors import TokenInvalid
 from keyturn.middleware import AccessTokenVerifier
-from keyturn.middleware._bearer import BearerCheck
+from keyturn.middleware._bearer import BearerCheck, BearerRequest
 from keyturn.testing import TestService
 
 STRICT = {"required": True}
@@ -58,7 +58,7 @@ def test_an_exempt_path_passes_whatever_its_header(path: str) -> None:
     check = BearerCheck(no_verifier, exempt=["/health"])
 
     assert check.token("Basic dXNlcjpwYXNz", path) is None
-    assert check.verify(None, path) is None
+    assert check.verify(BearerRequest(None, path)) is None
     with pytest.raises(TokenInvalid):
         check.token(None, "/healthz")
 
@@ -77,12 +77,12 @@ async def test_the_verifier_is_asked_only_for_a_token(ts: TestService) -> None:
 
     check = BearerCheck(lazily, **DJANGO)
     try:
-        assert check.verify(None) is None
-        assert await check.averify("Basic dXNlcjpwYXNz") is None
+        assert check.verify(BearerRequest(None)) is None
+        assert await check.averify(BearerRequest("Basic dXNlcjpwYXNz")) is None
         assert asked == []
 
-        claims = check.verify(f"Bearer {pair.access_token}")
-        again = await check.averify(f"Bearer {pair.access_token}")
+        claims = check.verify(BearerRequest(f"Bearer {pair.access_token}"))
+        again = await check.averify(BearerRequest(f"Bearer {pair.access_token}"))
     finally:
         verifier.close()
 

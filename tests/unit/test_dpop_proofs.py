@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ from keyturn.dpop import (
 )
 from keyturn.errors import InvalidDpopProof, UseDpopNonce
 
-from .._dpop import URL, b64json, ec_jwk, make_proof
+from .._dpop import URL, b64, b64json, ec_jwk, make_proof
 
 NOW = 1_800_000_000.0
 RULES = ProofRules(max_age=60, leeway=5)
@@ -175,6 +177,43 @@ def test_a_repeated_member_is_refused() -> None:
     twice = base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
     with pytest.raises(InvalidDpopProof):
         check(f"{twice}.{body}.{sig}")
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _respelled(segment: str) -> str:
+    """``segment`` with a spare bit of its last character set: the same bytes to a lenient decoder."""
+    assert len(segment) % 4 in (2, 3), "the segment has no spare bits: the test would prove nothing"
+    return segment[:-1] + _B64URL[_B64URL.index(segment[-1]) | 1]
+
+
+def _signed(key: ec.EllipticCurvePrivateKey, signing_input: str) -> str:
+    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+    return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+
+def _non_canonical(part: str, key: ec.EllipticCurvePrivateKey) -> str:
+    """A proof by ``key``, otherwise valid, with ``part`` spelled non-canonically."""
+    if part == "jwk x":
+        jwk = ec_jwk(key)
+        return make_proof(key, now=NOW, header={"jwk": {**jwk, "x": _respelled(jwk["x"])}})
+    head, payload, signature = make_proof(key, now=NOW).split(".")
+    if part == "signature":
+        return f"{head}.{payload}.{_respelled(signature)}"
+    payload = b64json({"jti": "jti-pa", "htm": "POST", "htu": URL, "iat": int(NOW)})  # 2 spare bits
+    return _signed(key, f"{head}.{_respelled(payload)}")
+
+
+@pytest.mark.parametrize("part", ["signature", "payload", "jwk x"])
+def test_a_non_canonical_base64url_segment_is_refused(part: str) -> None:
+    """RFC 7515 base64url, one spelling: a proof whose segment (or key member) has its last character's
+    spare bits set decodes to the same bytes, and is refused as the service's tokens are."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    check(make_proof(key, now=NOW))  # the canonical spelling checks out
+    with pytest.raises(InvalidDpopProof, match="not canonical base64url") as refused:
+        check(_non_canonical(part, key))
+    assert refused.value.code == "invalid_dpop_proof"
 
 
 # -- Hypothesis: whatever arrives in the header, the answer is a proof or InvalidDpopProof ---------------

@@ -27,7 +27,7 @@ from keyturn.errors import (
     UnsupportedGrantType,
     UseDpopNonce,
 )
-from keyturn.http import error_body, error_headers, error_status
+from keyturn.http import KEYTURN_ERRORS, OAUTH_ERRORS
 from keyturn.oauth import (
     ClientCredentials,
     base_url_for,
@@ -207,10 +207,10 @@ async def test_public_and_confidential_clients_authenticate_as_their_kind(anyio_
 )
 def test_each_error_has_its_rfc_6749_code_and_status(error: KeyturnError, code: str, status: int) -> None:
     """OAuth clients act on ``error``; Keyturn's own clients on ``keyturn_error``: both are there."""
-    body = error_body(error, oauth=True)
+    body = OAUTH_ERRORS.body(error)
 
     assert oauth_error(error) == (code, status)
-    assert error_status(error, oauth=True) == status
+    assert OAUTH_ERRORS.status(error) == status
     assert body["error"] == code
     assert body["keyturn_error"] == error.code
     assert body["retryable"] is error.retryable
@@ -219,20 +219,20 @@ def test_each_error_has_its_rfc_6749_code_and_status(error: KeyturnError, code: 
 def test_invalid_client_challenges_basic_and_invalid_grant_challenges_nothing() -> None:
     """RFC 6749 section 5.2: 401 with the scheme the client can use; a refused grant is not a bearer
     token problem, so no ``Bearer error="invalid_token"`` challenge."""
-    assert error_headers(InvalidClient(), oauth=True)["WWW-Authenticate"] == 'Basic realm="keyturn"'
-    assert "WWW-Authenticate" not in error_headers(RefreshTokenReused(), oauth=True)
-    assert error_headers(RateLimited(2.5), oauth=True)["Retry-After"] == "3"
-    assert error_headers(TokenInvalid(), oauth=True)["Cache-Control"] == "no-store"
+    assert OAUTH_ERRORS.headers(InvalidClient())["WWW-Authenticate"] == 'Basic realm="keyturn"'
+    assert "WWW-Authenticate" not in OAUTH_ERRORS.headers(RefreshTokenReused())
+    assert OAUTH_ERRORS.headers(RateLimited(2.5))["Retry-After"] == "3"
+    assert OAUTH_ERRORS.headers(TokenInvalid())["Cache-Control"] == "no-store"
 
 
 def test_keyturns_own_routes_keep_their_error_body() -> None:
     """The /auth/* routes are unchanged: Keyturn's code in ``error``, no ``keyturn_error``."""
-    assert error_body(RefreshTokenReused()) == {
+    assert KEYTURN_ERRORS.body(RefreshTokenReused()) == {
         "error": "refresh_token_reused",
         "error_description": RefreshTokenReused.description,
         "retryable": False,
     }
-    assert error_status(RefreshTokenReused()) == 401
+    assert KEYTURN_ERRORS.status(RefreshTokenReused()) == 401
 
 
 # -- metadata -----------------------------------------------------------------------------------------

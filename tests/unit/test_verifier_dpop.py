@@ -13,7 +13,7 @@ import pytest
 from keyturn.client.dpop import DpopKey
 from keyturn.errors import InvalidDpopProof, KeyturnError
 from keyturn.middleware import AccessTokenVerifier
-from keyturn.middleware._bearer import BearerCheck
+from keyturn.middleware._bearer import BearerCheck, BearerRequest
 from keyturn.middleware._dpop import Presented, ReplayCache
 from keyturn.testing import TestService, make_service, make_settings
 
@@ -96,11 +96,12 @@ async def test_an_unbound_token_stays_bearer(scene: Scene) -> None:
 
 async def test_the_bearer_step_reads_the_dpop_scheme(scene: Scene) -> None:
     check = BearerCheck(scene.verifier)
-    claims = check.verify(f"DPoP {scene.bound}", method="GET", url=URL + "?page=2", proofs=[scene.proof()])
+    request = BearerRequest(f"DPoP {scene.bound}", method="GET", url=URL + "?page=2", proofs=(scene.proof(),))
+    claims = check.verify(request)
     assert claims is not None
     assert claims.sub == "alice"
-    assert code(lambda: check.verify(f"Bearer {scene.bound}")) == "invalid_dpop_proof"
-    assert code(lambda: check.verify("DPoP ")) == "token_invalid"
+    assert code(lambda: check.verify(BearerRequest(f"Bearer {scene.bound}"))) == "invalid_dpop_proof"
+    assert code(lambda: check.verify(BearerRequest("DPoP "))) == "token_invalid"
 
 
 async def test_one_proof_sent_from_many_threads_at_once_passes_once(scene: Scene) -> None:

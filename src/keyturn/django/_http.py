@@ -1,8 +1,8 @@
 """Django requests and responses in the shapes of ``keyturn serve`` (``keyturn.server.routes``).
 
-Bodies, codes and headers are the service's: errors through the one renderer (``keyturn.http``), token
-bodies through ``keyturn.server.schemas.token_body``, the refresh cookie and the CSRF header by the same
-names and with the same attributes.
+Bodies, codes and headers are the service's: errors through the one renderer (``keyturn.http``), login
+and refresh answers (their body, headers and refresh cookie) as ``keyturn.server.token_reply`` decides
+them, the CSRF header by the same name.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..errors import InvalidRequest, KeyturnError, ServerError
 from ..http import REALM, error_response, refresh_cookie, single_cookie
 from ..server.errors import malformed
 from ..server.proxies import client_address
-from ..server.schemas import token_body
+from ..server.token_reply import CSRF_HEADER, NO_STORE, token_reply
 from ..sessions import TokenPair
 
 __all__ = [
@@ -35,8 +35,6 @@ __all__ = [
 
 logger = logging.getLogger("keyturn.django")
 
-CSRF_HEADER = "X-Keyturn-CSRF"
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY_BYTES = 256 * 1024
 """As ``keyturn serve``: bodies over this are refused (413, ``invalid_request``) before they are read."""
 
@@ -110,10 +108,6 @@ def client_ip(request: HttpRequest, settings: Settings) -> str | None:
     return client_address(peer, [forwarded] if forwarded else [], settings.trusted_proxies)
 
 
-def wants_cookie(request: HttpRequest, settings: Settings) -> bool:
-    return settings.cookie_mode or CSRF_HEADER in request.headers
-
-
 def cookie(request: HttpRequest, settings: Settings) -> tuple[str, str]:
     """The refresh cookie's name and ``Path``, by ``keyturn serve``'s rule (``keyturn.http.refresh_cookie``):
     ``keyturn_refresh`` where the session routes are mounted (the calling route's directory, ``/api/auth``),
@@ -122,19 +116,12 @@ def cookie(request: HttpRequest, settings: Settings) -> tuple[str, str]:
 
 
 def token_response(request: HttpRequest, pair: TokenPair, settings: Settings) -> HttpResponse:
-    cookie_mode = wants_cookie(request, settings)
-    response = respond(token_body(pair, include_refresh=not cookie_mode), headers=NO_STORE)
-    if cookie_mode:
-        name, path = cookie(request, settings)
-        response.set_cookie(
-            name,
-            pair.refresh_token,
-            max_age=pair.refresh_expires_in,
-            path=path,
-            secure=True,
-            httponly=True,
-            samesite="Strict",
-        )
+    """The login or refresh answer (``keyturn.server.token_reply``) as a Django response."""
+    routes_path = request.path.rsplit("/", 1)[0]
+    reply = token_reply(pair, settings, csrf_header=CSRF_HEADER in request.headers, routes_path=routes_path)
+    response = respond(reply.body, headers=reply.headers)
+    if reply.cookie is not None:
+        response.cookies[reply.cookie.name] = reply.cookie.morsel()
     return response
 
 

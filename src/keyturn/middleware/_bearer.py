@@ -8,7 +8,8 @@ renderer (``keyturn.http``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import TokenInvalid
@@ -18,13 +19,25 @@ from ._dpop import BEARER, Presented
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
-__all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard", "is_dpop"]
+__all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard", "BearerRequest", "is_dpop"]
 
 
 def is_dpop(authorization: str | None) -> bool:
     """Whether ``authorization`` is ``DPoP <token>``: only then does an adapter read the request's method,
-    URL and ``DPoP`` headers for :meth:`BearerCheck.verify`."""
+    URL and ``DPoP`` headers for its :class:`BearerRequest`."""
     return authorization is not None and authorization[:5].lower() == "dpop "
+
+
+@dataclass(frozen=True, slots=True)
+class BearerRequest:
+    """What :class:`BearerCheck` reads of a request: its ``Authorization`` header and path and, when it
+    presents a DPoP token (:func:`is_dpop`), its method, URL without query and ``DPoP`` header values."""
+
+    authorization: str | None
+    path: str = ""
+    method: str = ""
+    url: str = ""
+    proofs: tuple[str, ...] = ()
 
 
 class BearerCheck:
@@ -61,28 +74,21 @@ class BearerCheck:
     def token(self, authorization: str | None, path: str = "") -> str | None:
         """The token to verify, or None when the request passes without one; ``token_invalid`` if it
         must have one and has none, or its header is malformed."""
-        found = self.presented(authorization, path)
+        found = self.presented(BearerRequest(authorization, path))
         return None if found is None else found[0]
 
-    def presented(
-        self,
-        authorization: str | None,
-        path: str = "",
-        *,
-        method: str = "",
-        url: str = "",
-        proofs: Sequence[str] = (),
-    ) -> tuple[str, Presented] | None:
+    def presented(self, request: BearerRequest) -> tuple[str, Presented] | None:
         """:meth:`token`, and how it was presented: ``Bearer``, or ``DPoP`` with the request's method,
         URL and ``DPoP`` header values (RFC 9449 section 7)."""
-        if self.exempt and self.exempt(path):
+        if self.exempt and self.exempt(request.path):
             return None
+        authorization = request.authorization
         scheme, _, rest = (authorization or "").partition(" ")
         if scheme.lower() == "dpop":
             token = rest.strip()
             if not token:
                 raise TokenInvalid("The Authorization header is not 'DPoP <token>'.")
-            return token, Presented("dpop", method, url, tuple(proofs))
+            return token, Presented("dpop", request.method, request.url, request.proofs)
         bearer = self._read(authorization)
         if bearer is None:
             if self.required:
@@ -90,31 +96,14 @@ class BearerCheck:
             return None
         return bearer, BEARER
 
-    def verify(
-        self,
-        authorization: str | None,
-        path: str = "",
-        *,
-        method: str = "",
-        url: str = "",
-        proofs: Sequence[str] = (),
-    ) -> AccessClaims | None:
-        """The request's verified token (None when it passes without one), or the ``KeyturnError``;
-        ``method``, ``url`` and ``proofs`` (its ``DPoP`` headers) check a DPoP-bound token's proof."""
-        found = self.presented(authorization, path, method=method, url=url, proofs=proofs)
+    def verify(self, request: BearerRequest) -> AccessClaims | None:
+        """The request's verified token (None when it passes without one), or the ``KeyturnError``."""
+        found = self.presented(request)
         return None if found is None else self._verify(*found)
 
-    async def averify(
-        self,
-        authorization: str | None,
-        path: str = "",
-        *,
-        method: str = "",
-        url: str = "",
-        proofs: Sequence[str] = (),
-    ) -> AccessClaims | None:
+    async def averify(self, request: BearerRequest) -> AccessClaims | None:
         """:meth:`verify` for event loops."""
-        found = self.presented(authorization, path, method=method, url=url, proofs=proofs)
+        found = self.presented(request)
         return None if found is None else await self._averify(*found)
 
 

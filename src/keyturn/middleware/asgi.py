@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import KeyturnError
 from ..http import error_response
-from ._bearer import BearerGuard, is_dpop
+from ._bearer import BearerGuard, BearerRequest, is_dpop
 
 __all__ = ["KeyturnMiddleware"]
 
@@ -42,9 +42,7 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
                 await self.app(scope, receive, send)
             return
         try:
-            authorization = _authorization(scope)
-            extra = _dpop(scope) if is_dpop(authorization) else {}
-            claims = await self.check.averify(authorization, scope.get("path", ""), **extra)
+            claims = await self.check.averify(_request(scope))
         except KeyturnError as error:
             await self._refuse(scope, send, error)
             return
@@ -73,15 +71,20 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
         await self.app(scope, receive, send_and_close)
 
 
-def _dpop(scope: Scope) -> dict[str, Any]:
-    """The method, URL (without query) and ``DPoP`` headers of a request that presents a DPoP token."""
-    proofs = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"dpop"]
+def _request(scope: Scope) -> BearerRequest:
+    """The request's ``Authorization`` and path, and with a DPoP token its method, URL (without query)
+    and ``DPoP`` headers."""
+    authorization = _authorization(scope)
+    path = scope.get("path", "")
+    if not is_dpop(authorization):
+        return BearerRequest(authorization, path)
+    proofs = tuple(value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"dpop")
     scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
     host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
     if not host and scope.get("server"):
         host = "{}:{}".format(*scope["server"])
-    url = f"{scheme}://{host}{scope.get('path', '')}"  # the full path (root_path included), no query
-    return {"method": scope.get("method", ""), "url": url, "proofs": proofs}
+    url = f"{scheme}://{host}{path}"  # the full path (root_path included), no query
+    return BearerRequest(authorization, path, scope.get("method", ""), url, proofs)
 
 
 def _authorization(scope: Scope) -> str | None:

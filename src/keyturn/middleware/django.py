@@ -32,7 +32,7 @@ from django.http import HttpRequest, HttpResponse
 from ..errors import KeyturnError, TokenInvalid
 from ..http import REALM, error_response
 from ..tokens import AccessClaims
-from ._bearer import NO_TOKEN, BearerCheck, is_dpop
+from ._bearer import NO_TOKEN, BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
@@ -98,7 +98,7 @@ class KeyturnMiddleware:
         if self.is_async:
             return self.__acall__(request)
         try:
-            claims = self.check.verify(request.headers.get("Authorization"), **dpop_parts(request))
+            claims = self.check.verify(bearer_request(request))
             request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
@@ -107,7 +107,7 @@ class KeyturnMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         try:
-            claims = await self.check.averify(request.headers.get("Authorization"), **dpop_parts(request))
+            claims = await self.check.averify(bearer_request(request))
             request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
             return django_response(error)
@@ -156,10 +156,12 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
     return decorate(view) if view is not None else decorate
 
 
-def dpop_parts(request: HttpRequest) -> dict[str, Any]:
-    """The method, URL (without query) and ``DPoP`` header of a request that presents a DPoP token."""
-    if not is_dpop(request.headers.get("Authorization")):
-        return {}
+def bearer_request(request: HttpRequest) -> BearerRequest:
+    """The request's ``Authorization``, and with a DPoP token its method, URL (without query) and
+    ``DPoP`` header."""
+    authorization = request.headers.get("Authorization")
+    if not is_dpop(authorization):
+        return BearerRequest(authorization)
     proof = request.headers.get("DPoP")
     url = request.build_absolute_uri(request.path)
-    return {"method": request.method or "", "url": url, "proofs": [proof] if proof else []}
+    return BearerRequest(authorization, "", request.method or "", url, (proof,) if proof else ())

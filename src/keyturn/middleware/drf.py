@@ -33,7 +33,7 @@ from ..http import REALM, bearer_token_if_any, error_body, error_headers
 from ..tokens import AccessClaims
 from ._bearer import NO_TOKEN
 from ._grants import require_grants
-from .django import bearer_check, dpop_parts
+from .django import bearer_check, bearer_request
 
 __all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser", "exception_handler"]
 
@@ -114,7 +114,7 @@ class KeyturnAuthentication(BaseAuthentication):
         claims: AccessClaims | None = getattr(request._request, "keyturn_token", None)
         if claims is None:
             try:
-                claims = _bearer.verify(request.headers.get("Authorization"), **dpop_parts(request._request))
+                claims = _bearer.verify(bearer_request(request._request))
             except KeyturnError as error:
                 request._request.keyturn_error = error  # type: ignore[attr-defined]
                 raise _Refused(error) from error

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse
 from ..errors import KeyturnError
 from ..http import REALM, error_body, error_headers
 from ..tokens import AccessClaims
-from ._bearer import BearerCheck, is_dpop
+from ._bearer import BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
@@ -60,18 +60,23 @@ def require_token(
             if request.scope.get("keyturn.verifier") is verifier:  # the middleware checked it already
                 verified = request.scope.get("keyturn.token")
             if verified is None:
-                authorization = request.headers.get("authorization")
-                extra: dict[str, Any] = {}
-                if is_dpop(authorization):
-                    url = str(request.url.replace(query=None, fragment=None))
-                    extra = {"method": request.method, "url": url, "proofs": request.headers.getlist("dpop")}
-                verified = await check.averify(authorization, **extra)
+                verified = await check.averify(_bearer_request(request))
                 assert verified is not None  # a token is required and no path is exempt
             return require_grants(verified, wanted, claims)
         except KeyturnError as error:
             raise TokenRefused(error, realm) from error
 
     return dependency
+
+
+def _bearer_request(request: Request) -> BearerRequest:
+    """The request's ``Authorization``, and with a DPoP token its method, URL (without query) and
+    ``DPoP`` headers."""
+    authorization = request.headers.get("authorization")
+    if not is_dpop(authorization):
+        return BearerRequest(authorization)
+    url = str(request.url.replace(query=None, fragment=None))
+    return BearerRequest(authorization, "", request.method, url, tuple(request.headers.getlist("dpop")))
 
 
 async def _refused(_: Request, exc: Exception) -> JSONResponse:

@@ -14,7 +14,7 @@ from wsgiref.util import request_uri
 
 from ..errors import KeyturnError
 from ..http import error_response
-from ._bearer import BearerGuard, is_dpop
+from ._bearer import BearerGuard, BearerRequest, is_dpop
 
 __all__ = ["KeyturnWSGIMiddleware"]
 
@@ -27,19 +27,21 @@ class KeyturnWSGIMiddleware(BearerGuard[WSGIApp]):
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            authorization = environ.get("HTTP_AUTHORIZATION")
-            extra: dict[str, Any] = {}
-            if is_dpop(authorization):
-                proof = environ.get("HTTP_DPOP")
-                url = request_uri(environ, include_query=False)
-                extra = {
-                    "method": environ.get("REQUEST_METHOD", ""),
-                    "url": url,
-                    "proofs": [proof] if proof else [],
-                }
-            environ["keyturn.token"] = self.check.verify(authorization, environ.get("PATH_INFO", ""), **extra)
+            environ["keyturn.token"] = self.check.verify(_request(environ))
         except KeyturnError as error:
             status, headers, body = error_response(error, self.realm)
             start_response(f"{status} {HTTPStatus(status).phrase}", headers)
             return [body]
         return self.app(environ, start_response)
+
+
+def _request(environ: dict[str, Any]) -> BearerRequest:
+    """The request's ``Authorization`` and path, and with a DPoP token its method, URL (without query)
+    and ``DPoP`` header."""
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    path = environ.get("PATH_INFO", "")
+    if not is_dpop(authorization):
+        return BearerRequest(authorization, path)
+    proof = environ.get("HTTP_DPOP")
+    method, url = environ.get("REQUEST_METHOD", ""), request_uri(environ, include_query=False)
+    return BearerRequest(authorization, path, method, url, (proof,) if proof else ())

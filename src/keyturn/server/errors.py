@@ -1,13 +1,14 @@
 """The one error renderer: a ``KeyturnError`` to the JSON body and, on 401, ``WWW-Authenticate``.
 
 On the OAuth 2.0 routes (:class:`OAuthRoute`) the same renderer answers in RFC 6749 section 5.2's form,
-with Keyturn's own code beside the RFC's (``keyturn.http.error_body``)."""
+with Keyturn's own code beside the RFC's (``keyturn.http.OAUTH_ERRORS``)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,30 +20,48 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, KeyturnError, ServerError
-from ..http import error_body, error_headers, error_status
+from ..http import KEYTURN_ERRORS, OAUTH_ERRORS, ErrorForm
 
 logger = logging.getLogger("keyturn.server")
 
 
-def render(error: KeyturnError, status: int | None = None, *, oauth: bool = False) -> JSONResponse:
-    """The response for ``error``: the only place an error body is made (``oauth``: RFC 6749's form)."""
-    return JSONResponse(
-        error_body(error, oauth=oauth),
-        status_code=status or error_status(error, oauth=oauth),
-        headers=error_headers(error, oauth=oauth),
-    )
+@dataclass(frozen=True, slots=True)
+class Renderer:
+    """Errors as JSON responses in one :class:`~keyturn.http.ErrorForm`: the only place an error body is
+    made. :data:`KEYTURN` for Keyturn's routes, :data:`OAUTH` (RFC 6749's form) for the OAuth 2.0 ones;
+    each route holds the one it answers with (:class:`KeyturnRoute`)."""
+
+    form: ErrorForm
+
+    def render(self, error: KeyturnError, status: int | None = None) -> JSONResponse:
+        """The response for ``error`` (with ``status`` in place of its own)."""
+        form = self.form
+        return JSONResponse(
+            form.body(error), status_code=status or form.status(error), headers=form.headers(error)
+        )
+
+    def respond(self, exc: KeyturnError) -> JSONResponse:
+        """The answer to a ``KeyturnError`` an endpoint raised (a server error is logged, by type only)."""
+        if isinstance(exc, ServerError):
+            logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
+        return self.render(exc)
+
+    def answer(self, exc: Answered) -> JSONResponse:
+        """The answer to an error of the call: Keyturn's own, a body that failed validation (400, never
+        FastAPI's 422), or Starlette's ``HTTPException`` (its status, as ``invalid_request``)."""
+        if isinstance(exc, KeyturnError):
+            return self.respond(exc)
+        if isinstance(exc, RequestValidationError):
+            return self.render(malformed(exc.errors()))
+        return self.render(InvalidRequest(str(exc.detail)), status=exc.status_code)
+
+    async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """404 ``invalid_request``: an unknown path under the routes' prefix."""
+        await self.render(InvalidRequest("Not Found"), status=404)(scope, receive, send)
 
 
-def respond(exc: KeyturnError, *, oauth: bool = False) -> JSONResponse:
-    """The answer to a ``KeyturnError`` an endpoint raised (a server error is logged, by type only)."""
-    if isinstance(exc, ServerError):
-        logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
-    return render(exc, oauth=oauth)
-
-
-async def _keyturn_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KeyturnError)
-    return respond(exc)
+Answered = KeyturnError | RequestValidationError | StarletteHTTPException
+"""The errors a :class:`Renderer` answers as the call's fault."""
 
 
 def malformed(errors: Sequence[Any]) -> InvalidRequest:
@@ -56,15 +75,20 @@ def malformed(errors: Sequence[Any]) -> InvalidRequest:
     return InvalidRequest(f"The request is malformed: {problems}.")
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return render(malformed(exc.errors()))
+KEYTURN: Final = Renderer(KEYTURN_ERRORS)
+OAUTH: Final = Renderer(OAUTH_ERRORS)
+
+render = KEYTURN.render
+respond = KEYTURN.respond
+not_found = KEYTURN.not_found
+"""404 ``invalid_request``: what an unknown path under Keyturn's prefix answers in any app."""
+oauth_not_found = OAUTH.not_found
+"""404 ``invalid_request`` in RFC 6749's form: an unknown path under ``/oauth``."""
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    # Unknown path, wrong method and the like: the caller has to fix the call.
-    return render(InvalidRequest(str(exc.detail)), status=exc.status_code)
+async def _answer(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Answered)
+    return KEYTURN.answer(exc)
 
 
 async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
@@ -89,31 +113,25 @@ class KeyturnRoute(APIRoute):
     FastAPI's documented way to customise a route: ``APIRoute.get_route_handler``.
     """
 
-    oauth: bool = False
-    """Errors in RFC 6749's form (:class:`OAuthRoute`)."""
+    renderer: ClassVar[Renderer] = KEYTURN
+    """The form its errors take (:class:`OAuthRoute`: RFC 6749's)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        renderer = self.renderer
 
         async def answer(request: Request) -> Response:
-            oauth = self.oauth
             try:
                 return await handler(request)
-            except KeyturnError as exc:
-                return respond(exc, oauth=oauth)
-            except RequestValidationError as exc:
-                return render(malformed(exc.errors()), oauth=oauth)
-            except StarletteHTTPException as exc:
-                return render(InvalidRequest(str(exc.detail)), status=exc.status_code, oauth=oauth)
+            except (KeyturnError, RequestValidationError, StarletteHTTPException) as exc:
+                return renderer.answer(exc)
 
         return answer
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         # A known path with another method: Starlette raises its 405 to the app's handlers; answered here.
         if self.methods and scope["method"] not in self.methods:
-            await render(InvalidRequest("Method Not Allowed"), status=405, oauth=self.oauth)(
-                scope, receive, send
-            )
+            await self.renderer.render(InvalidRequest("Method Not Allowed"), status=405)(scope, receive, send)
             return
         await super().handle(scope, receive, send)
 
@@ -121,23 +139,12 @@ class KeyturnRoute(APIRoute):
 class OAuthRoute(KeyturnRoute):
     """A route of the OAuth 2.0 surface: its errors in RFC 6749 section 5.2's form."""
 
-    oauth = True
-
-
-async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """404 ``invalid_request``: what an unknown path under Keyturn's prefix answers in any app."""
-    await render(InvalidRequest("Not Found"), status=404)(scope, receive, send)
-
-
-async def oauth_not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    """404 ``invalid_request`` in RFC 6749's form: an unknown path under ``/oauth``."""
-    await render(InvalidRequest("Not Found"), status=404, oauth=True)(scope, receive, send)
+    renderer = OAUTH
 
 
 def install(app: FastAPI) -> None:
     """Make every error of ``app`` go through :func:`render`."""
-    app.add_exception_handler(KeyturnError, _keyturn_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    for answered in (KeyturnError, RequestValidationError, StarletteHTTPException):
+        app.add_exception_handler(answered, _answer)
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)

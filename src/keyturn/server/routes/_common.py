@@ -17,13 +17,12 @@ from ...typing import JSONValue
 from ..errors import malformed
 from ..proxies import client_address
 from ..runtime import Runtime
-from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest, token_body
+from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest
+from ..token_reply import CSRF_HEADER, token_reply
 
 if TYPE_CHECKING:
     from ..embed import Keyturn
 
-CSRF_HEADER = "X-Keyturn-CSRF"  # header look-ups ignore case
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": description}
@@ -74,12 +73,6 @@ def bearer_token(request: Request) -> str | None:
 
 def require_bearer(request: Request) -> str:
     return required_bearer_token(request.headers.get("authorization"))
-
-
-def wants_cookie(request: Request) -> bool:
-    """Cookie mode for this call: always with ``COOKIE_MODE``, else when the client sends the CSRF header
-    (a browser client in cookie mode always does)."""
-    return runtime(request).settings.cookie_mode or CSRF_HEADER in request.headers
 
 
 def refresh_token(request: Request, from_body: str | None) -> str | None:
@@ -215,20 +208,18 @@ def cookie_path(rt: Runtime) -> str:
 
 
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:
+    """The login or refresh answer (``server/token_reply.py``) as a Starlette response."""
     rt = runtime(request)
-    cookie_mode = wants_cookie(request)
-    headers = {**NO_STORE, **rt.dpop.nonce_headers()}
-    response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=headers)
-    if cookie_mode:
-        response.set_cookie(
-            cookie_name(rt),
-            pair.refresh_token,
-            max_age=pair.refresh_expires_in,
-            path=cookie_path(rt),
-            secure=True,
-            httponly=True,
-            samesite="strict",
-        )
+    reply = token_reply(
+        pair,
+        rt.settings,
+        csrf_header=CSRF_HEADER in request.headers,
+        routes_path=rt.settings.route_prefix,
+        headers=rt.dpop.nonce_headers(),
+    )
+    response = JSONResponse(reply.body, headers=reply.headers)
+    if reply.cookie is not None:
+        response.headers.append("set-cookie", reply.cookie.morsel().OutputString())
     return response
 
 

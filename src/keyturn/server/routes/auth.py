@@ -21,13 +21,13 @@ from ..schemas import (
     TokenResponse,
     session_info,
 )
+from ..token_reply import NO_STORE
 from ._common import (
     BEARER,
     BY_REFRESH_TOKEN,
     DPOP_HEADER,
     ERRORS,
     NAMED_BY_EITHER,
-    NO_STORE,
     NOT_AN_ACCESS_TOKEN,
     NOT_FOUND,
     RATE_LIMITED,

@@ -40,7 +40,8 @@ from ..schemas import (
     OAuthTokenResponse,
     ServerMetadata,
 )
-from ._common import DPOP_HEADER, NO_STORE, RATE_LIMITED, client_ip, keyturn, runtime
+from ..token_reply import NO_STORE
+from ._common import DPOP_HEADER, RATE_LIMITED, client_ip, keyturn, runtime
 
 __all__ = ["router"]
 

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from ...revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..errors import KeyturnRoute
 from ..schemas import RevocationFeed
-from ._common import ERRORS, NO_STORE, runtime
+from ..token_reply import NO_STORE
+from ._common import ERRORS, runtime
 
 router = APIRouter(tags=["revocation"], responses=ERRORS, route_class=KeyturnRoute)
 

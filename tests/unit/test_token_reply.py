@@ -1,0 +1,56 @@
+"""``server.token_reply``: the login and refresh answer, decided once for ``keyturn serve`` and Django."""
+
+from __future__ import annotations
+
+import pytest
+
+from keyturn.server.token_reply import NO_STORE, token_reply
+from keyturn.sessions import TokenPair
+from keyturn.testing import make_settings
+
+NOW = 1_800_000_000.0
+PAIR = TokenPair("access.jwt.sig", "refresh.jwt.sig", "sid-1", int(NOW) + 900, int(NOW) + 86_400, NOW)
+
+
+def test_without_cookie_mode_the_refresh_token_is_in_the_body() -> None:
+    """A client that asked for no cookie keeps its refresh token itself: nothing may set a cookie."""
+    reply = token_reply(PAIR, make_settings(), csrf_header=False, routes_path="/auth", headers={"X-A": "1"})
+
+    assert reply.body["refresh_token"] == "refresh.jwt.sig"
+    assert (reply.body["expires_in"], reply.body["refresh_expires_in"]) == (900, 86_400)
+    assert reply.headers == {**NO_STORE, "X-A": "1"}
+    assert reply.cookie is None
+
+
+@pytest.mark.parametrize(
+    ("cookie_mode", "csrf_header"), [(True, False), (False, True), (True, True)], ids=str
+)
+def test_in_cookie_mode_the_refresh_token_is_only_in_the_cookie(cookie_mode: bool, csrf_header: bool) -> None:
+    """``COOKIE_MODE`` or the CSRF header: the body must not carry the token script could read."""
+    settings = make_settings(cookie_mode=cookie_mode)
+    reply = token_reply(PAIR, settings, csrf_header=csrf_header, routes_path="/api/auth")
+
+    assert "refresh_token" not in reply.body
+    assert reply.body["access_token"] == "access.jwt.sig"
+    assert reply.headers == NO_STORE
+    assert reply.cookie is not None
+    assert reply.cookie.morsel().OutputString() == (
+        "keyturn_refresh=refresh.jwt.sig; HttpOnly; Max-Age=86400; Path=/api/auth; SameSite=Strict; Secure"
+    )
+
+
+def test_with_the_host_prefix_the_cookie_is_host_only_at_the_root() -> None:
+    """``COOKIE_HOST_PREFIX``: browsers keep a ``__Host-`` cookie only at ``Path=/``."""
+    settings = make_settings(cookie_mode=True, cookie_host_prefix=True)
+    reply = token_reply(PAIR, settings, csrf_header=False, routes_path="/api/auth")
+
+    assert reply.cookie is not None
+    assert (reply.cookie.name, reply.cookie.path) == ("__Host-keyturn_refresh", "/")
+    assert reply.cookie.morsel().OutputString().startswith("__Host-keyturn_refresh=refresh.jwt.sig; ")
+
+
+def test_the_refresh_token_is_not_in_the_cookies_repr() -> None:
+    """A logged reply must not carry the token."""
+    reply = token_reply(PAIR, make_settings(cookie_mode=True), csrf_header=False, routes_path="/auth")
+
+    assert "refresh.jwt.sig" not in repr(reply.cookie)
