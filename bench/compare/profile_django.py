@@ -13,6 +13,16 @@ brackets the load generator's), the
 drop-in's throughput over SimpleJWT's and the load average, then same-token races (one chain after each).
 On a shared machine the ratio within a round says more than either figure.
 
+Its throughput ratio is not ``make bench``'s when the machine is busy. Under load each process gets a
+share of the cores, so each system's rate follows its servers' CPU per refresh alone; on a quiet machine
+the two gunicorn workers and the load generator (0.35-0.5 ms of CPU per refresh, whichever system it
+drives) divide the same two cores, so the rate follows the servers' and the generator's CPU together,
+which narrows the ratio. SimpleJWT's CPU per refresh also seems to grow more with load than the drop-in's:
+``make bench``'s quiet rates (488/s and 1,283/s on two saturated cores) leave about 3.7 ms and 1.2 ms per
+refresh to the servers, against 4.4-5.3 ms and 1.15-1.3 ms measured here at load 15 to 24. Hence 3.81x
+here under load against 2.6x in ``make bench`` with the same code. The summary prints both CPU ratios; the
+second (servers and load generator) is the one a quiet machine's throughput ratio follows.
+
 ``--profile`` samples the drop-in's workers (every thread) with py-spy (in the dev extras), by default
 only the thread holding the GIL (``--idle``: every thread, waiting or not), from start to end, and prints
 per thread the functions with the most samples below them and of their own.
@@ -56,6 +66,7 @@ async def measure(processes: Processes, systems: list[System], args: argparse.Na
     rates: dict[str, list[float]] = {s.key: [] for s in systems}
     latencies: dict[str, list[float]] = {s.key: [] for s in systems}
     cpu_ms: dict[str, list[float]] = {s.key: [] for s in systems}
+    driver_ms: dict[str, list[float]] = {s.key: [] for s in systems}
     errors: dict[str, Counter[str]] = {s.key: Counter() for s in systems}
     for rnd in range(args.rounds):
         order = systems[rnd % len(systems) :] + systems[: rnd % len(systems)]
@@ -75,6 +86,7 @@ async def measure(processes: Processes, systems: list[System], args: argparse.Na
             driver = (time.process_time() - ours) * 1000 / max(1, run["ok"])
             rates[system.key].append(run["rate"])
             cpu_ms[system.key].append(per)
+            driver_ms[system.key].append(driver)
             errors[system.key].update(run["errors"])
             figures[system.key] = f"{run['rate']:7.1f}/s cpu {per:.2f} (+{driver:.2f}) ms  " + figures.get(
                 system.key, ""
@@ -85,7 +97,18 @@ async def measure(processes: Processes, systems: list[System], args: argparse.Na
     print("median rates:", {k: round(sorted(v)[len(v) // 2], 1) for k, v in rates.items()})
     medians = {k: round(sorted(v)[len(v) // 2], 3) for k, v in cpu_ms.items()}
     print("median server CPU ms per refresh:", medians)
+    generator = {k: round(sorted(v)[len(v) // 2], 3) for k, v in driver_ms.items()}
+    print("median load generator CPU ms per refresh:", generator)
     print(f"ratio of medians: {_ratio(rates, systems, None)}")
+    if "simplejwt" in medians:
+        theirs, with_generator = medians["simplejwt"], medians["simplejwt"] + generator["simplejwt"]
+        for key in medians.keys() - {"simplejwt"}:
+            print(
+                f"CPU per refresh, SimpleJWT's over {key}'s: servers {theirs / medians[key]:.2f}x (a busy "
+                f"machine's throughput ratio follows this), servers and load generator "
+                f"{with_generator / (medians[key] + generator[key]):.2f}x (a quiet machine's follows this, "
+                f"taken on a quiet machine: load inflates SimpleJWT's CPU more, see the module)"
+            )
     for key, values in latencies.items():
         if values:
             p = _summary.percentiles(values)

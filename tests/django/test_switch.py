@@ -10,13 +10,15 @@ blacklisted in its own table.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import jwt
 
-from ._project import ExampleProject
+from ._project import EXAMPLE, ExampleProject
 
 USERS = 20
 GRACE = 3
@@ -114,3 +116,26 @@ def test_after_the_migration_date_simplejwt_tokens_are_refused(project: ExampleP
         assert c.get("/api/me/", headers={"Authorization": f"Bearer {old['access']}"}).status_code == 401
         fresh = c.post("/api/token/", json=user.credentials())
         assert fresh.status_code == 200
+
+
+def test_a_simplejwt_token_counts_once_against_the_addresss_refresh_limit(project: ExampleProject) -> None:
+    """Exchanging a SimpleJWT refresh token is one refresh for ``RATE_LIMIT_REFRESH_PER_IP``, as any other
+    refresh is: with two allowed an hour, the exchange and one refresh of its new token pass, the next is
+    refused. (The token first fails as a Keyturn token, which takes from the address's bucket; the exchange
+    took from it a second time.)"""
+    project.manage("migrate", tokens="simplejwt")
+    (user,) = project.add_users(1)
+    with project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        old = c.post("/api/token/", json=user.credentials()).json()
+    project.manage("migrate")
+    limited = {
+        "DJANGO_SETTINGS_MODULE": "_limited_settings",
+        "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(Path(__file__).resolve().parent)]),
+    }
+    with project.serve("keyturn", extra=limited) as url, httpx.Client(base_url=url, timeout=30) as c:
+        exchanged = c.post("/api/token/refresh/", json={"refresh": old["refresh"]})
+        assert exchanged.status_code == 200, exchanged.text
+        again = c.post("/api/token/refresh/", json={"refresh": exchanged.json()["refresh"]})
+        assert again.status_code == 200, again.text
+        third = c.post("/api/token/refresh/", json={"refresh": again.json()["refresh"]})
+        assert (third.status_code, third.json()["error"]) == (429, "rate_limited")

@@ -186,8 +186,11 @@ async def _exchange(rt: Runtime, found: LegacyRefresh, request: HttpRequest) -> 
     claims = RefreshClaims(
         sub=found.subject, sid=sid, jti=found.jti, gen=0, iat=found.iat, exp=found.exp, kid=kid
     )
-    # read_refresh found the user, active: the subject check is answered.
-    return await sessions.refresh_verified(claims, now, limits=rt.limiter.refresh(ip), subject_allowed=True)
+    # read_refresh found the user, active: the subject check is answered. The address has paid for this
+    # call already: the token took from its bucket when it failed as a Keyturn token (verify_refresh), so
+    # only the session's own bucket is taken here, and a legacy token counts once, as any refresh does.
+    limits = rt.limiter.refresh(None)
+    return await sessions.refresh_verified(claims, now, limits=limits, subject_allowed=True)
 
 
 def read(raw: str, refused: KeyturnError) -> Generator[Step, Any, LegacyRefresh]:
