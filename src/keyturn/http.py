@@ -131,12 +131,15 @@ def error_headers(error: KeyturnError, realm: str = REALM, *, oauth: bool = Fals
     return headers
 
 
-def error_response(error: KeyturnError, realm: str = REALM) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and body of the answer to ``error``, for integrations without a JSON response type."""
-    body = error_json(error)
-    headers = list(error_headers(error, realm).items())
+def error_response(
+    error: KeyturnError, realm: str = REALM, *, oauth: bool = False
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of the answer to ``error``, for integrations without a JSON response type
+    (``oauth``: in RFC 6749's form, as the OAuth 2.0 routes answer)."""
+    body = json.dumps(error_body(error, oauth=oauth), separators=(",", ":")).encode()
+    headers = list(error_headers(error, realm, oauth=oauth).items())
     headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    return error.status, headers, body
+    return error_status(error, oauth=oauth), headers, body
 
 
 NO_TOKEN = "No access token was given."

@@ -52,11 +52,12 @@ def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None)
     return response
 
 
-def error(exc: KeyturnError, status: int | None = None) -> HttpResponse:
-    """The one error body and its headers (``keyturn.http``); a server error is logged by type only."""
+def error(exc: KeyturnError, status: int | None = None, *, oauth: bool = False) -> HttpResponse:
+    """The one error body and its headers (``keyturn.http``; ``oauth``: RFC 6749's form); a server error
+    is logged by type only."""
     if isinstance(exc, ServerError):
         logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
-    code, headers, body = error_response(exc, REALM)
+    code, headers, body = error_response(exc, REALM, oauth=oauth)
     response = HttpResponse(body, status=status or code)
     for name, value in headers:
         response[name] = value
