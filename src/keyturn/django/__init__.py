@@ -10,7 +10,9 @@
 goes through ``django.contrib.auth.authenticate()``; a session's subject is the user's primary key.
 Projects that authenticate users themselves (social login, SSO, magic links) start a session with
 :func:`start_session` (or :func:`astart_session` in an async view). ``keyturn.django.simplejwt_urls``
-serves djangorestframework-simplejwt's routes and bodies. See ``docs/django.md``.
+serves djangorestframework-simplejwt's routes and bodies; ``keyturn.django.oauth_urls`` and
+``keyturn.django.oauth_views.server_metadata`` the OAuth 2.0 surface (``manage.py keyturn_clients``
+registers its clients). See ``docs/django.md``.
 """
 
 from __future__ import annotations
