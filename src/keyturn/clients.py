@@ -20,23 +20,45 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .clock import SystemClock
-from .errors import InvalidClient
+from .errors import InvalidClient, InvalidRequest
 from .oauth import ClientCredentials
 from .tokens import DEFAULT_CLIENT_ID
 from .typing import ClientRecord, ClientStore, Clock
 
-__all__ = ["BUILT_IN", "ClientRegistry", "NewClient", "secret_key", "valid_client_id"]
+__all__ = [
+    "BUILT_IN",
+    "LIST_HEADER",
+    "ClientRegistry",
+    "NewClient",
+    "listed",
+    "secret_key",
+    "valid_client_id",
+]
 
 HASH_PREFIX = "hmac-sha256$"
 BUILT_IN = ClientRecord(DEFAULT_CLIENT_ID, 0.0)
 """The default public client, known without being stored."""
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
+
+
+LIST_HEADER = "CLIENT\tTYPE\tCREATED"
+
+
+def listed(client: ClientRecord) -> str:
+    """A client's line in ``keyturn clients list`` and ``manage.py keyturn_clients list`` (never a secret)."""
+    kind = "confidential" if client.confidential else "public"
+    if client.created_at == 0:
+        created = "built in"
+    else:
+        created = datetime.fromtimestamp(client.created_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"{client.client_id}\t{kind}\t{created}"
 
 
 def secret_key(master_secret: str) -> bytes:
@@ -98,6 +120,14 @@ class ClientRegistry:
         if not valid_client_id(client_id):
             return None
         return await self.store.get_client(client_id)
+
+    async def public(self, client_id: str) -> ClientRecord:
+        """The registered public client a login names (``client_id``); ``invalid_request`` if it is not
+        one (unknown, or confidential: a session is a public client's)."""
+        client = await self.get(client_id)
+        if client is None or client.confidential:
+            raise InvalidRequest("client_id names no registered public client.")
+        return client
 
     async def authenticate(self, credentials: ClientCredentials) -> ClientRecord:
         """The client ``credentials`` prove; ``invalid_client`` otherwise.

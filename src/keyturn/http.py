@@ -163,12 +163,15 @@ def error_json(error: KeyturnError) -> bytes:
     return json.dumps(error_body(error), separators=(",", ":")).encode()
 
 
-def error_response(error: KeyturnError, realm: str = REALM) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and body of the answer to ``error``, for integrations without a JSON response type."""
-    body = error_json(error)
-    headers = list(error_headers(error, realm).items())
+def error_response(
+    error: KeyturnError, realm: str = REALM, form: ErrorForm = KEYTURN_ERRORS
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Status, headers and body of the answer to ``error`` in ``form``, for integrations without a JSON
+    response type."""
+    body = json.dumps(form.body(error), separators=(",", ":")).encode()
+    headers = list(form.headers(error, realm).items())
     headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    return error.status, headers, body
+    return form.status(error), headers, body
 
 
 NO_TOKEN = "No access token was given."

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import parse_qsl, unquote_plus
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 from .config import Settings
 from .dpop import ALGORITHMS as DPOP_ALGORITHMS
@@ -46,16 +46,19 @@ __all__ = [
     "METADATA_PATH",
     "OAUTH_PREFIX",
     "REVOCATION_PATH",
+    "SERVICE_PATHS",
     "TOKEN_ENDPOINT_AUTH_METHODS",
     "TOKEN_PATH",
     "AuthMethod",
     "ClientCredentials",
+    "EndpointPaths",
     "client_credentials",
     "dpop_signing_algs",
     "grant_type",
     "introspection_body",
     "metadata",
     "oauth_error",
+    "origin_for",
     "parameters",
     "token_body",
 ]
@@ -287,14 +290,34 @@ def dpop_signing_algs(settings: Settings) -> tuple[str, ...]:
     return () if settings.dpop == "off" else DPOP_ALGORITHMS
 
 
-def metadata(issuer: str, base_url: str, *, dpop_algs: Sequence[str] = ()) -> dict[str, JSONValue]:
+@dataclass(frozen=True, slots=True)
+class EndpointPaths:
+    """Where the endpoints are under the metadata's base URL: ``keyturn serve``'s paths
+    (:data:`SERVICE_PATHS`), or wherever a Django project routes them (``reverse()``)."""
+
+    token: str = TOKEN_PATH
+    revocation: str = REVOCATION_PATH
+    introspection: str = INTROSPECTION_PATH
+    jwks: str = JWKS_PATH
+
+
+SERVICE_PATHS = EndpointPaths()
+
+
+def metadata(
+    issuer: str,
+    base_url: str,
+    *,
+    dpop_algs: Sequence[str] = (),
+    paths: EndpointPaths = SERVICE_PATHS,
+) -> dict[str, JSONValue]:
     """RFC 8414's authorization server metadata; endpoints are ``base_url`` (no trailing slash) + path."""
     document: dict[str, JSONValue] = {
         "issuer": issuer,
-        "token_endpoint": base_url + TOKEN_PATH,
-        "revocation_endpoint": base_url + REVOCATION_PATH,
-        "introspection_endpoint": base_url + INTROSPECTION_PATH,
-        "jwks_uri": base_url + JWKS_PATH,
+        "token_endpoint": base_url + paths.token,
+        "revocation_endpoint": base_url + paths.revocation,
+        "introspection_endpoint": base_url + paths.introspection,
+        "jwks_uri": base_url + paths.jwks,
         "grant_types_supported": list(GRANT_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": list(TOKEN_ENDPOINT_AUTH_METHODS),
@@ -312,3 +335,13 @@ def base_url_for(issuer: str, request_base: str) -> str:
     if issuer.startswith(("https://", "http://")):
         return issuer.rstrip("/")
     return request_base.rstrip("/")
+
+
+def origin_for(issuer: str, request_origin: str) -> str:
+    """The scheme and host of the endpoints, for routes that know their own full paths (a Django
+    project's ``reverse()``, which carries its script prefix): the issuer's when it is an http(s) URL,
+    else the request's (``scheme://host``)."""
+    if issuer.startswith(("https://", "http://")):
+        parts = urlsplit(issuer)
+        return f"{parts.scheme}://{parts.netloc}"
+    return request_origin.rstrip("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +15,11 @@ from ._project import ExampleProject
 DATABASES = ("sqlite", "postgresql")
 
 
-@pytest.fixture(params=DATABASES)
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The example project's ``DATABASE``: a SQLite file, or a PostgreSQL schema of this test's own."""
-    if request.param == "sqlite":
+@contextlib.contextmanager
+def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The example project's ``DATABASE``: a SQLite file in ``tmp_path``, or a PostgreSQL schema of its own,
+    dropped at the end."""
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'db.sqlite3'}"
         return
     import psycopg
@@ -32,6 +34,13 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(params=DATABASES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The example project's ``DATABASE``: a SQLite file, or a PostgreSQL schema of this test's own."""
+    with database_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

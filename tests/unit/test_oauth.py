@@ -30,11 +30,13 @@ from keyturn.errors import (
 from keyturn.http import KEYTURN_ERRORS, OAUTH_ERRORS
 from keyturn.oauth import (
     ClientCredentials,
+    EndpointPaths,
     base_url_for,
     client_credentials,
     grant_type,
     metadata,
     oauth_error,
+    origin_for,
     parameters,
 )
 from keyturn.store import MemoryStore
@@ -255,6 +257,19 @@ def test_an_issuer_url_places_the_endpoints_and_a_bare_name_leaves_them_to_the_r
     """With ``ISSUER`` the public URL, no Host header a caller sends can move the endpoints."""
     assert base_url_for("https://auth.example/", "http://evil.example/") == "https://auth.example"
     assert base_url_for("keyturn", "http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
+
+
+def test_routes_that_know_their_full_paths_take_only_the_issuers_origin() -> None:
+    """A Django project's ``reverse()`` carries its script prefix: the issuer's path must not be added
+    again, and a Host header cannot move the endpoints when the issuer is a URL."""
+    paths = EndpointPaths("/app/oauth/token", "/app/oauth/revoke", "/app/oauth/introspect", "/app/jwks")
+    base = origin_for("https://auth.example/app", "http://evil.example")
+    document = metadata("https://auth.example/app", base, paths=paths)
+
+    assert base == "https://auth.example"
+    assert document["token_endpoint"] == "https://auth.example/app/oauth/token"
+    assert document["jwks_uri"] == "https://auth.example/app/jwks"
+    assert origin_for("keyturn", "http://127.0.0.1:8000/") == "http://127.0.0.1:8000"
 
 
 ids = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=40)

@@ -16,26 +16,30 @@ from django.views.decorators.http import require_POST
 from keyturn.django import astart_session, start_session
 
 
-def _trusted(request: HttpRequest) -> str:
+def _trusted(request: HttpRequest) -> tuple[str, str | None]:
+    """The email the caller names, and the OAuth 2.0 client (``client_id``) the session is for, if any."""
     secret = os.environ.get("SSO_SECRET", "")
     if not secret or not hmac.compare_digest(request.headers.get("X-SSO-Secret", ""), secret):
         raise Http404
-    return str(json.loads(request.body)["email"])
+    body = json.loads(request.body)
+    return str(body["email"]), body.get("client_id")
 
 
 @csrf_exempt
 @require_POST
 def sso(request: HttpRequest) -> HttpResponse:
-    user = get_user_model().objects.filter(email=_trusted(request), is_active=True).first()
+    email, client_id = _trusted(request)
+    user = get_user_model().objects.filter(email=email, is_active=True).first()
     if user is None:
         return JsonResponse({"detail": "no such user"}, status=404)
-    return start_session(request, user, {"amr": ["sso"]})
+    return start_session(request, user, {"amr": ["sso"]}, client_id=client_id)
 
 
 @csrf_exempt
 @require_POST
 async def sso_async(request: HttpRequest) -> HttpResponse:
-    user = await get_user_model().objects.filter(email=_trusted(request), is_active=True).afirst()
+    email, client_id = _trusted(request)
+    user = await get_user_model().objects.filter(email=email, is_active=True).afirst()
     if user is None:
         return JsonResponse({"detail": "no such user"}, status=404)
-    return await astart_session(request, user, {"amr": ["sso"]})
+    return await astart_session(request, user, {"amr": ["sso"]}, client_id=client_id)

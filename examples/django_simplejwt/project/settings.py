@@ -128,6 +128,9 @@ if TOKENS == "keyturn":
         # Accept the SimpleJWT tokens issued before the switch until the longest of them has expired.
         "SIMPLEJWT_MIGRATION_UNTIL": os.environ.get("SIMPLEJWT_MIGRATION_UNTIL", "2099-01-01"),
         "GRACE_PERIOD": int(os.environ.get("GRACE_PERIOD", "30")),
+        "LEEWAY": int(os.environ.get("LEEWAY", "30")),
+        "ISSUER": os.environ.get("ISSUER", "keyturn"),  # the service's public URL, for OAuth clients
+        "DPOP_NONCES": os.environ.get("DPOP_NONCES", "off") == "on",
         "RATE_LIMITS": os.environ.get("RATE_LIMITS", "on") != "off",
         "COOKIE_HOST_PREFIX": os.environ.get("COOKIE_HOST_PREFIX", "off") == "on",
     }

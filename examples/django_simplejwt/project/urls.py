@@ -12,11 +12,15 @@ urlpatterns = [
 if settings.TOKENS == "keyturn":
     from api import sso
 
+    from keyturn.django.oauth_views import server_metadata
+
     urlpatterns += [
         path("api/sso/", sso.sso),  # the project's own sign-in: keyturn.django.start_session
         path("api/sso-async/", sso.sso_async),
         path("api/", include("keyturn.django.simplejwt_urls")),  # SimpleJWT's four routes, served by Keyturn
         path("api/auth/", include("keyturn.django.urls")),  # Keyturn's own session API
+        path("oauth/", include("keyturn.django.oauth_urls")),  # OAuth 2.0: token, revoke, introspect
+        path(".well-known/oauth-authorization-server", server_metadata),  # RFC 8414, at the root
     ]
 else:
     from rest_framework_simplejwt.views import (

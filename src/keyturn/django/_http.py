@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..config import Settings
 from ..errors import InvalidRequest, KeyturnError, ServerError
-from ..http import REALM, error_response, refresh_cookie, single_cookie
+from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_response, refresh_cookie, single_cookie
 from ..server.errors import malformed
 from ..server.proxies import client_address
 from ..server.token_reply import CSRF_HEADER, NO_STORE, token_reply
@@ -50,11 +50,12 @@ def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None)
     return response
 
 
-def error(exc: KeyturnError, status: int | None = None) -> HttpResponse:
-    """The one error body and its headers (``keyturn.http``); a server error is logged by type only."""
+def error(exc: KeyturnError, status: int | None = None, *, form: ErrorForm = KEYTURN_ERRORS) -> HttpResponse:
+    """The one error body and its headers (``keyturn.http``), in ``form`` (``OAUTH_ERRORS`` on the OAuth
+    2.0 routes); a server error is logged by type only."""
     if isinstance(exc, ServerError):
         logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
-    code, headers, body = error_response(exc, REALM)
+    code, headers, body = error_response(exc, REALM, form)
     response = HttpResponse(body, status=status or code)
     for name, value in headers:
         response[name] = value

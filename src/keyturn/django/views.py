@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..dpop import Proof, check_presentation
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
-from ..http import bearer_token, required_bearer_token, revocation_token
+from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token, required_bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.errors import malformed
@@ -39,15 +39,18 @@ JWKS_MAX_AGE = 300
 FlowMaker = Callable[..., Flow]
 
 
-def endpoint(methods: tuple[str, ...], make: FlowMaker, name: str) -> DualView:
-    """A view answering ``methods`` with the flow ``make(request, **kwargs)``, sync or async."""
+def endpoint(
+    methods: tuple[str, ...], make: FlowMaker, name: str, *, form: ErrorForm = KEYTURN_ERRORS
+) -> DualView:
+    """A view answering ``methods`` with the flow ``make(request, **kwargs)``, sync or async; its errors in
+    ``form`` (``OAUTH_ERRORS``, RFC 6749's, in ``keyturn.django.oauth_urls``)."""
 
     def flow(request: HttpRequest, **kwargs: Any) -> Flow:
         if request.method not in methods:
-            response = _http.error(InvalidRequest("Method Not Allowed"), status=405)
+            response = _http.error(InvalidRequest("Method Not Allowed"), status=405, form=form)
             response["Allow"] = ", ".join(methods)
             return _answer(response)
-        return guarded(make(request, **kwargs))
+        return guarded(make(request, **kwargs), form=form)
 
     def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         return run_sync(flow(request, **kwargs), service().call)
@@ -63,16 +66,16 @@ def _answer(response: HttpResponse) -> Flow:
     yield  # a flow with no steps
 
 
-def guarded(flow: Flow) -> Flow:
+def guarded(flow: Flow, *, form: ErrorForm = KEYTURN_ERRORS) -> Flow:
     """``flow``, with every error it lets through answered with the one error body: a ``KeyturnError``
     with its own code, anything else (a bug, the project's database down) as ``server_error``."""
     try:
         return (yield from flow)
     except KeyturnError as exc:
-        return _http.error(exc, _http.too_large_status(exc))
+        return _http.error(exc, _http.too_large_status(exc), form=form)
     except Exception as exc:  # noqa: BLE001  # never Django's HTML 500 page: the one body, and a log line
         _http.logger.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-        return _http.error(ServerError())
+        return _http.error(ServerError(), form=form)
 
 
 def settings_of() -> Any:
@@ -88,13 +91,15 @@ def start_flow(
     claims: Mapping[str, JSONValue] | None = None,
     *,
     known: LoginState | None = None,
+    client_id: str | None = None,
 ) -> Flow:
     """Start a session for ``user`` (already authenticated by the project) and answer with its tokens.
 
     With ``known`` (the user's password hash and active flag as the caller checked them), a password
     change or deactivation that raced the start ends the new session at once (``invalid_credentials``).
+    ``client_id``: the OAuth 2.0 client the session is for (the built-in ``keyturn`` without one).
     """
-    pair = yield from start_pair(request, user, claims, known=known)
+    pair = yield from start_pair(request, user, claims, known=known, client_id=client_id)
     return _http.token_response(request, pair, settings_of())
 
 
@@ -104,6 +109,7 @@ def start_pair(
     claims: Mapping[str, JSONValue] | None = None,
     *,
     known: LoginState | None = None,
+    client_id: str | None = None,
 ) -> Generator[Step, Any, TokenPair]:
     settings = settings_of()
     subject = subject_of(user)
@@ -115,7 +121,7 @@ def start_pair(
 
     jkt = yield Core(bound)
     pair: TokenPair = yield Core(
-        lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip, jkt=jkt)
+        lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     )
     if known is not None:
         now = yield Orm(lambda: stored_login_state(subject))
@@ -131,18 +137,24 @@ def login_flow(request: HttpRequest) -> Flow:
     assert body is not None
     ip = _http.client_ip(request, settings_of())
     yield Core(lambda rt: rt.limiter.login(body.username, ip))  # before the password hash
+    client_id = body.client_id
+    if client_id is not None:  # as keyturn serve: a registered public client, or invalid_request
+        yield Core(lambda rt: rt.clients.public(client_id))
     user = yield Orm(lambda: authenticate(request, username=body.username, password=body.password))
     if user is None or not getattr(user, "is_active", True):
         raise InvalidCredentials()
-    return (yield from start_flow(request, user, known=login_state(user)))
+    return (yield from start_flow(request, user, known=login_state(user), client_id=client_id))
 
 
 # -- refresh, me, logout ------------------------------------------------------------------------
 
 
-def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPair]:
+def refreshed(
+    request: HttpRequest, token: str, *, client_id: str | None = None
+) -> Generator[Step, Any, TokenPair]:
     """``SessionService.refresh`` with the subject check asked on this request's own thread and database
-    connection (so it sees what the request, or a test's transaction, sees).
+    connection (so it sees what the request, or a test's transaction, sees). ``client_id``: the client
+    that ``oauth/token`` authenticated (a session of another client's is ``token_invalid``).
 
     The check is asked first, for the subject the token claims, and the core takes its answer (or its
     failure, raised where the check used to be: after the token verified) in the same step that verifies
@@ -161,7 +173,9 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
             return _Verified(claims, now, limits, jkt)
         if isinstance(early, StoreUnavailable):
             raise early
-        return await rt.sessions.refresh_verified(claims, now, limits=limits, subject_allowed=early, jkt=jkt)
+        return await rt.sessions.refresh_verified(
+            claims, now, limits=limits, subject_allowed=early, client_id=client_id, jkt=jkt
+        )
 
     result = yield Core(rotated)
     if isinstance(result, _Verified):
@@ -173,6 +187,7 @@ def refreshed(request: HttpRequest, token: str) -> Generator[Step, Any, TokenPai
                 verified.now,
                 limits=verified.limits,
                 subject_allowed=allowed,
+                client_id=client_id,
                 jkt=verified.jkt,
             )
         )

@@ -5,11 +5,14 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequest
-from .errors import render
+from ..oauth import OAUTH_PREFIX
+from .errors import KEYTURN, OAUTH
+from .shortcut import route_path
 
 
 class BodySizeLimit:
-    """Answers 413 ``invalid_request`` (the one error body) for bodies over ``max_bytes``.
+    """Answers 413 ``invalid_request`` (the one error body, in RFC 6749's form under ``/oauth``) for
+    bodies over ``max_bytes``.
 
     A declared ``Content-Length`` is judged before the app runs, at no cost per request; a body without
     one (chunked) is counted as it arrives, and a route whose body FastAPI parses reports the overflow as
@@ -50,7 +53,9 @@ class BodySizeLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = InvalidRequest(f"The request body is over {self.max_bytes} bytes.")
-        await render(error, status=413)(scope, receive, send)
+        path = route_path(scope)
+        oauth = path == OAUTH_PREFIX or path.startswith(OAUTH_PREFIX + "/")
+        await (OAUTH if oauth else KEYTURN).render(error, status=413)(scope, receive, send)
 
 
 class _TooLarge(Exception):

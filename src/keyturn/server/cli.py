@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from .. import __version__
+from ..clients import LIST_HEADER, listed
 from ..config import Settings, load_settings, unknown_variables
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
@@ -188,11 +189,9 @@ def cmd_clients_add(args: argparse.Namespace) -> int:
 
 def cmd_clients_list(args: argparse.Namespace) -> int:
     async def run(rt: Runtime) -> int:
-        print("CLIENT\tTYPE\tCREATED")
+        print(LIST_HEADER)
         for client in await rt.clients.list():
-            kind = "confidential" if client.confidential else "public"
-            created = "built in" if client.created_at == 0 else _time(client.created_at)
-            print(f"{client.client_id}\t{kind}\t{created}")
+            print(listed(client))
         return 0
 
     return _with_runtime(args, run)

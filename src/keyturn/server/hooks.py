@@ -23,7 +23,7 @@ from fastapi import Request
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import InvalidCredentials, InvalidRequest
+from ..errors import InvalidCredentials
 from ..sessions import ClaimsSource, TokenPair
 from ..typing import JSONValue, SubjectCheck
 from .dpop import request_proof
@@ -162,9 +162,7 @@ class UserLogin:
     async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
         body = self._parse(credentials)
         if body.client_id is not None:
-            client = await rt.clients.get(body.client_id)
-            if client is None or client.confidential:
-                raise InvalidRequest("client_id names no registered public client.")
+            await rt.clients.public(body.client_id)
         proof = await request_proof(rt, request)  # before the password hash, the costly part
         return await rt.users.login(
             body.username,
