@@ -104,14 +104,27 @@ class Nonces:
         return _b64encode(mac[:18])
 
 
+AHEAD: Final = 5.0
+"""Seconds a proof's ``iat`` may be ahead of the checking clock, whatever ``LEEWAY`` says (RFC 9449 section
+11.1: allow for clock skew). Keyturn's clients date proofs by the least clock offset they measured, never
+ahead of the service; other clients use their own clocks, and resource servers' clocks are not the
+service's."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProofRules:
     """How old a proof may be (``max_age`` after its ``iat``), how far ahead (``leeway``), and the nonces
     asked for (``None``: none)."""
 
     max_age: float = 60.0
-    leeway: float = 5.0
+    leeway: float = AHEAD
     nonces: Nonces | None = None
+
+    @staticmethod
+    def ahead(leeway: float) -> float:
+        """How far ahead a proof's ``iat`` may be for the setting ``LEEWAY``: that, at least 5 s, at most
+        60."""
+        return min(max(leeway, AHEAD), 60.0)
 
     def remember_until(self, proof: Proof) -> float:
         """When the store may forget the proof's ``jti``: past it, its ``iat`` is too old anyway."""

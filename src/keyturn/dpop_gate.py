@@ -34,8 +34,7 @@ class DpopGate:
         self.mode: DpopMode = settings.dpop
         self.rules = ProofRules(
             max_age=settings.dpop_proof_max_age,
-            # At least 5 s ahead: a client's reckoning of this service's time may run a little ahead.
-            leeway=min(max(settings.leeway, 5), 60),
+            leeway=ProofRules.ahead(settings.leeway),
             nonces=Nonces(key) if settings.dpop_nonces else None,
         )
         self._store = store

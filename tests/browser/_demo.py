@@ -10,6 +10,7 @@ puts a token or a password into a message.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 from playwright.sync_api import BrowserContext, Page, Response
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Request as PageRequest
 
 from ..e2e._server import Cluster, cluster
 
@@ -202,7 +204,24 @@ class Tab:
     dpop: bool = False
     """The page's session is made with ``dpop: true`` (``/demo/?dpop``)."""
     answers: list[Answer] = field(default_factory=list)
+    proofs: list[tuple[str, float, int]] = field(default_factory=list)
+    """``(path, when the page sent it, iat)`` of every DPoP proof the page sent (wall clock, which the page
+    and the service share on this machine), never the proof itself."""
     sid: str = ""
+
+    def _sent(self, request: PageRequest) -> None:
+        proof = request.headers.get("dpop")
+        if proof is None:
+            return
+        sent = time.time()  # the test hears of a request after the page sent it
+        with contextlib.suppress(IndexError, ValueError, KeyError, TypeError):
+            payload = proof.split(".")[1]
+            iat = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"]
+            self.proofs.append((urlsplit(request.url).path, sent, int(iat)))
+
+    def proofs_ahead(self) -> list[tuple[str, float]]:
+        """``(path, seconds)`` of each proof whose ``iat`` was ahead of the clock when the page sent it."""
+        return [(path, round(iat - sent, 3)) for path, sent, iat in self.proofs if iat > sent]
 
     def _answered(self, response: Response) -> None:
         path = urlsplit(response.url).path
@@ -216,6 +235,7 @@ class Tab:
 
     def open(self) -> Tab:
         self.page.on("response", self._answered)
+        self.page.on("request", self._sent)
         self.page.goto(self.service.server.url + ("/demo/?dpop" if self.dpop else "/demo/"))
         self.page.wait_for_function("() => window.keyturnDemo !== undefined")
         self.page.evaluate("() => window.keyturnDemo.session.ready")

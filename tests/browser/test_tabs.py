@@ -122,6 +122,9 @@ def test_four_tabs_rotate_once_per_expiry_and_every_request_succeeds(
     for tab in tabs:
         assert tab.state == "active"
         assert tab.seen()["ended"] == []
+        # Every tab's proofs (dated by the offset the tabs share) behind this machine's one clock.
+        assert tab.proofs_ahead() == [], report
+        assert bool(tab.proofs) == dpop, report
     # Every tab ended up with the newest tokens (its generation is the shared state's).
     generations = {tab.generation() for tab in tabs}
     assert len(generations) == 1, f"the tabs disagree: generations {sorted(generations)}"

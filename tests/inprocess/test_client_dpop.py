@@ -4,6 +4,8 @@ refresh with proofs, follow the service's nonces; a copy of the refresh token wi
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -160,6 +162,52 @@ def test_nonces_are_followed_and_required_mode_refuses_calls_without_proofs(stri
         assert answer.headers["dpop-nonce"]
         bare = refresh_by_hand(strict, manager.tokens.refresh_token)
         assert (bare.status_code, bare.json()["error"]) == (400, "invalid_dpop_proof")
+    finally:
+        h.close()
+
+
+@pytest.fixture(scope="module")
+def no_leeway() -> Iterator[LiveService]:
+    """Nonces asked for, ``LEEWAY=0``: a proof's iat may be ahead of the service's clock by its 5 s only."""
+    with live_service(dpop="required", dpop_nonces=True, leeway=0) as live:
+        yield live
+
+
+def _iat(proof: str) -> int:
+    payload = proof.split(".")[1]
+    iat: int = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["iat"]
+    return iat
+
+
+def test_a_proofs_iat_is_never_ahead_of_the_service_however_the_measuring_call_went(
+    no_leeway: LiveService,
+) -> None:
+    """The login's first proof, without a nonce, is answered ``use_dpop_nonce`` after 13 s (a slow service,
+    a queue, a busy machine), the second at once: the service read its clock for ``server_time`` at the
+    end of the call, but the call's midpoint puts that 6.5 s earlier, so the measured offset runs 6.5 s
+    ahead. Proofs dated by it were refused as from the future (past the service's 5 s here; with any
+    allowance, some were: ``int()`` of a time ahead). They take the least offset the call allows."""
+    h = Harness.on(no_leeway)
+    try:
+        seen: list[tuple[str, int, float]] = []  # (path, the proof's iat, the service's time on arrival)
+        manager = h.manager(dpop=True, max_wait=2.0)
+
+        def on_the_way(request: httpx.Request) -> None:
+            if request.url.path == "/auth/login" and not seen:
+                h.advance(13)  # both clocks: the true offset stays 0
+            seen.append((request.url.path, _iat(request.headers["DPoP"]), no_leeway.clock.now()))
+
+        h.faults.before_send = on_the_way
+        h.login(manager)
+        assert manager.clock_offset == pytest.approx(6.5)  # the midpoint, for scheduling
+        for _ in range(2):
+            h.advance(LIFETIME)  # past the nonce's windows too: each refresh is asked for a new one
+            manager.access_token()
+        assert no_leeway.refreshes() == 4
+        assert h.ended == []
+        assert manager.state == "active"
+        assert [path for path, _, _ in seen].count("/auth/refresh") == 4
+        assert all(iat <= now for _, iat, now in seen), seen
     finally:
         h.close()
 

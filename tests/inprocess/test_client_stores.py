@@ -31,6 +31,7 @@ def _pair(n: int = 0, **changes: object) -> Tokens:
         "refresh_expires_at": 1_801_000_000.0,
         "session_id": f"sid-{n}",
         "clock_offset": 1.5,
+        "min_clock_offset": 1.25,
     }
     values.update(changes)
     return Tokens(**values)  # type: ignore[arg-type]
@@ -60,6 +61,20 @@ def test_a_saved_pair_reads_back_whole(tmp_path: Path) -> None:
     store.clear()
     assert store.load() is None
     store.clear()  # clearing twice is fine
+
+
+def test_a_pair_saved_before_min_clock_offset_was_kept_still_reads(tmp_path: Path) -> None:
+    """A token file of an earlier version has no ``min_clock_offset``: still a session (``None``); a bad
+    value is no pair."""
+    path = tmp_path / "tokens.json"
+    older = _pair(4).to_json()
+    del older["min_clock_offset"]
+    path.write_text(json.dumps(older))
+    loaded = FileTokenStore(path).load()
+    assert loaded is not None
+    assert loaded.min_clock_offset is None
+    path.write_text(json.dumps({**older, "min_clock_offset": "soon"}))
+    assert FileTokenStore(path).load() is None
 
 
 def test_readers_never_see_a_partial_file(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from keyturn.client.dpop import DpopKey
+from keyturn.clock import FrozenClock
 from keyturn.dpop import (
     MAX_PROOF_BYTES,
     Nonces,
@@ -21,7 +22,11 @@ from keyturn.dpop import (
     normalize_htu,
     thumbprint,
 )
+from keyturn.dpop_gate import DpopGate
 from keyturn.errors import InvalidDpopProof, UseDpopNonce
+from keyturn.middleware import AccessTokenVerifier
+from keyturn.store.memory import MemoryStore
+from keyturn.testing import make_settings
 
 from .._dpop import URL, b64, b64json, ec_jwk, make_proof
 
@@ -120,6 +125,27 @@ def test_normalize_htu_refuses_credentials_and_odd_ports() -> None:
 def test_iat_within_the_window_is_accepted_at_both_ends() -> None:
     assert check(make_proof(now=NOW - 60))
     assert check(make_proof(now=NOW + 5))
+
+
+@pytest.mark.parametrize(("leeway", "ahead"), [(0, 5), (3, 5), (30, 30), (300, 60)])
+def test_an_iat_may_be_ahead_by_leeway_at_least_5_s_at_most_60(leeway: int, ahead: float) -> None:
+    """RFC 9449 section 11.1: clients' clocks are not the service's (nor a resource server's); even with
+    LEEWAY=0 a proof a few seconds ahead is accepted, and never one over a minute ahead (made for later)."""
+    rules = ProofRules(max_age=60, leeway=ProofRules.ahead(leeway))
+    assert check(make_proof(now=NOW + ahead), rules=rules)
+    with pytest.raises(InvalidDpopProof, match="in the future"):
+        check(make_proof(now=NOW + ahead + 1), rules=rules)
+
+
+def test_the_service_and_resource_servers_allow_the_same_iat_ahead() -> None:
+    """One rule at both: a proof the service accepts is not refused at a resource server for its iat."""
+    settings = make_settings(leeway=0)
+    gate = DpopGate(settings, MemoryStore(), FrozenClock(NOW), key=b"k" * 32)
+    verifier = AccessTokenVerifier.for_store(MemoryStore(), settings=settings)
+    try:
+        assert gate.rules.leeway == verifier.proofs.rules.leeway == 5
+    finally:
+        verifier.close()
 
 
 def test_ath_is_checked_when_an_access_token_comes_along() -> None:

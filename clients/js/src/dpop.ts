@@ -6,10 +6,11 @@
  * origin and session name, keeps it in IndexedDB (every tab of the origin uses the same key: IndexedDB
  * stores the `CryptoKey` itself, never its private part in any readable form), and signs a proof
  * (`typ: dpop+jwt`, ES256, the public `jwk`, `htm`, `htu` without query and fragment, `iat` in the
- * service's time as the session reckons it, a random `jti`, the service's `nonce` once it gave one) for
- * every login and refresh. An access token bound to the key (its `cnf.jkt` claim: the service answered
- * `token_type: DPoP`) is sent by `session.fetch` and the axios adapter as `Authorization: DPoP` with a
- * proof carrying `ath` (`boundHeaders`, the one place that decides it).
+ * service's time by the least clock offset the last login or refresh allows, so never ahead of the
+ * service's clock, a random `jti`, the service's `nonce` once it gave one) for every login and refresh.
+ * An access token bound to the key (its `cnf.jkt` claim: the service answered `token_type: DPoP`) is
+ * sent by `session.fetch` and the axios adapter as `Authorization: DPoP` with a proof carrying `ath`
+ * (`boundHeaders`, the one place that decides it).
  * A `use_dpop_nonce` answer is sent once more with the `DPoP-Nonce` it carried.
  *
  * The base session is not changed: the proofs are added by the `fetch` the session is given, a wrapper
@@ -80,7 +81,7 @@ export class DpopSigner {
   constructor(
     readonly name: string,
     readonly idb: IDBFactory | null | undefined,
-    /** The service's time (ms), as the session reckons it. */
+    /** The service's time (ms), as the session reckons it, never ahead of the service's clock. */
     readonly now: () => number,
   ) {}
 
@@ -174,7 +175,11 @@ export function createSession(o: DpopSessionOptions = {}): Session {
   const now = o.now ?? (() => Date.now());
   const name = o.name ?? "keyturn";
   let session: Session | undefined;
-  const signer = new DpopSigner(name, o.indexedDB === undefined ? g.indexedDB : o.indexedDB, () => now() + (session?.clockOffset ?? 0));
+  // A proof's iat is never ahead of the service's clock: the least offset the last login or refresh allows
+  // (`server_time - received`), not the midpoint estimate scheduling uses, which runs ahead when a request
+  // took longer to get there than its answer took to come back (the proof's signing, a nonce round trip).
+  const offset = (least = session?.minClockOffset) => (Number.isFinite(least) ? least! : (session?.clockOffset ?? 0));
+  const signer = new DpopSigner(name, o.indexedDB === undefined ? g.indexedDB : o.indexedDB, () => now() + offset());
   const base = o.fetch ?? ((input, init) => fetch(input, init));
   const signed = [e.login, e.refresh, e.logout, e.logoutAll].filter((path): path is string => path != null).map((path) => {
     const url = new URL((o.baseUrl ?? "") + path, g.location?.href);

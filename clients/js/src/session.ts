@@ -15,7 +15,7 @@ import { LoginError, RefreshUnavailableError } from "./errors.js";
 import { decideRequest, errorCode, mayRetry } from "./flow.js";
 import { RefreshingSession } from "./refresh.js";
 import { timerDelay } from "./schedule.js";
-import type { State } from "./state.js";
+import { g, type State } from "./state.js";
 
 export type { SessionOptions } from "./options.js";
 export type { SessionEvents, State } from "./state.js";
@@ -39,7 +39,6 @@ const DUE_WAIT = 1000;
 const WAKE = ["visibilitychange", "focus", "online", "pageshow"];
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-const g = globalThis as unknown as Partial<Window & typeof globalThis>;
 
 /** The origin of `url` (relative to this page), or `""` if it has none. */
 function origin(url: string | undefined): string {
@@ -68,7 +67,7 @@ export class Session extends RefreshingSession {
   constructor(o: SessionOptions = {}) {
     super(o);
     this.#origins = new Set([g.location?.href, this._baseUrl, ...(o.allowedOrigins ?? [])].map(origin).filter(Boolean));
-    this.#events = o.events === undefined ? (typeof g.addEventListener == "function" ? globalThis : null) : o.events;
+    this.#events = o.events === undefined ? (typeof g.addEventListener == "function" ? (g as EventTarget) : null) : o.events;
     for (const type of WAKE) this.#events?.addEventListener(type, this.#check);
     this.#events?.addEventListener("storage", this.#onStorage);
     this.ready = this.#start();
@@ -89,6 +88,11 @@ export class Session extends RefreshingSession {
   /** `server_time - local_time` (ms) as last measured. */
   get clockOffset(): number {
     return this._tokens?.off ?? 0;
+  }
+
+  /** The least `clockOffset` can be (ms), as last measured: the service's clock is at least that far ahead. */
+  get minClockOffset(): number | undefined {
+    return this._tokens?.lo;
   }
 
   /** When the access token expires (ms, server time), if there is one. */

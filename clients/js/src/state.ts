@@ -41,7 +41,8 @@ const USABLE_MARGIN = 1000;
  */
 const PEER_WAIT = 500;
 
-const g = globalThis as unknown as Partial<Window & typeof globalThis>;
+/** `globalThis`, its browser members optional (a worker or Node has none of them). */
+export const g = globalThis as unknown as Partial<Window & typeof globalThis>;
 
 type Handler = (value: never) => void;
 

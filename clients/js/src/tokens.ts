@@ -21,6 +21,11 @@ export interface Tokens {
   rexp?: number;
   /** `server_time - local_time` (ms), measured at the midpoint of the call that brought these tokens. */
   off?: number;
+  /**
+   * `server_time - received` (ms): the least the offset can be, as the service's clock read `server_time`
+   * before the answer came. Proofs' `iat` (`@keyturn/client/dpop`) use it, never ahead of the service.
+   */
+  lo?: number;
   sid?: string;
   /** The session ended, for this reason (a marker: no tokens). */
   end?: string;
@@ -75,6 +80,7 @@ export function parseTokens(
     life: Math.max(exp - now, 0),
     rexp: refreshIn === undefined ? undefined : now + refreshIn * 1000,
     off: now - mid,
+    lo: now - received,
     sid: str(b.session_id),
   };
 }

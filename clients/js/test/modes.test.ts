@@ -45,7 +45,7 @@ describe("cookie mode (the default)", () => {
     const session = await signedIn(b);
     const token = await session.getAccessToken();
     const stored = JSON.parse(b.storage.data.get("keyturn")!);
-    expect(Object.keys(stored).sort()).toEqual(["exp", "gen", "life", "off", "rexp", "sid"]);
+    expect(Object.keys(stored).sort()).toEqual(["exp", "gen", "life", "lo", "off", "rexp", "sid"]);
     expect(b.storage.data.get("keyturn")).not.toContain(token);
   });
 

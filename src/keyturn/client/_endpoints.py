@@ -73,7 +73,8 @@ class Endpoints:
         """The pair in a login or refresh answer; ``ValueError`` if there is none.
 
         ``sent`` and ``received`` are the local times of the call: the clock offset is taken at their
-        midpoint. Without ``server_time``, the access token's ``iat`` stands in for it.
+        midpoint, its least possible value at ``received``. Without ``server_time``, the access token's
+        ``iat`` stands in for it.
         """
         if not isinstance(body, Mapping):
             raise ValueError("the answer is not an object")
@@ -108,6 +109,7 @@ class Endpoints:
             refresh_expires_at=None if refresh_in is None else server_time + refresh_in,
             session_id=session_id if isinstance(session_id, str) else None,
             clock_offset=server_time - midpoint,
+            min_clock_offset=server_time - received,
         )
 
     def error_code(self, body: object) -> str | None:

@@ -32,7 +32,11 @@ class Tokens:
     """When the refresh token expires, in server time, if the server said."""
     session_id: str | None = None
     clock_offset: float = 0.0
-    """``server_time - local_time`` measured when this pair arrived."""
+    """``server_time - local_time`` measured when this pair arrived (at the midpoint of the call)."""
+    min_clock_offset: float | None = None
+    """The least the offset can be: ``server_time`` minus the local time the answer arrived (the service
+    read its clock before that). DPoP proofs take their ``iat`` from it, so never ahead of the service's
+    clock; ``None`` in a pair stored before it was kept (``clock_offset`` stands in)."""
 
     def __repr__(self) -> str:  # never show the tokens themselves
         return f"Tokens(session_id={self.session_id!r}, access_expires_at={self.access_expires_at})"
@@ -50,9 +54,10 @@ class Tokens:
             raise ValueError("stored tokens have no access token")
         if not isinstance(data.get("refresh_token"), str):
             raise ValueError("stored tokens have no refresh token")
-        for name in ("access_expires_at", "lifetime", "clock_offset", "refresh_expires_at"):
+        optional = ("refresh_expires_at", "min_clock_offset")
+        for name in ("access_expires_at", "lifetime", "clock_offset", *optional):
             value = data.get(name)
-            if value is None and name == "refresh_expires_at":
+            if value is None and name in optional:
                 continue
             if not isinstance(data.get(name, 0.0), int | float) or isinstance(value, bool):
                 raise ValueError(f"stored tokens have a bad {name}")

@@ -110,8 +110,9 @@ class Prover:
     """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, with the service's latest nonce."""
 
     def __init__(self, key: DpopKey, base_url: str, now: Callable[[], float]) -> None:
-        """``now``: the service's time as the client reckons it (its clock and the measured offset), for
-        the proofs' ``iat``: a client whose clock is off still makes proofs the service accepts."""
+        """``now``: the service's time as the client reckons it (its clock and the least offset the last
+        login or refresh allows), for the proofs' ``iat``: a client whose clock is off still makes proofs
+        the service accepts, and none dated ahead of the service's clock."""
         self.key = key
         self.base_url = base_url
         self.now = now

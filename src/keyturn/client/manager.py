@@ -83,7 +83,7 @@ class TokenManager:
         self._driver = Driver(self._session, self.base_url, timeout, http, async_http)
         key = _dpop_key(dpop, self.store)
         if key is not None:
-            self._session.dpop = Prover(key, self.base_url, self.server_now)
+            self._session.dpop = Prover(key, self.base_url, self._proof_now)
 
     # -- what the application reads -------------------------------------------------------------
 
@@ -108,6 +108,16 @@ class TokenManager:
 
     def server_now(self) -> float:
         return self.clock.now() + self.clock_offset
+
+    def _proof_now(self) -> float:
+        """The service's time for a DPoP proof's ``iat``: by the least offset the last call allows, so
+        never ahead of the service's clock. (The midpoint runs ahead when a request took longer to get
+        there than its answer took to come back: a queue, a busy machine, a ``use_dpop_nonce`` round trip.)"""
+        tokens = self._session.tokens
+        if tokens is None:
+            return self.clock.now()
+        least = tokens.clock_offset if tokens.min_clock_offset is None else tokens.min_clock_offset
+        return self.clock.now() + least
 
     # -- logging in and out ---------------------------------------------------------------------
     # Each method has an ``a``-prefixed twin for event loops: the same flow, driven with ``await``.

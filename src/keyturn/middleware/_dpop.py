@@ -65,8 +65,10 @@ class ResourceProofs:
     def __init__(
         self, clock: Clock, *, max_age: float = 60.0, leeway: float = 5.0, cache_size: int = 100_000
     ):
+        """``leeway``: the ``LEEWAY`` setting; a proof's ``iat`` may be that far ahead, at least 5 s, at
+        most 60 (:meth:`ProofRules.ahead`)."""
         self.clock = clock
-        self.rules = ProofRules(max_age=max_age, leeway=leeway)
+        self.rules = ProofRules(max_age=max_age, leeway=ProofRules.ahead(leeway))
         self.replays = ReplayCache(cache_size)
 
     def check(self, claims: AccessClaims, token: str, presented: Presented) -> None:

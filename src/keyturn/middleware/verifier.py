@@ -106,7 +106,7 @@ class AccessTokenVerifier:
         self._io: IOThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = threading.Lock()
-        self.proofs = ResourceProofs(self.clock, max_age=dpop_proof_max_age, leeway=min(max(leeway, 5), 60))
+        self.proofs = ResourceProofs(self.clock, max_age=dpop_proof_max_age, leeway=leeway)
         """DPoP proofs of bound tokens, with this process's replay cache."""
         forget_in_forked_children(self)
 
