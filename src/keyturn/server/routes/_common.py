@@ -217,7 +217,8 @@ def cookie_path(rt: Runtime) -> str:
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     rt = runtime(request)
     cookie_mode = wants_cookie(request)
-    headers = {**NO_STORE, **rt.dpop.nonce_headers()}
+    nonce = rt.dpop.nonce_headers()
+    headers = {**NO_STORE, **nonce} if nonce else NO_STORE
     response = JSONResponse(token_body(pair, include_refresh=not cookie_mode), headers=headers)
     if cookie_mode:
         response.set_cookie(
