@@ -45,16 +45,21 @@ class DpopGate:
         nonces = self.rules.nonces
         return {} if nonces is None else {"DPoP-Nonce": nonces.current(self._clock.now())}
 
+    def nothing_to_check(self, headers: Sequence[str]) -> bool:
+        """Whether a request whose ``DPoP`` header values are ``headers`` has no proof and needs none: its
+        :meth:`check` is ``None`` at once, so a caller may skip it (and build nothing for it)."""
+        return not headers and self.mode != "required"
+
     async def check(
         self, headers: Sequence[str], *, method: str, url: str, access_token: str | None = None
     ) -> Proof | None:
         """The checked proof of a request whose ``DPoP`` header values are ``headers``; ``None`` when it
         has none and none is required. Raises ``InvalidDpopProof`` (replayed, wrong, several, missing
         where required) or ``UseDpopNonce``."""
-        if not headers:
-            if self.mode == "required":
-                raise InvalidDpopProof("A DPoP proof is required.")
+        if self.nothing_to_check(headers):
             return None
+        if not headers:
+            raise InvalidDpopProof("A DPoP proof is required.")
         if len(headers) > 1:
             raise InvalidDpopProof("The request carries more than one DPoP header.")
         now = self._clock.now()

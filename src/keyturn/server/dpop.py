@@ -8,9 +8,10 @@ from ..dpop import Proof, check_presentation
 from ..errors import DpopError, InvalidDpopProofAtResource, TokenInvalid, UseDpopNonce
 from ..http import NO_TOKEN, required_bearer_token
 from ..sessions import Authenticated
+from ..typing import RefreshLimits
 from .runtime import Runtime
 
-__all__ = ["authenticated", "presented_access_token", "proof_key", "request_proof"]
+__all__ = ["authenticated", "presented_access_token", "proof_key", "refresh_key", "request_proof"]
 
 
 async def request_proof(rt: Runtime, request: Request, *, access_token: str | None = None) -> Proof | None:
@@ -22,6 +23,15 @@ async def request_proof(rt: Runtime, request: Request, *, access_token: str | No
     # The URL only for a proof to check: building it cost about 2.5% of a refresh's CPU (py-spy).
     url = str(request.url) if proofs else ""
     return await rt.dpop.check(proofs, method=request.method, url=url, access_token=access_token)
+
+
+async def refresh_key(rt: Runtime, request: Request, limits: RefreshLimits, now: float) -> str | None:
+    """The key thumbprint of the checked proof of a call that refreshes a session (``DpopGate.refresh_key``:
+    a bad proof takes from the address's bucket), ``None`` without one. A call without a proof where none
+    is required is answered from its headers alone: a refresh without DPoP pays for no more."""
+    if rt.dpop.nothing_to_check(request.headers.getlist("dpop")):
+        return None
+    return await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
 
 
 async def proof_key(rt: Runtime, request: Request) -> str | None:

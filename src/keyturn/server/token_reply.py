@@ -81,4 +81,4 @@ def token_reply(
         name, path = refresh_cookie(settings.cookie_host_prefix, routes_path)
         cookie = RefreshCookie(name, pair.refresh_token, pair.refresh_expires_in, path)
     body = token_body(pair, include_refresh=not cookie_mode)
-    return TokenReply(body, {**NO_STORE, **(headers or {})}, cookie)
+    return TokenReply(body, {**NO_STORE, **headers} if headers else NO_STORE, cookie)

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
-from ..dpop import authenticated, presented_access_token, proof_key, request_proof
+from ..dpop import authenticated, presented_access_token, proof_key, refresh_key
 from ..errors import KeyturnRoute
 from ..schemas import (
     LogoutResponse,
@@ -69,7 +69,7 @@ async def refresh(request: Request) -> JSONResponse:
         token = require_refresh_token(request, body.refresh_token if body else None)
         limits = rt.limiter.refresh(client_ip(request))
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
-        jkt = await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
+        jkt = await refresh_key(rt, request, limits, now)
         pair = await rt.sessions.refresh_verified(claims, now, limits=limits, jkt=jkt)
         outcome = "ok"
         return token_response(request, pair)

@@ -30,7 +30,7 @@ from ...oauth import (
     token_body,
 )
 from ...typing import ClientRecord
-from ..dpop import proof_key, request_proof
+from ..dpop import proof_key, refresh_key
 from ..errors import OAuthRoute
 from ..schemas import (
     IntrospectionResponse,
@@ -115,7 +115,7 @@ async def token(request: Request) -> JSONResponse:
         client = await rt.clients.authenticate(credentials)
         limits = rt.limiter.refresh(client_ip(request))
         claims, now = await rt.sessions.verify_refresh(refresh_token, limits=limits)
-        jkt = await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
+        jkt = await refresh_key(rt, request, limits, now)
         pair = await rt.sessions.refresh_verified(
             claims, now, limits=limits, client_id=client.client_id, jkt=jkt
         )
