@@ -40,7 +40,7 @@ $(DEMO_JS) $(DEMO_DPOP_JS) &: $(JS_STAMP) $(wildcard $(JS)/src/*.ts) $(JS)/tscon
 js: $(DEMO_JS) $(DEMO_DPOP_JS)
 
 js-test: $(JS_STAMP)
-	cd $(JS) && npm run --silent typecheck && npm test --silent
+	cd $(JS) && npm run --silent typecheck && npm test --silent && npm run --silent build && npm run --silent size
 
 # The browser tests drive Debian's Chromium (never a downloaded browser).
 browser:

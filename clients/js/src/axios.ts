@@ -3,7 +3,6 @@
  * session's access token at send time and act on the answers as `session.fetch` does. Typed structurally, so the package needs no
  * axios of its own.
  */
-import { errorCode } from "./flow.js";
 import type { Attempt, Session } from "./session.js";
 
 // `any` stands for axios's own config, error and response types, which this package does not import.
@@ -31,7 +30,7 @@ export function attachAxios(session: Session, axios: AxiosLike): () => void {
     const url = axios.getUri?.(config) ?? config.url;
     if (!session._sendsTokenTo(url)) return config;
     const attempt: Attempt = (config[KEY] ??= session._attempt(config.method ?? "get"));
-    const token = (attempt._sent = await session._token(attempt._rejected));
+    const token = await session._tokenFor(attempt);
     // a token bound to the session's DPoP key goes as `DPoP` with a proof (`@keyturn/client/dpop`)
     const headers = (await session._dpop?.(config, url, token)) ?? { Authorization: "Bearer " + token };
     if (config.headers?.set) config.headers.set(headers);
@@ -45,14 +44,9 @@ export function attachAxios(session: Session, axios: AxiosLike): () => void {
     if (!attempt || error.code == "ERR_CANCELED") throw error;
     const res = error.response;
     const header = (name: string): string | undefined => res?.headers?.get?.(name) ?? res?.headers?.[name];
-    let body = res?.data;
-    try {
-      if (typeof body == "string") body = JSON.parse(body);
-    } catch {
-      // not JSON: the code may still be in WWW-Authenticate
-    }
-    const code = res?.status == 401 ? errorCode(body, header("www-authenticate"), session.endpoints.errorField) : undefined;
-    if (await session._handle(res?.status ?? 0, code, header("retry-after"), attempt)) return axios.request(config);
+    // axios gives the body parsed, or as text if it is not JSON (the code may still be in WWW-Authenticate)
+    const body = () => (typeof res?.data == "string" ? JSON.parse(res.data) : res?.data);
+    if (await session._handle(attempt, res?.status, body, header)) return axios.request(config);
     throw error;
   });
   return () => {

@@ -20,7 +20,7 @@ export abstract class RefreshingSession extends SessionState {
     return (this._inflight ??= this._lock(async () => {
       this._held++;
       try {
-        await this.#refreshLocked(stale);
+        await this._refreshLocked(stale);
       } finally {
         this._held--;
       }
@@ -31,7 +31,7 @@ export abstract class RefreshingSession extends SessionState {
     }));
   }
 
-  async #refreshLocked(stale: string | undefined): Promise<void> {
+  private async _refreshLocked(stale: string | undefined): Promise<void> {
     const e = this.endpoints;
     const epoch = this._epoch;
     const stored = this._stored();

@@ -52,10 +52,10 @@ function origin(url: string | undefined): string {
 export class Session extends RefreshingSession {
   /** Settles once what was stored has been checked (and refreshed or ended) at start-up. */
   readonly ready: Promise<void>;
-  #origins: Set<string>;
-  #events: EventTarget | null;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #closed = false;
+  private _origins: Set<string>;
+  private _events: EventTarget | null;
+  private _timer: ReturnType<typeof setTimeout> | undefined;
+  private _closed = false;
   /**
    * @internal Set by `@keyturn/client/dpop`: the headers that carry `token` on a request (its `method`,
    * `GET` if none) for `url` when the token is bound to the session's key (`Authorization: DPoP` and a
@@ -66,11 +66,11 @@ export class Session extends RefreshingSession {
 
   constructor(o: SessionOptions = {}) {
     super(o);
-    this.#origins = new Set([g.location?.href, this._baseUrl, ...(o.allowedOrigins ?? [])].map(origin).filter(Boolean));
-    this.#events = o.events === undefined ? (typeof g.addEventListener == "function" ? (g as EventTarget) : null) : o.events;
-    for (const type of WAKE) this.#events?.addEventListener(type, this.#check);
-    this.#events?.addEventListener("storage", this.#onStorage);
-    this.ready = this.#start();
+    this._origins = new Set([g.location?.href, this._baseUrl, ...(o.allowedOrigins ?? [])].map(origin).filter(Boolean));
+    this._events = o.events === undefined ? (typeof g.addEventListener == "function" ? (g as EventTarget) : null) : o.events;
+    for (const type of WAKE) this._events?.addEventListener(type, this._check);
+    this._events?.addEventListener("storage", this._onStorage);
+    this.ready = this._start();
   }
 
   // -- what the application reads ---------------------------------------------------------------
@@ -125,7 +125,7 @@ export class Session extends RefreshingSession {
   async logout({ everywhere = false }: { everywhere?: boolean } = {}): Promise<void> {
     await this._inflight?.catch(() => {}); // a refresh answered after the logout would set a new cookie
     const t = this._tokens;
-    await this.#tell(everywhere ? this.endpoints.logoutAll : this.endpoints.logout, t && this._usable(t) ? t.at : undefined);
+    await this._tell(everywhere ? this.endpoints.logoutAll : this.endpoints.logout, t && this._usable(t) ? t.at : undefined);
     this._end("logout");
   }
 
@@ -133,17 +133,17 @@ export class Session extends RefreshingSession {
    * One logout call by the refresh token (and `token`, if given), best effort: a failure is ignored, the
    * session ends here in any case.
    */
-  #tell(path: string | null, token?: string): unknown {
+  private _tell(path: string | null, token?: string): unknown {
     const rt = this._tokens?.rt;
     return path && this._call(path, rt ? { [this.endpoints.refreshField]: rt } : {}, token).catch(() => {});
   }
 
   /** Stops timers and listeners and closes the channel (a single-page app tearing down). */
   close(): void {
-    this.#closed = true;
-    clearTimeout(this.#timer);
-    for (const type of WAKE) this.#events?.removeEventListener(type, this.#check);
-    this.#events?.removeEventListener("storage", this.#onStorage);
+    this._closed = true;
+    clearTimeout(this._timer);
+    for (const type of WAKE) this._events?.removeEventListener(type, this._check);
+    this._events?.removeEventListener("storage", this._onStorage);
     this._close();
   }
 
@@ -165,28 +165,23 @@ export class Session extends RefreshingSession {
     if (!this._sendsTokenTo(request?.url ?? String(input))) return this._send(input, init);
     const attempt = this._attempt(init.method ?? request?.method ?? "GET");
     for (;;) {
-      const token = (attempt._sent = await this._token(attempt._rejected));
       const headers = new Headers(init.headers ?? request?.headers);
-      headers.set("Authorization", "Bearer " + token);
+      headers.set("Authorization", "Bearer " + (await this._tokenFor(attempt)));
       let res: Response;
       try {
         res = await this._send(request ? request.clone() : input, { ...init, headers });
       } catch (error) {
         // fetch rejects with a TypeError on network errors; an abort is the application's doing
-        if ((error as Error)?.name == "TypeError" && (await this._handle(0, undefined, null, attempt))) continue;
+        if ((error as Error)?.name == "TypeError" && (await this._handle(attempt))) continue;
         throw error;
       }
-      const code =
-        res.status == 401
-          ? errorCode(await res.clone().json().catch(() => null), res.headers.get("www-authenticate"), this.endpoints.errorField)
-          : undefined;
-      if (!(await this._handle(res.status, code, res.headers.get("retry-after"), attempt))) return res;
+      if (!(await this._handle(attempt, res.status, () => res.clone().json(), (name) => res.headers.get(name)))) return res;
     }
   };
 
   /** @internal Whether a request for `url` gets the access token (its origin is allowed). */
   _sendsTokenTo(url: string): boolean {
-    return this.#origins.has(origin(url));
+    return this._origins.has(origin(url));
   }
 
   /** @internal A new request's count of resends and retries. */
@@ -194,18 +189,33 @@ export class Session extends RefreshingSession {
     return { _mayRetry: mayRetry(method, this._retryUnsafe), _replaced: 0, _failures: 0 };
   }
 
-  /** @internal Acts on one answer (status 0: none came); `true`: send the request again. */
-  async _handle(status: number, code: string | undefined, retryAfterHeader: string | null | undefined, attempt: Attempt): Promise<boolean> {
+  /** @internal The access token for `attempt`'s next sending, refreshed first if due (see `_token`). */
+  async _tokenFor(attempt: Attempt): Promise<string> {
+    return (attempt._sent = await this._token(attempt._rejected));
+  }
+
+  /**
+   * @internal Acts on one answer (none came: no `status`): its `body` (read only on a 401) and its
+   * headers (`header`); `true`: send the request again.
+   */
+  async _handle(
+    attempt: Attempt,
+    status = 0,
+    body?: () => unknown,
+    header?: (name: string) => string | null | undefined,
+  ): Promise<boolean> {
+    const e = this.endpoints;
+    const code = status == 401 ? errorCode(await (async () => body?.())().catch(() => null), header?.("www-authenticate"), e.errorField) : undefined;
     const current = this._tokens?.at;
     const sent = current && attempt._sent != current ? "older" : "current";
-    const decision = decideRequest(status, code, sent, attempt._rejected !== undefined, attempt._mayRetry, this.endpoints);
+    const decision = decideRequest(status, code, sent, attempt._rejected !== undefined, attempt._mayRetry, e);
     if (decision == "end" && this._tokens) {
       // Given up here (the token a refresh brought was refused too): the server is told, without waiting.
-      this.#tell(this.endpoints.logout);
+      this._tell(e.logout);
       this._end(code!);
     }
     if (decision == "retry" && ++attempt._failures <= this._retries) {
-      await sleep(backoff(attempt._failures, this._random, retryAfter(retryAfterHeader, this._now())));
+      await sleep(backoff(attempt._failures, this._random, retryAfter(header?.("retry-after"), this._now())));
       return true;
     }
     if ((decision == "refresh" || decision == "resend") && !attempt._replaced++) {
@@ -239,7 +249,7 @@ export class Session extends RefreshingSession {
   // -- the page's side --------------------------------------------------------------------------
 
   /** At start-up: resume what is stored, refreshing or ending it before the first request. */
-  async #start(): Promise<void> {
+  private async _start(): Promise<void> {
     await 0; // let the application attach its handlers first
     if (!this._resume()) return;
     try {
@@ -253,14 +263,14 @@ export class Session extends RefreshingSession {
 
   /** Sets the one timer: at the due time or the end of the backoff, re-checking at least every minute. */
   protected _schedule(): void {
-    clearTimeout(this.#timer);
-    if (this.#closed || !this._tokens) return;
+    clearTimeout(this._timer);
+    if (this._closed || !this._tokens) return;
     const at = Math.max(this._due - this.clockOffset, this._retryAt);
-    this.#timer = setTimeout(this.#check, timerDelay(at - this._now()));
+    this._timer = setTimeout(this._check, timerDelay(at - this._now()));
   }
 
   /** On the timer and on wake-up: take on what the other tabs stored, refresh if due, set the timer. */
-  #check = (event?: Event): void => {
+  private _check = (event?: Event): void => {
     if (event?.type == "online" && !this._serviceWait) this._retryAt = 0; // the network is back: no need to wait
     this._consider(this._stored());
     if (this._tokens && !this._inflight && this._serverNow() >= this._due && this._now() >= this._retryAt) {
@@ -270,9 +280,9 @@ export class Session extends RefreshingSession {
     }
   };
 
-  #onStorage = (event: Event): void => {
+  private _onStorage = (event: Event): void => {
     const key = (event as StorageEvent).key;
-    if (key == null || key == this._name) this.#check();
+    if (key == null || key == this._name) this._check();
   };
 
 }

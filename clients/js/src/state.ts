@@ -87,10 +87,10 @@ export abstract class SessionState extends Tabs {
   protected _serviceWait = false;
   /** While a refresh holds the cross-tab lock, events wait: no application handler runs under it. */
   protected _held = 0;
-  #lostAt = 0;
-  #queue: [keyof SessionEvents, unknown][] = [];
-  #handlers = new Map<string, Set<Handler>>();
-  #waiter: (() => void) | undefined;
+  private _lostAt = 0;
+  private _queue: [keyof SessionEvents, unknown][] = [];
+  private _handlers = new Map<string, Set<Handler>>();
+  private _waiter: (() => void) | undefined;
 
   constructor(o: SessionOptions) {
     super(
@@ -118,8 +118,8 @@ export abstract class SessionState extends Tabs {
   protected abstract _schedule(): void;
 
   on<K extends keyof SessionEvents>(type: K, handler: (value: SessionEvents[K]) => void): () => void {
-    const set = this.#handlers.get(type) ?? new Set();
-    this.#handlers.set(type, set.add(handler as Handler));
+    const set = this._handlers.get(type) ?? new Set();
+    this._handlers.set(type, set.add(handler as Handler));
     return () => void set.delete(handler as Handler);
   }
 
@@ -158,7 +158,7 @@ export abstract class SessionState extends Tabs {
     if (!r || !this._newer(r)) return;
     if (r.end) {
       this._generation = r.gen;
-      this.#finish(r.end);
+      this._finish(r.end);
     } else if (r.at) {
       this._install(r, true);
     }
@@ -175,8 +175,8 @@ export abstract class SessionState extends Tabs {
     this._generation = r.gen;
     if (r.end) return false;
     this._tokens = r; // cookie mode: no access token yet; another tab or a refresh gives one
-    this._due = r.at ? this.#dueAt(r) : -Infinity;
-    this.#setState("active");
+    this._due = r.at ? this._dueAt(r) : -Infinity;
+    this._setState("active");
     return true;
   }
 
@@ -192,15 +192,15 @@ export abstract class SessionState extends Tabs {
   protected _install(r: Tokens, remote: boolean): void {
     this._tokens = r;
     this._generation = r.gen;
-    this._due = this.#dueAt(r);
-    this._failures = this._retryAt = this.#lostAt = 0;
+    this._due = this._dueAt(r);
+    this._failures = this._retryAt = this._lostAt = 0;
     const stored = this._stored();
     // cookie mode stores no token: only the generation and times that tell the others a refresh happened
     if (!stored || stored.gen < r.gen) this._write(this._cookie ? { ...r, at: undefined } : r);
     if (!remote) this._post(r);
-    this.#setState("active");
-    this.#emit("refreshed", { generation: r.gen, expiresAt: r.exp!, remote });
-    this.#waiter?.();
+    this._setState("active");
+    this._emit("refreshed", { generation: r.gen, expiresAt: r.exp!, remote });
+    this._waiter?.();
     this._schedule();
   }
 
@@ -211,19 +211,19 @@ export abstract class SessionState extends Tabs {
     this._write(marker);
     this._post(marker);
     this._generation = marker.gen;
-    this.#finish(reason);
+    this._finish(reason);
   }
 
   /** Ends the session in this tab: tokens dropped, `session_ended` once. */
-  #finish(reason: string): void {
+  private _finish(reason: string): void {
     if (!this._tokens) return;
     this._tokens = undefined;
     this._epoch++;
     this._reason = reason;
     this._due = Infinity;
-    this.#waiter?.();
-    this.#setState("ended");
-    this.#emit("session_ended", reason);
+    this._waiter?.();
+    this._setState("ended");
+    this._emit("session_ended", reason);
     this._schedule();
   }
 
@@ -234,21 +234,21 @@ export abstract class SessionState extends Tabs {
   protected _failed(reason: string, wait?: number, how?: "quiet" | "lost"): void {
     const now = this._now();
     this._serviceWait = wait !== undefined;
-    if (how == "lost") this.#lostAt ||= now;
-    const delay = refreshDelay(++this._failures, this._random, wait, this.#lostAt ? now - this.#lostAt : Infinity);
+    if (how == "lost") this._lostAt ||= now;
+    const delay = refreshDelay(++this._failures, this._random, wait, this._lostAt ? now - this._lostAt : Infinity);
     this._retryAt = now + delay;
     if (how == "quiet") return;
-    this.#setState("degraded");
-    this.#emit("degraded", { attempt: this._failures, retryIn: delay, reason });
+    this._setState("degraded");
+    this._emit("degraded", { attempt: this._failures, retryIn: delay, reason });
   }
 
   /** Asks the other tabs for their tokens and waits, `PEER_WAIT` ms at most, for newer ones (or an end). */
   protected async _catchUp(): Promise<void> {
     await new Promise<void>((resolve) => {
-      const timer = setTimeout((this.#waiter = () => (clearTimeout(timer), resolve())), PEER_WAIT);
+      const timer = setTimeout((this._waiter = () => (clearTimeout(timer), resolve())), PEER_WAIT);
       this._post({ ask: 1 });
     });
-    this.#waiter = undefined;
+    this._waiter = undefined;
   }
 
   /** What another tab says: a request for the tokens (answered if this tab has usable ones), or news. */
@@ -261,24 +261,24 @@ export abstract class SessionState extends Tabs {
     }
   }
 
-  #dueAt(r: Tokens): number {
+  private _dueAt(r: Tokens): number {
     return dueAt(r.exp!, r.life!, this._margin, this._jitter, this._random);
   }
 
-  #setState(state: State): void {
-    if (state != this._state) this.#emit("state", (this._state = state));
+  private _setState(state: State): void {
+    if (state != this._state) this._emit("state", (this._state = state));
   }
 
-  #emit<K extends keyof SessionEvents>(type: K, value: SessionEvents[K]): void {
-    this.#queue.push([type, value]);
+  private _emit<K extends keyof SessionEvents>(type: K, value: SessionEvents[K]): void {
+    this._queue.push([type, value]);
     this._flush();
   }
 
   /** Runs the handlers of queued events, unless the lock is held: they run once it is released. */
   protected _flush(): void {
-    while (!this._held && this.#queue.length) {
-      const [type, value] = this.#queue.shift()!;
-      for (const handler of this.#handlers.get(type) ?? []) {
+    while (!this._held && this._queue.length) {
+      const [type, value] = this._queue.shift()!;
+      for (const handler of this._handlers.get(type) ?? []) {
         try {
           handler(value as never);
         } catch (error) {

@@ -41,8 +41,8 @@ const PUBLISH_TIME = 5000;
 
 export abstract class Tabs {
   protected readonly _channel: ChannelLike | undefined;
-  readonly #storage: Storage | null;
-  readonly #locks: LockManagerLike | null;
+  private readonly _storage: Storage | null;
+  private readonly _locks: LockManagerLike | null;
 
   constructor(
     protected readonly _name: string,
@@ -50,8 +50,8 @@ export abstract class Tabs {
     locks: LockManagerLike | null,
     Channel: (new (name: string) => ChannelLike) | null,
   ) {
-    this.#storage = storage;
-    this.#locks = locks;
+    this._storage = storage;
+    this._locks = locks;
     if (Channel) {
       this._channel = new Channel(_name);
       this._channel.onmessage = (event) => this._onMessage(event.data);
@@ -63,7 +63,7 @@ export abstract class Tabs {
 
   protected _read(): unknown {
     try {
-      return JSON.parse(this.#storage?.getItem(this._name) ?? "null");
+      return JSON.parse(this._storage?.getItem(this._name) ?? "null");
     } catch {
       return undefined; // unreadable or not JSON: treated as nothing stored
     }
@@ -71,7 +71,7 @@ export abstract class Tabs {
 
   protected _write(value: object): void {
     try {
-      this.#storage?.setItem(this._name, JSON.stringify(value));
+      this._storage?.setItem(this._name, JSON.stringify(value));
     } catch {
       // full or forbidden storage: the tabs still have the channel, and this tab its memory
     }
@@ -86,7 +86,7 @@ export abstract class Tabs {
    * holder) or at all, `fn` runs without it.
    */
   protected async _lock<T>(fn: () => Promise<T>): Promise<T> {
-    const locks = this.#locks;
+    const locks = this._locks;
     if (!locks) return fn();
     let granted = false;
     const abort = new AbortController();
@@ -105,14 +105,14 @@ export abstract class Tabs {
   protected _publish(generation: number): Promise<unknown> {
     return new Promise((told) => {
       const hold = () => (told(0), new Promise((done) => setTimeout(done, PUBLISH_TIME)));
-      this.#locks!.request(`${this._name}:${generation}`, { mode: "shared" }, hold).catch(told);
+      this._locks!.request(`${this._name}:${generation}`, { mode: "shared" }, hold).catch(told);
     }).catch(() => {}); // no Web Locks: no one to tell
   }
 
   /** The newest generation a tab published in the last few seconds (0: none), `undefined` if unknown. */
   protected async _newest(): Promise<number | undefined> {
     try {
-      const { held = [] } = await this.#locks!.query!();
+      const { held = [] } = await this._locks!.query!();
       const prefix = this._name + ":";
       return Math.max(0, ...held.map(({ name = "" }) => (name.startsWith(prefix) && +name.slice(prefix.length)) || 0));
     } catch {
