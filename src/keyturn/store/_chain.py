@@ -33,15 +33,28 @@ class Rotated:
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """The head and the recently rotated generations (newest first) of one session."""
+    """The head and the recently rotated generations of one session, the latter as the store keeps them
+    (``recent``: the text of the module's docstring, newest first, or a migration's, in any order).
+
+    They are read only as far as a call needs: a refresh that presents the head (the common case) never
+    parses an entry, and its rotation reads only their generations and times, keeping the text of each
+    entry it keeps; ``rotated`` parses them all.
+    """
 
     head: RefreshRecord
-    rotated: tuple[Rotated, ...] = ()
+    recent: str = ""
+
+    @property
+    def rotated(self) -> tuple[Rotated, ...]:
+        """The recently rotated generations, newest first."""
+        return rotated_from(self.recent)
 
     def presented(self, jti: str) -> RefreshRecord | None:
         """The record of the token ``jti`` as the session knows it, or ``None`` if it knows none."""
         if jti == self.head.jti:
             return self.head
+        if jti not in self.recent:  # not among the entries: no need to read them
+            return None
         for old in self.rotated:
             if old.jti == jti:
                 return RefreshRecord(jti, self.head.sid, old.gen, "", 0, 0, old.at)
@@ -49,17 +62,31 @@ class Chain:
 
     def rotate(self, decision: Rotate) -> Chain:
         """The chain after ``decision``: its new head, the old head rotated now, the forgettable forgotten."""
-        kept = [Rotated(self.head.gen, self.head.jti, decision.now)]
-        kept += (old for old in self.rotated if old.at >= decision.forget_before)
-        return Chain(decision.new_head, tuple(kept[:RECENT_LIMIT]))
+        kept = [f"{self.head.gen} {self.head.jti} {decision.now!r}"]
+        kept += _entries_since(self.recent, decision.forget_before)
+        return Chain(decision.new_head, ",".join(kept[:RECENT_LIMIT]))
 
 
-def rotated_text(rotated: tuple[Rotated, ...]) -> str:
-    return ",".join(f"{old.gen} {old.jti} {old.at!r}" for old in rotated)
+def _entries_since(text: str, since: float) -> list[str]:
+    """The entries of ``text`` rotated at ``since`` or later, as they are written, newest first."""
+    if not text:
+        return []
+    kept: list[tuple[int, str]] = []
+    ordered, last = True, None
+    for entry in text.split(","):
+        gen = int(entry[: entry.index(" ")])
+        ordered = ordered and (last is None or gen < last)
+        last = gen
+        if float(entry[entry.rindex(" ") + 1 :]) >= since:
+            kept.append((gen, entry))
+    if not ordered:  # a migration's entries
+        kept.sort(key=lambda found: found[0], reverse=True)
+    return [entry for _, entry in kept]
 
 
 def rotated_from(text: str) -> tuple[Rotated, ...]:
-    """The rotated generations of ``rotated_text`` (or of a migration's, in any order), newest first."""
+    """The rotated generations of a chain's text (``Chain.rotate``'s, newest first, or a migration's, in
+    any order), newest first."""
     if not text:
         return ()
     found = []

@@ -29,7 +29,7 @@ from ..typing import (
     StoredKey,
     UserRecord,
 )
-from ._chain import Chain, rotated_from, rotated_text
+from ._chain import Chain
 
 T = TypeVar("T")
 
@@ -99,7 +99,7 @@ def session_from(row: Row) -> SessionRecord:
 
 def chain_from(row: Row) -> Chain:
     """The refresh chain from a row of ``STATE_COLUMNS``."""
-    return Chain(RefreshRecord(row[4], row[0], row[5], row[14], row[15], row[16]), rotated_from(row[17]))
+    return Chain(RefreshRecord(row[4], row[0], row[5], row[14], row[15], row[16]), row[17])
 
 
 def revocation_from(row: Row) -> Revocation:
@@ -159,7 +159,7 @@ def rotate_params(session: SessionRecord, chain: Chain, now: float) -> tuple[obj
         head.kid,
         head.issued_at,
         head.expires_at,
-        rotated_text(chain.rotated),
+        chain.recent,
         now,
         session.sid,
         session.head_jti,

@@ -27,7 +27,7 @@ from ...typing import (
     StoredKey,
     UserRecord,
 )
-from .._chain import Chain, rotated_from, rotated_text
+from .._chain import Chain
 
 SAFETY_TTL_MARGIN = 86_400
 """Seconds a record outlives its own lifetime before Redis drops it even if ``prune`` never ran."""
@@ -100,7 +100,7 @@ def chain_words(chain: Chain) -> list[str]:
         "head_expires_at",
         str(head.expires_at),
         "rotated",
-        rotated_text(chain.rotated),
+        chain.recent,
     ]
 
 
@@ -211,7 +211,7 @@ def chain_from(fields: Mapping[str, str]) -> Chain:
         issued_at=int(fields.get("head_issued_at", "0")),
         expires_at=int(fields.get("head_expires_at", "0")),
     )
-    return Chain(head, rotated_from(fields.get("rotated", "")))
+    return Chain(head, fields.get("rotated") or "")
 
 
 def user_from(fields: Mapping[str, str]) -> UserRecord:
