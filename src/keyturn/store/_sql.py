@@ -92,7 +92,7 @@ def session_from(row: Row) -> SessionRecord:
         agent,
         ip,
         client,
-        json.loads(claims),
+        {} if claims == "{}" else json.loads(claims),  # most sessions have no claims of their own
         jkt,
     )
 

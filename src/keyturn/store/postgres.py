@@ -458,12 +458,13 @@ async def _migrate(conn: Conn) -> None:
 
 
 async def _drive(conn: Conn, flow: Flow[T]) -> T:
-    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back."""
+    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back (one cursor for all)."""
+    cursor = conn.cursor()
     try:
         query = next(flow)
         while True:
             sql, params, fetch = query
-            cursor = await conn.execute(sql, params)
+            await cursor.execute(sql, params)
             answer: object
             if fetch == "one":
                 answer = await cursor.fetchone()
