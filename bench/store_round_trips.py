@@ -5,7 +5,9 @@
                                                            # tables are made in the URL's current schema)
                                                            # or redis://…?prefix=… (keys under the prefix)
 
-Each store call is a rotation of one session, counted with no rate-limit takes and with two. SQLite counts
+Each store call is a rotation of one session, counted with no rate-limit takes and with two, and then with
+the subject check of the built-in users too: as a call of its own (``get_user`` first, as a check from
+elsewhere is asked) and as ``keyturn serve`` makes it, in the refresh itself (``user=``). SQLite counts
 the statements its connection runs (``BEGIN`` and ``COMMIT`` included); PostgreSQL counts the statements
 and transaction commands psycopg sends (each one round trip); Redis counts the commands redis-py sends
 (``EVALSHA`` included). The figures are what the store does, not what a server around it adds.
@@ -24,7 +26,7 @@ from typing import Any
 
 from keyturn.ratelimit import RateLimit
 from keyturn.store import SQLiteStore, open_store
-from keyturn.typing import Backend, RateLimitTake, RefreshRecord, Rotate, SessionRecord
+from keyturn.typing import Backend, RateLimitTake, RefreshRecord, Rotate, SessionRecord, UserRecord
 
 REFRESHES = 5
 
@@ -82,19 +84,31 @@ async def measure(url: str) -> None:
         now = time.time()
         sid, jti = secrets.token_hex(8), secrets.token_hex(8)
         head = RefreshRecord(jti, sid, 1, "k", int(now), int(now) + 3600)
-        await store.create_session(SessionRecord(sid, "u", now, now + 86_400, jti, 1, now), head)
+        user = f"u{sid}"
+        await store.add_user(UserRecord(user, "hash", now))
+        await store.create_session(SessionRecord(sid, user, now, now + 86_400, jti, 1, now), head)
         limit = RateLimit(1_000_000, 1)
-        for takes in [(), (RateLimitTake("a", limit, now), RateLimitTake("b", limit, now))]:
-            counts = []
-            for _ in range(REFRESHES):
-                new = RefreshRecord(secrets.token_hex(8), sid, head.gen + 1, "k", int(now), int(now) + 3600)
-                decide: Callable[..., Rotate] = lambda *_, new=new: Rotate(new, now)  # noqa: E731
-                counter.count = 0
-                outcome = await store.refresh(sid, head.jti, decide, takes)
-                counts.append(counter.count)
-                assert outcome.head == new, outcome
-                head = new
-            print(f"{scheme:<10}  rate-limit takes={len(takes)}  per refresh: {sorted(set(counts))}")
+        for check in ("none", "own call", "in refresh"):
+            for takes in [(), (RateLimitTake("a", limit, now), RateLimitTake("b", limit, now))]:
+                counts = []
+                for _ in range(REFRESHES):
+                    new = RefreshRecord(
+                        secrets.token_hex(8), sid, head.gen + 1, "k", int(now), int(now) + 3600
+                    )
+                    decide: Callable[..., Rotate] = lambda *_, new=new: Rotate(new, now)  # noqa: E731
+                    counter.count = 0
+                    if check == "own call":
+                        assert await store.get_user(user) is not None
+                    outcome = await store.refresh(
+                        sid, head.jti, decide, takes, user=user if check == "in refresh" else None
+                    )
+                    counts.append(counter.count)
+                    assert outcome.head == new, outcome
+                    head = new
+                print(
+                    f"{scheme:<10}  rate-limit takes={len(takes)}  subject check: {check:<10}  "
+                    f"per refresh: {sorted(set(counts))}"
+                )
     finally:
         await store.close()
 

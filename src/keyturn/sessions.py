@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import TypeAlias
+from dataclasses import replace
+from typing import NoReturn, TypeAlias
 
+from ._answers import Authenticated, TokenPair
 from ._reload import KeyReloader
 from .clock import SystemClock
 from .config import Settings
@@ -45,6 +46,8 @@ from .typing import (
     SessionRecord,
     Store,
     SubjectCheck,
+    SubjectRefused,
+    UserStoreCheck,
 )
 
 __all__ = [
@@ -81,36 +84,6 @@ def own_claims(claims: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
     return own
 
 
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    """What a login or a refresh answers with."""
-
-    access_token: str = field(repr=False)
-    refresh_token: str = field(repr=False)
-    session_id: str
-    access_expires_at: int
-    refresh_expires_at: int
-    server_time: float
-    token_type: str = "Bearer"
-    """``DPoP`` when the access token is bound to the session's DPoP key (``cnf.jkt``)."""
-
-    @property
-    def expires_in(self) -> int:
-        return max(0, int(self.access_expires_at - self.server_time))
-
-    @property
-    def refresh_expires_in(self) -> int:
-        return max(0, int(self.refresh_expires_at - self.server_time))
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticated:
-    """A verified, unrevoked access token and its live session."""
-
-    claims: AccessClaims
-    session: SessionRecord
-
-
 class SessionService:
     """The token service's core: every session operation goes through here."""
 
@@ -135,11 +108,24 @@ class SessionService:
         self._reloader = (
             KeyReloader(key_source, self.clock, self._install_keys) if key_source is not None else None
         )
+        self._subject_check: SubjectCheck | None = None
+        self._store_checks_subject = False
         self.subject_check = subject_check
-        """Asked on every refresh whether the subject may still hold a session."""
         self.claims_source = claims_source
         """Asked at each refresh that succeeds for the subject's claims, which the new access token carries
         in place of those the session was started with: a role change reaches the next token."""
+
+    @property
+    def subject_check(self) -> SubjectCheck | None:
+        """Asked on every refresh whether the subject may still hold a session; the store answers it
+        itself, with the session's read, when it is the store's own users (``UserStoreCheck``)."""
+        return self._subject_check
+
+    @subject_check.setter
+    def subject_check(self, check: SubjectCheck | None) -> None:
+        self._subject_check = check
+        users: object = check.user_store if isinstance(check, UserStoreCheck) else None
+        self._store_checks_subject = users is self.store
 
     @property
     def keys(self) -> KeyRing:
@@ -281,13 +267,16 @@ class SessionService:
         (``/oauth/token``) a session started for another client is ``token_invalid`` (``for_client``).
         """
         takes = limits.takes(claims, now) if limits is not None else ()
-        if subject_allowed is None and self.subject_check is not None:
-            subject_allowed = await self.subject_check(claims.sub)
+        user = None  # the subject, when the store checks it in its refresh step
+        if subject_allowed is None and self._subject_check is not None:
+            if self._store_checks_subject:
+                user = claims.sub
+            else:
+                subject_allowed = await self._subject_check(claims.sub)
         if subject_allowed is False:
             if limits is not None:
                 await limits.take(takes)  # a refused call must not revoke either
-            await self._revoke(claims.sid, "subject_disabled", now)
-            raise SessionRevoked("The session's subject may no longer hold a session.")
+            await self._subject_gone(claims, now)
         new_jti, new_kid = new_id(), self.keys.active_refresh.kid
         policy = self.policy
 
@@ -297,11 +286,13 @@ class SessionService:
             )
 
         bound = decide if client_id is None else for_client(decide, client_id)
-        outcome = await self.store.refresh(claims.sid, claims.jti, bound, takes)
+        outcome = await self.store.refresh(claims.sid, claims.jti, bound, takes, user=user)
         decision = outcome.decision
         if isinstance(decision, Limited):
             assert limits is not None
             raise limits.refused(decision)
+        if isinstance(decision, SubjectRefused):  # the takes were made first, as above
+            await self._subject_gone(claims, now)
         if isinstance(decision, Reject):
             raise decision.error
         if isinstance(decision, Reuse):
@@ -475,6 +466,11 @@ class SessionService:
         accepted.
         """
         return await self.store.prune(self.clock.now() - self.settings.leeway)
+
+    async def _subject_gone(self, claims: RefreshClaims, now: float) -> NoReturn:
+        """The subject check refused ``claims``' subject: end the session and say so."""
+        await self._revoke(claims.sid, "subject_disabled", now)
+        raise SessionRevoked("The session's subject may no longer hold a session.")
 
     async def _revoke(self, sid: str, reason: RevokedReason, now: float) -> bool:
         done = await self.store.revoke_session(sid, reason, now, now + self.settings.revocation_lifetime)

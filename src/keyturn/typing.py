@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, runtime_checkable
 
 from .errors import KeyturnError
 
@@ -226,6 +226,14 @@ class Limited:
     retry_after: float
 
 
+@dataclass(frozen=True, slots=True)
+class SubjectRefused:
+    """The store's own user store refused the refresh's subject (``user`` of ``SessionStore.refresh``: no
+    such user, or disabled): the takes stand, nothing was decided or written past them."""
+
+    user: str
+
+
 class RefreshLimits(Protocol):
     """The rate limits of one refresh call (``keyturn.ratelimit.RateLimiter.refresh`` makes them)."""
 
@@ -248,7 +256,7 @@ class RefreshLimits(Protocol):
 class RefreshOutcome:
     """What a store did with a decision: the session afterwards and, unless rejected, its head."""
 
-    decision: RefreshDecision | Limited
+    decision: RefreshDecision | Limited | SubjectRefused
     session: SessionRecord | None
     head: RefreshRecord | None
 
@@ -259,7 +267,13 @@ class SessionStore(Protocol):
     async def create_session(self, session: SessionRecord, head: RefreshRecord) -> None: ...
 
     async def refresh(
-        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+        self,
+        sid: str,
+        jti: str,
+        decide: Decide,
+        takes: Sequence[RateLimitTake] = (),
+        *,
+        user: str | None = None,
     ) -> RefreshOutcome:
         """Load the session, call ``decide`` on it and the presented token as its chain knows it (``None``
         if it knows none), and apply the answer atomically: a rotation is one conditional update.
@@ -270,6 +284,13 @@ class SessionStore(Protocol):
         locks it would otherwise hold for longer). If one refuses, the outcome is :class:`Limited`: nothing
         is read, decided or written past it, and the takes before it stand. Takes are never repeated when
         the step is retried.
+
+        With ``user`` (a store that is also the built-in user store, checking the subject for it: see
+        :class:`UserStoreCheck`), the session's read also reads whether ``user`` is one of this store's
+        users and not disabled (SQL: in the same statement; Redis: in the same script). If the session
+        exists and the user does not, or is disabled, the outcome is :class:`SubjectRefused`: nothing is
+        decided or written past the takes (the caller revokes). ``decide`` is the same pure decision as
+        without ``user``.
         """
 
     async def get_session(self, sid: str) -> SessionRecord | None: ...
@@ -390,6 +411,16 @@ class SubjectCheck(Protocol):
     """The application's answer to "may this subject still hold a session?"."""
 
     async def __call__(self, sub: str) -> bool: ...
+
+
+@runtime_checkable
+class UserStoreCheck(SubjectCheck, Protocol):
+    """A subject check that is "an enabled user of ``user_store``" (the built-in user store's): when that
+    user store is the session store itself, its refresh step answers it (``SessionStore.refresh``'s
+    ``user``), in the statement that reads the session, instead of a call of its own."""
+
+    @property
+    def user_store(self) -> UserStore: ...
 
 
 class Backend(Store, UserStore, ClientStore, Protocol):

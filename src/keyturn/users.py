@@ -190,6 +190,12 @@ class UserDirectory:
     async def list(self) -> list[UserRecord]:
         return await self._store.list_users()
 
+    @property
+    def user_store(self) -> UserStore:
+        """Where the users are: a session store that is this one answers the subject check itself
+        (``keyturn.typing.UserStoreCheck``)."""
+        return self._store
+
     async def __call__(self, sub: str) -> bool:
         """The subject check: a user that is gone or disabled may hold no session."""
         user = await self._store.get_user(sub)

@@ -1,15 +1,67 @@
-"""keyturn.store._chain: a rotation works on the stored text of the rotated generations, and must keep
-exactly what parsing, sorting and filtering every generation kept (the rule as first written)."""
+"""A session's refresh chain read from its stored text only as far as a refresh needs (``store._chain``),
+keeping exactly what parsing, sorting and filtering every generation kept (the rule as first written)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keyturn.store._chain import RECENT_LIMIT, Chain, Rotated, rotated_from, rotated_text
+from keyturn.store._chain import RECENT_LIMIT, Chain, Rotated, rotated_from
 from keyturn.typing import RefreshRecord, Rotate
 
 NOW = 1_800_000_000.0
+
+
+def _head(gen: int) -> RefreshRecord:
+    return RefreshRecord(f"j{gen}", "s1", gen, "rk", int(NOW), int(NOW) + 100)
+
+
+def _rotate(chain: Chain, now: float, grace: float = 30.0) -> Chain:
+    return chain.rotate(Rotate(_head(chain.head.gen + 1), now, forget_before=now - grace))
+
+
+def test_rotations_keep_the_recent_generations_newest_first_and_at_most_the_limit() -> None:
+    """Each rotation adds the old head first; a chain never holds more than ``RECENT_LIMIT``."""
+    chain = Chain(_head(0))
+    for gen in range(1, 41):
+        chain = _rotate(chain, NOW + gen * 0.1)
+    assert [old.gen for old in chain.rotated] == list(range(39, 39 - RECENT_LIMIT, -1))
+    assert chain.rotated[0] == Rotated(39, "j39", NOW + 4.0)
+    assert chain.recent.count(",") == RECENT_LIMIT - 1
+
+
+def test_a_rotation_forgets_what_the_grace_period_no_longer_reaches() -> None:
+    """Entries rotated before ``forget_before`` go; the text keeps the others as they were written."""
+    chain = Chain(_head(0))
+    for at in (NOW, NOW + 10, NOW + 35):
+        chain = _rotate(chain, at)
+    assert [old.gen for old in chain.rotated] == [2, 1]  # gen 0, rotated at NOW, is before NOW + 35 - 30
+    assert chain.presented("j0") is None
+    assert chain.presented("j1") == RefreshRecord("j1", "s1", 1, "", 0, 0, NOW + 10)
+    assert chain.presented("j3") == _head(3)
+
+
+def test_a_migrations_entries_in_any_order_are_read_and_rotated_newest_first() -> None:
+    """An upgrade writes the rotated generations in the database's order: they are sorted when read, and a
+    rotation keeps the newest."""
+    entries = [(gen, f"j{gen}", NOW + gen) for gen in (3, 1, 4, 2, 0)]
+    text = ",".join(f"{gen} {jti} {at!r}" for gen, jti, at in entries)
+    chain = Chain(_head(5), text)
+    assert [old.gen for old in chain.rotated] == [4, 3, 2, 1, 0]
+    assert chain.presented("j2") == RefreshRecord("j2", "s1", 2, "", 0, 0, NOW + 2)
+    after = chain.rotate(Rotate(_head(6), NOW + 33, forget_before=NOW + 1.5))
+    assert [old.gen for old in after.rotated] == [5, 4, 3, 2]
+    assert after.recent.startswith(f"5 j5 {NOW + 33!r},4 j4 ")
+
+
+def test_an_id_that_is_part_of_another_is_not_that_one() -> None:
+    """The quick look for a token id in the text is only a shortcut: a part of an id matches nothing."""
+    chain = _rotate(Chain(RefreshRecord("abcdef", "s1", 0, "rk", 0, 0)), NOW)
+    assert chain.presented("abcdef") is not None
+    assert chain.presented("bcd") is None
+    assert chain.presented("") is None
+
+
 HEAD = RefreshRecord(jti="head-jti", sid="sid-1", gen=40, kid="k1", issued_at=1, expires_at=2)
 NEW_HEAD = RefreshRecord(jti="new-jti", sid="sid-1", gen=41, kid="k1", issued_at=3, expires_at=4)
 
@@ -40,20 +92,4 @@ def test_rotation_keeps_what_parsing_every_generation_keeps(
     after = Chain(HEAD, text).rotate(decision)
     assert after.head == NEW_HEAD
     assert after.rotated == reference_rotate(text, decision)
-    assert rotated_from(after.text) == after.rotated
-
-
-def test_the_upgrades_text_is_sorted_before_it_is_cut() -> None:
-    """An entry out of order past the others (a migration's group_concat) is still the newest kept."""
-    text = ",".join(f"{gen} jti-{gen} {NOW - 1!r}" for gen in [*range(5, 20), 39])
-    after = Chain(HEAD, text).rotate(Rotate(new_head=NEW_HEAD, now=NOW, forget_before=NOW - 30))
-    assert [old.gen for old in after.rotated] == [40, 39, *range(19, 5, -1)]
-
-
-def test_a_rotated_token_is_found_in_the_text() -> None:
-    """A replay or a reuse finds the rotated generation the stored text names."""
-    text = rotated_text((Rotated(39, "old-jti", NOW - 5), Rotated(38, "older-jti", NOW - 9)))
-    found = Chain(HEAD, text).presented("older-jti")
-    assert found == RefreshRecord("older-jti", "sid-1", 38, "", 0, 0, NOW - 9)
-    assert Chain(HEAD, text).presented("head-jti") is HEAD
-    assert Chain(HEAD, text).presented("unknown") is None
+    assert rotated_from(after.recent) == after.rotated

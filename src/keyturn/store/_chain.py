@@ -8,10 +8,7 @@ reuse, which an unknown token is too) and keeps at most :data:`RECENT_LIMIT`, so
 not grow with its refreshes.
 
 The rotated generations are kept as text, ``"gen jti rotated_at"`` entries joined by commas (a SQL column,
-a Redis hash field); token ids are URL-safe base64 and never hold a space or a comma. A :class:`Chain` keeps
-that text as it was read: a rotation, the common case, only reads each entry's generation and time and
-copies the entries it keeps (the session's current token needs no look at them at all); the entries are
-parsed into :class:`Rotated` records only to find a rotated token (a replay or a reuse).
+a Redis hash field); token ids are URL-safe base64 and never hold a space or a comma.
 """
 
 from __future__ import annotations
@@ -36,65 +33,60 @@ class Rotated:
 
 @dataclass(frozen=True, slots=True)
 class Chain:
-    """The head and the recently rotated generations (``text``, as :func:`rotated_text` writes them)."""
+    """The head and the recently rotated generations of one session, the latter as the store keeps them
+    (``recent``: the text of the module's docstring, newest first, or a migration's, in any order).
+
+    They are read only as far as a call needs: a refresh that presents the head (the common case) never
+    parses an entry, and its rotation reads only their generations and times, keeping the text of each
+    entry it keeps; ``rotated`` parses them all.
+    """
 
     head: RefreshRecord
-    text: str = ""
+    recent: str = ""
 
     @property
     def rotated(self) -> tuple[Rotated, ...]:
-        """The rotated generations, newest first."""
-        return rotated_from(self.text)
+        """The recently rotated generations, newest first."""
+        return rotated_from(self.recent)
 
     def presented(self, jti: str) -> RefreshRecord | None:
         """The record of the token ``jti`` as the session knows it, or ``None`` if it knows none."""
         if jti == self.head.jti:
             return self.head
+        if jti not in self.recent:  # not among the entries: no need to read them
+            return None
         for old in self.rotated:
             if old.jti == jti:
                 return RefreshRecord(jti, self.head.sid, old.gen, "", 0, 0, old.at)
         return None
 
     def rotate(self, decision: Rotate) -> Chain:
-        """The chain after ``decision``: its new head, the old head rotated now, the forgettable forgotten
-        (rotated before ``decision.forget_before``), at most :data:`RECENT_LIMIT` generations in all."""
-        kept = _kept(self.text, decision.forget_before)
-        if kept is None:  # not newest first (a migration's text, say): parsed, sorted and written anew
-            rest = [old for old in rotated_from(self.text) if old.at >= decision.forget_before]
-            newest = Rotated(self.head.gen, self.head.jti, decision.now)
-            return Chain(decision.new_head, rotated_text((newest, *rest)[:RECENT_LIMIT]))
-        newest_text = f"{self.head.gen} {self.head.jti} {decision.now!r}"
-        return Chain(decision.new_head, ",".join([newest_text, *kept[: RECENT_LIMIT - 1]]))
+        """The chain after ``decision``: its new head, the old head rotated now, the forgettable forgotten."""
+        kept = [f"{self.head.gen} {self.head.jti} {decision.now!r}"]
+        kept += _entries_since(self.recent, decision.forget_before)
+        return Chain(decision.new_head, ",".join(kept[:RECENT_LIMIT]))
 
 
-def _kept(text: str, forget_before: float) -> list[str] | None:
-    """The entries of ``text`` rotated at or after ``forget_before``, as they are, in their order; ``None``
-    unless ``text`` holds at most ``RECENT_LIMIT`` entries newest first (as :func:`rotated_text` writes
-    them), where :func:`rotated_from` would sort and cut."""
+def _entries_since(text: str, since: float) -> list[str]:
+    """The entries of ``text`` rotated at ``since`` or later, as they are written, newest first."""
     if not text:
         return []
-    entries = text.split(",")
-    if len(entries) > RECENT_LIMIT:
-        return None
-    kept = []
-    previous = None
-    for entry in entries:
-        gen_text, _, at_text = entry.split(" ")
-        gen = int(gen_text)
-        if previous is not None and gen > previous:
-            return None
-        previous = gen
-        if float(at_text) >= forget_before:
-            kept.append(entry)
-    return kept
-
-
-def rotated_text(rotated: tuple[Rotated, ...]) -> str:
-    return ",".join(f"{old.gen} {old.jti} {old.at!r}" for old in rotated)
+    kept: list[tuple[int, str]] = []
+    ordered, last = True, None
+    for entry in text.split(","):
+        gen = int(entry[: entry.index(" ")])
+        ordered = ordered and (last is None or gen < last)
+        last = gen
+        if float(entry[entry.rindex(" ") + 1 :]) >= since:
+            kept.append((gen, entry))
+    if not ordered:  # a migration's entries
+        kept.sort(key=lambda found: found[0], reverse=True)
+    return [entry for _, entry in kept]
 
 
 def rotated_from(text: str) -> tuple[Rotated, ...]:
-    """The rotated generations of ``rotated_text`` (or of a migration's, in any order), newest first."""
+    """The rotated generations of a chain's text (``Chain.rotate``'s, newest first, or a migration's, in
+    any order), newest first."""
     if not text:
         return ()
     found = []

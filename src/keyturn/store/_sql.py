@@ -44,6 +44,9 @@ CHAIN_COLUMNS = "head_kid, head_issued_at, head_expires_at, rotated"
 """The session's refresh chain (``_chain``), after its own columns: what the head token is signed from
 besides ``head_jti`` and ``gen``, and the recently rotated generations."""
 STATE_COLUMNS = f"{OWN_COLUMNS}, {CHAIN_COLUMNS}, {BINDING_COLUMNS}"
+USER_ALLOWED = "EXISTS (SELECT 1 FROM users WHERE username = %s AND NOT disabled)"
+"""Whether a user may hold a session (a user of the built-in store, not disabled): one more column of the
+session's read, after ``STATE_COLUMNS``, when the store checks the subject itself."""
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
@@ -89,7 +92,7 @@ def session_from(row: Row) -> SessionRecord:
         agent,
         ip,
         client,
-        json.loads(claims),
+        {} if claims == "{}" else json.loads(claims),  # most sessions have no claims of their own
         jkt,
     )
 
@@ -156,7 +159,7 @@ def rotate_params(session: SessionRecord, chain: Chain, now: float) -> tuple[obj
         head.kid,
         head.issued_at,
         head.expires_at,
-        chain.text,
+        chain.recent,
         now,
         session.sid,
         session.head_jti,
@@ -192,6 +195,9 @@ class Dialect:
         self.select_session = s(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = %s")
         self.select_state = s(f"SELECT {STATE_COLUMNS} FROM sessions WHERE sid = %s")
         self.select_state_locked = self.select_state + self.lock_session
+        # The same, with whether a user may hold a session (the built-in users' subject check) last.
+        self.select_state_and_user = s(f"SELECT {STATE_COLUMNS}, {USER_ALLOWED} FROM sessions WHERE sid = %s")
+        self.select_state_and_user_locked = self.select_state_and_user + self.lock_session
         # A rotation: one statement, which changes nothing unless the head is still the one decided on.
         self.rotate = s(
             "UPDATE sessions SET head_jti = %s, gen = %s, head_kid = %s, head_issued_at = %s, "
@@ -258,14 +264,24 @@ class Dialect:
         raise NotImplementedError
 
     def take_and_read(
-        self, sid: str, limits: Sequence[RateLimitTake]
+        self, sid: str, limits: Sequence[RateLimitTake], user: str | None = None
     ) -> Flow[tuple[Limited | None, Row | None]]:
         """``limits`` taken in order (``take_all``), then, unless one refused, the session's state read
-        (``select_state``, unlocked): the first refusal and the row. A dialect may do it in one statement."""
+        (``read_state``, unlocked): the first refusal and the row. A dialect may do it in one statement."""
         limited = yield from take_all(self, limits)
         if limited is not None:
             return limited, None
-        return None, (yield Query(self.select_state, (sid,), "one"))
+        return None, (yield self.read_state(sid, user, locked=False))
+
+    def read_state(self, sid: str, user: str | None, *, locked: bool) -> Query:
+        """The session's state (``STATE_COLUMNS``), locked where the dialect locks rows and ``locked``
+        asks; with ``user``, whether that user may hold a session after it (``USER_ALLOWED``)."""
+        if user is None:
+            return Query(self.select_state_locked if locked else self.select_state, (sid,), "one")
+        if not self.storable(user):  # no such user can be stored: ask for one that cannot exist
+            user = ""
+        query = self.select_state_and_user_locked if locked else self.select_state_and_user
+        return Query(query, (user, sid), "one")
 
     def take_turn(self, table: str) -> Flow[None]:
         """Wait for other writers of ``table`` (the feed, the keys) and hold the turn until commit."""

@@ -28,6 +28,7 @@ from ..typing import (
     Rotate,
     SessionRecord,
     StoredKey,
+    SubjectRefused,
     UserRecord,
 )
 from ._sql import (
@@ -60,24 +61,29 @@ def refresh(
     limits: Sequence[RateLimitTake] = (),
     *,
     locked: bool = True,
+    user: str | None = None,
 ) -> Flow[RefreshOutcome | None]:
     """``limits`` taken, then the session read (locked, where the dialect locks rows and ``locked``
-    asks), decided on, and applied.
+    asks), with whether ``user`` may hold a session if asked, decided on, and applied.
 
     A rotation is one conditional update of the session; a replay and a reject write nothing. ``None``:
     nothing was applied, run the flow again ``locked`` (only when not ``locked``: the session's head moved
     between the read and the update, or the decision is a reuse, which revokes in a transaction).
     """
     if limits and not locked:  # the takes and the read, in one statement where the dialect has one
-        limited, row = yield from d.take_and_read(sid, limits)
+        limited, row = yield from d.take_and_read(sid, limits, user)
     else:
         limited = (yield from take_all(d, limits)) if limits else None
         if limited is None:
-            row = yield Query(d.select_state_locked if locked else d.select_state, (sid,), "one")
+            row = yield d.read_state(sid, user, locked=locked)
     if limited is not None:
         return RefreshOutcome(limited, None, None)
     if row is None:
         return RefreshOutcome(decide(None, None), None, None)
+    if user is not None:
+        if not row[-1]:
+            return RefreshOutcome(SubjectRefused(user), None, None)
+        row = row[:-1]
     session, chain = session_from(row), chain_from(row)
     decision = decide(session, chain.presented(jti))
     if isinstance(decision, Rotate):
@@ -280,9 +286,15 @@ class SQLStore:
         await self._write(lambda: create_session(self.dialect, session, head))
 
     async def refresh(
-        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+        self,
+        sid: str,
+        jti: str,
+        decide: Decide,
+        takes: Sequence[RateLimitTake] = (),
+        *,
+        user: str | None = None,
     ) -> RefreshOutcome:
-        outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide, takes))
+        outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide, takes, user=user))
         if outcome is None:  # a locked refresh always applies its decision
             raise RuntimeError(f"session {sid} changed under its own lock")
         return outcome

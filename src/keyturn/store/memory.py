@@ -25,6 +25,7 @@ from ..typing import (
     Rotate,
     SessionRecord,
     StoredKey,
+    SubjectRefused,
     UserRecord,
 )
 from ._chain import Chain
@@ -63,7 +64,13 @@ class MemoryStore:
         self._chains[session.sid] = Chain(head)
 
     async def refresh(
-        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+        self,
+        sid: str,
+        jti: str,
+        decide: Decide,
+        takes: Sequence[RateLimitTake] = (),
+        *,
+        user: str | None = None,
     ) -> RefreshOutcome:
         for take in takes:
             taken = self._take(take.key, take.limit, take.now)
@@ -73,6 +80,8 @@ class MemoryStore:
         chain = self._chains.get(sid)
         if session is None or chain is None:
             return RefreshOutcome(decide(None, None), None, None)
+        if user is not None and not _allowed(self._users.get(user)):
+            return RefreshOutcome(SubjectRefused(user), None, None)
         decision = decide(session, chain.presented(jti))
         if isinstance(decision, Rotate):
             self._chains[sid] = chain.rotate(decision)
@@ -238,3 +247,8 @@ class MemoryStore:
 
     async def list_clients(self) -> list[ClientRecord]:
         return sorted(self._clients.values(), key=lambda c: c.client_id)
+
+
+def _allowed(user: UserRecord | None) -> bool:
+    """The built-in users' subject check: a user that is gone or disabled may hold no session."""
+    return user is not None and not user.disabled

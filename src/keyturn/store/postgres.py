@@ -4,10 +4,11 @@ How each call stays atomic when many processes share the database:
 
 - Every write is one transaction (``READ COMMITTED``), run on a connection from a small pool; a call that
   fails part-way rolls back whole.
-- ``refresh`` takes its rate limits and reads the session (its refresh chain with it) in one statement,
-  and decides; a rotation is then one ``UPDATE`` that changes the row only if its head is still the one
-  read (two round trips on one pooled connection, no transaction). If another refresh moved the head in
-  between, or the decision is a reuse, the refresh runs again (without the takes, made once) in a
+- ``refresh`` takes its rate limits and reads the session (its refresh chain with it, and, asked for the
+  built-in users' subject check, whether the user may hold a session) in one statement, and decides; a
+  rotation is then one ``UPDATE`` that changes the row only if its head is still the one read (two
+  round trips on one pooled connection, no transaction). If another refresh moved the head in between,
+  or the decision is a reuse, the refresh runs again (without the takes, made once) in a
   transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes of one
   session each decide on what the previous one committed: one rotates, the rest replay. A
   deadlock or serialisation failure runs the whole transaction again (``decide`` too).
@@ -53,7 +54,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..errors import ConfigError, StoreUnavailable
 from ..ratelimit import RateLimit, micros
 from ..typing import Decide, Limited, RateLimitResult, RateLimitTake, RefreshOutcome
-from ._sql import STATE_COLUMNS, Dialect, Flow, Query, Row
+from ._sql import STATE_COLUMNS, USER_ALLOWED, Dialect, Flow, Query, Row
 from ._sql_store import SQLStore, refresh
 
 T = TypeVar("T")
@@ -229,7 +230,7 @@ class PostgresDialect(Dialect):
         return RateLimitResult.refused(limit.wait_us(int(row[0]) if row else None, now_us))
 
     def take_and_read(
-        self, sid: str, limits: Sequence[RateLimitTake]
+        self, sid: str, limits: Sequence[RateLimitTake], user: str | None = None
     ) -> Flow[tuple[Limited | None, Row | None]]:
         """The takes and the session's read in one statement, one round trip (see ``_take_and_read``).
 
@@ -243,7 +244,9 @@ class PostgresDialect(Dialect):
         for i, take in enumerate(limits):
             params[f"k{i}"], params[f"n{i}"] = take.key, micros(take.now)
             params[f"t{i}"], params[f"u{i}"] = take.limit.interval_us, take.limit.tolerance_us
-        row = yield Query(_take_and_read(len(limits)), params, "one")
+        if user is not None:
+            params["user"] = user if self.storable(user) else ""  # "": no such user can be stored
+        row = yield Query(_take_and_read(len(limits), user is not None), params, "one")
         taken = int(row[0])
         if taken == len(limits):
             return None, (row[1:] if row[1] is not None else None)
@@ -365,7 +368,13 @@ class PostgresStore(SQLStore):
         return await self._call(lambda conn: _drive(conn, flow()), transaction=False)
 
     async def refresh(
-        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+        self,
+        sid: str,
+        jti: str,
+        decide: Decide,
+        takes: Sequence[RateLimitTake] = (),
+        *,
+        user: str | None = None,
     ) -> RefreshOutcome:
         # Unlocked first, out of any transaction: the takes and the session's read in one statement, then
         # (a rotation) one conditional update, two round trips on one pooled connection. The takes are
@@ -374,7 +383,11 @@ class PostgresStore(SQLStore):
         # address behind it. If the head moved between the read and the update, or the decision is a
         # reuse (which revokes, in a transaction), the refresh runs again, without the takes (made once),
         # holding the session's row lock.
-        outcome = await self._read(lambda: refresh(self.dialect, sid, jti, decide, takes, locked=False))
+        # The subject check (``user``) is read with the session, in that first statement; the locked run
+        # comes only after it passed, and does not ask again.
+        outcome = await self._read(
+            lambda: refresh(self.dialect, sid, jti, decide, takes, locked=False, user=user)
+        )
         if outcome is None:
             outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide))
         if outcome is None:
@@ -397,10 +410,10 @@ RETURNING tat
 
 
 @functools.cache
-def _take_and_read(takes: int) -> str:
+def _take_and_read(takes: int, user: bool = False) -> str:
     """One statement: ``takes`` rate-limit takes (as ``_TAKE``; each only if the one before it passed),
     then one row: how many passed, and the session's state (all ``NULL`` if there is no such session, or
-    if a take refused)."""
+    if a take refused), with ``user``, then whether ``%(user)s`` may hold a session (``USER_ALLOWED``)."""
     ctes = []
     for i in range(takes):
         after = f" WHERE EXISTS (SELECT FROM t{i - 1})" if i else ""
@@ -412,6 +425,8 @@ def _take_and_read(takes: int) -> str:
         )
     passed = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(takes)) or "0"
     columns = ", ".join(f"s.{name.strip()}" for name in STATE_COLUMNS.split(","))
+    if user:
+        columns += ", " + USER_ALLOWED.replace("%s", "%(user)s")
     read = f" AND EXISTS (SELECT FROM t{takes - 1})" if takes else ""  # nothing read after a refusal
     return (
         f"WITH {', '.join(ctes)} SELECT {passed}, {columns} "
@@ -443,12 +458,13 @@ async def _migrate(conn: Conn) -> None:
 
 
 async def _drive(conn: Conn, flow: Flow[T]) -> T:
-    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back."""
+    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back (one cursor for all)."""
+    cursor = conn.cursor()
     try:
         query = next(flow)
         while True:
             sql, params, fetch = query
-            cursor = await conn.execute(sql, params)
+            await cursor.execute(sql, params)
             answer: object
             if fetch == "one":
                 answer = await cursor.fetchone()

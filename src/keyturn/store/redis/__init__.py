@@ -13,7 +13,7 @@ script that first checks that the session's ``head_jti`` and ``state`` are still
 compare-and-set) and otherwise changes nothing, so the caller reads and decides again. A Replay or a
 Reject writes nothing and answers from the snapshot, which one script read consistently. A refresh's
 rate-limit takes are made by the first reading script, before it reads anything, and never again by a
-second one.
+second one; the built-in users' subject check, when asked, is read by that script too (the user's hash).
 
 Key layout (``{p}`` is the prefix, ``keyturn:`` by default; every key starts with it):
 

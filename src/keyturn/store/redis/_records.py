@@ -100,7 +100,7 @@ def chain_words(chain: Chain) -> list[str]:
         "head_expires_at",
         str(head.expires_at),
         "rotated",
-        chain.text,
+        chain.recent,
     ]
 
 
@@ -211,7 +211,7 @@ def chain_from(fields: Mapping[str, str]) -> Chain:
         issued_at=int(fields.get("head_issued_at", "0")),
         expires_at=int(fields.get("head_expires_at", "0")),
     )
-    return Chain(head, fields.get("rotated", ""))
+    return Chain(head, fields.get("rotated") or "")
 
 
 def user_from(fields: Mapping[str, str]) -> UserRecord:

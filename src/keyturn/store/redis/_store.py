@@ -33,6 +33,7 @@ from ...typing import (
     Rotate,
     SessionRecord,
     StoredKey,
+    SubjectRefused,
     UserRecord,
 )
 from .._chain import Chain
@@ -187,20 +188,31 @@ class RedisStore:
             raise ValueError("a session with this id already exists")
 
     async def refresh(
-        self, sid: str, jti: str, decide: Decide, takes: Sequence[RateLimitTake] = ()
+        self,
+        sid: str,
+        jti: str,
+        decide: Decide,
+        takes: Sequence[RateLimitTake] = (),
+        *,
+        user: str | None = None,
     ) -> RefreshOutcome:
         words: list[str | int] = [len(takes)]
         for take in takes:
             words += [take.key, micros(take.now), take.limit.interval_us, take.limit.tolerance_us]
+        if user is not None:  # the subject check, read by the same script as the session
+            words.append(user)
         for _ in range(MAX_REFRESH_TRIES):
             reply = as_list(await self._run(self._lua.read_refresh, sid, *words))
-            if len(reply) > 1:  # a take refused: nothing was read
+            if len(reply) > 2:  # a take refused: nothing was read
                 refused = takes[as_int(reply[1]) - 1]
                 return RefreshOutcome(Limited(refused, as_int(reply[2]) / MICROSECONDS), None, None)
-            words = [0]  # taken once: a second read (the session changed meanwhile) takes nothing
+            # Taken and checked once: a second read (the session changed meanwhile) does neither again.
+            words = [0]
             found = fields_of(reply[0])
             if not found:
                 return RefreshOutcome(decide(None, None), None, None)
+            if user is not None and len(reply) == 2 and as_int(reply[1]) != 1:
+                return RefreshOutcome(SubjectRefused(user), None, None)
             session, chain = required(session_from, found), required(chain_from, found)
             decision = decide(session, chain.presented(jti))
             if isinstance(decision, Rotate):
