@@ -68,20 +68,25 @@ class Chain:
 
 
 def _entries_since(text: str, since: float) -> list[str]:
-    """The entries of ``text`` rotated at ``since`` or later, as they are written, newest first."""
+    """The entries of ``text`` rotated at ``since`` or later, as they are written, newest first, of the
+    :data:`RECENT_LIMIT` newest (what :func:`rotated_from` reads)."""
     if not text:
         return []
-    kept: list[tuple[int, str]] = []
-    ordered, last = True, None
-    for entry in text.split(","):
+    entries = text.split(",")
+    kept: list[str] = []
+    last = None
+    for entry in entries:
         gen = int(entry[: entry.index(" ")])
-        ordered = ordered and (last is None or gen < last)
+        if last is not None and gen >= last:  # a migration's entries, in any order: read them all
+            return _newest_since(text, since)
         last = gen
         if float(entry[entry.rindex(" ") + 1 :]) >= since:
-            kept.append((gen, entry))
-    if not ordered:  # a migration's entries
-        kept.sort(key=lambda found: found[0], reverse=True)
-    return [entry for _, entry in kept]
+            kept.append(entry)
+    return kept if len(entries) <= RECENT_LIMIT else _newest_since(text, since)
+
+
+def _newest_since(text: str, since: float) -> list[str]:
+    return [f"{old.gen} {old.jti} {old.at!r}" for old in rotated_from(text) if old.at >= since]
 
 
 def rotated_from(text: str) -> tuple[Rotated, ...]:
