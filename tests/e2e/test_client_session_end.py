@@ -10,7 +10,9 @@ every request:
 - a session revoked on the server (``POST /auth/logout-all`` by another client, or ``keyturn sessions
   revoke``) ends with ``session_revoked`` at the client's next refresh (sync and async);
 - a resource request answered 401 ``token_revoked`` (the token service's ``GET /auth/me`` for a revoked
-  session's still valid access token) costs one refresh, whose ``session_revoked`` ends it;
+  session's still valid access token) costs one refresh, whose ``session_revoked`` ends it (against a
+  second service whose access tokens live 5 minutes: the token must still be valid, and not yet due, at
+  the end of a scenario that a busy machine can stretch past 4 s);
 - and what must not end it: two runs of a program on one token file, one refreshing after the other.
 """
 
@@ -53,6 +55,15 @@ TIMEOUT = 60.0
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     data = tmp_path_factory.mktemp("session-end") / "data"
     env = {"KEYTURN_ACCESS_TOKEN_LIFETIME": "4", "KEYTURN_LEEWAY": "0", "KEYTURN_GRACE_PERIOD": str(GRACE)}
+    with cluster(data, 1, env, "--access-log", "--log-level", "info") as group:
+        yield group
+
+
+@pytest.fixture(scope="module")
+def lasting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Like ``service``, with access tokens that outlive any scenario here (5 minutes)."""
+    data = tmp_path_factory.mktemp("session-end-lasting") / "data"
+    env = {"KEYTURN_ACCESS_TOKEN_LIFETIME": "300", "KEYTURN_LEEWAY": "0", "KEYTURN_GRACE_PERIOD": str(GRACE)}
     with cluster(data, 1, env, "--access-log", "--log-level", "info") as group:
         yield group
 
@@ -198,19 +209,22 @@ def test_a_session_revoked_on_the_server_ends_at_the_next_refresh(
         assert_ended_for_good(manager, hooks, "session_revoked", tally, service.server.url)
 
 
-def test_a_resource_answering_token_revoked_ends_the_session(service: Cluster) -> None:
-    with service.server.client() as other:
+def test_a_resource_answering_token_revoked_ends_the_session(lasting: Cluster) -> None:
+    with lasting.server.client() as other:
         # Another client of the same user, signed in first, will end this session from its own.
-        theirs = login(other, service.username, service.password)
+        theirs = login(other, lasting.username, lasting.password)
         hooks = Hooks()
-        manager = signed_in(service.server.url, service.username, service.password, hooks)
+        manager = signed_in(lasting.server.url, lasting.username, lasting.password, hooks)
         with (
             contextlib.closing(manager),
-            httpx.Client(base_url=service.server.url, auth=KeyturnAuth(manager), timeout=30) as http,
+            httpx.Client(base_url=lasting.server.url, auth=KeyturnAuth(manager), timeout=30) as http,
         ):
             assert manager.tokens is not None
             sid = manager.tokens.session_id
-            tally = Tally(service.server)
+            # A login slowed by password hashing makes the client's clock offset (taken at the call's
+            # midpoint) run ahead by up to half its time: with 4 s tokens the first request below could
+            # find the token due and refresh first, before the session is revoked.
+            tally = Tally(lasting.server)
             assert http.get("/auth/me").status_code == 200
 
             ended = other.delete(f"/auth/sessions/{sid}", headers=bearer(theirs["refresh_token"]))
@@ -225,7 +239,7 @@ def test_a_resource_answering_token_revoked_ends_the_session(service: Cluster) -
             assert told.value.reason == "session_revoked"
             assert tally.statuses("GET", "/auth/me") == Counter({200: 1, 401: 1})
             assert tally.statuses("POST", "/auth/refresh") == Counter({401: 1})
-            assert_ended_for_good(manager, hooks, "session_revoked", tally, service.server.url)
+            assert_ended_for_good(manager, hooks, "session_revoked", tally, lasting.server.url)
 
         # The other session lives on.
         assert me(other, theirs["access_token"]).status_code == 200

@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 
 class IOThread:
-    """A daemon thread running an event loop."""
+    """A daemon thread running an event loop, which it owns from start to close."""
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
@@ -30,16 +30,33 @@ class IOThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            _finish(self.loop)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self) -> None:
+        """Stop the loop, cancel what still runs on it, close it; wait up to 5 s for that."""
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
+
+
+def _finish(loop: asyncio.AbstractEventLoop) -> None:
+    """What ``asyncio.run`` does at its end: cancel the tasks still pending and let them unwind, then close
+    the loop. A task dropped pending would be reported ("Task was destroyed but it is pending!") whenever
+    it is collected, at interpreter exit as often as not."""
+    try:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 class _Owner(Protocol):

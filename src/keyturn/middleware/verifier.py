@@ -105,6 +105,7 @@ class AccessTokenVerifier:
         self._revoked = self._feed.revoked  # the same object for good: read on every request
         self._io: IOThread | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._starting: asyncio.Task[Any] | None = None
         self._lock = threading.Lock()
         self.proofs = ResourceProofs(self.clock, max_age=dpop_proof_max_age, leeway=leeway)
         """DPoP proofs of bound tokens, with this process's replay cache."""
@@ -293,6 +294,8 @@ class AccessTokenVerifier:
             future.result(self._timeout)
         except concurrent.futures.TimeoutError:
             logger.warning("verifier: keys or revocations not loaded within %ss; going on", self._timeout)
+        except concurrent.futures.CancelledError:
+            pass  # closed while starting: a later use starts it again
 
     def close(self) -> None:
         """Stop the I/O thread and close the sources; a later call starts them again."""
@@ -345,16 +348,22 @@ class AccessTokenVerifier:
                 await self._on_start()
             except FETCH_ERRORS as exc:  # the store is out of reach: the fetches below fail and are retried
                 logger.warning("verifier: could not open the store (%s)", _name(exc))
+        self._starting = asyncio.current_task()
         await asyncio.gather(self._held.first(), self._poll())
+        self._starting = None
         self._tasks = [asyncio.create_task(self._held.keep_fresh())]
         if self._feed.active:
             self._tasks.append(asyncio.create_task(self._keep_polling()))
 
     async def _shutdown(self) -> None:
+        # A start still under way (``start`` gave up waiting for it) is cancelled first: finishing later,
+        # it would start the background tasks on sources closed below.
+        tasks = [t for t in (self._starting, *self._tasks) if t is not None]
+        self._starting, self._tasks = None, []
         self._held.stop()
-        for task in self._tasks:
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         closers: list[Awaitable[None]] = [self._held.close(), self._feed.close()]
         if self._on_close is not None:
             closers.append(self._on_close())
