@@ -21,21 +21,26 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .clock import SystemClock
+from .dpop_gate import registrable
 from .errors import InvalidClient, InvalidRequest
 from .oauth import ClientCredentials
 from .tokens import DEFAULT_CLIENT_ID
-from .typing import ClientRecord, ClientStore, Clock
+from .typing import ClientDpop, ClientRecord, ClientStore, Clock, DpopMode
 
 __all__ = [
     "BUILT_IN",
+    "DPOP_FLAG",
+    "DPOP_FLAG_OPTIONS",
     "LIST_HEADER",
     "ClientRegistry",
     "NewClient",
+    "added_line",
     "listed",
     "secret_key",
     "valid_client_id",
@@ -48,7 +53,24 @@ BUILT_IN = ClientRecord(DEFAULT_CLIENT_ID, 0.0)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 
 
-LIST_HEADER = "CLIENT\tTYPE\tCREATED"
+DPOP_FLAG = ("--dpop",)
+DPOP_FLAG_OPTIONS: dict[str, Any] = {
+    "choices": ("optional", "required"),
+    "default": "optional",
+    "help": "required: every session the client starts must be started with a DPoP proof, so its refresh "
+    "tokens are bound (RFC 9449); it only tightens KEYTURN_DPOP and cannot be set while that is off "
+    "(default: optional, as the service says)",
+}
+"""The ``--dpop`` option of ``keyturn clients add`` and ``manage.py keyturn_clients add``: one home."""
+
+LIST_HEADER = "CLIENT\tTYPE\tCREATED\tDPOP"
+
+
+def added_line(client: ClientRecord) -> str:
+    """What ``clients add`` prints for ``client`` once it is registered (its secret, if any, apart)."""
+    kind = "confidential" if client.confidential else "public"
+    policy = " (DPoP required)" if client.dpop == "required" else ""
+    return f"added {kind} client {client.client_id}{policy}"
 
 
 def listed(client: ClientRecord) -> str:
@@ -58,7 +80,7 @@ def listed(client: ClientRecord) -> str:
         created = "built in"
     else:
         created = datetime.fromtimestamp(client.created_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return f"{client.client_id}\t{kind}\t{created}"
+    return f"{client.client_id}\t{kind}\t{created}\t{client.dpop}"
 
 
 def secret_key(master_secret: str) -> bytes:
@@ -83,8 +105,11 @@ class NewClient:
 class ClientRegistry:
     """The registered clients of one service (its store) and the key their secrets are hashed with."""
 
-    def __init__(self, store: ClientStore, key: bytes, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, store: ClientStore, key: bytes, *, clock: Clock | None = None, dpop: DpopMode = "optional"
+    ) -> None:
         self.store = store
+        self.dpop: DpopMode = dpop
         self._key = key
         self.clock: Clock = clock or SystemClock()
 
@@ -92,15 +117,18 @@ class ClientRegistry:
         digest = hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
         return HASH_PREFIX + digest
 
-    async def add(self, client_id: str, *, confidential: bool) -> NewClient | None:
+    async def add(
+        self, client_id: str, *, confidential: bool, dpop: ClientDpop = "optional"
+    ) -> NewClient | None:
         """Register ``client_id``; ``None`` if it is taken. ``ValueError`` for an id that is not valid
-        or is the built-in client's."""
+        or is the built-in client's, and for ``dpop="required"`` while the service has DPoP off."""
+        registrable(self.dpop, dpop)
         if not valid_client_id(client_id):
             raise ValueError("a client id is 1 to 128 characters of A-Z a-z 0-9 . _ ~ -")
         if client_id == DEFAULT_CLIENT_ID:
             raise ValueError(f"{DEFAULT_CLIENT_ID} is the built-in public client")
         secret = secrets.token_urlsafe(32) if confidential else None
-        record = ClientRecord(client_id, self.clock.now(), self._hash(secret) if secret else None)
+        record = ClientRecord(client_id, self.clock.now(), self._hash(secret) if secret else None, dpop)
         if not await self.store.add_client(record):
             return None
         return NewClient(record, secret)
@@ -120,6 +148,14 @@ class ClientRegistry:
         if not valid_client_id(client_id):
             return None
         return await self.store.get_client(client_id)
+
+    async def dpop_policy(self, client_id: str | None) -> ClientDpop:
+        """The DPoP policy of the client a session is started for (an application's own login names it):
+        the built-in client's and an unknown id's are ``optional``, as the service's setting alone."""
+        if client_id is None or client_id == DEFAULT_CLIENT_ID:
+            return "optional"
+        client = await self.get(client_id)
+        return "optional" if client is None else client.dpop
 
     async def public(self, client_id: str) -> ClientRecord:
         """The registered public client a login names (``client_id``); ``invalid_request`` if it is not

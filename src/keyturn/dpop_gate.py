@@ -16,9 +16,27 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .config import Settings
 from .dpop import Nonces, Proof, ProofRules, check_proof
 from .errors import InvalidDpopProof, KeyturnError
-from .typing import Clock, DpopMode, DpopStore, RefreshLimits
+from .typing import ClientDpop, Clock, DpopMode, DpopStore, RefreshLimits
 
-__all__ = ["DpopGate", "nonce_key"]
+__all__ = ["DpopGate", "nonce_key", "proof_required", "registrable"]
+
+OFF_BUT_REQUIRED = "This client requires DPoP, which the service has turned off (KEYTURN_DPOP=off)."
+
+
+def proof_required(service: DpopMode, client: ClientDpop) -> bool:
+    """Whether a session started for a client whose policy is ``client`` needs a DPoP proof under the
+    service's ``service`` mode. A client's policy only tightens the service's: ``optional`` under a
+    ``required`` service is required. A ``required`` client under ``off`` can start no session at all
+    (``invalid_dpop_proof``): failing closed, since the proof it demands would bind nothing."""
+    if client == "required" and service == "off":
+        raise InvalidDpopProof(OFF_BUT_REQUIRED)
+    return service == "required" or client == "required"
+
+
+def registrable(service: DpopMode, client: ClientDpop) -> None:
+    """``ValueError`` for a client policy the service could never honour: ``required`` under ``off``."""
+    if client == "required" and service == "off":
+        raise ValueError("--dpop required needs KEYTURN_DPOP=optional or required (it is off)")
 
 
 def nonce_key(secret: str) -> bytes:
@@ -45,18 +63,27 @@ class DpopGate:
         nonces = self.rules.nonces
         return {} if nonces is None else {"DPoP-Nonce": nonces.current(self._clock.now())}
 
-    def nothing_to_check(self, headers: Sequence[str]) -> bool:
-        """Whether a request whose ``DPoP`` header values are ``headers`` has no proof and needs none: its
+    def nothing_to_check(self, headers: Sequence[str], client: ClientDpop = "optional") -> bool:
+        """Whether a request whose ``DPoP`` header values are ``headers`` has no proof and needs none (by the
+        service, or by ``client``: the policy of the registered client a session is being started for): its
         :meth:`check` is ``None`` at once, so a caller may skip it (and build nothing for it)."""
-        return not headers and self.mode != "required"
+        required = self.mode == "required" or (client == "required" and proof_required(self.mode, client))
+        return not (headers or required)
 
     async def check(
-        self, headers: Sequence[str], *, method: str, url: str, access_token: str | None = None
+        self,
+        headers: Sequence[str],
+        *,
+        method: str,
+        url: str,
+        access_token: str | None = None,
+        client: ClientDpop = "optional",
     ) -> Proof | None:
         """The checked proof of a request whose ``DPoP`` header values are ``headers``; ``None`` when it
-        has none and none is required. Raises ``InvalidDpopProof`` (replayed, wrong, several, missing
-        where required) or ``UseDpopNonce``."""
-        if self.nothing_to_check(headers):
+        has none and none is required (by the service, or by ``client``: the policy of the registered
+        client a session is being started for). Raises ``InvalidDpopProof`` (replayed, wrong, several,
+        missing where required) or ``UseDpopNonce``."""
+        if self.nothing_to_check(headers, client):
             return None
         if not headers:
             raise InvalidDpopProof("A DPoP proof is required.")

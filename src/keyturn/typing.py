@@ -39,6 +39,8 @@ RevokedReason = Literal["logout", "logout_all", "reuse", "revoked", "password_ch
 KeyUse = Literal["access", "refresh"]
 AccessAlgorithm = Literal["ES256", "EdDSA", "RS256"]
 DpopMode = Literal["optional", "required", "off"]
+ClientDpop = Literal["optional", "required"]
+"""A registered client's own DPoP policy (``keyturn clients add --dpop``): only tightens the service's."""
 
 
 class Clock(Protocol):
@@ -125,11 +127,13 @@ class ClientRecord:
     """A registered OAuth 2.0 client: public (no secret) or confidential (``secret_hash`` set).
 
     ``secret_hash`` is a keyed hash of the generated secret (``keyturn.clients``), never the secret.
+    ``dpop``: ``required`` when every session the client starts must be started with a DPoP proof.
     """
 
     client_id: str
     created_at: float
     secret_hash: str | None = field(default=None, repr=False)
+    dpop: ClientDpop = "optional"
 
     @property
     def confidential(self) -> bool:

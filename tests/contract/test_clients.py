@@ -31,6 +31,16 @@ async def test_a_client_reads_back_field_for_field(store: Backend) -> None:
     assert await store.list_clients() == [confidential, public]  # by id
 
 
+async def test_a_clients_dpop_policy_reads_back(store: Backend) -> None:
+    """``--dpop required`` is kept with the client, in every backend; the default is ``optional``."""
+    strict = ClientRecord("strict", NOW, dpop="required")
+    assert await store.add_client(strict)
+    assert await store.add_client(ClientRecord("lax", NOW))
+
+    assert await store.get_client("strict") == strict
+    assert [c.dpop for c in await store.list_clients()] == ["optional", "required"]  # lax, strict
+
+
 async def test_an_id_is_registered_once(store: Backend) -> None:
     """A second add of a taken id changes nothing (the first client's secret hash stays)."""
     first = ClientRecord("rs", NOW, "hmac-sha256$first")

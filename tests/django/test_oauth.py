@@ -5,7 +5,10 @@ is ``test_oauth_contract.py``):
   and all), under ``ISSUER``'s scheme and host when it is a URL, else the request's;
 - ``start_session`` / ``astart_session`` start a session for a registered client (``client_id``), which that
   client then refreshes at ``oauth/token``;
-- with ``DPOP_NONCES`` the token endpoint asks for the nonce and hands out the current one, as the service.
+- with ``DPOP_NONCES`` the token endpoint asks for the nonce and hands out the current one, as the service;
+- a client added with ``keyturn_clients add strict --dpop required`` starts sessions (login,
+  ``start_session``) only with a proof, and each refresh of them needs one, while the project's ``DPOP``
+  stays ``optional``.
 """
 
 from __future__ import annotations
@@ -73,12 +76,14 @@ SSO_SECRET = "sso-shared-secret-of-the-test"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, User]]:
-    """The example project on SQLite under uvicorn, with DPoP nonces, the SSO views and a client ``spa``."""
+    """The example project on SQLite under uvicorn, with DPoP nonces, the SSO views, a client ``spa`` and a
+    client ``strict`` that requires DPoP."""
     tmp_path = tmp_path_factory.mktemp("djoauth")
     project = ExampleProject(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")
     project.manage("migrate")
     (user,) = project.add_users(1)
     project.manage("keyturn_clients", "add", "spa")
+    project.manage("keyturn_clients", "add", "strict", "--dpop", "required")
     extra = {"DPOP_NONCES": "on", "SSO_SECRET": SSO_SECRET}
     with project.serve("keyturn", server="uvicorn", extra=extra) as url:
         yield url, user
@@ -129,3 +134,40 @@ def test_the_token_endpoint_asks_for_the_dpop_nonce_and_hands_out_the_current_on
         rotated = token(nonce)
         assert rotated.status_code == 200, rotated.text
         assert rotated.headers["DPoP-Nonce"] == nonce  # the current one, for the next proof
+
+
+def test_a_client_that_requires_dpop_starts_and_refreshes_sessions_only_with_proofs(
+    served: tuple[str, User],
+) -> None:
+    url, user = served
+    key = DpopKey.generate()
+    with httpx.Client(base_url=url, timeout=30) as c:
+
+        def login(nonce: str | None = None, *, proof: bool = True) -> httpx.Response:
+            headers = {"DPoP": key.proof("POST", url + "/api/auth/login", now=time.time(), nonce=nonce)}
+            body = {**user.credentials(), "client_id": "strict"}
+            return c.post("/api/auth/login", json=body, headers=headers if proof else {})
+
+        bare = login(proof=False)
+        assert (bare.status_code, bare.json()["error"]) == (400, "invalid_dpop_proof")
+        sso = c.post(
+            "/api/sso/",
+            json={"email": user.email, "client_id": "strict"},
+            headers={"X-SSO-Secret": SSO_SECRET},
+        )
+        assert (sso.status_code, sso.json()["error"]) == (400, "invalid_dpop_proof")
+        lax = c.post(
+            "/api/sso/", json={"email": user.email, "client_id": "spa"}, headers={"X-SSO-Secret": SSO_SECRET}
+        )
+        assert lax.status_code == 200, lax.text
+
+        nonce = login().headers["DPoP-Nonce"]
+        started = login(nonce)
+        assert started.status_code == 200, started.text
+        grant = {"grant_type": "refresh_token", "refresh_token": started.json()["refresh_token"]}
+        grant["client_id"] = "strict"
+        without = c.post("/oauth/token", data=grant)
+        assert (without.status_code, without.json()["keyturn_error"]) == (400, "refresh_token_bound")
+        proof = key.proof("POST", url + "/oauth/token", now=time.time(), nonce=nonce)
+        rotated = c.post("/oauth/token", data=grant, headers={"DPoP": proof})
+        assert rotated.status_code == 200, rotated.text

@@ -319,7 +319,7 @@ def test_the_clients_command_adds_lists_and_removes_alike(target: Target) -> Non
     malformed = target.clients("add", "has space")
     assert malformed.returncode == 2
     listed = target.clients("list").stdout.splitlines()
-    assert listed[:2] == ["CLIENT\tTYPE\tCREATED", "keyturn\tpublic\tbuilt in"]
+    assert listed[:2] == ["CLIENT\tTYPE\tCREATED\tDPOP", "keyturn\tpublic\tbuilt in\toptional"]
     assert [line.split("\t")[:2] for line in listed[2:]] == [
         ["rs", "confidential"],
         ["short-lived", "public"],

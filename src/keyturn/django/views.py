@@ -27,7 +27,7 @@ from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
 from ..sessions import TokenPair
 from ..tokens import RefreshClaims, unverified_refresh_subject
-from ..typing import JSONValue, RefreshLimits
+from ..typing import ClientDpop, JSONValue, RefreshLimits
 from . import _http
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
@@ -117,7 +117,8 @@ def start_pair(
     agent = request.headers.get("User-Agent")
 
     async def bound(rt: Runtime) -> str | None:  # RFC 9449: a session started with a proof is bound
-        return rt.dpop.binding(await request_proof(rt, request))
+        policy = await rt.clients.dpop_policy(client_id)  # a required client's session needs a proof
+        return rt.dpop.binding(await request_proof(rt, request, client=policy))
 
     jkt = yield Core(bound)
     pair: TokenPair = yield Core(
@@ -219,7 +220,9 @@ async def _proof_key(rt: Runtime, request: HttpRequest) -> str | None:
     return None if proof is None else proof.jkt
 
 
-async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
+async def request_proof(
+    rt: Runtime, request: HttpRequest, *, client: ClientDpop = "optional"
+) -> Proof | None:
     """The request's checked DPoP proof (``keyturn.dpop_gate``), as ``keyturn.server.dpop`` reads it.
 
     Its URL is built only for a proof to check: without one there is nothing to compare it with, and
@@ -228,8 +231,9 @@ async def request_proof(rt: Runtime, request: HttpRequest) -> Proof | None:
     proof = request.META.get("HTTP_DPOP")  # what ``request.headers.get("DPoP")`` reads
     method = request.method or ""
     if not proof:
-        return await rt.dpop.check([], method=method, url="")
-    return await rt.dpop.check([proof], method=method, url=request.build_absolute_uri(request.path))
+        return await rt.dpop.check([], method=method, url="", client=client)
+    url = request.build_absolute_uri(request.path)
+    return await rt.dpop.check([proof], method=method, url=url, client=client)
 
 
 def refresh_flow(request: HttpRequest) -> Flow:

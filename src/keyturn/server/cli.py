@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from .. import __version__
-from ..clients import LIST_HEADER, listed
+from ..clients import DPOP_FLAG, DPOP_FLAG_OPTIONS, LIST_HEADER, added_line, listed
 from ..config import Settings, load_settings, unknown_variables
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
@@ -173,12 +173,11 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
 def cmd_clients_add(args: argparse.Namespace) -> int:
     async def run(rt: Runtime) -> int:
-        added = await rt.clients.add(args.client_id, confidential=args.confidential)
+        added = await rt.clients.add(args.client_id, confidential=args.confidential, dpop=args.dpop)
         if added is None:
             print(f"keyturn: error: client {args.client_id} already exists", file=sys.stderr)
             return 1
-        kind = "confidential" if args.confidential else "public"
-        print(f"added {kind} client {args.client_id}")
+        print(added_line(added.record))
         if added.secret is not None:
             print(f"client_secret: {added.secret}")
             print("(shown this once: only a hash of it is kept)", file=sys.stderr)
@@ -389,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a client with a secret (a resource server, a backend): printed once, stored hashed",
     )
+    c_add.add_argument(*DPOP_FLAG, **DPOP_FLAG_OPTIONS)
     _store_flags(c_add)
     c_add.set_defaults(func=cmd_clients_add)
     c_list = clients.add_parser("list", help="list clients (the built-in public client keyturn first)")

@@ -8,21 +8,26 @@ from ..dpop import Proof, check_presentation
 from ..errors import DpopError, InvalidDpopProofAtResource, TokenInvalid, UseDpopNonce
 from ..http import NO_TOKEN, required_bearer_token
 from ..sessions import Authenticated
-from ..typing import RefreshLimits
+from ..typing import ClientDpop, RefreshLimits
 from .runtime import Runtime
 
 __all__ = ["authenticated", "presented_access_token", "proof_key", "refresh_key", "request_proof"]
 
 
-async def request_proof(rt: Runtime, request: Request, *, access_token: str | None = None) -> Proof | None:
+async def request_proof(
+    rt: Runtime, request: Request, *, access_token: str | None = None, client: ClientDpop = "optional"
+) -> Proof | None:
     """The checked proof of ``request`` (its method and URL, without query), or ``None`` if it has none
-    and the service requires none; ``invalid_dpop_proof`` or ``use_dpop_nonce`` otherwise.
+    and neither the service nor ``client`` (the DPoP policy of the client a session starts for) requires
+    one; ``invalid_dpop_proof`` or ``use_dpop_nonce`` otherwise.
 
     The one call for every endpoint that starts or refreshes a session (``/oauth/token`` too)."""
     proofs = request.headers.getlist("dpop")
     # The URL only for a proof to check: building it cost about 2.5% of a refresh's CPU (py-spy).
     url = str(request.url) if proofs else ""
-    return await rt.dpop.check(proofs, method=request.method, url=url, access_token=access_token)
+    return await rt.dpop.check(
+        proofs, method=request.method, url=url, access_token=access_token, client=client
+    )
 
 
 async def refresh_key(rt: Runtime, request: Request, limits: RefreshLimits, now: float) -> str | None:

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import InvalidCredentials
 from ..sessions import ClaimsSource, TokenPair
-from ..typing import JSONValue, SubjectCheck
+from ..typing import ClientDpop, JSONValue, SubjectCheck
 from .dpop import request_proof
 from .errors import malformed
 from .routes._common import client_ip
@@ -106,7 +106,8 @@ async def begin(rt: Runtime, request: Request, subject: str, client_id: str | No
     if not isinstance(subject, str) or not subject:
         raise TypeError("a subject is a non-empty string")
     sessions = rt.sessions
-    jkt = rt.dpop.binding(await request_proof(rt, request))
+    policy = await rt.clients.dpop_policy(client_id)
+    jkt = rt.dpop.binding(await request_proof(rt, request, client=policy))
     agent, ip = request.headers.get("user-agent"), client_ip(request)
     pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     check = sessions.subject_check
@@ -161,9 +162,9 @@ class UserLogin:
 
     async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
         body = self._parse(credentials)
-        if body.client_id is not None:
-            await rt.clients.public(body.client_id)
-        proof = await request_proof(rt, request)  # before the password hash, the costly part
+        client = None if body.client_id is None else await rt.clients.public(body.client_id)
+        policy: ClientDpop = "optional" if client is None else client.dpop
+        proof = await request_proof(rt, request, client=policy)  # before the password hash, the costly part
         return await rt.users.login(
             body.username,
             body.password,

@@ -88,6 +88,6 @@ async def open_runtime(
     users = UserDirectory(store, sessions=sessions, hasher=hasher, clock=clock, name_key=names)
     sessions.subject_check = users if subject_check == "users" else subject_check
     limiter = RateLimiter(store, RateLimitPolicy.from_settings(settings), username_key=names, clock=clock)
-    clients = ClientRegistry(store, secret_key(secret), clock=clock)
+    clients = ClientRegistry(store, secret_key(secret), clock=clock, dpop=settings.dpop)
     dpop = DpopGate(settings, store, clock, key=nonce_key(secret))
     return Runtime(settings, store, master, sessions, users, limiter, clients, dpop)

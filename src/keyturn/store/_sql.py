@@ -50,7 +50,7 @@ session's read, after ``STATE_COLUMNS``, when the store checks the subject itsel
 REVOCATION_COLUMNS = "seq, kind, value, expires_at"
 KEY_COLUMNS = "kid, use, alg, material, public_jwk, created_at, active"
 USER_COLUMNS = "username, password_hash, created_at, disabled"
-CLIENT_COLUMNS = "client_id, secret_hash, created_at"
+CLIENT_COLUMNS = "client_id, secret_hash, created_at, dpop"
 
 Fetch = Literal["none", "one", "all", "count"]
 Row: TypeAlias = tuple[Any, ...]
@@ -117,8 +117,8 @@ def user_from(row: Row) -> UserRecord:
 
 
 def client_from(row: Row) -> ClientRecord:
-    client_id, secret_hash, created_at = row
-    return ClientRecord(client_id, created_at, secret_hash)
+    client_id, secret_hash, created_at, dpop = row
+    return ClientRecord(client_id, created_at, secret_hash, "required" if dpop == "required" else "optional")
 
 
 def session_params(s: SessionRecord) -> tuple[object, ...]:
@@ -246,7 +246,7 @@ class Dialect:
         self.list_users = f"SELECT {USER_COLUMNS} FROM users ORDER BY username"
         self.select_client = s(f"SELECT {CLIENT_COLUMNS} FROM oauth_clients WHERE client_id = %s")
         self.add_client = s(
-            f"INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+            f"INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
         )
         self.remove_client = s("DELETE FROM oauth_clients WHERE client_id = %s")
         self.list_clients = f"SELECT {CLIENT_COLUMNS} FROM oauth_clients ORDER BY client_id"

@@ -238,7 +238,7 @@ def get_client(d: Dialect, client_id: str) -> Flow[ClientRecord | None]:
 
 
 def add_client(d: Dialect, client: ClientRecord) -> Flow[bool]:
-    params = (client.client_id, client.secret_hash, client.created_at)
+    params = (client.client_id, client.secret_hash, client.created_at, client.dpop)
     added: int = yield Query(d.add_client, params, "count")
     return added == 1
 

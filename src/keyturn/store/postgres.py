@@ -178,6 +178,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX dpop_proofs_by_expiry ON dpop_proofs (expires_at);
     """,
+    # A registered client's own DPoP policy (issue 17): 'required' makes its sessions start with a proof.
+    """
+    ALTER TABLE oauth_clients ADD COLUMN dpop TEXT NOT NULL DEFAULT 'optional';
+    """,
 )
 
 

@@ -33,7 +33,8 @@ Key layout (``{p}`` is the prefix, ``keyturn:`` by default; every key starts wit
 ``{p}keys:order``            zset    kids in the order they were added; ``{p}keys:seq`` counts
 ``{p}u:{username}``          hash    a user; ``{p}users`` (set) holds every username
 ``{p}c:{client_id}``         hash    a registered OAuth 2.0 client (``secret_hash`` absent for a
-                                     public one); ``{p}clients`` (set) holds every client id
+                                     public one; ``dpop``: ``required``, else optional, as when
+                                     absent); ``{p}clients`` (set) holds every client id
 ``{p}rl:{key}``              string  a rate-limit bucket: its GCRA theoretical arrival time in
                                      microseconds, expiring when the bucket is full again
 ``{p}schema``                string  the layout's version (2: state per session); ``open``

@@ -228,6 +228,7 @@ def client_from(fields: Mapping[str, str]) -> ClientRecord:
         client_id=fields["client_id"],
         created_at=float(fields["created_at"]),
         secret_hash=fields.get("secret_hash"),
+        dpop="required" if fields.get("dpop") == "required" else "optional",
     )
 
 

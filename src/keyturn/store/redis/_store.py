@@ -424,7 +424,14 @@ class RedisStore:
         return decode(client_from, found)
 
     async def add_client(self, client: ClientRecord) -> bool:
-        words = ["client_id", client.client_id, "created_at", float_text(client.created_at)]
+        words = [
+            "client_id",
+            client.client_id,
+            "created_at",
+            float_text(client.created_at),
+            "dpop",
+            client.dpop,
+        ]
         if client.secret_hash is not None:
             words += ["secret_hash", client.secret_hash]
         return await self._run(self._lua.add_client, client.client_id, *words) == 1

@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ....clients import LIST_HEADER, listed
+from ....clients import DPOP_FLAG, DPOP_FLAG_OPTIONS, LIST_HEADER, added_line, listed
 from ....server.runtime import Runtime
+from ....typing import ClientDpop
 from ...service import service
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class Command(BaseCommand):
             action="store_true",
             help="a client with a secret (a resource server, a backend): printed once, stored hashed",
         )
+        add.add_argument(*DPOP_FLAG, **DPOP_FLAG_OPTIONS)
         actions.add_parser("list", help="list clients (the built-in public client keyturn first)")
         remove = actions.add_parser("remove", help="remove a client")
         remove.add_argument("client_id", metavar="CLIENT_ID")
@@ -36,23 +38,23 @@ class Command(BaseCommand):
         action = options["action"]
         try:
             if action == "add":
-                self._add(options["client_id"], confidential=options["confidential"])
+                self._add(options["client_id"], confidential=options["confidential"], dpop=options["dpop"])
             elif action == "list":
                 self.stdout.write(LIST_HEADER)
                 for client in _run(lambda rt: rt.clients.list()):
                     self.stdout.write(listed(client))
             else:
                 self._remove(options["client_id"])
-        except ValueError as exc:  # a malformed id, or the built-in client's
+        except ValueError as exc:  # a malformed id, the built-in client's, --dpop required under off
             raise CommandError(str(exc), returncode=2) from None
         finally:
             service().close()
 
-    def _add(self, client_id: str, *, confidential: bool) -> None:
-        added = _run(lambda rt: rt.clients.add(client_id, confidential=confidential))
+    def _add(self, client_id: str, *, confidential: bool, dpop: ClientDpop) -> None:
+        added = _run(lambda rt: rt.clients.add(client_id, confidential=confidential, dpop=dpop))
         if added is None:
             raise CommandError(f"client {client_id} already exists", returncode=1)
-        self.stdout.write(f"added {'confidential' if confidential else 'public'} client {client_id}")
+        self.stdout.write(added_line(added.record))
         if added.secret is not None:
             self.stdout.write(f"client_secret: {added.secret}")
             self.stderr.write("(shown this once: only a hash of it is kept)")
