@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,13 +82,17 @@ def _registered(target: Target) -> Target:
 
 
 @contextlib.contextmanager
-def running(name: str, tmp_path: Path) -> Iterator[Target]:
+def running(name: str, tmp_path: Path, settings: Mapping[str, str] | None = None) -> Iterator[Target]:
+    """``name`` running; ``settings``: more of them, by the names of ``settings.KEYTURN`` (``KEYTURN_*``
+    for ``keyturn serve``, the example project's environment for Django: those its settings.py reads)."""
+    more = dict(settings or {})
     if name == "serve":
         data_dir = tmp_path / "data"
-        with cluster(data_dir, 1, SERVICE_ENV) as group:
+        env = {**SERVICE_ENV, **{f"KEYTURN_{k}": v for k, v in more.items()}}
+        with cluster(data_dir, 1, env) as group:
 
             def keyturn_clients(*args: str) -> subprocess.CompletedProcess[str]:
-                return run_cli(data_dir, "clients", *args, env=SERVICE_ENV)
+                return run_cli(data_dir, "clients", *args, env=env)
 
             yield _registered(
                 Target(name, group.server.url, "/auth", group.username, group.password, keyturn_clients)
@@ -96,7 +100,7 @@ def running(name: str, tmp_path: Path) -> Iterator[Target]:
         return
     _, _, kind = name.split("-")
     with database_url(kind, tmp_path) as database:
-        project = ExampleProject(tmp_path, database, env=dict(DJANGO_ENV))
+        project = ExampleProject(tmp_path, database, env={**DJANGO_ENV, **more})
         project.manage("migrate")
         (user,) = project.add_users(1)
 

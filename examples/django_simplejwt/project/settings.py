@@ -131,6 +131,7 @@ if TOKENS == "keyturn":
         "LEEWAY": int(os.environ.get("LEEWAY", "30")),
         "ISSUER": os.environ.get("ISSUER", "keyturn"),  # the service's public URL, for OAuth clients
         "DPOP_NONCES": os.environ.get("DPOP_NONCES", "off") == "on",
+        "DPOP_BIND_ACCESS_TOKENS": os.environ.get("DPOP_BIND_ACCESS_TOKENS", "off") == "on",
         "RATE_LIMITS": os.environ.get("RATE_LIMITS", "on") != "off",
         "COOKIE_HOST_PREFIX": os.environ.get("COOKIE_HOST_PREFIX", "off") == "on",
     }

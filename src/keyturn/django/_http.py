@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from ..config import Settings
 from ..errors import InvalidRequest, KeyturnError, ServerError
 from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_response, refresh_cookie, single_cookie
-from ..server.errors import malformed
+from ..server.bodies import json_model
 from ..server.proxies import client_address
-from ..server.token_reply import CSRF_HEADER, NO_STORE, token_reply
+from ..server.token_reply import CSRF_HEADER, NO_STORE, TokenReply, ended_reply, token_reply
 from ..sessions import TokenPair
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "NO_STORE",
     "client_ip",
+    "ended_response",
     "error",
     "json_body",
     "respond",
@@ -82,24 +84,13 @@ def too_large_status(exc: KeyturnError) -> int | None:
     return 413 if isinstance(exc, _TooLarge) else None
 
 
-def is_json(request: HttpRequest) -> bool:
-    media = (request.content_type or "").lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
 def json_body(request: HttpRequest, model: type[M], *, required: bool) -> M | None:
-    """The body parsed as ``model``: empty (``None``, or 400 if ``required``), else JSON of that shape."""
-    raw = raw_body(request)
-    if not raw:
-        if required:
-            raise InvalidRequest("The request is malformed: body: Field required.")
-        return None
-    if not is_json(request):
-        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        raise malformed(exc.errors(include_input=False)) from None
+    """The body parsed as ``model`` (``keyturn.server.bodies.json_model``): empty is ``None``, or 400 if
+    ``required``."""
+    parsed = json_model(raw_body(request), request.META.get("CONTENT_TYPE", ""), model)
+    if parsed is None and required:
+        raise InvalidRequest("The request is malformed: body: Field required.")
+    return parsed
 
 
 def client_ip(request: HttpRequest, settings: Settings) -> str | None:
@@ -113,26 +104,40 @@ def cookie(request: HttpRequest, settings: Settings) -> tuple[str, str]:
     """The refresh cookie's name and ``Path``, by ``keyturn serve``'s rule (``keyturn.http.refresh_cookie``):
     ``keyturn_refresh`` where the session routes are mounted (the calling route's directory, ``/api/auth``),
     or with ``COOKIE_HOST_PREFIX`` ``__Host-keyturn_refresh`` at ``/``."""
-    return refresh_cookie(settings.cookie_host_prefix, request.path.rsplit("/", 1)[0])
+    return refresh_cookie(settings.cookie_host_prefix, _routes_path(request))
 
 
-def token_response(request: HttpRequest, pair: TokenPair, settings: Settings) -> HttpResponse:
-    """The login or refresh answer (``keyturn.server.token_reply``) as a Django response."""
-    routes_path = request.path.rsplit("/", 1)[0]
-    reply = token_reply(pair, settings, csrf_header=CSRF_HEADER in request.headers, routes_path=routes_path)
+def token_response(
+    request: HttpRequest, pair: TokenPair, settings: Settings, headers: Mapping[str, str] | None = None
+) -> HttpResponse:
+    """The login or refresh answer (``keyturn.server.token_reply``) as a Django response; ``headers``
+    besides (``DPoP-Nonce``)."""
+    reply = token_reply(
+        pair,
+        settings,
+        csrf_header=CSRF_HEADER in request.headers,
+        routes_path=_routes_path(request),
+        headers=headers,
+    )
+    return _replied(reply)
+
+
+def ended_response(request: HttpRequest, sids: list[str], settings: Settings) -> HttpResponse:
+    """The answer of logout and logout-all (``keyturn.server.token_reply.ended_reply``): the refresh
+    cookie cleared when the request carried one."""
+    reply = ended_reply(sids, settings, cookies=request.COOKIES, routes_path=_routes_path(request))
+    return _replied(reply)
+
+
+def _routes_path(request: HttpRequest) -> str:
+    return request.path.rsplit("/", 1)[0]
+
+
+def _replied(reply: TokenReply) -> HttpResponse:
     response = respond(reply.body, headers=reply.headers)
     if reply.cookie is not None:
         response.cookies[reply.cookie.name] = reply.cookie.morsel()
     return response
-
-
-def clear_cookie(request: HttpRequest, response: HttpResponse, settings: Settings) -> None:
-    name, path = cookie(request, settings)
-    if request.COOKIES.get(name) is not None:
-        response.delete_cookie(name, path=path, samesite="Strict")
-        # delete_cookie sets Secure only for __Secure- and __Host- names; the service's cookie always has it
-        response.cookies[name]["secure"] = True
-        response.cookies[name]["httponly"] = True
 
 
 def refresh_token(request: HttpRequest, from_body: str | None, settings: Settings) -> str | None:

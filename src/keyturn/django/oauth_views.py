@@ -32,7 +32,7 @@ from ..server.runtime import Runtime
 from ..typing import JSONValue
 from . import _http
 from ._flow import Core, DualView, Flow
-from .views import endpoint, refreshed, request_proof, settings_of
+from .views import endpoint, nonce_headers, refreshed, request_proof, settings_of
 
 __all__ = ["METADATA_MAX_AGE", "NAMESPACE", "introspect_flow", "revoke_flow", "server_metadata", "token_flow"]
 
@@ -65,17 +65,11 @@ def token_flow(request: HttpRequest) -> Flow:
     credentials = _credentials(request, params)
     client = yield Core(lambda rt: rt.clients.authenticate(credentials))
     pair = yield from refreshed(request, refresh_token, client_id=client.client_id)
-    headers = dict(_http.NO_STORE)
-    if settings_of().dpop_nonces:
-        headers.update((yield Core(_nonce_headers)))
+    headers = {**_http.NO_STORE, **(yield from nonce_headers())}
     body = token_body(
         pair.access_token, pair.refresh_token, pair.expires_in, pair.refresh_expires_in, pair.token_type
     )
     return _http.respond(body, headers=headers)
-
-
-async def _nonce_headers(rt: Runtime) -> dict[str, str]:
-    return rt.dpop.nonce_headers()
 
 
 def revoke_flow(request: HttpRequest) -> Flow:

@@ -17,15 +17,17 @@ from django.contrib.auth.signals import user_logged_in
 from django.http import HttpRequest, HttpResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from ..dpop import Proof, check_presentation
+from ..dpop import Proof
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
-from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token, required_bearer_token, revocation_token
+from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.errors import malformed
+from ..server.presentation import authenticate as authenticate_presented
+from ..server.presentation import presented
 from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
-from ..sessions import TokenPair
+from ..sessions import Authenticated, TokenPair
 from ..tokens import RefreshClaims, unverified_refresh_subject
 from ..typing import ClientDpop, JSONValue, RefreshLimits
 from . import _http
@@ -33,7 +35,7 @@ from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
 from .users import LoginState, login_state, stored_login_state, subject_allowed, subject_of
 
-__all__ = ["endpoint", "login_flow", "refreshed", "start_flow"]
+__all__ = ["endpoint", "login_flow", "nonce_headers", "refreshed", "start_flow"]
 
 JWKS_MAX_AGE = 300
 FlowMaker = Callable[..., Flow]
@@ -100,7 +102,7 @@ def start_flow(
     ``client_id``: the OAuth 2.0 client the session is for (the built-in ``keyturn`` without one).
     """
     pair = yield from start_pair(request, user, claims, known=known, client_id=client_id)
-    return _http.token_response(request, pair, settings_of())
+    return _http.token_response(request, pair, settings_of(), (yield from nonce_headers()))
 
 
 def start_pair(
@@ -110,17 +112,20 @@ def start_pair(
     *,
     known: LoginState | None = None,
     client_id: str | None = None,
+    bound: Bound | None = None,
 ) -> Generator[Step, Any, TokenPair]:
+    """``bound``: the request's proof, already checked (:class:`Bound`); else it is checked here."""
     settings = settings_of()
     subject = subject_of(user)
     ip = _http.client_ip(request, settings)
     agent = request.headers.get("User-Agent")
+    if bound is None:
 
-    async def bound(rt: Runtime) -> str | None:  # RFC 9449: a session started with a proof is bound
-        policy = await rt.clients.dpop_policy(client_id)  # a required client's session needs a proof
-        return rt.dpop.binding(await request_proof(rt, request, client=policy))
+        async def checked(rt: Runtime) -> Bound:  # a required client's session needs a proof
+            return await _bound(rt, request, await rt.clients.dpop_policy(client_id))
 
-    jkt = yield Core(bound)
+        bound = yield Core(checked)
+    jkt = bound.jkt
     pair: TokenPair = yield Core(
         lambda rt: rt.sessions.start(subject, claims, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     )
@@ -133,18 +138,40 @@ def start_pair(
     return pair
 
 
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """The key a new session is bound to (``None``: none), from the request's checked DPoP proof."""
+
+    jkt: str | None
+
+
+async def _bound(rt: Runtime, request: HttpRequest, policy: ClientDpop = "optional") -> Bound:
+    """RFC 9449: a session started with a proof is bound to its key (``policy``: the DPoP policy of the
+    client the session is for; ``required``: a proof or ``invalid_dpop_proof``)."""
+    return Bound(rt.dpop.binding(await request_proof(rt, request, client=policy)))
+
+
 def login_flow(request: HttpRequest) -> Flow:
     body = _http.json_body(request, LoginRequest, required=True)
     assert body is not None
     ip = _http.client_ip(request, settings_of())
-    yield Core(lambda rt: rt.limiter.login(body.username, ip))  # before the password hash
     client_id = body.client_id
-    if client_id is not None:  # as keyturn serve: a registered public client, or invalid_request
-        yield Core(lambda rt: rt.clients.public(client_id))
+
+    async def admitted(rt: Runtime) -> Bound:
+        """As ``keyturn serve``'s login: the rate limit, the client and the DPoP proof, all before the
+        password hash (the costly part), so a bad proof costs no hashing and tells nothing."""
+        await rt.limiter.login(body.username, ip)
+        policy: ClientDpop = "optional"
+        if client_id is not None:  # a registered public client, or invalid_request
+            policy = (await rt.clients.public(client_id)).dpop
+        return await _bound(rt, request, policy)
+
+    bound = yield Core(admitted)
     user = yield Orm(lambda: authenticate(request, username=body.username, password=body.password))
     if user is None or not getattr(user, "is_active", True):
         raise InvalidCredentials()
-    return (yield from start_flow(request, user, known=login_state(user), client_id=client_id))
+    pair = yield from start_pair(request, user, known=login_state(user), client_id=client_id, bound=bound)
+    return _http.token_response(request, pair, settings_of(), (yield from nonce_headers()))
 
 
 # -- refresh, me, logout ------------------------------------------------------------------------
@@ -221,7 +248,11 @@ async def _proof_key(rt: Runtime, request: HttpRequest) -> str | None:
 
 
 async def request_proof(
-    rt: Runtime, request: HttpRequest, *, client: ClientDpop = "optional"
+    rt: Runtime,
+    request: HttpRequest,
+    *,
+    access_token: str | None = None,
+    client: ClientDpop = "optional",
 ) -> Proof | None:
     """The request's checked DPoP proof (``keyturn.dpop_gate``), as ``keyturn.server.dpop`` reads it.
 
@@ -231,9 +262,9 @@ async def request_proof(
     proof = request.META.get("HTTP_DPOP")  # what ``request.headers.get("DPoP")`` reads
     method = request.method or ""
     if not proof:
-        return await rt.dpop.check([], method=method, url="", client=client)
+        return await rt.dpop.check([], method=method, url="", access_token=access_token, client=client)
     url = request.build_absolute_uri(request.path)
-    return await rt.dpop.check([proof], method=method, url=url, client=client)
+    return await rt.dpop.check([proof], method=method, url=url, access_token=access_token, client=client)
 
 
 def refresh_flow(request: HttpRequest) -> Flow:
@@ -241,21 +272,38 @@ def refresh_flow(request: HttpRequest) -> Flow:
     body = _http.json_body(request, RefreshRequest, required=False)
     token = _http.require_refresh_token(request, body.refresh_token if body else None, settings)
     pair = yield from refreshed(request, token)
-    return _http.token_response(request, pair, settings)
+    return _http.token_response(request, pair, settings, (yield from nonce_headers()))
+
+
+def nonce_headers() -> Generator[Step, Any, dict[str, str]]:
+    """``DPoP-Nonce`` for a successful token answer when the service asks for nonces (as ``keyturn
+    serve``'s ``token_response``); no step at all when it does not."""
+    if not settings_of().dpop_nonces:
+        return {}
+    headers: dict[str, str] = yield Core(_nonce_headers)
+    return headers
+
+
+async def _nonce_headers(rt: Runtime) -> dict[str, str]:
+    return rt.dpop.nonce_headers()
 
 
 def _bearer(request: HttpRequest) -> str | None:
     return bearer_token(request.headers.get("Authorization"))
 
 
-def _require_bearer(request: HttpRequest) -> str:
-    return required_bearer_token(request.headers.get("Authorization"))
+async def _presented(rt: Runtime, request: HttpRequest) -> tuple[str, str | None] | None:
+    """The access token of ``Authorization`` (``Bearer``, or ``DPoP`` with a proof for this request and
+    token), read as ``keyturn serve`` reads it (``keyturn.server.presentation.presented``)."""
+
+    async def proof(token: str) -> Proof | None:
+        return await request_proof(rt, request, access_token=token)
+
+    return await presented(request.headers.get("Authorization"), proof)
 
 
 def me_flow(request: HttpRequest) -> Flow:
-    token = _require_bearer(request)
-    auth = yield Core(lambda rt: rt.sessions.authenticate(token))
-    check_presentation(auth.claims.jkt, "bearer", None)  # these views take access tokens as Bearer only
+    auth = yield Core(lambda rt: _authenticated(rt, request))
     body = {
         "subject": auth.claims.sub,
         "claims": dict(auth.claims.claims),
@@ -264,28 +312,28 @@ def me_flow(request: HttpRequest) -> Flow:
     return _http.respond(body, headers=_http.NO_STORE)
 
 
-def _naming_token(request: HttpRequest) -> dict[str, str]:
-    """The access token (``Authorization``), or else the refresh token of the body or the cookie."""
-    access = _bearer(request)
-    if access is not None:
-        return {"access_token": access}
-    body = _http.json_body(request, RefreshRequest, required=False)
-    token = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
-    return {"refresh_token": token}
+async def _authenticated(rt: Runtime, request: HttpRequest) -> Authenticated:
+    return await authenticate_presented(rt, await _presented(rt, request))
 
 
 def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
-    response = _http.respond({"revoked_sessions": sids}, headers=_http.NO_STORE)
-    _http.clear_cookie(request, response, settings_of())
-    return response
+    return _http.ended_response(request, sids, settings_of())
 
 
 def logout_flow(request: HttpRequest) -> Flow:
-    named = _naming_token(request)
+    """As ``keyturn serve``: the session is named by the access token (``Authorization``: ``Bearer``, or
+    ``DPoP`` with a proof for a bound one), or else by the refresh token of the body or the cookie."""
+    refresh = None
+    if "Authorization" not in request.headers:
+        body = _http.json_body(request, RefreshRequest, required=False)
+        refresh = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
 
     async def ended(rt: Runtime) -> list[str]:
-        jkt = await _proof_key(rt, request) if "refresh_token" in named else None
-        return await rt.sessions.logout(**named, jkt=jkt)
+        if refresh is not None:
+            return await rt.sessions.logout(refresh_token=refresh, jkt=await _proof_key(rt, request))
+        access = await _presented(rt, request)
+        assert access is not None  # the header is there
+        return await rt.sessions.logout(access_token=access[0], jkt=access[1])
 
     sids = yield Core(ended)
     return _ended(request, sids)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from ..dpop import Proof, check_presentation
-from ..errors import DpopError, InvalidDpopProofAtResource, TokenInvalid, UseDpopNonce
-from ..http import NO_TOKEN, required_bearer_token
+from ..dpop import Proof
 from ..sessions import Authenticated
 from ..typing import ClientDpop, RefreshLimits
+from .presentation import authenticate, presented
 from .runtime import Runtime
 
 __all__ = ["authenticated", "presented_access_token", "proof_key", "refresh_key", "request_proof"]
@@ -47,37 +46,16 @@ async def proof_key(rt: Runtime, request: Request) -> str | None:
 
 
 async def presented_access_token(rt: Runtime, request: Request) -> tuple[str, str | None] | None:
-    """The access token of ``request``'s ``Authorization`` header and, when it comes as ``DPoP``, the key
-    of its proof, checked for this request and this token (``ath``); ``(token, None)`` as ``Bearer``,
-    ``None`` without the header. Whether the token may be used so is
-    :func:`keyturn.dpop.check_presentation`'s to say, once the token is decoded.
+    """The access token of ``request``'s ``Authorization`` header and the key of its proof
+    (``keyturn.server.presentation.presented``)."""
 
-    ``invalid_dpop_proof`` (401) for a ``DPoP`` token without a valid proof, ``token_invalid`` for another
-    scheme."""
-    authorization = request.headers.get("authorization")
-    scheme, _, rest = (authorization or "").partition(" ")
-    if scheme.lower() != "dpop":
-        return None if authorization is None else (required_bearer_token(authorization), None)
-    token = rest.strip()
-    try:
-        proof = await request_proof(rt, request, access_token=token)
-    except UseDpopNonce:
-        raise
-    except DpopError as exc:
-        raise InvalidDpopProofAtResource(exc.detail) from None
-    if proof is None:
-        raise InvalidDpopProofAtResource("A DPoP token needs a DPoP proof.")
-    return token, proof.jkt
+    async def proof(token: str) -> Proof | None:
+        return await request_proof(rt, request, access_token=token)
+
+    return await presented(request.headers.get("authorization"), proof)
 
 
 async def authenticated(rt: Runtime, request: Request) -> Authenticated:
-    """The caller's access token, verified and its session live (``SessionService.authenticate``): as
-    ``Bearer``, or, for a token bound to a DPoP key (``cnf.jkt``), only as ``DPoP`` with a proof of that
-    key for this request (RFC 9449 section 7); ``invalid_dpop_proof`` (401) otherwise."""
-    presented = await presented_access_token(rt, request)
-    if presented is None:
-        raise TokenInvalid(NO_TOKEN)
-    token, jkt = presented
-    auth = await rt.sessions.authenticate(token)
-    check_presentation(auth.claims.jkt, "bearer" if jkt is None else "dpop", jkt)
-    return auth
+    """The caller's access token, verified and its session live, Bearer or DPoP as it must be
+    (``keyturn.server.presentation.authenticate``)."""
+    return await authenticate(rt, await presented_access_token(rt, request))

@@ -1,5 +1,5 @@
 """The answer to a login or a refresh, decided without I/O: its body, its headers and, in cookie mode, the
-refresh cookie.
+refresh cookie; and the answer of a call that ends sessions (:func:`ended_reply`), which clears the cookie.
 
 ``keyturn serve`` (``server/routes/_common.py``) and the Django app (``keyturn.django._http``) each turn a
 :class:`TokenReply` into their framework's response and do nothing else, so both answer with the same
@@ -19,7 +19,15 @@ from ..http import refresh_cookie
 from ..sessions import TokenPair
 from .schemas import token_body
 
-__all__ = ["CSRF_HEADER", "NO_STORE", "RefreshCookie", "TokenReply", "token_reply", "wants_cookie"]
+__all__ = [
+    "CSRF_HEADER",
+    "NO_STORE",
+    "RefreshCookie",
+    "TokenReply",
+    "ended_reply",
+    "token_reply",
+    "wants_cookie",
+]
 
 CSRF_HEADER: Final = "X-Keyturn-CSRF"
 """Required (any value) on a call that uses the refresh cookie; sent, it also asks for cookie mode."""
@@ -48,6 +56,8 @@ class RefreshCookie:
         jar[self.name] = self.value
         morsel = jar[self.name]
         morsel["max-age"] = self.max_age
+        if self.max_age <= 0:  # clearing it: browsers that ignore Max-Age still honour a date in the past
+            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
         morsel["path"] = self.path
         morsel["secure"] = True
         morsel["httponly"] = True
@@ -82,3 +92,14 @@ def token_reply(
         cookie = RefreshCookie(name, pair.refresh_token, pair.refresh_expires_in, path)
     body = token_body(pair, include_refresh=not cookie_mode)
     return TokenReply(body, {**NO_STORE, **headers} if headers else NO_STORE, cookie)
+
+
+def ended_reply(
+    sids: list[str], settings: Settings, *, cookies: Mapping[str, str], routes_path: str
+) -> TokenReply:
+    """The answer of ``logout`` and ``logout-all``: the ended sessions, and the refresh cookie cleared
+    (empty, ``Max-Age=0``, with the attributes it was set with) when the request carried one
+    (``cookies``: the request's, by name)."""
+    name, path = refresh_cookie(settings.cookie_host_prefix, routes_path)
+    cookie = RefreshCookie(name, "", 0, path) if name in cookies else None
+    return TokenReply({"revoked_sessions": sids}, dict(NO_STORE), cookie)

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from ...errors import InvalidRequest
 from ...http import REFRESH_COOKIE, refresh_cookie, required_bearer_token, single_cookie
 from ...http import bearer_token as parse_bearer
 from ...sessions import TokenPair
 from ...typing import JSONValue
-from ..errors import malformed
+from ..bodies import NOT_JSON, is_json, json_model
 from ..proxies import client_address
 from ..runtime import Runtime
 from ..schemas import ErrorResponse, RefreshRequest, RevokeRequest
@@ -159,21 +158,14 @@ def refresh_request(request: Request, raw: bytes) -> RefreshRequest | None:
     FastAPI's machinery): pydantic parses and validates the bytes in one step. The answers are FastAPI's:
     400 ``invalid_request`` for a body that is not declared JSON, is not JSON, or is not of this shape.
     """
-    if not raw:
-        return None
-    if not _is_json(request):
-        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
-    try:
-        return RefreshRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        raise malformed(exc.errors(include_input=False)) from None
+    return json_model(raw, request.headers.get("content-type", ""), RefreshRequest)
 
 
 def login_credentials(request: Request, raw: bytes) -> dict[str, JSONValue]:
     """The login body ``raw``: a JSON object, whose fields the login decides (400 ``invalid_request``
     for anything else). Without a ``Content-Type`` the body is read as JSON, as FastAPI reads one."""
-    if "content-type" in request.headers and not _is_json(request):
-        raise InvalidRequest("The request body must be JSON (Content-Type: application/json).")
+    if "content-type" in request.headers and not is_json(request.headers["content-type"]):
+        raise InvalidRequest(NOT_JSON)
     try:
         credentials = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
@@ -187,11 +179,6 @@ def _not_json(constant: str) -> object:
     raise ValueError(f"{constant} is not JSON")  # Python's parser takes NaN and Infinity; JSON has neither
 
 
-def _is_json(request: Request) -> bool:
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
 def require_refresh_token(request: Request, from_body: str | None) -> str:
     token = refresh_token(request, from_body)
     if token is None:
@@ -201,10 +188,6 @@ def require_refresh_token(request: Request, from_body: str | None) -> str:
 
 def cookie_name(rt: Runtime) -> str:
     return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[0]
-
-
-def cookie_path(rt: Runtime) -> str:
-    return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[1]
 
 
 def token_response(request: Request, pair: TokenPair) -> JSONResponse:

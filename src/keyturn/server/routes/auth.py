@@ -21,7 +21,7 @@ from ..schemas import (
     TokenResponse,
     session_info,
 )
-from ..token_reply import NO_STORE
+from ..token_reply import NO_STORE, ended_reply
 from ._common import (
     BEARER,
     BY_REFRESH_TOKEN,
@@ -35,8 +35,6 @@ from ._common import (
     REVOKE_BODY,
     bearer_token,
     client_ip,
-    cookie_name,
-    cookie_path,
     keyturn,
     login_credentials,
     refresh_request,
@@ -151,11 +149,11 @@ async def revoke(request: Request) -> JSONResponse:
 
 
 def _ended(request: Request, sids: list[str]) -> JSONResponse:
-    response = JSONResponse({"revoked_sessions": sids}, headers=NO_STORE)
-    rt = runtime(request)
-    name = cookie_name(rt)
-    if request.cookies.get(name) is not None:
-        response.delete_cookie(name, path=cookie_path(rt), secure=True, httponly=True, samesite="strict")
+    settings = runtime(request).settings
+    reply = ended_reply(sids, settings, cookies=request.cookies, routes_path=settings.route_prefix)
+    response = JSONResponse(reply.body, headers=reply.headers)
+    if reply.cookie is not None:
+        response.headers.append("set-cookie", reply.cookie.morsel().OutputString())
     return response
 
 

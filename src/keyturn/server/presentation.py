@@ -1,0 +1,54 @@
+"""How an access token was presented (RFC 9449 section 7), read from the ``Authorization`` header without a
+framework: ``keyturn serve`` (``server/dpop.py``) and the Django app (``keyturn.django.views``) both read it
+here, and both leave the rule to :func:`keyturn.dpop.check_presentation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from ..dpop import Proof, check_presentation
+from ..errors import DpopError, InvalidDpopProofAtResource, TokenInvalid, UseDpopNonce
+from ..http import NO_TOKEN, required_bearer_token
+from ..sessions import Authenticated
+from .runtime import Runtime
+
+__all__ = ["authenticate", "presented"]
+
+
+async def presented(
+    authorization: str | None, proof: Callable[[str], Awaitable[Proof | None]]
+) -> tuple[str, str | None] | None:
+    """The access token of an ``Authorization`` header and, when it comes as ``DPoP``, the key of its
+    proof, checked for this request and this token (``proof(token)``, with ``ath``); ``(token, None)``
+    as ``Bearer``, ``None`` without the header. Whether the token may be used so is
+    :func:`keyturn.dpop.check_presentation`'s to say, once the token is decoded (:func:`authenticate`).
+
+    ``invalid_dpop_proof`` (401) for a ``DPoP`` token without a valid proof, ``token_invalid`` for another
+    scheme. The one reading of the header for ``keyturn serve`` and the Django app."""
+    scheme, _, rest = (authorization or "").partition(" ")
+    if scheme.lower() != "dpop":
+        return None if authorization is None else (required_bearer_token(authorization), None)
+    token = rest.strip()
+    try:
+        checked = await proof(token)
+    except UseDpopNonce:
+        raise
+    except DpopError as exc:
+        raise InvalidDpopProofAtResource(exc.detail) from None
+    if checked is None:
+        raise InvalidDpopProofAtResource("A DPoP token needs a DPoP proof.")
+    return token, checked.jkt
+
+
+async def authenticate(rt: Runtime, presented: tuple[str, str | None] | None) -> Authenticated:
+    """The ``presented`` access token (:func:`presented`) verified and its session live
+    (``SessionService.authenticate``): as ``Bearer``, or, for a token bound to a DPoP key (``cnf.jkt``),
+    only as ``DPoP`` with a proof of that key for this request (RFC 9449 section 7);
+    ``invalid_dpop_proof`` (401) otherwise."""
+    if presented is None:
+        raise TokenInvalid(NO_TOKEN)
+    token, jkt = presented
+    auth = await rt.sessions.authenticate(token)
+    check_presentation(auth.claims.jkt, "bearer" if jkt is None else "dpop", jkt)
+    return auth

@@ -1,0 +1,128 @@
+"""One DPoP contract of the session routes (RFC 9449, docs/oauth.md#dpop), run against ``keyturn serve`` and
+against ``keyturn.django`` (the targets of ``_oauth_targets.py``) with nonces asked for and access tokens
+bound (``DPOP_NONCES``, ``DPOP_BIND_ACCESS_TOKENS``): the same answers from both.
+
+- a login and a refresh with a proof answer with the next ``DPoP-Nonce``;
+- a bound access token is taken at ``me`` and ``logout`` as ``DPoP`` with a proof of its key, and refused as
+  ``Bearer`` (``keyturn.dpop.check_presentation``);
+- a login's proof is checked before its password: a bad proof with a wrong password is
+  ``invalid_dpop_proof``, not ``invalid_credentials``;
+- logout clears the refresh cookie with the same ``Set-Cookie`` (``keyturn.server.token_reply.ended_reply``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from keyturn.client import DpopKey
+
+from ._oauth_targets import TARGETS, Target, running
+
+SETTINGS = {"DPOP_NONCES": "on", "DPOP_BIND_ACCESS_TOKENS": "on"}
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    with running(request.param, tmp_path_factory.mktemp(request.param), SETTINGS) as found:
+        yield found
+
+
+class Caller:
+    """A client with a DPoP key that keeps the service's latest nonce."""
+
+    def __init__(self, target: Target, http: httpx.Client) -> None:
+        self.target, self.http, self.key, self.nonce = target, http, DpopKey.generate(), None
+
+    def proof(self, method: str, path: str, access_token: str | None = None) -> str:
+        url = self.target.url + self.target.auth + path
+        return self.key.proof(method, url, now=time.time(), nonce=self.nonce, access_token=access_token)
+
+    def call(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        response = self.http.request(method, self.target.auth + path, **kwargs)  # type: ignore[arg-type]
+        self.nonce = response.headers.get("DPoP-Nonce", self.nonce)
+        return response
+
+    def login(self, password: str | None = None) -> httpx.Response:
+        body = {"username": self.target.username, "password": password or self.target.password}
+        return self.call("POST", "/login", json=body, headers={"DPoP": self.proof("POST", "/login")})
+
+
+def test_login_and_refresh_send_the_next_nonce_and_a_bound_access_token_is_taken_as_dpop_only(
+    target: Target,
+) -> None:
+    with target.client() as http:
+        caller = Caller(target, http)
+        asked = caller.login()
+        assert (asked.status_code, asked.json()["error"]) == (400, "use_dpop_nonce")
+        started = caller.login()
+        assert started.status_code == 200, started.text
+        assert started.headers["DPoP-Nonce"]  # the nonce the next proof is to carry
+        pair = started.json()
+        assert pair["token_type"] == "DPoP"
+        access = pair["access_token"]
+
+        as_bearer = caller.call("GET", "/me", headers={"Authorization": f"Bearer {access}"})
+        assert (as_bearer.status_code, as_bearer.json()["error"]) == (401, "invalid_dpop_proof")
+        me = caller.call(
+            "GET",
+            "/me",
+            headers={"Authorization": f"DPoP {access}", "DPoP": caller.proof("GET", "/me", access)},
+        )
+        assert me.status_code == 200, me.text
+        assert me.json()["session"]["session_id"] == pair["session_id"]
+        no_proof = caller.call("GET", "/me", headers={"Authorization": f"DPoP {access}"})
+        assert (no_proof.status_code, no_proof.json()["error"]) == (401, "invalid_dpop_proof")
+
+        rotated = caller.call(
+            "POST",
+            "/refresh",
+            json={"refresh_token": pair["refresh_token"]},
+            headers={"DPoP": caller.proof("POST", "/refresh")},
+        )
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.headers["DPoP-Nonce"]
+        access = rotated.json()["access_token"]
+
+        refused = caller.call("POST", "/logout", headers={"Authorization": f"Bearer {access}"})
+        assert (refused.status_code, refused.json()["error"]) == (401, "invalid_dpop_proof")
+        ended = caller.call(
+            "POST",
+            "/logout",
+            headers={"Authorization": f"DPoP {access}", "DPoP": caller.proof("POST", "/logout", access)},
+        )
+        assert ended.status_code == 200, ended.text
+        assert ended.json() == {"revoked_sessions": [pair["session_id"]]}
+
+
+def test_a_login_checks_its_proof_before_the_password(target: Target) -> None:
+    with target.client() as http:
+        caller = Caller(target, http)
+        assert caller.login().status_code == 400  # use_dpop_nonce: now the caller has the nonce
+        other_url = caller.key.proof("POST", target.url + "/elsewhere", now=time.time(), nonce=caller.nonce)
+        for password in ("not the password", target.password):
+            refused = caller.call(
+                "POST",
+                "/login",
+                json={"username": target.username, "password": password},
+                headers={"DPoP": other_url},
+            )
+            assert (refused.status_code, refused.json()["error"]) == (400, "invalid_dpop_proof")
+
+
+def test_logout_clears_the_refresh_cookie_with_the_same_set_cookie(target: Target) -> None:
+    with target.client() as http:
+        refresh = target.login()["refresh_token"]
+        ended = http.post(
+            target.auth + "/logout",
+            headers={"Cookie": f"keyturn_refresh={refresh}", "X-Keyturn-CSRF": "1"},
+        )
+        assert ended.status_code == 200, ended.text
+        assert len(ended.json()["revoked_sessions"]) == 1
+        assert ended.headers.get_list("set-cookie") == [
+            'keyturn_refresh=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Max-Age=0; '
+            f"Path={target.auth}; SameSite=Strict; Secure"
+        ]
