@@ -287,9 +287,8 @@ class AccessTokenVerifier:
             if self._io is not None:
                 return
             self._feed.started()
-            io = IOThread()
+            io = self._io = IOThread()  # set before the start runs, so the start can be seen (and closed)
             future = io.submit(self._startup())
-            self._io = io
         try:
             future.result(self._timeout)
         except concurrent.futures.TimeoutError:
