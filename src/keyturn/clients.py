@@ -15,6 +15,7 @@ its name cannot be registered or removed.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import re
@@ -35,12 +36,11 @@ from .typing import ClientDpop, ClientRecord, ClientStore, Clock, DpopMode
 
 __all__ = [
     "BUILT_IN",
-    "DPOP_FLAG",
-    "DPOP_FLAG_OPTIONS",
     "LIST_HEADER",
     "ClientRegistry",
     "NewClient",
     "added_line",
+    "client_actions",
     "listed",
     "secret_key",
     "valid_client_id",
@@ -53,15 +53,29 @@ BUILT_IN = ClientRecord(DEFAULT_CLIENT_ID, 0.0)
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._~-]{1,128}$")
 
 
-DPOP_FLAG = ("--dpop",)
-DPOP_FLAG_OPTIONS: dict[str, Any] = {
-    "choices": ("optional", "required"),
-    "default": "optional",
-    "help": "required: every session the client starts must be started with a DPoP proof, so its refresh "
-    "tokens are bound (RFC 9449); it only tightens KEYTURN_DPOP and cannot be set while that is off "
-    "(default: optional, as the service says)",
-}
-"""The ``--dpop`` option of ``keyturn clients add`` and ``manage.py keyturn_clients add``: one home."""
+def client_actions(actions: Any) -> dict[str, argparse.ArgumentParser]:
+    """The ``add``, ``list`` and ``remove`` parsers of ``keyturn clients`` and ``manage.py keyturn_clients``,
+    added to ``actions`` (an ``add_subparsers()`` result): one home for their arguments and help."""
+    add = actions.add_parser("add", help="register a client (public unless --confidential)")
+    add.add_argument("client_id", metavar="CLIENT_ID")
+    add.add_argument(
+        "--confidential",
+        action="store_true",
+        help="a client with a secret (a resource server, a backend): printed once, stored hashed",
+    )
+    add.add_argument(
+        "--dpop",
+        choices=("optional", "required"),
+        default="optional",
+        help="required: every session the client starts must be started with a DPoP proof, so its refresh "
+        "tokens are bound (RFC 9449); it only tightens KEYTURN_DPOP and cannot be set while that is off "
+        "(default: optional, as the service says)",
+    )
+    listing = actions.add_parser("list", help="list clients (the built-in public client keyturn first)")
+    remove = actions.add_parser("remove", help="remove a client")
+    remove.add_argument("client_id", metavar="CLIENT_ID")
+    return {"add": add, "list": listing, "remove": remove}
+
 
 LIST_HEADER = "CLIENT\tTYPE\tCREATED\tDPOP"
 

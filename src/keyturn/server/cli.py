@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from .. import __version__
-from ..clients import DPOP_FLAG, DPOP_FLAG_OPTIONS, LIST_HEADER, added_line, listed
+from ..clients import LIST_HEADER, added_line, client_actions, listed
 from ..config import Settings, load_settings, unknown_variables
 from ..errors import ConfigError, KeyturnError
 from ..events import emit
@@ -381,23 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     clients = commands.add_parser("clients", help="manage registered OAuth 2.0 clients").add_subparsers(
         dest="clients_command", required=True, metavar="ACTION"
     )
-    c_add = clients.add_parser("add", help="register a client (public unless --confidential)")
-    c_add.add_argument("client_id", metavar="CLIENT_ID")
-    c_add.add_argument(
-        "--confidential",
-        action="store_true",
-        help="a client with a secret (a resource server, a backend): printed once, stored hashed",
-    )
-    c_add.add_argument(*DPOP_FLAG, **DPOP_FLAG_OPTIONS)
-    _store_flags(c_add)
-    c_add.set_defaults(func=cmd_clients_add)
-    c_list = clients.add_parser("list", help="list clients (the built-in public client keyturn first)")
-    _store_flags(c_list)
-    c_list.set_defaults(func=cmd_clients_list)
-    c_remove = clients.add_parser("remove", help="remove a client")
-    c_remove.add_argument("client_id", metavar="CLIENT_ID")
-    _store_flags(c_remove)
-    c_remove.set_defaults(func=cmd_clients_remove)
+    client_parsers = client_actions(clients)
+    for action, func in (
+        ("add", cmd_clients_add),
+        ("list", cmd_clients_list),
+        ("remove", cmd_clients_remove),
+    ):
+        _store_flags(client_parsers[action])
+        client_parsers[action].set_defaults(func=func)
 
     sessions = commands.add_parser("sessions", help="inspect and end sessions").add_subparsers(
         dest="sessions_command", required=True, metavar="ACTION"

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ....clients import DPOP_FLAG, DPOP_FLAG_OPTIONS, LIST_HEADER, added_line, listed
+from ....clients import LIST_HEADER, added_line, client_actions, listed
 from ....server.runtime import Runtime
 from ....typing import ClientDpop
 from ...service import service
@@ -21,18 +21,7 @@ class Command(BaseCommand):
     help = "Manage registered OAuth 2.0 clients (docs/oauth.md): add, list, remove."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-        add = actions.add_parser("add", help="register a client (public unless --confidential)")
-        add.add_argument("client_id", metavar="CLIENT_ID")
-        add.add_argument(
-            "--confidential",
-            action="store_true",
-            help="a client with a secret (a resource server, a backend): printed once, stored hashed",
-        )
-        add.add_argument(*DPOP_FLAG, **DPOP_FLAG_OPTIONS)
-        actions.add_parser("list", help="list clients (the built-in public client keyturn first)")
-        remove = actions.add_parser("remove", help="remove a client")
-        remove.add_argument("client_id", metavar="CLIENT_ID")
+        client_actions(parser.add_subparsers(dest="action", required=True, metavar="ACTION"))
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
