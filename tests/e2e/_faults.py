@@ -266,10 +266,14 @@ class HttpFaultProxy:
             self._released.clear()
 
     async def _cut_all(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Cancelled again until each has ended: on Python 3.11, a cancel that lands as the ``wait_for``
+        # around an upstream call completes is lost (gh-86296), and the connection's task then waits for
+        # the client's next request (a soak run's down() timed out so, after 30 s).
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
