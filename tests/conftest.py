@@ -22,7 +22,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 SHARED_SERVER_MODULES: dict[str, str | None] = {
-    "e2e/test_api.py": "api",
+    "e2e/test_api_cookies.py": "api",
+    "e2e/test_api_login.py": "api",
+    "e2e/test_api_logout_and_revoke.py": "api",
+    "e2e/test_api_operations.py": "api",
+    "e2e/test_api_refresh.py": "api",
+    "e2e/test_api_sessions.py": "api",
     "e2e/test_cli.py": None,
     "e2e/test_client.py": None,
     "e2e/test_client_crowd.py": None,
@@ -30,12 +35,19 @@ SHARED_SERVER_MODULES: dict[str, str | None] = {
     "e2e/test_client_simplejwt.py": None,
     "e2e/test_docs_run.py": None,
     "e2e/test_faults.py": None,
-    "e2e/test_hostile_http.py": None,
+    "e2e/test_hostile_requests.py": None,
+    "e2e/test_hostile_tokens.py": None,
     "e2e/test_middleware_frameworks.py": None,
     "e2e/test_simplejwt_server.py": None,
 }
 """Modules of short tests sharing module-scoped servers: one pytest-xdist worker runs each (one per value of
 the named parametrized fixture), so that their servers start once, not once on every worker."""
+SHARED_SERVER_GROUPS: dict[str, str] = {
+    **dict.fromkeys([m for m in SHARED_SERVER_MODULES if m.startswith("e2e/test_api_")], "e2e/api"),
+    **dict.fromkeys([m for m in SHARED_SERVER_MODULES if m.startswith("e2e/test_hostile_")], "e2e/hostile"),
+}
+"""Modules sharing package-scoped servers (``api`` and ``hostile`` of ``tests/e2e/conftest.py``): one group
+name for all of them, so that one worker runs them all (one per value of the fixture), starting each once."""
 _TESTS = Path(__file__).parent
 
 
@@ -51,9 +63,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if module not in SHARED_SERVER_MODULES:
             continue
         split_by = SHARED_SERVER_MODULES[module]
+        group = SHARED_SERVER_GROUPS.get(module, module)
         callspec = getattr(item, "callspec", None)
         value = None if split_by is None or callspec is None else callspec.params.get(split_by)
-        item.add_marker(pytest.mark.xdist_group(module if value is None else f"{module}-{value}"))
+        item.add_marker(pytest.mark.xdist_group(group if value is None else f"{group}-{value}"))
 
 
 @pytest.fixture

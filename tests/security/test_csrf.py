@@ -3,7 +3,7 @@ site would send it, without the ``X-Keyturn-CSRF`` header.
 
 docs/contract.md (Cookie mode): "A call that relies on the cookie (refresh, logout, logout-all) must carry
 the header ``X-Keyturn-CSRF``". The contract does not name the code of the refusal; these tests expect 400
-``invalid_request``, what tests/e2e/test_api.py holds a bare cookie call to. Here the requests carry
+``invalid_request``, what tests/e2e/test_api_cookies.py holds a bare cookie call to. Here the requests carry
 what a cross-site one carries (an ``Origin`` of another site, ``Sec-Fetch-Site: cross-site``) and the bodies
 a form or a no-preflight ``fetch`` can send; each is refused and changes nothing.
 """

@@ -152,7 +152,8 @@ JSON = {"content-type": "application/json"}
 
 def test_deeply_nested_members_in_login_and_refresh_bodies_are_invalid_request(scene: Scene) -> None:
     """A valid body plus one member nested 100,000 deep (under the 256 KiB cap): 400, and the refresh
-    token in that body is not used. (A body that is nothing but nesting: tests/e2e/test_hostile_http.py.)"""
+    token in that body is not used. (A body that is nothing but nesting:
+    tests/e2e/test_hostile_requests.py.)"""
     deep = nested(100_000)
     login_body = with_raw(scene.service.credentials(), "x", deep)
     refresh_body = with_raw({"refresh_token": scene.pair["refresh_token"]}, "x", deep)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyturn.clock import FrozenClock
+from keyturn.clock import FrozenClock, SystemClock
 from keyturn.testing import TestService, make_service
 
 from ._jose import Scene, make_scene
@@ -17,6 +17,12 @@ def clock() -> FrozenClock:
 async def ts(clock: FrozenClock, anyio_backend: str) -> TestService:
     """A session service on a memory store, ES256 access keys, time frozen at ``clock``."""
     return await make_service(clock=clock)
+
+
+@pytest.fixture
+async def live(anyio_backend: str) -> TestService:
+    """A session service on the wall clock, for tests where many threads race in real time."""
+    return await make_service(clock=SystemClock())
 
 
 @pytest.fixture
