@@ -73,6 +73,8 @@ def _entries_since(text: str, since: float) -> list[str]:
     if not text:
         return []
     entries = text.split(",")
+    if len(entries) > RECENT_LIMIT:  # only a migration writes more: read them all
+        return _newest_since(text, since)
     kept: list[str] = []
     last = None
     for entry in entries:
@@ -82,7 +84,7 @@ def _entries_since(text: str, since: float) -> list[str]:
         last = gen
         if float(entry[entry.rindex(" ") + 1 :]) >= since:
             kept.append(entry)
-    return kept if len(entries) <= RECENT_LIMIT else _newest_since(text, since)
+    return kept
 
 
 def _newest_since(text: str, since: float) -> list[str]:

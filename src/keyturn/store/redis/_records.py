@@ -6,11 +6,12 @@ decode raises ``StoreUnavailable`` (never a ``KeyError`` or ``TypeError`` from d
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from types import TracebackType
 from typing import Literal, TypeVar, get_args
 
 from redis.exceptions import RedisError
@@ -38,13 +39,37 @@ T = TypeVar("T")
 # -- errors ----------------------------------------------------------------------------------------
 
 
-@contextmanager
-def guarded() -> Iterator[None]:
-    """Driver errors (connection refused or lost, timeouts, error replies) become ``StoreUnavailable``."""
-    try:
-        yield
-    except RedisError as exc:
-        raise StoreUnavailable() from exc
+REPLY_TIMEOUT = 6.0
+"""Seconds one call may take, from taking a connection to its last reply (as the PostgreSQL store's
+``CALL_TIMEOUT_S``): a down server answers at once, a silent one is given up on after this, and a busy
+machine does not turn a slow reply into an outage."""
+
+
+class guarded:
+    """One call to the server, bounded by :data:`REPLY_TIMEOUT`: driver errors (connection refused or
+    lost, error replies) and a call that runs out of time become ``StoreUnavailable``.
+
+    The client has no ``socket_timeout`` of its own: redis-py would bound each command's send with
+    ``asyncio.wait_for``, a task per command. This one timer bounds the whole call instead.
+    """
+
+    __slots__ = ("_timeout",)
+
+    def __init__(self) -> None:
+        self._timeout = asyncio.timeout(REPLY_TIMEOUT)
+
+    async def __aenter__(self) -> None:
+        await self._timeout.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self._timeout.__aexit__(kind, exc, tb)
+        except TimeoutError as late:
+            raise StoreUnavailable() from late
+        if isinstance(exc, RedisError):
+            raise StoreUnavailable() from exc
 
 
 def malformed() -> StoreUnavailable:

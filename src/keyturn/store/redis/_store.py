@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from ...errors import StoreUnavailable
@@ -38,6 +39,7 @@ from ...typing import (
 )
 from .._chain import Chain
 from ._records import (
+    REPLY_TIMEOUT,
     as_int,
     as_list,
     as_str,
@@ -63,7 +65,7 @@ from ._scripts import Scripts
 
 DEFAULT_PREFIX = "keyturn:"
 CONNECT_TIMEOUT = 3.0
-"""Seconds to wait for a connection, and for each reply: a down server answers fast."""
+"""Seconds to wait for a connection (each call, connection included, is bounded by ``REPLY_TIMEOUT``)."""
 MAX_REFRESH_TRIES = 100
 PRUNE_BATCH = 1000
 MIGRATE_BATCH = 100
@@ -113,7 +115,7 @@ class RedisStore:
             self._url,
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT,
-            socket_timeout=CONNECT_TIMEOUT,
+            # No socket_timeout: every call is bounded by ``guarded()`` instead (see there).
             # No blind retries: a script sent again after a lost reply could apply twice. A pooled
             # connection the server has closed (a restart) is replaced when it is next taken from the
             # pool; redis-py skips that check while maintenance notifications (a Redis Enterprise
@@ -122,8 +124,9 @@ class RedisStore:
             maint_notifications_config=MaintNotificationsConfig(enabled=False),
         )
         try:
-            await client.ping()
-        except RedisError as exc:
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                await client.ping()
+        except (RedisError, TimeoutError) as exc:
             await _close_quietly(client)
             raise StoreUnavailable(f"cannot reach Redis at {self._where()}: {exc}") from exc
         self._client, self._scripts = client, Scripts.on(client)
@@ -144,7 +147,7 @@ class RedisStore:
             await _close_quietly(client)
 
     async def ping(self) -> None:
-        with guarded():
+        async with guarded():
             await self._open_client().ping()
 
     def _where(self) -> str:
@@ -167,8 +170,15 @@ class RedisStore:
 
     async def _run(self, script: AsyncScript, *args: str | int) -> object:
         """Run ``script`` with the prefix as ``ARGV[1]`` and ``args`` after it."""
-        with guarded():
-            reply: object = await script(args=[self.prefix, *args])
+        client = self._open_client()
+        async with guarded():
+            try:
+                # EVALSHA itself: AsyncScript.__call__ adds two isinstance checks against redis-py's
+                # Protocol-derived classes, slow enough to show on every refresh.
+                reply: object = await client.evalsha(script.sha, 0, self.prefix, *args)
+            except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it again
+                script.sha = await client.script_load(script.script)
+                reply = await client.evalsha(script.sha, 0, self.prefix, *args)
         return reply
 
     # -- sessions ------------------------------------------------------------------------------
@@ -253,7 +263,7 @@ class RedisStore:
         raise StoreUnavailable(f"session {sid} kept changing during {MAX_REFRESH_TRIES} refresh attempts")
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        with guarded():
+        async with guarded():
             found: object = await self._open_client().hgetall(f"{self.prefix}s:{sid}")
         return decode(session_from, found)
 
@@ -289,7 +299,7 @@ class RedisStore:
         await self._run(self._lua.revoke_access_token, jti, float_text(expires_at))
 
     async def is_access_token_revoked(self, jti: str, now: float) -> bool:
-        with guarded():
+        async with guarded():
             score: object = await self._open_client().zscore(f"{self.prefix}rev:jti", jti)
         if score is None:
             return False
@@ -308,7 +318,7 @@ class RedisStore:
         after = seq
         while len(found) < limit:
             page = limit - len(found)
-            with guarded():
+            async with guarded():
                 members: object = await client.zrangebyscore(
                     f"{self.prefix}rev", f"({after}", "+inf", start=0, num=page
                 )
@@ -320,7 +330,7 @@ class RedisStore:
         return found[:limit]
 
     async def revocation_head(self) -> int:
-        with guarded():
+        async with guarded():
             value: object = await self._open_client().get(f"{self.prefix}rev:seq")
         if value is None:
             return 0
@@ -334,7 +344,7 @@ class RedisStore:
     async def use_dpop_jti(self, key: str, expires_at: float, now: float) -> bool:
         """``SET NX`` with the proof's remaining window as its TTL: Redis forgets it by itself."""
         ttl_ms = max(1, math.ceil((expires_at - now) * 1000))
-        with guarded():
+        async with guarded():
             done: object = await self._open_client().set(f"{self.prefix}dpop:{key}", "1", nx=True, px=ttl_ms)
         return done is True
 
@@ -385,7 +395,7 @@ class RedisStore:
     # -- users -----------------------------------------------------------------------------------
 
     async def get_user(self, username: str) -> UserRecord | None:
-        with guarded():
+        async with guarded():
             found: object = await self._open_client().hgetall(f"{self.prefix}u:{username}")
         return decode(user_from, found)
 
@@ -419,7 +429,7 @@ class RedisStore:
     # -- clients ---------------------------------------------------------------------------------
 
     async def get_client(self, client_id: str) -> ClientRecord | None:
-        with guarded():
+        async with guarded():
             found: object = await self._open_client().hgetall(f"{self.prefix}c:{client_id}")
         return decode(client_from, found)
 
