@@ -322,10 +322,11 @@ def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
 
 def logout_flow(request: HttpRequest) -> Flow:
     """As ``keyturn serve``: the session is named by the access token (``Authorization``: ``Bearer``, or
-    ``DPoP`` with a proof for a bound one), or else by the refresh token of the body or the cookie."""
+    ``DPoP`` with a proof for a bound one), or else by the refresh token of the body or the cookie. A body
+    is parsed either way (400 ``invalid_request`` for a malformed one, which ends nothing)."""
+    body = _http.json_body(request, RefreshRequest, required=False)
     refresh = None
     if "Authorization" not in request.headers:
-        body = _http.json_body(request, RefreshRequest, required=False)
         refresh = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
 
     async def ended(rt: Runtime) -> list[str]:
