@@ -22,7 +22,7 @@ from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerErr
 from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
-from ..server.errors import malformed
+from ..server.bodies import malformed
 from ..server.presentation import authenticate as authenticate_presented
 from ..server.presentation import presented
 from ..server.runtime import Runtime
