@@ -21,7 +21,7 @@ from ._project import EXAMPLE
 
 PACKAGE = Path(keyturn_django.__file__).parent
 MODULES = sorted(
-    ".".join(("keyturn", "django", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
+    ".".join(("keyturn.django", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
     for path in PACKAGE.rglob("*.py")
 )
 PROBE = """
