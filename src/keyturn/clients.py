@@ -68,8 +68,8 @@ def client_actions(actions: Any) -> dict[str, argparse.ArgumentParser]:
         choices=("optional", "required"),
         default="optional",
         help="required: every session the client starts must be started with a DPoP proof, so its refresh "
-        "tokens are bound (RFC 9449); it only tightens KEYTURN_DPOP and cannot be set while that is off "
-        "(default: optional, as the service says)",
+        "tokens are bound, and a confidential client's every token request needs one (RFC 9449); it only "
+        "tightens KEYTURN_DPOP and cannot be set while that is off (default: optional, as the service says)",
     )
     listing = actions.add_parser("list", help="list clients (the built-in public client keyturn first)")
     remove = actions.add_parser("remove", help="remove a client")

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from .config import Settings
 from .dpop import Nonces, Proof, ProofRules, check_proof
 from .errors import InvalidDpopProof, KeyturnError
-from .typing import ClientDpop, Clock, DpopMode, DpopStore, RefreshLimits
+from .typing import ClientDpop, ClientRecord, Clock, DpopMode, DpopStore, RefreshLimits
 
-__all__ = ["DpopGate", "nonce_key", "proof_required", "registrable"]
+__all__ = ["DpopGate", "nonce_key", "proof_required", "registrable", "token_request_policy"]
 
 OFF_BUT_REQUIRED = "This client requires DPoP, which the service has turned off (KEYTURN_DPOP=off)."
 
@@ -31,6 +31,17 @@ def proof_required(service: DpopMode, client: ClientDpop) -> bool:
     if client == "required" and service == "off":
         raise InvalidDpopProof(OFF_BUT_REQUIRED)
     return service == "required" or client == "required"
+
+
+def token_request_policy(client: ClientRecord) -> ClientDpop:
+    """The DPoP policy a token request (``/oauth/token``) by ``client`` is held to, once it authenticated.
+
+    A confidential client authenticates on every token request, and its sessions are started by the
+    application's code, not by the client: so its own policy is checked where it calls, and ``required``
+    makes each of its token requests carry a proof (``invalid_dpop_proof`` without, as a login of a
+    ``required`` public client). A public client is only named there; its policy binds its sessions when
+    they start (a bound session's refresh needs a proof by its key already: ``refresh_token_bound``)."""
+    return client.dpop if client.confidential else "optional"
 
 
 def registrable(service: DpopMode, client: ClientDpop) -> None:

@@ -127,7 +127,8 @@ class ClientRecord:
     """A registered OAuth 2.0 client: public (no secret) or confidential (``secret_hash`` set).
 
     ``secret_hash`` is a keyed hash of the generated secret (``keyturn.clients``), never the secret.
-    ``dpop``: ``required`` when every session the client starts must be started with a DPoP proof.
+    ``dpop``: ``required`` when every session the client starts must be started with a DPoP proof (and,
+    for a confidential client, each of its token requests must carry one: ``dpop_gate.token_request_policy``).
     """
 
     client_id: str

@@ -7,7 +7,9 @@ bound (``DPOP_NONCES``, ``DPOP_BIND_ACCESS_TOKENS``): the same answers from both
   ``Bearer`` (``keyturn.dpop.check_presentation``);
 - a login's proof is checked before its password: a bad proof with a wrong password is
   ``invalid_dpop_proof``, not ``invalid_credentials``;
-- logout clears the refresh cookie with the same ``Set-Cookie`` (``keyturn.server.token_reply.ended_reply``).
+- logout clears the refresh cookie with the same ``Set-Cookie`` (``keyturn.server.token_reply.ended_reply``);
+- logout parses a body it is sent even when ``Authorization`` names the session: a malformed one is 400
+  ``invalid_request`` and ends nothing.
 """
 
 from __future__ import annotations
@@ -126,3 +128,29 @@ def test_logout_clears_the_refresh_cookie_with_the_same_set_cookie(target: Targe
             'keyturn_refresh=""; expires=Thu, 01 Jan 1970 00:00:00 GMT; HttpOnly; Max-Age=0; '
             f"Path={target.auth}; SameSite=Strict; Secure"
         ]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"refresh_token": '),
+        ("application/json", b'{"refresh_token": 5}'),
+        ("text/plain", b'{"refresh_token": "x"}'),
+    ],
+    ids=["not-json", "not-the-shape", "not-declared-json"],
+)
+def test_logout_by_access_token_still_refuses_a_malformed_body(
+    target: Target, content_type: str, body: bytes
+) -> None:
+    """docs/contract.md: a body must be JSON of its shape, whichever credential names the session; the
+    Django view used to skip the body when ``Authorization`` was there, and ended the session."""
+    with target.client() as http:
+        pair = target.login()
+        bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+        refused = http.post(
+            target.auth + "/logout", content=body, headers={**bearer, "Content-Type": content_type}
+        )
+        assert (refused.status_code, refused.json()["error"]) == (400, "invalid_request"), refused.text
+        assert http.get(target.auth + "/me", headers=bearer).status_code == 200  # nothing ended
+        ended = http.post(target.auth + "/logout", headers=bearer)
+        assert ended.json() == {"revoked_sessions": [pair["session_id"]]}

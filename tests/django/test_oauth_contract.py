@@ -310,6 +310,39 @@ def test_a_dpop_bound_session_refreshes_at_the_token_endpoint_only_with_a_fresh_
         assert again.status_code == 200, again.text
 
 
+def test_a_confidential_client_that_requires_dpop_sends_a_proof_with_each_token_request(
+    target: Target,
+) -> None:
+    """RFC 9449 lets a confidential client use DPoP: registered ``--dpop required``, each of its token
+    requests needs a proof (``invalid_dpop_proof`` without, the code a required public client's login gets);
+    with one, the call goes on to the usual checks. The policy used to be read only when a session starts,
+    which a confidential client never does at ``/auth/login``: it had no effect."""
+    added = target.clients("add", "strict-rs", "--confidential", "--dpop", "required")
+    assert added.returncode == 0, added.stderr
+    strict = ("strict-rs", added.stdout.split("client_secret: ", 1)[1].strip())
+    key = DpopKey.generate()
+    pair = target.login()  # the built-in client's session: no other client may rotate it
+    try:
+        with target.client() as http:
+
+            def token(auth: tuple[str, str], proof: str | None = None) -> httpx.Response:
+                data, headers = grant(pair["refresh_token"]), {"DPoP": proof} if proof else {}
+                return http.post("/oauth/token", data=data, auth=auth, headers=headers)
+
+            bare = token(strict)
+            proved = token(strict, key.proof("POST", target.url + "/oauth/token", now=time.time()))
+            lax = token(("rs", target.secret))
+            own = http.post("/oauth/token", data=grant(pair["refresh_token"]))
+    finally:
+        assert target.clients("remove", "strict-rs").returncode == 0  # the clients listing sees no more
+    assert [(r.status_code, r.json()["error"], r.json()["keyturn_error"]) for r in (bare, proved, lax)] == [
+        (400, "invalid_dpop_proof", "invalid_dpop_proof"),
+        (400, "invalid_grant", "token_invalid"),
+        (400, "invalid_grant", "token_invalid"),
+    ]
+    assert own.status_code == 200, own.text  # none of them changed the session
+
+
 def test_the_clients_command_adds_lists_and_removes_alike(target: Target) -> None:
     """``keyturn clients`` and ``manage.py keyturn_clients``: the same lines and exit codes, the built-in
     client first, never a secret in the list; a removed client can no longer authenticate."""

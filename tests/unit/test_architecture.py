@@ -62,10 +62,9 @@ DJANGO_SHARES_OF_THE_SERVER = (
     "keyturn.server.schemas",
     "keyturn.server.proxies",
     "keyturn.server.background",
-    "keyturn.server.errors",  # malformed(): pydantic's errors as invalid_request
     "keyturn.server.token_reply",  # the login, refresh and logout answers, the refresh cookie
     "keyturn.server.presentation",  # an access token as Bearer or DPoP (RFC 9449 section 7)
-    "keyturn.server.bodies",  # JSON bodies of a declared shape
+    "keyturn.server.bodies",  # JSON bodies of a declared shape; malformed(): their errors as invalid_request
 )
 
 

@@ -7,11 +7,11 @@ import pytest
 
 from keyturn.clients import LIST_HEADER, ClientRegistry, listed
 from keyturn.clock import FrozenClock
-from keyturn.dpop_gate import DpopGate, proof_required, registrable
+from keyturn.dpop_gate import DpopGate, proof_required, registrable, token_request_policy
 from keyturn.errors import InvalidDpopProof
 from keyturn.store.memory import MemoryStore
 from keyturn.testing import make_settings
-from keyturn.typing import ClientDpop, DpopMode
+from keyturn.typing import ClientDpop, ClientRecord, DpopMode
 
 from .._dpop import URL, make_proof
 
@@ -96,3 +96,21 @@ async def test_a_required_client_cannot_be_registered_while_dpop_is_off(anyio_ba
     with pytest.raises(ValueError, match="off"):
         await registry.add("spa", confidential=False, dpop="required")
     assert await store.list_clients() == []
+
+
+@pytest.mark.parametrize(
+    ("secret_hash", "policy", "held_to"),
+    [
+        ("hmac-sha256:x", "required", "required"),  # a confidential client: its own policy, every call
+        ("hmac-sha256:x", "optional", "optional"),
+        (None, "required", "optional"),  # a public client: its policy bound the session when it started
+        (None, "optional", "optional"),
+    ],
+)
+def test_a_token_request_is_held_to_a_confidential_clients_own_policy(
+    secret_hash: str | None, policy: ClientDpop, held_to: ClientDpop
+) -> None:
+    """A confidential client starts no session itself, so ``--dpop required`` must act where it calls."""
+    client = ClientRecord("rs", NOW, secret_hash, policy)
+    assert client.confidential is (secret_hash is not None)
+    assert token_request_policy(client) == held_to

@@ -54,3 +54,15 @@ def test_the_refresh_token_is_not_in_the_cookies_repr() -> None:
     reply = token_reply(PAIR, make_settings(cookie_mode=True), csrf_header=False, routes_path="/auth")
 
     assert "refresh.jwt.sig" not in repr(reply.cookie)
+
+
+def test_no_reply_can_alter_the_shared_no_store_headers() -> None:
+    """``NO_STORE`` is shared by every answer: a caller that adds a header to one reply must not add it
+    to all (the reply without extra headers is handed the shared value itself)."""
+    reply = token_reply(PAIR, make_settings(), csrf_header=False, routes_path="/auth")
+
+    with pytest.raises(TypeError):
+        reply.headers["Set-Cookie"] = "x=1"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        NO_STORE["Cache-Control"] = "public"  # type: ignore[index]
+    assert dict(NO_STORE) == {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -43,7 +43,7 @@ MAX_BODY_BYTES = 256 * 1024
 M = TypeVar("M", bound=BaseModel)
 
 
-def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HttpResponse:
+def respond(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> HttpResponse:
     """A JSON response written as Starlette's ``JSONResponse`` writes it."""
     content = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
     response = HttpResponse(content, status=status, content_type="application/json")

@@ -14,6 +14,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import reverse
 
+from ..dpop_gate import token_request_policy
 from ..errors import InvalidClient, InvalidRequest
 from ..http import OAUTH_ERRORS
 from ..introspection import introspect
@@ -59,12 +60,15 @@ def _token_parameter(params: dict[str, str]) -> str:
 
 def token_flow(request: HttpRequest) -> Flow:
     """Rotate a refresh token: ``…/refresh``'s rotation, grace period, reuse detection and DPoP check; a
-    token issued to another client than the one that authenticated is ``invalid_grant``."""
+    token issued to another client than the one that authenticated is ``invalid_grant``; a confidential
+    client registered ``--dpop required`` needs a proof on each call."""
     params = _parameters(request)
     refresh_token = grant_type(params)
     credentials = _credentials(request, params)
     client = yield Core(lambda rt: rt.clients.authenticate(credentials))
-    pair = yield from refreshed(request, refresh_token, client_id=client.client_id)
+    pair = yield from refreshed(
+        request, refresh_token, client_id=client.client_id, dpop=token_request_policy(client)
+    )
     headers = {**_http.NO_STORE, **(yield from nonce_headers())}
     body = token_body(
         pair.access_token, pair.refresh_token, pair.expires_in, pair.refresh_expires_in, pair.token_type

@@ -22,7 +22,7 @@ from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerErr
 from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
-from ..server.errors import malformed
+from ..server.bodies import malformed
 from ..server.presentation import authenticate as authenticate_presented
 from ..server.presentation import presented
 from ..server.runtime import Runtime
@@ -178,11 +178,12 @@ def login_flow(request: HttpRequest) -> Flow:
 
 
 def refreshed(
-    request: HttpRequest, token: str, *, client_id: str | None = None
+    request: HttpRequest, token: str, *, client_id: str | None = None, dpop: ClientDpop = "optional"
 ) -> Generator[Step, Any, TokenPair]:
     """``SessionService.refresh`` with the subject check asked on this request's own thread and database
     connection (so it sees what the request, or a test's transaction, sees). ``client_id``: the client
-    that ``oauth/token`` authenticated (a session of another client's is ``token_invalid``).
+    that ``oauth/token`` authenticated (a session of another client's is ``token_invalid``); ``dpop``: the
+    DPoP policy that call is held to (``keyturn.dpop_gate.token_request_policy``).
 
     The check is asked first, for the subject the token claims, and the core takes its answer (or its
     failure, raised where the check used to be: after the token verified) in the same step that verifies
@@ -196,7 +197,7 @@ def refreshed(
     async def rotated(rt: Runtime) -> TokenPair | _Verified:
         limits = rt.limiter.refresh(ip)
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
-        jkt = await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
+        jkt = await rt.dpop.refresh_key(request_proof(rt, request, client=dpop), limits, now)
         if early is None or claims.sub != claimed:
             return _Verified(claims, now, limits, jkt)
         if isinstance(early, StoreUnavailable):
@@ -322,10 +323,11 @@ def _ended(request: HttpRequest, sids: list[str]) -> HttpResponse:
 
 def logout_flow(request: HttpRequest) -> Flow:
     """As ``keyturn serve``: the session is named by the access token (``Authorization``: ``Bearer``, or
-    ``DPoP`` with a proof for a bound one), or else by the refresh token of the body or the cookie."""
+    ``DPoP`` with a proof for a bound one), or else by the refresh token of the body or the cookie. A body
+    is parsed either way (400 ``invalid_request`` for a malformed one, which ends nothing)."""
+    body = _http.json_body(request, RefreshRequest, required=False)
     refresh = None
     if "Authorization" not in request.headers:
-        body = _http.json_body(request, RefreshRequest, required=False)
         refresh = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
 
     async def ended(rt: Runtime) -> list[str]:

@@ -29,13 +29,17 @@ async def request_proof(
     )
 
 
-async def refresh_key(rt: Runtime, request: Request, limits: RefreshLimits, now: float) -> str | None:
+async def refresh_key(
+    rt: Runtime, request: Request, limits: RefreshLimits, now: float, *, client: ClientDpop = "optional"
+) -> str | None:
     """The key thumbprint of the checked proof of a call that refreshes a session (``DpopGate.refresh_key``:
     a bad proof takes from the address's bucket), ``None`` without one. A call without a proof where none
-    is required is answered from its headers alone: a refresh without DPoP pays for no more."""
-    if rt.dpop.nothing_to_check(request.headers.getlist("dpop")):
+    is required (by the service, or by ``client``: the policy of the client that authenticated at
+    ``/oauth/token``, ``keyturn.dpop_gate.token_request_policy``) is answered from its headers alone: a
+    refresh without DPoP pays for no more."""
+    if rt.dpop.nothing_to_check(request.headers.getlist("dpop"), client):
         return None
-    return await rt.dpop.refresh_key(request_proof(rt, request), limits, now)
+    return await rt.dpop.refresh_key(request_proof(rt, request, client=client), limits, now)
 
 
 async def proof_key(rt: Runtime, request: Request) -> str | None:

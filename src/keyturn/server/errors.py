@@ -1,12 +1,16 @@
 """The one error renderer: a ``KeyturnError`` to the JSON body and, on 401, ``WWW-Authenticate``.
 
 On the OAuth 2.0 routes (:class:`OAuthRoute`) the same renderer answers in RFC 6749 section 5.2's form,
-with Keyturn's own code beside the RFC's (``keyturn.http.OAUTH_ERRORS``)."""
+with Keyturn's own code beside the RFC's (``keyturn.http.OAUTH_ERRORS``).
+
+This is the FastAPI/Starlette adapter of the framework-neutral parts, which the Django app shares without
+importing FastAPI: the error forms (``keyturn.http.ErrorForm``: body, status, headers) and the error for
+a malformed body (``keyturn.server.bodies.malformed``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -21,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, KeyturnError, ServerError
 from ..http import KEYTURN_ERRORS, OAUTH_ERRORS, ErrorForm
+from .bodies import malformed
 
 logger = logging.getLogger("keyturn.server")
 
@@ -62,17 +67,6 @@ class Renderer:
 
 Answered = KeyturnError | RequestValidationError | StarletteHTTPException
 """The errors a :class:`Renderer` answers as the call's fault."""
-
-
-def malformed(errors: Sequence[Any]) -> InvalidRequest:
-    """The error for a body that failed validation (FastAPI's or pydantic's list of errors)."""
-    # Say where and what, never echo the input: it may hold a password or a token.
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err.get('loc', ()) if p != 'body') or 'body'}: "
-        f"{err.get('msg', 'invalid')}"
-        for err in errors[:5]
-    )
-    return InvalidRequest(f"The request is malformed: {problems}.")
 
 
 KEYTURN: Final = Renderer(KEYTURN_ERRORS)

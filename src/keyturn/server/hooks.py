@@ -26,8 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import InvalidCredentials
 from ..sessions import ClaimsSource, TokenPair
 from ..typing import ClientDpop, JSONValue, SubjectCheck
+from .bodies import malformed
 from .dpop import request_proof
-from .errors import malformed
 from .routes._common import client_ip
 from .runtime import Runtime
 from .schemas import LoginRequest

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.cookies import Morsel, SimpleCookie
+from types import MappingProxyType
 from typing import Final
 
 from ..config import Settings
@@ -31,7 +32,8 @@ __all__ = [
 
 CSRF_HEADER: Final = "X-Keyturn-CSRF"
 """Required (any value) on a call that uses the refresh cookie; sent, it also asks for cookie mode."""
-NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+NO_STORE: Final[Mapping[str, str]] = MappingProxyType({"Cache-Control": "no-store", "Pragma": "no-cache"})
+"""The headers of every answer that carries a token or an error: read-only, since every reply shares it."""
 
 
 def wants_cookie(settings: Settings, csrf_header: bool) -> bool:
@@ -70,7 +72,7 @@ class TokenReply:
     """A token response: ``body`` as JSON with ``headers``, and ``cookie`` to set when it is not None."""
 
     body: dict[str, object]
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     cookie: RefreshCookie | None
 
 
@@ -102,4 +104,4 @@ def ended_reply(
     (``cookies``: the request's, by name)."""
     name, path = refresh_cookie(settings.cookie_host_prefix, routes_path)
     cookie = RefreshCookie(name, "", 0, path) if name in cookies else None
-    return TokenReply({"revoked_sessions": sids}, dict(NO_STORE), cookie)
+    return TokenReply({"revoked_sessions": sids}, NO_STORE, cookie)

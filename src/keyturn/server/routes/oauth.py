@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from ...dpop_gate import token_request_policy
 from ...errors import InvalidClient, InvalidRequest, KeyturnError
 from ...introspection import introspect
 from ...oauth import (
@@ -104,7 +105,8 @@ router = APIRouter(tags=["oauth"], route_class=OAuthRoute, responses=ERRORS)
 )
 async def token(request: Request) -> JSONResponse:
     """The same rotation, grace period and reuse detection as `/auth/refresh`; a refresh token issued
-    to another client than the one that authenticated is `invalid_grant` and changes nothing."""
+    to another client than the one that authenticated is `invalid_grant` and changes nothing. A
+    confidential client registered with `--dpop required` needs a DPoP proof on each call."""
     kt = keyturn(request)
     rt = kt.runtime
     started, outcome = time.perf_counter(), "server_error"
@@ -115,7 +117,7 @@ async def token(request: Request) -> JSONResponse:
         client = await rt.clients.authenticate(credentials)
         limits = rt.limiter.refresh(client_ip(request))
         claims, now = await rt.sessions.verify_refresh(refresh_token, limits=limits)
-        jkt = await refresh_key(rt, request, limits, now)
+        jkt = await refresh_key(rt, request, limits, now, client=token_request_policy(client))
         pair = await rt.sessions.refresh_verified(
             claims, now, limits=limits, client_id=client.client_id, jkt=jkt
         )
