@@ -6,9 +6,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from . import _logsweep
 from ._secrets import MADE
+
+# The suite runs on a shared 2-core machine beside real servers: how long Hypothesis takes to make or run
+# an example says nothing about the code under test, so its timing checks (the too-slow health check and
+# the 200 ms deadline per example) are off for every test.
+settings.register_profile("keyturn", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("keyturn")
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
