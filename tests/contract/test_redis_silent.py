@@ -1,8 +1,8 @@
-"""A Redis that accepts connections and then says nothing: every call of the store still ends, in time.
+"""A Redis that stops answering: every call of the store still ends, in time, and no late reply is misread.
 
 The store's client has no socket timeout of its own; each call is bounded by ``guarded()`` (the store's
-``REPLY_TIMEOUT``). Here a real relay stands between the store and the real Redis and can go silent: it
-keeps every connection open and reads what the store sends, but passes nothing on either way.
+``REPLY_TIMEOUT``). Here a real relay stands between the store and the real Redis and can stall: it keeps
+passing the store's commands on, but holds Redis's replies until it is resumed, when they all arrive late.
 """
 
 from __future__ import annotations
@@ -18,14 +18,17 @@ import pytest
 from keyturn.errors import StoreUnavailable
 from keyturn.ratelimit import RateLimit
 from keyturn.store.redis import RedisStore, _records, _store
+from keyturn.store.redis._store import split_url
+from keyturn.typing import RefreshRecord, SessionRecord
 
-from .backends import REDIS_URL, require_server
+from .backends import REDIS_URL, _redis_prefix, require_server
 
 pytestmark = pytest.mark.anyio
 
 BOUND = 0.5
 """The reply timeout for these tests (seconds), shorter than the store's own to keep them quick."""
 LIMIT = RateLimit(10, 60.0)
+NOW = 1_800_000_000.0
 
 
 @pytest.fixture
@@ -34,28 +37,36 @@ def anyio_backend() -> str:
 
 
 class Relay:
-    """A TCP relay on loopback to the test Redis that can be made silent (for new and open connections)."""
+    """A TCP relay on loopback to the test Redis whose replies can be held back (``stall``/``resume``)."""
 
     def __init__(self) -> None:
-        self.silent = False
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self.port = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def stall(self) -> None:
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        self.flowing.set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: bool) -> None:
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             while data := await reader.read(65536):
-                if not self.silent:
-                    writer.write(data)
-                    await writer.drain()
+                if held:
+                    await self.flowing.wait()
+                writer.write(data)
+                await writer.drain()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         parts = urlsplit(REDIS_URL)
         up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 6379)
-        pipes = [
-            asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
-        ]
-        self._tasks.update(pipes)
+        pipes = {
+            asyncio.ensure_future(self._pipe(reader, up_writer, held=False)),
+            asyncio.ensure_future(self._pipe(up_reader, writer, held=True)),
+        }
+        self._tasks |= pipes
         await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         for pipe in pipes:
             pipe.cancel()
@@ -73,9 +84,9 @@ class Relay:
             for task in self._tasks:
                 task.cancel()
 
-    def url(self) -> str:
+    def url(self, prefix: str) -> str:
         db = urlsplit(REDIS_URL).path or "/0"
-        return f"redis://127.0.0.1:{self.port}{db}?prefix=kt-test-silent:"
+        return f"redis://127.0.0.1:{self.port}{db}?prefix={prefix}"
 
 
 @pytest.fixture(autouse=True)
@@ -85,26 +96,36 @@ def short_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_store, "REPLY_TIMEOUT", BOUND)
 
 
-async def test_opening_a_store_on_a_silent_server_fails_in_time() -> None:
+async def test_opening_a_store_on_a_server_that_does_not_answer_fails_in_time() -> None:
     relay = Relay()
-    relay.silent = True
+    relay.stall()
     async with relay.running():
-        store = RedisStore.from_url(relay.url())
+        store = RedisStore.from_url(relay.url("kt-test:never-written:"))
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             await store.open()
         assert time.monotonic() - started < BOUND + 2
 
 
-async def test_a_call_to_a_server_gone_silent_fails_in_time_and_the_store_recovers() -> None:
+async def test_calls_to_a_stalled_server_fail_in_time_and_their_late_replies_are_not_read_as_answers() -> (
+    None
+):
     relay = Relay()
+    with _redis_prefix() as place:  # its keys are deleted afterwards
+        await _stall_and_resume(relay, split_url(place)[1])
+
+
+async def _stall_and_resume(relay: Relay, prefix: str) -> None:
     async with relay.running():
-        store = RedisStore.from_url(relay.url())
+        store = RedisStore.from_url(relay.url(prefix))
         await store.open()
         try:
-            assert await store.get_session("no-such-session") is None
-            relay.silent = True
-            # A plain command, and a script (the refresh path's kind of call).
+            head = RefreshRecord("known-h", "known", 0, "rk", int(NOW), int(NOW) + 1000)
+            await store.create_session(
+                SessionRecord("known", "alice", NOW, NOW + 5000, head.jti, 0, NOW), head
+            )
+            relay.stall()
+            # A plain command and a script (the refresh path's kind of call): each would wait forever.
             calls: list[Callable[[], Awaitable[object]]] = [
                 lambda: store.get_session("no-such-session"),
                 lambda: store.rate_limit_take("k", LIMIT, time.time()),
@@ -114,7 +135,10 @@ async def test_a_call_to_a_server_gone_silent_fails_in_time_and_the_store_recove
                 with pytest.raises(StoreUnavailable):
                     await call()
                 assert time.monotonic() - started < BOUND + 2
-            relay.silent = False
+            relay.resume()  # the held replies arrive now; a connection that timed out must not read them
+            found = await store.get_session("known")
+            assert found is not None
+            assert found.sid == "known"
             assert await store.get_session("no-such-session") is None
         finally:
             await store.close()
