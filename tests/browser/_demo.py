@@ -31,6 +31,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Request as PageRequest
 
 from ..e2e._server import Cluster, cluster
+from ._sends import RECORDER
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -234,6 +235,7 @@ class Tab:
         self.answers.append(Answer(at, response.request.method, path, response.status, error))
 
     def open(self) -> Tab:
+        self.page.add_init_script(RECORDER)  # before the demo loads: its fetch is the wrapped one
         self.page.on("response", self._answered)
         self.page.on("request", self._sent)
         self.page.goto(self.service.server.url + ("/demo/?dpop" if self.dpop else "/demo/"))

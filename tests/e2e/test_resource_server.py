@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
+import json
+import re
 import secrets
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,21 @@ from ._server import Cluster, cluster, run_cli
 pytestmark = pytest.mark.xdist_group("timing")
 
 RESOURCE = "tests.e2e.apps.fastapi_resource"
-REVOCATION_DEADLINE = 2.0
-"""Issue 4, acceptance 1: a revocation reaches a resource server within this many seconds."""
+POLL_INTERVAL = 1.0
+"""The verifier's default ``REVOCATION_POLL_INTERVAL``, which the ``resource`` fixture runs with."""
+REVOCATION_DEADLINE = POLL_INTERVAL + 1.0
+"""Issue 4, acceptance 1: a revocation reaches a resource server within this many seconds. The docs
+promise "within about a second" (resource-servers.md, fastapi.md): the verifier reads the feed every
+``POLL_INTERVAL``, so the read that brings a revocation is answered at most one interval after it was
+committed, plus what a read already under way and the read itself take; the second over the interval
+is for those. It is measured on the token service's clock, from the revocation's commit (the logout's
+answer) to the answer of the feed read that carried it, so a busy machine's delays in the test's own
+requests (the logout's answer coming back, each probe of the resource server) do not count; so is the
+poller's period (from that read's answer to the next one's). A poller that reads every 2 s or more, or
+not at all, fails it; the resource server must then refuse the token (within 15 s)."""
+FEED_READ = re.compile(r'"GET /auth/revocations\?since=(?P<since>\d+)[^" ]* HTTP/[0-9.]+" 200')
+LOG_DEADLINE = 30.0
+"""How long the feed read after the one that carried the revocation may take to show in the log."""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +87,42 @@ def new_session(service: Cluster) -> dict[str, Any]:
         return login(http, service.username, service.password)
 
 
+def _access_log(service: Cluster) -> list[tuple[float, str]]:
+    """``(epoch seconds, message)`` of each request the token service logged, in order."""
+    found = []
+    for line in service.server.log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and record.get("logger") == "uvicorn.access":
+                found.append((datetime.fromisoformat(record["time"]).timestamp(), str(record["message"])))
+    return found
+
+
+def feed_delay(service: Cluster, committed_by: str) -> tuple[float, float]:
+    """Seconds, on the token service's clock, from the answer of the last request whose log line holds
+    ``committed_by`` (the revocation was committed before it) to the answer of the revocation feed read
+    that carried the revocation to the resource server: the last read from the cursor the resource
+    server had before, once a read from a later cursor shows that one had moved it on. And the seconds
+    from that read's answer to the next one's: the poller's period (its interval, plus a read)."""
+    deadline = time.monotonic() + LOG_DEADLINE
+    while True:
+        logged = _access_log(service)
+        committed = max(at for at, message in logged if committed_by in message)
+        reads = [(at, int(m["since"])) for at, message in logged if (m := FEED_READ.search(message))]
+        before = [since for at, since in reads if at <= committed]
+        assert before, "the resource server read no revocation feed before the revocation"
+        cursor = before[-1]
+        moved = [i for i, (at, since) in enumerate(reads) if since > cursor and at > committed]
+        if moved:
+            carried, next_read = reads[moved[0] - 1][0], reads[moved[0]][0]
+            return carried - committed, next_read - carried
+        assert time.monotonic() < deadline, (
+            f"no revocation feed read moved past the cursor {cursor} in {LOG_DEADLINE:.0f}s after the"
+            f" revocation (reads since: {[(round(at - committed, 2), n) for at, n in reads[-5:]]})"
+        )
+        time.sleep(0.2)
+
+
 def seconds_until_refused(app: ResourceApp, token: str, since: float, limit: float = 15.0) -> float:
     """Seconds from ``since`` until ``app`` refuses ``token`` with ``token_revoked``."""
     while time.monotonic() - since < limit:
@@ -95,8 +148,11 @@ def test_logout_reaches_the_resource_server_within_two_seconds(
         assert http.post("/auth/logout", headers=bearer(tokens["access_token"])).status_code == 200
 
     took = seconds_until_refused(resource, tokens["access_token"], started)
-    print(f"\nlogout reached the resource server in {took:.2f}s")
-    assert took < REVOCATION_DEADLINE, f"took {took:.2f}s"
+    delay, period = feed_delay(service, '"POST /auth/logout HTTP')
+    report = f"the feed read that carried it came {delay:.2f}s after, the next {period:.2f}s later"
+    print(f"\nlogout: {report}; the resource server refused the token after {took:.2f}s")
+    assert delay < REVOCATION_DEADLINE, report
+    assert period < REVOCATION_DEADLINE, report
 
 
 def test_logout_all_reaches_every_session_on_the_resource_server(
@@ -112,8 +168,11 @@ def test_logout_all_reaches_every_session_on_the_resource_server(
         assert response.status_code == 200, why(response)
 
     took = max(seconds_until_refused(resource, t["access_token"], started) for t in sessions)
-    print(f"\nlogout-all reached the resource server in {took:.2f}s")
-    assert took < REVOCATION_DEADLINE, f"took {took:.2f}s"
+    delay, period = feed_delay(service, '"POST /auth/logout-all HTTP')
+    report = f"the feed read that carried it came {delay:.2f}s after, the next {period:.2f}s later"
+    print(f"\nlogout-all: {report}; the resource server refused the token after {took:.2f}s")
+    assert delay < REVOCATION_DEADLINE, report
+    assert period < REVOCATION_DEADLINE, report
 
 
 def test_reuse_detection_reaches_the_resource_server(
@@ -135,8 +194,11 @@ def test_reuse_detection_reaches_the_resource_server(
                     "refresh_token_reused",
                 )
             took = seconds_until_refused(app, second["access_token"], started)
-            print(f"\nreuse detection reached the resource server in {took:.2f}s")
-            assert took < REVOCATION_DEADLINE, f"took {took:.2f}s"
+            delay, period = feed_delay(quick, '"POST /auth/refresh HTTP')  # the replay: the last refresh
+            report = f"the feed read that carried it came {delay:.2f}s after, the next {period:.2f}s later"
+            print(f"\nreuse: {report}; the resource server refused the token after {took:.2f}s")
+            assert delay < REVOCATION_DEADLINE, report
+            assert period < REVOCATION_DEADLINE, report
         finally:
             stop_app(app)
 

@@ -182,18 +182,18 @@ def _iat(proof: str) -> int:
 def test_a_proofs_iat_is_never_ahead_of_the_service_however_the_measuring_call_went(
     no_leeway: LiveService,
 ) -> None:
-    """The login's first proof, without a nonce, is answered ``use_dpop_nonce`` after 13 s (a slow service,
-    a queue, a busy machine), the second at once: the service read its clock for ``server_time`` at the
-    end of the call, but the call's midpoint puts that 6.5 s earlier, so the measured offset runs 6.5 s
-    ahead. Proofs dated by it were refused as from the future (past the service's 5 s here; with any
-    allowance, some were: ``int()`` of a time ahead). They take the least offset the call allows."""
+    """The login's proof with the nonce takes 13 s to reach the service (a queue, a busy machine) and its
+    answer comes at once: the service read its clock for ``server_time`` at the end of the call, but the
+    call's midpoint puts that 6.5 s earlier, so the measured offset runs 6.5 s ahead. Proofs dated by it
+    were refused as from the future (past the service's 5 s here; with any allowance, some were: ``int()``
+    of a time ahead). They take the least offset the call allows."""
     h = Harness.on(no_leeway)
     try:
         seen: list[tuple[str, int, float]] = []  # (path, the proof's iat, the service's time on arrival)
         manager = h.manager(dpop=True, max_wait=2.0)
 
         def on_the_way(request: httpx.Request) -> None:
-            if request.url.path == "/auth/login" and not seen:
+            if request.url.path == "/auth/login" and len(seen) == 1:  # the second: with the nonce
                 h.advance(13)  # both clocks: the true offset stays 0
             seen.append((request.url.path, _iat(request.headers["DPoP"]), no_leeway.clock.now()))
 
@@ -208,6 +208,33 @@ def test_a_proofs_iat_is_never_ahead_of_the_service_however_the_measuring_call_w
         assert manager.state == "active"
         assert [path for path, _, _ in seen].count("/auth/refresh") == 4
         assert all(iat <= now for _, iat, now in seen), seen
+    finally:
+        h.close()
+
+
+def test_the_clock_offset_is_measured_on_the_call_that_brought_the_tokens_not_the_nonce_round_trip(
+    no_leeway: LiveService,
+) -> None:
+    """The login's first proof, without a nonce, is answered ``use_dpop_nonce`` after 13 s, the second at
+    once. The offset is measured on the second call alone (timed from when it left, its proof made): it
+    stays 0, where timing from before the first call put it 6.5 s ahead (the service's time read at the
+    end, the midpoint 6.5 s earlier), and refreshes would have been scheduled 6.5 s early."""
+    h = Harness.on(no_leeway)
+    try:
+        logins: list[float] = []
+        manager = h.manager(dpop=True, max_wait=2.0)
+
+        def on_the_way(request: httpx.Request) -> None:
+            if request.url.path == "/auth/login":
+                if not logins:
+                    h.advance(13)  # both clocks: the true offset stays 0
+                logins.append(no_leeway.clock.now())
+
+        h.faults.before_send = on_the_way
+        h.login(manager)
+        assert len(logins) == 2  # asked for the nonce, then sent it
+        assert manager.clock_offset == pytest.approx(0, abs=0.5)
+        assert h.ended == []
     finally:
         h.close()
 

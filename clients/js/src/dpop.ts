@@ -19,6 +19,7 @@
  * the session.
  */
 import { createSession as createBase, KEYTURN, type Session, type SessionOptions } from "./index.js";
+import { SENT, type TimedInit } from "./tokens.js";
 
 export interface DpopSessionOptions extends SessionOptions {
   /** `true`: bind the session to a non-extractable P-256 key kept in IndexedDB. Default false. */
@@ -157,6 +158,7 @@ export function dpopFetch(send: typeof fetch, signer: DpopSigner, signed: string
     for (let retried = false; ; retried = true, carried = await bound()) {
       carried ??= { DPoP: await signer.proof(method, url) };
       for (const [name, value] of Object.entries(carried)) headers.set(name, value);
+      (init as TimedInit)[SENT]?.(); // the proof is made: the call leaves now
       const res = await send(request ? request.clone() : input, { ...init, headers });
       const nonce = res.headers.get("dpop-nonce");
       if (nonce) signer.nonces.set(url.origin, nonce);
@@ -177,7 +179,7 @@ export function createSession(o: DpopSessionOptions = {}): Session {
   let session: Session | undefined;
   // A proof's iat is never ahead of the service's clock: the least offset the last login or refresh allows
   // (`server_time - received`), not the midpoint estimate scheduling uses, which runs ahead when a request
-  // took longer to get there than its answer took to come back (the proof's signing, a nonce round trip).
+  // took longer to get there than its answer took to come back (a queue, a busy machine).
   const offset = (least = session?.minClockOffset) => (Number.isFinite(least) ? least! : (session?.clockOffset ?? 0));
   const signer = new DpopSigner(name, o.indexedDB === undefined ? g.indexedDB : o.indexedDB, () => now() + offset());
   const base = o.fetch ?? ((input, init) => fetch(input, init));

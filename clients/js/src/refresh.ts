@@ -8,7 +8,7 @@
 import { retryAfter } from "./backoff.js";
 import { decideRefresh, errorCode } from "./flow.js";
 import { SessionState } from "./state.js";
-import { parseTokens, type Tokens } from "./tokens.js";
+import { parseTokens, SENT, type TimedInit, type Tokens } from "./tokens.js";
 
 export abstract class RefreshingSession extends SessionState {
   /** The refresh under way in this tab, if any. */
@@ -46,11 +46,10 @@ export abstract class RefreshingSession extends SessionState {
     }
     const t = this._tokens;
     if (!t || epoch != this._epoch || (t.at != stale && this._usable(t) && this._serverNow() < this._due)) return;
-    const sent = this._now();
     const generation = this._generation;
-    let res: Response, body: unknown;
+    let res: Response, body: unknown, sent: number, received: number;
     try {
-      [res, body] = await this._call(e.refresh, t.rt ? { [e.refreshField]: t.rt } : {});
+      [res, body, sent, received] = await this._call(e.refresh, t.rt ? { [e.refreshField]: t.rt } : {});
     } catch (error) {
       if (epoch == this._epoch) this._failed(String(error), undefined, "lost");
       return;
@@ -73,7 +72,7 @@ export abstract class RefreshingSession extends SessionState {
     }
     let tokens: Omit<Tokens, "gen">;
     try {
-      tokens = parseTokens(body, e, sent, this._now(), this._cookie ? false : t.rt);
+      tokens = parseTokens(body, e, sent, received, this._cookie ? false : t.rt);
     } catch (error) {
       return this._failed(String(error), undefined, "lost"); // rotated, probably, but unreadable
     }
@@ -91,23 +90,31 @@ export abstract class RefreshingSession extends SessionState {
 
   /**
    * POSTs `body` to the token service's `path` (with `token` as the bearer, if given), abandoned after the
-   * timeout; the answer's body is `undefined` if it is not JSON.
+   * timeout; the answer's body is `undefined` if it is not JSON. Also when (local time) the call left and
+   * its answer came: left is when the `fetch` the session was given says it sent it (`SENT`: the DPoP
+   * wrapper, after making the proof and after a nonce round trip), else when it was handed that `fetch`;
+   * came is when the answer's headers did, before its body is read. Their midpoint is where the clock
+   * offset is measured, so neither the proof's signing nor reading the body may shift it.
    */
-  protected async _call(path: string, body: object, token?: string): Promise<[Response, unknown]> {
+  protected async _call(path: string, body: object, token?: string): Promise<[Response, unknown, number, number]> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this._timeout);
     const headers: Record<string, string> = { "Content-Type": "application/json" };
     if (this._cookie) headers[this.endpoints.csrfHeader] = "1";
     if (token) headers.Authorization = "Bearer " + token;
+    let sent = this._now();
     try {
-      const res = await this._send(this._baseUrl + path, {
+      const init: TimedInit = {
         method: "POST",
         headers,
         body: JSON.stringify(body),
         credentials: this._credentials,
         signal: abort.signal,
-      });
-      return [res, await res.json().catch(() => undefined)];
+        [SENT]: () => void (sent = this._now()),
+      };
+      const res = await this._send(this._baseUrl + path, init);
+      const received = this._now();
+      return [res, await res.json().catch(() => undefined), sent, received];
     } finally {
       clearTimeout(timer);
     }

@@ -109,10 +109,9 @@ export class Session extends RefreshingSession {
 
   async login(username: string, password: string): Promise<void> {
     const e = this.endpoints;
-    const sent = this._now();
-    const [res, body] = await this._call(e.login, { [e.usernameField]: username, [e.passwordField]: password });
+    const [res, body, sent, received] = await this._call(e.login, { [e.usernameField]: username, [e.passwordField]: password });
     if (!res.ok) throw new LoginError(res.status, errorCode(body, null, e.errorField));
-    this._begin(body, sent, this._now());
+    this._begin(body, sent, received);
   }
 
   /** Starts from a token response the application obtained itself (its own login view, say). */
@@ -240,7 +239,10 @@ export class Session extends RefreshingSession {
         // valid, only a moment: a slow network or another tab's hung lock must not hold requests up.
         if (await (good ? Promise.race([refreshed, sleep(DUE_WAIT).then(() => false)]) : refreshed)) continue;
       }
-      if (good) return t.at!; // due, but refreshing slowly or backing off: a valid token keeps being used
+      // Due, but refreshing slowly or backing off: a token still usable now (the wait for the refresh took
+      // time, so it is checked again) keeps being used; one no longer usable waits for the refresh.
+      if (good && this._usable(t) && this._tokens == t) return t.at!;
+      if (good) continue;
       if (this._retryAt > deadline) throw new RefreshUnavailableError();
       await sleep(this._retryAt - now());
     }

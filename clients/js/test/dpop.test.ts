@@ -202,6 +202,25 @@ describe("proofs", () => {
     for (const { claims, at } of service.seen) expect(claims.iat as number).toBeLessThanOrEqual(at);
   });
 
+  it("the clock offset is measured on the call that brought the tokens, after its proof and the nonce round trip", async () => {
+    // Both clocks agree; the login's first call, without the service's nonce, takes 3 s to be answered
+    // use_dpop_nonce, the second comes straight back. Timed from before the first, the midpoint put the
+    // service's time 1.5 s ahead, and every refresh was scheduled 1.5 s early.
+    const server = new FakeServer();
+    const { b, service } = dpopBrowser(new IDBFactory(), server);
+    service.nonce = "n1";
+    let shift = 0; // both clocks jump together: the true offset stays 0
+    const forward = service.fetch;
+    service.fetch = async (input, init) => {
+      if (String(input).endsWith("/auth/login") && shift == 0) server.skew = shift += 3000;
+      return forward(input, init);
+    };
+    const session = b.tab({ now: () => Date.now() + shift });
+    await session.login("alice", "pw");
+    expect(service.seen.map((s) => s.path)).toEqual(["/auth/login", "/auth/login"]);
+    expect(Math.abs(session.clockOffset)).toBeLessThan(200);
+  });
+
   it("without the option, no proof and no key", async () => {
     const idb = new IDBFactory();
     const server = new FakeServer();

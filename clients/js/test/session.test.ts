@@ -31,6 +31,25 @@ describe("one refresh in flight", () => {
     expect(resources(b.server).map(bearer)).toEqual(Array(10).fill([...fresh][0]));
   });
 
+  it("a request that waited for a slow refresh does not go out with a token that became unusable meanwhile", async () => {
+    // Due, with 1.5 s left: the request waits a moment (1 s) for the refresh, which takes 5 s (a busy
+    // machine). Its token now has 0.5 s left, under the second a token must have to be sent (it would
+    // reach a loaded service expired): the request waits on for the refresh and goes with its token.
+    const b = browser();
+    const session = await signedIn(b);
+    const old = await session.getAccessToken();
+    b.server.refreshDelay = 5000;
+    const asked = session.expiresAt! - session.clockOffset - 1500;
+    vi.setSystemTime(asked);
+    const res = session.fetch(`${BASE}/api/item`);
+    await pass(6000);
+    expect((await res).status).toBe(200);
+    expect(b.server.refreshes).toBe(1);
+    const [sent] = resources(b.server);
+    expect(bearer(sent)).not.toBe(old);
+    expect(sent!.at).toBeGreaterThanOrEqual(asked + 5000); // after the refresh's answer
+  });
+
   it("does not refresh a token that is neither due nor expired", async () => {
     const b = browser();
     const session = await signedIn(b);

@@ -144,21 +144,34 @@ def judge_request(
 # -- calls to the token service ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Called:
+    """A call's answer, and when (local clock) its last sending left and its answer came: the clock offset
+    is measured at their midpoint, so they bracket the wire's round trip alone (the proof is made and any
+    nonce round trip done before ``sent``)."""
+
+    answer: Answer
+    sent: float
+    received: float
+
+
 def call(
     session: Session, path: str, body: Mapping[str, str], headers: Mapping[str, str] | None = None
-) -> Flow[Answer]:
+) -> Flow[Called]:
     """``POST path`` to the token service; with a DPoP key, with a proof, and sent once more with the
     service's nonce when it answers ``use_dpop_nonce`` (RFC 9449 section 8)."""
     prover = session.dpop
     for attempt in (1, 2):
         proof = {} if prover is None else prover.headers("POST", path)
+        sent = session.clock.now()
         answer: Answer = yield Call(path, body, {**(headers or {}), **proof})
+        called = Called(answer, sent, session.clock.now())
         if prover is None or not isinstance(answer, Reply):
-            return answer
+            return called
         fresh = prover.saw(answer.headers.get("dpop-nonce"))
         if attempt == 1 and fresh and session.endpoints.error_code(answer.json()) == "use_dpop_nonce":
             continue
-        return answer
+        return called
     raise AssertionError("unreachable")
 
 
@@ -206,11 +219,12 @@ def _locked(session: Session, rejected: str | None) -> Flow[str | float | None]:
     if isinstance(step, float):
         return step
     tokens = session.require()
-    sent = session.clock.now()
-    answer = yield from call(
+    called = yield from call(
         session, session.endpoints.refresh, {session.endpoints.refresh_field: tokens.refresh_token}
     )
-    session.apply(tokens, judge_refresh(session.endpoints, answer, tokens, sent, session.clock.now()))
+    session.apply(
+        tokens, judge_refresh(session.endpoints, called.answer, tokens, called.sent, called.received)
+    )
     return None
 
 
@@ -243,21 +257,20 @@ def login(session: Session, username: str, password: str) -> Flow[Tokens]:
     endpoints = session.endpoints
     first = session.clock.now()
     for tries in range(1, LOGIN_TRIES + 1):
-        sent = session.clock.now()
-        answer: Answer = yield from call(
+        called = yield from call(
             session, endpoints.login, {endpoints.username_field: username, endpoints.password_field: password}
         )
+        answer, received = called.answer, called.received
         if isinstance(answer, NoAnswer):
             raise answer.error
         if answer.status == 200:
             break
-        received = session.clock.now()
         wait = retry_after(answer.headers, received) if answer.status == 503 else None
         if wait is None or tries == LOGIN_TRIES or received + wait > first + LOGIN_DEADLINE:
             raise LoginFailed(answer.status, endpoints.error_code(answer.json()))
         yield Sleep(wait)
     assert isinstance(answer, Reply)
-    return (yield from start(session, endpoints.tokens(answer.json(), None, sent, session.clock.now())))
+    return (yield from start(session, endpoints.tokens(answer.json(), None, called.sent, received)))
 
 
 def start(session: Session, tokens: Tokens) -> Flow[Tokens]:
@@ -298,7 +311,9 @@ def give_up(session: Session, reason: str) -> Flow[None]:
 
 def _tell_server(session: Session, path: str, tokens: Tokens, headers: dict[str, str]) -> Flow[None]:
     """One logout call; its failure is logged and otherwise ignored (the session ends here in any case)."""
-    answer = yield from call(session, path, {session.endpoints.refresh_field: tokens.refresh_token}, headers)
+    answer = (
+        yield from call(session, path, {session.endpoints.refresh_field: tokens.refresh_token}, headers)
+    ).answer
     if isinstance(answer, NoAnswer):
         logger.warning(
             "logout: the server could not be reached (%s); ended here", type(answer.error).__name__
