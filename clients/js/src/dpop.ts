@@ -19,7 +19,7 @@
  * the session.
  */
 import { createSession as createBase, KEYTURN, type Session, type SessionOptions } from "./index.js";
-import { SENT, type TimedInit } from "./tokens.js";
+import type { TimedInit } from "./tokens.js";
 
 export interface DpopSessionOptions extends SessionOptions {
   /** `true`: bind the session to a non-extractable P-256 key kept in IndexedDB. Default false. */
@@ -158,7 +158,7 @@ export function dpopFetch(send: typeof fetch, signer: DpopSigner, signed: string
     for (let retried = false; ; retried = true, carried = await bound()) {
       carried ??= { DPoP: await signer.proof(method, url) };
       for (const [name, value] of Object.entries(carried)) headers.set(name, value);
-      (init as TimedInit)[SENT]?.(); // the proof is made: the call leaves now
+      (init as TimedInit)._sent?.(); // the proof is made: the call leaves now
       const res = await send(request ? request.clone() : input, { ...init, headers });
       const nonce = res.headers.get("dpop-nonce");
       if (nonce) signer.nonces.set(url.origin, nonce);

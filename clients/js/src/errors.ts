@@ -29,14 +29,14 @@ export type EndReason = ErrorCode | "logout" | "signed_out" | (string & {});
 
 export class SessionEndedError extends Error {
   constructor(readonly reason: EndReason) {
-    super("keyturn: the session has ended: " + reason);
+    super("keyturn: session ended: " + reason);
     this.name = "SessionEndedError";
   }
 }
 
 export class RefreshUnavailableError extends Error {
   constructor() {
-    super("keyturn: no usable access token (refresh failing, temporarily)");
+    super("keyturn: no usable access token (refresh failing)");
     this.name = "RefreshUnavailableError";
   }
 }

@@ -8,7 +8,7 @@
 import { retryAfter } from "./backoff.js";
 import { decideRefresh, errorCode } from "./flow.js";
 import { SessionState } from "./state.js";
-import { parseTokens, SENT, type TimedInit, type Tokens } from "./tokens.js";
+import { parseTokens, type TimedInit, type Tokens } from "./tokens.js";
 
 export abstract class RefreshingSession extends SessionState {
   /** The refresh under way in this tab, if any. */
@@ -49,7 +49,7 @@ export abstract class RefreshingSession extends SessionState {
     const generation = this._generation;
     let res: Response, body: unknown, sent: number, received: number;
     try {
-      [res, body, sent, received] = await this._call(e.refresh, t.rt ? { [e.refreshField]: t.rt } : {});
+      [res, sent, received, body] = await this._call(e.refresh, t.rt ? { [e.refreshField]: t.rt } : {});
     } catch (error) {
       if (epoch == this._epoch) this._failed(String(error), undefined, "lost");
       return;
@@ -91,12 +91,12 @@ export abstract class RefreshingSession extends SessionState {
   /**
    * POSTs `body` to the token service's `path` (with `token` as the bearer, if given), abandoned after the
    * timeout; the answer's body is `undefined` if it is not JSON. Also when (local time) the call left and
-   * its answer came: left is when the `fetch` the session was given says it sent it (`SENT`: the DPoP
+   * its answer came: left is when the `fetch` the session was given says it sent it (`_sent`: the DPoP
    * wrapper, after making the proof and after a nonce round trip), else when it was handed that `fetch`;
    * came is when the answer's headers did, before its body is read. Their midpoint is where the clock
    * offset is measured, so neither the proof's signing nor reading the body may shift it.
    */
-  protected async _call(path: string, body: object, token?: string): Promise<[Response, unknown, number, number]> {
+  protected async _call(path: string, body: object, token?: string): Promise<[Response, number, number, unknown]> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), this._timeout);
     const headers: Record<string, string> = { "Content-Type": "application/json" };
@@ -104,17 +104,16 @@ export abstract class RefreshingSession extends SessionState {
     if (token) headers.Authorization = "Bearer " + token;
     let sent = this._now();
     try {
-      const init: TimedInit = {
+      const res = await this._send(this._baseUrl + path, {
         method: "POST",
         headers,
         body: JSON.stringify(body),
         credentials: this._credentials,
         signal: abort.signal,
-        [SENT]: () => void (sent = this._now()),
-      };
-      const res = await this._send(this._baseUrl + path, init);
-      const received = this._now();
-      return [res, await res.json().catch(() => undefined), sent, received];
+        _sent: () => (sent = this._now()),
+      } as TimedInit);
+      // Left to right: the answer's time is taken before its body is read.
+      return [res, sent, this._now(), await res.json().catch(() => undefined)];
     } finally {
       clearTimeout(timer);
     }

@@ -109,7 +109,7 @@ export class Session extends RefreshingSession {
 
   async login(username: string, password: string): Promise<void> {
     const e = this.endpoints;
-    const [res, body, sent, received] = await this._call(e.login, { [e.usernameField]: username, [e.passwordField]: password });
+    const [res, sent, received, body] = await this._call(e.login, { [e.usernameField]: username, [e.passwordField]: password });
     if (!res.ok) throw new LoginError(res.status, errorCode(body, null, e.errorField));
     this._begin(body, sent, received);
   }
@@ -241,7 +241,7 @@ export class Session extends RefreshingSession {
       }
       // Due, but refreshing slowly or backing off: a token still usable now (the wait for the refresh took
       // time, so it is checked again) keeps being used; one no longer usable waits for the refresh.
-      if (good && this._usable(t) && this._tokens == t) return t.at!;
+      if (good && this._usable(t)) return t.at!;
       if (good) continue;
       if (this._retryAt > deadline) throw new RefreshUnavailableError();
       await sleep(this._retryAt - now());
