@@ -15,7 +15,8 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -117,6 +118,19 @@ def _postgres_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextlib.contextmanager
+def raw_redis(url: str) -> Iterator[tuple[Any, str]]:
+    """A plain redis-py client (``decode_responses``) on the test Redis, and the key prefix of the store at
+    ``url``: for tests that write or count keys the way an older Keyturn left them."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        yield client, parse_qs(urlsplit(url).query)["prefix"][0]
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -25,7 +24,7 @@ from keyturn.store.redis._records import key_json, session_words
 from keyturn.testing import make_service, make_settings
 from keyturn.typing import RefreshRecord, SessionRecord, StoredKey
 
-from .backends import REDIS_URL, isolated
+from .backends import isolated, raw_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -117,11 +116,7 @@ def write_previous_layout(name: str, url: str, keys: Sequence[StoredKey], kid: s
 
 def write_previous_redis(url: str, keys: Sequence[StoredKey], kid: str) -> None:
     """The keys the previous create_session.lua and rotate.lua left behind."""
-    import redis
-
-    p = parse_qs(urlsplit(url).query)["prefix"][0]
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
+    with raw_redis(url) as (client, p):
         for n, key in enumerate(keys, start=1):
             client.hset(f"{p}keys", key.kid, key_json(key))
             client.zadd(f"{p}keys:order", {key.kid: n})
@@ -147,8 +142,6 @@ def write_previous_redis(url: str, keys: Sequence[StoredKey], kid: str) -> None:
                 client.hset(f"{p}r:{r.jti}", mapping=fields)
                 client.zadd(f"{p}refresh:exp", {r.jti: r.expires_at})
                 client.sadd(f"{p}sj:{s.sid}", r.jti)
-    finally:
-        client.close()
 
 
 def leftovers(name: str, url: str) -> int:
@@ -162,14 +155,8 @@ def leftovers(name: str, url: str) -> int:
             row = conn.execute("SELECT to_regclass('refresh_tokens') IS NOT NULL").fetchone()
             assert row is not None
             return int(row[0])
-    import redis
-
-    p = parse_qs(urlsplit(url).query)["prefix"][0]
-    client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-    try:
+    with raw_redis(url) as (client, p):
         return sum(1 for pattern in ("r:*", "sj:*", "refresh:exp") for _ in client.scan_iter(f"{p}{pattern}"))
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize("name", ["sqlite", "postgresql", "redis"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from keyturn.store import open_store, postgres, sqlite
 from keyturn.typing import ClientRecord
 
-from .backends import REDIS_URL, isolated
+from .backends import isolated, raw_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -44,15 +43,9 @@ def write_before_the_policy(name: str, url: str) -> None:
                 conn.execute(script)  # type: ignore[arg-type]
             conn.execute(OLD_CLIENT)  # type: ignore[arg-type]
     else:
-        import redis
-
-        p = parse_qs(urlsplit(url).query)["prefix"][0]
-        client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-        try:
+        with raw_redis(url) as (client, p):
             client.hset(f"{p}c:spa", mapping={"client_id": "spa", "created_at": repr(NOW)})
             client.sadd(f"{p}clients", "spa")
-        finally:
-            client.close()
 
 
 @pytest.mark.parametrize("name", ["sqlite", "postgresql", "redis"])
