@@ -281,6 +281,9 @@ class PostgresStore(SQLStore):
         self._conninfo = conninfo
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+        # A turn per pooled connection: calls beyond the pool's size wait here, on a plain semaphore,
+        # rather than in the pool's own queue, which costs a condition, a lock and a task per wait.
+        self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -345,7 +348,7 @@ class PostgresStore(SQLStore):
         attempt = 1
         while True:
             try:
-                async with asyncio.timeout(CALL_TIMEOUT_S), pool.connection() as conn:
+                async with asyncio.timeout(CALL_TIMEOUT_S), self._turns, pool.connection() as conn:
                     try:
                         if not transaction:
                             return await fn(conn)
