@@ -83,9 +83,10 @@ def schedule(config: SoakConfig) -> tuple[list[Phase], float]:
     Bursts are shortened when they would fill more than ``burst_share`` of the run. The bursts that lose
     refresh answers come after the outages: in a short run the gaps between bursts are shorter than the
     server's grace period, and a lost answer followed by an outage long enough to push the client's
-    backoff past the grace period ends the session today (``tests/e2e/test_soak.py``,
-    ``test_a_lost_answer_then_an_outage_keeps_the_session``, a strict xfail). With 96 lifetimes the gaps
-    are longer than the grace period and the order makes no difference.
+    backoff past the grace period is the hardest case there is (``tests/e2e/test_soak.py``,
+    ``test_a_lost_answer_then_an_outage_keeps_the_session``, which the client now passes: its retry comes
+    inside the grace period). Keeping the two apart tells a failure of the one from one of the other. With
+    96 lifetimes the gaps are longer than the grace period and the order makes no difference.
     """
     timeout_delay = config.timeout + 1.0
     late = Faults(delay=1.0, delay_seconds=timeout_delay)

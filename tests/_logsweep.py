@@ -351,7 +351,7 @@ def _install_taps(corpus: Corpus) -> None:
         @functools.wraps(original)
         async def tapped(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> httpx.Response:
             _inspect_request(registry, request)
-            response = await original(self, request, **kwargs)
+            response: httpx.Response = await original(self, request, **kwargs)
             _inspect_response(registry, response)
             return response
 
