@@ -9,7 +9,10 @@ and the metrics are the route's own; only the way there is shorter.
 
 It sits inside :class:`~keyturn.server.body_limit.BodySizeLimit` (bodies over the cap are refused as for any
 route) and inside Starlette's server-error middleware (an unexpected exception still becomes the one
-500 body); a ``KeyturnError`` is rendered here as the exception handlers would render it.
+500 body); a ``KeyturnError`` is rendered here as the exception handlers would render it. In an app that
+embeds Keyturn it is inside the app's own middleware too, which sees the refresh as any other call. In
+``keyturn serve``, whose whole stack is Keyturn's, the app answers this middleware's calls before every
+layer (``front.py``), with the same endpoints, cap and error handling.
 """
 
 from __future__ import annotations
