@@ -19,6 +19,7 @@ import fastapi
 import httpx
 import pytest
 import starlette
+from opentelemetry import trace
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyturn.errors import ServerError
@@ -212,3 +213,16 @@ async def test_the_short_path_matches_below_a_root_path(runtime: Runtime) -> Non
             answer = await http.post("/api/auth/refresh", json={"refresh_token": pair.refresh_token})
     assert answer.status_code == 200, answer.text
     assert layers == set()
+
+
+async def test_with_fastapis_telemetry_on_a_refresh_takes_the_whole_path(runtime: Runtime) -> None:
+    """FastAPI's native telemetry (here: a tracer provider of its own, a no-op one) sees every call, so with
+    it on the refresh goes through FastAPI's layers."""
+    app = create_app(runtime=runtime)
+    app._telemetry["tracer_provider"] = trace.NoOpTracerProvider()  # FastAPI(telemetry={...})'s setting
+    pair = await runtime.sessions.start("alice")
+    async with app.router.lifespan_context(app), client(served(app)) as http:
+        with framework_layers() as layers:
+            answer = await http.post("/auth/refresh", json={"refresh_token": pair.refresh_token})
+    assert answer.status_code == 200, answer.text
+    assert {"FastAPI.__call__", "ServerErrorMiddleware.__call__"} <= layers

@@ -23,6 +23,7 @@ so does a call while FastAPI's native telemetry (OpenTelemetry) is on.
 
 from __future__ import annotations
 
+import time
 from inspect import iscoroutinefunction
 from typing import Any
 
@@ -39,7 +40,10 @@ from .body_limit import BodySizeLimit, TooLarge
 from .errors import respond
 from .shortcut import Endpoint, Shortcut, route_path
 
-__all__ = ["Direct", "Service", "direct"]
+__all__ = ["TELEMETRY_RECHECK", "Direct", "Service", "direct"]
+
+TELEMETRY_RECHECK = 1.0
+"""Seconds between two looks at whether FastAPI's telemetry has been turned on (:meth:`Service.plain`)."""
 
 _PASSING = frozenset(
     {
@@ -126,6 +130,8 @@ class Service(FastAPI):
     """``keyturn serve``'s app: a FastAPI app that answers its shortcut's calls in front of its layers."""
 
     _direct: Direct | None = None
+    _quiet_until = 0.0
+    """Until when FastAPI's telemetry is taken to be off (:meth:`plain`)."""
     _judged: ASGIApp | None = None
     """The stack :attr:`_direct` was found in (built on the first call, the lifespan's or a request's)."""
 
@@ -148,8 +154,17 @@ class Service(FastAPI):
         await super().__call__(scope, receive, send)
 
     def plain(self, scope: Scope) -> bool:
-        """Whether the call needs none of the passing layers: no telemetry, no outer app's body limit."""
+        """Whether the call needs none of the passing layers: no outer app's body limit, FastAPI's
+        telemetry off. FastAPI asks the latter at every call (microseconds: three OpenTelemetry providers
+        looked up); here it is asked at most once in :data:`TELEMETRY_RECHECK` seconds while it stays off,
+        so telemetry set up while the app serves reaches the refresh within that."""
         if "fastapi.telemetry" in scope or MAX_BODY_SIZE_SCOPE_KEY in scope:
             return False
+        now = time.monotonic()
+        if now < self._quiet_until:
+            return True
         telemetry = getattr(self, "_native_telemetry", None)
-        return telemetry is not None and not telemetry.enabled()
+        if telemetry is None or telemetry.enabled():
+            return False
+        self._quiet_until = now + TELEMETRY_RECHECK
+        return True
