@@ -10,7 +10,8 @@ app ``create_app`` returns, answers ``POST {prefix}/refresh`` before all of them
 itself what they did for the call:
 
 - the body size cap, as :class:`~keyturn.server.body_limit.BodySizeLimit` (the same one, from the stack);
-- a ``KeyturnError`` rendered by :func:`~keyturn.server.errors.respond`, as by the shortcut;
+- a ``KeyturnError`` rendered by :func:`~keyturn.server.errors.respond`, and a client gone mid-body
+  answered quietly, as by the shortcut (:func:`~keyturn.server.shortcut.answer`);
 - any other exception answered and logged by the app's own server-error handler (the one 500 body of
   ``errors.py``), unless the answer has started, and then raised on to the server, as Starlette's
   server-error middleware does;
@@ -35,10 +36,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import KeyturnError
 from .body_limit import BodySizeLimit, TooLarge
-from .errors import respond
-from .shortcut import Endpoint, Shortcut, route_path
+from .shortcut import Endpoint, Shortcut, answer, route_path
 
 __all__ = ["TELEMETRY_RECHECK", "Direct", "Service", "direct"]
 
@@ -84,9 +83,7 @@ class Direct:
             if declared is None:
                 receive = limit.counting(receive)
         try:
-            return await endpoint(Request(scope, receive, send))
-        except KeyturnError as exc:
-            return respond(exc)
+            return await answer(endpoint, Request(scope, receive, send))
         except TooLarge:
             assert limit is not None
             return limit.refusal(scope)
