@@ -7,6 +7,7 @@ middleware added to it) keeps the whole path, so the added middleware sees every
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,7 @@ import httpx
 import pytest
 import starlette
 from opentelemetry import trace
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keyturn.errors import ServerError
 from keyturn.server.app import create_app
@@ -226,3 +227,45 @@ async def test_with_fastapis_telemetry_on_a_refresh_takes_the_whole_path(runtime
             answer = await http.post("/auth/refresh", json={"refresh_token": pair.refresh_token})
     assert answer.status_code == 200, answer.text
     assert {"FastAPI.__call__", "ServerErrorMiddleware.__call__"} <= layers
+
+
+async def test_a_failure_once_the_answer_has_started_sends_no_second_answer(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An injected fault: the connection breaks while the answer's body is sent. The app's handler logs it,
+    no second answer is started, and the error goes on to the server."""
+    app = create_app(runtime=runtime)
+    pair = await runtime.sessions.start("alice")
+    body = json.dumps({"refresh_token": pair.refresh_token}).encode()
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[str] = []
+
+    async def receive() -> Message:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message["type"])
+        if message["type"] == "http.response.body":
+            raise OSError("the connection broke")
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/auth/refresh",
+        "raw_path": b"/auth/refresh",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"x"), (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    async with app.router.lifespan_context(app):
+        with framework_layers() as layers, pytest.raises(OSError, match="broke"):
+            await served(app)(scope, receive, send)
+    assert layers == set()
+    assert sent == ["http.response.start", "http.response.body"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "keyturn.server"]
+    assert logged == ["unexpected error: OSError"]

@@ -94,10 +94,11 @@ class Direct:
         """What Starlette's server-error middleware does: the app's handler answers (and logs) ``exc``,
         and its answer is sent unless one has started."""
         request = Request(scope)
-        if iscoroutinefunction(self.handler):
-            response = await self.handler(request, exc)
+        handler = self.handler
+        if iscoroutinefunction(handler) or iscoroutinefunction(type(handler).__call__):
+            response = await handler(request, exc)
         else:
-            response = await run_in_threadpool(self.handler, request, exc)
+            response = await run_in_threadpool(handler, request, exc)
         if not started:
             await response(scope, receive, send)
 
