@@ -17,6 +17,7 @@ import pytest
 from ._server import Server, start_server, stop_server
 
 LOGIN = b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+REFRESH = b"POST /auth/refresh HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
 
 MALFORMED = {
     "non-UTF-8 request line": b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -28,6 +29,10 @@ MALFORMED = {
     "Content-Length and chunked": LOGIN + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "bad chunk size": LOGIN + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
     "bad chunk size after a good chunk": LOGIN
+    + b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\nq\r\n}\r\n0\r\n\r\n",
+    # The refresh is answered straight from its endpoint (server/shortcut.py, front.py), not its route.
+    "bad chunk size on the refresh": REFRESH + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    "bad chunk size after a good chunk on the refresh": REFRESH
     + b"Transfer-Encoding: chunked\r\n\r\n1\r\n{\r\nq\r\n}\r\n0\r\n\r\n",
     "control byte in a header name": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad\x01: v\r\n\r\n",
     "NUL in a header value": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: a\x00b\r\n\r\n",

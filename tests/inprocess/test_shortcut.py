@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from keyturn.errors import RateLimited, ServerError, TokenInvalid
 from keyturn.server import errors
@@ -158,3 +160,17 @@ async def test_the_service_takes_the_refresh_shortcut_under_its_prefix(runtime: 
     assert 'keyturn_refresh_total{outcome="invalid_request"} 1.0' in metrics
     # The route documents the call.
     assert "/tokens/refresh" in create_app(runtime=runtime).openapi()["paths"]
+
+
+async def test_a_client_gone_mid_body_is_answered_quietly(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the routes' handlers answer it: no server error, nothing logged above debug."""
+
+    async def endpoint(request: Request) -> Response:
+        raise ClientDisconnect
+
+    async with client(app_with(endpoint, route_calls=[])) as http:
+        answer = await http.post("/x")
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_request")
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -16,6 +16,7 @@ from . import errors, openapi
 from .body_limit import BodySizeLimit
 from .demo import DemoFiles
 from .embed import MAX_BODY_BYTES, Keyturn
+from .front import Service
 from .routes import meta
 from .runtime import Runtime
 
@@ -43,6 +44,9 @@ def create_app(
     asked on every refresh whether a subject may still hold a session: by default the built-in user
     store; an application whose users live elsewhere passes its own check, or ``None`` for none.
 
+    ``POST {prefix}/refresh`` is answered in front of the app's layers (``front.py``) while the app has
+    no middleware but its own; one added to it sees every call, the refresh too.
+
     The session routes are a :class:`~keyturn.server.embed.Keyturn` whose login is the built-in user
     store, the same routes ``keyturn.fastapi.install`` puts in an application.
     """
@@ -55,7 +59,7 @@ def create_app(
         app.state.runtime = keyturn.runtime  # opened by keyturn's part of the lifespan, around this one
         yield
 
-    app = FastAPI(
+    app = Service(
         title="Keyturn",
         version=__version__,
         description=DESCRIPTION,
@@ -73,6 +77,7 @@ def create_app(
     if keyturn.settings.demo:
         app.mount("/demo", DemoFiles(), name="demo")
     # Our own limit rather than FastAPI's max_body_size: that one answers 413 in plain text, not the
-    # error body every caller can rely on. Added after keyturn's hot path, so around it.
+    # error body every caller can rely on. Added after keyturn's hot path, so around it (the app, a Service,
+    # answers the hot path in front of both, with this same limit: front.py).
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import InvalidRequest
@@ -27,13 +28,26 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        declared = self.declared(scope)
+        if declared is False:
+            await self.refusal(scope)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive if declared else self.counting(receive), send)
+        except TooLarge:
+            # Raised while the app reads its body, so before it has started a response.
+            await self.refusal(scope)(scope, receive, send)
+
+    def declared(self, scope: Scope) -> bool | None:
+        """Whether the declared ``Content-Length`` is within the cap (an unreadable one is not); ``None``
+        without one, when :meth:`counting` must count the body as it arrives."""
         for name, value in scope["headers"]:
             if name == b"content-length":
-                if value.isdigit() and int(value) <= self.max_bytes:
-                    await self.app(scope, receive, send)
-                else:
-                    await self._refuse(scope, receive, send)
-                return
+                return value.isdigit() and int(value) <= self.max_bytes
+        return None
+
+    def counting(self, receive: Receive) -> Receive:
+        """``receive``, raising :class:`TooLarge` once the body it has given is over the cap."""
         seen = 0
 
         async def counted_receive() -> Message:
@@ -42,21 +56,18 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise TooLarge
             return message
 
-        try:
-            await self.app(scope, counted_receive, send)
-        except _TooLarge:
-            # Raised while the app reads its body, so before it has started a response.
-            await self._refuse(scope, receive, send)
+        return counted_receive
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def refusal(self, scope: Scope) -> Response:
+        """The 413 answer to a body over the cap."""
         error = InvalidRequest(f"The request body is over {self.max_bytes} bytes.")
         path = route_path(scope)
         oauth = path == OAUTH_PREFIX or path.startswith(OAUTH_PREFIX + "/")
-        await (OAUTH if oauth else KEYTURN).render(error, status=413)(scope, receive, send)
+        return (OAUTH if oauth else KEYTURN).render(error, status=413)
 
 
-class _TooLarge(Exception):
-    pass
+class TooLarge(Exception):
+    """A body over the cap, raised from :meth:`BodySizeLimit.counting`'s ``receive``."""

@@ -8,8 +8,9 @@ embedded form cannot drift. :meth:`Keyturn.install` adds to an app
   errors with the one error body (``KeyturnRoute``), whatever handlers the app has;
 - the OAuth 2.0 surface: ``/oauth/*`` and ``/.well-known/oauth-authorization-server`` (``OAuthRoute``:
   errors in RFC 6749's form);
-- ``POST {prefix}/refresh`` straight to its endpoint (``shortcut.py``), and the body size cap on the
-  prefix's calls alone;
+- ``POST {prefix}/refresh`` straight to its endpoint (``shortcut.py``), inside the app's own middleware
+  (``keyturn serve``'s app answers it in front of every layer: ``front.py``), and the body size cap on
+  the prefix's calls alone;
 - to the app's lifespan: the store opened (and the keys loaded) before the app's own start-up runs,
   the periodic chores while it serves, the store closed after the app's own shutdown.
 """

@@ -85,12 +85,17 @@ async def _answer(_: Request, exc: Exception) -> JSONResponse:
     return KEYTURN.answer(exc)
 
 
-async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
-    # The client closed mid-body, or keyturn serve refused the body (malformed, too slow) and has answered
-    # in its place: this answer goes nowhere, and it is no server error.
-    assert isinstance(exc, ClientDisconnect)
+def client_gone() -> JSONResponse:
+    """The answer to a ``ClientDisconnect`` while the body was read: the client closed mid-body, or
+    keyturn serve refused the body (malformed, too slow) and has answered in its place. This answer goes
+    nowhere, and it is no server error."""
     logger.debug("client disconnected before its request body arrived")
     return render(InvalidRequest("The request body did not arrive."))
+
+
+async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ClientDisconnect)
+    return client_gone()
 
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -9,7 +9,11 @@ and the metrics are the route's own; only the way there is shorter.
 
 It sits inside :class:`~keyturn.server.body_limit.BodySizeLimit` (bodies over the cap are refused as for any
 route) and inside Starlette's server-error middleware (an unexpected exception still becomes the one
-500 body); a ``KeyturnError`` is rendered here as the exception handlers would render it.
+500 body); a ``KeyturnError`` is rendered here as the exception handlers would render it, and a client
+gone while its body was read is answered as they would, quietly (no server error). In an app that
+embeds Keyturn it is inside the app's own middleware too, which sees the refresh as any other call. In
+``keyturn serve``, whose whole stack is Keyturn's, the app answers this middleware's calls before every
+layer (``front.py``), with the same endpoints, cap and error handling.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import Request, Response
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import KeyturnError
-from .errors import respond
+from .errors import client_gone, respond
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -40,12 +45,19 @@ class Shortcut:
         if endpoint is None:
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive, send)
-        try:
-            response = await endpoint(request)
-        except KeyturnError as exc:
-            response = respond(exc)
+        response = await answer(endpoint, Request(scope, receive, send))
         await response(scope, receive, send)
+
+
+async def answer(endpoint: Endpoint, request: Request) -> Response:
+    """The endpoint's answer to ``request``, or its error's as the route's handlers would give it: a
+    ``KeyturnError``'s, and a client gone while its body was read (``errors.client_gone``)."""
+    try:
+        return await endpoint(request)
+    except KeyturnError as exc:
+        return respond(exc)
+    except ClientDisconnect:
+        return client_gone()
 
 
 def route_path(scope: Scope) -> str:
