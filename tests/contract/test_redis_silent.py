@@ -7,11 +7,8 @@ passing the store's commands on, but holds Redis's replies until it is resumed, 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -21,7 +18,8 @@ from keyturn.store.redis import RedisStore, _records, _store
 from keyturn.store.redis._store import split_url
 from keyturn.typing import RefreshRecord, SessionRecord
 
-from .backends import REDIS_URL, _redis_prefix, require_server
+from ._relay import Relay
+from .backends import _redis_prefix, require_server
 
 pytestmark = pytest.mark.anyio
 
@@ -34,59 +32,6 @@ NOW = 1_800_000_000.0
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the store is asyncio's (redis.asyncio)
-
-
-class Relay:
-    """A TCP relay on loopback to the test Redis whose replies can be held back (``stall``/``resume``)."""
-
-    def __init__(self) -> None:
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-        self.port = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def stall(self) -> None:
-        self.flowing.clear()
-
-    def resume(self) -> None:
-        self.flowing.set()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: bool) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await reader.read(65536):
-                if held:
-                    await self.flowing.wait()
-                writer.write(data)
-                await writer.drain()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        parts = urlsplit(REDIS_URL)
-        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 6379)
-        pipes = {
-            asyncio.ensure_future(self._pipe(reader, up_writer, held=False)),
-            asyncio.ensure_future(self._pipe(up_reader, writer, held=True)),
-        }
-        self._tasks |= pipes
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for pipe in pipes:
-            pipe.cancel()
-        writer.close()
-        up_writer.close()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[Relay]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        try:
-            yield self
-        finally:
-            server.close()
-            for task in self._tasks:
-                task.cancel()
-
-    def url(self, prefix: str) -> str:
-        db = urlsplit(REDIS_URL).path or "/0"
-        return f"redis://127.0.0.1:{self.port}{db}?prefix={prefix}"
 
 
 @pytest.fixture(autouse=True)
