@@ -160,3 +160,16 @@ async def test_a_connection_lost_mid_batch_fails_every_call_once_and_the_store_r
     relay.cut(False)
     assert await asyncio.gather(*(_take(store, f"k{i}") for i in range(CALLS))) == [True] * CALLS
     assert await store.get_session("no-such-session") is None
+
+
+async def test_closing_the_store_fails_the_calls_in_flight_at_once(store: RedisStore, relay: Relay) -> None:
+    relay.stall()
+    sent = [asyncio.ensure_future(_take(store, f"a{i}")) for i in range(8)]
+    await asyncio.sleep(0.1)  # sent, their replies held
+    waiting = [asyncio.ensure_future(_take(store, f"b{i}")) for i in range(8)]
+    await asyncio.sleep(0)  # queued, not sent yet
+    started = time.monotonic()
+    await store.close()
+    results = await asyncio.gather(*sent, *waiting, return_exceptions=True)
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    assert time.monotonic() - started < BOUND / 2

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import cast
 
 import redis.asyncio
+from hiredis import pack_command
 from redis.exceptions import ResponseError
 
 from ...errors import StoreUnavailable
@@ -32,16 +33,9 @@ Command = tuple[str | int, ...]
 _Item = tuple[Command, "asyncio.Future[object]"]
 
 
-def _packer() -> Callable[[Command], bytes] | None:
-    """hiredis's ``pack_command`` (hiredis parses the replies too): several times cheaper than redis-py's."""
-    try:
-        from hiredis import pack_command
-    except ImportError:  # pragma: no cover - hiredis comes with keyturn[redis]
-        return None
-    return cast(Callable[[Command], bytes], pack_command)
-
-
-_pack = _packer()
+_pack = cast(Callable[[Command], bytes], pack_command)
+"""One command in Redis's protocol: hiredis's packer (part of ``keyturn[redis]``, as the reply parser),
+several times cheaper than redis-py's."""
 
 
 class Batches:
@@ -65,7 +59,10 @@ class Batches:
         return future
 
     def cancel(self) -> None:
-        """Stop every batch (the store is closing): their calls fail with ``StoreUnavailable``."""
+        """Stop every batch (the store is closing): their calls, and those still waiting, get
+        ``StoreUnavailable``."""
+        waiting, self._waiting = self._waiting, []
+        _fail(waiting, RuntimeError("the store is closing"))
         for task in self._sending:
             task.cancel()
 
@@ -85,7 +82,16 @@ class Batches:
 
     async def _send(self) -> None:
         batch = self._take()
-        if not batch:
+        packed: list[bytes] = []
+        items: list[_Item] = []
+        for item in batch:
+            try:
+                packed.append(_pack(item[0]))
+            except (TypeError, ValueError) as exc:  # a word hiredis cannot send: this call's own error
+                _fail([item], exc)
+            else:
+                items.append(item)
+        if not items:
             return
         pool = self._pool
         connection = None
@@ -93,12 +99,8 @@ class Batches:
         try:
             async with asyncio.timeout(_records.REPLY_TIMEOUT):
                 connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py: untyped
-                if _pack is not None:
-                    packed = [_pack(command) for command, _ in batch]
-                else:
-                    packed = connection.pack_commands(command for command, _ in batch)
                 await connection.send_packed_command(packed, check_health=False)
-                for _, future in batch:
+                for _, future in items:
                     try:
                         reply: object = await connection.read_response()
                     except ResponseError as error:  # this command's own error: the others go on
@@ -111,11 +113,7 @@ class Batches:
         except BaseException as exc:
             # Connection lost, replies late, or the store closing: no reply of this batch is read any
             # more, so its connection is closed (a late reply must never be read as a later answer).
-            for _, future in batch[answered:]:
-                if not future.done():
-                    failed = StoreUnavailable()
-                    failed.__cause__ = exc
-                    future.set_exception(failed)
+            _fail(items[answered:], exc)
             if connection is not None:
                 await connection.disconnect(nowait=True)
             if not isinstance(exc, Exception):
@@ -123,6 +121,15 @@ class Batches:
         finally:
             if connection is not None:
                 await pool.release(connection)
+
+
+def _fail(items: list[_Item], cause: BaseException) -> None:
+    """Each call of ``items`` still waiting gets a ``StoreUnavailable`` of its own, caused by ``cause``."""
+    for _, future in items:
+        if not future.done():
+            failed = StoreUnavailable()
+            failed.__cause__ = cause
+            future.set_exception(failed)
 
 
 __all__ = ["BATCH_LIMIT", "Batches"]
