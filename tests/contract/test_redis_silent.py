@@ -7,6 +7,7 @@ passing the store's commands on, but holds Redis's replies until it is resumed, 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -87,3 +88,26 @@ async def _stall_and_resume(relay: Relay, prefix: str) -> None:
             assert await store.get_session("no-such-session") is None
         finally:
             await store.close()
+
+
+async def test_a_reply_later_than_redis_py_s_own_default_timeout_but_within_the_bound_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bound is the store's alone: redis-py's default socket timeout (5 s) is off."""
+    monkeypatch.setattr(_records, "REPLY_TIMEOUT", 7.0)
+    monkeypatch.setattr(_store, "REPLY_TIMEOUT", 7.0)
+    relay = Relay()
+    with _redis_prefix() as place:
+        async with relay.running():
+            store = RedisStore.from_url(relay.url(split_url(place)[1]))
+            await store.open()
+            try:
+                relay.stall()
+                calls = asyncio.gather(store.get_session("none"), store.rate_limit_take("k", LIMIT, NOW))
+                await asyncio.sleep(5.5)
+                relay.resume()
+                found, taken = await calls
+                assert found is None
+                assert taken.allowed
+            finally:
+                await store.close()

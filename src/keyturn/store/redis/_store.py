@@ -117,7 +117,10 @@ class RedisStore:
             self._url,
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT,
-            # No socket_timeout: every call is bounded by ``guarded()`` instead (see there).
+            # No socket_timeout (redis-py's default is 5 s): every call is bounded by ``guarded()``, and
+            # every batch by its own timer, instead (see there); redis-py's would add a timer to each read
+            # and a task to each write.
+            socket_timeout=None,
             # No blind retries: a script sent again after a lost reply could apply twice. A pooled
             # connection the server has closed (a restart) is replaced when it is next taken from the
             # pool; redis-py skips that check while maintenance notifications (a Redis Enterprise
