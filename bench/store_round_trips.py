@@ -10,7 +10,9 @@ the subject check of the built-in users too: as a call of its own (``get_user`` 
 elsewhere is asked) and as ``keyturn serve`` makes it, in the refresh itself (``user=``). SQLite counts
 the statements its connection runs (``BEGIN`` and ``COMMIT`` included); PostgreSQL counts the statements
 and transaction commands psycopg sends (each one round trip); Redis counts the commands redis-py sends
-(``EVALSHA`` included). The figures are what the store does, not what a server around it adds.
+and the scripts (``EVALSHA``) the store's batches send: one refresh alone is one round trip a script; a
+busy process sends its concurrent refreshes' scripts together, so round trips per refresh only go down.
+The figures are what the store does, not what a server around it adds.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def count_redis(counter: Counter) -> None:
         return await execute(self, *args, **kwargs)
 
     redis.asyncio.Redis.execute_command = counted  # type: ignore[method-assign]
+
+    from keyturn.store.redis._batches import Batches
+
+    call = Batches.call
+
+    def counted_call(self: Any, *command: Any) -> Any:
+        counter()
+        return call(self, *command)
+
+    Batches.call = counted_call  # type: ignore[method-assign]
 
 
 async def measure(url: str) -> None:

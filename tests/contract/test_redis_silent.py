@@ -8,10 +8,8 @@ passing the store's commands on, but holds Redis's replies until it is resumed, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -21,7 +19,8 @@ from keyturn.store.redis import RedisStore, _records, _store
 from keyturn.store.redis._store import split_url
 from keyturn.typing import RefreshRecord, SessionRecord
 
-from .backends import REDIS_URL, _redis_prefix, require_server
+from ._relay import Relay
+from .backends import _redis_prefix, require_server
 
 pytestmark = pytest.mark.anyio
 
@@ -34,59 +33,6 @@ NOW = 1_800_000_000.0
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"  # the store is asyncio's (redis.asyncio)
-
-
-class Relay:
-    """A TCP relay on loopback to the test Redis whose replies can be held back (``stall``/``resume``)."""
-
-    def __init__(self) -> None:
-        self.flowing = asyncio.Event()
-        self.flowing.set()
-        self.port = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def stall(self) -> None:
-        self.flowing.clear()
-
-    def resume(self) -> None:
-        self.flowing.set()
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, held: bool) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await reader.read(65536):
-                if held:
-                    await self.flowing.wait()
-                writer.write(data)
-                await writer.drain()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        parts = urlsplit(REDIS_URL)
-        up_reader, up_writer = await asyncio.open_connection(parts.hostname, parts.port or 6379)
-        pipes = {
-            asyncio.ensure_future(self._pipe(reader, up_writer, held=False)),
-            asyncio.ensure_future(self._pipe(up_reader, writer, held=True)),
-        }
-        self._tasks |= pipes
-        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
-        for pipe in pipes:
-            pipe.cancel()
-        writer.close()
-        up_writer.close()
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[Relay]:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = server.sockets[0].getsockname()[1]
-        try:
-            yield self
-        finally:
-            server.close()
-            for task in self._tasks:
-                task.cancel()
-
-    def url(self, prefix: str) -> str:
-        db = urlsplit(REDIS_URL).path or "/0"
-        return f"redis://127.0.0.1:{self.port}{db}?prefix={prefix}"
 
 
 @pytest.fixture(autouse=True)
@@ -142,3 +88,26 @@ async def _stall_and_resume(relay: Relay, prefix: str) -> None:
             assert await store.get_session("no-such-session") is None
         finally:
             await store.close()
+
+
+async def test_a_reply_later_than_redis_py_s_own_default_timeout_but_within_the_bound_is_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bound is the store's alone: redis-py's default socket timeout (5 s) is off."""
+    monkeypatch.setattr(_records, "REPLY_TIMEOUT", 7.0)
+    monkeypatch.setattr(_store, "REPLY_TIMEOUT", 7.0)
+    relay = Relay()
+    with _redis_prefix() as place:
+        async with relay.running():
+            store = RedisStore.from_url(relay.url(split_url(place)[1]))
+            await store.open()
+            try:
+                relay.stall()
+                calls = asyncio.gather(store.get_session("none"), store.rate_limit_take("k", LIMIT, NOW))
+                await asyncio.sleep(5.5)
+                relay.resume()
+                found, taken = await calls
+                assert found is None
+                assert taken.allowed
+            finally:
+                await store.close()

@@ -1,7 +1,9 @@
 """``redis://host:port/db?prefix=keyturn:`` (or ``rediss://``): a store on one Redis server.
 
 The store (``_store``), its Lua scripts (one ``.lua`` file each beside it, with ``common.lua`` prepended
-to every one; loaded by ``_scripts``), and records as Redis keeps them (``_records``).
+to every one; loaded by ``_scripts``), records as Redis keeps them (``_records``), and the batches its
+scripts are sent in (``_batches``: the scripts called during one turn of the event loop go together, on
+one connection).
 
 Atomicity. Every write is one Lua script (sent with ``EVALSHA``, loaded again if the server lost it), and
 Redis runs a script without interleaving any other command, so each is all or nothing as seen by others.

@@ -38,6 +38,7 @@ from ...typing import (
     UserRecord,
 )
 from .._chain import Chain
+from ._batches import Batches
 from ._records import (
     REPLY_TIMEOUT,
     as_int,
@@ -99,6 +100,7 @@ class RedisStore:
         self.prefix = prefix
         self._client: redis.asyncio.Redis | None = None
         self._scripts: Scripts | None = None
+        self._batches: Batches | None = None
 
     @classmethod
     def from_url(cls, url: str) -> RedisStore:
@@ -115,7 +117,10 @@ class RedisStore:
             self._url,
             decode_responses=True,
             socket_connect_timeout=CONNECT_TIMEOUT,
-            # No socket_timeout: every call is bounded by ``guarded()`` instead (see there).
+            # No socket_timeout (redis-py's default is 5 s): every call is bounded by ``guarded()``, and
+            # every batch by its own timer, instead (see there); redis-py's would add a timer to each read
+            # and a task to each write.
+            socket_timeout=None,
             # No blind retries: a script sent again after a lost reply could apply twice. A pooled
             # connection the server has closed (a restart) is replaced when it is next taken from the
             # pool; redis-py skips that check while maintenance notifications (a Redis Enterprise
@@ -129,7 +134,7 @@ class RedisStore:
         except (RedisError, TimeoutError) as exc:
             await _close_quietly(client)
             raise StoreUnavailable(f"cannot reach Redis at {self._where()}: {exc}") from exc
-        self._client, self._scripts = client, Scripts.on(client)
+        self._client, self._scripts, self._batches = client, Scripts.on(client), Batches(client)
         try:
             await self._migrate()
         except BaseException:
@@ -143,6 +148,9 @@ class RedisStore:
 
     async def close(self) -> None:
         client, self._client, self._scripts = self._client, None, None
+        batches, self._batches = self._batches, None
+        if batches is not None:
+            batches.cancel()
         if client is not None:
             await _close_quietly(client)
 
@@ -169,16 +177,19 @@ class RedisStore:
         return self._scripts
 
     async def _run(self, script: AsyncScript, *args: str | int) -> object:
-        """Run ``script`` with the prefix as ``ARGV[1]`` and ``args`` after it."""
-        client = self._open_client()
+        """Run ``script`` with the prefix as ``ARGV[1]`` and ``args`` after it.
+
+        Sent with the other calls made during the same turn of the event loop, as one batch (``_batches``).
+        """
+        if self._batches is None:
+            raise RuntimeError("the store is not open")
+        batches = self._batches
         async with guarded():
             try:
-                # EVALSHA itself: AsyncScript.__call__ adds two isinstance checks against redis-py's
-                # Protocol-derived classes, slow enough to show on every refresh.
-                reply: object = await client.evalsha(script.sha, 0, self.prefix, *args)
+                reply = await batches.call("EVALSHA", script.sha, 0, self.prefix, *args)
             except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it again
-                script.sha = await client.script_load(script.script)
-                reply = await client.evalsha(script.sha, 0, self.prefix, *args)
+                script.sha = await self._open_client().script_load(script.script)
+                reply = await batches.call("EVALSHA", script.sha, 0, self.prefix, *args)
         return reply
 
     # -- sessions ------------------------------------------------------------------------------
