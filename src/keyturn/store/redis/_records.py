@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Literal, TypeVar, get_args
+from typing import Literal, TypeVar, cast, get_args
 
 from redis.exceptions import RedisError
 
@@ -179,7 +179,11 @@ def fields_of(reply: object) -> dict[str, str]:
     if isinstance(reply, dict):
         return {as_str(name): as_str(value) for name, value in reply.items()}
     words = as_list(reply)
-    return {as_str(words[i]): as_str(words[i + 1]) for i in range(0, len(words) - 1, 2)}
+    for word in words:  # read on every refresh: a loop, not a call per word
+        if not isinstance(word, str):
+            raise malformed()
+    texts = cast(list[str], words)
+    return dict(zip(texts[::2], texts[1::2], strict=False))  # an odd last word has no value: left out
 
 
 def decode(read: Callable[[Mapping[str, str]], T], reply: object) -> T | None:
@@ -198,6 +202,16 @@ def required(read: Callable[[Mapping[str, str]], T], reply: object) -> T:
     if found is None:
         raise malformed()
     return found
+
+
+def session_and_chain(fields: Mapping[str, str]) -> tuple[SessionRecord, Chain]:
+    """A session and its refresh chain from the fields of its hash (``fields_of``'s, read once for both)."""
+    if not fields:
+        raise malformed()
+    try:
+        return session_from(fields), chain_from(fields)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise malformed() from exc
 
 
 def optional_float(value: str | None) -> float | None:

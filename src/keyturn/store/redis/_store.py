@@ -45,7 +45,6 @@ from ._records import (
     as_list,
     as_str,
     bool_text,
-    chain_from,
     chain_words,
     client_from,
     decode,
@@ -57,6 +56,7 @@ from ._records import (
     key_json,
     malformed,
     required,
+    session_and_chain,
     session_from,
     session_words,
     ttl,
@@ -234,7 +234,7 @@ class RedisStore:
                 return RefreshOutcome(decide(None, None), None, None)
             if user is not None and len(reply) == 2 and as_int(reply[1]) != 1:
                 return RefreshOutcome(SubjectRefused(user), None, None)
-            session, chain = required(session_from, found), required(chain_from, found)
+            session, chain = session_and_chain(found)
             decision = decide(session, chain.presented(jti))
             if isinstance(decision, Rotate):
                 head, now = decision.new_head, float_text(decision.now)
