@@ -179,18 +179,24 @@ class RedisStore:
     async def _run(self, script: AsyncScript, *args: str | int) -> object:
         """Run ``script`` with the prefix as ``ARGV[1]`` and ``args`` after it.
 
-        Sent with the other calls made during the same turn of the event loop, as one batch (``_batches``).
+        Sent with the other calls made during the same turn of the event loop, as one batch (``_batches``),
+        which leaves on the loop's next turn and is bounded by ``REPLY_TIMEOUT`` itself (a call's own timer
+        would only add one per call): its calls get their replies, their own error replies or
+        ``StoreUnavailable`` within that bound.
         """
         if self._batches is None:
             raise RuntimeError("the store is not open")
         batches = self._batches
-        async with guarded():
+        command = ("EVALSHA", script.sha, 0, self.prefix, *args)
+        try:
             try:
-                reply = await batches.call("EVALSHA", script.sha, 0, self.prefix, *args)
+                return await batches.call(*command)
             except NoScriptError:  # the server lost its scripts (a restart, SCRIPT FLUSH): load it again
-                script.sha = await self._open_client().script_load(script.script)
-                reply = await batches.call("EVALSHA", script.sha, 0, self.prefix, *args)
-        return reply
+                async with guarded():
+                    script.sha = await self._open_client().script_load(script.script)
+                return await batches.call("EVALSHA", script.sha, *command[2:])
+        except RedisError as exc:  # the script's own error reply
+            raise StoreUnavailable() from exc
 
     # -- sessions ------------------------------------------------------------------------------
 
