@@ -46,8 +46,9 @@ machine does not turn a slow reply into an outage."""
 
 
 class guarded:
-    """One call to the server, bounded by :data:`REPLY_TIMEOUT`: driver errors (connection refused or
-    lost, error replies) and a call that runs out of time become ``StoreUnavailable``.
+    """One call to the server outside the batches (``_batches``, which have a timer of their own),
+    bounded by :data:`REPLY_TIMEOUT`: driver errors (connection refused or lost, error replies) and a call
+    that runs out of time become ``StoreUnavailable``.
 
     The client has no ``socket_timeout`` of its own: redis-py would bound each command's send with
     ``asyncio.wait_for``, a task per command. This one timer bounds the whole call instead.
