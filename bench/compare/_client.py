@@ -96,16 +96,19 @@ class Connection(_KeepAliveConnection):
         if body is not None:
             head += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
-        status_line = await reader.readline()
-        if not status_line:
-            raise ConnectionError("closed before answering")
+        try:  # the whole head at once: one wait, not one a line (the load generator's CPU is measured too)
+            head_bytes = await reader.readuntil(b"\r\n\r\n")
+        except asyncio.IncompleteReadError as cut:
+            if not cut.partial:
+                raise ConnectionError("closed before answering") from cut
+            raise
+        except asyncio.LimitOverrunError as long:  # a head over 64 KiB: as readline would, a ValueError
+            raise ValueError("the answer's head is too long") from long
+        status_line, *lines = head_bytes[:-4].split(b"\r\n")
         status = int(status_line.split()[1])
         length: int | None = None
         close = chunked = False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
+        for line in lines:
             name, _, value = line.partition(b":")
             name, value = name.strip().lower(), value.strip().lower()
             if name == b"content-length":
