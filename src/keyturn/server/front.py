@@ -30,7 +30,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
-from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -52,6 +51,11 @@ _PASSING = frozenset(
 )
 """FastAPI's layers that do nothing for a call unless its scope says so (:meth:`Service.plain`), by name:
 private to FastAPI, so a version that renames them gets the whole path rather than an import error."""
+
+
+_MAX_BODY_SIZE_SCOPE_KEY = "starlette.max_body_size"
+"""Where an outer app's body limit (Starlette's ``body_limit`` middleware) puts its cap: named here, not
+imported, since the Starlettes that FastAPI 0.115 allows have no such module."""
 
 
 class Direct:
@@ -156,7 +160,7 @@ class Service(FastAPI):
         telemetry off. FastAPI asks the latter at every call (microseconds: three OpenTelemetry providers
         looked up); here it is asked at most once in :data:`TELEMETRY_RECHECK` seconds while it stays off,
         so telemetry set up while the app serves reaches the refresh within that."""
-        if "fastapi.telemetry" in scope or MAX_BODY_SIZE_SCOPE_KEY in scope:
+        if "fastapi.telemetry" in scope or _MAX_BODY_SIZE_SCOPE_KEY in scope:
             return False
         now = time.monotonic()
         if now < self._quiet_until:

@@ -24,12 +24,13 @@ How each call stays atomic when many processes share the database:
 Tables live in the connection's current schema (the first of ``search_path``), never a named one, so a URL
 such as ``postgresql://host/db?options=-csearch_path%3Dkeyturn`` puts a service in a schema of its own.
 
-Every call is bounded in time: connections time out after ``CONNECT_TIMEOUT_S``, waiting for a pooled one
-after ``POOL_TIMEOUT_S``, statements after ``STATEMENT_TIMEOUT_MS`` (unless the URL sets its own), and the
-whole call after ``CALL_TIMEOUT_S`` (to which psycopg may add up to 10 s trying to cancel the query of a
-server that does not answer at all). Any driver error or timeout becomes ``StoreUnavailable``; the pool
-checks a connection that has been idle for ``IDLE_CHECK_AFTER_S`` or more before lending it, replaces broken
-ones and reconnects on demand, so the store recovers by itself when the server comes back.
+Every call is bounded in time: connections time out after ``CONNECT_TIMEOUT_S``, statements after
+``STATEMENT_TIMEOUT_MS`` (unless the URL sets its own), and the whole call, its wait for one of the pool's
+``POOL_MAX_SIZE`` connections included, after ``CALL_TIMEOUT_S`` (to which psycopg may add up to 10 s
+trying to cancel the query of a server that does not answer at all). Any driver error or timeout becomes
+``StoreUnavailable``; the pool checks a connection that has been idle for ``IDLE_CHECK_AFTER_S`` or more
+before lending it, replaces broken ones and reconnects on demand, so the store recovers by itself when the
+server comes back.
 
 Claims are kept as JSON text, exactly as the SQLite store keeps them. The calls themselves are the flows
 both SQL stores share (``_sql_store``); this module keeps what is PostgreSQL's own: its dialect (the row
@@ -281,9 +282,7 @@ class PostgresStore(SQLStore):
         self._conninfo = conninfo
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
-        # A turn per pooled connection: calls beyond the pool's size wait here, on a plain semaphore,
-        # rather than in the pool's own queue, which costs a condition, a lock and a task per wait.
-        self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
+        self._turns = asyncio.Semaphore(POOL_MAX_SIZE)  # made again in open(), on the loop that serves
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -321,6 +320,9 @@ class PostgresStore(SQLStore):
         except BaseException:
             await pool.close()
             raise
+        # A turn per pooled connection: calls beyond the pool's size wait here, on a plain semaphore,
+        # rather than in the pool's own queue, which costs a condition, a lock and a task per wait.
+        self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
         self._pool = pool
 
     async def _check_if_idle(self, conn: Conn) -> None:

@@ -87,7 +87,7 @@ class Batches:
         for item in batch:
             try:
                 packed.append(_pack(item[0]))
-            except (TypeError, ValueError) as exc:  # a word hiredis cannot send: this call's own error
+            except Exception as exc:  # noqa: BLE001 (a word hiredis cannot send: that call's error, never a hang)
                 _fail([item], exc)
             else:
                 items.append(item)
