@@ -99,10 +99,12 @@ def test_thirty_seconds_offline_then_twenty_of_503_never_end_the_session(
     counts = tab.counts()
     seen = tab.seen()
     refreshes = log.refreshes()
+    notes = tab.js("() => [...document.querySelectorAll('#timeline li.failed')].map(li => li.textContent)")
     report = (
         f"2xx again {recovered:.1f} s after the faults stopped; {counts['failed']} calls failed"
         f" ({offline_failed} while offline, {failed} in all until recovery), {counts['ok']} ok;"
-        f" states polled {sorted(states)}, heard {seen['states']}"
+        f" states polled {sorted(states)}, heard {seen['states']}; the service's error answers since then"
+        f" {tab.errors(stopped)}; the page's last failures {notes[:5]}"
     )
     print(report)
     assert "ended" not in states, report
