@@ -7,6 +7,7 @@ I/O (real sockets, real locks, real faults) are in ``tests/inprocess`` and ``tes
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 
 import pytest
@@ -238,3 +239,34 @@ def test_max_wait_holds_on_a_clock_that_stands_still() -> None:
         drive_without_moving_the_clock()
     assert sum(scene.sleeps()) <= 3.0
     assert len(scene.calls()) <= 4
+
+
+def test_a_request_the_service_keeps_reaching_after_its_token_expired_is_sent_again_only_as_a_retry() -> None:
+    """A busy service that reads every request after its token expired (by this client's clock too) gets it
+    again with a new token after one refresh and, each one of the policy's retries, a few times more; then
+    the 401 is the answer."""
+    scene = Scene()
+    scene.sign_in()
+    flow = _flow.request(scene.session, RetryPolicy(), "GET", retry_safe=False, rng=MinRandom())
+    refused = error(scene.endpoints, 401, "token_expired")
+    sends: list[tuple[float, str]] = []
+    answer: object = None
+    result: object = None
+    while result is None:
+        try:
+            step = flow.send(answer)
+        except StopIteration as stop:
+            result = stop.value
+            continue
+        if isinstance(step, SendRequest):
+            sends.append((scene.clock.now(), step.token))
+            scene.clock.advance(8)  # the trip outlives the token it carried
+            spent = scene.clock.now() + scene.tokens.clock_offset
+            scene.session.tokens = dataclasses.replace(scene.tokens, access_expires_at=spent)
+            answer = refused
+        else:
+            answer = scene.do(step, deque())
+    assert result is refused
+    assert len(sends) == 2 + RetryPolicy().retries  # the first, after the refresh, and each retry
+    assert len({token for _, token in sends}) == len(sends)  # each time with a newer token
+    assert scene.ended == []

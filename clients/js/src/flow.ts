@@ -52,13 +52,15 @@ export function mayRetry(method: string, retrySafe: boolean): boolean {
 
 /**
  * What an answer to an application's request means (`status` 0: no answer came), given whether it carried
- * the access token held now or an older one (`sent`), whether it was sent again after a refresh its own
- * refusal asked for (`afterRefresh`), and whether it may be sent again (`mayRetry`):
+ * the access token held now, that token no longer usable by the client's estimate of the service's clock
+ * (`expired`: the service reached it late), or an older one (`sent`), whether it was sent again after a
+ * refresh its own refusal asked for (`afterRefresh`), and whether it may be sent again (`mayRetry`):
  *
  * - `done`: hand the answer to the application;
  * - `refresh`: the current token was refused (expired, or invalid or revoked: a refresh tells whether the
- *   session lives): refresh, then send again once;
- * - `resend`: the answer refused an older token: send again once with the current one;
+ *   session lives): refresh, then send again; once, unless the token refused as expired had expired by
+ *   the client's clock too (not a disagreement that would loop, but a trip that outlived the token);
+ * - `resend`: the answer refused an older token: send again with the current one;
  * - `retry`: a temporary failure (no answer, 429, 502, 503, 504) of a request that may be sent again: back
  *   off, then send again;
  * - `end`: the token a refresh brought was refused as invalid or revoked: the session is over.
@@ -66,7 +68,7 @@ export function mayRetry(method: string, retrySafe: boolean): boolean {
 export function decideRequest(
   status: number,
   code: string | undefined,
-  sent: "current" | "older",
+  sent: "current" | "expired" | "older",
   afterRefresh: boolean,
   mayRetry: boolean,
   e: Endpoints,
@@ -75,7 +77,8 @@ export function decideRequest(
     if (sent == "older") return "resend";
     const rejected = e.rejected.includes(code!);
     if (!rejected && !e.expiring.includes(code!)) return "done";
-    return !afterRefresh ? "refresh" : rejected ? "end" : "done";
+    if (!afterRefresh) return "refresh";
+    return rejected ? "end" : sent == "expired" ? "refresh" : "done";
   }
   return mayRetry && [0, 429, 502, 503, 504].includes(status) ? "retry" : "done";
 }

@@ -24,13 +24,13 @@ export type { SessionEvents, State } from "./state.js";
 export interface Attempt {
   /** It may be sent again after a temporary failure. */
   _mayRetry: boolean;
-  /** Resends and refreshes so far (one at most). */
-  _replaced: number;
   /** Retries so far after temporary failures. */
   _failures: number;
+  /** It was sent again with a newer token. */
+  _replaced?: boolean;
   /** The access token it carried last. */
   _sent?: string;
-  /** The access token refused before a refresh it asked for. */
+  /** The access token refused before the refresh it asked for (one at most: the flow asks no second). */
   _rejected?: string;
 }
 
@@ -155,7 +155,8 @@ export class Session extends RefreshingSession {
 
   /**
    * `fetch` with the access token injected when the request is sent: one refresh and one resend when the
-   * current token is refused (expired, invalid or revoked), one resend when an older one is refused, and
+   * current token is refused (expired, invalid or revoked), a resend when an older one is refused, up to
+   * `retries` more refreshes when the service keeps reaching it after its token expired (a long queue), and
    * retries with backoff of idempotent requests (or all, with `retryUnsafe`) after no answer, 429, 502, 503
    * and 504. A request for an origin not allowed (see `allowedOrigins`) is sent untouched.
    */
@@ -185,7 +186,7 @@ export class Session extends RefreshingSession {
 
   /** @internal A new request's count of resends and retries. */
   _attempt(method: string): Attempt {
-    return { _mayRetry: mayRetry(method, this._retryUnsafe), _replaced: 0, _failures: 0 };
+    return { _mayRetry: mayRetry(method, this._retryUnsafe), _failures: 0 };
   }
 
   /** @internal The access token for `attempt`'s next sending, refreshed first if due (see `_token`). */
@@ -205,10 +206,10 @@ export class Session extends RefreshingSession {
   ): Promise<boolean> {
     const e = this.endpoints;
     const code = status == 401 ? errorCode(await (async () => body?.())().catch(() => null), header?.("www-authenticate"), e.errorField) : undefined;
-    const current = this._tokens?.at;
-    const sent = current && attempt._sent != current ? "older" : "current";
+    const t = this._tokens;
+    const sent = !t?.at ? "current" : attempt._sent != t.at ? "older" : this._usable(t) ? "current" : "expired";
     const decision = decideRequest(status, code, sent, attempt._rejected !== undefined, attempt._mayRetry, e);
-    if (decision == "end" && this._tokens) {
+    if (decision == "end" && t) {
       // Given up here (the token a refresh brought was refused too): the server is told, without waiting.
       this._tell(e.logout);
       this._end(code!);
@@ -217,11 +218,13 @@ export class Session extends RefreshingSession {
       await sleep(backoff(attempt._failures, this._random, retryAfter(header?.("retry-after"), this._now())));
       return true;
     }
-    if ((decision == "refresh" || decision == "resend") && !attempt._replaced++) {
-      if (decision == "refresh") attempt._rejected = attempt._sent;
-      return true;
-    }
-    return false;
+    if (decision != "refresh" && decision != "resend") return false;
+    // Sent again with a newer token once; each time more (the service reached it after its token expired:
+    // a busy service, a long queue) is one of its `retries`.
+    if (attempt._replaced && ++attempt._failures > this._retries) return false;
+    attempt._replaced = true;
+    if (decision == "refresh") attempt._rejected = attempt._sent;
+    return true;
   }
 
   /** @internal A usable access token other than `rejected`, refreshing or waiting for one if needed. */

@@ -68,6 +68,17 @@ export class FakeServer {
   extra: Record<string, unknown> = {};
   /** Extra claims of every access token (`cnf`, for a token bound to a DPoP key). */
   claims: Record<string, unknown> = {};
+  /**
+   * At most this many requests out at once, the others queued in order, as a browser's connections to one
+   * host over HTTP/1.1 (Chromium: 6); `work` ms of the service's time each, after it checked the token (a
+   * busy service).
+   */
+  connections = Infinity;
+  work = 0;
+  /** ms before the service reads a resource request (a queue in front of it). */
+  reach = 0;
+  private busy = 0;
+  private waiting: (() => void)[] = [];
   private head: string | undefined;
   private rotated = new Map<string, number>();
   private access = new Map<string, { exp: number }>();
@@ -102,6 +113,18 @@ export class FakeServer {
   }
 
   fetch = async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
+    if (this.busy < this.connections) this.busy++;
+    else await new Promise<void>((go) => this.waiting.push(go)); // a finished request hands its connection on
+    try {
+      return await this.send(input, init);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.busy--;
+    }
+  };
+
+  private send = async (input: RequestInfo | URL, init: RequestInit): Promise<Response> => {
     const request = new Request(input, init);
     const url = new URL(request.url);
     const body = await request.text();
@@ -229,6 +252,7 @@ export class FakeServer {
   }
 
   private async resource(request: Request, url: URL, body: string): Promise<Response> {
+    if (this.reach) await abortable(this.reach, null);
     const fault = this.resourceFaults.shift();
     if (fault == "network" || fault == "lost") throw new TypeError("fetch failed");
     if (fault) return this.faulty(fault);
@@ -245,6 +269,7 @@ export class FakeServer {
         },
       });
     }
+    if (this.work) await abortable(this.work, null);
     return json(200, { ok: true, path: url.pathname, method: request.method, body, token });
   }
 }

@@ -140,7 +140,7 @@ interface Row {
   wait?: number;
   method?: string;
   retry_safe?: boolean;
-  sent?: "current" | "older";
+  sent?: "current" | "expired" | "older";
   after_refresh?: boolean;
 }
 

@@ -94,6 +94,20 @@ describe("401 on a request", () => {
     expect(b.server.refreshes).toBe(1);
   });
 
+  it("never loops: a service that reaches every request after its token expired gets it after one refresh and `retries` more", async () => {
+    const b = browser();
+    b.server.lifetime = 5;
+    const session = await signedIn(b);
+    b.server.reach = 6000; // every token has expired when the service reads it
+    const res = session.fetch(`${BASE}/api/item`);
+    await pass(200_000);
+    expect((await res).status).toBe(401);
+    const sent = resources(b.server);
+    expect(sent).toHaveLength(4); // the first sending, one after the refresh, and two (`retries`) more
+    expect(new Set(sent.map(bearer)).size).toBe(sent.length); // each time with a newer token
+    expect(session.state).not.toBe("ended");
+  });
+
   it("for an older token (another request refreshed meanwhile): resent with the current one, no refresh", async () => {
     const b = browser();
     const session = await signedIn(b);
@@ -280,6 +294,31 @@ describe("temporary failures", () => {
     b.server.refreshFaults = [];
     await pass(31_000);
     expect(session.state).toBe("active");
+  });
+
+  it("after an outage, the requests held back go out at once and none fails, however long a busy service takes to answer them all", async () => {
+    // 5 s access tokens; the browser's 6 connections to the service; 400 ms of the service's time per
+    // request: the 240 requests held back during the outage take 16 s to answer, over three token lifetimes.
+    // Those the service reaches after their token expired are sent again with a newer one, each time one
+    // came meanwhile.
+    const b = browser();
+    b.server.lifetime = 5;
+    const session = await signedIn(b);
+    b.server.refreshFaults = Array(1000).fill({ status: 503 });
+    jumpToExpiry(session);
+    const held: Promise<Response>[] = [];
+    for (let i = 0; i < 240; i++) {
+      held.push(session.fetch(`${BASE}/api/item/${i}`));
+      await pass(50);
+    }
+    b.server.refreshFaults = [];
+    b.server.connections = 6;
+    b.server.work = 400;
+    await pass(60_000);
+    const statuses = (await Promise.all(held)).map((res) => res.status);
+    expect(statuses.filter((status) => status != 200)).toEqual([]);
+    expect(session.state).toBe("active");
+    expect(b.server.calls("/api/item/239").length).toBeGreaterThan(0);
   });
 
   it("near the session's absolute end, refreshes that bring no later expiry back off instead of repeating at once", async () => {

@@ -118,11 +118,15 @@ def judge_request(
     current: str | None,
     after_refresh: bool,
     may_retry: bool,
+    expired: bool = False,
 ) -> Decision:
     """What an application request's ``answer`` decides.
 
     ``sent`` is the token it carried, ``current`` the client's token now, ``after_refresh`` whether this
-    answer is to the retry after a refresh, ``may_retry`` whether the request may be sent again unasked.
+    answer is to the retry after a refresh, ``may_retry`` whether the request may be sent again unasked,
+    ``expired`` whether the current token was no longer usable (expired, or about to) by the client's
+    estimate of the service's clock when the answer came: the service reached the request late, so its
+    refusal as expired is no disagreement that would loop, and asks for another refresh.
     """
     if isinstance(answer, NoAnswer):
         return "retry" if may_retry else "done"
@@ -136,7 +140,7 @@ def judge_request(
         if code in endpoints.rejected:
             return "end" if after_refresh else "refresh"  # a refresh tells whether the session lives
         if code in endpoints.expiring:
-            return "done" if after_refresh else "refresh"  # never loop
+            return "done" if after_refresh and not expired else "refresh"  # never loop
         return "done"
     return "retry" if may_retry else "done"  # 429, 502, 503, 504
 
@@ -335,9 +339,11 @@ def request(
 ) -> Flow[Answer]:
     """One application request, from its first token to the answer the application gets.
 
-    ``SendRequest(token)`` asks the driver to send it (again) with that token. A 401 gets at most one
-    refresh and one resend; an answer that says "not now" (or none at all) is retried with backoff within
-    ``policy`` if the request may be repeated: an idempotent method, or one the caller marked safe.
+    ``SendRequest(token)`` asks the driver to send it (again) with that token. A 401 gets one refresh or
+    one resend, and more, each one of ``policy.retries``, when the service keeps reaching the request after
+    its token expired (a busy service, a long queue); an answer that says "not now" (or none at all) is
+    retried with backoff within ``policy`` if the request may be repeated: an idempotent method, or one the
+    caller marked safe.
     ``token`` and ``started``: the token a driver first sent the request with, and when (the drivers send
     it first and make the flow only for an answer that is not :func:`settled`).
     """
@@ -346,7 +352,7 @@ def request(
         token = session.ready(None) or (yield from access(session))
     if started is None:
         started = session.clock.now()
-    refreshed = resent = False
+    refreshed = replaced = False
     retries = 0
     while True:
         answer: Answer = yield SendRequest(token)
@@ -358,15 +364,21 @@ def request(
             current=None if current is None else current.access_token,
             after_refresh=refreshed,
             may_retry=may_retry,
+            expired=current is not None and not session.is_usable(current),
         )
         if decision == "done":
             return answer
-        if decision == "refresh" and not refreshed:
-            refreshed = True
-            token = yield from obtain(session, token)
-        elif decision == "resend" and not resent:
-            resent = True
-            token = yield from access(session)
+        # Sent again with a newer token once; each time more (the service reached it after its token
+        # expired: a busy service, a long queue) is one of its retries.
+        if decision in ("refresh", "resend") and (not replaced or retries < policy.retries):
+            if replaced:
+                retries += 1
+            replaced = True
+            if decision == "refresh":
+                refreshed = True
+                token = yield from obtain(session, token)
+            else:
+                token = yield from access(session)
         elif decision == "retry" and retries < policy.retries:
             hint = retry_after(answer.headers, session.clock.now()) if isinstance(answer, Reply) else None
             wait = backoff(retries + 1, rng, hint)

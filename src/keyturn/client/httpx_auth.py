@@ -9,8 +9,9 @@
         http.get("https://api.example.com/orders")
         http.post("https://api.example.com/orders", json=order, auth=auth.safe_to_retry())
 
-What a reply means is decided by ``_flow.request`` (see docs/client.md): a 401 gets at most one refresh
-and one resend; idempotent requests (and those sent with ``auth.safe_to_retry()``) are retried on 429,
+What a reply means is decided by ``_flow.request`` (see docs/client.md): a 401 gets one refresh or resend,
+and more, each counted as a retry, only while the service keeps reaching the request after its token
+expired; idempotent requests (and those sent with ``auth.safe_to_retry()``) are retried on 429,
 502, 503, 504 and, through :class:`KeyturnTransport`, on a connection that failed or dropped, with backoff
 and ``Retry-After``, within ``retries`` and ``deadline``. The two shells below only send and sleep.
 """
