@@ -3,13 +3,14 @@
     python bench/compare/ab.py --store postgresql before:src=/tmp/old/src after:
     python bench/compare/ab.py --store redis --rounds 8 plain: pipelined:KEYTURN_SOME_SETTING=1
 
-On a shared, noisy machine two runs an hour apart differ by more than most changes do; rounds that
-alternate between variants in one run see the same noise. Each variant is ``label:`` followed by
-comma-separated ``NAME=VALUE`` items: ``src=PATH`` imports ``keyturn`` from another ``src`` directory (a
+On a shared, noisy machine two runs an hour apart differ by more than most changes do; rounds that alternate
+between variants in one run see the same noise. Each variant is ``label:`` followed by comma-separated
+``NAME=VALUE`` items (each label once): ``src=PATH`` imports ``keyturn`` from another ``src`` directory (a
 worktree of an older commit, say), ``pg=NAME=VALUE`` sets a PostgreSQL setting on the store's connections
-(``pg=synchronous_commit=off``), anything else is an environment variable of its servers. Every variant
-gets its own ``keyturn serve`` processes (``--processes``, two as in ``run.py``) on its own schema or key
-prefix of the run's throwaway place, its own sessions, and the comparison's raised rate limits.
+(``pg=synchronous_commit=off``; ``--store postgresql`` only), anything else is an environment variable of its
+servers. Every variant gets its own ``keyturn serve`` processes (``--processes``, two as in ``run.py``) on its
+own schema or key prefix of the run's throwaway place, its own sessions, and the comparison's raised rate
+limits.
 
 Each round runs every variant once (the order rotates) for ``--seconds`` with ``--sessions`` sessions in
 a closed loop, and prints the rate and the CPU each refresh cost: in the variant's servers, in the
@@ -48,21 +49,33 @@ class Variant:
     """Per round: milliseconds of CPU per refresh in the servers, the store's server, the load generator."""
 
 
-def parse_variant(text: str) -> Variant:
+def parse_variant(text: str, store: str) -> Variant:
+    """One variant of the command line; ``ValueError`` says what is wrong with it."""
     label, _, items = text.partition(":")
     env: dict[str, str] = {}
     for item in filter(None, items.split(",")):
         name, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"{text!r}: expected NAME=VALUE items after the label")
+            raise ValueError(f"{text!r}: expected NAME=VALUE items after the label")
         if name == "src":
             env["PYTHONPATH"] = str(Path(value).resolve())
         elif name == "pg":
+            if store != "postgresql":
+                raise ValueError(f"{text!r}: pg={value} sets a PostgreSQL setting, and the store is {store}")
             env.setdefault("options", "")
             env["options"] += f" -c{value}"
         else:
             env[name] = value
     return Variant(label or f"variant{id(env)}", env)
+
+
+def parse_variants(texts: list[str], store: str) -> list[Variant]:
+    """The command line's variants, each label once; ``ValueError`` says what is wrong with them."""
+    variants = [parse_variant(text, store) for text in texts]
+    labels = [variant.label for variant in variants]
+    if twice := sorted({label for label in labels if labels.count(label) > 1}):
+        raise ValueError(f"variant labels given more than once: {', '.join(twice)}")
+    return variants
 
 
 def store_cpu_seconds(store: str) -> float:
@@ -145,7 +158,10 @@ def main() -> None:
     parser.add_argument("--postgres-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     args = parser.parse_args()
-    variants = [parse_variant(text) for text in args.variants]
+    try:
+        variants = parse_variants(args.variants, args.store)
+    except ValueError as exc:
+        parser.error(str(exc))
     with contextlib.suppress(ImportError):
         import uvloop
 

@@ -1,6 +1,6 @@
 """A TCP relay on loopback between a Redis store and the test Redis: it can hold Redis's replies back
 (``stall``/``resume``), cut connections instead of passing replies on (``cut``), and keeps what the store
-sends."""
+sends; and :data:`BOUND`, the short reply timeout of the tests that use it (the ``short_bound`` fixture)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from .backends import REDIS_URL
+
+BOUND = 0.5
+"""The Redis store's reply timeout in the relay's tests (seconds), shorter than its own to keep them quick:
+set by the ``short_bound`` fixture (``conftest``)."""
 
 
 class Relay:

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from keyturn.store.redis import _records, _store
 from keyturn.typing import Backend
 
-from .backends import BACKENDS, BackendUnderTest, isolated
+from ._relay import BOUND
+from .backends import BACKENDS, BackendUnderTest, isolated, require_server
 
 
 @pytest.fixture(params=BACKENDS)
@@ -28,3 +30,12 @@ async def store(backend: BackendUnderTest) -> AsyncIterator[Backend]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture
+def short_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Redis store's reply timeout cut to :data:`~._relay.BOUND` (the Redis server required), for the
+    tests that stall or count its calls through a relay (``usefixtures("short_bound")``)."""
+    require_server("redis")
+    monkeypatch.setattr(_records, "REPLY_TIMEOUT", BOUND)
+    monkeypatch.setattr(_store, "REPLY_TIMEOUT", BOUND)

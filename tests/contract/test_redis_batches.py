@@ -20,27 +20,13 @@ from keyturn.store.redis._store import split_url
 from keyturn.typing import RefreshRecord, Rotate, SessionRecord
 
 from ._relay import Relay
-from .backends import _redis_prefix, require_server
+from .backends import _redis_prefix
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("short_bound")]
 
-BOUND = 0.5
-"""The reply timeout for these tests (seconds), shorter than the store's own to keep them quick."""
 LIMIT = RateLimit(1000, 60.0)
 NOW = 1_800_000_000.0
 CALLS = 48
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the store is asyncio's (redis.asyncio)
-
-
-@pytest.fixture(autouse=True)
-def short_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    require_server("redis")
-    monkeypatch.setattr(_records, "REPLY_TIMEOUT", BOUND)
-    monkeypatch.setattr(_store, "REPLY_TIMEOUT", BOUND)
 
 
 @pytest.fixture

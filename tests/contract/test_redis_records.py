@@ -15,11 +15,6 @@ pytestmark = pytest.mark.anyio
 NOW = 1_800_000_000.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the store is asyncio's (redis.asyncio)
-
-
 @pytest.mark.parametrize(
     ("field", "value"),
     [("gen", "not-a-number"), ("sub", None), ("claims", "{not json"), ("head_jti", None)],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -9,6 +12,8 @@ from ..errors import InvalidRequest
 from ..oauth import OAUTH_PREFIX
 from .errors import KEYTURN, OAUTH
 from .shortcut import route_path
+
+T = TypeVar("T")
 
 
 class BodySizeLimit:
@@ -28,15 +33,27 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused = await self.within(scope, receive, lambda counted: self.app(scope, counted, send))
+        if refused is not None:
+            await refused(scope, receive, send)
+
+    async def within(
+        self, scope: Scope, receive: Receive, run: Callable[[Receive], Awaitable[T]]
+    ) -> T | Response:
+        """``run``'s result, given ``receive`` (counting the body unless its length is declared), or the
+        413 refusal, not yet sent, when the declared length or the body read is over the cap.
+
+        The one home of the cap's steps: this middleware runs its app so, and so does
+        :class:`~keyturn.server.front.Direct`, which answers the refresh in front of it.
+        """
         declared = self.declared(scope)
         if declared is False:
-            await self.refusal(scope)(scope, receive, send)
-            return
+            return self.refusal(scope)
         try:
-            await self.app(scope, receive if declared else self.counting(receive), send)
+            return await run(receive if declared else self.counting(receive))
         except TooLarge:
             # Raised while the app reads its body, so before it has started a response.
-            await self.refusal(scope)(scope, receive, send)
+            return self.refusal(scope)
 
     def declared(self, scope: Scope) -> bool | None:
         """Whether the declared ``Content-Length`` is within the cap (an unreadable one is not); ``None``

@@ -9,7 +9,8 @@ telemetry and its own body limit (both idle unless configured), the body size ca
 app ``create_app`` returns, answers ``POST {prefix}/refresh`` before all of them (:class:`Direct`), doing
 itself what they did for the call:
 
-- the body size cap, as :class:`~keyturn.server.body_limit.BodySizeLimit` (the same one, from the stack);
+- the body size cap, by :meth:`BodySizeLimit.within <keyturn.server.body_limit.BodySizeLimit.within>` (the
+  same one, from the stack);
 - a ``KeyturnError`` rendered by :func:`~keyturn.server.errors.respond`, and a client gone mid-body
   answered quietly, as by the shortcut (:func:`~keyturn.server.shortcut.answer`);
 - any other exception answered and logged by the app's own server-error handler (the one 500 body of
@@ -35,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .body_limit import BodySizeLimit, TooLarge
+from .body_limit import BodySizeLimit
 from .shortcut import Endpoint, Shortcut, answer, route_path
 
 __all__ = ["TELEMETRY_RECHECK", "Direct", "Service", "direct"]
@@ -80,17 +81,11 @@ class Direct:
 
     async def _response(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> Response:
         limit = self.limit
-        if limit is not None:
-            declared = limit.declared(scope)
-            if declared is False:
-                return limit.refusal(scope)
-            if declared is None:
-                receive = limit.counting(receive)
-        try:
+        if limit is None:
             return await answer(endpoint, Request(scope, receive, send))
-        except TooLarge:
-            assert limit is not None
-            return limit.refusal(scope)
+        return await limit.within(
+            scope, receive, lambda counted: answer(endpoint, Request(scope, counted, send))
+        )
 
     async def _failed(
         self, exc: Exception, scope: Scope, receive: Receive, send: Send, *, started: bool

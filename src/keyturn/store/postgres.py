@@ -277,12 +277,13 @@ class PostgresStore(SQLStore):
     """A store in a PostgreSQL database, shared safely by several processes."""
 
     dialect = _POSTGRES
+    # Made in open(), on the loop that serves; a call before then stops at the missing pool.
+    _turns: asyncio.Semaphore
 
     def __init__(self, conninfo: str) -> None:
         self._conninfo = conninfo
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
-        self._turns = asyncio.Semaphore(POOL_MAX_SIZE)  # made again in open(), on the loop that serves
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:

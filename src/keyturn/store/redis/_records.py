@@ -192,6 +192,12 @@ def decode(read: Callable[[Mapping[str, str]], T], reply: object) -> T | None:
     fields = fields_of(reply)
     if not fields:
         return None
+    return decode_fields(read, fields)
+
+
+def decode_fields(read: Callable[[Mapping[str, str]], T], fields: Mapping[str, str]) -> T:
+    """The record ``read`` makes of a hash's fields, already read (``fields_of``'s); a field missing or
+    unreadable (an empty hash too) makes it ``StoreUnavailable``."""
     try:
         return read(fields)
     except (KeyError, ValueError, TypeError) as exc:
@@ -206,13 +212,9 @@ def required(read: Callable[[Mapping[str, str]], T], reply: object) -> T:
 
 
 def session_and_chain(fields: Mapping[str, str]) -> tuple[SessionRecord, Chain]:
-    """A session and its refresh chain from the fields of its hash (``fields_of``'s, read once for both)."""
-    if not fields:
-        raise malformed()
-    try:
-        return session_from(fields), chain_from(fields)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise malformed() from exc
+    """A session and its refresh chain from the fields of its hash, read once for both (see
+    :func:`decode_fields`)."""
+    return session_from(fields), chain_from(fields)
 
 
 def optional_float(value: str | None) -> float | None:

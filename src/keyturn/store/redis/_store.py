@@ -48,6 +48,7 @@ from ._records import (
     chain_words,
     client_from,
     decode,
+    decode_fields,
     decode_member,
     fields_of,
     float_text,
@@ -240,7 +241,7 @@ class RedisStore:
                 return RefreshOutcome(decide(None, None), None, None)
             if user is not None and len(reply) == 2 and as_int(reply[1]) != 1:
                 return RefreshOutcome(SubjectRefused(user), None, None)
-            session, chain = session_and_chain(found)
+            session, chain = decode_fields(session_and_chain, found)
             decision = decide(session, chain.presented(jti))
             if isinstance(decision, Rotate):
                 head, now = decision.new_head, float_text(decision.now)
