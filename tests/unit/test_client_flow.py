@@ -8,14 +8,16 @@ I/O (real sockets, real locks, real faults) are in ``tests/inprocess`` and ``tes
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections import deque
+from collections.abc import Callable
 
 import pytest
 
 from keyturn.client import RefreshUnavailable, _flow
 from keyturn.client._flow import RetryPolicy
 from keyturn.client._session import LOST_ANSWER_RETRY, LOST_ANSWER_WINDOW
-from keyturn.client._steps import SendRequest, Sleep
+from keyturn.client._steps import Answer, Flow, SendRequest, Sleep
 
 from ._flows import NOW, MaxRandom, MinRandom, Scene, dropped, error, reply
 
@@ -241,6 +243,36 @@ def test_max_wait_holds_on_a_clock_that_stands_still() -> None:
     assert len(scene.calls()) <= 4
 
 
+def _drive(scene: Scene, flow: Flow[Answer], answer_to: Callable[[int], Answer]) -> tuple[Answer, list[str]]:
+    """Drive ``flow`` to its end, answering its ``n``-th sending with ``answer_to(n)``: its answer and the
+    tokens it sent."""
+    sends: list[str] = []
+    answer: object = None
+    while True:
+        try:
+            step = flow.send(answer)
+        except StopIteration as stop:
+            scene.session.fire()
+            return stop.value, sends
+        if isinstance(step, SendRequest):
+            sends.append(step.token)
+            answer = answer_to(len(sends))
+        else:
+            answer = scene.do(step, deque())
+
+
+def _late(scene: Scene, trip: float, refused: Answer) -> Callable[[int], Answer]:
+    """Answers from a service that reads every request ``trip`` seconds late, after its token expired."""
+
+    def answer_to(_: int) -> Answer:
+        scene.clock.advance(trip)
+        spent = scene.clock.now() + scene.tokens.clock_offset  # by this client's clock too
+        scene.session.tokens = dataclasses.replace(scene.tokens, access_expires_at=spent)
+        return refused
+
+    return answer_to
+
+
 def test_a_request_the_service_keeps_reaching_after_its_token_expired_is_sent_again_only_as_a_retry() -> None:
     """A busy service that reads every request after its token expired (by this client's clock too) gets it
     again with a new token after one refresh and, each one of the policy's retries, a few times more; then
@@ -249,24 +281,49 @@ def test_a_request_the_service_keeps_reaching_after_its_token_expired_is_sent_ag
     scene.sign_in()
     flow = _flow.request(scene.session, RetryPolicy(), "GET", retry_safe=False, rng=MinRandom())
     refused = error(scene.endpoints, 401, "token_expired")
-    sends: list[tuple[float, str]] = []
-    answer: object = None
-    result: object = None
-    while result is None:
-        try:
-            step = flow.send(answer)
-        except StopIteration as stop:
-            result = stop.value
-            continue
-        if isinstance(step, SendRequest):
-            sends.append((scene.clock.now(), step.token))
-            scene.clock.advance(8)  # the trip outlives the token it carried
-            spent = scene.clock.now() + scene.tokens.clock_offset
-            scene.session.tokens = dataclasses.replace(scene.tokens, access_expires_at=spent)
-            answer = refused
-        else:
-            answer = scene.do(step, deque())
+
+    result, sends = _drive(scene, flow, _late(scene, 5, refused))
+
     assert result is refused
     assert len(sends) == 2 + RetryPolicy().retries  # the first, after the refresh, and each retry
-    assert len({token for _, token in sends}) == len(sends)  # each time with a newer token
+    assert len(scene.calls()) == 1 + RetryPolicy().retries  # a refresh before each sending again
+    assert len(set(sends)) == len(sends)  # each time with a newer token
     assert scene.ended == []
+
+
+def test_those_sendings_again_start_within_the_deadline() -> None:
+    scene = Scene()
+    scene.sign_in()
+    flow = _flow.request(
+        scene.session, RetryPolicy(retries=10, deadline=30), "GET", retry_safe=False, rng=MinRandom()
+    )
+    refused = error(scene.endpoints, 401, "token_expired")
+
+    result, sends = _drive(scene, flow, _late(scene, 20, refused))
+
+    assert result is refused
+    assert len(sends) == 2  # at 0 s and, after the free refresh, at 20 s; the answer at 40 s is past 30 s
+
+
+def test_a_resend_for_an_older_token_leaves_the_refresh_free_and_two_token_invalid_end_the_session() -> None:
+    """With no retries at all: a 401 for an older token (another caller refreshed), then ``token_invalid``
+    for the current one, refreshed, and ``token_invalid`` again: the session ends."""
+    scene = Scene()
+    scene.sign_in()
+    flow = _flow.request(scene.session, RetryPolicy(retries=0), "GET", retry_safe=False, rng=MinRandom())
+    invalid = error(scene.endpoints, 401, "token_invalid")
+
+    def answer_to(n: int) -> Answer:
+        if n == 1:  # another caller refreshed while this request was out
+            now = scene.clock.now()
+            scene.session.install(
+                scene.endpoints.tokens(json.loads(scene.fresh_pair().content), None, now, now)
+            )
+            return error(scene.endpoints, 401, "token_expired")
+        return invalid
+
+    result, sends = _drive(scene, flow, answer_to)
+
+    assert result is invalid
+    assert len(sends) == 3
+    assert scene.ended == ["token_invalid"]

@@ -22,7 +22,7 @@ export interface Endpoints {
   csrfHeader: string;
   /** Codes of the refresh endpoint that end the session; every other failure is temporary. */
   definitive: readonly string[];
-  /** Codes of a resource server (401) meaning "refresh, then retry once". */
+  /** Codes of a resource server (401) meaning "refresh, then retry once" (more, as retries, for a token spent by the client's clock too). */
   expiring: readonly string[];
   /** Codes of a resource server (401) for the current access token that end the session. */
   rejected: readonly string[];
@@ -56,7 +56,8 @@ export const KEYTURN: Endpoints = {
 /**
  * djangorestframework-simplejwt's `TokenObtainPairView` and `TokenRefreshView` under `/api/token/` (use
  * body mode). It answers every bad token with `token_not_valid`, an expired access token included: on a
- * resource request that means "refresh and retry once", at the refresh endpoint it ends the session.
+ * resource request that means "refresh and retry once" (more only for a token spent by the client's clock
+ * too), at the refresh endpoint it ends the session.
  */
 export const SIMPLEJWT: Endpoints = {
   ...KEYTURN,

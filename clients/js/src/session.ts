@@ -26,8 +26,8 @@ export interface Attempt {
   _mayRetry: boolean;
   /** Retries so far after temporary failures. */
   _failures: number;
-  /** It was sent again with a newer token. */
-  _replaced?: boolean;
+  /** It was sent again with the current token after a refusal of an older one. */
+  _resent?: boolean;
   /** The access token it carried last. */
   _sent?: string;
   /** The access token refused before the refresh it asked for (one at most: the flow asks no second). */
@@ -219,11 +219,12 @@ export class Session extends RefreshingSession {
       return true;
     }
     if (decision != "refresh" && decision != "resend") return false;
-    // Sent again with a newer token once; each time more (the service reached it after its token expired:
-    // a busy service, a long queue) is one of its `retries`.
-    if (attempt._replaced && ++attempt._failures > this._retries) return false;
-    attempt._replaced = true;
+    // The first refresh and the first resend are free; each one more (the service keeps reaching it after
+    // its token expired: a busy service, a long queue) is one of its `retries`.
+    const again = decision == "refresh" ? attempt._rejected : attempt._resent;
+    if (again && ++attempt._failures > this._retries) return false;
     if (decision == "refresh") attempt._rejected = attempt._sent;
+    else attempt._resent = true;
     return true;
   }
 

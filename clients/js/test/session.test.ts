@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { LoginError, RefreshUnavailableError, SessionEndedError } from "../src/errors";
+import { SIMPLEJWT } from "../src/endpoints";
 import { BASE, FakeServer, START, after, bearer, browser, jumpToDue, jumpToExpiry, pass, passUntilDue, record, signedIn } from "./fakes";
 
 beforeEach(() => void vi.useFakeTimers({ now: START }));
@@ -121,6 +122,39 @@ describe("401 on a request", () => {
     expect((await res).status).toBe(200);
     expect(b.server.refreshes).toBe(1);
     expect(resources(b.server).map(bearer)).toEqual([old, await fresh]);
+  });
+
+  it("a resend for an older token first, then token_invalid twice: the refresh is still free, and the session ends (retries: 0)", async () => {
+    const b = browser();
+    const session = await signedIn(b, { retries: 0 });
+    const old = await session.getAccessToken();
+    b.server.resourceFaults = [
+      { status: 401, body: { error: "token_expired" }, delay: 100 },
+      { status: 401, body: { error: "token_invalid" } },
+      { status: 401, body: { error: "token_invalid" } },
+    ];
+    const res = session.fetch(`${BASE}/api/slow`);
+    await pass(1); // sent with the old token
+    jumpToDue(session);
+    const fresh = session.getAccessToken();
+    await pass(1000);
+    expect((await res).status).toBe(401);
+    expect(resources(b.server).map(bearer).slice(0, 2)).toEqual([old, await fresh]);
+    expect(resources(b.server)).toHaveLength(3);
+    expect(b.server.refreshes).toBe(2); // the due one, and the one token_invalid asked for
+    expect(session.state).toBe("ended");
+  });
+
+  it("SimpleJWT: token_not_valid for a token the service reached after it expired is refreshed and sent again, `retries` times at most", async () => {
+    const b = browser(new FakeServer(false, "simplejwt"));
+    b.server.lifetime = 5;
+    const session = await signedIn(b, { mode: "body", endpoints: SIMPLEJWT });
+    b.server.reach = 6000; // every token has expired when the service reads it
+    const res = session.fetch(`${BASE}/api/item`);
+    await pass(200_000);
+    expect((await res).status).toBe(401);
+    expect(b.server.calls("/api/item")).toHaveLength(4); // the first sending, one after the refresh, and two more
+    expect(session.state).not.toBe("ended");
   });
 
   it("token_revoked for the current token: one refresh and one resend; refused again, the session ends once and the 401 goes to the application", async () => {

@@ -54,7 +54,8 @@ class Endpoints:
     definitive: frozenset[str] = field(default=DEFINITIVE)
     """Error codes of the refresh endpoint that end the session; every other failure is temporary."""
     expiring: frozenset[str] = field(default=frozenset({"token_expired"}))
-    """Codes of a resource server meaning "refresh and retry once"."""
+    """Codes of a resource server meaning "refresh and retry once" (more, as retries, while the token the
+    request carried has expired by the client's clock too: the service reached it late)."""
     rejected: frozenset[str] = field(default=frozenset({"token_invalid", "token_revoked"}))
     """Codes of a resource server, for the current access token, that cost one refresh and one retry, and
     end the session if the retry is refused again."""
@@ -138,7 +139,8 @@ SIMPLEJWT = Endpoints(
 """djangorestframework-simplejwt's ``TokenObtainPairView`` and ``TokenRefreshView`` under ``/api/token/``.
 
 SimpleJWT answers every bad token with ``token_not_valid``, an expired access token included, so on a
-resource request that code means "refresh and retry once" (see ``KeyturnAuth``), never "end the session".
+resource request that code means "refresh and retry once" (more only for a token the client's clock also
+says expired; see ``KeyturnAuth``), never "end the session".
 """
 
 

@@ -352,8 +352,13 @@ def request(
         token = session.ready(None) or (yield from access(session))
     if started is None:
         started = session.clock.now()
-    refreshed = replaced = False
+    refreshed = resent = False
     retries = 0
+
+    def within(retries: int) -> bool:
+        """Another retry may start: fewer than ``policy.retries`` so far, and inside ``policy.deadline``."""
+        return retries < policy.retries and session.clock.now() <= started + policy.deadline
+
     while True:
         answer: Answer = yield SendRequest(token)
         current = session.tokens
@@ -368,16 +373,17 @@ def request(
         )
         if decision == "done":
             return answer
-        # Sent again with a newer token once; each time more (the service reached it after its token
-        # expired: a busy service, a long queue) is one of its retries.
-        if decision in ("refresh", "resend") and (not replaced or retries < policy.retries):
-            if replaced:
+        # The first refresh and the first resend are free; each one more (the service keeps reaching the
+        # request after its token expired: a busy service, a long queue) is one of its retries.
+        first = not refreshed if decision == "refresh" else not resent
+        if decision in ("refresh", "resend") and (first or within(retries)):
+            if not first:
                 retries += 1
-            replaced = True
             if decision == "refresh":
                 refreshed = True
                 token = yield from obtain(session, token)
             else:
+                resent = True
                 token = yield from access(session)
         elif decision == "retry" and retries < policy.retries:
             hint = retry_after(answer.headers, session.clock.now()) if isinstance(answer, Reply) else None
