@@ -43,8 +43,8 @@ import asyncio
 import functools
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeAlias, TypeVar, cast
 
 import psycopg
 from psycopg import AsyncConnection
@@ -55,6 +55,7 @@ from psycopg_pool import AsyncConnectionPool
 from ..errors import ConfigError, StoreUnavailable
 from ..ratelimit import RateLimit, micros
 from ..typing import Decide, Limited, RateLimitResult, RateLimitTake, RefreshOutcome
+from ._pg_batch import Pending, Rotations, drive
 from ._sql import STATE_COLUMNS, USER_ALLOWED, Dialect, Flow, Query, Row
 from ._sql_store import SQLStore, refresh
 
@@ -283,6 +284,7 @@ class PostgresStore(SQLStore):
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)  # made again in open(), on the loop that serves
+        self._rotations = Rotations(self._fetch_all)  # the refreshes' rotations, sent in batches
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -323,6 +325,7 @@ class PostgresStore(SQLStore):
         # A turn per pooled connection: calls beyond the pool's size wait here, on a plain semaphore,
         # rather than in the pool's own queue, which costs a condition, a lock and a task per wait.
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
+        self._rotations = Rotations(self._fetch_all)
         self._pool = pool
 
     async def _check_if_idle(self, conn: Conn) -> None:
@@ -336,6 +339,7 @@ class PostgresStore(SQLStore):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        self._rotations.cancel()
         if pool is not None:
             await pool.close()
 
@@ -373,6 +377,10 @@ class PostgresStore(SQLStore):
     async def _write(self, flow: Callable[[], Flow[T]]) -> T:
         return await self._call(lambda conn: _drive(conn, flow()))
 
+    async def _fetch_all(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        """One statement, autocommitted: its rows (a batch of rotations)."""
+        return await self._call(lambda conn: _fetch(conn, sql, params), transaction=False)
+
     async def _read(self, flow: Callable[[], Flow[T]]) -> T:
         return await self._call(lambda conn: _drive(conn, flow()), transaction=False)
 
@@ -386,17 +394,17 @@ class PostgresStore(SQLStore):
         user: str | None = None,
     ) -> RefreshOutcome:
         # Unlocked first, out of any transaction: the takes and the session's read in one statement, then
-        # (a rotation) one conditional update, two round trips on one pooled connection. The takes are
-        # never in a transaction with the update: the lock on a busy bucket (one address's) would then be
-        # held until the update's commit has flushed the WAL, and queue every other refresh from that
-        # address behind it. If the head moved between the read and the update, or the decision is a
-        # reuse (which revokes, in a transaction), the refresh runs again, without the takes (made once),
-        # holding the session's row lock.
-        # The subject check (``user``) is read with the session, in that first statement; the locked run
-        # comes only after it passed, and does not ask again.
-        outcome = await self._read(
-            lambda: refresh(self.dialect, sid, jti, decide, takes, locked=False, user=user)
-        )
+        # (a rotation) one conditional update, sent with the process's other rotations of the moment
+        # (``_pg_batch``: one statement, one commit for them all). The takes are never in a transaction
+        # with the update: the lock on a busy bucket (one address's) would then be held until the
+        # update's commit has flushed the WAL, and queue every other refresh from that address behind it.
+        # If the head moved between the read and the update, or the decision is a reuse (which revokes,
+        # in a transaction), the refresh runs again, without the takes (made once), holding the session's
+        # row lock. The subject check (``user``) is read with the session, in that first statement; the
+        # locked run comes only after it passed, and does not ask again.
+        first = functools.partial(refresh, self.dialect, sid, jti, decide, takes, locked=False, user=user)
+        step = await self._call(lambda conn: drive(conn, first(), self.dialect.rotate), transaction=False)
+        outcome = await step.resume(self._rotations.rotate) if isinstance(step, Pending) else step
         if outcome is None:
             outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide))
         if outcome is None:
@@ -467,26 +475,12 @@ async def _migrate(conn: Conn) -> None:
 
 
 async def _drive(conn: Conn, flow: Flow[T]) -> T:
-    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back (one cursor for all)."""
-    cursor = conn.cursor()
-    try:
-        query = next(flow)
-        while True:
-            sql, params, fetch = query
-            await cursor.execute(sql, params)
-            answer: object
-            if fetch == "one":
-                answer = await cursor.fetchone()
-            elif fetch == "count":
-                answer = cursor.rowcount
-            elif fetch == "all":
-                answer = await cursor.fetchall()
-            else:
-                answer = None
-            query = flow.send(answer)
-    except StopIteration as done:
-        result: T = done.value
-        return result
+    """Run ``flow`` on ``conn`` (``_pg_batch.drive``)."""
+    return cast(T, await drive(conn, flow))
+
+
+async def _fetch(conn: Conn, sql: str, params: Mapping[str, object]) -> list[Row]:
+    return await (await conn.execute(sql, params)).fetchall()
 
 
 def _reason(exc: BaseException) -> str:
