@@ -83,6 +83,12 @@ def _rotation(sid: str, read: str, new: str, gen: int = 1) -> tuple[object, ...]
     return (new, gen, "rk", int(NOW) + gen, int(NOW) + 1000 + gen, "", NOW + gen, sid, read)
 
 
+async def _migrated(url: str) -> None:
+    store = PostgresStore.from_url(url)
+    await store.open()  # the schema is made
+    await store.close()
+
+
 async def _heads(store: PostgresStore, sids: list[str]) -> list[str]:
     found = [await store.get_session(sid) for sid in sids]
     return [s.head_jti if s else "" for s in found]
@@ -178,24 +184,23 @@ def test_concurrent_batches_over_the_same_sessions_never_deadlock(
     """Four stores (threads of their own, as processes) each send batches rotating the same sessions, in
     shuffled orders, at once: a deadlock victim is not run again here (one attempt), so one would fail."""
     monkeypatch.setattr(postgres, "ATTEMPTS", 1)
-    rounds, count = 15, 300  # enough sessions that the update looks each one up by its index
-
-    async def setup() -> list[str]:
-        seed = PostgresStore.from_url(place.url)
-        await seed.open()
-        try:
-            return [head.sid for head in await _sessions(seed, count)]
-        finally:
-            await seed.close()
-
-    sids = asyncio.run(setup())
+    rounds, count = 15, 5000  # enough sessions that the update finds each one by its index
+    sids = [f"s{i:05}" for i in range(count)]
+    asyncio.run(_migrated(place.url))
+    with psycopg.connect(place.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sessions (sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at) "
+            "SELECT sid, 'alice', %s, %s, sid || '-h0', 0, %s FROM unnest(%s::text[]) AS sid",
+            (NOW, NOW + 5000, NOW, sids),
+        )
+        conn.execute("ANALYZE sessions")
 
     async def storm(store: Any, n: int) -> int:
         assert isinstance(store, PostgresStore)
         rotated = 0
         shuffled = random.Random(n)
         for _ in range(rounds):
-            order = shuffled.sample(sids, 48)
+            order = shuffled.sample(sids[:100], 48)  # overlapping a lot
             heads = await _heads(store, order)
             futures = [
                 store._rotations.rotate(_rotation(sid, head, f"{sid}-{n}-{random.random()}"))
