@@ -7,7 +7,8 @@ How each call stays atomic when many processes share the database:
 - ``refresh`` takes its rate limits and reads the session (its refresh chain with it, and, asked for the
   built-in users' subject check, whether the user may hold a session) in one statement, and decides; a
   rotation is then one ``UPDATE`` that changes the row only if its head is still the one read (two
-  round trips on one pooled connection, no transaction). If another refresh moved the head in between,
+  round trips, no transaction), sent with the process's other rotations of that moment as one statement
+  (``_pg_batch``: one round trip and one commit for them all, each still answered on its own). If another refresh moved the head in between,
   or the decision is a reuse, the refresh runs again (without the takes, made once) in a
   transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes of one
   session each decide on what the previous one committed: one rotates, the rest replay. A
