@@ -16,9 +16,18 @@ import psycopg
 import pytest
 
 from keyturn.errors import StoreUnavailable
+from keyturn.ratelimit import RateLimit
 from keyturn.store import postgres
 from keyturn.store.postgres import PostgresStore
-from keyturn.typing import RefreshRecord, Rotate, SessionRecord
+from keyturn.typing import (
+    Limited,
+    RateLimitResult,
+    RateLimitTake,
+    RefreshRecord,
+    Rotate,
+    SessionRecord,
+    UserRecord,
+)
 
 from ._races import in_threads
 from .backends import BackendUnderTest, isolated
@@ -135,13 +144,13 @@ async def test_a_batch_answers_each_rotation_on_its_own(store: PostgresStore, st
     statements.clear()
     rotations = store._rotations
     futures = [
-        rotations.rotate(_rotation(sids[0], "s0-h0", "a")),  # rotates
-        rotations.rotate(_rotation(sids[1], "stale", "b")),  # lost: its head moved on
-        rotations.rotate(_rotation(sids[2], "s2-h0", "c")),
-        rotations.rotate(_rotation(sids[0], "s0-h0", "a2")),  # lost: the first of s000 rotated it
-        rotations.rotate(_rotation(sids[3], "stale", "d")),  # lost, then a rotation of s003 that holds
-        rotations.rotate(_rotation(sids[3], "s3-h0", "d2")),
-        rotations.rotate(_rotation(sids[4], "s4-h0", "e")),
+        rotations.call(_rotation(sids[0], "s0-h0", "a")),  # rotates
+        rotations.call(_rotation(sids[1], "stale", "b")),  # lost: its head moved on
+        rotations.call(_rotation(sids[2], "s2-h0", "c")),
+        rotations.call(_rotation(sids[0], "s0-h0", "a2")),  # lost: the first of s000 rotated it
+        rotations.call(_rotation(sids[3], "stale", "d")),  # lost, then a rotation of s003 that holds
+        rotations.call(_rotation(sids[3], "s3-h0", "d2")),
+        rotations.call(_rotation(sids[4], "s4-h0", "e")),
     ]
     assert await asyncio.gather(*futures) == [1, 0, 1, 0, 0, 1, 1]
     assert await _heads(store, sids) == ["a", "s1-h0", "c", "d2", "e", "s5-h0"]
@@ -166,15 +175,14 @@ async def test_a_failing_batch_fails_each_of_its_calls_and_writes_nothing(
             f"WHEN (NEW.sid = '{poison.sid}') EXECUTE FUNCTION refuse()"
         )
     everyone = [*heads, poison]
-    futures = [store._rotations.rotate(_rotation(h.sid, h.jti, f"{h.sid}-h1")) for h in everyone]
+    futures = [store._rotations.call(_rotation(h.sid, h.jti, f"{h.sid}-h1")) for h in everyone]
     results = await asyncio.gather(*futures, return_exceptions=True)
     assert all(isinstance(r, StoreUnavailable) for r in results), results
     assert len({id(r) for r in results}) == len(results)  # an error of its own each
     assert await _heads(store, [h.sid for h in everyone]) == [h.jti for h in everyone]
     # The store goes on: a batch without that session rotates.
     assert (
-        await asyncio.gather(*(store._rotations.rotate(_rotation(h.sid, h.jti, "x")) for h in heads))
-        == [1] * 8
+        await asyncio.gather(*(store._rotations.call(_rotation(h.sid, h.jti, "x")) for h in heads)) == [1] * 8
     )
 
 
@@ -203,7 +211,7 @@ def test_concurrent_batches_over_the_same_sessions_never_deadlock(
             order = shuffled.sample(sids[:100], 48)  # overlapping a lot
             heads = await _heads(store, order)
             futures = [
-                store._rotations.rotate(_rotation(sid, head, f"{sid}-{n}-{random.random()}"))
+                store._rotations.call(_rotation(sid, head, f"{sid}-{n}-{random.random()}"))
                 for sid, head in zip(order, heads, strict=True)
             ]
             rotated += sum(await asyncio.gather(*futures))
@@ -211,3 +219,35 @@ def test_concurrent_batches_over_the_same_sessions_never_deadlock(
 
     rotated = in_threads(place, storm, threads=4, per_thread=1)
     assert sum(rotated) > 0
+
+
+async def test_a_batch_of_takes_answers_as_takes_one_after_another(
+    store: PostgresStore, statements: list[str]
+) -> None:
+    """Refreshes from one address in one batch: its bucket passes as many as it would one after the
+    other (three), in the order asked, and refuses the rest with the wait a take alone would give; each
+    passing call's own per-session bucket is taken, a refused one's is not; the subject check is each
+    call's own."""
+    heads = await _sessions(store, 6)
+    await store.add_user(UserRecord("alice", "x", NOW))
+    by_address, by_session = RateLimit(3, 60.0), RateLimit(10, 60.0)
+
+    async def refresh(head: RefreshRecord, user: str | None) -> object:
+        new = RefreshRecord(f"{head.sid}-h1", head.sid, 1, "rk", int(NOW) + 1, int(NOW) + 1001)
+        takes = [RateLimitTake("ip:1", by_address, NOW), RateLimitTake(f"sid:{head.sid}", by_session, NOW)]
+        outcome = await store.refresh(
+            head.sid, head.jti, lambda s, p: Rotate(new, NOW + 1, p), takes, user=user
+        )
+        return outcome.decision
+
+    statements.clear()
+    users = ["alice", None, "mallory", "alice", None, "alice"]
+    decisions = await asyncio.gather(*(refresh(h, u) for h, u in zip(heads, users, strict=True)))
+    assert [type(d).__name__ for d in decisions] == ["Rotate", "Rotate", "SubjectRefused"] + ["Limited"] * 3
+    waits = [d.retry_after for d in decisions if isinstance(d, Limited)]
+    assert waits == [pytest.approx(20.0)] * 3, waits  # one call every 20 s at the sustained rate
+    assert len([sql for sql in statements if "FROM pg_temp.keyturn_take_many" in sql]) == 1
+    # Each passing call took one from its own session's bucket (10 - 1 left, 9 more pass); refused: none.
+    for head, decision in zip(heads, decisions, strict=True):
+        passed = [await store.rate_limit_take(f"sid:{head.sid}", by_session, NOW) for _ in range(10)]
+        assert passed.count(RateLimitResult(True)) == (9 if not isinstance(decision, Limited) else 10)

@@ -35,6 +35,8 @@ from ..errors import StoreUnavailable
 from ._sql import Flow, Query, Row
 
 T = TypeVar("T")
+P = TypeVar("P")
+A = TypeVar("A")
 
 BATCH_LIMIT = 64
 """Rotations one statement makes at most; more waiting ones go in another statement at the same time."""
@@ -67,21 +69,20 @@ waits for none, and judges each row's condition on its latest committed version.
 _NAMES = ("jti", "gen", "kid", "iat", "exp", "rotated", "now", "sid", "old")
 
 
-class Rotations:
-    """Rotations queued by callers of one store, sent in batches; ``await rotations.rotate(params)`` is one:
-    the rows it changed (1 or 0), as ``Dialect.rotate`` with ``params`` alone would answer."""
+class Batches(Generic[P, A]):
+    """Calls queued by callers of one store, sent in batches by :meth:`_send_batch` (a subclass's)."""
 
     __slots__ = ("_run", "_sending", "_waiting")
 
     def __init__(self, run: Run) -> None:
         self._run = run
-        self._waiting: list[_Item] = []
+        self._waiting: list[tuple[P, asyncio.Future[A]]] = []
         self._sending: set[asyncio.Task[None]] = set()
         """Batches being sent (held here: the loop keeps only weak references to its tasks)."""
 
-    def rotate(self, params: Sequence[object]) -> asyncio.Future[int]:
-        """Queue a rotation (``_sql.rotate_params``); the future gets the rows it changed, or the error."""
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    def call(self, params: P) -> asyncio.Future[A]:
+        """Queue a call; the future gets its answer, or the error."""
+        future: asyncio.Future[A] = asyncio.get_running_loop().create_future()
         self._queue((params, future))
         return future
 
@@ -92,7 +93,7 @@ class Rotations:
         for task in self._sending:
             task.cancel()
 
-    def _queue(self, item: _Item) -> None:
+    def _queue(self, item: tuple[P, asyncio.Future[A]]) -> None:
         if not self._waiting:  # the first of this turn: the batch leaves on the loop's next turn
             self._start()
         self._waiting.append(item)
@@ -102,35 +103,43 @@ class Rotations:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    def _take(self) -> list[_Item]:
-        """The next batch: up to ``BATCH_LIMIT`` waiting rotations whose callers still wait."""
+    async def _send(self) -> None:
         waiting = self._waiting
         batch = [item for item in waiting[:BATCH_LIMIT] if not item[1].done()]
         del waiting[:BATCH_LIMIT]
         if waiting:  # more than one batch's worth: the rest leave at once too
             self._start()
-        return batch
+        if not batch:
+            return
+        try:
+            await self._send_batch(batch)
+        except BaseException as exc:
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
 
-    async def _send(self) -> None:
+    async def _send_batch(self, batch: list[tuple[P, asyncio.Future[A]]]) -> None:
+        raise NotImplementedError
+
+
+class Rotations(Batches[Sequence[object], int]):
+    """Rotations (``_sql.rotate_params``) queued by callers of one store, sent in batches;
+    ``await rotations.call(params)`` is the rows it changed (1 or 0), as ``Dialect.rotate`` would answer."""
+
+    __slots__ = ()
+
+    async def _send_batch(self, batch: list[_Item]) -> None:
         first: dict[object, _Item] = {}
         later: list[_Item] = []
-        for item in self._take():
+        for item in batch:
             sid = item[0][_SID]
             if sid in first:
                 later.append(item)
             else:
                 first[sid] = item
-        if not first:
-            return
         rows = [first[sid] for sid in sorted(first)]  # type: ignore[type-var]  # sids are text
         params = {name: [item[0][i] for item in rows] for i, name in enumerate(_NAMES)}
-        try:
-            changed = {sid for (sid,) in await self._run(ROTATE_MANY, params)}
-        except BaseException as exc:
-            _fail(rows + later, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
+        changed = {sid for (sid,) in await self._run(ROTATE_MANY, params)}
         for row, future in rows:
             if not future.done():
                 future.set_result(1 if row[_SID] in changed else 0)
@@ -142,37 +151,25 @@ class Rotations:
                 self._queue(item)
 
 
-class Pending(Generic[T]):
-    """A flow stopped at a statement that goes elsewhere (a rotation, in a batch), to be resumed there."""
-
-    __slots__ = ("flow", "query")
-
-    def __init__(self, flow: Flow[T], query: Query) -> None:
-        self.flow, self.query = flow, query
-
-    async def resume(self, send: Callable[[Sequence[object]], Awaitable[int]]) -> T:
-        """Send the statement's parameters with ``send``, and its answer to the flow, which then ends."""
-        params = self.query.params
-        assert isinstance(params, Sequence)
-        answer = await send(params)
+async def run_flow(flow: Flow[T], route: Callable[[Query], Awaitable[object]]) -> T:
+    """Run ``flow``, each statement it yields by ``route`` (to a batch, or on a pooled connection)."""
+    query = next(flow)
+    while True:
+        answer = await route(query)
         try:
-            self.flow.send(answer)
+            query = flow.send(answer)
         except StopIteration as done:
             result: T = done.value
             return result
-        raise RuntimeError("a flow went on after a statement sent elsewhere")
 
 
-async def drive(conn: AsyncConnection[Any], flow: Flow[T], until: str | None = None) -> T | Pending[T]:
-    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back (one cursor for all);
-    stop at the first statement ``until``, if any, and return it as :class:`Pending`."""
+async def drive(conn: AsyncConnection[Any], flow: Flow[T]) -> T:
+    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back (one cursor for all)."""
     cursor = conn.cursor()
     try:
         query = next(flow)
         while True:
             sql, params, fetch = query
-            if sql == until:
-                return Pending(flow, query)
             await cursor.execute(sql, params)
             answer: object
             if fetch == "one":
@@ -189,7 +186,7 @@ async def drive(conn: AsyncConnection[Any], flow: Flow[T], until: str | None = N
         return result
 
 
-def _fail(items: list[_Item], cause: BaseException) -> None:
+def _fail(items: Sequence[tuple[object, asyncio.Future[Any]]], cause: BaseException) -> None:
     """Each call of ``items`` still waiting fails with a ``StoreUnavailable`` of its own, as its own
     statement would have (a copy of the store's, or one caused by ``cause``)."""
     for _, future in items:
@@ -200,4 +197,4 @@ def _fail(items: list[_Item], cause: BaseException) -> None:
         future.set_exception(failed)
 
 
-__all__ = ["BATCH_LIMIT", "ROTATE_MANY", "Pending", "Rotations", "drive"]
+__all__ = ["BATCH_LIMIT", "ROTATE_MANY", "Batches", "Rotations", "drive", "run_flow"]
