@@ -20,7 +20,11 @@ changed no row), which the store handles as before (it decides again, holding th
   would have run after it.
 - Errors: the statement is atomic. If it fails (after the store's own runs again of a deadlock victim),
   each of its calls fails as its own statement would (``StoreUnavailable``), and none was applied. The
-  statement runs under the store's bound of a call (6 s), which bounds each of its calls.
+  statement runs under the store's bound of a call (6 s); a refresh waits for its two batches under one
+  such bound in all.
+
+:class:`Batches` is the queue, shared with ``_pg_takes`` (the refreshes' first statements, batched too);
+:func:`run_flow` runs a refresh's flow with each statement routed to its batch or a pooled connection.
 """
 
 from __future__ import annotations

@@ -288,6 +288,7 @@ class PostgresStore(SQLStore):
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)  # made again in open(), on the loop that serves
         self._rotations = Rotations(self._fetch_all)  # the refreshes' rotations, sent in batches
         self._takes = TakeReads(self._fetch_all)  # and their takes-and-reads
+        self._takes_batched = True  # unless a connection cannot make the function they call
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -312,7 +313,7 @@ class PostgresStore(SQLStore):
             max_size=POOL_MAX_SIZE,
             kwargs={"autocommit": True},
             check=self._check_if_idle,
-            configure=_configure,
+            configure=self._configure,
             timeout=POOL_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             name="keyturn",
@@ -332,6 +333,14 @@ class PostgresStore(SQLStore):
         self._rotations = Rotations(self._fetch_all)
         self._takes = TakeReads(self._fetch_all)
         self._pool = pool
+
+    async def _configure(self, conn: Conn) -> None:
+        """A new pooled connection: the function its batches of takes call (``_pg_takes``), made in its
+        temporary schema; a role that may not make one (no ``TEMP`` privilege) takes one call at a time."""
+        try:
+            await conn.execute(TAKE_MANY)
+        except psycopg.errors.InsufficientPrivilege:
+            self._takes_batched = False
 
     async def _check_if_idle(self, conn: Conn) -> None:
         """Before lending a connection, make sure it still works, if it has been idle a while.
@@ -409,7 +418,11 @@ class PostgresStore(SQLStore):
         # row lock. The subject check (``user``) is read with the session, in that first statement; the
         # locked run comes only after it passed, and does not ask again.
         first = refresh(self.dialect, sid, jti, decide, takes, locked=False, user=user)
-        outcome = await run_flow(first, self._route)
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_S):  # the two batches' waits, bounded as one call
+                outcome = await run_flow(first, self._route)
+        except TimeoutError as exc:
+            raise StoreUnavailable() from exc
         if outcome is None:
             outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide))
         if outcome is None:
@@ -421,7 +434,7 @@ class PostgresStore(SQLStore):
         ``_pg_batch``, ``_pg_takes``), anything else (a read without takes) on a pooled connection."""
         if query.sql == self.dialect.rotate:
             return self._rotations.call(query.params)  # type: ignore[arg-type]  # a tuple
-        if query.sql.startswith(TAKES_FIRST):
+        if self._takes_batched and query.sql.startswith(TAKES_FIRST):
             return self._takes.call(query.params)  # type: ignore[arg-type]  # a dict
         return self._call(lambda conn: drive(conn, _one(query)), transaction=False)
 
@@ -469,11 +482,6 @@ def _one(query: Query) -> Flow[object]:
 
 async def _fetch(conn: Conn, sql: str, params: Mapping[str, object]) -> list[Row]:
     return await (await conn.execute(sql, params)).fetchall()
-
-
-async def _configure(conn: Conn) -> None:
-    """A new pooled connection: the function its batches of takes call (``_pg_takes``)."""
-    await conn.execute(TAKE_MANY)
 
 
 def _reason(exc: BaseException) -> str:
