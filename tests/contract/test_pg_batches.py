@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from keyturn.errors import StoreUnavailable
+from keyturn.errors import SessionExpired, StoreUnavailable
 from keyturn.ratelimit import RateLimit
 from keyturn.store import postgres
 from keyturn.store.postgres import PostgresStore
@@ -24,6 +24,7 @@ from keyturn.typing import (
     RateLimitResult,
     RateLimitTake,
     RefreshRecord,
+    Reject,
     Rotate,
     SessionRecord,
     UserRecord,
@@ -119,7 +120,7 @@ async def test_concurrent_refreshes_rotate_in_fewer_statements_each_with_its_own
             decided[head.sid] = decided.get(head.sid, 0) + 1
             if head.sid in moved and decided[head.sid] == 1:  # another process rotates it meanwhile
                 other.execute("UPDATE sessions SET head_jti = 'elsewhere' WHERE sid = %s", (head.sid,))
-            return Rotate(new, NOW + 1, presented)
+            return Rotate(new, NOW + 1)
 
         outcome = await store.refresh(head.sid, head.jti, decide)
         assert outcome.session is not None
@@ -235,9 +236,7 @@ async def test_a_batch_of_takes_answers_as_takes_one_after_another(
     async def refresh(head: RefreshRecord, user: str | None) -> object:
         new = RefreshRecord(f"{head.sid}-h1", head.sid, 1, "rk", int(NOW) + 1, int(NOW) + 1001)
         takes = [RateLimitTake("ip:1", by_address, NOW), RateLimitTake(f"sid:{head.sid}", by_session, NOW)]
-        outcome = await store.refresh(
-            head.sid, head.jti, lambda s, p: Rotate(new, NOW + 1, p), takes, user=user
-        )
+        outcome = await store.refresh(head.sid, head.jti, lambda s, p: Rotate(new, NOW + 1), takes, user=user)
         return outcome.decision
 
     statements.clear()
@@ -251,3 +250,34 @@ async def test_a_batch_of_takes_answers_as_takes_one_after_another(
     for head, decision in zip(heads, decisions, strict=True):
         passed = [await store.rate_limit_take(f"sid:{head.sid}", by_session, NOW) for _ in range(10)]
         assert passed.count(RateLimitResult(True)) == (9 if not isinstance(decision, Limited) else 10)
+
+
+def test_concurrent_batches_of_takes_over_the_same_buckets_never_deadlock(
+    place: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four stores each send batches of refreshes whose takes (two buckets each, new ones among them) cross
+    each other's in shuffled orders: a deadlock victim is not run again (one attempt), so one would fail."""
+    monkeypatch.setattr(postgres, "ATTEMPTS", 1)
+    asyncio.run(_migrated(place.url))
+    limit = RateLimit(1_000_000, 1.0)
+
+    async def storm(store: Any, n: int) -> int:
+        assert isinstance(store, PostgresStore)
+        shuffled = random.Random(n)
+        taken = 0
+        for round_ in range(20):
+            keys = [f"b{round_}-{i}" for i in range(30)]  # new in this round, for every store at once
+
+            async def one(first: str, second: str) -> object:
+                takes = [RateLimitTake(first, limit, NOW), RateLimitTake(second, limit, NOW)]
+                return (
+                    await store.refresh("no-such-session", "x", lambda s, p: Reject(SessionExpired()), takes)
+                ).decision
+
+            pairs = [shuffled.sample(keys, 2) for _ in range(40)]
+            decisions = await asyncio.gather(*(one(a, b) for a, b in pairs))
+            taken += sum(isinstance(d, Reject) for d in decisions)
+        return taken
+
+    taken = in_threads(place, storm, threads=4, per_thread=1)
+    assert taken == [20 * 40] * 4

@@ -9,8 +9,9 @@ bucket taken by several calls of a batch (one address's) answers each as sequent
 statement then reads each call's session (unless one of its takes refused). Each call gets the row its own
 statement would have returned.
 
-The function first locks the batch's existing buckets in key order, so two batches never wait for each
-other in a cycle over them. Its writes go to the unlogged buckets only: its commit waits for no WAL flush,
+The function first makes the batch's missing buckets (full ones: a bucket whose TAT has passed is the
+same as none) and locks them all, each in key order, so two batches never wait for each other in a
+cycle over them. Its writes go to the unlogged buckets only: its commit waits for no WAL flush,
 and the locks are held no longer than the statement. A failing statement writes nothing (it is one
 statement) and fails each of its calls, as ``_pg_batch`` says.
 """
@@ -35,6 +36,10 @@ DECLARE
     current int := 0;
     refused boolean := false;
 BEGIN
+    -- Every bucket made first (a full one: a passed TAT is the same as none), then all locked, each in
+    -- key order: the takes below then wait for no other batch, and no two batches wait in a cycle.
+    INSERT INTO rate_limits (key, tat) SELECT DISTINCT k, 0 FROM unnest(keys) AS k ORDER BY k
+    ON CONFLICT (key) DO NOTHING;
     PERFORM 1 FROM rate_limits WHERE key = ANY (keys) ORDER BY key FOR UPDATE;
     FOR i IN 1 .. coalesce(array_length(keys, 1), 0) LOOP
         IF items[i] <> current THEN
