@@ -336,10 +336,11 @@ class PostgresStore(SQLStore):
 
     async def _configure(self, conn: Conn) -> None:
         """A new pooled connection: the function its batches of takes call (``_pg_takes``), made in its
-        temporary schema; a role that may not make one (no ``TEMP`` privilege) takes one call at a time."""
+        temporary schema; where it cannot be made (a role without the ``TEMP`` privilege, a server without
+        PL/pgSQL), the store takes one refresh at a time, as before."""
         try:
             await conn.execute(TAKE_MANY)
-        except psycopg.errors.InsufficientPrivilege:
+        except psycopg.ProgrammingError:  # InsufficientPrivilege, UndefinedObject (the language)
             self._takes_batched = False
 
     async def _check_if_idle(self, conn: Conn) -> None:
