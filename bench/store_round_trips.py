@@ -9,7 +9,9 @@ Each store call is a rotation of one session, counted with no rate-limit takes a
 the subject check of the built-in users too: as a call of its own (``get_user`` first, as a check from
 elsewhere is asked) and as ``keyturn serve`` makes it, in the refresh itself (``user=``). SQLite counts
 the statements its connection runs (``BEGIN`` and ``COMMIT`` included); PostgreSQL counts the statements
-and transaction commands psycopg sends (each one round trip); Redis counts the commands redis-py sends
+and transaction commands psycopg sends (each one round trip; a busy process sends its concurrent
+refreshes' take-and-reads as one statement and their rotations as another, so there too round trips per
+refresh only go down); Redis counts the commands redis-py sends
 and the scripts (``EVALSHA``) the store's batches send: one refresh alone is one round trip a script; a
 busy process sends its concurrent refreshes' scripts together, so round trips per refresh only go down.
 The figures are what the store does, not what a server around it adds.

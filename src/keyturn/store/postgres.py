@@ -7,9 +7,11 @@ How each call stays atomic when many processes share the database:
 - ``refresh`` takes its rate limits and reads the session (its refresh chain with it, and, asked for the
   built-in users' subject check, whether the user may hold a session) in one statement, and decides; a
   rotation is then one ``UPDATE`` that changes the row only if its head is still the one read (two
-  round trips on one pooled connection, no transaction). If another refresh moved the head in between,
-  or the decision is a reuse, the refresh runs again (without the takes, made once) in a
-  transaction that locks the session's row (``SELECT … FOR UPDATE``), so concurrent refreshes of one
+  round trips, no transaction). Each of the two goes with the process's other calls of that moment as
+  one statement (``_pg_takes``, ``_pg_batch``: one round trip, one commit for them all, each call still
+  answered on its own). If another refresh moved the head in between, or the decision is a reuse, the
+  refresh runs again (without the takes, made once) in a transaction that locks the session's row
+  (``SELECT … FOR UPDATE``), so concurrent refreshes of one
   session each decide on what the previous one committed: one rotates, the rest replay. A
   deadlock or serialisation failure runs the whole transaction again (``decide`` too).
 - Writers of the revocation feed and of the signing keys first take a transaction-scoped advisory lock
@@ -40,10 +42,9 @@ lock, advisory turns, the one-statement take), its DDL, and the pool that drives
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeAlias, TypeVar
 
 import psycopg
@@ -55,7 +56,9 @@ from psycopg_pool import AsyncConnectionPool
 from ..errors import ConfigError, StoreUnavailable
 from ..ratelimit import RateLimit, micros
 from ..typing import Decide, Limited, RateLimitResult, RateLimitTake, RefreshOutcome
-from ._sql import STATE_COLUMNS, USER_ALLOWED, Dialect, Flow, Query, Row
+from ._pg_batch import Rotations, drive, run_flow
+from ._pg_takes import TAKE_MANY, TAKES_FIRST, TakeReads, take_and_read
+from ._sql import Dialect, Flow, Query, Row
 from ._sql_store import SQLStore, refresh
 
 T = TypeVar("T")
@@ -251,7 +254,7 @@ class PostgresDialect(Dialect):
             params[f"t{i}"], params[f"u{i}"] = take.limit.interval_us, take.limit.tolerance_us
         if user is not None:
             params["user"] = user if self.storable(user) else ""  # "": no such user can be stored
-        row = yield Query(_take_and_read(len(limits), user is not None), params, "one")
+        row = yield Query(take_and_read(len(limits), user is not None), params, "one")
         taken = int(row[0])
         if taken == len(limits):
             return None, (row[1:] if row[1] is not None else None)
@@ -284,6 +287,9 @@ class PostgresStore(SQLStore):
         self._conninfo = conninfo
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
+        self._rotations = Rotations(self._fetch_all)  # the refreshes' rotations, sent in batches
+        self._takes = TakeReads(self._fetch_all)  # and their takes-and-reads
+        self._takes_batched = True  # unless a connection cannot make the function they call
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
@@ -308,6 +314,7 @@ class PostgresStore(SQLStore):
             max_size=POOL_MAX_SIZE,
             kwargs={"autocommit": True},
             check=self._check_if_idle,
+            configure=self._configure,
             timeout=POOL_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             name="keyturn",
@@ -324,7 +331,18 @@ class PostgresStore(SQLStore):
         # A turn per pooled connection: calls beyond the pool's size wait here, on a plain semaphore,
         # rather than in the pool's own queue, which costs a condition, a lock and a task per wait.
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
+        self._rotations = Rotations(self._fetch_all)
+        self._takes = TakeReads(self._fetch_all)
         self._pool = pool
+
+    async def _configure(self, conn: Conn) -> None:
+        """A new pooled connection: the function its batches of takes call (``_pg_takes``), made in its
+        temporary schema; where it cannot be made (a role without the ``TEMP`` privilege, a server without
+        PL/pgSQL), the store takes one refresh at a time, as before."""
+        try:
+            await conn.execute(TAKE_MANY)
+        except psycopg.ProgrammingError:  # InsufficientPrivilege, UndefinedObject (the language)
+            self._takes_batched = False
 
     async def _check_if_idle(self, conn: Conn) -> None:
         """Before lending a connection, make sure it still works, if it has been idle a while.
@@ -337,6 +355,8 @@ class PostgresStore(SQLStore):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
+        self._rotations.cancel()
+        self._takes.cancel()
         if pool is not None:
             await pool.close()
 
@@ -372,10 +392,14 @@ class PostgresStore(SQLStore):
                 raise StoreUnavailable() from exc
 
     async def _write(self, flow: Callable[[], Flow[T]]) -> T:
-        return await self._call(lambda conn: _drive(conn, flow()))
+        return await self._call(lambda conn: drive(conn, flow()))
+
+    async def _fetch_all(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        """One statement, autocommitted: its rows (a batch of rotations)."""
+        return await self._call(lambda conn: _fetch(conn, sql, params), transaction=False)
 
     async def _read(self, flow: Callable[[], Flow[T]]) -> T:
-        return await self._call(lambda conn: _drive(conn, flow()), transaction=False)
+        return await self._call(lambda conn: drive(conn, flow()), transaction=False)
 
     async def refresh(
         self,
@@ -387,22 +411,34 @@ class PostgresStore(SQLStore):
         user: str | None = None,
     ) -> RefreshOutcome:
         # Unlocked first, out of any transaction: the takes and the session's read in one statement, then
-        # (a rotation) one conditional update, two round trips on one pooled connection. The takes are
-        # never in a transaction with the update: the lock on a busy bucket (one address's) would then be
-        # held until the update's commit has flushed the WAL, and queue every other refresh from that
-        # address behind it. If the head moved between the read and the update, or the decision is a
-        # reuse (which revokes, in a transaction), the refresh runs again, without the takes (made once),
-        # holding the session's row lock.
-        # The subject check (``user``) is read with the session, in that first statement; the locked run
-        # comes only after it passed, and does not ask again.
-        outcome = await self._read(
-            lambda: refresh(self.dialect, sid, jti, decide, takes, locked=False, user=user)
-        )
+        # (a rotation) one conditional update, sent with the process's other rotations of the moment
+        # (``_pg_batch``: one statement, one commit for them all). The takes are never in a transaction
+        # with the update: the lock on a busy bucket (one address's) would then be held until the
+        # update's commit has flushed the WAL, and queue every other refresh from that address behind it.
+        # If the head moved between the read and the update, or the decision is a reuse (which revokes,
+        # in a transaction), the refresh runs again, without the takes (made once), holding the session's
+        # row lock. The subject check (``user``) is read with the session, in that first statement; the
+        # locked run comes only after it passed, and does not ask again.
+        first = refresh(self.dialect, sid, jti, decide, takes, locked=False, user=user)
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_S):  # the two batches' waits, bounded as one call
+                outcome = await run_flow(first, self._route)
+        except TimeoutError as exc:
+            raise StoreUnavailable() from exc
         if outcome is None:
             outcome = await self._write(lambda: refresh(self.dialect, sid, jti, decide))
         if outcome is None:
             raise RuntimeError(f"session {sid} changed under its own lock")
         return outcome
+
+    def _route(self, query: Query) -> Awaitable[object]:
+        """Where an unlocked refresh's statement goes: a rotation or a take-and-read in a batch (see
+        ``_pg_batch``, ``_pg_takes``), anything else (a read without takes) on a pooled connection."""
+        if query.sql == self.dialect.rotate:
+            return self._rotations.call(query.params)  # type: ignore[arg-type]  # a tuple
+        if self._takes_batched and query.sql.startswith(TAKES_FIRST):
+            return self._takes.call(query.params)  # type: ignore[arg-type]  # a dict
+        return self._call(lambda conn: drive(conn, _one(query)), transaction=False)
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
         # One statement, atomic on its own: no transaction around it (that would cost two round trips).
@@ -417,31 +453,6 @@ ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, %(now)s) + %(t)s
 WHERE GREATEST(b.tat, %(now)s) + %(t)s - %(tau)s <= %(now)s
 RETURNING tat
 """
-
-
-@functools.cache
-def _take_and_read(takes: int, user: bool = False) -> str:
-    """One statement: ``takes`` rate-limit takes (as ``_TAKE``; each only if the one before it passed),
-    then one row: how many passed, and the session's state (all ``NULL`` if there is no such session, or
-    if a take refused), with ``user``, then whether ``%(user)s`` may hold a session (``USER_ALLOWED``)."""
-    ctes = []
-    for i in range(takes):
-        after = f" WHERE EXISTS (SELECT FROM t{i - 1})" if i else ""
-        n, t = f"%(n{i})s", f"%(t{i})s"
-        ctes.append(
-            f"t{i} AS (INSERT INTO rate_limits AS b (key, tat) SELECT %(k{i})s, {n} + {t}{after} "
-            f"ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, {n}) + {t} "
-            f"WHERE GREATEST(b.tat, {n}) + {t} - %(u{i})s <= {n} RETURNING 1)"
-        )
-    passed = " + ".join(f"(SELECT count(*) FROM t{i})" for i in range(takes)) or "0"
-    columns = ", ".join(f"s.{name.strip()}" for name in STATE_COLUMNS.split(","))
-    if user:
-        columns += ", " + USER_ALLOWED.replace("%s", "%(user)s")
-    read = f" AND EXISTS (SELECT FROM t{takes - 1})" if takes else ""  # nothing read after a refusal
-    return (
-        f"WITH {', '.join(ctes)} SELECT {passed}, {columns} "
-        f"FROM (VALUES (1)) AS one LEFT JOIN sessions AS s ON s.sid = %(sid)s{read}"
-    )
 
 
 async def _migrate(conn: Conn) -> None:
@@ -467,27 +478,12 @@ async def _migrate(conn: Conn) -> None:
         await conn.execute("UPDATE keyturn_schema_version SET version = %s", (len(MIGRATIONS),))
 
 
-async def _drive(conn: Conn, flow: Flow[T]) -> T:
-    """Run ``flow`` on ``conn``: each statement it yields, and its answer sent back (one cursor for all)."""
-    cursor = conn.cursor()
-    try:
-        query = next(flow)
-        while True:
-            sql, params, fetch = query
-            await cursor.execute(sql, params)
-            answer: object
-            if fetch == "one":
-                answer = await cursor.fetchone()
-            elif fetch == "count":
-                answer = cursor.rowcount
-            elif fetch == "all":
-                answer = await cursor.fetchall()
-            else:
-                answer = None
-            query = flow.send(answer)
-    except StopIteration as done:
-        result: T = done.value
-        return result
+def _one(query: Query) -> Flow[object]:
+    return (yield query)
+
+
+async def _fetch(conn: Conn, sql: str, params: Mapping[str, object]) -> list[Row]:
+    return await (await conn.execute(sql, params)).fetchall()
 
 
 def _reason(exc: BaseException) -> str:
