@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from ...config import Settings
 from ...errors import InvalidRequest
 from ...http import REFRESH_COOKIE, refresh_cookie, required_bearer_token, single_cookie
 from ...http import bearer_token as parse_bearer
@@ -190,9 +191,8 @@ def cookie_name(rt: Runtime) -> str:
     return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[0]
 
 
-def token_response(request: Request, pair: TokenPair) -> JSONResponse:
+def token_response(rt: Runtime, request: Request, pair: TokenPair) -> JSONResponse:
     """The login or refresh answer (``server/token_reply.py``) as a Starlette response."""
-    rt = runtime(request)
     reply = token_reply(
         pair,
         rt.settings,
@@ -206,10 +206,11 @@ def token_response(request: Request, pair: TokenPair) -> JSONResponse:
     return response
 
 
-def client_ip(request: Request) -> str | None:
-    """The client's address: the peer's, or from ``X-Forwarded-For`` when the peer is a trusted proxy."""
+def client_ip(request: Request, settings: Settings) -> str | None:
+    """The client's address: the peer's, or from ``X-Forwarded-For`` when the peer is a trusted proxy
+    (``settings.trusted_proxies``)."""
     peer = request.client.host if request.client else None
-    trusted = runtime(request).settings.trusted_proxies
+    trusted = settings.trusted_proxies
     if not trusted:
         return peer
     return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
