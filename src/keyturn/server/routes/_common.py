@@ -191,6 +191,17 @@ def cookie_name(rt: Runtime) -> str:
     return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[0]
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+class TokenJSONResponse(JSONResponse):
+    """Starlette's ``JSONResponse``, byte for byte, with its JSON encoder made once: ``render`` calls
+    ``json.dumps`` with options of its own, which builds an encoder anew for every answer."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODE(content).encode("utf-8")
+
+
 def token_response(rt: Runtime, request: Request, pair: TokenPair) -> JSONResponse:
     """The login or refresh answer (``server/token_reply.py``) as a Starlette response."""
     reply = token_reply(
@@ -200,7 +211,7 @@ def token_response(rt: Runtime, request: Request, pair: TokenPair) -> JSONRespon
         routes_path=rt.settings.route_prefix,
         headers=rt.dpop.nonce_headers(),
     )
-    response = JSONResponse(reply.body, headers=reply.headers)
+    response = TokenJSONResponse(reply.body, headers=reply.headers)
     if reply.cookie is not None:
         response.headers.append("set-cookie", reply.cookie.morsel().OutputString())
     return response
