@@ -233,6 +233,11 @@ class RateLimiter:
         limit: RateLimit | None = getattr(self.policy, name)
         return None if limit is None else RateLimitTake(f"{name}:{key}", limit, now)
 
+    @property
+    def refusing(self) -> bool:
+        """Whether some bucket is known to refuse (:meth:`check` can refuse a call without the store)."""
+        return bool(self._closed)
+
     def check(self, take: RateLimitTake | None) -> None:
         """Raise ``RateLimited`` if ``take`` is known to be refused (see the class); no store call."""
         if take is None or not self._closed:
@@ -298,8 +303,8 @@ class _RefreshCall:
         self._where = where
 
     async def check(self) -> None:
-        if self._where is not None:
-            limiter = self._limiter
+        limiter = self._limiter
+        if self._where is not None and limiter.refusing:  # the usual case, nothing refused: no take built
             limiter.check(limiter.bucket("refresh_per_ip", self._where, limiter.clock.now()))
 
     def takes(self, claims: RefreshClaims | None, now: float) -> list[RateLimitTake]:

@@ -140,7 +140,7 @@ class Keyturn:
     ) -> JSONResponse:
         """:meth:`start`, answered as the login route answers: the token response, or in cookie mode the
         refresh token as its cookie (the route's own response, to return as it is)."""
-        return token_response(request, await self.start(request, subject, client_id=client_id))
+        return token_response(self.runtime, request, await self.start(request, subject, client_id=client_id))
 
     # -- in an app ------------------------------------------------------------------------------
 

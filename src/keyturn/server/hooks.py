@@ -108,7 +108,7 @@ async def begin(rt: Runtime, request: Request, subject: str, client_id: str | No
     sessions = rt.sessions
     policy = await rt.clients.dpop_policy(client_id)
     jkt = rt.dpop.binding(await request_proof(rt, request, client=policy))
-    agent, ip = request.headers.get("user-agent"), client_ip(request)
+    agent, ip = request.headers.get("user-agent"), client_ip(request, rt.settings)
     pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     check = sessions.subject_check
     if check is not None and not await check(subject):
@@ -169,7 +169,7 @@ class UserLogin:
             body.username,
             body.password,
             user_agent=request.headers.get("user-agent"),
-            ip=client_ip(request),
+            ip=client_ip(request, rt.settings),
             client_id=body.client_id,
             jkt=rt.dpop.binding(proof),
         )

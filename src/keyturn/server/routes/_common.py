@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from ...config import Settings
 from ...errors import InvalidRequest
 from ...http import REFRESH_COOKIE, refresh_cookie, required_bearer_token, single_cookie
 from ...http import bearer_token as parse_bearer
@@ -190,9 +191,19 @@ def cookie_name(rt: Runtime) -> str:
     return refresh_cookie(rt.settings.cookie_host_prefix, rt.settings.route_prefix)[0]
 
 
-def token_response(request: Request, pair: TokenPair) -> JSONResponse:
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+class TokenJSONResponse(JSONResponse):
+    """Starlette's ``JSONResponse``, byte for byte, with its JSON encoder made once: ``render`` calls
+    ``json.dumps`` with options of its own, which builds an encoder anew for every answer."""
+
+    def render(self, content: Any) -> bytes:
+        return _ENCODE(content).encode("utf-8")
+
+
+def token_response(rt: Runtime, request: Request, pair: TokenPair) -> JSONResponse:
     """The login or refresh answer (``server/token_reply.py``) as a Starlette response."""
-    rt = runtime(request)
     reply = token_reply(
         pair,
         rt.settings,
@@ -200,16 +211,17 @@ def token_response(request: Request, pair: TokenPair) -> JSONResponse:
         routes_path=rt.settings.route_prefix,
         headers=rt.dpop.nonce_headers(),
     )
-    response = JSONResponse(reply.body, headers=reply.headers)
+    response = TokenJSONResponse(reply.body, headers=reply.headers)
     if reply.cookie is not None:
         response.headers.append("set-cookie", reply.cookie.morsel().OutputString())
     return response
 
 
-def client_ip(request: Request) -> str | None:
-    """The client's address: the peer's, or from ``X-Forwarded-For`` when the peer is a trusted proxy."""
+def client_ip(request: Request, settings: Settings) -> str | None:
+    """The client's address: the peer's, or from ``X-Forwarded-For`` when the peer is a trusted proxy
+    (``settings.trusted_proxies``)."""
     peer = request.client.host if request.client else None
-    trusted = runtime(request).settings.trusted_proxies
+    trusted = settings.trusted_proxies
     if not trusted:
         return peer
     return client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)

@@ -49,10 +49,11 @@ async def login(request: Request) -> JSONResponse:
     kt = keyturn(request)
     assert kt.login is not None  # the route exists only with a login
     credentials = login_credentials(request, await request.body())
-    rt, ip = kt.runtime, client_ip(request)
+    rt = kt.runtime
+    ip = client_ip(request, rt.settings)
     await rt.limiter.login(kt.login.name(credentials), ip)  # before the password hash, the costly part
     pair = await kt.login(rt, request, credentials)
-    return token_response(request, pair)
+    return token_response(rt, request, pair)
 
 
 async def refresh(request: Request) -> JSONResponse:
@@ -65,12 +66,12 @@ async def refresh(request: Request) -> JSONResponse:
     try:
         body = refresh_request(request, raw)
         token = require_refresh_token(request, body.refresh_token if body else None)
-        limits = rt.limiter.refresh(client_ip(request))
+        limits = rt.limiter.refresh(client_ip(request, rt.settings))
         claims, now = await rt.sessions.verify_refresh(token, limits=limits)
         jkt = await refresh_key(rt, request, limits, now)
         pair = await rt.sessions.refresh_verified(claims, now, limits=limits, jkt=jkt)
         outcome = "ok"
-        return token_response(request, pair)
+        return token_response(rt, request, pair)
     except KeyturnError as exc:
         outcome = exc.code
         raise

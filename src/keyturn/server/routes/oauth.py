@@ -115,7 +115,7 @@ async def token(request: Request) -> JSONResponse:
         refresh_token = grant_type(params)
         credentials = client_credentials(request.headers.get("authorization"), params)
         client = await rt.clients.authenticate(credentials)
-        limits = rt.limiter.refresh(client_ip(request))
+        limits = rt.limiter.refresh(client_ip(request, rt.settings))
         claims, now = await rt.sessions.verify_refresh(refresh_token, limits=limits)
         jkt = await refresh_key(rt, request, limits, now, client=token_request_policy(client))
         pair = await rt.sessions.refresh_verified(
