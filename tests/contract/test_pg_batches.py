@@ -281,3 +281,45 @@ def test_concurrent_batches_of_takes_over_the_same_buckets_never_deadlock(
 
     taken = in_threads(place, storm, threads=4, per_thread=1)
     assert taken == [20 * 40] * 4
+
+
+def test_revoking_a_subjects_sessions_beside_batches_of_rotations_never_deadlocks(
+    place: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One store revokes 20 subjects' sessions, one subject after another, while three others send batches
+    rotating sessions of all of them. Each subject's sessions were made in the reverse of their ``sid``
+    order, the order a batch locks them in: a revocation that locked them as made would close a cycle.
+    A deadlock victim is not run again here (one attempt), so one would fail."""
+    monkeypatch.setattr(postgres, "ATTEMPTS", 1)
+    subjects, per_subject = 20, 20
+    sids = [f"s{i:04}" for i in range(subjects * per_subject)]
+    asyncio.run(_migrated(place.url))
+    with psycopg.connect(place.url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO sessions (sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at) "
+            "SELECT sid, 'u' || (n %% %s), %s - n, %s, sid || '-h0', 0, %s "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS v (sid, n)",
+            (subjects, NOW, NOW + 5000, NOW, sids),
+        )
+
+    async def storm(store: Any, n: int) -> int:
+        assert isinstance(store, PostgresStore)
+        if n == 0:
+            revoked = 0
+            for subject in range(subjects):
+                revoked += len(await store.revoke_subject(f"u{subject}", "logout", NOW, NOW + 60))
+            return revoked
+        shuffled = random.Random(n)
+        for _ in range(30):
+            order = shuffled.sample(sids, 48)
+            heads = await _heads(store, order)
+            await asyncio.gather(
+                *(
+                    store._rotations.call(_rotation(sid, head, f"{sid}-{n}-{random.random()}"))
+                    for sid, head in zip(order, heads, strict=True)
+                )
+            )
+        return 0
+
+    answers = in_threads(place, storm, threads=4, per_thread=1)
+    assert sum(answers) == subjects * per_subject  # every session revoked, once

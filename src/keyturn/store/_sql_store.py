@@ -130,6 +130,8 @@ def revoke(
     d: Dialect, sids: Sequence[str], reason: RevokedReason, now: float, revocation_expires_at: float
 ) -> Flow[list[str]]:
     """Revoke those of ``sids`` still active, in that order; return them."""
+    if d.lock_sessions and len(sids) > 1:
+        yield Query(d.lock_sessions, (list(sids),), "all")  # their locks first, in sid order
     revoked = []
     for sid in sids:
         if (yield Query(d.revoke, (reason, now, sid), "count")) == 1:
