@@ -121,9 +121,12 @@ def test_a_real_login_stays_fast_during_a_login_flood(tmp_path: Path) -> None:
 
     assert set(flood) <= {401, 503}, set(flood)
     assert flood.count(503) > 0, "the flood never met the bound: the test proves nothing"
-    # Within 1 s, as the issue asks, on a machine where a login alone is fast; on a loaded one (shared CI)
-    # within three logins' time. Before the bound it took 7 to 14 s.
-    within = max(1.0, 3 * alone)
+    # Within 1 s, as the issue asks, on a machine where a login alone is fast. On a loaded one (shared CI),
+    # within eight logins' time: during the flood its hashing holds every slot and its client takes a core,
+    # so one login's hash there took up to four times ``alone`` (CI at load 9: 1.2 s against 0.3 s), and it
+    # may wait ~0.1 s of others' hashing at that speed. Before the bound it took 7 to 14 s (70 to 140
+    # logins' time).
+    within = max(1.0, 8 * alone)
     for status, seconds, retry_after in real:
         if status == 200:
             assert seconds < within, (real, alone)
