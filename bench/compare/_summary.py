@@ -7,7 +7,8 @@
 - ratios: Keyturn's throughput over SimpleJWT's, SimpleJWT's latency over Keyturn's (above 1: Keyturn is
   faster);
 - races: per number of copies, what each trial gave; replays as measured;
-- targets: issue 8's acceptance 2, each with whether this run met it;
+- targets: issue 8's acceptance 2, each with whether this run met it; the shared stores' targets
+  (issue 21), judged from the summary;
 - DPoP (issue 17), when the run measured it: Bearer and DPoP-bound refresh reduced as above, the verifier's
   rates as ``bench/verify.py`` gave them, and for each figure DPoP's over Bearer's.
 """
@@ -16,11 +17,15 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 BASELINE = "simplejwt"
 DEFAULT = "keyturn-sqlite"
 """Keyturn's default setup, the one the targets are judged on (the other stores are shown beside it)."""
+
+SHARED_RATES = {"keyturn-postgresql": ("PostgreSQL", 1600), "keyturn-redis": ("Redis", 2600)}
+"""Issue 21: the refreshes a second each shared store (two processes) reaches with 64 sessions."""
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -203,4 +208,43 @@ def _targets(summary: dict[str, Any], replay: dict[str, Any]) -> list[dict[str, 
             "met": bool(past_grace) and all(o["family_revoked"] for o in past_grace),
         }
     )
+    return targets
+
+
+def shared_targets(summary: dict[str, Any], label: Callable[[str], str] = str) -> list[dict[str, Any]]:
+    """Issue 21, acceptance 4: each shared store's median rate with 64 sessions, and every Keyturn
+    store's sequential p99 below SimpleJWT's in every round (not only pooled over the rounds); ``label``
+    names a system by its key."""
+    targets = []
+    at_64 = summary["throughput"].get("64", {})
+    for key, (name, floor) in SHARED_RATES.items():
+        if key in at_64:
+            figures = at_64[key]
+            targets.append(
+                {
+                    "what": f"refreshes/s with 64 sessions: {name} (two processes) at least {floor:,}",
+                    "measured": f"{figures['rate']:,.0f} (rounds {figures['rate_min']:,.0f} "
+                    f"to {figures['rate_max']:,.0f})",
+                    "met": figures["rate"] >= floor,
+                }
+            )
+    seq = summary["sequential"]
+    if BASELINE in seq:
+        baseline = seq[BASELINE]["p99_by_round"]
+        margins = [
+            (mine / theirs, key, round_ + 1, mine, theirs)
+            for key, figures in seq.items()
+            if key != BASELINE
+            for round_, (mine, theirs) in enumerate(zip(figures["p99_by_round"], baseline, strict=True))
+        ]
+        if margins:
+            _, key, round_, mine, theirs = max(margins)
+            targets.append(
+                {
+                    "what": "sequential refresh p99: every Keyturn store lower than SimpleJWT in every round",
+                    "measured": f"closest: {label(key)} in round {round_}, "
+                    f"{mine:.2f} ms against {theirs:.2f} ms",
+                    "met": all(ratio < 1 for ratio, *_ in margins),
+                }
+            )
     return targets

@@ -18,6 +18,7 @@ from _markdown import errors as _errors
 from _markdown import ms as _ms
 from _markdown import rate as _rate
 from _markdown import table as _table
+from _summary import shared_targets
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -149,6 +150,10 @@ def render(data: dict[str, Any], plots_dir: str) -> str:
     add(_glance(data))
     rows = [[t["what"], t["measured"], "met" if t["met"] else "**not met**"] for t in summary["targets"]]
     add(_table(["issue 8 target, judged on Keyturn's default (SQLite, one process)", "this run", ""], rows))
+    shared = shared_targets(summary, lambda key: _label(data, key))
+    if shared:
+        rows = [[t["what"], t["measured"], "met" if t["met"] else "**not met**"] for t in shared]
+        add(_table(["issue 21 target, the shared stores", "this run", ""], rows))
     add(_machine(meta))
     add(_setup(meta))
     add(_sequential(data))
