@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,24 +40,10 @@ SESSIONS = 48
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the store is asyncio's (psycopg's AsyncConnection)
-
-
-@pytest.fixture
-def place(tmp_path: Path) -> Iterator[BackendUnderTest]:
+def backend(tmp_path: Path) -> Iterator[BackendUnderTest]:
+    """PostgreSQL only (in place of the contract conftest's every backend): its ``store`` opens on it."""
     with isolated("postgresql", tmp_path) as place:
         yield place
-
-
-@pytest.fixture
-async def store(place: BackendUnderTest) -> AsyncIterator[PostgresStore]:
-    opened = PostgresStore.from_url(place.url)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
@@ -105,7 +91,7 @@ async def _heads(store: PostgresStore, sids: list[str]) -> list[str]:
 
 
 async def test_concurrent_refreshes_rotate_in_fewer_statements_each_with_its_own_answer(
-    store: PostgresStore, place: BackendUnderTest, statements: list[str]
+    store: PostgresStore, backend: BackendUnderTest, statements: list[str]
 ) -> None:
     """Every rotation applied as decided; a refresh whose session moved between its read and its update
     lost its race (its batch's row changed nothing) and decided again under the row lock, as before."""
@@ -127,7 +113,7 @@ async def test_concurrent_refreshes_rotate_in_fewer_statements_each_with_its_own
         return outcome.session.head_jti
 
     statements.clear()
-    with psycopg.connect(place.url, autocommit=True) as other:
+    with psycopg.connect(backend.url, autocommit=True) as other:
         found = await asyncio.gather(*(refresh(head) for head in heads))
     assert found == [f"{head.sid}-h1" for head in heads]
     assert await _heads(store, [head.sid for head in heads]) == found
@@ -160,13 +146,13 @@ async def test_a_batch_answers_each_rotation_on_its_own(store: PostgresStore, st
 
 
 async def test_a_failing_batch_fails_each_of_its_calls_and_writes_nothing(
-    store: PostgresStore, place: BackendUnderTest
+    store: PostgresStore, backend: BackendUnderTest
 ) -> None:
     """A statement that fails on its last row (a trigger raises) fails every call of its batch with
     ``StoreUnavailable``; no row of it was written. The store goes on."""
     heads = await _sessions(store, 8)
     poison = (await _sessions(store, 1, prefix="zz"))[0]  # sorts last: the others are updated first
-    with psycopg.connect(place.url, autocommit=True) as conn:
+    with psycopg.connect(backend.url, autocommit=True) as conn:
         conn.execute(
             "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
             "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
@@ -188,15 +174,15 @@ async def test_a_failing_batch_fails_each_of_its_calls_and_writes_nothing(
 
 
 def test_concurrent_batches_over_the_same_sessions_never_deadlock(
-    place: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
+    backend: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four stores (threads of their own, as processes) each send batches rotating the same sessions, in
     shuffled orders, at once: a deadlock victim is not run again here (one attempt), so one would fail."""
     monkeypatch.setattr(postgres, "ATTEMPTS", 1)
     rounds, count = 15, 5000  # enough sessions that the update finds each one by its index
     sids = [f"s{i:05}" for i in range(count)]
-    asyncio.run(_migrated(place.url))
-    with psycopg.connect(place.url, autocommit=True) as conn:
+    asyncio.run(_migrated(backend.url))
+    with psycopg.connect(backend.url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO sessions (sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at) "
             "SELECT sid, 'alice', %s, %s, sid || '-h0', 0, %s FROM unnest(%s::text[]) AS sid",
@@ -218,7 +204,7 @@ def test_concurrent_batches_over_the_same_sessions_never_deadlock(
             rotated += sum(await asyncio.gather(*futures))
         return rotated
 
-    rotated = in_threads(place, storm, threads=4, per_thread=1)
+    rotated = in_threads(backend, storm, threads=4, per_thread=1)
     assert sum(rotated) > 0
 
 
@@ -253,12 +239,12 @@ async def test_a_batch_of_takes_answers_as_takes_one_after_another(
 
 
 def test_concurrent_batches_of_takes_over_the_same_buckets_never_deadlock(
-    place: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
+    backend: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Four stores each send batches of refreshes whose takes (two buckets each, new ones among them) cross
     each other's in shuffled orders: a deadlock victim is not run again (one attempt), so one would fail."""
     monkeypatch.setattr(postgres, "ATTEMPTS", 1)
-    asyncio.run(_migrated(place.url))
+    asyncio.run(_migrated(backend.url))
     limit = RateLimit(1_000_000, 1.0)
 
     async def storm(store: Any, n: int) -> int:
@@ -279,12 +265,12 @@ def test_concurrent_batches_of_takes_over_the_same_buckets_never_deadlock(
             taken += sum(isinstance(d, Reject) for d in decisions)
         return taken
 
-    taken = in_threads(place, storm, threads=4, per_thread=1)
+    taken = in_threads(backend, storm, threads=4, per_thread=1)
     assert taken == [20 * 40] * 4
 
 
 def test_revoking_a_subjects_sessions_beside_batches_of_rotations_never_deadlocks(
-    place: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
+    backend: BackendUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One store revokes 20 subjects' sessions, one subject after another, while three others send batches
     rotating sessions of all of them. Each subject's sessions were made in the reverse of their ``sid``
@@ -293,8 +279,8 @@ def test_revoking_a_subjects_sessions_beside_batches_of_rotations_never_deadlock
     monkeypatch.setattr(postgres, "ATTEMPTS", 1)
     subjects, per_subject = 20, 20
     sids = [f"s{i:04}" for i in range(subjects * per_subject)]
-    asyncio.run(_migrated(place.url))
-    with psycopg.connect(place.url, autocommit=True) as conn:
+    asyncio.run(_migrated(backend.url))
+    with psycopg.connect(backend.url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO sessions (sid, sub, created_at, absolute_expires_at, head_jti, gen, last_seen_at) "
             "SELECT sid, 'u' || (n %% %s), %s - n, %s, sid || '-h0', 0, %s "
@@ -321,5 +307,5 @@ def test_revoking_a_subjects_sessions_beside_batches_of_rotations_never_deadlock
             )
         return 0
 
-    answers = in_threads(place, storm, threads=4, per_thread=1)
+    answers = in_threads(backend, storm, threads=4, per_thread=1)
     assert sum(answers) == subjects * per_subject  # every session revoked, once

@@ -3,7 +3,8 @@
 :class:`Scene` holds one session on a :class:`~keyturn.clock.FrozenClock` and a memory token store. Its
 :meth:`Scene.run` does a flow's steps the way the real drivers do (an ``Exclusive`` runs its inner flow; a
 ``Sleep`` moves the clock instead of sleeping) and answers each call to the token service with the next
-answer of ``script`` (or a fresh pair when the script is empty); every step is recorded in ``steps``.
+answer of ``script`` (or a fresh pair when the script is empty) and each sending of the application's
+request from a list or a function (:class:`Sendings`); every step is recorded in ``steps``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,29 @@ def dropped(maybe_applied: bool = True) -> NoAnswer:
     return NoAnswer(httpx.ReadError("dropped"), maybe_applied=maybe_applied)
 
 
+class Sendings:
+    """Answers to a flow's sendings of its request (``SendRequest``): from a list, in order, or
+    ``answer_to(n)`` for the ``n``-th sending (from 1)."""
+
+    def __init__(self, answers: Iterable[Answer] | Callable[[int], Answer] = ()) -> None:
+        self.sent = 0
+        if callable(answers):
+            self.answer_to = answers
+        else:
+            pending = deque(answers)
+
+            def next_answer(n: int) -> Answer:
+                if not pending:
+                    raise AssertionError(f"the flow sent its request once more than the test expected ({n})")
+                return pending.popleft()
+
+            self.answer_to = next_answer
+
+    def answer(self) -> Answer:
+        self.sent += 1
+        return self.answer_to(self.sent)
+
+
 @dataclass
 class Scene:
     endpoints: Endpoints = KEYTURN
@@ -125,9 +149,16 @@ class Scene:
     def sleeps(self) -> list[float]:
         return [step.seconds for step in self.steps if isinstance(step, Sleep)]
 
-    def run(self, flow: Flow[T], requests: Iterable[Answer] = ()) -> T:
-        """Drive ``flow`` to its end; ``requests`` answer its ``SendRequest`` steps, in order."""
-        pending = deque(requests)
+    def sent(self) -> list[str]:
+        """The tokens the application's request was sent with, in order."""
+        return [step.token for step in self.steps if isinstance(step, SendRequest)]
+
+    def run(self, flow: Flow[T], requests: Iterable[Answer] | Callable[[int], Answer] = ()) -> T:
+        """Drive ``flow`` to its end; ``requests`` answer its ``SendRequest`` steps: a list, in order, or a
+        function given the sending's number (from 1)."""
+        return self._run(flow, Sendings(requests))
+
+    def _run(self, flow: Flow[T], pending: Sendings) -> T:
         answer: Any = None
         while True:
             try:
@@ -139,9 +170,12 @@ class Scene:
             self.steps.append(step)
             answer = self.do(step, pending)
 
-    def do(self, step: Call | SendRequest | Sleep | Exclusive, pending: deque[Answer]) -> Any:
+    def do(self, step: Call | SendRequest | Sleep | Exclusive, pending: Sendings | None = None) -> Any:
+        """Do one step; ``pending`` answers a ``SendRequest`` (none expected without it)."""
+        if pending is None:
+            pending = Sendings()
         if isinstance(step, Exclusive):
-            result = self.run(step.flow, pending)
+            result = self._run(step.flow, pending)
             return result
         if isinstance(step, Sleep):
             self.clock.advance(step.seconds)
@@ -151,9 +185,7 @@ class Scene:
                 return self.fresh_pair()
             scripted = self.script.popleft()
             return scripted(step) if callable(scripted) else scripted
-        if not pending:
-            raise AssertionError(f"the flow sent its request once more than the test expected: {step}")
-        return pending.popleft()
+        return pending.answer()
 
 
 __all__ = ["BUSY", "MaxRandom", "MinRandom", "Scene", "dropped", "error", "jwt", "pair_body", "reply"]

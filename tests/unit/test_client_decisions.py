@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,7 @@ def _until_sent(scene: Scene, flow: Flow[Answer], answer: Answer | None) -> Send
         step = flow.send(answer)
         if isinstance(step, SendRequest):
             return step
-        answer = scene.do(step, deque())
+        answer = scene.do(step)
 
 
 def _decision(scene: Scene, flow: Flow[Answer], answer: Answer) -> tuple[str, object]:

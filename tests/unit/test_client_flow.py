@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections import deque
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from keyturn.client import RefreshUnavailable, _flow
 from keyturn.client._flow import RetryPolicy
 from keyturn.client._session import LOST_ANSWER_RETRY, LOST_ANSWER_WINDOW
-from keyturn.client._steps import Answer, Flow, SendRequest, Sleep
+from keyturn.client._steps import Answer, SendRequest, Sleep
 
 from ._flows import NOW, MaxRandom, MinRandom, Scene, dropped, error, reply
 
@@ -191,10 +190,10 @@ def test_a_retry_waits_the_backoff_and_uses_the_token_refreshed_meanwhile() -> N
 
     scene.run(flow, [dropped(), OK])
 
-    sends = [step for step in scene.steps if isinstance(step, SendRequest)]
+    sends = scene.sent()
     assert scene.sleeps() == [0.5]
-    assert sends[0].token == first.access_token
-    assert sends[1].token == scene.tokens.access_token != first.access_token
+    assert sends[0] == first.access_token
+    assert sends[1] == scene.tokens.access_token != first.access_token
 
 
 # -- the background refresher ---------------------------------------------------------------------------
@@ -210,7 +209,7 @@ def test_the_background_flow_wakes_at_least_every_ceiling_and_refreshes_when_due
     while len(scene.calls()) < 2:
         step = flow.send(answer)
         scene.steps.append(step)
-        answer = scene.do(step, deque())
+        answer = scene.do(step)
     flow.close()
 
     sleeps = scene.sleeps()
@@ -235,30 +234,12 @@ def test_max_wait_holds_on_a_clock_that_stands_still() -> None:
         for _ in range(100):
             step = flow.send(answer)
             scene.steps.append(step)
-            answer = None if isinstance(step, Sleep) else scene.do(step, deque())
+            answer = None if isinstance(step, Sleep) else scene.do(step)
 
     with pytest.raises(RefreshUnavailable):
         drive_without_moving_the_clock()
     assert sum(scene.sleeps()) <= 3.0
     assert len(scene.calls()) <= 4
-
-
-def _drive(scene: Scene, flow: Flow[Answer], answer_to: Callable[[int], Answer]) -> tuple[Answer, list[str]]:
-    """Drive ``flow`` to its end, answering its ``n``-th sending with ``answer_to(n)``: its answer and the
-    tokens it sent."""
-    sends: list[str] = []
-    answer: object = None
-    while True:
-        try:
-            step = flow.send(answer)
-        except StopIteration as stop:
-            scene.session.fire()
-            return stop.value, sends
-        if isinstance(step, SendRequest):
-            sends.append(step.token)
-            answer = answer_to(len(sends))
-        else:
-            answer = scene.do(step, deque())
 
 
 def _late(scene: Scene, trip: float, refused: Answer) -> Callable[[int], Answer]:
@@ -282,7 +263,8 @@ def test_a_request_the_service_keeps_reaching_after_its_token_expired_is_sent_ag
     flow = _flow.request(scene.session, RetryPolicy(), "GET", retry_safe=False, rng=MinRandom())
     refused = error(scene.endpoints, 401, "token_expired")
 
-    result, sends = _drive(scene, flow, _late(scene, 5, refused))
+    result = scene.run(flow, _late(scene, 5, refused))
+    sends = scene.sent()
 
     assert result is refused
     assert len(sends) == 2 + RetryPolicy().retries  # the first, after the refresh, and each retry
@@ -299,7 +281,8 @@ def test_those_sendings_again_start_within_the_deadline() -> None:
     )
     refused = error(scene.endpoints, 401, "token_expired")
 
-    result, sends = _drive(scene, flow, _late(scene, 20, refused))
+    result = scene.run(flow, _late(scene, 20, refused))
+    sends = scene.sent()
 
     assert result is refused
     assert len(sends) == 2  # at 0 s and, after the free refresh, at 20 s; the answer at 40 s is past 30 s
@@ -322,7 +305,8 @@ def test_a_resend_for_an_older_token_leaves_the_refresh_free_and_two_token_inval
             return error(scene.endpoints, 401, "token_expired")
         return invalid
 
-    result, sends = _drive(scene, flow, answer_to)
+    result = scene.run(flow, answer_to)
+    sends = scene.sent()
 
     assert result is invalid
     assert len(sends) == 3

@@ -154,11 +154,12 @@ export class Session extends RefreshingSession {
   }
 
   /**
-   * `fetch` with the access token injected when the request is sent: one refresh and one resend when the
-   * current token is refused (expired, invalid or revoked), a resend when an older one is refused, up to
-   * `retries` more refreshes when the service keeps reaching it after its token expired (a long queue), and
-   * retries with backoff of idempotent requests (or all, with `retryUnsafe`) after no answer, 429, 502, 503
-   * and 504. A request for an origin not allowed (see `allowedOrigins`) is sent untouched.
+   * `fetch` with the access token injected when the request is sent: a refresh and a resend when the
+   * current token is refused (expired, invalid or revoked), a resend when an older one is refused. The
+   * request's first refresh and its first resend are free; each one more (the service keeps reaching it
+   * after its token expired: a long queue) is one of its `retries`, as is each retry with backoff of an
+   * idempotent request (or any, with `retryUnsafe`) after no answer, 429, 502, 503 and 504. A request for
+   * an origin not allowed (see `allowedOrigins`) is sent untouched.
    */
   fetch = async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
     const request = typeof Request != "undefined" && input instanceof Request ? input : undefined;

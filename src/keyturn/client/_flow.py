@@ -339,11 +339,14 @@ def request(
 ) -> Flow[Answer]:
     """One application request, from its first token to the answer the application gets.
 
-    ``SendRequest(token)`` asks the driver to send it (again) with that token. A 401 gets one refresh or
-    one resend, and more, each one of ``policy.retries``, when the service keeps reaching the request after
-    its token expired (a busy service, a long queue); an answer that says "not now" (or none at all) is
-    retried with backoff within ``policy`` if the request may be repeated: an idempotent method, or one the
-    caller marked safe.
+    ``SendRequest(token)`` asks the driver to send it (again) with that token. A 401 that refuses the
+    current token gets a refresh, one for an older token (another caller refreshed) a resend with the
+    current one (:func:`judge_request` decides). The request's first refresh and its first resend are free;
+    each one more (the service keeps reaching the request after its token expired: a busy service, a long
+    queue) counts as one of ``policy.retries`` and is begun only while one is left and no later than
+    ``policy.deadline`` seconds after ``started``. An answer that says "not now" (or none at all) is
+    retried with backoff, each retry one of the same ``policy.retries`` and none starting past the
+    deadline, if the request may be repeated: an idempotent method, or one the caller marked safe.
     ``token`` and ``started``: the token a driver first sent the request with, and when (the drivers send
     it first and make the flow only for an answer that is not :func:`settled`).
     """
