@@ -105,7 +105,8 @@ def require_server(name: str) -> None:
 
 
 @contextlib.contextmanager
-def _postgres_schema() -> Iterator[str]:
+def postgres_schema() -> Iterator[tuple[str, str]]:
+    """A schema of its own in the test database, dropped afterwards: its name, and a store URL in it."""
     import psycopg
     from psycopg import sql
 
@@ -114,7 +115,7 @@ def _postgres_schema() -> Iterator[str]:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        yield _with_query(POSTGRES_URL, "options", f"-csearch_path={schema}")
+        yield schema, _with_query(POSTGRES_URL, "options", f"-csearch_path={schema}")
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
@@ -159,7 +160,7 @@ def isolated(name: str, tmp_path: Path) -> Iterator[BackendUnderTest]:
         yield BackendUnderTest(name, f"sqlite:///{tmp_path / 'contract.db'}")
     elif name == "postgresql":
         require_server(name)
-        with _postgres_schema() as url:
+        with postgres_schema() as (_, url):
             yield BackendUnderTest(name, url)
     elif name == "redis":
         require_server(name)
