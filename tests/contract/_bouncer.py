@@ -57,6 +57,8 @@ class Bouncer:
     """A store URL through PgBouncer (``?pooler=transaction``)."""
     application_name: str
     """What PgBouncer's server connections are called in ``pg_stat_activity``."""
+    direct: str
+    """A store URL for the same schema, on PostgreSQL directly."""
 
     def close_server_connections(self) -> int:
         """End PgBouncer's idle server connections from PostgreSQL's side, as a server restart, a failover
@@ -78,7 +80,7 @@ def bouncer() -> Iterator[Bouncer]:
     target = conninfo_to_dict(POSTGRES_URL)
     user = str(target.get("user") or getpass.getuser())
     dbname = str(target["dbname"])
-    with postgres_schema() as (schema, _):
+    with postgres_schema() as (schema, direct):
         # Readable by PgBouncer's own user: it will not run as root, and drops to ``postgres`` if started so.
         workdir = Path(tempfile.mkdtemp(prefix="keyturn-pgbouncer-"))
         workdir.chmod(0o755)
@@ -105,7 +107,7 @@ def bouncer() -> Iterator[Bouncer]:
         url = f"postgresql://{user}@127.0.0.1:{port}/{dbname}"
         try:
             _wait_until_up(url, process, workdir / "pgbouncer.log")
-            yield Bouncer(f"{url}?pooler=transaction", f"keyturn-{schema}")
+            yield Bouncer(f"{url}?pooler=transaction", f"keyturn-{schema}", direct)
         finally:
             process.terminate()
             try:

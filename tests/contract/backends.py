@@ -4,6 +4,8 @@ PostgreSQL and Redis are the real servers on this machine (``.ci/run`` starts th
 ``KEYTURN_TEST_POSTGRES_URL`` and ``KEYTURN_TEST_REDIS_URL`` point elsewhere. Each test gets its own
 PostgreSQL schema or Redis key prefix, removed afterwards. Where one of them cannot be reached its tests
 are skipped with the reason, except in CI (``CI`` set), where they fail: CI must run every backend.
+``pgbouncer`` is PostgreSQL through a PgBouncer in transaction mode of the test's own (``_bouncer``), for
+the contract suite's ``backend`` fixture.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class BackendUnderTest:
     url: str
     """A store URL for this test's own place (``memory://`` has no place that outlives a store)."""
     shared: MemoryStore | None = None
+    direct: str | None = None
+    """``pgbouncer``: a store URL for the same schema, on PostgreSQL directly (``url`` goes through it)."""
 
     def new_store(self) -> Backend:
         """Another store on the same state, as another process would open (memory: the same store)."""
@@ -166,5 +170,10 @@ def isolated(name: str, tmp_path: Path) -> Iterator[BackendUnderTest]:
         require_server(name)
         with _redis_prefix() as url:
             yield BackendUnderTest(name, url)
+    elif name == "pgbouncer":  # PostgreSQL through a PgBouncer in transaction mode of its own
+        from ._bouncer import bouncer
+
+        with bouncer() as running:
+            yield BackendUnderTest(name, running.url, direct=running.direct)
     else:
         raise ValueError(name)
