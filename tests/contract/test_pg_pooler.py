@@ -11,6 +11,7 @@ replay race and revocations; then, on PostgreSQL directly, the store whose batch
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ import pytest
 from keyturn.clock import FrozenClock
 from keyturn.errors import ConfigError, RateLimited, RefreshTokenReused, SessionRevoked
 from keyturn.ratelimit import RateLimit, RateLimiter, RateLimitPolicy
-from keyturn.store.postgres import PostgresStore, conninfo_from_url, pooler_from_url
+from keyturn.store._pg_takes import TAKES_FIRST
+from keyturn.store.postgres import MIGRATIONS, PostgresStore, conninfo_from_url, pooler_from_url
 from keyturn.testing import TestService, make_service
 
 from ._bouncer import Bouncer, bouncer
@@ -180,3 +182,55 @@ def test_the_pooler_parameter_is_keyturns_own() -> None:
     assert "statement_timeout=5000" in conninfo_from_url(f"{base}?pooler=session")
     with pytest.raises(ConfigError, match="pooler"):
         conninfo_from_url(f"{base}?pooler=statement")
+
+
+@pytest.fixture
+def without_plpgsql() -> Iterator[str]:
+    """A store URL in a database of its own without PL/pgSQL (a superuser drops it; trust auth, as here)."""
+    from psycopg import sql
+
+    from .backends import POSTGRES_URL, require_server
+
+    require_server("postgresql")
+    base = POSTGRES_URL.rpartition("/")[0]
+    name = f"kt_noplpgsql_{secrets.token_hex(4)}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+            conn.execute("DROP EXTENSION plpgsql")
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+async def test_a_server_without_plpgsql_migrates_and_takes_one_refresh_at_a_time(
+    without_plpgsql: str, statements: list[str]
+) -> None:
+    """The migration that makes the batch function is passed over (the others are applied), and
+    concurrent refreshes with their takes all pass, each take-and-read alone after the first batch."""
+    store = PostgresStore.from_url(without_plpgsql)
+    await store.open()
+    try:
+        with psycopg.connect(conninfo_from_url(without_plpgsql)) as conn:
+            version = conn.execute("SELECT version FROM keyturn_schema_version").fetchone()
+            assert version == (len(MIGRATIONS),)
+        ts = await make_service(clock=FrozenClock(NOW), store=store)
+        pairs = [await ts.service.start("alice") for _ in range(6)]
+        tight = _limiter(ts, RateLimit(3, 60.0))
+        answers = await asyncio.gather(
+            *(ts.service.refresh(p.refresh_token, limits=tight.refresh("192.0.2.9")) for p in pairs),
+            return_exceptions=True,
+        )
+        assert sum(isinstance(a, RateLimited) for a in answers) == 3, answers
+        pairs = [p if isinstance(a, BaseException) else a for a, p in zip(answers, pairs, strict=True)]
+        statements.clear()
+        roomy = _limiter(ts, RateLimit(100_000, 1.0))
+        await asyncio.gather(
+            *(ts.service.refresh(p.refresh_token, limits=roomy.refresh("192.0.2.10")) for p in pairs)
+        )
+        assert not [sql for sql in statements if "keyturn_take_many" in sql]
+        assert len([sql for sql in statements if sql.startswith(TAKES_FIRST)]) == len(pairs)  # each alone
+    finally:
+        await store.close()
