@@ -64,12 +64,20 @@ class Bouncer:
         """End PgBouncer's idle server connections from PostgreSQL's side, as a server restart, a failover
         or PgBouncer's own ``server_lifetime`` would: it opens new ones as they are needed. How many."""
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = %s AND state = 'idle'",
-                (self.application_name,),
-            ).fetchall()
-        return len(rows)
+            pids = [
+                pid
+                for (pid,) in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND state = 'idle'",
+                    (self.application_name,),
+                ).fetchall()
+            ]
+            conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+            deadline = time.monotonic() + 10
+            while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY (%s)", (pids,)).fetchone():
+                assert time.monotonic() < deadline, "the server connections did not end"
+                time.sleep(0.02)
+        time.sleep(0.2)  # PgBouncer reads their end of stream and drops them
+        return len(pids)
 
 
 @contextlib.contextmanager
