@@ -16,7 +16,7 @@ CHROMIUM := /usr/bin/chromium
 EXAMPLE_DIR ?= .keyturn-example
 EXAMPLE_PORT ?= 8001
 
-.PHONY: install run example test lint format bench clean js js-test browser
+.PHONY: install run example test lint format bench clean js js-test browser nginx pgbouncer
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ browser:
 nginx:
 	@test -x /usr/sbin/nginx || (apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light)
 
+# The PostgreSQL store behind a pooler in transaction mode is checked with Debian's PgBouncer
+# (tests/contract/test_pg_pooler.py); the test starts its own, so the package's service is not started.
+pgbouncer:
+	@test -x /usr/sbin/pgbouncer || (apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer)
+
 run: $(STAMP) $(DEMO_JS)
 	@mkdir -p $(DATA_DIR) && chmod 700 $(DATA_DIR)
 	@test -s $(DATA_DIR)/demo-password || \
@@ -78,7 +83,7 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench examples
 	$(BIN)/ruff check --fix src tests bench examples
 
-test: lint js-test $(DEMO_JS) browser nginx
+test: lint js-test $(DEMO_JS) browser nginx pgbouncer
 	$(BIN)/pytest
 
 # Keyturn against djangorestframework-simplejwt, side by side (bench/compare/run.py, about 5 minutes; it makes

@@ -4,6 +4,8 @@ PostgreSQL and Redis are the real servers on this machine (``.ci/run`` starts th
 ``KEYTURN_TEST_POSTGRES_URL`` and ``KEYTURN_TEST_REDIS_URL`` point elsewhere. Each test gets its own
 PostgreSQL schema or Redis key prefix, removed afterwards. Where one of them cannot be reached its tests
 are skipped with the reason, except in CI (``CI`` set), where they fail: CI must run every backend.
+``pgbouncer`` is PostgreSQL through a PgBouncer in transaction mode of the test's own (``_bouncer``), for
+the contract suite's ``backend`` fixture.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class BackendUnderTest:
     url: str
     """A store URL for this test's own place (``memory://`` has no place that outlives a store)."""
     shared: MemoryStore | None = None
+    direct: str | None = None
+    """``pgbouncer``: a store URL for the same schema, on PostgreSQL directly (``url`` goes through it)."""
 
     def new_store(self) -> Backend:
         """Another store on the same state, as another process would open (memory: the same store)."""
@@ -105,7 +109,8 @@ def require_server(name: str) -> None:
 
 
 @contextlib.contextmanager
-def _postgres_schema() -> Iterator[str]:
+def postgres_schema() -> Iterator[tuple[str, str]]:
+    """A schema of its own in the test database, dropped afterwards: its name, and a store URL in it."""
     import psycopg
     from psycopg import sql
 
@@ -114,7 +119,7 @@ def _postgres_schema() -> Iterator[str]:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        yield _with_query(POSTGRES_URL, "options", f"-csearch_path={schema}")
+        yield schema, _with_query(POSTGRES_URL, "options", f"-csearch_path={schema}")
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
@@ -159,11 +164,16 @@ def isolated(name: str, tmp_path: Path) -> Iterator[BackendUnderTest]:
         yield BackendUnderTest(name, f"sqlite:///{tmp_path / 'contract.db'}")
     elif name == "postgresql":
         require_server(name)
-        with _postgres_schema() as url:
+        with postgres_schema() as (_, url):
             yield BackendUnderTest(name, url)
     elif name == "redis":
         require_server(name)
         with _redis_prefix() as url:
             yield BackendUnderTest(name, url)
+    elif name == "pgbouncer":  # PostgreSQL through a PgBouncer in transaction mode of its own
+        from ._bouncer import bouncer
+
+        with bouncer() as running:
+            yield BackendUnderTest(name, running.url, direct=running.direct)
     else:
         raise ValueError(name)

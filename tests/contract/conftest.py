@@ -12,11 +12,12 @@ from ._relay import BOUND
 from .backends import BACKENDS, BackendUnderTest, isolated, require_server
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=[*BACKENDS, "pgbouncer"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
 ) -> AsyncIterator[BackendUnderTest]:
-    """An isolated place of one backend: its own file, schema or key prefix."""
+    """An isolated place of one backend: its own file, schema or key prefix; ``pgbouncer`` is PostgreSQL
+    through a PgBouncer in transaction mode of the test's own (``_bouncer``)."""
     with isolated(request.param, tmp_path) as place:
         yield place
 

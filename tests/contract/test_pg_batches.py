@@ -231,7 +231,7 @@ async def test_a_batch_of_takes_answers_as_takes_one_after_another(
     assert [type(d).__name__ for d in decisions] == ["Rotate", "Rotate", "SubjectRefused"] + ["Limited"] * 3
     waits = [d.retry_after for d in decisions if isinstance(d, Limited)]
     assert waits == [pytest.approx(20.0)] * 3, waits  # one call every 20 s at the sustained rate
-    assert len([sql for sql in statements if "FROM pg_temp.keyturn_take_many" in sql]) == 1
+    assert len([sql for sql in statements if "FROM keyturn_take_many(" in sql]) == 1
     # Each passing call took one from its own session's bucket (10 - 1 left, 9 more pass); refused: none.
     for head, decision in zip(heads, decisions, strict=True):
         passed = [await store.rate_limit_take(f"sid:{head.sid}", by_session, NOW) for _ in range(10)]

@@ -37,10 +37,10 @@ async def footprint(backend: BackendUnderTest, store: Backend) -> int:
                 for t in names
                 if t not in NOT_COUNTED
             )
-    if backend.name == "postgresql":
+    if backend.name in ("postgresql", "pgbouncer"):
         import psycopg
 
-        options = parse_qs(urlsplit(backend.url).query)["options"][0]
+        options = parse_qs(urlsplit(backend.direct or backend.url).query)["options"][0]
         with psycopg.connect(POSTGRES_URL, options=options) as conn:
             names = [
                 row[0]

@@ -36,10 +36,9 @@ def write_before_the_policy(name: str, url: str) -> None:
     elif name == "postgresql":
         with psycopg.connect(postgres.conninfo_from_url(url)) as conn:
             conn.execute("CREATE TABLE keyturn_schema_version (version INTEGER NOT NULL)")
-            conn.execute(
-                "INSERT INTO keyturn_schema_version (version) VALUES (%s)", (len(postgres.MIGRATIONS) - 1,)
-            )
-            for script in postgres.MIGRATIONS[:-1]:
+            before = next(i for i, script in enumerate(postgres.MIGRATIONS) if "ADD COLUMN dpop" in script)
+            conn.execute("INSERT INTO keyturn_schema_version (version) VALUES (%s)", (before,))
+            for script in postgres.MIGRATIONS[:before]:
                 conn.execute(script)  # type: ignore[arg-type]
             conn.execute(OLD_CLIENT)  # type: ignore[arg-type]
     else:

@@ -41,6 +41,23 @@ def test_a_postgresql_database_keeps_its_credentials_and_options() -> None:
 
 
 @pytest.mark.parametrize(
+    "pooled",
+    [{"DISABLE_SERVER_SIDE_CURSORS": True}, {"OPTIONS": {"prepare_threshold": None}}],
+    ids=["server-side-cursors-off", "prepared-statements-off"],
+)
+def test_a_postgresql_database_behind_a_transaction_pooler_gets_a_store_for_one(
+    pooled: dict[str, object],
+) -> None:
+    """What Django's documentation (server-side cursors off) or psycopg's (prepared statements off) has a
+    database behind a pooler in transaction mode set makes the store's URL say so (``pooler=transaction``);
+    ``prepare_threshold`` is psycopg's, never a libpq parameter."""
+    database = {"ENGINE": "django.db.backends.postgresql", "NAME": "app", "HOST": "pgbouncer", "PORT": 6432}
+    assert store_url_for({**database, **pooled}) == "postgresql://pgbouncer:6432/app?pooler=transaction"
+    direct = store_url_for({**database, "OPTIONS": {"prepare_threshold": 5}})
+    assert direct == "postgresql://pgbouncer:6432/app"
+
+
+@pytest.mark.parametrize(
     "engine", ["django.db.backends.mysql", "django.db.backends.oracle", "mssql", "django_cockroachdb"]
 )
 def test_an_unsupported_engine_is_named_at_start_up(engine: str) -> None:

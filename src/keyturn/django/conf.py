@@ -31,9 +31,17 @@ __all__ = ["DjangoKeyturn", "load", "store_url_for"]
 SQLITE_ENGINES = ("django.db.backends.sqlite3", "django.contrib.gis.db.backends.spatialite")
 POSTGRES_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 _DJANGO_ONLY_OPTIONS = frozenset(
-    {"pool", "server_side_binding", "assume_role", "isolation_level", "cursor_factory", "init_command"}
+    {
+        "pool",
+        "server_side_binding",
+        "assume_role",
+        "isolation_level",
+        "cursor_factory",
+        "init_command",
+        "prepare_threshold",
+    }
 )
-"""Keys of a PostgreSQL database's ``OPTIONS`` that are Django's, not libpq's."""
+"""Keys of a PostgreSQL database's ``OPTIONS`` that are Django's or psycopg's, not libpq's."""
 _OWN_KEYS = ("DATABASE", "SIMPLEJWT_MIGRATION_UNTIL")
 
 
@@ -98,9 +106,17 @@ def store_url_for(database: Mapping[str, Any]) -> str:
         query: dict[str, str] = {}
         if host.startswith("/"):  # a Unix socket directory
             query["host"], host = host, ""
-        for key, value in (database.get("OPTIONS") or {}).items():
+        options = database.get("OPTIONS") or {}
+        for key, value in options.items():
             if key not in _DJANGO_ONLY_OPTIONS and isinstance(value, str | int):
                 query[key] = str(value)
+        # A pooler in transaction mode: what Django's documentation has such a database set (server-side
+        # cursors off), or psycopg's (prepared statements off). The store then keeps nothing in a
+        # server connection's session either (docs/contract.md, the postgresql:// store).
+        if database.get("DISABLE_SERVER_SIDE_CURSORS") or (
+            "prepare_threshold" in options and options["prepare_threshold"] is None
+        ):
+            query["pooler"] = "transaction"
         auth = f"{user}{':' + password if password else ''}@" if user else ""
         where = f"{host}{':' + port if port else ''}"
         url = f"postgresql://{auth}{where}/{quote(str(name or ''), safe='')}"

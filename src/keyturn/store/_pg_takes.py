@@ -2,12 +2,13 @@
 
 A refresh's first statement takes its rate limits (each only if the one before it passed) and reads the
 session (:func:`take_and_read`). Those a process asks for in one turn of its event loop go as one
-statement (:data:`TAKE_AND_READ_MANY`): a function of the connection's own (``pg_temp``, made by
-:data:`TAKE_MANY` when the pool opens the connection, so the schema gains nothing) makes the batch's takes
-one after the other, in the order they were asked, each as the single statement would (one upsert), so a
-bucket taken by several calls of a batch (one address's) answers each as sequential takes would; the
-statement then reads each call's session (unless one of its takes refused). Each call gets the row its own
-statement would have returned.
+statement (:data:`TAKE_AND_READ_MANY`): a function in the store's schema (``keyturn_take_many``, made by a
+migration, :data:`TAKE_MANY`) makes the batch's takes one after the other, in the order they were asked,
+each as the single statement would (one upsert), so a bucket taken by several calls of a batch (one
+address's) answers each as sequential takes would; the statement then reads each call's session (unless
+one of its takes refused). Each call gets the row its own statement would have returned. The function is
+part of the schema, not of a connection (it was made in ``pg_temp`` per pooled connection before): a
+pooler in transaction mode may run each statement on another server connection.
 
 The function first makes the batch's missing buckets (full ones: a bucket whose TAT has passed is the
 same as none) and locks them all, each in key order, so two batches never wait for each other in a
@@ -29,7 +30,9 @@ TAKES_FIRST = "WITH t0 AS (INSERT INTO rate_limits"
 """How a take-and-read statement of one call starts (:func:`take_and_read` with takes)."""
 
 TAKE_MANY = """
-CREATE FUNCTION pg_temp.keyturn_take_many(items int[], keys text[], nows bigint[], ts bigint[], taus bigint[])
+CREATE OR REPLACE FUNCTION keyturn_take_many(
+    items int[], keys text[], nows bigint[], ts bigint[], taus bigint[]
+)
 RETURNS TABLE (item int, taken int) LANGUAGE plpgsql AS $$
 DECLARE
     n int := 0;
@@ -60,13 +63,15 @@ BEGIN
 END $$
 """
 """The batch's takes in order (``items``: the 1-based call each take is of, ascending), each as ``_TAKE``:
-for each call, how many of its takes passed."""
+for each call, how many of its takes passed. A migration of the PostgreSQL store (``MIGRATIONS``) makes it
+in the current schema, beside ``rate_limits`` (resolved by the caller's ``search_path``, as every table
+is); a change to it needs a migration of its own (``CREATE OR REPLACE`` again), never an edit of this."""
 
 _COLUMNS = ", ".join(f"s.{name.strip()}" for name in STATE_COLUMNS.split(","))
 
 TAKE_AND_READ_MANY = f"""
 WITH r AS MATERIALIZED (
-    SELECT * FROM pg_temp.keyturn_take_many(%(items)s::int[], %(keys)s::text[], %(nows)s::bigint[],
+    SELECT * FROM keyturn_take_many(%(items)s::int[], %(keys)s::text[], %(nows)s::bigint[],
         %(ts)s::bigint[], %(taus)s::bigint[])
 )
 SELECT v.item, r.taken, {_COLUMNS},

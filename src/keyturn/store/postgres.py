@@ -22,17 +22,19 @@ How each call stays atomic when many processes share the database:
   deadlock with ``refresh``.
 - Migrations run in ``open()``, in one transaction under a database-wide advisory lock: several processes
   starting at once migrate once.
+- Nothing lives in a server connection's session (every lock is a transaction's, the batches' function is
+  in the schema), so a pooler in transaction mode may stand between (``?pooler=transaction``, ``_pg_url``).
 
 Tables live in the connection's current schema (the first of ``search_path``), never a named one, so a URL
 such as ``postgresql://host/db?options=-csearch_path%3Dkeyturn`` puts a service in a schema of its own.
 
 Every call is bounded in time: connections time out after ``CONNECT_TIMEOUT_S``, statements after
-``STATEMENT_TIMEOUT_MS`` (unless the URL sets its own), and the whole call, its wait for one of the pool's
-``POOL_MAX_SIZE`` connections included, after ``CALL_TIMEOUT_S`` (to which psycopg may add up to 10 s
-trying to cancel the query of a server that does not answer at all). Any driver error or timeout becomes
-``StoreUnavailable``; the pool checks a connection that has been idle for ``IDLE_CHECK_AFTER_S`` or more
-before lending it, replaces broken ones and reconnects on demand, so the store recovers by itself when the
-server comes back.
+``STATEMENT_TIMEOUT_MS`` (``_pg_url``; unless the URL sets its own or says ``pooler=transaction``), and the
+whole call, its wait for one of the pool's ``POOL_MAX_SIZE`` connections included, after
+``CALL_TIMEOUT_S`` (to which psycopg may add up to 10 s trying to cancel the query of a server that does
+not answer at all). Any driver error or timeout becomes ``StoreUnavailable``; the pool checks a connection
+that has been idle for ``IDLE_CHECK_AFTER_S`` or more before lending it, replaces broken ones and
+reconnects on demand, so the store recovers by itself when the server comes back.
 
 Claims are kept as JSON text, exactly as the SQLite store keeps them. The calls themselves are the flows
 both SQL stores share (``_sql_store``); this module keeps what is PostgreSQL's own: its dialect (the row
@@ -49,25 +51,23 @@ from typing import TypeAlias, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import StoreUnavailable
 from ..ratelimit import RateLimit, micros
 from ..typing import Decide, Limited, RateLimitResult, RateLimitTake, RefreshOutcome
 from ._pg_batch import Rotations, drive, run_flow
 from ._pg_takes import TAKE_MANY, TAKES_FIRST, TakeReads, take_and_read
+from ._pg_url import conninfo_from_url, pooler_from_url, reason
 from ._sql import Dialect, Flow, Query, Row
 from ._sql_store import SQLStore, refresh
 
 T = TypeVar("T")
 Conn: TypeAlias = AsyncConnection[TupleRow]
 
-CONNECT_TIMEOUT_S = 3
 POOL_TIMEOUT_S = 5.0
 RECONNECT_TIMEOUT_S = 10.0  # the pool then stops retrying in the background and reconnects on demand
-STATEMENT_TIMEOUT_MS = 5000
 IDLE_CHECK_AFTER_S = 1.0  # a pooled connection idle this long is checked before it is lent again
 CALL_TIMEOUT_S = 6.0  # a little over the statement timeout, so the server reports its own first
 POOL_MIN_SIZE = 1
@@ -186,22 +186,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE oauth_clients ADD COLUMN dpop TEXT NOT NULL DEFAULT 'optional';
     """,
+    # The function batches of takes call (_pg_takes), in the schema: it was made in pg_temp by each pooled
+    # connection, which a pooler in transaction mode does not keep. Where PL/pgSQL cannot be used, this
+    # one is passed over (_migrate) and the store takes one refresh at a time.
+    TAKE_MANY,
 )
-
-
-def conninfo_from_url(url: str) -> str:
-    """``url`` as a libpq connection string, with Keyturn's time limits where the URL sets none."""
-    try:
-        params = conninfo_to_dict(url)
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"not a valid PostgreSQL URL: {_reason(exc)}") from exc
-    limits: dict[str, str | int] = {}
-    if "connect_timeout" not in params:
-        limits["connect_timeout"] = CONNECT_TIMEOUT_S
-    options = str(params.get("options") or "")
-    if "statement_timeout" not in options:
-        limits["options"] = f"{options} -c statement_timeout={STATEMENT_TIMEOUT_MS}".strip()
-    return make_conninfo(url, **limits)
+_OPTIONAL = frozenset({TAKE_MANY})
+"""Migrations a server may be unable to run (no PL/pgSQL): the store then works without what they make."""
 
 
 class PostgresDialect(Dialect):
@@ -283,17 +274,23 @@ class PostgresStore(SQLStore):
     # Made in open(), on the loop that serves; a call before then stops at the missing pool.
     _turns: asyncio.Semaphore
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, prepare: bool = True) -> None:
+        """``prepare``: let psycopg prepare a statement run often on a connection (the default: it saves the
+        server parsing and planning it again); off behind a pooler in transaction mode, which may send
+        the next run to another server connection, where no such statement was prepared."""
         self._conninfo = conninfo
+        self._connect: dict[str, object] = {"autocommit": True}
+        if not prepare:
+            self._connect["prepare_threshold"] = None
         self._pool: AsyncConnectionPool[Conn] | None = None
         self._returned_at: weakref.WeakKeyDictionary[Conn, float] = weakref.WeakKeyDictionary()
         self._rotations = Rotations(self._fetch_all)  # the refreshes' rotations, sent in batches
         self._takes = TakeReads(self._fetch_all)  # and their takes-and-reads
-        self._takes_batched = True  # unless a connection cannot make the function they call
+        self._takes_batched = True  # until the function they call is found missing (no PL/pgSQL)
 
     @classmethod
     def from_url(cls, url: str) -> PostgresStore:
-        return cls(conninfo_from_url(url))
+        return cls(conninfo_from_url(url), prepare=pooler_from_url(url) != "transaction")
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -303,18 +300,17 @@ class PostgresStore(SQLStore):
         # Migrate on a connection of its own first: a failure to connect then says why.
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
-                conn = await AsyncConnection.connect(self._conninfo, autocommit=True)
+                conn = await AsyncConnection.connect(self._conninfo, **self._connect)  # type: ignore[arg-type]
                 async with conn, conn.transaction():
                     await _migrate(conn)
         except (psycopg.Error, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot open the PostgreSQL store: {_reason(exc)}") from exc
+            raise StoreUnavailable(f"cannot open the PostgreSQL store: {reason(exc)}") from exc
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             self._conninfo,
             min_size=POOL_MIN_SIZE,
             max_size=POOL_MAX_SIZE,
-            kwargs={"autocommit": True},
+            kwargs=self._connect,
             check=self._check_if_idle,
-            configure=self._configure,
             timeout=POOL_TIMEOUT_S,
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             name="keyturn",
@@ -324,7 +320,7 @@ class PostgresStore(SQLStore):
             await pool.open(wait=True, timeout=POOL_TIMEOUT_S)
         except psycopg.Error as exc:  # PoolTimeout
             await pool.close()
-            raise StoreUnavailable(f"cannot open the PostgreSQL store: {_reason(exc)}") from exc
+            raise StoreUnavailable(f"cannot open the PostgreSQL store: {reason(exc)}") from exc
         except BaseException:
             await pool.close()
             raise
@@ -333,16 +329,8 @@ class PostgresStore(SQLStore):
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
         self._rotations = Rotations(self._fetch_all)
         self._takes = TakeReads(self._fetch_all)
+        self._takes_batched = True
         self._pool = pool
-
-    async def _configure(self, conn: Conn) -> None:
-        """A new pooled connection: the function its batches of takes call (``_pg_takes``), made in its
-        temporary schema; where it cannot be made (a role without the ``TEMP`` privilege, a server without
-        PL/pgSQL), the store takes one refresh at a time, as before."""
-        try:
-            await conn.execute(TAKE_MANY)
-        except psycopg.ProgrammingError:  # InsufficientPrivilege, UndefinedObject (the language)
-            self._takes_batched = False
 
     async def _check_if_idle(self, conn: Conn) -> None:
         """Before lending a connection, make sure it still works, if it has been idle a while.
@@ -437,8 +425,20 @@ class PostgresStore(SQLStore):
         if query.sql == self.dialect.rotate:
             return self._rotations.call(query.params)  # type: ignore[arg-type]  # a tuple
         if self._takes_batched and query.sql.startswith(TAKES_FIRST):
-            return self._takes.call(query.params)  # type: ignore[arg-type]  # a dict
+            return self._take_and_read(query)
         return self._call(lambda conn: drive(conn, _one(query)), transaction=False)
+
+    async def _take_and_read(self, query: Query) -> object:
+        """A take-and-read in a batch; if the batch's function is missing (a schema migrated where PL/pgSQL
+        could not be used, or the function dropped), this one and every later one alone, as before the
+        batches: the failed statement applied nothing, so each runs again as its own statement."""
+        try:
+            return await self._takes.call(query.params)  # type: ignore[arg-type]  # a dict
+        except StoreUnavailable as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
+                raise
+            self._takes_batched = False
+        return await self._call(lambda conn: drive(conn, _one(query)), transaction=False)
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
         # One statement, atomic on its own: no transaction around it (that would cost two round trips).
@@ -473,7 +473,14 @@ async def _migrate(conn: Conn) -> None:
             f"(version {len(MIGRATIONS)}): upgrade Keyturn"
         )
     for script in MIGRATIONS[version:]:
-        await conn.execute(script)
+        if script not in _OPTIONAL:
+            await conn.execute(script)
+            continue
+        try:
+            async with conn.transaction():  # a savepoint: a failure here leaves the others applied
+                await conn.execute(script)
+        except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
+            pass  # no PL/pgSQL (the language is missing, or not for this role): see _OPTIONAL
     if version < len(MIGRATIONS):
         await conn.execute("UPDATE keyturn_schema_version SET version = %s", (len(MIGRATIONS),))
 
@@ -486,10 +493,4 @@ async def _fetch(conn: Conn, sql: str, params: Mapping[str, object]) -> list[Row
     return await (await conn.execute(sql, params)).fetchall()
 
 
-def _reason(exc: BaseException) -> str:
-    """The first line of a driver's message (libpq's go on with hints), or the kind of timeout."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-__all__ = ["MIGRATIONS", "PostgresDialect", "PostgresStore", "conninfo_from_url"]
+__all__ = ["MIGRATIONS", "PostgresDialect", "PostgresStore", "conninfo_from_url", "pooler_from_url"]
