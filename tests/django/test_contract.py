@@ -86,6 +86,13 @@ def test_errors_outside_the_table_keep_the_one_body(keyturn_project: ExampleProj
         assert (missing.status_code, missing.json()["error"]) == (404, "invalid_request")
         wrong_method = c.get("/api/auth/login")
         assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "invalid_request")
+        assert wrong_method.headers["Allow"] == "POST"
+        not_get = c.put("/api/auth/me")
+        assert (not_get.status_code, not_get.headers["Allow"]) == (405, "GET, HEAD")
+        for path in ("/api/auth/.well-known/jwks.json", "/api/auth/revocations", "/api/auth/me"):
+            head, get = c.head(path), c.get(path)
+            assert (head.status_code, head.content) == (get.status_code, b""), path
+            assert head.headers["Cache-Control"] == get.headers["Cache-Control"], path
         form = c.post("/api/auth/login", data={"username": "a", "password": "b"})
         assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
         empty = c.post("/api/auth/refresh")
