@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import keyturn
 
 from .. import _logsweep
 from .._secrets import new_password
@@ -32,6 +35,8 @@ from ..e2e._server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "django_simplejwt"
+KEYTURN_SRC = Path(keyturn.__file__).resolve().parents[1]
+"""Where this process imports keyturn from (a worktree's src/ under PYTHONPATH=src): the project's too."""
 
 
 @dataclass
@@ -60,7 +65,7 @@ class ExampleProject:
                 "DATABASE": self.database,
                 "DJANGO_SECRET_KEY": self.secret_key,
                 "FAST_PASSWORD_HASHER": "1",
-                "PYTHONPATH": str(EXAMPLE),
+                "PYTHONPATH": os.pathsep.join((str(EXAMPLE), str(KEYTURN_SRC))),
                 **self.env,
                 **(extra or {}),
             }

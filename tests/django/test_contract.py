@@ -86,6 +86,13 @@ def test_errors_outside_the_table_keep_the_one_body(keyturn_project: ExampleProj
         assert (missing.status_code, missing.json()["error"]) == (404, "invalid_request")
         wrong_method = c.get("/api/auth/login")
         assert (wrong_method.status_code, wrong_method.json()["error"]) == (405, "invalid_request")
+        assert wrong_method.headers["Allow"] == "POST"
+        not_get = c.put("/api/auth/me")
+        assert (not_get.status_code, not_get.headers["Allow"]) == (405, "GET, HEAD")
+        for path in ("/api/auth/.well-known/jwks.json", "/api/auth/revocations", "/api/auth/me"):
+            head, get = c.head(path), c.get(path)
+            assert (head.status_code, head.content) == (get.status_code, b""), path
+            assert head.headers["Cache-Control"] == get.headers["Cache-Control"], path
         form = c.post("/api/auth/login", data={"username": "a", "password": "b"})
         assert (form.status_code, form.json()["error"]) == (400, "invalid_request")
         empty = c.post("/api/auth/refresh")
@@ -187,3 +194,25 @@ def test_sessions_are_managed_with_the_current_refresh_token(keyturn_project: Ex
         listed = c.get("/api/auth/sessions", headers={"Authorization": f"Bearer {head['refresh_token']}"})
         assert listed.status_code == 200, listed.text
         assert [s["session_id"] for s in listed.json()] == [pair["session_id"]]
+
+
+@pytest.mark.parametrize("route", ["token/", "token/refresh/", "token/verify/", "token/blacklist/"])
+def test_simplejwts_routes_answer_options_and_other_methods_as_simplejwt_does(
+    keyturn_project: ExampleProject, route: str
+) -> None:
+    """A drop-in answers what its ``Allow`` names: SimpleJWT's views (DRF's) take OPTIONS as well as POST
+    (200, ``Allow: POST, OPTIONS``), and refuse a GET with 405 and that ``Allow``."""
+    seen = {}
+    for tokens in ("simplejwt", "keyturn"):
+        with keyturn_project.serve(tokens) as url, httpx.Client(base_url=url, timeout=30) as c:
+            options, get = c.options("/api/" + route), c.get("/api/" + route)
+            if options.status_code == 200:
+                assert options.json()["name"].startswith("Token ")
+            seen[tokens] = (
+                options.status_code,
+                options.headers.get("Allow"),
+                get.status_code,
+                get.headers.get("Allow"),
+            )
+            assert get.json()["detail"] == 'Method "GET" not allowed.'
+    assert seen["keyturn"] == seen["simplejwt"] == (200, "POST, OPTIONS", 405, "POST, OPTIONS")

@@ -37,6 +37,7 @@ JSON = {"content-type": "application/json"}
         ("/auth/refresh", b'{"refresh_token": "x"}', {"content-type": "text/plain"}),
         ("/auth/refresh", b'{"refresh_token": "x"}', {"content-type": ""}),
         ("/auth/login", b'{"username": "alice", "password": "x"}', {"content-type": "text/plain"}),
+        ("/auth/login", b'{"username": "alice", "password": "x"}', {}),  # no Content-Type at all
         ("/auth/logout", b"not json", JSON),
         ("/auth/logout", b"{}", JSON),
         ("/auth/logout-all", b"{}", JSON),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from keyturn.config import Settings
 from keyturn.errors import ERRORS_BY_CODE
+from keyturn.ratelimit import RateLimit
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
@@ -32,6 +33,34 @@ def test_settings_table_lists_every_setting() -> None:
     for cell in re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE):
         documented.update(name.lower() for name in re.findall(r"`([A-Z_]+)`", cell))
     assert documented == set(Settings.model_fields)
+
+
+def test_settings_table_states_each_default() -> None:
+    """The table's default of each setting is the code's: a number, a name (`ES256`), a rate (`30/900`),
+    on or off, or none (unset, none)."""
+    table = _table_after("## Settings")
+    defaults = Settings.model_fields
+    wrong = []
+    for names, default in re.findall(r"^\| (`[A-Z_]+`(?:, `[A-Z_]+`)*) \| ([^|]+) \|", table, re.MULTILINE):
+        values = re.findall(r"`([^`]+)`", default)
+        for name, said in zip(re.findall(r"`([A-Z_]+)`", names), values or [default.strip()], strict=False):
+            actual = defaults[name.lower()].default
+            if said in ("on", "off"):
+                ok = actual is (said == "on")
+            elif said in ("unset", "none"):
+                ok = actual in (None, ())
+            elif isinstance(actual, RateLimit):
+                ok = f"{actual.count}/{actual.period:g}" == said
+            elif isinstance(actual, int | float) and not isinstance(actual, bool):
+                ok = re.fullmatch(r"[0-9.]+", said) is not None and float(said) == actual
+            elif isinstance(actual, str):
+                ok = actual == said
+            else:
+                continue  # derived at start: the store URL, the data directory, the secret
+            if not ok:
+                wrong.append(f"{name}: README {said!r}, code {actual!r}")
+
+    assert wrong == []
 
 
 def test_the_browser_clients_error_codes_are_the_wire_codes() -> None:

@@ -122,13 +122,27 @@ def _fields(request: HttpRequest, *names: str) -> dict[str, str]:
     return found
 
 
+ALLOW = {"Allow": "POST, OPTIONS"}
+"""What SimpleJWT's views (DRF's) take: POST, and OPTIONS, answered with the view's description."""
+
+
+def _options(name: str) -> HttpResponse:
+    """DRF's answer to OPTIONS (``SimpleMetadata``), as SimpleJWT's view gives it: its name and the media
+    types it renders and parses."""
+    title = name.replace("_", " ").title()
+    parses = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
+    return _json({"name": title, "renders": ["application/json"], "parses": parses}, 200, ALLOW)
+
+
 def _simplejwt(make: FlowMaker, name: str) -> DualView:
-    """A POST-only view with SimpleJWT's answers to refusals."""
+    """A view answering POST (and OPTIONS) with SimpleJWT's answers to refusals."""
 
     def flow(request: HttpRequest) -> Flow:
+        if request.method == "OPTIONS":
+            return _options(name)
         if request.method != "POST":
             body = {"detail": f'Method "{request.method}" not allowed.', "error": "invalid_request"}
-            return _json(body, 405, {"Allow": "POST, OPTIONS"})
+            return _json(body, 405, ALLOW)
         try:
             return (yield from make(request))
         except _Answer as answer:

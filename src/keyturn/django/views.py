@@ -45,12 +45,14 @@ def endpoint(
     methods: tuple[str, ...], make: FlowMaker, name: str, *, form: ErrorForm = KEYTURN_ERRORS
 ) -> DualView:
     """A view answering ``methods`` with the flow ``make(request, **kwargs)``, sync or async; its errors in
-    ``form`` (``OAUTH_ERRORS``, RFC 6749's, in ``keyturn.django.oauth_urls``)."""
+    ``form`` (``OAUTH_ERRORS``, RFC 6749's, in ``keyturn.django.oauth_urls``). A GET view answers HEAD
+    too (RFC 9110 section 9.1; the server leaves the body out), and a 405 names them all in ``Allow``."""
+    allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
     def flow(request: HttpRequest, **kwargs: Any) -> Flow:
-        if request.method not in methods:
+        if request.method not in allowed:
             response = _http.error(InvalidRequest("Method Not Allowed"), status=405, form=form)
-            response["Allow"] = ", ".join(methods)
+            response["Allow"] = ", ".join(allowed)
             return _answer(response)
         return guarded(make(request, **kwargs), form=form)
 

@@ -426,7 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="bring the store's schema up to date")
     _store_flags(migrate)
     migrate.set_defaults(func=cmd_migrate)
-    prune = commands.add_parser("prune", help="delete expired sessions, refresh records and revocations")
+    prune = commands.add_parser(
+        "prune", help="delete expired sessions, revocations, DPoP proof ids and full rate-limit buckets"
+    )
     _store_flags(prune)
     prune.set_defaults(func=cmd_prune)
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -35,6 +36,8 @@ class DemoFiles(StaticFiles):
         super().__init__(directory=DEMO_DIR, html=True)
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        if scope["method"] not in ("GET", "HEAD"):  # StaticFiles' own 405 names no Allow (RFC 9110 15.5.6)
+            raise HTTPException(status_code=405, headers={"Allow": "GET, HEAD"})
         response = await super().get_response(path, scope)
         response.headers.update(SECURITY_HEADERS)
         return response

@@ -10,7 +10,7 @@ a malformed body (``keyturn.server.bodies.malformed``)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Receive, Scope, Send
 
 from ..errors import InvalidRequest, KeyturnError, ServerError
@@ -38,11 +39,16 @@ class Renderer:
 
     form: ErrorForm
 
-    def render(self, error: KeyturnError, status: int | None = None) -> JSONResponse:
-        """The response for ``error`` (with ``status`` in place of its own)."""
+    def render(
+        self, error: KeyturnError, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> JSONResponse:
+        """The response for ``error`` (with ``status`` in place of its own, and ``headers`` beside its own:
+        a 405's ``Allow``)."""
         form = self.form
         return JSONResponse(
-            form.body(error), status_code=status or form.status(error), headers=form.headers(error)
+            form.body(error),
+            status_code=status or form.status(error),
+            headers={**form.headers(error), **(headers or {})},
         )
 
     def respond(self, exc: KeyturnError) -> JSONResponse:
@@ -53,12 +59,13 @@ class Renderer:
 
     def answer(self, exc: Answered) -> JSONResponse:
         """The answer to an error of the call: Keyturn's own, a body that failed validation (400, never
-        FastAPI's 422), or Starlette's ``HTTPException`` (its status, as ``invalid_request``)."""
+        FastAPI's 422), or Starlette's ``HTTPException`` (its status, as ``invalid_request``, and its
+        headers: a 405's ``Allow``)."""
         if isinstance(exc, KeyturnError):
             return self.respond(exc)
         if isinstance(exc, RequestValidationError):
             return self.render(malformed(exc.errors()))
-        return self.render(InvalidRequest(str(exc.detail)), status=exc.status_code)
+        return self.render(InvalidRequest(str(exc.detail)), status=exc.status_code, headers=exc.headers)
 
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         """404 ``invalid_request``: an unknown path under the routes' prefix."""
@@ -127,12 +134,31 @@ class KeyturnRoute(APIRoute):
 
         return answer
 
+    def allowed(self) -> set[str]:
+        """The methods it answers: its own, and HEAD beside GET (RFC 9110 section 9.3.2: a HEAD is a GET
+        without the body, which the server leaves out)."""
+        methods = set(self.methods or ())
+        return methods | {"HEAD"} if "GET" in methods else methods
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is Match.PARTIAL and scope["method"] in self.allowed():
+            return Match.FULL, child_scope
+        return match, child_scope
+
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # A known path with another method: Starlette raises its 405 to the app's handlers; answered here.
-        if self.methods and scope["method"] not in self.methods:
-            await self.renderer.render(InvalidRequest("Method Not Allowed"), status=405)(scope, receive, send)
+        # A known path with another method: Starlette raises its 405 to the app's handlers; answered here,
+        # with the Allow header RFC 9110 section 15.5.6 requires.
+        allowed = self.allowed()
+        if allowed and scope["method"] not in allowed:
+            refusal = self.renderer.render(
+                InvalidRequest("Method Not Allowed"),
+                status=405,
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
+            await refusal(scope, receive, send)
             return
-        await super().handle(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class OAuthRoute(KeyturnRoute):

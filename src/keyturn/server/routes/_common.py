@@ -164,8 +164,9 @@ def refresh_request(request: Request, raw: bytes) -> RefreshRequest | None:
 
 def login_credentials(request: Request, raw: bytes) -> dict[str, JSONValue]:
     """The login body ``raw``: a JSON object, whose fields the login decides (400 ``invalid_request``
-    for anything else). Without a ``Content-Type`` the body is read as JSON, as FastAPI reads one."""
-    if "content-type" in request.headers and not is_json(request.headers["content-type"]):
+    for anything else). A body must say it is JSON (docs/contract.md): one without a ``Content-Type`` is
+    refused, as on every other route and in the Django app."""
+    if not is_json(request.headers.get("content-type", "")):
         raise InvalidRequest(NOT_JSON)
     try:
         credentials = json.loads(raw, parse_constant=_not_json)

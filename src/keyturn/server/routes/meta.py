@@ -1,5 +1,5 @@
 """The JWKS (``jwks_router``, wherever Keyturn is installed); health checks and metrics (``router``,
-``keyturn serve``). The JWKS and the health checks answer HEAD too (``curl -I``)."""
+``keyturn serve``). Each answers HEAD too (``curl -I``), as every GET route of a ``KeyturnRoute`` does."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from ...typing import JSONValue, Store
 from ..errors import KeyturnRoute
 from ._common import UNAVAILABLE, keyturn, runtime
 
-router = APIRouter(tags=["meta"])
+router = APIRouter(tags=["meta"], route_class=KeyturnRoute)
 jwks_router = APIRouter(tags=["meta"], route_class=KeyturnRoute)
 
 JWKS_MAX_AGE = 300
 
 
-@jwks_router.head("/.well-known/jwks.json", include_in_schema=False)
 @jwks_router.get(
     "/.well-known/jwks.json",
     summary="The public keys that verify access tokens",
@@ -43,20 +42,18 @@ async def read_jwks(store: Store) -> dict[str, list[Mapping[str, JSONValue]]]:
     return public_jwks(await store.list_keys())
 
 
-@router.head("/healthz", include_in_schema=False)
 @router.get("/healthz", summary="The process is up")
 async def healthz() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.head("/readyz", include_in_schema=False)
 @router.get("/readyz", summary="The process can reach its store", responses=UNAVAILABLE)
 async def readyz(request: Request) -> JSONResponse:
     await runtime(request).store.ping()
     return JSONResponse({"status": "ready"})
 
 
-metrics_router = APIRouter(tags=["meta"])
+metrics_router = APIRouter(tags=["meta"], route_class=KeyturnRoute)
 """``/metrics``, unless ``KEYTURN_METRICS=off``."""
 
 
