@@ -66,3 +66,15 @@ def test_no_reply_can_alter_the_shared_no_store_headers() -> None:
     with pytest.raises(TypeError):
         NO_STORE["Cache-Control"] = "public"  # type: ignore[index]
     assert dict(NO_STORE) == {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def test_lifetimes_count_from_the_whole_second_the_tokens_were_made_in() -> None:
+    """The tokens' ``iat`` and ``exp`` are whole seconds: three quarters of a second into the second they
+    were made in, a 900 s token still says 900 (not 899), a 1 s token 1 (not 0, "already expired")."""
+    late = NOW + 0.75
+    pair = TokenPair("a.b.c", "r.s.t", "sid-1", int(late) + 900, int(late) + 86_400, late)
+    short = TokenPair("a.b.c", "r.s.t", "sid-1", int(late) + 1, int(late) + 86_400, late)
+
+    assert (pair.expires_in, pair.refresh_expires_in, short.expires_in) == (900, 86_400, 1)
+    reply = token_reply(pair, make_settings(), csrf_header=False, routes_path="/auth")
+    assert (reply.body["expires_in"], reply.body["refresh_expires_in"]) == (900, 86_400)
