@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Self, TypeAlias
+from urllib.parse import urlsplit
 
 from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -59,6 +60,39 @@ def _networks(value: object) -> tuple[Network, ...]:
     return tuple(found)
 
 
+def _origins(value: object) -> tuple[str, ...]:
+    """Web origins (``https://app.example.com``), as a list or one string separated by commas or spaces;
+    each as a browser sends it in ``Origin``, so that it can match one."""
+    if isinstance(value, str):
+        items: Iterable[object] = value.replace(",", " ").split()
+    elif isinstance(value, Iterable):
+        items = value
+    else:
+        raise ValueError("CORS origins are web origins (https://app.example.com), separated by commas")
+    return tuple(dict.fromkeys(_origin(str(item).strip()) for item in items))
+
+
+def _origin(text: str) -> str:
+    if text == "*":
+        raise ValueError(
+            "'*' is refused: the browser's calls carry credentials (cookie mode's refresh cookie), and any "
+            "origin allowed with credentials could use a visitor's session; list the origins of your pages"
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an origin: {exc}") from exc
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    if default is None or not parts.hostname or parts.username is not None or parts.password is not None:
+        raise ValueError(f"{text!r} is not an origin: it is http(s)://host[:port]")
+    if parts.path or parts.query or parts.fragment or text.endswith(("?", "#")):
+        raise ValueError(f"{text!r} is not an origin: no path, not even a trailing /")
+    if port == default:
+        raise ValueError(f"{text!r} is not an origin as browsers send it: leave the default port {port} out")
+    return text.lower()
+
+
 RateLimitSetting: TypeAlias = Annotated[
     RateLimit | None,
     NoDecode,
@@ -70,6 +104,9 @@ Networks: TypeAlias = Annotated[
     NoDecode,
     PlainValidator(_networks),
     PlainSerializer(lambda nets: ",".join(str(n) for n in nets), return_type=str),
+]
+Origins: TypeAlias = Annotated[
+    tuple[str, ...], NoDecode, PlainValidator(_origins), PlainSerializer(",".join, return_type=str)
 ]
 
 
@@ -148,6 +185,11 @@ class Settings(BaseSettings):
     trusted_proxies: Networks = Field(
         (),
         description="Proxies whose X-Forwarded-For is believed: addresses or networks, comma-separated.",
+    )
+    cors_origins: Origins = Field(
+        (),
+        description="Web origins whose pages may call the service from another origin (CORS), "
+        "comma-separated; none: no CORS headers.",
     )
     # -- issue 18, the routes' half: the global login limit and the production switches --------------
     rate_limit_login_global: RateLimitSetting = Field(

@@ -50,3 +50,12 @@ def test_head_answers_on_health_checks_and_the_jwks(one_server: Cluster) -> None
         assert head.content == b""
         assert head.headers["content-type"] == get.headers["content-type"]
     assert "max-age" in httpx.head(base + "/.well-known/jwks.json", timeout=10).headers["cache-control"]
+
+
+def test_keyturn_serve_refuses_a_cors_wildcard_at_start(tmp_path: Path) -> None:
+    """``KEYTURN_CORS_ORIGINS=*`` would let any site use a visitor's cookie session: refused, and why."""
+    done = run_cli(tmp_path, "serve", "--port", "1", env={"KEYTURN_CORS_ORIGINS": "*"})
+    assert done.returncode == 2, done.stderr
+    assert "KEYTURN_CORS_ORIGINS" in done.stderr
+    assert "credentials" in done.stderr
+    assert "Traceback" not in done.stderr

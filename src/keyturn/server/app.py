@@ -80,4 +80,5 @@ def create_app(
     # error body every caller can rely on. Added after keyturn's hot path, so around it (the app, a Service,
     # answers the hot path in front of both, with this same limit: front.py).
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.allow_origins(keyturn.settings.cors_origins)  # outermost: in front of the layers above (front.py)
     return app

@@ -18,6 +18,9 @@ itself what they did for the call:
   server-error middleware does;
 - ``scope["app"]`` and the app's ``root_path``, as FastAPI's ``__call__`` sets them.
 
+With ``CORS_ORIGINS`` set, CORS is answered in front of all of this (:meth:`Service.allow_origins`): the
+refresh's answer, an error's and a 500's carry its headers, and a preflight never reaches the app.
+
 It does so only while the built stack is exactly the known layers (:func:`direct`): an app with a
 middleware added (or FastAPI's ``max_body_size``, its debug pages) keeps the whole path for every call, and
 so does a call while FastAPI's native telemetry (OpenTelemetry) is on.
@@ -26,6 +29,7 @@ so does a call while FastAPI's native telemetry (OpenTelemetry) is on.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from inspect import iscoroutinefunction
 from typing import Any
 
@@ -37,6 +41,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .body_limit import BodySizeLimit
+from .cors import with_cors
 from .shortcut import Endpoint, Shortcut, answer, route_path
 
 __all__ = ["TELEMETRY_RECHECK", "Direct", "Service", "direct"]
@@ -131,8 +136,21 @@ class Service(FastAPI):
     """Until when FastAPI's telemetry is taken to be off (:meth:`plain`)."""
     _judged: ASGIApp | None = None
     """The stack :attr:`_direct` was found in (built on the first call, the lifespan's or a request's)."""
+    _cors: ASGIApp | None = None
+    """CORS in front of everything (:meth:`allow_origins`), or ``None``: no CORS header at all."""
+
+    def allow_origins(self, origins: Sequence[str]) -> None:
+        """Answer CORS for ``origins`` (``settings.cors_origins``: see ``cors.py``), outermost."""
+        self._cors = with_cors(self._serve, origins) if origins else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cors = self._cors
+        if cors is not None and scope["type"] == "http":
+            await cors(scope, receive, send)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             stack = self.middleware_stack
             if stack is None:

@@ -4,7 +4,8 @@
 can wait); past the bound a login gets 503 ``server_error`` with ``Retry-After`` (``Overloaded``). Taken in
 the route, a place would come after the rate-limit step in the store: a burst of logins would queue there
 first, and each refused one would use up its address's allowance. Here the place is taken as the request
-arrives, before its body is read, and held until it is answered.
+arrives, before its body is read, and held until it is answered. Its 503 carries the CORS headers that
+the app behind it would add (``CORS_ORIGINS``), so a page on another origin can read it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import Overloaded
+from .cors import with_cors
 from .errors import render
 from .runtime import Runtime
 
@@ -34,7 +36,7 @@ class LoginGate:
         try:
             admission = runtime.users.admit_login()
         except Overloaded as error:
-            await render(error)(scope, receive, send)
+            await with_cors(render(error), runtime.settings.cors_origins)(scope, receive, send)
             return
         with admission:
             await self.app(scope, receive, send)
