@@ -28,6 +28,8 @@ from psycopg.conninfo import conninfo_to_dict
 from .backends import POSTGRES_URL, postgres_schema, require_server
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
+DROPPED = "closing because: server conn crashed?"
+"""What PgBouncer logs as it drops a server connection the server ended."""
 SERVER_POOL = 2
 """Server connections PgBouncer keeps for the store (``default_pool_size``): fewer than the store's pool, so
 its calls share them, one transaction (or one statement outside one) at a time."""
@@ -59,6 +61,8 @@ class Bouncer:
     """What PgBouncer's server connections are called in ``pg_stat_activity``."""
     direct: str
     """A store URL for the same schema, on PostgreSQL directly."""
+    log: Path
+    """PgBouncer's log."""
 
     def close_server_connections(self) -> int:
         """End PgBouncer's idle server connections from PostgreSQL's side, as a server restart, a failover
@@ -71,12 +75,17 @@ class Bouncer:
                     (self.application_name,),
                 ).fetchall()
             ]
+            dropped = self.log.read_text().count(DROPPED)
             conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
             deadline = time.monotonic() + 10
             while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY (%s)", (pids,)).fetchone():
                 assert time.monotonic() < deadline, "the server connections did not end"
                 time.sleep(0.02)
-        time.sleep(0.2)  # PgBouncer reads their end of stream and drops them
+            # PgBouncer reads each one's end (the server's FATAL, then EOF) and drops it, saying so: until
+            # then it could still lend one, and the call it carried would fail.
+            while self.log.read_text().count(DROPPED) < dropped + len(pids):
+                assert time.monotonic() < deadline, "PgBouncer did not drop the ended server connections"
+                time.sleep(0.02)
         return len(pids)
 
 
@@ -115,7 +124,7 @@ def bouncer() -> Iterator[Bouncer]:
         url = f"postgresql://{user}@127.0.0.1:{port}/{dbname}"
         try:
             _wait_until_up(url, process, workdir / "pgbouncer.log")
-            yield Bouncer(f"{url}?pooler=transaction", f"keyturn-{schema}", direct)
+            yield Bouncer(f"{url}?pooler=transaction", f"keyturn-{schema}", direct, workdir / "pgbouncer.log")
         finally:
             process.terminate()
             try:

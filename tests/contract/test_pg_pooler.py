@@ -11,6 +11,7 @@ replay race and revocations; then, on PostgreSQL directly, the store whose batch
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import psycopg
 import pytest
 
 from keyturn.clock import FrozenClock
-from keyturn.errors import ConfigError, RateLimited, RefreshTokenReused, SessionRevoked
+from keyturn.errors import ConfigError, RateLimited, RefreshTokenReused, SessionRevoked, StoreUnavailable
 from keyturn.ratelimit import RateLimit, RateLimiter, RateLimitPolicy
 from keyturn.store._pg_takes import TAKES_FIRST
 from keyturn.store.postgres import MIGRATIONS, PostgresStore, conninfo_from_url, pooler_from_url
@@ -205,12 +206,14 @@ def without_plpgsql() -> Iterator[str]:
 
 
 async def test_a_server_without_plpgsql_migrates_and_takes_one_refresh_at_a_time(
-    without_plpgsql: str, statements: list[str]
+    without_plpgsql: str, statements: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The migration that makes the batch function is passed over (the others are applied), and
-    concurrent refreshes with their takes all pass, each take-and-read alone after the first batch."""
+    """The migration that makes the batch function is passed over with a warning (the others are
+    applied), and concurrent refreshes with their takes all pass, each take-and-read alone."""
     store = PostgresStore.from_url(without_plpgsql)
-    await store.open()
+    with caplog.at_level(logging.WARNING, logger="keyturn.store"):
+        await store.open()
+    assert "PostgreSQL schema version 7 passed over: PL/pgSQL is not installed" in caplog.text
     try:
         with psycopg.connect(conninfo_from_url(without_plpgsql)) as conn:
             version = conn.execute("SELECT version FROM keyturn_schema_version").fetchone()
@@ -233,3 +236,39 @@ async def test_a_server_without_plpgsql_migrates_and_takes_one_refresh_at_a_time
         assert len([sql for sql in statements if sql.startswith(TAKES_FIRST)]) == len(pairs)  # each alone
     finally:
         await store.close()
+
+
+async def test_a_role_that_may_not_create_the_function_stops_the_upgrade(place: BackendUnderTest) -> None:
+    """Migration 7 is passed over only where PL/pgSQL cannot be used: a role that may use it but may not
+    create in the schema (an application role beside the owner) gets the upgrade refused, loudly, as
+    every other migration's; the schema stays at version 6 with nothing written."""
+    from psycopg import sql
+
+    role = f"kt_app_{secrets.token_hex(4)}"
+    with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()
+        assert schema is not None
+        with conn.transaction():
+            conn.execute("CREATE TABLE keyturn_schema_version (version INTEGER NOT NULL)")
+            conn.execute("INSERT INTO keyturn_schema_version (version) VALUES (6)")
+            for script in MIGRATIONS[:6]:
+                conn.execute(script)  # type: ignore[arg-type]
+        names = {"role": sql.Identifier(role), "schema": sql.Identifier(schema[0])}
+        conn.execute(sql.SQL("CREATE ROLE {role} LOGIN").format(**names))
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {schema} TO {role}").format(**names))
+        conn.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}").format(**names))
+    url = place.url.replace("://", f"://{role}@", 1) if "@" not in place.url else None
+    assert url is not None, "the test database's URL names its user: give this test another way in"
+    try:
+        store = PostgresStore.from_url(url)
+        try:
+            with pytest.raises(StoreUnavailable, match="permission denied for schema"):
+                await store.open()
+        finally:
+            await store.close()
+        with psycopg.connect(conninfo_from_url(place.url)) as conn:
+            assert conn.execute("SELECT version FROM keyturn_schema_version").fetchone() == (6,)
+    finally:
+        with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {role}").format(**names))
+            conn.execute(sql.SQL("DROP ROLE {role}").format(**names))

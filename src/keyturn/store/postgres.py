@@ -20,8 +20,8 @@ How each call stays atomic when many processes share the database:
   in increasing order, so a validator that has read up to ``N`` never later finds a smaller number
   committed behind it. A writer takes that lock last, after any session row it locks, so it cannot
   deadlock with ``refresh``.
-- Migrations run in ``open()``, in one transaction under a database-wide advisory lock: several processes
-  starting at once migrate once.
+- Migrations (``_pg_schema``) run in ``open()``, in one transaction under a database-wide advisory lock:
+  several processes starting at once migrate once.
 - Nothing lives in a server connection's session (every lock is a transaction's, the batches' function is
   in the schema), so a pooler in transaction mode may stand between (``?pooler=transaction``, ``_pg_url``).
 
@@ -44,6 +44,7 @@ lock, advisory turns, the one-statement take), its DDL, and the pool that drives
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -58,7 +59,8 @@ from ..errors import StoreUnavailable
 from ..ratelimit import RateLimit, micros
 from ..typing import Decide, Limited, RateLimitResult, RateLimitTake, RefreshOutcome
 from ._pg_batch import Rotations, drive, run_flow
-from ._pg_takes import TAKE_MANY, TAKES_FIRST, TakeReads, take_and_read
+from ._pg_schema import MIGRATIONS, batches_takes, migrate
+from ._pg_takes import TAKES_FIRST, TakeReads, take_and_read
 from ._pg_url import conninfo_from_url, pooler_from_url, reason
 from ._sql import Dialect, Flow, Query, Row
 from ._sql_store import SQLStore, refresh
@@ -74,125 +76,12 @@ POOL_MIN_SIZE = 1
 POOL_MAX_SIZE = 10
 ATTEMPTS = 3  # a transaction chosen as a deadlock victim is run again, up to this many times in all
 
-# Advisory lock keys: one bigint for migrations (the tables may not exist yet), and a class for locks
-# named after a table (the second key is the table's oid, so each schema has its own).
-_MIGRATION_LOCK = int.from_bytes(b"keyturn", "big")
-_TABLE_LOCK_CLASS = int.from_bytes(b"kt", "big")
+logger = logging.getLogger("keyturn.store")
+_NO_BATCHES = "%s: each refresh takes its rate limits in a statement of its own (no batches)"
 
-# Each entry moves the schema one version up; the index + 1 is the version it leaves behind.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE sessions (
-        sid TEXT PRIMARY KEY,
-        sub TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        absolute_expires_at DOUBLE PRECISION NOT NULL,
-        head_jti TEXT NOT NULL,
-        gen BIGINT NOT NULL,
-        last_seen_at DOUBLE PRECISION NOT NULL,
-        state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'revoked')),
-        revoked_reason TEXT,
-        revoked_at DOUBLE PRECISION,
-        user_agent TEXT,
-        ip TEXT,
-        client_id TEXT,
-        claims TEXT NOT NULL DEFAULT '{}'
-    );
-    CREATE INDEX sessions_by_sub ON sessions (sub, created_at);
-    CREATE INDEX sessions_by_end ON sessions (absolute_expires_at);
-    CREATE TABLE refresh_tokens (
-        jti TEXT PRIMARY KEY,
-        sid TEXT NOT NULL,
-        gen BIGINT NOT NULL,
-        kid TEXT NOT NULL,
-        issued_at BIGINT NOT NULL,
-        expires_at BIGINT NOT NULL,
-        rotated_at DOUBLE PRECISION
-    );
-    CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
-    CREATE TABLE revocations (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        kind TEXT NOT NULL CHECK (kind IN ('sid', 'jti')),
-        value TEXT NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE UNIQUE INDEX revocations_jti_once ON revocations (value) WHERE kind = 'jti';
-    CREATE INDEX revocations_by_expiry ON revocations (expires_at);
-    CREATE TABLE signing_keys (
-        kid TEXT PRIMARY KEY,
-        use TEXT NOT NULL CHECK (use IN ('access', 'refresh')),
-        alg TEXT NOT NULL,
-        material BYTEA NOT NULL,
-        public_jwk TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        active BOOLEAN NOT NULL DEFAULT TRUE,
-        added BIGINT GENERATED ALWAYS AS IDENTITY  -- insertion order, for keys created in the same instant
-    );
-    CREATE TABLE users (
-        username TEXT PRIMARY KEY,
-        password_hash TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL,
-        disabled BOOLEAN NOT NULL DEFAULT FALSE
-    );
-    """,
-    # Rate-limit buckets: a key and its GCRA theoretical arrival time, in microseconds (see RateLimit).
-    # Unlogged: no WAL for a write made on nearly every call; after a crash the table is empty, which
-    # only gives every client a full bucket. The fill factor leaves room for HOT updates.
-    """
-    CREATE UNLOGGED TABLE rate_limits (
-        key TEXT PRIMARY KEY,
-        tat BIGINT NOT NULL
-    ) WITH (fillfactor = 70);
-    """,
-    # State per session, not per refresh token (issue 21): the session keeps its head's signing fields
-    # and its recently rotated generations (see keyturn.store._chain), taken from refresh_tokens, which
-    # goes. Live sessions keep refreshing; a token rotated just before keeps its grace replay. Every
-    # refresh now updates its session row: the fill factor leaves room for HOT updates.
-    """
-    ALTER TABLE sessions
-        ADD COLUMN head_kid TEXT NOT NULL DEFAULT '',
-        ADD COLUMN head_issued_at BIGINT NOT NULL DEFAULT 0,
-        ADD COLUMN head_expires_at BIGINT NOT NULL DEFAULT 0,
-        ADD COLUMN rotated TEXT NOT NULL DEFAULT '';
-    ALTER TABLE sessions SET (fillfactor = 80);
-    UPDATE sessions AS s SET head_kid = r.kid, head_issued_at = r.issued_at, head_expires_at = r.expires_at
-        FROM refresh_tokens AS r WHERE r.jti = s.head_jti;
-    UPDATE sessions AS s SET rotated = o.entries FROM (
-        SELECT r.sid, string_agg(r.gen || ' ' || r.jti || ' ' || r.rotated_at::text, ',') AS entries
-        FROM refresh_tokens AS r JOIN sessions AS t ON t.sid = r.sid
-        WHERE r.rotated_at IS NOT NULL AND r.gen >= t.gen - 16
-        GROUP BY r.sid
-    ) AS o WHERE o.sid = s.sid;
-    DROP TABLE refresh_tokens;
-    """,
-    # Registered OAuth 2.0 clients (issue 17): a confidential client's keyed secret hash, NULL for public.
-    """
-    CREATE TABLE oauth_clients (
-        client_id TEXT PRIMARY KEY,
-        secret_hash TEXT,
-        created_at DOUBLE PRECISION NOT NULL
-    );
-    """,
-    # DPoP (issue 17): the key a session is bound to, and the proofs' jti seen lately (RFC 9449).
-    """
-    ALTER TABLE sessions ADD COLUMN jkt TEXT;
-    CREATE TABLE dpop_proofs (
-        key TEXT PRIMARY KEY,
-        expires_at DOUBLE PRECISION NOT NULL
-    );
-    CREATE INDEX dpop_proofs_by_expiry ON dpop_proofs (expires_at);
-    """,
-    # A registered client's own DPoP policy (issue 17): 'required' makes its sessions start with a proof.
-    """
-    ALTER TABLE oauth_clients ADD COLUMN dpop TEXT NOT NULL DEFAULT 'optional';
-    """,
-    # The function batches of takes call (_pg_takes), in the schema: it was made in pg_temp by each pooled
-    # connection, which a pooler in transaction mode does not keep. Where PL/pgSQL cannot be used, this
-    # one is passed over (_migrate) and the store takes one refresh at a time.
-    TAKE_MANY,
-)
-_OPTIONAL = frozenset({TAKE_MANY})
-"""Migrations a server may be unable to run (no PL/pgSQL): the store then works without what they make."""
+# Advisory lock keys: a class for locks named after a table (the second key is the table's oid, so each
+# schema has its own); migrations take their own (``_pg_schema``).
+_TABLE_LOCK_CLASS = int.from_bytes(b"kt", "big")
 
 
 class PostgresDialect(Dialect):
@@ -302,7 +191,8 @@ class PostgresStore(SQLStore):
             async with asyncio.timeout(CALL_TIMEOUT_S):
                 conn = await AsyncConnection.connect(self._conninfo, **self._connect)  # type: ignore[arg-type]
                 async with conn, conn.transaction():
-                    await _migrate(conn)
+                    await migrate(conn)
+                    batched = await batches_takes(conn)
         except (psycopg.Error, TimeoutError) as exc:
             raise StoreUnavailable(f"cannot open the PostgreSQL store: {reason(exc)}") from exc
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
@@ -329,7 +219,9 @@ class PostgresStore(SQLStore):
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
         self._rotations = Rotations(self._fetch_all)
         self._takes = TakeReads(self._fetch_all)
-        self._takes_batched = True
+        self._takes_batched = batched
+        if not batched:
+            logger.warning(_NO_BATCHES, "the schema has no keyturn_take_many function")
         self._pool = pool
 
     async def _check_if_idle(self, conn: Conn) -> None:
@@ -437,7 +329,9 @@ class PostgresStore(SQLStore):
         except StoreUnavailable as exc:
             if not isinstance(exc.__cause__, psycopg.errors.UndefinedFunction):
                 raise
-            self._takes_batched = False
+            if self._takes_batched:
+                self._takes_batched = False
+                logger.warning(_NO_BATCHES, "keyturn_take_many was found missing")
         return await self._call(lambda conn: drive(conn, _one(query)), transaction=False)
 
     async def rate_limit_take(self, key: str, limit: RateLimit, now: float) -> RateLimitResult:
@@ -453,36 +347,6 @@ ON CONFLICT (key) DO UPDATE SET tat = GREATEST(b.tat, %(now)s) + %(t)s
 WHERE GREATEST(b.tat, %(now)s) + %(t)s - %(tau)s <= %(now)s
 RETURNING tat
 """
-
-
-async def _migrate(conn: Conn) -> None:
-    """Bring the current schema up to date; the caller runs this in one transaction."""
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-    # Looked up in the current schema only (not the whole search_path), where CREATE TABLE puts it.
-    cur = await conn.execute(
-        "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'keyturn_schema_version'"
-    )
-    if await cur.fetchone() is None:
-        await conn.execute("CREATE TABLE keyturn_schema_version (version INTEGER NOT NULL)")
-        await conn.execute("INSERT INTO keyturn_schema_version (version) VALUES (0)")
-    row = await (await conn.execute("SELECT version FROM keyturn_schema_version")).fetchone()
-    version: int = row[0] if row else 0
-    if version > len(MIGRATIONS):
-        raise StoreUnavailable(
-            f"the database schema (version {version}) is newer than this Keyturn knows "
-            f"(version {len(MIGRATIONS)}): upgrade Keyturn"
-        )
-    for script in MIGRATIONS[version:]:
-        if script not in _OPTIONAL:
-            await conn.execute(script)
-            continue
-        try:
-            async with conn.transaction():  # a savepoint: a failure here leaves the others applied
-                await conn.execute(script)
-        except (psycopg.errors.UndefinedObject, psycopg.errors.InsufficientPrivilege):
-            pass  # no PL/pgSQL (the language is missing, or not for this role): see _OPTIONAL
-    if version < len(MIGRATIONS):
-        await conn.execute("UPDATE keyturn_schema_version SET version = %s", (len(MIGRATIONS),))
 
 
 def _one(query: Query) -> Flow[object]:
