@@ -127,8 +127,10 @@ ALLOW = {"Allow": "POST, OPTIONS"}
 
 
 def _options(name: str) -> HttpResponse:
-    """DRF's answer to OPTIONS (``SimpleMetadata``), as SimpleJWT's view gives it: its name and the media
-    types it renders and parses."""
+    """An answer to OPTIONS in the shape of DRF's (``SimpleMetadata``): the view's name and the media types
+    it renders and parses. SimpleJWT's adds its view's description and its serializer's fields
+    (``actions``), which are SimpleJWT's own text; a client that asks OPTIONS to learn ``Allow`` (CORS
+    preflights are answered before a view) gets the same status and header."""
     title = name.replace("_", " ").title()
     parses = ["application/json", "application/x-www-form-urlencoded", "multipart/form-data"]
     return _json({"name": title, "renders": ["application/json"], "parses": parses}, 200, ALLOW)
