@@ -49,8 +49,8 @@ the next, answered at most one interval after it was committed, plus what a read
 the read itself take; the second over the interval is for those.
 
 It is checked in feed reads, on the token service's log, rather than in seconds, which a busy machine
-stretches (a CI worker at load 9 stalls a process for a second or two; with the test's servers stopped 2
-s in every 5, two of these three tests failed a bound in seconds): the read that carried the revocation
+stretches (a CI worker at load 9 stalls a process for a second or two; with the test's servers stopped
+2 s in every 5, two of these three tests failed a bound in seconds): the read that carried the revocation
 must be the first or second read answered after the revocation's commit (the logout's answer), and the
 poller's period (from one read's answer to the next) must be under ``PERIOD_BOUND`` in the median of
 ``PERIODS`` around it, which one stall does not move. A poller that reads every 2 s or more, or not at
