@@ -47,6 +47,8 @@ SHORTEST_PERIOD = (ACCESS - 1) * (1 - 1.1 / 3)
 """The shortest period the page may refresh at: ``exp`` and ``iat`` are whole seconds (a token may live
 only 2 s by them) and the margin, a third of the lifetime, gets up to 10 % jitter."""
 STORAGE_KEY = "keyturn"
+_ENDED = "SessionEndedError: token_not_valid"
+"""How the page counts a call rejected because the session ended."""
 TOKEN_PATHS = ("/api/token/", "/api/token/refresh/")
 
 _SETTLED = """() => {
@@ -201,9 +203,15 @@ def test_a_body_mode_session_lives_across_rotations_and_ends_once_when_its_refre
     # -- a stolen refresh token ---------------------------------------------------------------------
     # Right after a refresh of the page (its next one is about 2 s away), the attacker copies the refresh
     # token from localStorage and refreshes with it first: SimpleJWT rotates it and blacklists it.
-    wait_for(page, "(n) => window.results.refreshed > n", 15, results(page)["refreshed"])
-    stolen = page.evaluate(_STORED)["rt"]
-    attacker = httpx.post(server.url + "/api/token/refresh/", json={"refresh": stolen}, timeout=30)
+    # A test stalled for the 2 s to the page's next refresh (a CI worker at load 9) copies a token the page
+    # then rotates first, and SimpleJWT refuses the attacker: the scene did not happen; it is played again
+    # after the page's next refresh.
+    for _ in range(3):
+        wait_for(page, "(n) => window.results.refreshed > n", 15, results(page)["refreshed"])
+        stolen = page.evaluate(_STORED)["rt"]
+        attacker = httpx.post(server.url + "/api/token/refresh/", json={"refresh": stolen}, timeout=30)
+        if attacker.status_code != 401 or page.evaluate(_STORED)["rt"] == stolen:
+            break  # the attacker's answer, unless the page had rotated the copy already
     assert attacker.status_code == 200, f"the attacker's refresh: status {attacker.status_code}"
     assert set(attacker.json()) == {"access", "refresh"}
 
@@ -214,6 +222,10 @@ def test_a_body_mode_session_lives_across_rotations_and_ends_once_when_its_refre
     wait_for(page, "() => window.results.ended.length > 0", 30)
     ended_after = time.monotonic() - since
     page.wait_for_timeout(3000)  # calls go on: time for a second end or another refresh, were there one
+    # Half the interval's calls in those 3 s at least, each rejected (waited for: a stalled browser makes
+    # fewer in the same 3 s); a page whose calls stop or go out instead fails below or here.
+    rejected_calls = "(n) => (window.results.errors['SessionEndedError: token_not_valid'] ?? 0) >= n"
+    wait_for(page, rejected_calls, 30, calls_before["errors"].get(_ENDED, 0) + 3000 / INTERVAL / 2)
     stop_calls(page)
     # And one more call, after all that: it rejects with the session-ended error, sending nothing.
     rejected = page.evaluate(
@@ -244,8 +256,8 @@ def test_a_body_mode_session_lives_across_rotations_and_ends_once_when_its_refre
     # Calls succeeded (the access token was still good) until the end, then rejected with the
     # session-ended error without reaching the server.
     assert set(statuses) <= {"200"}, report
-    assert set(errors) == {"SessionEndedError: token_not_valid"}, report
-    assert errors["SessionEndedError: token_not_valid"] >= 3000 / INTERVAL / 2, report
+    assert set(errors) == {_ENDED}, report
+    assert errors[_ENDED] >= 3000 / INTERVAL / 2, report
     # Nothing went out once the refusal was in (a second of slack for calls already on their way).
     end = max(a.at for a in traffic.answers if a.path == "/api/token/refresh/")
     late = [urlsplit(url).path for at, url in traffic.sent if at > end + 1.0]

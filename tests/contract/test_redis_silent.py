@@ -26,6 +26,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("short_bound")]
 
 LIMIT = RateLimit(10, 60.0)
 NOW = 1_800_000_000.0
+IN_TIME = BOUND + 4
+"""A call bounded by ``BOUND`` has ended within this many seconds: 4 s over it for a stalled machine, still
+under the store's own 6 s ``REPLY_TIMEOUT`` (a call that ignored the cut bound) and far from "never"."""
 
 
 async def test_opening_a_store_on_a_server_that_does_not_answer_fails_in_time() -> None:
@@ -36,7 +39,7 @@ async def test_opening_a_store_on_a_server_that_does_not_answer_fails_in_time() 
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             await store.open()
-        assert time.monotonic() - started < BOUND + 2
+        assert time.monotonic() - started < IN_TIME
 
 
 async def test_calls_to_a_stalled_server_fail_in_time_and_their_late_replies_are_not_read_as_answers() -> (
@@ -66,7 +69,7 @@ async def _stall_and_resume(relay: Relay, prefix: str) -> None:
                 started = time.monotonic()
                 with pytest.raises(StoreUnavailable):
                     await call()
-                assert time.monotonic() - started < BOUND + 2
+                assert time.monotonic() - started < IN_TIME
             relay.resume()  # the held replies arrive now; a connection that timed out must not read them
             found = await store.get_session("known")
             assert found is not None

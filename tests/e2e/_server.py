@@ -23,6 +23,16 @@ LOG_FLAGS = ("--log-level", "debug", "--access-log")
 search; a test's own ``--log-level`` comes later on the command line and wins."""
 
 
+class PortTaken(RuntimeError):
+    """A server exited because another socket took its port between :func:`free_port` and its bind."""
+
+
+PORT_ATTEMPTS = 3
+"""Ports a server started on a free port of its own is tried on: another process (another pytest-xdist
+worker's server or client) can bind the port :func:`free_port` found before the server does, the more
+likely the longer the server takes to start (seconds on a loaded CI worker)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,7 +116,9 @@ def wait_serving(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited: {log.read_text()}")
+            output = log.read_text()
+            taken = "address already in use" in output.lower()
+            raise (PortTaken if taken else RuntimeError)(f"{what} exited: {output}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -124,7 +136,16 @@ def wait_ready(server: Server, timeout: float = 60) -> Server:
 def start_server(
     data_dir: Path, env: Mapping[str, str] | None = None, *args: str, port: int | None = None
 ) -> Server:
-    return wait_ready(launch_server(data_dir, env, *args, port=port))
+    """Launch a server and wait until it is ready; on a port of its own, another one if that was taken."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        server = launch_server(data_dir, env, *args, port=port)
+        try:
+            return wait_ready(server)
+        except PortTaken:
+            _logsweep.collect(server.log)
+            if port is not None or attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def start_servers(
@@ -133,8 +154,16 @@ def start_servers(
     """Start ``count`` servers on one data directory at the same moment, then wait for all of them."""
     launched = [launch_server(data_dir, env, *args) for _ in range(count)]
     try:
-        for server in launched:
-            wait_ready(server)
+        for i in range(count):
+            for attempt in range(1, PORT_ATTEMPTS + 1):
+                try:
+                    wait_ready(launched[i])
+                    break
+                except PortTaken:
+                    _logsweep.collect(launched[i].log)
+                    if attempt == PORT_ATTEMPTS:
+                        raise
+                    launched[i] = launch_server(data_dir, env, *args)
     except BaseException:
         for server in launched:
             stop_server(server)

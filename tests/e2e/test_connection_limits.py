@@ -78,6 +78,13 @@ def _rss_kib(server: Server) -> int:
     raise AssertionError("no VmRSS")
 
 
+def _timed_healthz(server: Server) -> float:
+    """Seconds a ``/healthz`` request takes on a new connection."""
+    started = time.monotonic()
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+    return time.monotonic() - started
+
+
 def _status_and_body(response: bytes) -> tuple[int, dict[str, object]]:
     head, _, body = response.partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
@@ -227,12 +234,20 @@ def test_too_many_headers_are_refused_with_431(server: Server) -> None:
 
 def test_at_the_connection_cap_a_request_is_refused_at_once_and_the_reason_logged(server: Server) -> None:
     """1,100 idle connections made real requests fail, and nothing was logged."""
+    # A request below the cap, on this machine as loaded as it is now: the yardstick for "at once".
+    alone = min(_timed_healthz(server) for _ in range(3))
     sockets = [_connect(server) for _ in range(MAX_CONNECTIONS)]
     try:
         time.sleep(0.3)  # let the server accept them all
         started = time.monotonic()
         response = httpx.get(server.url + "/healthz", timeout=10)
-        assert time.monotonic() - started < 2
+        took = time.monotonic() - started
+        # At once: within 2 s, or ten requests' time on a machine loaded enough to make that longer (a
+        # request alone, with its connection, took 18 ms quiet, 23 ms beside two CPU hogs, and the refusal
+        # 18 and 42 ms); a server that waited for a slot would answer only once the squatters' head timeout
+        # closed them (and answer 200).
+        print(f"\nrefused at the cap in {took:.3f}s; a request alone took {alone:.3f}s")
+        assert took < max(2.0, 10 * alone), (took, alone)
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         assert response.json()["error"] == "server_error"

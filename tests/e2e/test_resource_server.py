@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import re
 import secrets
+import statistics
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,13 +44,23 @@ POLL_INTERVAL = 1.0
 REVOCATION_DEADLINE = POLL_INTERVAL + 1.0
 """Issue 4, acceptance 1: a revocation reaches a resource server within this many seconds. The docs
 promise "within about a second" (resource-servers.md, fastapi.md): the verifier reads the feed every
-``POLL_INTERVAL``, so the read that brings a revocation is answered at most one interval after it was
-committed, plus what a read already under way and the read itself take; the second over the interval
-is for those. It is measured on the token service's clock, from the revocation's commit (the logout's
-answer) to the answer of the feed read that carried it, so a busy machine's delays in the test's own
-requests (the logout's answer coming back, each probe of the resource server) do not count; so is the
-poller's period (from that read's answer to the next one's). A poller that reads every 2 s or more, or
-not at all, fails it; the resource server must then refuse the token (within 15 s)."""
+``POLL_INTERVAL``, so the read that brings a revocation is the one under way when it was committed or
+the next, answered at most one interval after it was committed, plus what a read already under way and
+the read itself take; the second over the interval is for those.
+
+It is checked in feed reads, on the token service's log, rather than in seconds, which a busy machine
+stretches (a CI worker at load 9 stalls a process for a second or two; with the test's servers stopped
+2 s in every 5, two of these three tests failed a bound in seconds): the read that carried the revocation
+must be the first or second read answered after the revocation's commit (the logout's answer), and the
+poller's period (from one read's answer to the next) must be under ``PERIOD_BOUND`` in the median of
+``PERIODS`` around it, which one stall does not move. A poller that reads every 2 s or more, or not at
+all, or whose reads miss a revocation, fails it; the resource server must then refuse the token (within
+15 s)."""
+PERIOD_BOUND = POLL_INTERVAL + 0.5
+"""The poller's period, in the median: its interval and a read (1.01 to 1.02 s quiet and beside two CPU
+hogs)."""
+PERIODS = 5
+"""How many of the poller's periods the median is taken of."""
 FEED_READ = re.compile(r'"GET /auth/revocations\?since=(?P<since>\d+)[^" ]* HTTP/[0-9.]+" 200')
 LOG_DEADLINE = 30.0
 """How long the feed read after the one that carried the revocation may take to show in the log."""
@@ -98,12 +111,35 @@ def _access_log(service: Cluster) -> list[tuple[float, str]]:
     return found
 
 
-def feed_delay(service: Cluster, committed_by: str) -> tuple[float, float]:
-    """Seconds, on the token service's clock, from the answer of the last request whose log line holds
-    ``committed_by`` (the revocation was committed before it) to the answer of the revocation feed read
-    that carried the revocation to the resource server: the last read from the cursor the resource
-    server had before, once a read from a later cursor shows that one had moved it on. And the seconds
-    from that read's answer to the next one's: the poller's period (its interval, plus a read)."""
+@dataclass(frozen=True)
+class FeedReads:
+    """How the revocation feed carried a revocation to the resource server, from the service's log."""
+
+    after: int
+    """The feed reads answered after the revocation's commit, up to the one that carried it (1 or 2 when
+    that read was under way at the commit or the next one; 0 if it was answered before the commit's own
+    request)."""
+    delay: float
+    """Seconds from the commit to the answer of the read that carried it (the service's clock)."""
+    periods: list[float]
+    """Seconds between the answers of ``PERIODS + 1`` successive feed reads around that read."""
+
+    @property
+    def period(self) -> float:
+        return statistics.median(self.periods)
+
+    def report(self) -> str:
+        return (
+            f"the read that carried it was no. {self.after} answered after the commit, {self.delay:.2f}s"
+            f" after it; the poller's periods {[round(p, 2) for p in self.periods]}"
+        )
+
+
+def feed_reads(service: Cluster, committed_by: str) -> FeedReads:
+    """The feed reads from the answer of the last request whose log line holds ``committed_by`` (the
+    revocation was committed before it) to the read that carried the revocation to the resource server:
+    the last read from the cursor the resource server had before, once a read from a later cursor shows
+    that one had moved it on; and the poller's periods around it."""
     deadline = time.monotonic() + LOG_DEADLINE
     while True:
         logged = _access_log(service)
@@ -113,14 +149,26 @@ def feed_delay(service: Cluster, committed_by: str) -> tuple[float, float]:
         assert before, "the resource server read no revocation feed before the revocation"
         cursor = before[-1]
         moved = [i for i, (at, since) in enumerate(reads) if since > cursor and at > committed]
-        if moved:
-            carried, next_read = reads[moved[0] - 1][0], reads[moved[0]][0]
-            return carried - committed, next_read - carried
+        last = max(moved[0], PERIODS) if moved else len(reads)
+        if last < len(reads):
+            carried = moved[0] - 1
+            after = sum(at > committed for at, _ in reads[: carried + 1])
+            answers = [at for at, _ in reads[last - PERIODS : last + 1]]
+            periods = [b - a for a, b in itertools.pairwise(answers)]
+            return FeedReads(after, reads[carried][0] - committed, periods)
         assert time.monotonic() < deadline, (
             f"no revocation feed read moved past the cursor {cursor} in {LOG_DEADLINE:.0f}s after the"
-            f" revocation (reads since: {[(round(at - committed, 2), n) for at, n in reads[-5:]]})"
+            f" revocation, or fewer than {PERIODS + 1} reads (reads since:"
+            f" {[(round(at - committed, 2), n) for at, n in reads[-5:]]})"
         )
         time.sleep(0.2)
+
+
+def assert_carried_in_time(feed: FeedReads) -> None:
+    """The revocation came with the read under way at its commit or the next, from a poller reading once
+    a ``POLL_INTERVAL`` (see ``REVOCATION_DEADLINE``)."""
+    assert feed.after <= 2, feed.report()
+    assert feed.period < PERIOD_BOUND, feed.report()
 
 
 def seconds_until_refused(app: ResourceApp, token: str, since: float, limit: float = 15.0) -> float:
@@ -148,11 +196,9 @@ def test_logout_reaches_the_resource_server_within_two_seconds(
         assert http.post("/auth/logout", headers=bearer(tokens["access_token"])).status_code == 200
 
     took = seconds_until_refused(resource, tokens["access_token"], started)
-    delay, period = feed_delay(service, '"POST /auth/logout HTTP')
-    report = f"the feed read that carried it came {delay:.2f}s after, the next {period:.2f}s later"
-    print(f"\nlogout: {report}; the resource server refused the token after {took:.2f}s")
-    assert delay < REVOCATION_DEADLINE, report
-    assert period < REVOCATION_DEADLINE, report
+    feed = feed_reads(service, '"POST /auth/logout HTTP')
+    print(f"\nlogout: {feed.report()}; the resource server refused the token after {took:.2f}s")
+    assert_carried_in_time(feed)
 
 
 def test_logout_all_reaches_every_session_on_the_resource_server(
@@ -168,11 +214,9 @@ def test_logout_all_reaches_every_session_on_the_resource_server(
         assert response.status_code == 200, why(response)
 
     took = max(seconds_until_refused(resource, t["access_token"], started) for t in sessions)
-    delay, period = feed_delay(service, '"POST /auth/logout-all HTTP')
-    report = f"the feed read that carried it came {delay:.2f}s after, the next {period:.2f}s later"
-    print(f"\nlogout-all: {report}; the resource server refused the token after {took:.2f}s")
-    assert delay < REVOCATION_DEADLINE, report
-    assert period < REVOCATION_DEADLINE, report
+    feed = feed_reads(service, '"POST /auth/logout-all HTTP')
+    print(f"\nlogout-all: {feed.report()}; the resource server refused the token after {took:.2f}s")
+    assert_carried_in_time(feed)
 
 
 def test_reuse_detection_reaches_the_resource_server(
@@ -194,11 +238,9 @@ def test_reuse_detection_reaches_the_resource_server(
                     "refresh_token_reused",
                 )
             took = seconds_until_refused(app, second["access_token"], started)
-            delay, period = feed_delay(quick, '"POST /auth/refresh HTTP')  # the replay: the last refresh
-            report = f"the feed read that carried it came {delay:.2f}s after, the next {period:.2f}s later"
-            print(f"\nreuse: {report}; the resource server refused the token after {took:.2f}s")
-            assert delay < REVOCATION_DEADLINE, report
-            assert period < REVOCATION_DEADLINE, report
+            feed = feed_reads(quick, '"POST /auth/refresh HTTP')  # the replay: the last refresh
+            print(f"\nreuse: {feed.report()}; the resource server refused the token after {took:.2f}s")
+            assert_carried_in_time(feed)
         finally:
             stop_app(app)
 
