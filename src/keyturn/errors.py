@@ -13,6 +13,7 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     │   └── RateLimited             rate_limited             429  retryable
     ├── TokenError
     │   ├── TokenInvalid            token_invalid            401
+    │   │   └── TokenMissing          token_invalid            401  (no error in the challenge)
     │   ├── TokenExpired            token_expired            401
     │   ├── TokenRevoked            token_revoked            401
     │   ├── RefreshTokenExpired     refresh_token_expired    401
@@ -132,6 +133,15 @@ class TokenInvalid(TokenError):
     code = "token_invalid"
     status = 401
     description = "The token is malformed, of the wrong type, or its signature does not verify."
+
+
+class TokenMissing(TokenInvalid):
+    """The request carries no access token: no ``Authorization`` header, or one of another scheme (Basic,
+    say). The same wire code and body as :class:`TokenInvalid`, but its challenge is the bare
+    ``Bearer realm="..."``: RFC 6750 section 3.1 says a request that lacks any authentication information
+    SHOULD NOT get an error code in it."""
+
+    description = "No access token was given."
 
 
 class TokenExpired(TokenError):

@@ -25,6 +25,7 @@ from .errors import (
     RateLimited,
     RefreshTokenBound,
     TokenInvalid,
+    TokenMissing,
     UseDpopNonce,
 )
 from .oauth import oauth_error
@@ -63,14 +64,21 @@ def refresh_cookie(host_prefix: bool, path: str) -> tuple[str, str]:
     return REFRESH_COOKIE, path or "/"
 
 
+NOT_BEARER = "The Authorization header is not 'Bearer <token>'."
+
+
 def bearer_token(authorization: str | None) -> str | None:
-    """The token of ``Authorization: Bearer <token>``; None without the header, ``token_invalid`` if odd."""
+    """The token of ``Authorization: Bearer <token>``; None without the header, ``token_invalid`` if odd:
+    :class:`TokenMissing` for another scheme (no bearer credentials at all), :class:`TokenInvalid` for
+    ``Bearer`` without a token."""
     if authorization is None:
         return None
     scheme, _, token = authorization.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise TokenInvalid("The Authorization header is not 'Bearer <token>'.")
+    if scheme.lower() != "bearer":
+        raise TokenMissing(NOT_BEARER)
+    if not token:
+        raise TokenInvalid(NOT_BEARER)
     return token
 
 
@@ -117,7 +125,9 @@ class ErrorForm:
             return f'Bearer realm="{realm}", error="insufficient_scope"'
         if error.status != 401:
             return None
-        if isinstance(error, InvalidCredentials):
+        if isinstance(error, InvalidCredentials | TokenMissing):
+            # RFC 6750 section 3.1: a failed login, or a request without a token (none, or another
+            # scheme), gets the bare challenge: no error code, no description.
             return f'Bearer realm="{realm}"'
         description = error.detail.replace("\\", "").replace('"', "'")
         # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme.
@@ -174,14 +184,11 @@ def error_response(
     return form.status(error), headers, body
 
 
-NO_TOKEN = "No access token was given."
-
-
 def required_bearer_token(authorization: str | None) -> str:
-    """The token of ``Authorization: Bearer <token>``; ``token_invalid`` without one."""
+    """The token of ``Authorization: Bearer <token>``; ``token_invalid`` without one (``TokenMissing``)."""
     token = bearer_token(authorization)
     if token is None:
-        raise TokenInvalid(NO_TOKEN)
+        raise TokenMissing()
     return token
 
 

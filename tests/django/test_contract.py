@@ -39,6 +39,13 @@ def test_the_session_contract_in_body_mode(keyturn_project: ExampleProject, serv
         assert started.headers["Cache-Control"] == "no-store"
         bearer = {"Authorization": f"Bearer {pair['access_token']}"}
 
+        for header in ({}, {"Authorization": "Basic YWxpY2U6c2VjcmV0"}):  # no bearer credentials at all
+            missing = c.get("/api/auth/me", headers=header)
+            assert (missing.status_code, missing.json()["error"]) == (401, "token_invalid")
+            assert missing.headers["WWW-Authenticate"] == 'Bearer realm="keyturn"'  # RFC 6750 section 3.1
+        broken = c.get("/api/auth/me", headers={"Authorization": "Bearer not-a-token"})
+        assert broken.headers["WWW-Authenticate"].startswith('Bearer realm="keyturn", error="invalid_token"')
+
         me = c.get("/api/auth/me", headers=bearer).json()
         assert me["session"]["session_id"] == pair["session_id"]
         assert me["session"]["current"] is True

@@ -69,8 +69,10 @@ def me(http: httpx.Client, access_token: str) -> httpx.Response:
     return http.get("/auth/me", headers=bearer(access_token))
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """``response`` is the documented error: status, the three-key body and, on 401, a challenge."""
+def assert_error(response: httpx.Response, status: int, code: str, *, bare: bool = False) -> dict[str, Any]:
+    """``response`` is the documented error: status, the three-key body and, on 401, a challenge: the
+    bare ``Bearer realm="keyturn"`` for a failed login and, ``bare``, a request that carried no token
+    (RFC 6750 section 3.1), else ``error="invalid_token"`` with the wire code."""
     assert (response.status_code, _code(response)) == (status, code), why(response)
     body: dict[str, Any] = response.json()
     assert set(body) == ERROR_KEYS
@@ -81,8 +83,10 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert response.headers.get("cache-control") == "no-store"
     if status == 401:
         challenge = response.headers.get("www-authenticate", "")
-        assert challenge.startswith('Bearer realm="keyturn"'), challenge
-        if code != "invalid_credentials":
+        if bare or code == "invalid_credentials":
+            assert challenge == 'Bearer realm="keyturn"', challenge
+        else:
+            assert challenge.startswith('Bearer realm="keyturn"'), challenge
             # RFC 6750: a refused token is error="invalid_token"; the wire code leads the description.
             assert 'error="invalid_token"' in challenge, challenge
             assert f'error_description="{code}: ' in challenge, challenge

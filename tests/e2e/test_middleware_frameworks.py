@@ -13,7 +13,8 @@ One ``keyturn serve`` for the module and one process per app (``tests/e2e/apps``
 What the integrations promise about refusals (``docs/resource-servers.md``): every refusal has the body
 ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate: Bearer ...
 error="invalid_token", error_description="<code>: ..."`` (403: ``error="insufficient_scope"``); a missing
-token is ``token_invalid``.
+token (no ``Authorization``, or another scheme) is ``token_invalid`` with the bare challenge
+``Bearer realm="keyturn"`` (RFC 6750 section 3.1: no error code for a request without credentials).
 Keyturn's own renderers (the ASGI and WSGI middlewares, FastAPI's ``install``, the Django middleware and
 ``token_required``) also send ``Cache-Control: no-store``, as the token service does; what DRF renders is
 held to the guide's promise only.
@@ -193,14 +194,17 @@ def signer(world: World) -> Signer:
 # -- checks --------------------------------------------------------------------------------------
 
 
-def assert_refused(response: httpx.Response, status: int, code: str, *, by_drf: bool) -> None:
+def assert_refused(
+    response: httpx.Response, status: int, code: str, *, by_drf: bool, bare: bool = False
+) -> None:
     """``response`` is the refusal the integration promises (the 403 challenge is checked on its own).
 
     Keyturn's own renderers: everything ``assert_error`` checks. DRF's renderer: the three-key body and, on
-    401, the RFC 6750 challenge with ``invalid_token`` and the wire code.
+    401, the RFC 6750 challenge with ``invalid_token`` and the wire code, or, ``bare`` (the request had
+    no token), ``Bearer realm="keyturn"`` alone.
     """
     if not by_drf:
-        assert_error(response, status, code)
+        assert_error(response, status, code, bare=bare)
         return
     assert response.status_code == status, why(response)
     assert response.headers.get("content-type", "").startswith("application/json"), why(response)
@@ -213,13 +217,16 @@ def assert_refused(response: httpx.Response, status: int, code: str, *, by_drf: 
     assert body["retryable"] is (code == "server_error")
     if status == 401:
         challenge = response.headers.get("www-authenticate", "")
+        if bare:
+            assert challenge == 'Bearer realm="keyturn"', challenge
+            return
         assert challenge.startswith('Bearer realm="keyturn"'), challenge
         assert 'error="invalid_token"' in challenge, challenge
         assert f'error_description="{code}: ' in challenge, challenge
 
 
-def assert_token_refused(response: httpx.Response, target: Target, code: str) -> None:
-    assert_refused(response, 401, code, by_drf=target.drf_renders_bad_tokens)
+def assert_token_refused(response: httpx.Response, target: Target, code: str, *, bare: bool = False) -> None:
+    assert_refused(response, 401, code, by_drf=target.drf_renders_bad_tokens, bare=bare)
 
 
 def assert_admitted(response: httpx.Response, token: str, sub: str = "alice") -> dict[str, Any]:
@@ -249,8 +256,11 @@ def test_a_valid_token_reaches_the_view_with_its_subject(world: World, target: T
 
 @pytest.mark.parametrize("target", PROTECTED + SCOPED, ids=str)
 def test_no_token_on_a_protected_route_is_token_invalid(world: World, target: Target) -> None:
-    """Every integration answers a missing token with the DESIGN error body; a DRF view too."""
-    assert_refused(world.get(target), 401, "token_invalid", by_drf=target.drf)
+    """Every integration answers a missing token with the DESIGN error body, and the bare challenge
+    ``Bearer realm="keyturn"`` (RFC 6750 section 3.1: no error code without credentials); a DRF view too."""
+    response = world.get(target)
+    assert_refused(response, 401, "token_invalid", by_drf=target.drf, bare=True)
+    assert response.json()["error_description"] == "No access token was given."
 
 
 @pytest.mark.parametrize("app", APPS)
@@ -326,6 +336,8 @@ def unknown_kid_token(claims: dict[str, Any], signature: str, *, iat: int) -> st
     return f"Bearer {b64url_json(header)}.{b64url_json({**claims, 'iat': iat})}.{signature}"
 
 
+# Another scheme, or none: the request carries no bearer credentials, so its challenge is the bare one.
+NO_BEARER = {"empty", "basic", "basic-with-a-real-token"}
 GARBAGE = [
     "empty",
     "scheme-only",
@@ -346,7 +358,7 @@ def test_a_garbage_authorization_header_is_token_invalid_never_a_500(
     world: World, target: Target, kind: str
 ) -> None:
     response = world.get(target, {"Authorization": garbage(kind, world)})  # type: ignore[dict-item]
-    assert_token_refused(response, target, "token_invalid")
+    assert_token_refused(response, target, "token_invalid", bare=kind in NO_BEARER)
 
 
 @pytest.mark.parametrize("target", PROTECTED, ids=str)

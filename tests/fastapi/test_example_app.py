@@ -73,9 +73,8 @@ def test_protected_routes_answer_the_documented_codes(example: ExampleApp) -> No
     email, password = example.add_user(["reader"])
     with example.client() as http:
         tokens = example.login(http, email, password)
-        missing = assert_error(http.get("/api/profile"), 401, "token_invalid")
+        missing = assert_error(http.get("/api/profile"), 401, "token_invalid", bare=True)
         assert missing["retryable"] is False
-        assert http.get("/api/profile").headers["www-authenticate"].startswith("Bearer")
         forged = tokens["access_token"][:-4] + (
             "AAAA" if not tokens["access_token"].endswith("AAAA") else "BBBB"
         )

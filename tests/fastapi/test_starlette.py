@@ -58,7 +58,7 @@ def _walk(client: httpx.Client) -> None:
         assert missing.json()["keyturn_error"] == "invalid_request"
         access = bearer(oauth.json()["access_token"])
         assert http.get("/api/hello", headers=access).json() == {"user": "u1"}
-        assert_error(http.get("/api/hello"), 401, "token_invalid")
+        assert_error(http.get("/api/hello"), 401, "token_invalid", bare=True)
         assert http.post("/session/logout", headers=access).status_code == 200
         for _ in range(100):
             if http.get("/api/hello", headers=access).status_code == 401:

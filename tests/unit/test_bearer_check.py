@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyturn.errors import TokenInvalid
+from keyturn.errors import TokenInvalid, TokenMissing
 from keyturn.middleware import AccessTokenVerifier
 from keyturn.middleware._bearer import BearerCheck, BearerRequest
 from keyturn.testing import TestService
@@ -27,11 +27,13 @@ def no_verifier() -> AccessTokenVerifier:
     [
         (STRICT, "Bearer abc.def.ghi", "abc.def.ghi"),
         (STRICT, "bearer  abc.def.ghi ", "abc.def.ghi"),
-        (STRICT, None, TokenInvalid),
-        (STRICT, "Basic dXNlcjpwYXNz", TokenInvalid),
+        (STRICT, None, TokenMissing),
+        (STRICT, "Basic dXNlcjpwYXNz", TokenMissing),
+        (STRICT, "", TokenMissing),
         (STRICT, "Bearer ", TokenInvalid),
+        (STRICT, "DPoP ", TokenInvalid),
         (OPTIONAL, None, None),
-        (OPTIONAL, "Basic dXNlcjpwYXNz", TokenInvalid),
+        (OPTIONAL, "Basic dXNlcjpwYXNz", TokenMissing),
         (OPTIONAL, "Bearer abc", "abc"),
         (DJANGO, None, None),
         (DJANGO, "Basic dXNlcjpwYXNz", None),
@@ -42,12 +44,14 @@ def no_verifier() -> AccessTokenVerifier:
 def test_the_token_a_request_carries(
     options: dict[str, bool], authorization: str | None, expected: str | type[Exception] | None
 ) -> None:
-    """Every adapter must judge a header the same way its documentation says: a token, none, or a refusal."""
+    """Every adapter must judge a header the same way its documentation says: a token, none, or a refusal:
+    ``TokenMissing`` (no bearer credentials: the bare challenge) or ``TokenInvalid`` (a broken one)."""
     check = BearerCheck(no_verifier, **options)
 
     if isinstance(expected, type):
-        with pytest.raises(expected):
+        with pytest.raises(TokenInvalid) as refused:
             check.token(authorization)
+        assert type(refused.value) is expected
     else:
         assert check.token(authorization) == expected
 

@@ -25,6 +25,7 @@ from keyturn.errors import (
     StoreUnavailable,
     TokenError,
     TokenInvalid,
+    TokenMissing,
     UseDpopNonce,
     VerifierUnavailable,
 )
@@ -173,6 +174,21 @@ def test_render_401_token_errors_carry_an_invalid_token_challenge(code: str) -> 
     assert params["realm"] == "keyturn"
     assert params["error"] == "invalid_token"
     assert params["error_description"].startswith(f"{code}: ")
+
+
+def test_render_a_missing_token_has_the_realm_only_and_the_token_invalid_body() -> None:
+    """RFC 6750 section 3.1: a request without credentials gets no error code in its challenge; the body
+    keeps the documented ``token_invalid`` for clients that read it."""
+    response = render(TokenMissing())
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == 'Bearer realm="keyturn"'
+    assert json.loads(bytes(response.body)) == {
+        "error": "token_invalid",
+        "error_description": "No access token was given.",
+        "retryable": False,
+    }
+    assert issubclass(TokenMissing, TokenInvalid)  # whoever catches token_invalid catches it
 
 
 def test_render_invalid_credentials_challenge_has_the_realm_only() -> None:

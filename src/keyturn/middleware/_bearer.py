@@ -12,14 +12,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..errors import TokenInvalid
-from ..http import NO_TOKEN, REALM, bearer_token, bearer_token_if_any
+from ..errors import TokenInvalid, TokenMissing
+from ..http import REALM, bearer_token, bearer_token_if_any
 from ..tokens import AccessClaims
 from ._dpop import BEARER, Presented
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
-__all__ = ["NO_TOKEN", "BearerCheck", "BearerGuard", "BearerRequest", "is_dpop"]
+__all__ = ["BearerCheck", "BearerGuard", "BearerRequest", "is_dpop"]
 
 
 def is_dpop(authorization: str | None) -> bool:
@@ -92,7 +92,7 @@ class BearerCheck:
         bearer = self._read(authorization)
         if bearer is None:
             if self.required:
-                raise TokenInvalid(NO_TOKEN)
+                raise TokenMissing()
             return None
         return bearer, BEARER
 

@@ -29,10 +29,10 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
-from ..errors import KeyturnError, TokenInvalid
+from ..errors import KeyturnError, TokenMissing
 from ..http import REALM, error_response
 from ..tokens import AccessClaims
-from ._bearer import NO_TOKEN, BearerCheck, BearerRequest, is_dpop
+from ._bearer import BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
@@ -124,7 +124,7 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
         claims: AccessClaims | None = getattr(request, "keyturn_token", None)
         try:
             if claims is None:
-                raise TokenInvalid(NO_TOKEN)
+                raise TokenMissing()
             require_grants(claims, wanted)
         except KeyturnError as error:
             return django_response(error)

@@ -28,10 +28,9 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from ..errors import KeyturnError, TokenInvalid
+from ..errors import KeyturnError, TokenMissing
 from ..http import REALM, bearer_token_if_any, error_body, error_headers
 from ..tokens import AccessClaims
-from ._bearer import NO_TOKEN
 from ._grants import require_grants
 from .django import bearer_check, bearer_request
 
@@ -76,7 +75,7 @@ class _Forbidden(exceptions.PermissionDenied):
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with Keyturn's answer for refused tokens and for requests without one."""
     if isinstance(exc, exceptions.NotAuthenticated):
-        exc = _Refused(TokenInvalid(NO_TOKEN))
+        exc = _Refused(TokenMissing())
     response = views.exception_handler(exc, context)
     if response is not None and isinstance(exc, _Refused | _Forbidden):
         for name, value in error_headers(exc.error, REALM).items():
@@ -135,7 +134,7 @@ class HasScopes(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         claims = request.auth
         if not isinstance(claims, AccessClaims):
-            raise _Refused(TokenInvalid(NO_TOKEN))
+            raise _Refused(TokenMissing())
         try:
             require_grants(claims, getattr(view, "required_scopes", ()))
         except KeyturnError as error:

@@ -10,8 +10,9 @@
     async def orders(token: AccessClaims = Depends(require_token(verifier, scopes=["orders:read"]))): ...
 
 ``install`` makes refusals answer with Keyturn's error body (docs/contract.md) (without it FastAPI's own
-handler answers ``{"detail": ...}``, with the same status and ``WWW-Authenticate``) and closes the
-verifier when the app shuts down. Behind :class:`~keyturn.middleware.asgi.KeyturnMiddleware` the
+handler answers ``{"detail": "<code>: <description>"}``, with the same status and ``WWW-Authenticate``:
+the code is in the body, as a request without a token gets the bare challenge) and closes the verifier
+when the app shuts down. Behind :class:`~keyturn.middleware.asgi.KeyturnMiddleware` the
 dependency reuses the token the middleware verified.
 """
 
@@ -39,7 +40,9 @@ class TokenRefused(HTTPException):
     """A refusal, as FastAPI's ``HTTPException`` so that it answers sensibly even without :func:`install`."""
 
     def __init__(self, error: KeyturnError, realm: str = REALM) -> None:
-        super().__init__(error.status, error.detail, error_headers(error, realm))
+        # "<code>: <description>": FastAPI's own handler answers {"detail"} alone, and the challenge of a
+        # request without a token carries no code (RFC 6750 section 3.1).
+        super().__init__(error.status, f"{error.code}: {error.detail}", error_headers(error, realm))
         self.error = error
 
 

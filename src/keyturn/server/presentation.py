@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..dpop import Proof, check_presentation
-from ..errors import DpopError, InvalidDpopProofAtResource, TokenInvalid, UseDpopNonce
-from ..http import NO_TOKEN, required_bearer_token
+from ..errors import DpopError, InvalidDpopProofAtResource, TokenMissing, UseDpopNonce
+from ..http import required_bearer_token
 from ..sessions import Authenticated
 from .runtime import Runtime
 
@@ -47,7 +47,7 @@ async def authenticate(rt: Runtime, presented: tuple[str, str | None] | None) ->
     only as ``DPoP`` with a proof of that key for this request (RFC 9449 section 7);
     ``invalid_dpop_proof`` (401) otherwise."""
     if presented is None:
-        raise TokenInvalid(NO_TOKEN)
+        raise TokenMissing()
     token, jkt = presented
     auth = await rt.sessions.authenticate(token)
     check_presentation(auth.claims.jkt, "bearer" if jkt is None else "dpop", jkt)
