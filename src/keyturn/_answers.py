@@ -23,16 +23,13 @@ class TokenPair:
     token_type: str = "Bearer"
     """``DPoP`` when the access token is bound to the session's DPoP key (``cnf.jkt``)."""
 
-    # Counted, as the tokens' times are, from the whole second the answer was made in (their ``iat``): a
-    # token of the 900 s lifetime says 900, as OAuth servers do, never 899 (or 0 for a 1 s lifetime) for
-    # the fraction of a second already gone; a client's validator has the leeway for that fraction.
     @property
     def expires_in(self) -> int:
-        return max(0, self.access_expires_at - int(self.server_time))
+        return max(0, int(self.access_expires_at - self.server_time))
 
     @property
     def refresh_expires_in(self) -> int:
-        return max(0, self.refresh_expires_at - int(self.server_time))
+        return max(0, int(self.refresh_expires_at - self.server_time))
 
 
 @dataclass(frozen=True, slots=True)

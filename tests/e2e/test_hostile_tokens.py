@@ -99,7 +99,7 @@ def test_naturally_expired_access_token_is_token_expired(tmp_path: Path) -> None
     short = {"KEYTURN_ACCESS_TOKEN_LIFETIME": "1", "KEYTURN_LEEWAY": "0"}
     with cluster(tmp_path / "data", 1, short) as group, group.server.client() as http:
         pair = login(http, group.username, group.password)
-        assert pair["expires_in"] == 1
+        assert pair["expires_in"] <= 1
         deadline = time.monotonic() + 30
         answer = me(http, pair["access_token"])
         while answer.status_code == 200 and time.monotonic() < deadline:

@@ -68,13 +68,13 @@ def test_no_reply_can_alter_the_shared_no_store_headers() -> None:
     assert dict(NO_STORE) == {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def test_lifetimes_count_from_the_whole_second_the_tokens_were_made_in() -> None:
-    """The tokens' ``iat`` and ``exp`` are whole seconds: three quarters of a second into the second they
-    were made in, a 900 s token still says 900 (not 899), a 1 s token 1 (not 0, "already expired")."""
+def test_lifetimes_are_whole_seconds_left_rounded_down() -> None:
+    """A client takes the token's expiry as ``server_time + expires_in``: rounded down, that is never after
+    the token's real ``exp`` (a whole second), so no client sends a token it believes live after it died;
+    a fresh 900 s token made 0.75 s into its second says 899."""
     late = NOW + 0.75
     pair = TokenPair("a.b.c", "r.s.t", "sid-1", int(late) + 900, int(late) + 86_400, late)
-    short = TokenPair("a.b.c", "r.s.t", "sid-1", int(late) + 1, int(late) + 86_400, late)
 
-    assert (pair.expires_in, pair.refresh_expires_in, short.expires_in) == (900, 86_400, 1)
-    reply = token_reply(pair, make_settings(), csrf_header=False, routes_path="/auth")
-    assert (reply.body["expires_in"], reply.body["refresh_expires_in"]) == (900, 86_400)
+    assert (pair.expires_in, pair.refresh_expires_in) == (899, 86_399)
+    assert late + pair.expires_in <= pair.access_expires_at
+    assert late + pair.refresh_expires_in <= pair.refresh_expires_at
