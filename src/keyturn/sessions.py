@@ -71,8 +71,11 @@ ClaimsSource: TypeAlias = Callable[[str], Awaitable[Mapping[str, JSONValue]]]
 
 
 def new_id() -> str:
-    """A random identifier for a session or a token (128 bits)."""
-    return secrets.token_urlsafe(16)
+    """A random identifier for a session or a token (128 bits, base64url), never starting with ``-``: one in
+    64 would, and a command line (``keyturn sessions revoke <id>``) would take it for an option."""
+    while (made := secrets.token_urlsafe(16)).startswith("-"):
+        pass
+    return made
 
 
 def own_claims(claims: Mapping[str, JSONValue]) -> dict[str, JSONValue]:

@@ -399,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     _store_flags(s_list)
     s_list.set_defaults(func=cmd_sessions_list)
     s_revoke = sessions.add_parser("revoke", help="end a session (or, with --user, all of a user's)")
-    s_revoke.add_argument("target", metavar="SESSION_ID|NAME")
+    s_revoke.add_argument(
+        "target", metavar="SESSION_ID|NAME", help="put -- before one that starts with - (-- -name)"
+    )
     s_revoke.add_argument(
         "--user", action="store_true", help="TARGET is a subject: end every session of theirs"
     )
