@@ -106,7 +106,8 @@ def bouncer() -> Iterator[Bouncer]:
         (workdir / "pgbouncer.ini").write_text(
             "[databases]\n"
             f"{dbname} = host={target.get('host') or '127.0.0.1'} port={target.get('port') or 5432} "
-            f"dbname={dbname} application_name=keyturn-{schema} connect_query='SET search_path = {schema}'\n"
+            f"dbname={dbname} application_name=keyturn-{schema} "
+            f"connect_query='SET search_path = \"{schema}\"'\n"
             "[pgbouncer]\n"
             f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
             f"auth_type = trust\nauth_file = {workdir / 'users.txt'}\n"

@@ -115,11 +115,11 @@ def postgres_schema() -> Iterator[tuple[str, str]]:
     from psycopg import sql
 
     _ensure_postgres_database()
-    schema = f"kt_{secrets.token_hex(6)}"
+    schema = f"Kt_{secrets.token_hex(6)}"  # a capital: the store must take its schema's name as it is
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        yield schema, _with_query(POSTGRES_URL, "options", f"-csearch_path={schema}")
+        yield schema, _with_query(POSTGRES_URL, "options", f'-csearch_path="{schema}"')
     finally:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

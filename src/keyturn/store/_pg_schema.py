@@ -170,8 +170,8 @@ async def batches_takes(conn: AsyncConnection[TupleRow]) -> bool:
     """Whether the schema has the function batches of takes call (a schema migrated without PL/pgSQL,
     or one whose function was dropped, has not)."""
     cur = await conn.execute(
-        "SELECT 1 FROM pg_proc WHERE proname = 'keyturn_take_many' "
-        "AND pronamespace = current_schema()::regnamespace"
+        "SELECT 1 FROM pg_proc JOIN pg_namespace AS n ON n.oid = pronamespace "
+        "WHERE proname = 'keyturn_take_many' AND n.nspname = current_schema()"  # its name as is, any case
     )
     return await cur.fetchone() is not None
 
