@@ -141,7 +141,7 @@ def wait_serving(
             output = log.read_text(errors="replace")
             taken = "address already in use" in output.lower()
             raise (PortTaken if taken else RuntimeError)(f"{what} exited: {output}")
-        holds_port = holds_port or bound in log.read_text(errors="replace")
+        holds_port = holds_port or (bound is not None and bound in log.read_text(errors="replace"))
         if holds_port:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(url, timeout=1).status_code == 200 and process.poll() is None:
