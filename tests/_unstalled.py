@@ -4,8 +4,11 @@ A test that waits for something to happen "within N seconds" (a revocation reach
 on a loaded CI worker when a process of the test's stalls for a second or two. ``Unstalled`` counts each
 probe and each pause between probes for at most what it takes on a running machine (``step``, and the
 pause plus ``step``): a stall, of the process probed (its answer waits) or of the test's own (its pause
-overruns), is not counted, while every probe and pause of a running machine counts in full, so a thing
-that takes too long still runs the count past the bound.
+overruns), is not counted. What is counted in full: every pause up to ``seconds + step``, and every probe
+up to ``step``. A probe slower than ``step`` on a running machine counts as ``step`` only, so with such
+probes the count runs behind the wall clock (by at most what each probe took over ``step``); it still
+grows by at least the pause each round, so a thing that takes too long still runs the count past the
+bound, only later than the bound's own seconds.
 """
 
 from __future__ import annotations

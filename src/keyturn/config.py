@@ -90,7 +90,25 @@ def _origin(text: str) -> str:
         raise ValueError(f"{text!r} is not an origin: no path, not even a trailing /")
     if port == default:
         raise ValueError(f"{text!r} is not an origin as browsers send it: leave the default port {port} out")
-    return text.lower()
+    canonical = f"{parts.scheme.lower()}://{_origin_host(text, parts.hostname)}"
+    if port is not None:
+        canonical += f":{port}"
+    # Only letter case may differ (browsers send lowercase, and the origin is kept lowercase): any other
+    # difference (a port of 08443 or none after ':', a trailing dot, a host not in punycode) would never
+    # equal a browser's Origin.
+    if text.lower() != canonical:
+        raise ValueError(f"{text!r} is not an origin as browsers send it: write it as {canonical}")
+    return canonical
+
+
+def _origin_host(text: str, hostname: str) -> str:
+    """``hostname`` (lowercase, without brackets) as browsers serialize it in ``Origin``."""
+    try:
+        if ":" in hostname:
+            return f"[{ipaddress.IPv6Address(hostname).compressed}]"
+        return hostname.removesuffix(".").encode("idna").decode("ascii")
+    except (ValueError, UnicodeError) as exc:
+        raise ValueError(f"{text!r} is not an origin: its host is no domain name or IP address") from exc
 
 
 RateLimitSetting: TypeAlias = Annotated[

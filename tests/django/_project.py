@@ -31,7 +31,7 @@ import keyturn
 from .. import _logsweep
 from .._secrets import new_password
 from ..e2e._resource import ResourceApp, resource_env, stop_app, wait_app_ready
-from ..e2e._server import free_port
+from ..e2e._server import bound_line, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "django_simplejwt"
@@ -116,7 +116,9 @@ class ExampleProject:
         bind = f"127.0.0.1:{port}"
         if server == "gunicorn":
             command = ["-m", "gunicorn", "--workers", str(workers), "--bind", bind, "project.wsgi"]
+            bound = f"Listening at: http://{bind} ("  # gunicorn's, at its default log level info
         else:
+            bound = bound_line(f"http://{bind}")
             command = [
                 "-m",
                 "uvicorn",
@@ -139,7 +141,7 @@ class ExampleProject:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        app = ResourceApp(f"example-{tokens}", f"http://{bind}", process, log)
+        app = ResourceApp(f"example-{tokens}", f"http://{bind}", process, log, bound)
         try:
             wait_app_ready(app, path="/api/status/")
             yield app.url

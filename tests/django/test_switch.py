@@ -55,16 +55,17 @@ def test_the_switch_logs_no_one_out(project: ExampleProject) -> None:
             assert me.json()["username"] == user.username
 
         # Every stored refresh token refreshes; a copy inside the grace period gets the same answer.
-        def exchange(pair: dict[str, str]) -> tuple[httpx.Response, httpx.Response]:
+        def exchange(pair: dict[str, str]) -> tuple[httpx.Response, httpx.Response, float]:
             with httpx.Client(base_url=url, timeout=30) as own:
                 first = own.post("/api/token/refresh/", json={"refresh": pair["refresh"]})
+                rotated = time.monotonic()  # the grace period began before this
                 copy = own.post("/api/token/refresh/", json={"refresh": pair["refresh"]})
-            return first, copy
+            return first, copy, rotated
 
         with ThreadPoolExecutor(8) as pool:
             answers = list(pool.map(exchange, old))
         new = []
-        for first, copy in answers:
+        for first, copy, _ in answers:
             assert first.status_code == copy.status_code == 200, (first.text, copy.text)
             assert copy.json()["refresh"] == first.json()["refresh"]
             new.append(first.json())
@@ -78,8 +79,11 @@ def test_the_switch_logs_no_one_out(project: ExampleProject) -> None:
         assert c.post("/api/token/refresh/", json={"refresh": new[1]["refresh"]}).status_code == 200
 
         # After the grace period an old token is a reuse: the session made from it is revoked. Until then it
-        # replays (harmless: the same new pair), so it is presented until it is refused, boundedly.
-        deadline = time.monotonic() + GRACE + 30
+        # replays (harmless: the same new pair), so it is presented until it is refused, boundedly: by 15 s
+        # after the grace period that began before old[0]'s first refresh was answered. A stall of a few
+        # seconds fits in those 15 s, while a GRACE_PERIOD left unread (the project's default, 30 s) would run
+        # 22 s past GRACE and fail here, unless old[0]'s answer itself took 7 s to come back.
+        deadline = answers[0][2] + GRACE + 15
         reused = c.post("/api/token/refresh/", json={"refresh": old[0]["refresh"]})
         while reused.status_code == 200 and time.monotonic() < deadline:
             assert reused.json()["refresh"] == new[0]["refresh"], "a replay gave another token"

@@ -1,8 +1,10 @@
 """Resource-server processes (the apps in ``tests/e2e/apps``) on loopback, for end-to-end tests.
 
 Each app is a module run as ``python -m tests.e2e.apps.<name> --service URL --port N [ARGS]`` that answers
-``GET /status`` without a token once it serves. Its environment is the test's, minus every ``KEYTURN_*``
-variable, plus ``env``; its output goes to a log file next to the other logs of the test.
+``GET /status`` without a token once it serves, and prints ``apps._listening.LISTENING`` once it holds its
+port (no answer counts before that: it could come from another process that took the port meanwhile).
+Its environment is the test's, minus every ``KEYTURN_*`` variable, plus ``env``; its output goes to a log
+file next to the other logs of the test.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import httpx
 
 from .. import _logsweep
 from ._server import free_port, stop_process
+from .apps._listening import LISTENING
 
 ROOT = Path(__file__).resolve().parents[2]
 """The repository: ``tests`` must be importable as a package for ``python -m tests.e2e.apps...``."""
@@ -33,6 +36,8 @@ class ResourceApp:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    bound: str | None = None
+    """A line the process logs once it holds its port; :func:`wait_app_ready` trusts no answer before it."""
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)  # type: ignore[arg-type]
@@ -73,18 +78,22 @@ def launch_app(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return ResourceApp(name, f"http://127.0.0.1:{port}", process, log)
+    return ResourceApp(name, f"http://127.0.0.1:{port}", process, log, LISTENING.format(port=port))
 
 
 def wait_app_ready(app: ResourceApp, timeout: float = 60, path: str = "/status") -> ResourceApp:
-    """Wait until ``app`` answers 200 on ``path``; stop it and raise if it exits or never does."""
+    """Wait until ``app``'s process has logged ``app.bound`` (it holds its port) and answers 200 on ``path``;
+    stop it and raise if it exits or never does."""
     deadline = time.monotonic() + timeout
+    holds_port = app.bound is None
     while time.monotonic() < deadline:
         if app.process.poll() is not None:
             raise RuntimeError(f"{app.name} exited with {app.process.returncode}: {app.log_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(app.url + path, timeout=2).status_code == 200:
-                return app
+        holds_port = holds_port or (app.bound is not None and app.bound in app.log_text())
+        if holds_port:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(app.url + path, timeout=2).status_code == 200 and app.process.poll() is None:
+                    return app
         time.sleep(0.1)
     stop_app(app)
     raise RuntimeError(f"{app.name} did not answer {path} within {timeout}s: {app.log_text()}")

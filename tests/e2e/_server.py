@@ -27,6 +27,9 @@ class PortTaken(RuntimeError):
     """A server exited because another socket took its port between :func:`free_port` and its bind."""
 
 
+QUIET_LEVELS = {"warning", "error", "critical"}
+"""Log levels that hide uvicorn's startup line (:func:`bound_line`), which :func:`wait_ready` waits for."""
+
 PORT_ATTEMPTS = 3
 """Ports a server started on a free port of its own is tried on: another process (another pytest-xdist
 worker's server or client) can bind the port :func:`free_port` found before the server does, the more
@@ -95,6 +98,9 @@ def launch_server(
     data_dir: Path, env: Mapping[str, str] | None = None, *args: str, port: int | None = None
 ) -> Server:
     """Start ``keyturn serve`` (on ``port``, else a free one) without waiting for it (:func:`wait_ready`)."""
+    levels = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "--log-level"]
+    if levels and levels[-1].lower() in QUIET_LEVELS:
+        raise ValueError(f"--log-level {levels[-1]} hides uvicorn's startup line, which wait_ready waits for")
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     port = port or free_port()
     log = data_dir / f"server-{port}.log"
@@ -109,27 +115,48 @@ def launch_server(
     return Server(f"http://127.0.0.1:{port}", process, data_dir, log)
 
 
+def bound_line(base_url: str) -> str:
+    """What uvicorn logs once it has bound ``base_url``'s port (``http://127.0.0.1:PORT``), at level info."""
+    return f"Uvicorn running on {base_url} ("
+
+
 def wait_serving(
-    url: str, process: subprocess.Popen[bytes], log: Path, what: str, timeout: float = 60
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    what: str,
+    timeout: float = 60,
+    bound: str | None = None,
 ) -> None:
-    """Wait until ``url`` answers 200; if ``process`` exits or never does, stop it and raise with its log."""
+    """Wait until ``url`` answers 200; if ``process`` exits or never does, stop it and raise with its log.
+
+    ``bound``: a line ``process`` logs once it holds its port (:func:`bound_line`). Until its log shows it, a
+    200 does not count: it may come from another process that took the port :func:`free_port` found, while
+    ``process`` has not tried to bind yet (it would then exit with "address already in use": PortTaken).
+    """
     deadline = time.monotonic() + timeout
+    holds_port = bound is None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = log.read_text()
+            output = log.read_text(errors="replace")
             taken = "address already in use" in output.lower()
             raise (PortTaken if taken else RuntimeError)(f"{what} exited: {output}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
+        holds_port = holds_port or (bound is not None and bound in log.read_text(errors="replace"))
+        if holds_port:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1).status_code == 200 and process.poll() is None:
+                    return
         time.sleep(0.1)
     stop_process(process, log)
     raise RuntimeError(f"{what} did not become ready: {log.read_text()}")
 
 
 def wait_ready(server: Server, timeout: float = 60) -> Server:
-    """Wait until ``server`` answers ``/readyz``; kill it and raise if it never does."""
-    wait_serving(server.url + "/readyz", server.process, server.log, "keyturn serve", timeout)
+    """Wait until ``server``'s own process has bound its port and answers ``/readyz``; kill it and raise if it
+    never does."""
+    wait_serving(
+        server.url + "/readyz", server.process, server.log, "keyturn serve", timeout, bound_line(server.url)
+    )
     return server
 
 

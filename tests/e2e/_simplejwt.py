@@ -28,6 +28,7 @@ from .. import _logsweep
 from .._secrets import new_password
 from ._resource import ROOT, ResourceApp, resource_env, stop_app, wait_app_ready
 from ._server import free_port
+from .apps._listening import LISTENING
 
 MODULE = "tests.e2e.apps.simplejwt_server"
 
@@ -86,7 +87,7 @@ def launch_simplejwt(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    return ResourceApp("simplejwt", f"http://127.0.0.1:{port}", process, log)
+    return ResourceApp("simplejwt", f"http://127.0.0.1:{port}", process, log, LISTENING.format(port=port))
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from examples.fastapi_app.users import Users
 
 from .. import _logsweep
 from .._secrets import new_password, withheld
-from ..e2e._server import free_port, keyturn_env, stop_process, wait_serving
+from ..e2e._server import bound_line, free_port, keyturn_env, stop_process, wait_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,8 @@ def launch(data_dir: Path, env: Mapping[str, str] | None = None) -> ExampleApp:
 
 def wait_ready(app: ExampleApp, timeout: float = 60) -> ExampleApp:
     """Wait until the app serves its JWKS (its store is open); kill it and raise if it never does."""
-    wait_serving(app.url + "/.well-known/jwks.json", app.process, app.log, "the example app", timeout)
+    jwks = app.url + "/.well-known/jwks.json"
+    wait_serving(jwks, app.process, app.log, "the example app", timeout, bound_line(app.url))
     return app
 
 

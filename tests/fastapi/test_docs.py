@@ -17,7 +17,7 @@ import httpx
 
 from .. import _logsweep
 from ..e2e._http import assert_error, bearer
-from ..e2e._server import free_port, keyturn_env
+from ..e2e._server import bound_line, free_port, keyturn_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "fastapi.md").read_text()
@@ -49,9 +49,11 @@ def serving(command: str, cwd: Path, port: int, log: Path, env: dict[str, str]) 
         deadline = time.monotonic() + 120
         while True:
             assert process.poll() is None, log.read_text()
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/.well-known/jwks.json", timeout=1).status_code == 200:
-                    break
+            # Until uvicorn says it holds the port, an answer could be another process's that took it.
+            if bound_line(url) in log.read_text(errors="replace"):
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url + "/.well-known/jwks.json", timeout=1).status_code == 200:
+                        break
             assert time.monotonic() < deadline, f"not serving: {log.read_text()}"
             time.sleep(0.1)
         yield url

@@ -55,3 +55,32 @@ def test_what_no_browser_sends_as_an_origin_is_refused(value: str, why: str) -> 
         load_settings(cors_origins=value)
     assert str(refused.value).startswith("KEYTURN_CORS_ORIGINS: ")
     assert why in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        ("https://app.example.com:08443", "https://app.example.com:8443"),
+        ("https://app.example.com:", "https://app.example.com"),
+        ("https://app.example.com.", "https://app.example.com"),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+        ("https://Bücher.example:8443", "https://xn--bcher-kva.example:8443"),
+        ("http://[0:0:0:0:0:0:0:1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_an_origin_written_otherwise_than_browsers_send_it_is_refused_naming_their_form(
+    value: str, canonical: str
+) -> None:
+    """Such an origin would never equal a browser's ``Origin`` (``:8443``, no empty port, punycode), so no
+    page of it could ever call the service; the error says what to write instead."""
+    with pytest.raises(ConfigError) as refused:
+        load_settings(cors_origins=value)
+    assert f"write it as {canonical}" in str(refused.value)
+    assert Settings(cors_origins=canonical).cors_origins == (canonical,)
+
+
+@pytest.mark.parametrize("value", ["https://a..example", "https://" + "a" * 64 + ".example"])
+def test_a_host_that_is_no_domain_name_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(cors_origins=value)
+    assert "is not an origin" in str(refused.value)

@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 import django
 from django.conf import settings
 
+from ._listening import announce, serve_uvicorn
+
 urlpatterns: list[Any] = []
 """Filled by :func:`configure` (``ROOT_URLCONF`` is this module)."""
 
@@ -155,6 +157,7 @@ def main() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines
     server = make_server("127.0.0.1", args.port, get_wsgi_application(), threaded=True)
+    announce(args.port)
     signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever()
@@ -164,13 +167,12 @@ def main() -> None:
 
 
 def serve_asgi(port: int) -> None:
-    import uvicorn
     from django.core.asgi import get_asgi_application
 
     from keyturn.middleware.django import get_verifier
 
     try:
-        uvicorn.run(get_asgi_application(), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        serve_uvicorn(get_asgi_application(), port, log_level="warning", lifespan="off")
     finally:
         get_verifier().close()
 

@@ -12,7 +12,6 @@ verifier's other options come from the ``KEYTURN_*`` environment (``REVOCATION_P
 import argparse
 from typing import Annotated
 
-import uvicorn
 from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse
 
@@ -20,6 +19,8 @@ from keyturn.config import Settings
 from keyturn.middleware import AccessClaims, AccessTokenVerifier
 from keyturn.middleware.asgi import KeyturnMiddleware
 from keyturn.middleware.fastapi import install, require_token
+
+from ._listening import serve_uvicorn
 
 
 def make_app(service_url: str, **options: object) -> FastAPI:
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--key-refetch-interval", type=float, default=1.0)
     args = parser.parse_args()
     app = make_app(args.service, key_refetch_interval=args.key_refetch_interval)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    serve_uvicorn(app, args.port, log_level="warning")
 
 
 if __name__ == "__main__":

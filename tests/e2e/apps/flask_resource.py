@@ -23,6 +23,8 @@ from keyturn.config import Settings
 from keyturn.middleware import AccessClaims, AccessTokenVerifier
 from keyturn.middleware.wsgi import KeyturnWSGIMiddleware
 
+from ._listening import announce
+
 
 def make_app(verifier: AccessTokenVerifier) -> Flask:
     app = Flask(__name__)
@@ -52,6 +54,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines
     verifier = AccessTokenVerifier.for_service(args.service, settings=Settings())
     server = make_server("127.0.0.1", args.port, make_app(verifier), threaded=True)
+    announce(args.port)
     signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever()

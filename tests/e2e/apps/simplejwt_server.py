@@ -42,6 +42,8 @@ from typing import Any
 import django
 from django.conf import settings
 
+from ._listening import announce
+
 urlpatterns: list[Any] = []
 """Filled by :func:`configure` (``ROOT_URLCONF`` is this module)."""
 
@@ -270,6 +272,7 @@ def main() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no request lines
     server = make_server("127.0.0.1", args.port, get_wsgi_application(), threaded=True)
+    announce(args.port)
     signal.signal(signal.SIGTERM, _stop)
     try:
         server.serve_forever()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -21,6 +20,8 @@ from starlette.routing import Route
 from keyturn.config import Settings
 from keyturn.middleware import AccessClaims, AccessTokenVerifier
 from keyturn.middleware.asgi import KeyturnMiddleware
+
+from ._listening import serve_uvicorn
 
 
 def make_app(verifier: AccessTokenVerifier) -> KeyturnMiddleware:
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     verifier = AccessTokenVerifier.for_service(args.service, settings=Settings())
-    uvicorn.run(make_app(verifier), host="127.0.0.1", port=args.port, log_level="warning")
+    serve_uvicorn(make_app(verifier), args.port, log_level="warning")
 
 
 if __name__ == "__main__":
