@@ -6,7 +6,8 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     KeyturnError
     ├── RequestError
     │   ├── InvalidRequest          invalid_request          400
-    │   │   └── UnsupportedGrantType  invalid_request        400  (OAuth: unsupported_grant_type)
+    │   │   ├── UnsupportedGrantType  invalid_request        400  (OAuth: unsupported_grant_type)
+    │   │   └── AuthorizationRepeated invalid_request        400  (challenge error="invalid_request")
     │   ├── InvalidCredentials      invalid_credentials      401
     │   │   └── InvalidClient         invalid_credentials    401  (OAuth: invalid_client)
     │   ├── InsufficientScope       insufficient_scope       403
@@ -86,6 +87,14 @@ class InvalidRequest(RequestError):
     code = "invalid_request"
     status = 400
     description = "The request is malformed."
+
+
+class AuthorizationRepeated(InvalidRequest):
+    """More than one ``Authorization`` header: more than one way of presenting a token, which RFC 6750
+    section 3.1 calls ``invalid_request``. Keyturn uses none of them rather than guess which is meant (as
+    with a repeated refresh cookie); the challenge names the error."""
+
+    description = "The request carries more than one Authorization header."
 
 
 class InvalidCredentials(RequestError):

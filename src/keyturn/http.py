@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Sequence
 from typing import Final
 from urllib.parse import parse_qs
 
 from .dpop import ALGORITHMS as DPOP_ALGORITHMS
 from .errors import (
+    AuthorizationRepeated,
     DpopError,
     InsufficientScope,
     InvalidClient,
@@ -44,6 +47,9 @@ __all__ = [
     "error_headers",
     "error_json",
     "error_response",
+    "joined_authorizations",
+    "one_authorization",
+    "one_joined_authorization",
     "refresh_cookie",
     "single_cookie",
 ]
@@ -80,6 +86,32 @@ def bearer_token(authorization: str | None) -> str | None:
     if not token:
         raise TokenInvalid(NOT_BEARER)
     return token
+
+
+def one_authorization(values: Sequence[str]) -> str | None:
+    """The request's one ``Authorization`` header (None without one), given all its values;
+    ``invalid_request`` (:class:`AuthorizationRepeated`) for more than one (RFC 6750 section 3.1)."""
+    if len(values) > 1:
+        raise AuthorizationRepeated()
+    return values[0] if values else None
+
+
+_JOINED = re.compile(r"^\s*(?:bearer|dpop)\s[^,]*,|,\s*(?:bearer|dpop)\s", re.IGNORECASE)
+
+
+def joined_authorizations(value: str | None) -> bool:
+    """Whether ``value``, an ``Authorization`` as WSGI and Django give it, is several headers joined with
+    commas (as gunicorn, wsgiref and Django's runserver join repeated headers): a ``Bearer`` or ``DPoP``
+    value with a comma in it (a token has none), or a comma followed by ``Bearer``/``DPoP`` and a space."""
+    return value is not None and _JOINED.search(value) is not None
+
+
+def one_joined_authorization(value: str | None) -> str | None:
+    """``value`` (WSGI's ``HTTP_AUTHORIZATION``), or ``invalid_request`` if it is several joined
+    (:func:`joined_authorizations`)."""
+    if joined_authorizations(value):
+        raise AuthorizationRepeated()
+    return value
 
 
 def single_cookie(cookie_headers: list[str], name: str) -> None:
@@ -123,6 +155,9 @@ class ErrorForm:
         """``WWW-Authenticate`` for ``error``, if it has one."""
         if isinstance(error, InsufficientScope):
             return f'Bearer realm="{realm}", error="insufficient_scope"'
+        if isinstance(error, AuthorizationRepeated):
+            # RFC 6750 section 3.1: more than one way of presenting a token is invalid_request (400).
+            return f'Bearer realm="{realm}", error="invalid_request", error_description="{error.detail}"'
         if error.status != 401:
             return None
         if isinstance(error, InvalidCredentials | TokenMissing):

@@ -43,6 +43,21 @@ def test_the_session_contract_in_body_mode(keyturn_project: ExampleProject, serv
             missing = c.get("/api/auth/me", headers=header)
             assert (missing.status_code, missing.json()["error"]) == (401, "token_invalid")
             assert missing.headers["WWW-Authenticate"] == 'Bearer realm="keyturn"'  # RFC 6750 section 3.1
+        # Two Authorization headers (gunicorn and uvicorn's Django join them with a comma): 400
+        # invalid_request with a challenge naming it (RFC 6750 section 3.1), whichever comes first.
+        for two in (
+            [("Authorization", bearer["Authorization"]), ("Authorization", "Bearer not-a-token")],
+            [("Authorization", "Basic YWxpY2U6c2VjcmV0"), ("Authorization", bearer["Authorization"])],
+        ):
+            repeated = c.get("/api/auth/me", headers=two)
+            assert (repeated.status_code, repeated.json()["error"]) == (400, "invalid_request"), repeated.text
+            assert "more than one Authorization header" in repeated.json()["error_description"]
+            challenge = repeated.headers["WWW-Authenticate"]
+            assert challenge.startswith('Bearer realm="keyturn", error="invalid_request"'), challenge
+        for header in ({}, {"Authorization": "Basic YWxpY2U6c2VjcmV0"}):  # no refresh token either way
+            listed = c.get("/api/auth/sessions", headers=header)
+            assert (listed.status_code, listed.json()["error"]) == (400, "invalid_request"), listed.text
+            assert listed.json()["error_description"] == "No refresh token was given."
         broken = c.get("/api/auth/me", headers={"Authorization": "Bearer not-a-token"})
         assert broken.headers["WWW-Authenticate"].startswith('Bearer realm="keyturn", error="invalid_token"')
 

@@ -106,3 +106,57 @@ def test_unknown_path_or_method_has_error_body(hostile: Hostile, method: str, pa
     """Even a wrong URL gets the one error body, so every caller can parse every failure."""
     with hostile.server.server.client() as http:
         assert_error(http.request(method, path), status, "invalid_request")
+
+
+# (method, path, the headers' values): "access" and "refresh" stand for alice's live tokens. On the routes
+# that end sessions the live token comes second, after one that would be refused, so that a server that took
+# either header alone would refuse, never end alice's session.
+REPEATED_AUTHORIZATION = [
+    ("GET", "/auth/me", ("Bearer access", "Bearer junk.junk.junk")),
+    ("GET", "/auth/me", ("Bearer junk.junk.junk", "Bearer access")),
+    ("GET", "/auth/me", ("Basic eA==", "Bearer access")),
+    ("GET", "/auth/me", ("Bearer access", "Bearer access")),
+    ("GET", "/auth/sessions", ("Bearer refresh", "Bearer junk.junk.junk")),
+    ("GET", "/auth/sessions", ("Basic eA==", "Bearer refresh")),
+    ("POST", "/auth/logout", ("Basic eA==", "Bearer access")),
+    ("POST", "/auth/logout", ("Bearer junk.junk.junk", "Bearer access")),
+    ("POST", "/auth/logout-all", ("Basic eA==", "Bearer refresh")),
+    ("POST", "/auth/logout-all", ("Bearer junk.junk.junk", "Bearer refresh")),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "values"), REPEATED_AUTHORIZATION)
+def test_more_than_one_authorization_header_is_invalid_request(
+    hostile: Hostile, method: str, path: str, values: tuple[str, str]
+) -> None:
+    """RFC 6750 section 3.1: more than one way of presenting a token is 400 ``invalid_request``, with a
+    challenge naming it; the service uses neither header, so nothing is ended."""
+    tokens = {"access": hostile.forge.real_access, "refresh": hostile.forge.real_refresh}
+    headers = [
+        ("Authorization", " ".join(tokens.get(part, part) for part in value.split())) for value in values
+    ]
+    with hostile.server.server.client() as http:
+        response = http.request(method, path, headers=headers)
+        body = assert_error(response, 400, "invalid_request")
+        assert body["error_description"] == "The request carries more than one Authorization header."
+        challenge = response.headers.get("www-authenticate", "")
+        assert challenge.startswith('Bearer realm="keyturn", error="invalid_request"'), challenge
+        assert_session_untouched(hostile, http)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/auth/logout"), ("POST", "/auth/logout-all"), ("GET", "/auth/sessions")]
+)
+@pytest.mark.parametrize("authorization", [None, "Basic eA==", 'Digest username="alice"'])
+def test_another_scheme_is_no_refresh_token_given(
+    hostile: Hostile, method: str, path: str, authorization: str | None
+) -> None:
+    """Where a refresh token may come as ``Authorization: Bearer``, another scheme presents none: the
+    same 400 ``invalid_request`` as no header at all (docs/contract.md), no challenge."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    with hostile.server.server.client() as http:
+        response = http.request(method, path, headers=headers)
+        body = assert_error(response, 400, "invalid_request")
+        assert body["error_description"] == "No refresh token was given."
+        assert "www-authenticate" not in response.headers
+        assert_session_untouched(hostile, http)

@@ -462,3 +462,31 @@ def test_every_app_is_still_running(world: World) -> None:
     """No app crashed on what the other tests sent it."""
     for name, app in world.apps.items():
         assert app.process.poll() is None, f"{name} exited: {app.log_text()[-2000:]}"
+
+
+# -- more than one Authorization header (RFC 6750 section 3.1: invalid_request) ---------------------
+
+REPEATED = {
+    "valid-then-junk": ("valid", "Bearer junk.junk.junk"),
+    "junk-then-valid": ("Bearer junk.junk.junk", "valid"),
+    "basic-then-valid": ("Basic eA==", "valid"),
+    "valid-twice": ("valid", "valid"),
+}
+
+
+@pytest.mark.parametrize("kind", REPEATED)
+@pytest.mark.parametrize("target", PROTECTED, ids=str)
+def test_more_than_one_authorization_header_is_invalid_request(
+    world: World, target: Target, kind: str
+) -> None:
+    """Two ``Authorization`` headers, in whichever order and whatever they hold, are 400 ``invalid_request``
+    with the challenge naming it, never the first (or last) one's answer. The WSGI servers (werkzeug here)
+    join them with a comma into one ``HTTP_AUTHORIZATION``, which the Django and WSGI adapters refuse too."""
+    token = world.alice["access_token"]
+    values = [f"Bearer {token}" if value == "valid" else value for value in REPEATED[kind]]
+    with world.apps[target.app].client() as http:
+        response = http.get(target.path, headers=[("Authorization", value) for value in values])
+    assert_refused(response, 400, "invalid_request", by_drf=target.drf_renders_bad_tokens)
+    assert "more than one Authorization header" in response.json()["error_description"], why(response)
+    challenge = response.headers.get("www-authenticate", "")
+    assert challenge.startswith('Bearer realm="keyturn", error="invalid_request"'), challenge

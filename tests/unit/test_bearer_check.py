@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from keyturn.errors import TokenInvalid, TokenMissing
+from keyturn.errors import AuthorizationRepeated, TokenInvalid, TokenMissing
+from keyturn.http import KEYTURN_ERRORS, joined_authorizations, one_authorization
 from keyturn.middleware import AccessTokenVerifier
 from keyturn.middleware._bearer import BearerCheck, BearerRequest
 from keyturn.testing import TestService
@@ -94,3 +95,42 @@ async def test_the_verifier_is_asked_only_for_a_token(ts: TestService) -> None:
     assert claims.sub == "alice"
     assert again == claims
     assert len(asked) == 2
+
+
+@pytest.mark.parametrize("options", [STRICT, OPTIONAL, DJANGO])
+def test_a_repeated_authorization_is_invalid_request_except_on_an_exempt_path(
+    options: dict[str, bool],
+) -> None:
+    check = BearerCheck(no_verifier, exempt=["/status"], **options)
+    with pytest.raises(AuthorizationRepeated) as refused:
+        check.presented(BearerRequest("Bearer abc", "/api", repeated=True))
+    assert (refused.value.code, refused.value.status) == ("invalid_request", 400)
+    challenge = KEYTURN_ERRORS.headers(refused.value)["WWW-Authenticate"]
+    assert challenge.startswith('Bearer realm="keyturn", error="invalid_request", error_description="')
+    assert check.presented(BearerRequest("Bearer abc", "/status", repeated=True)) is None
+
+
+def test_one_authorization_takes_one_and_refuses_more() -> None:
+    assert one_authorization([]) is None
+    assert one_authorization(["Bearer a"]) == "Bearer a"
+    with pytest.raises(AuthorizationRepeated):
+        one_authorization(["Bearer a", "Bearer a"])
+
+
+@pytest.mark.parametrize(
+    ("value", "joined"),
+    [
+        (None, False),
+        ("Bearer abc.def.ghi", False),
+        ("Basic dXNlcjpwYXNz", False),
+        ('Digest username="a", realm="b", nonce="c"', False),  # one header whose parameters have commas
+        ("Bearer a,Bearer b", True),  # werkzeug, wsgiref, gunicorn and Django's ASGI handler join so
+        ("Bearer a, Bearer b", True),
+        ("Bearer a,junk", True),  # a token has no comma
+        ("DPoP a,DPoP b", True),
+        ("Basic eA==,Bearer a", True),
+        ("Basic eA==, dpop a", True),
+    ],
+)
+def test_joined_authorizations(value: str | None, joined: bool) -> None:
+    assert joined_authorizations(value) is joined

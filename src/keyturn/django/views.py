@@ -19,12 +19,12 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..dpop import Proof
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
-from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token, revocation_token
+from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token_if_any, one_joined_authorization, revocation_token
 from ..keys import public_jwks
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.bodies import malformed
 from ..server.presentation import authenticate as authenticate_presented
-from ..server.presentation import presented
+from ..server.presentation import presented, presents_token
 from ..server.runtime import Runtime
 from ..server.schemas import LoginRequest, RefreshRequest, session_info
 from ..sessions import Authenticated, TokenPair
@@ -291,8 +291,15 @@ async def _nonce_headers(rt: Runtime) -> dict[str, str]:
     return rt.dpop.nonce_headers()
 
 
+def _authorization(request: HttpRequest) -> str | None:
+    """The request's ``Authorization``; ``invalid_request`` if it is several headers, which the WSGI
+    server joined with commas (``keyturn.http.joined_authorizations``)."""
+    return one_joined_authorization(request.headers.get("Authorization"))
+
+
 def _bearer(request: HttpRequest) -> str | None:
-    return bearer_token(request.headers.get("Authorization"))
+    """The token of ``Authorization: Bearer <token>``; None without one or with another scheme."""
+    return bearer_token_if_any(_authorization(request))
 
 
 async def _presented(rt: Runtime, request: HttpRequest) -> tuple[str, str | None] | None:
@@ -302,7 +309,7 @@ async def _presented(rt: Runtime, request: HttpRequest) -> tuple[str, str | None
     async def proof(token: str) -> Proof | None:
         return await request_proof(rt, request, access_token=token)
 
-    return await presented(request.headers.get("Authorization"), proof)
+    return await presented(_authorization(request), proof)
 
 
 def me_flow(request: HttpRequest) -> Flow:
@@ -329,7 +336,7 @@ def logout_flow(request: HttpRequest) -> Flow:
     is parsed either way (400 ``invalid_request`` for a malformed one, which ends nothing)."""
     body = _http.json_body(request, RefreshRequest, required=False)
     refresh = None
-    if "Authorization" not in request.headers:
+    if not presents_token(_authorization(request)):
         refresh = _http.require_refresh_token(request, body.refresh_token if body else None, settings_of())
 
     async def ended(rt: Runtime) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ..errors import TokenInvalid, TokenMissing
+from ..errors import AuthorizationRepeated, TokenInvalid, TokenMissing
 from ..http import REALM, bearer_token, bearer_token_if_any
 from ..tokens import AccessClaims
 from ._dpop import BEARER, Presented
@@ -31,23 +31,26 @@ def is_dpop(authorization: str | None) -> bool:
 @dataclass(frozen=True, slots=True)
 class BearerRequest:
     """What :class:`BearerCheck` reads of a request: its ``Authorization`` header and path and, when it
-    presents a DPoP token (:func:`is_dpop`), its method, URL without query and ``DPoP`` header values."""
+    presents a DPoP token (:func:`is_dpop`), its method, URL without query and ``DPoP`` header values.
+    ``repeated``: the request carries more than one ``Authorization`` (``authorization`` is the first),
+    refused as ``invalid_request`` on a path that is not exempt (RFC 6750 section 3.1)."""
 
     authorization: str | None
     path: str = ""
     method: str = ""
     url: str = ""
     proofs: tuple[str, ...] = ()
+    repeated: bool = False
 
 
 class BearerCheck:
     """How one adapter reads bearer tokens.
 
     ``exempt`` paths pass without a look at their headers. A request without ``Authorization`` is
-    refused (``token_invalid``) when a token is ``required``, else passes with none. Another scheme
-    (Basic, say) is refused as malformed, or, with ``other_schemes_pass``, treated as no token, left to
-    another authentication. ``verifier`` may be a function giving it, asked only when there is a token
-    to verify.
+    refused (``token_invalid``) when a token is ``required``, else passes with none; more than one is
+    ``invalid_request``. Another scheme (Basic, say) is refused as malformed, or, with
+    ``other_schemes_pass``, treated as no token, left to another authentication. ``verifier`` may be a
+    function giving it, asked only when there is a token to verify.
     """
 
     __slots__ = ("_averify", "_read", "_verify", "exempt", "required")
@@ -82,6 +85,8 @@ class BearerCheck:
         URL and ``DPoP`` header values (RFC 9449 section 7)."""
         if self.exempt and self.exempt(request.path):
             return None
+        if request.repeated:
+            raise AuthorizationRepeated()
         authorization = request.authorization
         scheme, _, rest = (authorization or "").partition(" ")
         if scheme.lower() == "dpop":

@@ -74,22 +74,15 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
 def _request(scope: Scope) -> BearerRequest:
     """The request's ``Authorization`` and path, and with a DPoP token its method, URL (without query)
     and ``DPoP`` headers."""
-    authorization = _authorization(scope)
+    found = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"authorization"]
+    authorization, repeated = (found[0] if found else None), len(found) > 1
     path = scope.get("path", "")
     if not is_dpop(authorization):
-        return BearerRequest(authorization, path)
+        return BearerRequest(authorization, path, repeated=repeated)
     proofs = tuple(value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"dpop")
     scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme", "http"))
     host = next((value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"host"), "")
     if not host and scope.get("server"):
         host = "{}:{}".format(*scope["server"])
     url = f"{scheme}://{host}{path}"  # the full path (root_path included), no query
-    return BearerRequest(authorization, path, scope.get("method", ""), url, proofs)
-
-
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            header: str = value.decode("latin-1")
-            return header
-    return None
+    return BearerRequest(authorization, path, scope.get("method", ""), url, proofs, repeated)

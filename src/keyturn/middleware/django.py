@@ -30,7 +30,7 @@ from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import REALM, error_response
+from ..http import REALM, error_response, joined_authorizations
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
@@ -160,8 +160,9 @@ def bearer_request(request: HttpRequest) -> BearerRequest:
     """The request's ``Authorization``, and with a DPoP token its method, URL (without query) and
     ``DPoP`` header."""
     authorization = request.headers.get("Authorization")
+    repeated = joined_authorizations(authorization)  # WSGI servers join repeated headers with commas
     if not is_dpop(authorization):
-        return BearerRequest(authorization)
+        return BearerRequest(authorization, repeated=repeated)
     proof = request.headers.get("DPoP")
     url = request.build_absolute_uri(request.path)
-    return BearerRequest(authorization, "", request.method or "", url, (proof,) if proof else ())
+    return BearerRequest(authorization, "", request.method or "", url, (proof,) if proof else (), repeated)

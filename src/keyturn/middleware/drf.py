@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import REALM, bearer_token_if_any, error_body, error_headers
+from ..http import REALM, bearer_token_if_any, error_body, error_headers, one_joined_authorization
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .django import bearer_check, bearer_request
@@ -94,7 +94,7 @@ def _in_project() -> bool:
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
     """The Django user and claims of the request's access token (``keyturn.django.authentication``)."""
     try:
-        token = bearer_token_if_any(request.headers.get("Authorization"))
+        token = bearer_token_if_any(one_joined_authorization(request.headers.get("Authorization")))
         if token is None:
             return None
         found: tuple[Any, AccessClaims] = import_module(_PROJECT).authenticate_token(token)
@@ -123,9 +123,8 @@ class KeyturnAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         error: KeyturnError | None = getattr(request._request, "keyturn_error", None)
-        if error is not None and error.status == 401:
-            return error_headers(error, REALM)["WWW-Authenticate"]
-        return f'Bearer realm="{REALM}"'
+        challenge = None if error is None else error_headers(error, REALM).get("WWW-Authenticate")
+        return challenge or f'Bearer realm="{REALM}"'
 
 
 class HasScopes(BasePermission):

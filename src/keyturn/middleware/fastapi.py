@@ -75,11 +75,13 @@ def require_token(
 def _bearer_request(request: Request) -> BearerRequest:
     """The request's ``Authorization``, and with a DPoP token its method, URL (without query) and
     ``DPoP`` headers."""
-    authorization = request.headers.get("authorization")
+    found = request.headers.getlist("authorization")
+    authorization, repeated = (found[0] if found else None), len(found) > 1
     if not is_dpop(authorization):
-        return BearerRequest(authorization)
+        return BearerRequest(authorization, repeated=repeated)
     url = str(request.url.replace(query=None, fragment=None))
-    return BearerRequest(authorization, "", request.method, url, tuple(request.headers.getlist("dpop")))
+    proofs = tuple(request.headers.getlist("dpop"))
+    return BearerRequest(authorization, "", request.method, url, proofs, repeated)
 
 
 async def _refused(_: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from typing import Any
 from wsgiref.util import request_uri
 
 from ..errors import KeyturnError
-from ..http import error_response
+from ..http import error_response, joined_authorizations
 from ._bearer import BearerGuard, BearerRequest, is_dpop
 
 __all__ = ["KeyturnWSGIMiddleware"]
@@ -39,9 +39,10 @@ def _request(environ: dict[str, Any]) -> BearerRequest:
     """The request's ``Authorization`` and path, and with a DPoP token its method, URL (without query)
     and ``DPoP`` header."""
     authorization = environ.get("HTTP_AUTHORIZATION")
+    repeated = joined_authorizations(authorization)  # WSGI servers join repeated headers with commas
     path = environ.get("PATH_INFO", "")
     if not is_dpop(authorization):
-        return BearerRequest(authorization, path)
+        return BearerRequest(authorization, path, repeated=repeated)
     proof = environ.get("HTTP_DPOP")
     method, url = environ.get("REQUEST_METHOD", ""), request_uri(environ, include_query=False)
-    return BearerRequest(authorization, path, method, url, (proof,) if proof else ())
+    return BearerRequest(authorization, path, method, url, (proof,) if proof else (), repeated)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from ..dpop import Proof
+from ..http import one_authorization
 from ..sessions import Authenticated
 from ..typing import ClientDpop, RefreshLimits
 from .presentation import authenticate, presented
@@ -56,7 +57,7 @@ async def presented_access_token(rt: Runtime, request: Request) -> tuple[str, st
     async def proof(token: str) -> Proof | None:
         return await request_proof(rt, request, access_token=token)
 
-    return await presented(request.headers.get("authorization"), proof)
+    return await presented(one_authorization(request.headers.getlist("authorization")), proof)
 
 
 async def authenticated(rt: Runtime, request: Request) -> Authenticated:

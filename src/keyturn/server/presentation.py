@@ -13,7 +13,13 @@ from ..http import required_bearer_token
 from ..sessions import Authenticated
 from .runtime import Runtime
 
-__all__ = ["authenticate", "presented"]
+__all__ = ["authenticate", "presented", "presents_token"]
+
+
+def presents_token(authorization: str | None) -> bool:
+    """Whether ``authorization`` presents a token, ``Bearer`` or ``DPoP``: what names the session on
+    logout; another scheme (Basic, say), like no header, leaves it to the refresh token."""
+    return authorization is not None and authorization.partition(" ")[0].lower() in ("bearer", "dpop")
 
 
 async def presented(

@@ -10,8 +10,7 @@ from fastapi.responses import JSONResponse
 
 from ...config import Settings
 from ...errors import InvalidRequest
-from ...http import REFRESH_COOKIE, refresh_cookie, required_bearer_token, single_cookie
-from ...http import bearer_token as parse_bearer
+from ...http import REFRESH_COOKIE, bearer_token_if_any, one_authorization, refresh_cookie, single_cookie
 from ...sessions import TokenPair
 from ...typing import JSONValue
 from ..bodies import NOT_JSON, is_json, json_model
@@ -67,12 +66,15 @@ def runtime(request: Request) -> Runtime:
     return keyturn(request).runtime
 
 
+def authorization(request: Request) -> str | None:
+    """The request's one ``Authorization`` header; ``invalid_request`` for more than one."""
+    return one_authorization(request.headers.getlist("authorization"))
+
+
 def bearer_token(request: Request) -> str | None:
-    return parse_bearer(request.headers.get("authorization"))
-
-
-def require_bearer(request: Request) -> str:
-    return required_bearer_token(request.headers.get("authorization"))
+    """The token of ``Authorization: Bearer <token>``; None without the header or with another scheme,
+    which presents no token (``token_invalid`` for ``Bearer`` without one)."""
+    return bearer_token_if_any(authorization(request))
 
 
 def refresh_token(request: Request, from_body: str | None) -> str | None:

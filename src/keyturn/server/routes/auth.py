@@ -13,6 +13,7 @@ from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
 from ..dpop import authenticated, presented_access_token, proof_key, refresh_key
 from ..errors import KeyturnRoute
+from ..presentation import presents_token
 from ..schemas import (
     LogoutResponse,
     MeResponse,
@@ -33,6 +34,7 @@ from ._common import (
     RATE_LIMITED,
     REFRESH_BODY,
     REVOKE_BODY,
+    authorization,
     bearer_token,
     client_ip,
     keyturn,
@@ -93,9 +95,9 @@ async def me(request: Request) -> JSONResponse:
 
 async def logout(request: Request, body: RefreshRequest | None = None) -> JSONResponse:
     """The session is named by the access token (``Authorization``: ``Bearer``, or ``DPoP`` with a proof
-    for a bound one) or else by the refresh token."""
+    for a bound one) or else by the refresh token (an ``Authorization`` of another scheme is not read)."""
     rt = runtime(request)
-    access = await presented_access_token(rt, request)
+    access = await presented_access_token(rt, request) if presents_token(authorization(request)) else None
     if access is not None:
         sids = await rt.sessions.logout(access_token=access[0], jkt=access[1])
     else:
@@ -113,7 +115,8 @@ async def logout_all(request: Request, body: RefreshRequest | None = None) -> JS
 
 def _managing_token(request: Request, body: RefreshRequest | None) -> str:
     """The credential that lists and ends sessions: the refresh token (body or cookie), else the bearer
-    token, which must then be a refresh token (an access token gets ``insufficient_scope``)."""
+    token, which must then be a refresh token (an access token gets ``insufficient_scope``). Another
+    scheme (Basic, say) presents none: with no body or cookie either, ``No refresh token was given.``"""
     token = refresh_token(request, body.refresh_token if body else None)
     if token is None:
         token = bearer_token(request)
