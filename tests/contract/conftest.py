@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from keyturn.store.redis import _records, _store
@@ -40,3 +42,17 @@ def short_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     require_server("redis")
     monkeypatch.setattr(_records, "REPLY_TIMEOUT", BOUND)
     monkeypatch.setattr(_store, "REPLY_TIMEOUT", BOUND)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement PostgreSQL stores of this test send, in order (psycopg's async cursor)."""
+    sent: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    return sent

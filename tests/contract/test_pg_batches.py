@@ -46,20 +46,6 @@ def backend(tmp_path: Path) -> Iterator[BackendUnderTest]:
         yield place
 
 
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement the stores of this test send, in order."""
-    sent: list[str] = []
-    execute = psycopg.AsyncCursor.execute
-
-    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return await execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
-    return sent
-
-
 def _rotations(sent: list[str]) -> list[str]:
     return [sql for sql in sent if "UPDATE sessions" in sql]
 

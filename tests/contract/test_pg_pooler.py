@@ -15,7 +15,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -35,25 +34,6 @@ pytestmark = pytest.mark.anyio
 NOW = 1_800_000_000.0
 SESSIONS = 24
 ROUNDS = 12  # every statement of a refresh runs more than psycopg's prepare threshold (5) times
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the store is asyncio's (psycopg's AsyncConnection)
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every statement the stores of this test send, in order."""
-    sent: list[str] = []
-    execute = psycopg.AsyncCursor.execute
-
-    async def counted(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return await execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
-    return sent
 
 
 @pytest.fixture
