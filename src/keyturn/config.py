@@ -40,16 +40,20 @@ def _rate_limit(value: object) -> RateLimit | None:
     raise ValueError("a rate limit is COUNT/SECONDS (such as 120/60) or off")
 
 
+def _listed(value: object, refusal: str) -> Iterable[object]:
+    """A list setting's items: ``value`` itself, or one string split at commas and spaces; ``ValueError``
+    with ``refusal`` for anything else."""
+    if isinstance(value, str):
+        return value.replace(",", " ").split()
+    if isinstance(value, Iterable):
+        return value
+    raise ValueError(refusal)
+
+
 def _networks(value: object) -> tuple[Network, ...]:
     """Addresses and networks (CIDR), as a list or one string separated by commas or spaces."""
-    if isinstance(value, str):
-        items: Iterable[object] = value.replace(",", " ").split()
-    elif isinstance(value, Iterable):
-        items = value
-    else:
-        raise ValueError("trusted proxies are addresses or networks (CIDR), separated by commas")
     found = []
-    for item in items:
+    for item in _listed(value, "trusted proxies are addresses or networks (CIDR), separated by commas"):
         if isinstance(item, IPv4Network | IPv6Network):
             found.append(item)
             continue
@@ -63,12 +67,7 @@ def _networks(value: object) -> tuple[Network, ...]:
 def _origins(value: object) -> tuple[str, ...]:
     """Web origins (``https://app.example.com``), as a list or one string separated by commas or spaces;
     each as a browser sends it in ``Origin``, so that it can match one."""
-    if isinstance(value, str):
-        items: Iterable[object] = value.replace(",", " ").split()
-    elif isinstance(value, Iterable):
-        items = value
-    else:
-        raise ValueError("CORS origins are web origins (https://app.example.com), separated by commas")
+    items = _listed(value, "CORS origins are web origins (https://app.example.com), separated by commas")
     return tuple(dict.fromkeys(_origin(str(item).strip()) for item in items))
 
 
