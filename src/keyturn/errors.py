@@ -7,7 +7,7 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     ├── RequestError
     │   ├── InvalidRequest          invalid_request          400
     │   │   ├── UnsupportedGrantType  invalid_request        400  (OAuth: unsupported_grant_type)
-    │   │   └── AuthorizationRepeated invalid_request        400  (challenge error="invalid_request")
+    │   │   └── AuthorizationRepeated invalid_request        400  (Bearer error="invalid_request"; OAuth too)
     │   ├── InvalidCredentials      invalid_credentials      401
     │   │   └── InvalidClient         invalid_credentials    401  (OAuth: invalid_client)
     │   ├── InsufficientScope       insufficient_scope       403
@@ -91,8 +91,9 @@ class InvalidRequest(RequestError):
 
 class AuthorizationRepeated(InvalidRequest):
     """More than one ``Authorization`` header: more than one way of presenting a token, which RFC 6750
-    section 3.1 calls ``invalid_request``. Keyturn uses none of them rather than guess which is meant (as
-    with a repeated refresh cookie); the challenge names the error."""
+    section 3.1 calls ``invalid_request`` (at the OAuth routes, more than one way of client authentication,
+    RFC 6749 section 5.2's ``invalid_request``). Keyturn uses none of them rather than guess which is meant
+    (as with a repeated refresh cookie); the challenge names the error (no challenge at the OAuth routes)."""
 
     description = "The request carries more than one Authorization header."
 

@@ -96,13 +96,14 @@ def one_authorization(values: Sequence[str]) -> str | None:
     return values[0] if values else None
 
 
-_JOINED = re.compile(r"^\s*(?:bearer|dpop)\s[^,]*,|,\s*(?:bearer|dpop)\s", re.IGNORECASE)
+_JOINED = re.compile(r"^\s*(?:bearer|dpop|basic)\s[^,]*,|,\s*(?:bearer|dpop|basic)\s", re.IGNORECASE)
 
 
 def joined_authorizations(value: str | None) -> bool:
     """Whether ``value``, an ``Authorization`` as WSGI and Django give it, is several headers joined with
-    commas (as gunicorn, wsgiref and Django's runserver join repeated headers): a ``Bearer`` or ``DPoP``
-    value with a comma in it (a token has none), or a comma followed by ``Bearer``/``DPoP`` and a space."""
+    commas (as gunicorn, wsgiref, Django's runserver and its ASGI handler join repeated headers): a
+    ``Bearer``, ``DPoP`` or ``Basic`` value with a comma in it (neither a token nor base64 has one), or a
+    comma followed by ``Bearer``/``DPoP``/``Basic`` and a space."""
     return value is not None and _JOINED.search(value) is not None
 
 

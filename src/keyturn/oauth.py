@@ -179,6 +179,8 @@ def client_credentials(authorization: str | None, params: Mapping[str, str]) -> 
     public client. Both Basic and a body secret, a body ``client_id`` other than Basic's, or a Basic
     header that does not decode are ``invalid_client`` (or ``invalid_request`` for two methods at once).
     Another scheme in ``Authorization`` (a Bearer token, say) is not client authentication: ignored.
+    ``authorization`` is the request's one header: the front ends refuse several first
+    (``keyturn.http.one_authorization``, ``one_joined_authorization``: ``invalid_request``).
     """
     body_id, body_secret = params.get("client_id"), params.get("client_secret")
     for value in (body_id, body_secret):

@@ -2,7 +2,11 @@
 
 - ``serve``: ``keyturn serve`` (``/auth/*``, clients added with ``keyturn clients``);
 - ``django-wsgi-sqlite``: the example project on ``keyturn.django`` under gunicorn's sync workers, SQLite;
-- ``django-asgi-postgresql``: the same under uvicorn, PostgreSQL.
+- ``django-asgi-postgresql``: the same under uvicorn, PostgreSQL;
+- ``fastapi``: the FastAPI example app (``keyturn.fastapi.install``, ``python -m examples.fastapi_app
+  serve``), clients added with ``keyturn clients`` on its store; not in :data:`TARGETS` (its login takes
+  ``email``), but in :data:`FRONTS`, which the client authentication tests (``test_oauth_client_auth.py``)
+  run against.
 
 The Django project routes ``path("oauth/", include("keyturn.django.oauth_urls"))`` and the metadata at its
 root, so the OAuth URLs are the service's; only the session API's prefix differs (``/api/auth``) and the
@@ -13,6 +17,7 @@ confidential ``rs``; access tokens live 5 s, ``LEEWAY`` 0, no grace period.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -23,7 +28,9 @@ from typing import Any
 import httpx
 
 from .. import _logsweep
+from .._secrets import withheld
 from ..e2e._server import cluster, run_cli
+from ..fastapi._example import running_example
 from ._project import EXAMPLE, ExampleProject
 from .conftest import database_url
 
@@ -35,6 +42,9 @@ SERVICE_ENV = {
 }
 DJANGO_ENV = {"ACCESS_LIFETIME": str(LIFETIME), "LEEWAY": "0", "GRACE_PERIOD": "0"}
 TARGETS = ("serve", "django-wsgi-sqlite", "django-asgi-postgresql")
+FRONTS = (*TARGETS, "fastapi")
+"""Every front end that serves the OAuth routes: ``keyturn serve``, the Django app (WSGI and ASGI) and a
+FastAPI app that embeds Keyturn."""
 
 
 @dataclass
@@ -52,6 +62,8 @@ class Target:
     secret: str = field(default="", repr=False)
     """The confidential client ``rs``'s secret."""
     subject: str = ""
+    login_field: str = "username"
+    """The login body's name for :attr:`username` (the FastAPI example app's is ``email``)."""
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
@@ -60,7 +72,7 @@ class Target:
         with self.client() as http:
             response = http.post(
                 self.auth + "/login",
-                json={"username": self.username, "password": self.password, **extra},
+                json={self.login_field: self.username, "password": self.password, **extra},
                 headers=headers or {},
             )
         assert response.status_code == 200, response.text
@@ -97,6 +109,22 @@ def running(name: str, tmp_path: Path, settings: Mapping[str, str] | None = None
             yield _registered(
                 Target(name, group.server.url, "/auth", group.username, group.password, keyturn_clients)
             )
+        return
+    if name == "fastapi":
+        data_dir = tmp_path / "data"
+        env = {
+            "KEYTURN_SECRET_KEY": withheld(secrets.token_urlsafe(32)),  # the CLI's too: it hashes secrets
+            **SERVICE_ENV,
+            **{f"KEYTURN_{k}": v for k, v in more.items()},
+        }
+        with running_example(data_dir, env) as app:
+            email, password = app.add_user()
+
+            def example_clients(*args: str) -> subprocess.CompletedProcess[str]:
+                return run_cli(data_dir, "clients", *args, env=env)
+
+            found = Target(name, app.url, "/auth", email, password, example_clients, login_field="email")
+            yield _registered(found)
         return
     _, _, kind = name.split("-")
     with database_url(kind, tmp_path) as database:

@@ -130,6 +130,9 @@ def test_one_authorization_takes_one_and_refuses_more() -> None:
         ("DPoP a,DPoP b", True),
         ("Basic eA==,Bearer a", True),
         ("Basic eA==, dpop a", True),
+        ("Basic eA==,Basic eA==", True),  # two client_secret_basic headers at an OAuth route
+        ("basic eA==, Basic eA==", True),
+        ("Basic eA==,junk", True),  # base64 has no comma
     ],
 )
 def test_joined_authorizations(value: str | None, joined: bool) -> None:

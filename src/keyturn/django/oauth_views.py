@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from ..dpop_gate import token_request_policy
 from ..errors import InvalidClient, InvalidRequest
-from ..http import OAUTH_ERRORS
+from ..http import OAUTH_ERRORS, one_joined_authorization
 from ..introspection import introspect
 from ..oauth import (
     ClientCredentials,
@@ -48,7 +48,9 @@ def _parameters(request: HttpRequest) -> dict[str, str]:
 
 
 def _credentials(request: HttpRequest, params: dict[str, str]) -> ClientCredentials:
-    return client_credentials(request.headers.get("Authorization"), params)
+    """Who the caller says it is; ``invalid_request`` for more than one ``Authorization`` header, which the
+    WSGI server or Django's ASGI handler joined with commas (``keyturn.http.one_joined_authorization``)."""
+    return client_credentials(one_joined_authorization(request.headers.get("Authorization")), params)
 
 
 def _token_parameter(params: dict[str, str]) -> str:

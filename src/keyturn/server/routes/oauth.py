@@ -42,7 +42,7 @@ from ..schemas import (
     ServerMetadata,
 )
 from ..token_reply import NO_STORE
-from ._common import DPOP_HEADER, RATE_LIMITED, client_ip, keyturn, runtime
+from ._common import DPOP_HEADER, RATE_LIMITED, authorization, client_ip, keyturn, runtime
 
 __all__ = ["router"]
 
@@ -82,7 +82,7 @@ def _body(model: type[OAuthTokenRequest] | type[OAuthTokenParameter]) -> dict[st
 async def _request(request: Request) -> tuple[dict[str, str], ClientRecord]:
     """The call's parameters and the client it authenticated as (``invalid_client`` if it did not)."""
     params = parameters(request.headers.get("content-type", ""), await request.body())
-    credentials = client_credentials(request.headers.get("authorization"), params)
+    credentials = client_credentials(authorization(request), params)
     return params, await runtime(request).clients.authenticate(credentials)
 
 
@@ -113,7 +113,7 @@ async def token(request: Request) -> JSONResponse:
     try:
         params = parameters(request.headers.get("content-type", ""), await request.body())
         refresh_token = grant_type(params)
-        credentials = client_credentials(request.headers.get("authorization"), params)
+        credentials = client_credentials(authorization(request), params)
         client = await rt.clients.authenticate(credentials)
         limits = rt.limiter.refresh(client_ip(request, rt.settings))
         claims, now = await rt.sessions.verify_refresh(refresh_token, limits=limits)
