@@ -11,10 +11,12 @@ replay race and revocations; then, on PostgreSQL directly, the store whose batch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -27,7 +29,7 @@ from keyturn.store.postgres import MIGRATIONS, PostgresStore, conninfo_from_url,
 from keyturn.testing import TestService, make_service
 
 from ._bouncer import Bouncer, bouncer
-from .backends import BackendUnderTest, isolated
+from .backends import POSTGRES_URL, BackendUnderTest, isolated
 
 pytestmark = pytest.mark.anyio
 
@@ -218,28 +220,74 @@ async def test_a_server_without_plpgsql_migrates_and_takes_one_refresh_at_a_time
         await store.close()
 
 
-async def test_a_role_that_may_not_create_the_function_stops_the_upgrade(place: BackendUnderTest) -> None:
-    """Migration 7 is passed over only where PL/pgSQL cannot be used: a role that may use it but may not
-    create in the schema (an application role beside the owner) gets the upgrade refused, loudly, as
-    every other migration's; the schema stays at version 6 with nothing written."""
+async def test_a_function_passed_over_is_made_at_the_next_open_once_plpgsql_can_be_used(
+    without_plpgsql: str, statements: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Migration 7 passed over (no PL/pgSQL) leaves the schema at version 7 without the batch function; once
+    PL/pgSQL is installed, the next open (a start, ``keyturn migrate``) makes it, and refreshes go in
+    batches again, not one at a time for good."""
+    store = PostgresStore.from_url(without_plpgsql)
+    await store.open()
+    await store.close()
+    assert "PostgreSQL schema version 7 passed over" in caplog.text
+    with psycopg.connect(conninfo_from_url(without_plpgsql), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION plpgsql")
+    caplog.clear()
+    store = PostgresStore.from_url(without_plpgsql)
+    with caplog.at_level(logging.INFO, logger="keyturn.store"):
+        await store.open()
+    assert "keyturn_take_many (schema version 7) made" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    try:
+        ts = await make_service(clock=FrozenClock(NOW), store=store)
+        roomy = _limiter(ts, RateLimit(100_000, 1.0))
+        pairs = [await ts.service.start("alice") for _ in range(8)]
+        statements.clear()
+        await asyncio.gather(
+            *(ts.service.refresh(p.refresh_token, limits=roomy.refresh("192.0.2.11")) for p in pairs)
+        )
+        batches = [sql for sql in statements if "FROM keyturn_take_many(" in sql]
+        alone = [sql for sql in statements if sql.startswith(TAKES_FIRST)]
+        assert 1 <= len(batches) < len(pairs), "the takes went in batches"
+        assert not alone, "none alone"
+    finally:
+        await store.close()
+
+
+@contextlib.contextmanager
+def app_role(url: str) -> Iterator[str]:
+    """A store URL for a role of its own that may use the tables of ``url``'s schema (made so far) but not
+    create in it: an application role beside the schema's owner. Dropped afterwards."""
     from psycopg import sql
 
     role = f"kt_app_{secrets.token_hex(4)}"
-    with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn:
+    with psycopg.connect(conninfo_from_url(url), autocommit=True) as conn:
         schema = conn.execute("SELECT current_schema()").fetchone()
         assert schema is not None
-        with conn.transaction():
-            conn.execute("CREATE TABLE keyturn_schema_version (version INTEGER NOT NULL)")
-            conn.execute("INSERT INTO keyturn_schema_version (version) VALUES (6)")
-            for script in MIGRATIONS[:6]:
-                conn.execute(script)  # type: ignore[arg-type]
         names = {"role": sql.Identifier(role), "schema": sql.Identifier(schema[0])}
         conn.execute(sql.SQL("CREATE ROLE {role} LOGIN").format(**names))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {schema} TO {role}").format(**names))
         conn.execute(sql.SQL("GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}").format(**names))
-    url = place.url.replace("://", f"://{role}@", 1) if "@" not in place.url else None
-    assert url is not None, "the test database's URL names its user: give this test another way in"
+        conn.execute(sql.SQL("GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}").format(**names))
+    assert "@" not in url, "the test database's URL names its user: give this test another way in"
     try:
+        yield url.replace("://", f"://{role}@", 1)
+    finally:
+        with psycopg.connect(conninfo_from_url(url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {role}").format(**names))
+            conn.execute(sql.SQL("DROP ROLE {role}").format(**names))
+
+
+async def test_a_role_that_may_not_create_the_function_stops_the_upgrade(place: BackendUnderTest) -> None:
+    """Migration 7 is passed over only where PL/pgSQL cannot be used: a role that may use it but may not
+    create in the schema (an application role beside the owner) gets the upgrade refused, loudly, as
+    every other migration's; the schema stays at version 6 with nothing written."""
+    with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn, conn.transaction():
+        conn.execute("CREATE TABLE keyturn_schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO keyturn_schema_version (version) VALUES (6)")
+        for script in MIGRATIONS[:6]:
+            conn.execute(script)
+    with app_role(place.url) as url:
         store = PostgresStore.from_url(url)
         try:
             with pytest.raises(StoreUnavailable, match="permission denied for schema"):
@@ -248,7 +296,55 @@ async def test_a_role_that_may_not_create_the_function_stops_the_upgrade(place: 
             await store.close()
         with psycopg.connect(conninfo_from_url(place.url)) as conn:
             assert conn.execute("SELECT version FROM keyturn_schema_version").fetchone() == (6,)
+
+
+async def test_a_role_that_may_not_create_the_missing_function_starts_without_it(
+    place: BackendUnderTest, statements: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A schema at version 7 whose function is missing, opened by a role that may not create in it: the
+    open tries to make it, is refused, says so in a warning and starts; refreshes go one at a time."""
+    owner = PostgresStore.from_url(place.url)
+    await owner.open()
+    await owner.close()
+    with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn:
+        conn.execute("DROP FUNCTION keyturn_take_many")
+    with app_role(place.url) as url:
+        store = PostgresStore.from_url(url)
+        with caplog.at_level(logging.WARNING, logger="keyturn.store"):
+            await store.open()
+        assert "keyturn_take_many (schema version 7) is missing and cannot be made: permission denied" in (
+            caplog.text
+        )
+        try:
+            ts = await make_service(clock=FrozenClock(NOW), store=store)
+            roomy = _limiter(ts, RateLimit(100_000, 1.0))
+            pairs = [await ts.service.start("alice") for _ in range(4)]
+            statements.clear()
+            await asyncio.gather(
+                *(ts.service.refresh(p.refresh_token, limits=roomy.refresh("192.0.2.12")) for p in pairs)
+            )
+            assert not [sql for sql in statements if "keyturn_take_many" in sql]
+            assert len([sql for sql in statements if sql.startswith(TAKES_FIRST)]) == len(pairs)
+        finally:
+            await store.close()
+
+
+async def test_an_unexpected_failure_making_the_missing_function_stops_the_open(
+    place: BackendUnderTest,
+) -> None:
+    """Only a refused privilege lets the open go on without the function: any other failure making it (here
+    a read-only transaction, as on a standby) stops the open, as a migration's does."""
+    owner = PostgresStore.from_url(place.url)
+    await owner.open()
+    await owner.close()
+    with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn:
+        conn.execute("DROP FUNCTION keyturn_take_many")
+        schema = conn.execute("SELECT current_schema()").fetchone()
+    assert schema is not None
+    options = f'-csearch_path="{schema[0]}" -cdefault_transaction_read_only=on'
+    store = PostgresStore.from_url(f"{POSTGRES_URL}?options={quote(options)}")
+    try:
+        with pytest.raises(StoreUnavailable, match="read-only transaction"):
+            await store.open()
     finally:
-        with psycopg.connect(conninfo_from_url(place.url), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP OWNED BY {role}").format(**names))
-            conn.execute(sql.SQL("DROP ROLE {role}").format(**names))
+        await store.close()

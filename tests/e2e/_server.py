@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -127,12 +128,14 @@ def wait_serving(
     what: str,
     timeout: float = 60,
     bound: str | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
     """Wait until ``url`` answers 200; if ``process`` exits or never does, stop it and raise with its log.
 
     ``bound``: a line ``process`` logs once it holds its port (:func:`bound_line`). Until its log shows it, a
     200 does not count: it may come from another process that took the port :func:`free_port` found, while
     ``process`` has not tried to bind yet (it would then exit with "address already in use": PortTaken).
+    ``verify``: how an ``https`` URL's certificate is checked (httpx's ``verify``).
     """
     deadline = time.monotonic() + timeout
     holds_port = bound is None
@@ -144,7 +147,7 @@ def wait_serving(
         holds_port = holds_port or (bound is not None and bound in log.read_text(errors="replace"))
         if holds_port:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=1).status_code == 200 and process.poll() is None:
+                if httpx.get(url, timeout=1, verify=verify).status_code == 200 and process.poll() is None:
                     return
         time.sleep(0.1)
     stop_process(process, log)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 from ..errors import StoreUnavailable
 from ._pg_takes import TAKE_MANY
+from ._pg_url import reason
 
 logger = logging.getLogger("keyturn.store")
 
@@ -128,12 +130,16 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # The function batches of takes call (_pg_takes), in the schema: it was made in pg_temp by each pooled
     # connection, which a pooler in transaction mode does not keep. Where PL/pgSQL cannot be used, this
-    # one is passed over (migrate) and the store takes one refresh at a time.
+    # one is passed over (migrate), the store takes one refresh at a time, and each later open tries again.
     TAKE_MANY,
 )
-_NEEDS_PLPGSQL = frozenset({TAKE_MANY})
-"""Migrations in PL/pgSQL: passed over, with a warning, where the server has no PL/pgSQL or the role may not
-use it; the store then works without what they make (``batches_takes``)."""
+_TAKE_MANY_AT = MIGRATIONS.index(TAKE_MANY) + 1
+"""The version whose migration makes the batches' function, in PL/pgSQL: passed over, with a warning, where
+the server has no PL/pgSQL or the role may not use it; the store then works without it (``batches_takes``)
+and each open of a schema at this version or later that lacks it makes it again if it can (the same DDL,
+:data:`TAKE_MANY`: a migration that replaces the function must be what that retry runs too)."""
+_NO_PLPGSQL = "PL/pgSQL is not installed, or this role may not use it"
+_ALONE = "each refresh takes its rate limits in a statement of its own (no batches)"
 
 
 async def migrate(conn: AsyncConnection[TupleRow]) -> None:
@@ -154,16 +160,36 @@ async def migrate(conn: AsyncConnection[TupleRow]) -> None:
             f"(version {len(MIGRATIONS)}): upgrade Keyturn"
         )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        if script in _NEEDS_PLPGSQL and not await _plpgsql_usable(conn):
-            logger.warning(
-                "PostgreSQL schema version %d passed over: PL/pgSQL is not installed, or this role may not "
-                "use it; each refresh takes its rate limits in a statement of its own (no batches)",
-                number,
-            )
+        if number == _TAKE_MANY_AT and not await _plpgsql_usable(conn):
+            logger.warning("PostgreSQL schema version %d passed over: %s; %s", number, _NO_PLPGSQL, _ALONE)
             continue
         await conn.execute(script)  # any other failure (a missing privilege, say) stops the upgrade
     if version < len(MIGRATIONS):
         await conn.execute("UPDATE keyturn_schema_version SET version = %s", (len(MIGRATIONS),))
+    if version >= _TAKE_MANY_AT and not await batches_takes(conn):
+        await _make_take_many_again(conn)
+
+
+async def _make_take_many_again(conn: AsyncConnection[TupleRow]) -> None:
+    """The batches' function, missing from a schema past its migration (passed over then, or dropped
+    since), made as that migration makes it; if PL/pgSQL still cannot be used, or the role may not create
+    in the schema (an application role beside the owner), a warning and the store works without it. Any
+    other failure stops the open, as a migration's does."""
+    missing = (
+        "PostgreSQL function keyturn_take_many (schema version %d) is missing and cannot be made: %s; %s"
+    )
+    if not await _plpgsql_usable(conn):
+        logger.warning(missing, _TAKE_MANY_AT, _NO_PLPGSQL, _ALONE)
+        return
+    try:
+        async with conn.transaction():  # a savepoint: a refusal leaves the open's transaction usable
+            await conn.execute(TAKE_MANY)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        logger.warning(missing, _TAKE_MANY_AT, reason(exc), _ALONE)
+        return
+    logger.info(
+        "PostgreSQL function keyturn_take_many (schema version %d) made: it was missing", _TAKE_MANY_AT
+    )
 
 
 async def batches_takes(conn: AsyncConnection[TupleRow]) -> bool:

@@ -65,7 +65,8 @@ END $$
 """The batch's takes in order (``items``: the 1-based call each take is of, ascending), each as ``_TAKE``:
 for each call, how many of its takes passed. A migration of the PostgreSQL store (``MIGRATIONS``) makes it
 in the current schema, beside ``rate_limits`` (resolved by the caller's ``search_path``, as every table
-is); a change to it needs a migration of its own (``CREATE OR REPLACE`` again), never an edit of this."""
+is), and each open of a schema past that migration makes it again if it is missing; a change to it needs a
+migration of its own (``CREATE OR REPLACE`` again), never an edit of this."""
 
 _COLUMNS = ", ".join(f"s.{name.strip()}" for name in STATE_COLUMNS.split(","))
 

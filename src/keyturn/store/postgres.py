@@ -21,7 +21,8 @@ How each call stays atomic when many processes share the database:
   committed behind it. A writer takes that lock last, after any session row it locks, so it cannot
   deadlock with ``refresh``.
 - Migrations (``_pg_schema``) run in ``open()``, in one transaction under a database-wide advisory lock:
-  several processes starting at once migrate once.
+  several processes starting at once migrate once. The batches' function, if missing (PL/pgSQL could not
+  be used when its migration ran, or it was dropped), is made again there if it can be.
 - Nothing lives in a server connection's session (every lock is a transaction's, the batches' function is
   in the schema), so a pooler in transaction mode may stand between (``?pooler=transaction``, ``_pg_url``).
 
@@ -219,9 +220,7 @@ class PostgresStore(SQLStore):
         self._turns = asyncio.Semaphore(POOL_MAX_SIZE)
         self._rotations = Rotations(self._fetch_all)
         self._takes = TakeReads(self._fetch_all)
-        self._takes_batched = batched
-        if not batched:
-            logger.warning(_NO_BATCHES, "the schema has no keyturn_take_many function")
+        self._takes_batched = batched  # if not, migrate() said why, in a warning
         self._pool = pool
 
     async def _check_if_idle(self, conn: Conn) -> None:
