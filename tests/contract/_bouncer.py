@@ -13,7 +13,6 @@ import contextlib
 import getpass
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
+from ..e2e._server import free_port
 from .backends import POSTGRES_URL, postgres_schema, require_server
 
 PGBOUNCER = "/usr/sbin/pgbouncer"
@@ -43,13 +43,6 @@ def require_pgbouncer() -> None:
     if os.environ.get("CI"):
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -139,7 +132,7 @@ def _start(workdir: Path, database: str, user: str, log: IO[str]) -> tuple[subpr
     it logs that it listens on its port: until then, what answers there may be someone else's."""
     ini = workdir / "pgbouncer.ini"
     for _attempt in range(5):
-        port = _free_port()
+        port = free_port()
         ini.write_text(
             f"[databases]\n{database}\n"
             "[pgbouncer]\n"
