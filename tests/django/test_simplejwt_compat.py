@@ -156,3 +156,23 @@ def test_api_refusals_keep_simplejwts_body_and_its_header_types(sqlite_project: 
         refused = c.get("/api/me/", headers={"Authorization": "Bearer not-a-token"})
         assert refused.json()["error"] == "token_invalid"
         assert refused.json()["code"] == "token_not_valid"
+
+
+def test_a_blacklisted_simplejwt_token_is_refused_as_simplejwt_refuses_it(
+    sqlite_project: ExampleProject,
+) -> None:
+    """A SimpleJWT refresh token blacklisted before the switch (through SimpleJWT's own route) or after it
+    (through Keyturn's) is refused at ``token/refresh/`` with SimpleJWT's "Token is blacklisted", not
+    "Token is invalid" (before: ``token_invalid``)."""
+    (user,) = sqlite_project.add_users(1)
+    with sqlite_project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        before, after = (c.post("/api/token/", json=user.credentials()).json() for _ in range(2))
+        assert c.post("/api/token/blacklist/", json={"refresh": before["refresh"]}).status_code == 200
+        simplejwts = simplejwts_part(c.post("/api/token/refresh/", json={"refresh": before["refresh"]}))
+    assert simplejwts == (401, {"detail": "Token is blacklisted", "code": "token_not_valid"})
+    with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        assert c.post("/api/token/blacklist/", json={"refresh": after["refresh"]}).status_code == 200
+        for pair in (before, after):
+            refused = c.post("/api/token/refresh/", json={"refresh": pair["refresh"]})
+            assert simplejwts_part(refused) == simplejwts
+            assert refused.json()["error"] == "session_revoked"
