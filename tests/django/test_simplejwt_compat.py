@@ -8,6 +8,7 @@ The same requests go to the example project on SimpleJWT's own views (``TOKENS=s
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -176,3 +177,28 @@ def test_a_blacklisted_simplejwt_token_is_refused_as_simplejwt_refuses_it(
             refused = c.post("/api/token/refresh/", json={"refresh": pair["refresh"]})
             assert simplejwts_part(refused) == simplejwts
             assert refused.json()["error"] == "session_revoked"
+
+
+def test_an_expired_access_token_is_refused_with_simplejwts_expiry_message(
+    sqlite_project: ExampleProject,
+) -> None:
+    """An access token past its ``exp`` (one-second lifetimes, no leeway on either side) is refused at the
+    API as ``JWTAuthentication`` refused it: ``token_not_valid`` with the message "Token is expired", on
+    which a frontend refreshes; Keyturn's ``token_expired`` beside it."""
+    (user,) = sqlite_project.add_users(1)
+    expired_codes = []
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        deadline = time.monotonic() + 30
+        while (me := c.get("/api/me/", headers={"Authorization": f"Bearer {access}"})).status_code == 200:
+            assert time.monotonic() < deadline, "a one-second access token still passes after 30 s"
+            time.sleep(0.2)
+        expired_codes.append(me.json().get("error"))
+        return [me]
+
+    seen = side_by_side(sqlite_project, probe, extra={"ACCESS_LIFETIME": "1", "LEEWAY": "0"})
+    message = {"token_class": "AccessToken", "token_type": "access", "message": "Token is expired"}
+    expired = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+    assert seen["keyturn"] == seen["simplejwt"] == [(401, {**expired, "messages": [message]})]
+    assert expired_codes == [None, "token_expired"]

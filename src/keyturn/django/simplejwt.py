@@ -5,13 +5,14 @@
 - ``POST token/refresh/`` ``{refresh}``: ``{"access", "refresh"}``, Keyturn's refresh: rotation, the same
   answer to copies inside the grace period, reuse detection (and SimpleJWT refresh tokens issued before the
   switch while ``SIMPLEJWT_MIGRATION_UNTIL`` lasts, :mod:`.legacy`);
-- ``POST token/verify/`` ``{token}``: ``{}`` for a valid access or refresh token;
+- ``POST token/verify/`` ``{token}``: ``{}`` for a valid access token or a session's current refresh token
+  (400 ``Token is blacklisted`` for a revoked one or a rotated one, as SimpleJWT's blacklist answers);
 - ``POST token/blacklist/`` ``{refresh}``: ``{}``, and the token's session is over.
 
 Refusals keep SimpleJWT's bodies (``{"detail", "code": "token_not_valid"}`` with 401 and
 ``WWW-Authenticate: Bearer realm="api"``; ``{"detail"}`` for a failed login; ``{"<field>": [...]}`` with
-400 for a missing field) and add Keyturn's code beside them as ``error``, so an old frontend keeps working
-and a new one can tell a reuse from an expiry.
+400 for a missing field; 415 for a body neither JSON nor a form) and add Keyturn's code beside them as
+``error``, so an old frontend keeps working and a new one can tell a reuse from an expiry.
 """
 
 from __future__ import annotations
@@ -218,7 +219,7 @@ def refresh_flow(request: HttpRequest) -> Flow:
 
 
 async def _check_token(rt: Runtime, token: str) -> None:
-    """Whether ``token`` is a live access token or a refresh token of a live session."""
+    """Whether ``token`` is a live access token or the current refresh token of a live session."""
     try:
         await rt.sessions.authenticate(token)
         return
