@@ -118,7 +118,10 @@ def test_verify_refuses_a_rotated_refresh_token_and_a_revoked_access_token(
         assert revoked.json() == {"non_field_errors": ["Token is blacklisted"], "error": "token_revoked"}
 
 
-def test_api_refusals_keep_simplejwts_body_and_its_header_types(sqlite_project: ExampleProject) -> None:
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_api_refusals_keep_simplejwts_body_and_its_header_types(
+    sqlite_project: ExampleProject, server: str
+) -> None:
     """``KeyturnAuthentication`` in the project answers a bad token with JWTAuthentication's body
     (``code: token_not_valid``, on which SimpleJWT frontends refresh) with Keyturn's code beside it, takes
     the schemes of ``SIMPLE_JWT["AUTH_HEADER_TYPES"]`` (``JWT <token>``), and puts SimpleJWT's user id
@@ -138,7 +141,7 @@ def test_api_refusals_keep_simplejwts_body_and_its_header_types(sqlite_project: 
             c.get("/api/me/", headers={"Authorization": "Token abc"}),
         ]
 
-    seen = side_by_side(sqlite_project, probe, extra=HEADER_TYPES)
+    seen = side_by_side(sqlite_project, probe, extra=HEADER_TYPES, server=server)
     me = (200, {"id": 1, "username": user.username, "email": user.email})
     message = {"token_class": "AccessToken", "token_type": "access", "message": "Token is invalid"}
     not_valid = (
