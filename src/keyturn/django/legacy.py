@@ -161,7 +161,7 @@ async def _exchange(rt: Runtime, found: LegacyRefresh, request: HttpRequest) -> 
     kid = sessions.keys.active_refresh.kid
     if await rt.store.get_session(sid) is None:
         if found.blacklisted:  # blacklisted by SimpleJWT before the switch
-            raise TokenInvalid("Token is blacklisted.")
+            raise SessionRevoked("Token is blacklisted.")  # as SimpleJWT says it
         head = RefreshRecord(
             jti=found.jti, sid=sid, gen=0, kid=kid, issued_at=found.iat, expires_at=found.exp
         )

@@ -5,13 +5,14 @@
 - ``POST token/refresh/`` ``{refresh}``: ``{"access", "refresh"}``, Keyturn's refresh: rotation, the same
   answer to copies inside the grace period, reuse detection (and SimpleJWT refresh tokens issued before the
   switch while ``SIMPLEJWT_MIGRATION_UNTIL`` lasts, :mod:`.legacy`);
-- ``POST token/verify/`` ``{token}``: ``{}`` for a valid access or refresh token;
+- ``POST token/verify/`` ``{token}``: ``{}`` for a valid access token or a session's current refresh token
+  (400 ``Token is blacklisted`` for a revoked one or a rotated one, as SimpleJWT's blacklist answers);
 - ``POST token/blacklist/`` ``{refresh}``: ``{}``, and the token's session is over.
 
 Refusals keep SimpleJWT's bodies (``{"detail", "code": "token_not_valid"}`` with 401 and
 ``WWW-Authenticate: Bearer realm="api"``; ``{"detail"}`` for a failed login; ``{"<field>": [...]}`` with
-400 for a missing field) and add Keyturn's code beside them as ``error``, so an old frontend keeps working
-and a new one can tell a reuse from an expiry.
+400 for a missing field; 415 for a body neither JSON nor a form) and add Keyturn's code beside them as
+``error``, so an old frontend keeps working and a new one can tell a reuse from an expiry.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ from django.http import HttpRequest, HttpResponse
 from ..errors import (
     InvalidCredentials,
     KeyturnError,
+    RefreshTokenExpired,
     RefreshTokenReused,
     ServerError,
     SessionError,
     SessionRevoked,
     TokenError,
     TokenInvalid,
+    TokenRevoked,
 )
 from ..http import error_headers
 from ..server.runtime import Runtime
@@ -87,15 +90,23 @@ def refusal(exc: KeyturnError) -> HttpResponse:
     return _json(body, status, headers)
 
 
+FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+"""The media types DRF's parsers take besides JSON (SimpleJWT's views use DRF's defaults)."""
+
+
 def _fields(request: HttpRequest, *names: str) -> dict[str, str]:
-    """The named fields of a JSON or form body, as DRF's parsers and a ``CharField`` read them."""
+    """The named fields of a JSON or form body, as DRF's parsers and a ``CharField`` read them: a body of
+    another media type is 415, and each value is trimmed of surrounding whitespace (``trim_whitespace``,
+    the password's too)."""
     raw = _http.raw_body(request)
     data: Any = {}
-    if raw and (request.content_type or "").lower() in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    ):
+    media = (request.content_type or "").lower()
+    if raw and media in FORMS:
         data = request.POST
+    elif raw and media != "application/json":
+        declared = request.META.get("CONTENT_TYPE", "")
+        body = {"detail": f'Unsupported media type "{declared}" in request.', "error": "invalid_request"}
+        raise _Answer(_json(body, 415))
     elif raw:
         try:
             data = json.loads(raw)
@@ -108,15 +119,18 @@ def _fields(request: HttpRequest, *names: str) -> dict[str, str]:
     found: dict[str, str] = {}
     errors: dict[str, object] = {}
     for name in names:
+        if name not in data:
+            errors[name] = ["This field is required."]
+            continue
         value = data.get(name)
         if value is None:
-            errors[name] = ["This field is required."]
+            errors[name] = ["This field may not be null."]
         elif not isinstance(value, str | int | float) or isinstance(value, bool):
             errors[name] = ["Not a valid string."]
-        elif (str(value).strip() == "" and name != "password") or str(value) == "":
+        elif str(value).strip() == "":
             errors[name] = ["This field may not be blank."]
         else:
-            found[name] = str(value)
+            found[name] = str(value).strip()
     if errors:
         raise _Answer(_json({**errors, "error": "invalid_request"}, 400))
     return found
@@ -171,13 +185,16 @@ def _pair_body(pair: TokenPair, *, refresh_first: bool) -> dict[str, str]:
 
 
 def _user_id_claims(user: Any) -> dict[str, str | int]:
-    """SimpleJWT's user id claim (``USER_ID_CLAIM`` = ``USER_ID_FIELD``), for frontends that read it."""
+    """SimpleJWT's user id claim (``USER_ID_CLAIM`` = ``USER_ID_FIELD``), for frontends that read it, with
+    the value the installed SimpleJWT's ``for_user`` puts there (5.5 makes every id a string)."""
     try:
         from rest_framework_simplejwt.settings import api_settings
+        from rest_framework_simplejwt.tokens import AccessToken
     except ImportError:
         return {"user_id": str(user.pk)}
-    value = getattr(user, api_settings.USER_ID_FIELD, user.pk)
-    return {api_settings.USER_ID_CLAIM: value if isinstance(value, int) else str(value)}
+    name = str(api_settings.USER_ID_CLAIM)
+    value = AccessToken.for_user(user)[name]
+    return {name: value if isinstance(value, int) else str(value)}
 
 
 def obtain_pair_flow(request: HttpRequest) -> Flow:
@@ -202,7 +219,7 @@ def refresh_flow(request: HttpRequest) -> Flow:
 
 
 async def _check_token(rt: Runtime, token: str) -> None:
-    """Whether ``token`` is a live access token or a refresh token of a live session."""
+    """Whether ``token`` is a live access token or the current refresh token of a live session."""
     try:
         await rt.sessions.authenticate(token)
         return
@@ -217,7 +234,9 @@ async def _check_token(rt: Runtime, token: str) -> None:
     if session is None or session.state != "active" or session.sub != claims.sub:
         raise SessionRevoked()
     if rt.sessions.codec.is_expired(claims.exp, now) or now >= session.absolute_expires_at:
-        raise TokenInvalid("Token is expired")
+        raise RefreshTokenExpired()
+    if claims.jti != session.head_jti:  # rotated: SimpleJWT's BLACKLIST_AFTER_ROTATION blacklisted it
+        raise RefreshTokenReused("The refresh token has been rotated; its session has a newer one.")
 
 
 def _verified(token: str) -> Generator[Step, Any, None]:
@@ -237,7 +256,7 @@ def verify_flow(request: HttpRequest) -> Flow:
     token = _fields(request, "token")["token"]
     try:
         yield from _verified(token)
-    except (SessionRevoked, RefreshTokenReused) as exc:  # SimpleJWT: a blacklisted token is a 400
+    except (SessionRevoked, RefreshTokenReused, TokenRevoked) as exc:  # SimpleJWT: blacklisted is a 400
         return _json({"non_field_errors": ["Token is blacklisted"], "error": exc.code}, 400)
     return _json({})
 

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import REALM, bearer_token_if_any, error_body, error_headers, one_joined_authorization
+from ..http import REALM, error_body, error_headers
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .django import bearer_check, bearer_request
@@ -57,10 +57,10 @@ class KeyturnUser:
 
 
 class _Refused(exceptions.AuthenticationFailed):
-    def __init__(self, error: KeyturnError) -> None:
+    def __init__(self, error: KeyturnError, body: dict[str, object] | None = None) -> None:
         super().__init__(code=error.code)
         self.status_code = error.status
-        self.detail = error_body(error)  # type: ignore[assignment]  # rendered as it is
+        self.detail = body or error_body(error)  # type: ignore[assignment]  # rendered as it is
         self.error = error
 
 
@@ -92,15 +92,14 @@ def _in_project() -> bool:
 
 
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
-    """The Django user and claims of the request's access token (``keyturn.django.authentication``)."""
+    """The Django user and claims of the request's access token (``keyturn.django.authentication``:
+    SimpleJWT's header and schemes, and its refusal body beside Keyturn's)."""
+    project = import_module(_PROJECT)
     try:
-        token = bearer_token_if_any(one_joined_authorization(request.headers.get("Authorization")))
-        if token is None:
-            return None
-        found: tuple[Any, AccessClaims] = import_module(_PROJECT).authenticate_token(token)
+        found: tuple[Any, AccessClaims] | None = project.authenticate_request(request._request.META)
     except KeyturnError as error:
         request._request.keyturn_error = error  # type: ignore[attr-defined]
-        raise _Refused(error) from error
+        raise _Refused(error, project.refusal_body(error)) from error
     return found
 
 
