@@ -148,6 +148,8 @@ def install(
     OpenAPI document.
 
     The store opens when the app starts (its lifespan, around the app's own) and closes when it stops.
+    A ``KeyturnError`` raised in the app's own routes (``require_token``'s refusals, ``auth.start_session``
+    refusing) is answered with Keyturn's error body and status, as Keyturn's routes answer it.
     """
     keyturn = EmbeddedKeyturn(
         settings,
