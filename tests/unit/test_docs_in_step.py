@@ -121,3 +121,14 @@ def test_the_docs_point_only_at_files_in_the_repository() -> None:
                 missing.append(f"{page.relative_to(root)} -> {target}")
 
     assert missing == []
+
+
+def test_docs_client_lists_the_refresh_endpoints_definitive_codes() -> None:
+    """docs/client.md names exactly the codes that end a session at the refresh endpoint: a code missing
+    there is a session end its readers do not expect (``refresh_token_bound`` for a copied DPoP session)."""
+    from keyturn.client._endpoints import DEFINITIVE
+
+    page = (Path(__file__).resolve().parents[2] / "docs/client.md").read_text()
+    item = page.split("**Definitive answers end it, once.**", 1)[1].split(" the stored pair", 1)[0]
+
+    assert set(re.findall(r"`([a-z_]+)`", item)) == set(DEFINITIVE)

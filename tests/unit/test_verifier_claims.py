@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from keyturn.clock import FrozenClock
-from keyturn.errors import TokenExpired
+from keyturn.errors import TokenExpired, TokenInvalid
 from keyturn.middleware import AccessTokenVerifier
 from keyturn.testing import TestService
 
@@ -78,3 +78,22 @@ async def test_nonsense_options_are_refused_at_construction(ts: TestService, opt
     """A zero poll interval would spin the verifier's thread; better to refuse it up front."""
     with pytest.raises(ValueError, match="positive"):
         AccessTokenVerifier.for_store(ts.store, **options)
+
+
+async def test_issuer_and_audience_come_from_the_environment_and_keywords_win(
+    ts: TestService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/resource-servers.md: ``for_store``/``for_service`` read ``ISSUER`` and ``AUDIENCE`` from the
+    ``KEYTURN_*`` environment, keyword arguments win; a token for another audience or from another issuer
+    is ``token_invalid`` (RFC 7519 sections 4.1.1 and 4.1.3), never accepted."""
+    pair = await ts.service.start("alice")
+    monkeypatch.setenv("KEYTURN_AUDIENCE", "billing-api")
+    with verifier_on(ts) as verifier, pytest.raises(TokenInvalid, match="audience"):
+        verifier.verify(pair.access_token)
+    with verifier_on(ts, audience=ts.settings.audience) as verifier:
+        assert verifier.verify(pair.access_token).sub == "alice"
+    monkeypatch.delenv("KEYTURN_AUDIENCE")
+    monkeypatch.setenv("KEYTURN_ISSUER", "someone-else")
+    with verifier_on(ts) as verifier, pytest.raises(TokenInvalid, match="issuer") as caught:
+        verifier.verify(pair.access_token)
+    assert (caught.value.code, caught.value.status) == ("token_invalid", 401)

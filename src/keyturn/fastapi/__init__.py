@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from ..config import Settings
-from ..errors import VerifierUnavailable
-from ..http import error_body
+from ..errors import ClientError, KeyturnError, VerifierUnavailable
+from ..http import error_body, error_headers
 from ..middleware._sources import Keys, StoreKeys, StoreRevocations
 from ..middleware.fastapi import TokenRefused, require_token
 from ..middleware.verifier import AccessTokenVerifier
@@ -148,6 +148,8 @@ def install(
     OpenAPI document.
 
     The store opens when the app starts (its lifespan, around the app's own) and closes when it stops.
+    A ``KeyturnError`` raised in the app's own routes (``require_token``'s refusals, ``auth.start_session``
+    refusing) is answered with Keyturn's error body and status, as Keyturn's routes answer it.
     """
     keyturn = EmbeddedKeyturn(
         settings,
@@ -159,9 +161,19 @@ def install(
     )
     keyturn.install(app)
     app.add_exception_handler(TokenRefused, _refused)  # require_token's refusals: the one error body
+    # What Keyturn's calls raise in the app's own routes (auth.start_session refusing a subject or a DPoP
+    # proof, the store out of reach): the wire code, as Keyturn's own routes answer it, never a 500.
+    app.add_exception_handler(KeyturnError, _keyturn_error)
     return keyturn
 
 
 async def _refused(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TokenRefused)
     return JSONResponse(error_body(exc.error), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _keyturn_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KeyturnError)
+    if isinstance(exc, ClientError):
+        raise exc  # the Python client's own errors have no wire code: the app's bug, its 500
+    return JSONResponse(error_body(exc), status_code=exc.status, headers=error_headers(exc))
