@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 from urllib.parse import parse_qs
 
@@ -128,12 +129,23 @@ def single_cookie(cookie_headers: list[str], name: str) -> None:
         raise InvalidRequest(f"The request carries the {name} cookie more than once.")
 
 
+@dataclass(frozen=True, slots=True)
 class ErrorForm:
     """How an error is answered: Keyturn's own form, ``{"error", "error_description", "retryable"}`` with the
     error's status and, on 401, an RFC 6750 (or RFC 9449) challenge. One object per form, chosen once per
-    route: :data:`KEYTURN_ERRORS`, or :data:`OAUTH_ERRORS` on the OAuth 2.0 routes."""
+    route: :data:`KEYTURN_ERRORS`, or :data:`OAUTH_ERRORS` on the OAuth 2.0 routes.
 
-    __slots__ = ()
+    ``dpop_algs``: at a protected resource that takes DPoP-bound tokens (:meth:`at_resource`), the proof
+    algorithms it accepts. A request without a token, or refused in the ``Bearer`` scheme, is then
+    challenged in both schemes, in one ``WWW-Authenticate`` field, ``Bearer`` first and carrying the error
+    (RFC 9449 section 7.2): ``Bearer realm="keyturn", DPoP realm="keyturn", algs="ES256 EdDSA"``."""
+
+    dpop_algs: tuple[str, ...] = ()
+
+    def at_resource(self, dpop_algs: Iterable[str]) -> ErrorForm:
+        """This form at a resource that accepts DPoP proofs signed with ``dpop_algs`` (none: DPoP is off,
+        and only ``Bearer`` is challenged)."""
+        return replace(self, dpop_algs=tuple(dpop_algs))
 
     def body(self, error: KeyturnError) -> dict[str, str | bool]:
         return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
@@ -157,31 +169,45 @@ class ErrorForm:
         if isinstance(error, InsufficientScope):
             return f'Bearer realm="{realm}", error="insufficient_scope"'
         if isinstance(error, AuthorizationRepeated):
-            # RFC 6750 section 3.1: more than one way of presenting a token is invalid_request (400).
-            return f'Bearer realm="{realm}", error="invalid_request", error_description="{error.detail}"'
+            # RFC 6750 section 3.1: more than one way of presenting a token is invalid_request (400); which
+            # scheme was meant is unknown, so both challenges name it (RFC 9449 section 7.2's example).
+            named = f'error="invalid_request", error_description="{error.detail}"'
+            return self._and_dpop(f'Bearer realm="{realm}", {named}', realm, named)
         if error.status != 401:
             return None
-        if isinstance(error, InvalidCredentials | TokenMissing):
-            # RFC 6750 section 3.1: a failed login, or a request without a token (none, or another
-            # scheme), gets the bare challenge: no error code, no description.
+        if isinstance(error, InvalidCredentials):
+            # A failed login: the bare challenge, no error code (not a token refused).
             return f'Bearer realm="{realm}"'
+        if isinstance(error, TokenMissing):
+            # RFC 6750 section 3.1 and RFC 9449 section 7.2: a request without a token (none, or another
+            # scheme) gets the bare challenges: no error code, no description.
+            return self._and_dpop(f'Bearer realm="{realm}"', realm)
         description = error.detail.replace("\\", "").replace('"', "'")
-        # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme.
-        dpop = isinstance(error, DpopError | RefreshTokenBound)
-        code = error.code if isinstance(error, DpopError) else "invalid_token"
-        algs = f', algs="{" ".join(DPOP_ALGORITHMS)}"' if dpop else ""
-        return (
-            f'{"DPoP" if dpop else "Bearer"} realm="{realm}", error="{code}", '
-            f'error_description="{error.code}: {description}"{algs}'
+        if isinstance(error, DpopError | RefreshTokenBound):
+            # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme alone.
+            code = error.code if isinstance(error, DpopError) else "invalid_token"
+            return (
+                f'DPoP realm="{realm}", error="{code}", error_description="{error.code}: {description}", '
+                f'algs="{" ".join(self.dpop_algs or DPOP_ALGORITHMS)}"'
+            )
+        bearer = (
+            f'Bearer realm="{realm}", error="invalid_token", error_description="{error.code}: {description}"'
         )
+        return self._and_dpop(bearer, realm)
+
+    def _and_dpop(self, bearer: str, realm: str, error: str = "") -> str:
+        """``bearer``, followed at a resource that accepts DPoP by the ``DPoP`` challenge with ``algs`` (and
+        ``error``'s parameters, if any)."""
+        if not self.dpop_algs:
+            return bearer
+        return f'{bearer}, DPoP realm="{realm}", algs="{" ".join(self.dpop_algs)}"' + (error and f", {error}")
 
 
+@dataclass(frozen=True, slots=True)
 class OAuthErrorForm(ErrorForm):
     """RFC 6749 section 5.2's form: ``error`` is the RFC's code (``keyturn.oauth.oauth_error``) and its
     status (400 for ``invalid_grant``, 401 for ``invalid_client``), ``keyturn_error`` Keyturn's own beside
     it; the one challenge is ``Basic`` for ``invalid_client``, the scheme the client may use."""
-
-    __slots__ = ()
 
     def body(self, error: KeyturnError) -> dict[str, str | bool]:
         return {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from .._challenges import BARE
 from ..e2e._http import ERROR_KEYS, TOKEN_KEYS
 from ._project import ExampleProject
 
@@ -42,7 +43,8 @@ def test_the_session_contract_in_body_mode(keyturn_project: ExampleProject, serv
         for header in ({}, {"Authorization": "Basic YWxpY2U6c2VjcmV0"}):  # no bearer credentials at all
             missing = c.get("/api/auth/me", headers=header)
             assert (missing.status_code, missing.json()["error"]) == (401, "token_invalid")
-            assert missing.headers["WWW-Authenticate"] == 'Bearer realm="keyturn"'  # RFC 6750 section 3.1
+            # RFC 6750 section 3.1 and RFC 9449 section 7.2: no error, and DPoP is taken too.
+            assert missing.headers["WWW-Authenticate"] == BARE
         # Two Authorization headers (gunicorn and uvicorn's Django join them with a comma): 400
         # invalid_request with a challenge naming it (RFC 6750 section 3.1), whichever comes first.
         for two in (

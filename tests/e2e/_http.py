@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from .._challenges import ALGS, BARE, BARE_BEARER, challenges
+
 ERROR_KEYS = {"error", "error_description", "retryable"}
 TOKEN_KEYS = {
     "access_token",
@@ -69,10 +71,15 @@ def me(http: httpx.Client, access_token: str) -> httpx.Response:
     return http.get("/auth/me", headers=bearer(access_token))
 
 
-def assert_error(response: httpx.Response, status: int, code: str, *, bare: bool = False) -> dict[str, Any]:
+def assert_error(
+    response: httpx.Response, status: int, code: str, *, bare: bool = False, dpop: bool | None = None
+) -> dict[str, Any]:
     """``response`` is the documented error: status, the three-key body and, on 401, a challenge: the
-    bare ``Bearer realm="keyturn"`` for a failed login and, ``bare``, a request that carried no token
-    (RFC 6750 section 3.1), else ``error="invalid_token"`` with the wire code."""
+    bare ``Bearer realm="keyturn"`` for a failed login; ``bare`` (a request that carried no token), the
+    bare challenges of a resource, ``DPoP realm="keyturn", algs="ES256 EdDSA"`` after the Bearer one
+    unless ``dpop`` is False (RFC 6750 section 3.1, RFC 9449 section 7.2); else ``error="invalid_token"``
+    with the wire code in the Bearer challenge, followed by that DPoP one at a resource that takes DPoP
+    (``dpop``; None: either, as at a route that is no resource)."""
     assert (response.status_code, _code(response)) == (status, code), why(response)
     body: dict[str, Any] = response.json()
     assert set(body) == ERROR_KEYS
@@ -83,13 +90,19 @@ def assert_error(response: httpx.Response, status: int, code: str, *, bare: bool
     assert response.headers.get("cache-control") == "no-store"
     if status == 401:
         challenge = response.headers.get("www-authenticate", "")
-        if bare or code == "invalid_credentials":
-            assert challenge == 'Bearer realm="keyturn"', challenge
+        if code == "invalid_credentials":
+            assert challenge == BARE_BEARER, challenge
+        elif bare:
+            assert challenge == (BARE_BEARER if dpop is False else BARE), challenge
         else:
-            assert challenge.startswith('Bearer realm="keyturn"'), challenge
+            (scheme, params), *rest = challenges(challenge)
+            assert (scheme, params["realm"]) == ("Bearer", "keyturn"), challenge
             # RFC 6750: a refused token is error="invalid_token"; the wire code leads the description.
-            assert 'error="invalid_token"' in challenge, challenge
-            assert f'error_description="{code}: ' in challenge, challenge
+            assert params["error"] == "invalid_token", challenge
+            assert params["error_description"].startswith(f"{code}: "), challenge
+            dpop_challenge = ("DPoP", {"realm": "keyturn", "algs": ALGS})
+            allowed = ([], [dpop_challenge]) if dpop is None else ([dpop_challenge] if dpop else [],)
+            assert rest in allowed, challenge
     return body
 
 

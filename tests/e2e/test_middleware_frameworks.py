@@ -12,9 +12,11 @@ One ``keyturn serve`` for the module and one process per app (``tests/e2e/apps``
 
 What the integrations promise about refusals (``docs/resource-servers.md``): every refusal has the body
 ``{"error", "error_description", "retryable"}`` and, on 401, ``WWW-Authenticate: Bearer ...
-error="invalid_token", error_description="<code>: ..."`` (403: ``error="insufficient_scope"``); a missing
-token (no ``Authorization``, or another scheme) is ``token_invalid`` with the bare challenge
-``Bearer realm="keyturn"`` (RFC 6750 section 3.1: no error code for a request without credentials).
+error="invalid_token", error_description="<code>: ...", DPoP realm="keyturn", algs="ES256 EdDSA"``
+(403: ``Bearer ... error="insufficient_scope"``); a missing token (no ``Authorization``, or another
+scheme) is ``token_invalid`` with the bare challenges ``Bearer realm="keyturn", DPoP realm="keyturn",
+algs="ES256 EdDSA"`` (RFC 6750 section 3.1, RFC 9449 section 7.2: no error code for a request without
+credentials).
 Keyturn's own renderers (the ASGI and WSGI middlewares, FastAPI's ``install``, the Django middleware and
 ``token_required``) also send ``Cache-Control: no-store``, as the token service does; what DRF renders is
 held to the guide's promise only.
@@ -43,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from keyturn._sign import with_low_s
 from keyturn.keys import MasterKey
 
+from .._challenges import ALGS, BARE, challenges
 from ._http import ERROR_KEYS, assert_error, b64url_json, bearer, jwt_parts, login, why
 from ._resource import ResourceApp, resource_apps
 from ._server import Cluster, cluster, start_server, stop_server
@@ -199,12 +202,13 @@ def assert_refused(
 ) -> None:
     """``response`` is the refusal the integration promises (the 403 challenge is checked on its own).
 
-    Keyturn's own renderers: everything ``assert_error`` checks. DRF's renderer: the three-key body and, on
-    401, the RFC 6750 challenge with ``invalid_token`` and the wire code, or, ``bare`` (the request had
-    no token), ``Bearer realm="keyturn"`` alone.
+    Keyturn's own renderers: everything ``assert_error`` checks, at a resource that takes DPoP. DRF's
+    renderer: the three-key body and, on 401, the RFC 6750 challenge with ``invalid_token`` and the wire
+    code, or, ``bare`` (the request had no token), ``Bearer realm="keyturn"`` alone; either followed by
+    ``DPoP realm="keyturn", algs="ES256 EdDSA"`` (RFC 9449 section 7.2: every app here takes DPoP).
     """
     if not by_drf:
-        assert_error(response, status, code, bare=bare)
+        assert_error(response, status, code, bare=bare, dpop=True)
         return
     assert response.status_code == status, why(response)
     assert response.headers.get("content-type", "").startswith("application/json"), why(response)
@@ -218,11 +222,12 @@ def assert_refused(
     if status == 401:
         challenge = response.headers.get("www-authenticate", "")
         if bare:
-            assert challenge == 'Bearer realm="keyturn"', challenge
+            assert challenge == BARE, challenge
             return
-        assert challenge.startswith('Bearer realm="keyturn"'), challenge
-        assert 'error="invalid_token"' in challenge, challenge
-        assert f'error_description="{code}: ' in challenge, challenge
+        (scheme, params), *rest = challenges(challenge)
+        assert (scheme, params["realm"], params["error"]) == ("Bearer", "keyturn", "invalid_token"), challenge
+        assert params["error_description"].startswith(f"{code}: "), challenge
+        assert rest == [("DPoP", {"realm": "keyturn", "algs": ALGS})], challenge
 
 
 def assert_token_refused(response: httpx.Response, target: Target, code: str, *, bare: bool = False) -> None:

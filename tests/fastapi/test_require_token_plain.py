@@ -1,22 +1,29 @@
 """``require_token`` without ``install``: FastAPI's own handler answers ``{"detail"}``, which must still
-name the wire code, since a request without a token gets the bare challenge (RFC 6750 section 3.1)."""
+name the wire code, since a request without a token gets the bare challenges (RFC 6750 section 3.1)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import Depends, FastAPI
 
 from keyturn.middleware.fastapi import require_token
 from keyturn.middleware.verifier import AccessTokenVerifier
+from keyturn.testing import make_settings
 from keyturn.tokens import AccessClaims
 
+from .._challenges import ALGS, BARE, BARE_BEARER, challenges
 from .._threaded import serving
 
 
-def test_fastapis_own_handler_names_the_code_in_detail(tmp_path: Path) -> None:
-    verifier = AccessTokenVerifier.for_store(f"sqlite:///{tmp_path / 'k.db'}")
+@pytest.mark.parametrize("dpop", ["optional", "off"])
+def test_fastapis_own_handler_names_the_code_in_detail(tmp_path: Path, dpop: str) -> None:
+    """RFC 9449 section 7.2: while DPoP is on (``KEYTURN_DPOP``), no token and a refused Bearer token are
+    challenged in both schemes, ``DPoP`` with the proof algorithms; off, in ``Bearer`` alone, as before."""
+    settings = make_settings(dpop=dpop)
+    verifier = AccessTokenVerifier.for_store(f"sqlite:///{tmp_path / 'k.db'}", settings=settings)
     app = FastAPI()
     guard = Depends(require_token(verifier))
 
@@ -31,9 +38,12 @@ def test_fastapis_own_handler_names_the_code_in_detail(tmp_path: Path) -> None:
     finally:
         verifier.close()
 
+    on = dpop != "off"
     assert missing.status_code == 401
     assert missing.json() == {"detail": "token_invalid: No access token was given."}
-    assert missing.headers["www-authenticate"] == 'Bearer realm="keyturn"'
+    assert missing.headers["www-authenticate"] == (BARE if on else BARE_BEARER)
     assert broken.status_code == 401
     assert broken.json()["detail"].startswith("token_invalid: ")
-    assert broken.headers["www-authenticate"].startswith('Bearer realm="keyturn", error="invalid_token"')
+    (scheme, params), *rest = challenges(broken.headers["www-authenticate"])
+    assert (scheme, params["realm"], params["error"]) == ("Bearer", "keyturn", "invalid_token")
+    assert rest == ([("DPoP", {"realm": "keyturn", "algs": ALGS})] if on else [])

@@ -22,6 +22,7 @@ from keyturn.server.token_reply import CSRF_HEADER
 from keyturn.testing import fast_hasher, make_settings
 from keyturn.users import LoginAdmission
 
+from .._challenges import challenges
 from .test_front import client, framework_layers, served
 
 pytestmark = pytest.mark.anyio
@@ -126,6 +127,8 @@ async def test_a_refresh_in_cookie_mode_from_a_listed_origin_carries_the_cors_he
     assert refused.status_code == 401
     assert refused.headers["access-control-allow-origin"] == PAGE
     assert "www-authenticate" in refused.headers
+    # Both challenges in that one exposed field (RFC 9449 sections 7.1 and 7.2), so the page reads DPoP's too.
+    assert [scheme for scheme, _ in challenges(refused.headers["www-authenticate"])] == ["Bearer", "DPoP"]
 
 
 @contextmanager

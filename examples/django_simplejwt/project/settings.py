@@ -130,6 +130,7 @@ if TOKENS == "keyturn":
         "GRACE_PERIOD": int(os.environ.get("GRACE_PERIOD", "30")),
         "LEEWAY": int(os.environ.get("LEEWAY", "30")),
         "ISSUER": os.environ.get("ISSUER", "keyturn"),  # the service's public URL, for OAuth clients
+        "DPOP": os.environ.get("DPOP", "optional"),  # off: no session is bound, no DPoP challenge
         "DPOP_NONCES": os.environ.get("DPOP_NONCES", "off") == "on",
         "DPOP_BIND_ACCESS_TOKENS": os.environ.get("DPOP_BIND_ACCESS_TOKENS", "off") == "on",
         "RATE_LIMITS": os.environ.get("RATE_LIMITS", "on") != "off",

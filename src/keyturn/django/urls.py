@@ -17,8 +17,8 @@ app_name = "keyturn"
 urlpatterns = [
     path("login", endpoint(("POST",), views.login_flow, "login"), name="login"),
     path("refresh", endpoint(("POST",), views.refresh_flow, "refresh"), name="refresh"),
-    path("me", endpoint(("GET",), views.me_flow, "me"), name="me"),
-    path("logout", endpoint(("POST",), views.logout_flow, "logout"), name="logout"),
+    path("me", endpoint(("GET",), views.me_flow, "me", resource=True), name="me"),
+    path("logout", endpoint(("POST",), views.logout_flow, "logout", resource=True), name="logout"),
     path("logout-all", endpoint(("POST",), views.logout_all_flow, "logout_all"), name="logout-all"),
     path("sessions", endpoint(("GET",), views.sessions_flow, "sessions"), name="sessions"),
     path(

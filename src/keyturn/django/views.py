@@ -21,6 +21,7 @@ from ..dpop import Proof
 from ..errors import InvalidCredentials, InvalidRequest, KeyturnError, ServerError, StoreUnavailable
 from ..http import KEYTURN_ERRORS, ErrorForm, bearer_token_if_any, one_joined_authorization, revocation_token
 from ..keys import public_jwks
+from ..oauth import dpop_signing_algs
 from ..revocation import FEED_BATCH, MAX_SEQ, feed_body, read_feed
 from ..server.bodies import malformed
 from ..server.presentation import authenticate as authenticate_presented
@@ -42,19 +43,27 @@ FlowMaker = Callable[..., Flow]
 
 
 def endpoint(
-    methods: tuple[str, ...], make: FlowMaker, name: str, *, form: ErrorForm = KEYTURN_ERRORS
+    methods: tuple[str, ...],
+    make: FlowMaker,
+    name: str,
+    *,
+    form: ErrorForm = KEYTURN_ERRORS,
+    resource: bool = False,
 ) -> DualView:
     """A view answering ``methods`` with the flow ``make(request, **kwargs)``, sync or async; its errors in
     ``form`` (``OAUTH_ERRORS``, RFC 6749's, in ``keyturn.django.oauth_urls``). A GET view answers HEAD
-    too (RFC 9110 section 9.1; the server leaves the body out), and a 405 names them all in ``Allow``."""
+    too (RFC 9110 section 9.1; the server leaves the body out), and a 405 names them all in ``Allow``.
+    ``resource``: the view takes an access token as ``Bearer`` or ``DPoP``, and its refusals challenge in
+    both schemes while DPoP is on (``KEYTURN_ERRORS.at_resource``), as ``keyturn serve``'s do."""
     allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
     def flow(request: HttpRequest, **kwargs: Any) -> Flow:
+        answers = form.at_resource(dpop_signing_algs(settings_of())) if resource else form
         if request.method not in allowed:
-            response = _http.error(InvalidRequest("Method Not Allowed"), status=405, form=form)
+            response = _http.error(InvalidRequest("Method Not Allowed"), status=405, form=answers)
             response["Allow"] = ", ".join(allowed)
             return _answer(response)
-        return guarded(make(request, **kwargs), form=form)
+        return guarded(make(request, **kwargs), form=answers)
 
     def handler(request: HttpRequest, **kwargs: Any) -> HttpResponse:
         return run_sync(flow(request, **kwargs), service().call)

@@ -68,6 +68,7 @@ class EmbeddedKeyturn(Keyturn):
             revocation_poll_interval=self.settings.revocation_poll_interval,
             revocation_fail_closed_after=self.settings.revocation_fail_closed_after,
             clock=self._clock,
+            dpop=self.settings.dpop,  # its refusals challenge DPoP too, unless KEYTURN_DPOP=off
         )
         """Verifies the app's access tokens for ``Depends(require_token(auth.verifier, ...))``: offline,
         with the keys and revocations of the app's own store (polled every ``REVOCATION_POLL_INTERVAL``)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import AuthorizationRepeated, TokenInvalid, TokenMissing
-from ..http import REALM, bearer_token, bearer_token_if_any
+from ..http import KEYTURN_ERRORS, REALM, bearer_token, bearer_token_if_any
 from ..tokens import AccessClaims
 from ._dpop import BEARER, Presented
 from ._paths import Exempt
@@ -117,7 +117,8 @@ App = TypeVar("App")
 
 class BearerGuard(Generic[App]):
     """What the ASGI and WSGI middleware hold: the wrapped app, its verifier, how to read bearer tokens (see
-    :class:`BearerCheck` for ``required`` and ``exempt``) and the realm of their refusals."""
+    :class:`BearerCheck` for ``required`` and ``exempt``), the realm of their refusals and the form of
+    their answers (``errors``: challenging ``DPoP`` too while the verifier takes it)."""
 
     def __init__(
         self,
@@ -132,3 +133,4 @@ class BearerGuard(Generic[App]):
         self.verifier = verifier
         self.check = BearerCheck(verifier, required=required, exempt=exempt)
         self.realm = realm
+        self.errors = KEYTURN_ERRORS.at_resource(verifier.dpop_algs)

@@ -55,7 +55,7 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": error.code})
             return
-        status, headers, body = error_response(error, self.realm)
+        status, headers, body = error_response(error, self.realm, self.errors)
         raw = [(k.lower().encode(), v.encode()) for k, v in headers]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})

@@ -30,7 +30,7 @@ from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import REALM, error_response, joined_authorizations
+from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_response, joined_authorizations
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
@@ -41,6 +41,7 @@ __all__ = [
     "bearer_check",
     "django_response",
     "get_verifier",
+    "resource_errors",
     "token_required",
 ]
 
@@ -73,8 +74,14 @@ def bearer_check(
     return BearerCheck(verifier, required=False, other_schemes_pass=True)
 
 
-def django_response(error: KeyturnError) -> HttpResponse:
-    status, headers, body = error_response(error, REALM)
+def resource_errors() -> ErrorForm:
+    """How this process's resources answer refusals: challenging ``DPoP`` too, with the algorithms the
+    verifier names (none while ``DPOP`` is off, ``settings.KEYTURN``)."""
+    return KEYTURN_ERRORS.at_resource(get_verifier().dpop_algs)
+
+
+def django_response(error: KeyturnError, form: ErrorForm = KEYTURN_ERRORS) -> HttpResponse:
+    status, headers, body = error_response(error, REALM, form)
     response = HttpResponse(body, status=status)
     for name, value in headers:
         response[name] = value
@@ -89,6 +96,7 @@ class KeyturnMiddleware:
         self.get_response = get_response
         self.verifier = get_verifier()
         self.check = bearer_check(self.verifier)
+        self.errors = KEYTURN_ERRORS.at_resource(self.verifier.dpop_algs)
         # Django gives an async get_response under ASGI (when the rest of the chain allows it).
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
@@ -101,7 +109,7 @@ class KeyturnMiddleware:
             claims = self.check.verify(bearer_request(request))
             request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
-            return django_response(error)
+            return django_response(error, self.errors)
         response: HttpResponse = self.get_response(request)
         return response
 
@@ -110,7 +118,7 @@ class KeyturnMiddleware:
             claims = await self.check.averify(bearer_request(request))
             request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
-            return django_response(error)
+            return django_response(error, self.errors)
         response: HttpResponse = await self.get_response(request)
         return response
 
@@ -127,7 +135,7 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
                 raise TokenMissing()
             require_grants(claims, wanted)
         except KeyturnError as error:
-            return django_response(error)
+            return django_response(error, resource_errors())
         return None
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,10 +29,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import REALM, error_body, error_headers
+from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body, error_headers
 from ..tokens import AccessClaims
 from ._grants import require_grants
-from .django import bearer_check, bearer_request
+from .django import bearer_check, bearer_request, resource_errors
 
 __all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser", "exception_handler"]
 
@@ -78,7 +78,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = _Refused(TokenMissing())
     response = views.exception_handler(exc, context)
     if response is not None and isinstance(exc, _Refused | _Forbidden):
-        for name, value in error_headers(exc.error, REALM).items():
+        for name, value in _errors().headers(exc.error, REALM).items():
             response[name] = value
     return response
 
@@ -89,6 +89,13 @@ _PROJECT = "keyturn.django.authentication"
 def _in_project() -> bool:
     """Whether ``keyturn.django`` (the token service as a Django app) is installed in this project."""
     return apps.is_installed("keyturn.django")
+
+
+def _errors() -> ErrorForm:
+    """How refusals are answered: challenging ``DPoP`` too where the verifier takes it
+    (``keyturn.middleware.django.resource_errors``); in a project running the token service, the
+    ``Authorization: Bearer`` token alone is read (:func:`_project_user`), so ``Bearer`` alone."""
+    return KEYTURN_ERRORS if _in_project() else resource_errors()
 
 
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
@@ -121,9 +128,8 @@ class KeyturnAuthentication(BaseAuthentication):
         return KeyturnUser(claims), claims
 
     def authenticate_header(self, request: Request) -> str:
-        error: KeyturnError | None = getattr(request._request, "keyturn_error", None)
-        challenge = None if error is None else error_headers(error, REALM).get("WWW-Authenticate")
-        return challenge or f'Bearer realm="{REALM}"'
+        error: KeyturnError = getattr(request._request, "keyturn_error", None) or TokenMissing()
+        return _errors().headers(error, REALM).get("WWW-Authenticate") or f'Bearer realm="{REALM}"'
 
 
 class HasScopes(BasePermission):

@@ -27,7 +27,7 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 
 from ..errors import KeyturnError
-from ..http import REALM, error_body, error_headers
+from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
@@ -39,10 +39,10 @@ __all__ = ["TokenRefused", "install", "require_token"]
 class TokenRefused(HTTPException):
     """A refusal, as FastAPI's ``HTTPException`` so that it answers sensibly even without :func:`install`."""
 
-    def __init__(self, error: KeyturnError, realm: str = REALM) -> None:
+    def __init__(self, error: KeyturnError, realm: str = REALM, form: ErrorForm = KEYTURN_ERRORS) -> None:
         # "<code>: <description>": FastAPI's own handler answers {"detail"} alone, and the challenge of a
         # request without a token carries no code (RFC 6750 section 3.1).
-        super().__init__(error.status, f"{error.code}: {error.detail}", error_headers(error, realm))
+        super().__init__(error.status, f"{error.code}: {error.detail}", form.headers(error, realm))
         self.error = error
 
 
@@ -56,6 +56,9 @@ def require_token(
     """A dependency giving the request's verified access token, which must carry ``scopes`` and ``claims``."""
     wanted = tuple(scopes)
     check = BearerCheck(verifier)
+    errors = KEYTURN_ERRORS.at_resource(
+        verifier.dpop_algs
+    )  # DPoP challenged too, while the verifier takes it
 
     async def dependency(request: Request) -> AccessClaims:
         try:
@@ -67,7 +70,7 @@ def require_token(
                 assert verified is not None  # a token is required and no path is exempt
             return require_grants(verified, wanted, claims)
         except KeyturnError as error:
-            raise TokenRefused(error, realm) from error
+            raise TokenRefused(error, realm, errors) from error
 
     return dependency
 

@@ -32,10 +32,11 @@ from typing import Any, Self, TypeVar
 
 from ..clock import MonotonicClock, SystemClock
 from ..config import Settings
+from ..dpop import ALGORITHMS as DPOP_ALGORITHMS
 from ..errors import TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
 from ..revocation import FeedFollower, RevocationSource
 from ..tokens import AccessClaims, UnknownKey, read_access
-from ..typing import Clock, JSONValue, Store
+from ..typing import Clock, DpopMode, JSONValue, Store
 from ._dpop import BEARER, Presented, ResourceProofs
 from ._held_keys import HeldKeys
 from ._io_thread import IOThread, forget_in_forked_children
@@ -75,9 +76,12 @@ class AccessTokenVerifier:
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_close: Callable[[], Awaitable[None]] | None = None,
         dpop_proof_max_age: float = 60.0,
+        dpop: bool | DpopMode = True,
     ) -> None:
         if revocation_poll_interval <= 0 or key_refetch_interval <= 0 or timeout <= 0 or cache_size < 0:
             raise ValueError("intervals and the timeout must be positive, the cache size not negative")
+        if dpop not in (True, False, "optional", "required", "off"):
+            raise ValueError(f"dpop must be True, False, optional, required or off, not {dpop!r}")
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
@@ -109,6 +113,10 @@ class AccessTokenVerifier:
         self._lock = threading.Lock()
         self.proofs = ResourceProofs(self.clock, max_age=dpop_proof_max_age, leeway=leeway)
         """DPoP proofs of bound tokens, with this process's replay cache."""
+        self.dpop_algs: tuple[str, ...] = () if dpop in (False, "off") else DPOP_ALGORITHMS
+        """The proof algorithms a refusal's ``DPoP`` challenge names (RFC 9449 section 7.1), the metadata's
+        ``dpop_signing_alg_values_supported``; none with ``dpop`` False or ``off`` (``KEYTURN_DPOP=off``),
+        when only ``Bearer`` is challenged. Bound tokens are checked with their proofs either way."""
         forget_in_forked_children(self)
 
     # -- construction ---------------------------------------------------------------------------
@@ -124,9 +132,9 @@ class AccessTokenVerifier:
     ) -> Self:
         """Keys and revocations from a token service at ``url`` (e.g. ``http://127.0.0.1:8000``).
 
-        ``ISSUER``, ``AUDIENCE``, ``LEEWAY``, ``ROUTE_PREFIX``, ``REVOCATION_POLL_INTERVAL`` and
-        ``REVOCATION_FAIL_CLOSED_AFTER`` come from ``settings`` (default: the ``KEYTURN_*``
-        environment); keyword arguments win.
+        ``ISSUER``, ``AUDIENCE``, ``LEEWAY``, ``ROUTE_PREFIX``, ``REVOCATION_POLL_INTERVAL``,
+        ``REVOCATION_FAIL_CLOSED_AFTER``, ``DPOP_PROOF_MAX_AGE`` and ``DPOP`` (``off``: no DPoP challenge)
+        come from ``settings`` (default: the ``KEYTURN_*`` environment); keyword arguments win.
         """
         settings = settings or Settings()
         base = url.rstrip("/")
@@ -400,5 +408,6 @@ def _merge(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
         "revocation_poll_interval": settings.revocation_poll_interval,
         "revocation_fail_closed_after": settings.revocation_fail_closed_after,
         "dpop_proof_max_age": settings.dpop_proof_max_age,
+        "dpop": settings.dpop,
     }
     return from_settings | options

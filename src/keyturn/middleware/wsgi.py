@@ -29,7 +29,7 @@ class KeyturnWSGIMiddleware(BearerGuard[WSGIApp]):
         try:
             environ["keyturn.token"] = self.check.verify(_request(environ))
         except KeyturnError as error:
-            status, headers, body = error_response(error, self.realm)
+            status, headers, body = error_response(error, self.realm, self.errors)
             start_response(f"{status} {HTTPStatus(status).phrase}", headers)
             return [body]
         return self.app(environ, start_response)

@@ -31,12 +31,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .._reload import FreshReads
 from ..config import Settings, load_settings
 from ..events import subscribe
-from ..oauth import METADATA_PATH, OAUTH_PREFIX
+from ..http import KEYTURN_ERRORS
+from ..oauth import METADATA_PATH, OAUTH_PREFIX, dpop_signing_algs
 from ..sessions import TokenPair
 from ..typing import Clock, JSONValue
 from .background import chores
 from .body_limit import BodySizeLimit
-from .errors import not_found, oauth_not_found
+from .errors import KeyturnRoute, not_found, oauth_not_found
 from .hooks import (
     AppLogin,
     AuthenticateHook,
@@ -112,8 +113,10 @@ class Keyturn:
         self.router = APIRouter()
         """The session routes under the prefix, and the JWKS."""
         prefix = settings.route_prefix
+        # The routes that take an access token challenge DPoP too while it is on (RFC 9449 section 7.2).
+        resource = KeyturnRoute.answering(KEYTURN_ERRORS.at_resource(dpop_signing_algs(settings)))
         self.router.include_router(
-            auth.build_router(self.login.schema if self.login else None), prefix=prefix
+            auth.build_router(self.login.schema if self.login else None, resource), prefix=prefix
         )
         self.router.include_router(revocations.router, prefix=prefix)
         self.router.include_router(meta.jwks_router)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -121,6 +121,12 @@ class KeyturnRoute(APIRoute):
 
     renderer: ClassVar[Renderer] = KEYTURN
     """The form its errors take (:class:`OAuthRoute`: RFC 6749's)."""
+
+    @classmethod
+    def answering(cls, form: ErrorForm) -> type[KeyturnRoute]:
+        """This route class with its errors in ``form``: a route that takes an access token, ``Bearer`` or
+        ``DPoP``, answers in ``KEYTURN_ERRORS.at_resource(algs)`` (``keyturn.http.ErrorForm``)."""
+        return cast("type[KeyturnRoute]", type(cls.__name__, (cls,), {"renderer": Renderer(form)}))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

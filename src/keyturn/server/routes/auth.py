@@ -161,8 +161,12 @@ def _ended(request: Request, sids: list[str]) -> JSONResponse:
     return response
 
 
-def build_router(login_schema: dict[str, Any] | None) -> APIRouter:
-    """The session routes; ``POST /login`` only with a login (``login_schema``: its body's JSON schema)."""
+def build_router(
+    login_schema: dict[str, Any] | None, resource: type[KeyturnRoute] = KeyturnRoute
+) -> APIRouter:
+    """The session routes; ``POST /login`` only with a login (``login_schema``: its body's JSON schema).
+    ``resource``: the route class of those that take an access token as ``Bearer`` or ``DPoP`` (``/me``,
+    ``/logout``), whose refusals challenge in both schemes while DPoP is on (``KeyturnRoute.answering``)."""
     router = APIRouter(tags=["sessions"], responses=ERRORS, route_class=KeyturnRoute)
     if login_schema is not None:
         router.post(
@@ -182,18 +186,24 @@ def build_router(login_schema: dict[str, Any] | None) -> APIRouter:
         summary="Rotate a refresh token",
         openapi_extra=REFRESH_BODY,  # the endpoint parses its body itself (refresh_request)
     )(refresh)
-    router.get(
+    router.add_api_route(
         "/me",
+        me,
+        methods=["GET"],
         response_model=MeResponse,
         summary="The caller's subject, claims and session",
         openapi_extra=BEARER,
-    )(me)
-    router.post(
+        route_class_override=resource,
+    )
+    router.add_api_route(
         "/logout",
+        logout,
+        methods=["POST"],
         response_model=LogoutResponse,
         summary="End the caller's session",
         openapi_extra=NAMED_BY_EITHER,
-    )(logout)
+        route_class_override=resource,
+    )
     router.post(
         "/logout-all",
         response_model=LogoutResponse,
