@@ -10,7 +10,7 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -99,16 +99,17 @@ def _configuration(tmp: Path, keyturn_port: int, listen_port: int, log: Path) ->
 
 
 def _start_nginx(
-    tmp: Path, keyturn: Server, ports: Iterator[int] | None = None
+    tmp: Path, keyturn: Server, ports: Iterable[int] = ()
 ) -> tuple[subprocess.Popen[bytes], Path, int]:
     """nginx with the example in front of ``keyturn``, once its own log says it holds its port and Keyturn's
-    ``/readyz`` answers through it; on another port (of ``ports``, else a free one) if its first was taken.
+    ``/readyz`` answers through it; on another port if its first was taken (``ports`` first, then free ones).
     The process, its log and its port."""
     assert NGINX is not None
     _certificate(tmp)
     trust = ssl.create_default_context(cafile=str(tmp / "cert.pem"))  # the throwaway certificate
+    given = iter(ports)
     for attempt in range(1, PORT_ATTEMPTS + 1):
-        port = next(ports) if ports is not None else free_port()
+        port = next(given, None) or free_port()
         log = tmp / f"nginx-{port}.log"
         conf = _configuration(tmp, int(keyturn.url.rsplit(":", 1)[1]), port, log)
         checked = subprocess.run([NGINX, "-t", "-c", str(conf)], capture_output=True, text=True, check=False)
@@ -166,7 +167,7 @@ def test_nginx_whose_port_was_taken_starts_on_another(tmp_path: Path, keyturn: t
         held.bind(("127.0.0.1", 0))
         held.listen()
         taken = held.getsockname()[1]
-        nginx, log, port = _start_nginx(tmp_path, keyturn[0], iter([taken, free_port()]))
+        nginx, log, port = _start_nginx(tmp_path, keyturn[0], [taken])
         try:
             assert port != taken
             assert "(98: Address already in use)" in (tmp_path / f"nginx-{taken}.log").read_text()
