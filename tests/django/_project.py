@@ -26,8 +26,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import keyturn
-
 from .. import _logsweep
 from .._secrets import new_password
 from ..e2e._resource import ResourceApp, resource_env, stop_app, wait_app_ready
@@ -35,8 +33,15 @@ from ..e2e._server import bound_line, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "django_simplejwt"
-KEYTURN_SRC = Path(keyturn.__file__).resolve().parents[1]
-"""Where this process imports keyturn from (a worktree's src/ under PYTHONPATH=src): the project's too."""
+KEYTURN_SRC = ROOT / "src"
+"""This checkout's src, found from this file: every process a test starts imports keyturn from here, never
+from another checkout (the one an editable install points at, say)."""
+
+
+def python_path(*dirs: str | Path) -> str:
+    """A ``PYTHONPATH`` of ``dirs``, then this checkout's src (once, last)."""
+    entries = [str(d) for d in dirs if str(d) and Path(d).resolve() != KEYTURN_SRC]
+    return os.pathsep.join(dict.fromkeys([*entries, str(KEYTURN_SRC)]))
 
 
 @dataclass
@@ -59,18 +64,20 @@ class ExampleProject:
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
 
     def environment(self, tokens: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = resource_env(
+        """A project process's environment. A ``PYTHONPATH`` in ``env`` or ``extra`` (the directory of a
+        settings module, say) comes first; the example project and this checkout's src always follow."""
+        given = {**self.env, **(extra or {})}
+        added = given.pop("PYTHONPATH", "").split(os.pathsep)
+        return resource_env(
             {
                 "TOKENS": tokens,
                 "DATABASE": self.database,
                 "DJANGO_SECRET_KEY": self.secret_key,
                 "FAST_PASSWORD_HASHER": "1",
-                "PYTHONPATH": os.pathsep.join((str(EXAMPLE), str(KEYTURN_SRC))),
-                **self.env,
-                **(extra or {}),
+                **given,
+                "PYTHONPATH": python_path(*added, EXAMPLE),
             }
         )
-        return env
 
     def manage(self, *args: str, tokens: str = "keyturn", stdin: str | None = None) -> str:
         """``python manage.py ARGS``; its output, or an assertion error with its log."""

@@ -13,6 +13,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 from keyturn.django.conf import store_url_for
 
+from ._project import python_path
+
 
 def test_a_sqlite_database_is_its_file() -> None:
     """The store opens the project's own SQLite file."""
@@ -94,7 +96,7 @@ def test_django_refuses_to_start_on_an_unsupported_database(tmp_path: Path) -> N
     engine.mkdir()
     (engine / "__init__.py").write_text("")
     (engine / "base.py").write_text("from django.db.backends.sqlite3.base import *  # noqa: F403\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env = {**os.environ, "PYTHONPATH": python_path(tmp_path)}
 
     done = subprocess.run(
         [sys.executable, "-c", SETUP], capture_output=True, text=True, timeout=60, check=False, env=env

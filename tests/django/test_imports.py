@@ -17,7 +17,7 @@ import pytest
 from keyturn import django as keyturn_django
 
 from ..e2e._resource import resource_env
-from ._project import EXAMPLE
+from ._project import EXAMPLE, python_path
 
 PACKAGE = Path(keyturn_django.__file__).parent
 MODULES = sorted(
@@ -42,7 +42,11 @@ def test_every_module_of_the_package_is_probed() -> None:
 @pytest.mark.parametrize("module", MODULES)
 def test_importing_a_keyturn_django_module_loads_no_fastapi_or_starlette(module: str) -> None:
     env = resource_env(
-        {"DJANGO_SETTINGS_MODULE": "project.settings", "TOKENS": "keyturn", "PYTHONPATH": str(EXAMPLE)}
+        {
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "TOKENS": "keyturn",
+            "PYTHONPATH": python_path(EXAMPLE),
+        }
     )
     done = subprocess.run(
         [sys.executable, "-c", PROBE, module],

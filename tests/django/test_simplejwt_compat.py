@@ -7,7 +7,6 @@ The same requests go to the example project on SimpleJWT's own views (``TOKENS=s
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +15,13 @@ import httpx
 import jwt
 import pytest
 
-from ._project import EXAMPLE, KEYTURN_SRC, ExampleProject
+from ._project import ExampleProject
 from .conftest import database_url
 
 KEYTURN_KEYS = ("error", "error_description", "retryable")
 HEADER_TYPES = {
     "DJANGO_SETTINGS_MODULE": "_header_types_settings",
-    "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(Path(__file__).resolve().parent), str(KEYTURN_SRC)]),
+    "PYTHONPATH": str(Path(__file__).resolve().parent),  # the settings module; the harness adds src
 }
 
 
@@ -205,3 +204,35 @@ def test_an_expired_access_token_is_refused_with_simplejwts_expiry_message(
     expired = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
     assert seen["keyturn"] == seen["simplejwt"] == [(401, {**expired, "messages": [message]})]
     assert expired_codes == [None, "token_expired"]
+
+
+def test_an_access_token_where_a_refresh_token_is_wanted_has_the_wrong_type(
+    sqlite_project: ExampleProject,
+) -> None:
+    """An access token sent to ``token/refresh/`` or ``token/blacklist/`` is 401 ``token_not_valid`` with
+    SimpleJWT's "Token has wrong type" (Keyturn's ``token_invalid`` beside it), for Keyturn's access tokens
+    and, while the migration lasts, SimpleJWT's own from before the switch; a token that is none at all
+    stays "Token is invalid". Before: "Token is invalid" for all."""
+    (user,) = sqlite_project.add_users(1)
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        return [
+            c.post("/api/token/refresh/", json={"refresh": access}),
+            c.post("/api/token/blacklist/", json={"refresh": access}),
+            c.post("/api/token/refresh/", json={"refresh": access + "x"}),
+        ]
+
+    seen = side_by_side(sqlite_project, probe)
+    wrong_type = (401, {"detail": "Token has wrong type", "code": "token_not_valid"})
+    invalid = (401, {"detail": "Token is invalid", "code": "token_not_valid"})
+    assert seen["keyturn"] == seen["simplejwt"] == [wrong_type, wrong_type, invalid]
+
+    with sqlite_project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        old_access = c.post("/api/token/", json=user.credentials()).json()["access"]
+    with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        for route in ("/api/token/refresh/", "/api/token/blacklist/"):
+            refused = c.post(route, json={"refresh": old_access})
+            assert simplejwts_part(refused) == wrong_type, refused.text
+            assert refused.json()["error"] == "token_invalid"
+            assert refused.headers["www-authenticate"] == 'Bearer realm="api"'

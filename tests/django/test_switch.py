@@ -10,15 +10,18 @@ blacklisted in its own table.
 
 from __future__ import annotations
 
-import os
+import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import jwt
+import pytest
 
-from ._project import EXAMPLE, ExampleProject
+from ._project import EXAMPLE, ROOT, ExampleProject
 
 USERS = 20
 GRACE = 8
@@ -29,6 +32,17 @@ worker (load 9) that also stalls a second or two could carry a copy past 3 s and
 # machine; one more user's token is issued with SHORT_ACCESS_LIFETIME to show expiry is still enforced.
 OLD_ACCESS_LIFETIME = 300
 SHORT_ACCESS_LIFETIME = 2
+LIMITED = {
+    "DJANGO_SETTINGS_MODULE": "_limited_settings",
+    "PYTHONPATH": str(Path(__file__).resolve().parent),  # where the settings module is; the harness adds src
+}
+"""The example project with a low per-address refresh limit (``_limited_settings``)."""
+WHERE_FROM = """
+import importlib.util, json, os, keyturn
+found = importlib.util.find_spec(os.environ["DJANGO_SETTINGS_MODULE"]) is not None
+print(json.dumps([keyturn.__file__, found]))
+"""
+"""Where a process of the project imports keyturn from, and whether it finds its settings module."""
 
 
 def test_the_switch_logs_no_one_out(project: ExampleProject) -> None:
@@ -147,14 +161,28 @@ def test_a_simplejwt_token_counts_once_against_the_addresss_refresh_limit(projec
     with project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
         old = c.post("/api/token/", json=user.credentials()).json()
     project.manage("migrate")
-    limited = {
-        "DJANGO_SETTINGS_MODULE": "_limited_settings",
-        "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(Path(__file__).resolve().parent)]),
-    }
-    with project.serve("keyturn", extra=limited) as url, httpx.Client(base_url=url, timeout=30) as c:
+    with project.serve("keyturn", extra=LIMITED) as url, httpx.Client(base_url=url, timeout=30) as c:
         exchanged = c.post("/api/token/refresh/", json={"refresh": old["refresh"]})
         assert exchanged.status_code == 200, exchanged.text
         again = c.post("/api/token/refresh/", json={"refresh": exchanged.json()["refresh"]})
         assert again.status_code == 200, again.text
         third = c.post("/api/token/refresh/", json={"refresh": again.json()["refresh"]})
         assert (third.status_code, third.json()["error"]) == (429, "rate_limited")
+
+
+@pytest.mark.parametrize("extra", [None, LIMITED], ids=["default", "limited"])
+def test_the_projects_processes_run_this_checkouts_keyturn(
+    tmp_path: Path, extra: dict[str, str] | None
+) -> None:
+    """Every process of the example project imports keyturn from the src of the checkout these tests are
+    in, and finds its settings module, whatever ``PYTHONPATH`` a test adds: run from a git worktree, the
+    rate-limit test's server loaded /work/main/src (the editable install's) instead, testing other code."""
+    env = ExampleProject(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}").environment("keyturn", extra)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    done = subprocess.run(
+        [sys.executable, "-c", WHERE_FROM], cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    imported, settings_found = json.loads(done.stdout)
+    assert Path(imported).resolve() == ROOT / "src" / "keyturn" / "__init__.py"
+    assert settings_found

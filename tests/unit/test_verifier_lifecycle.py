@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from keyturn.errors import TokenRevoked
+from keyturn.middleware import AccessTokenVerifier
 from keyturn.testing import TestService
 
 from ._verifier import eventually, flaky_verifier, verifier_on, verifier_threads
@@ -61,3 +62,11 @@ async def test_a_closed_verifier_starts_again_when_used_and_closes_again(ts: Tes
         verifier.verify(pair.access_token)
     verifier.close()
     assert verifier_threads() == before
+
+
+async def test_a_store_backed_verifier_takes_route_prefix_and_ignores_it(ts: TestService) -> None:
+    """``route_prefix`` says where a service's feed is; settings shared with a service-backed verifier
+    (Django's ``KEYTURN``) build a store-backed one too, instead of a ``TypeError``."""
+    pair = await ts.service.start("alice")
+    with AccessTokenVerifier.for_store(ts.store, clock=ts.clock, route_prefix="/api/auth") as verifier:
+        assert verifier.verify(pair.access_token).sid == pair.session_id

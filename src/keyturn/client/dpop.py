@@ -25,18 +25,29 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 __all__ = ["DpopKey", "Prover"]
 
 _ECDSA = ec.ECDSA(hashes.SHA256())
+_ACCEPTED = "a P-256 (secp256r1) EC private key: the client signs its proofs ES256"
+"""What a DPoP key must be. (The service also takes EdDSA proofs, but this client does not make them.)"""
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _kind(key: object) -> str:
+    """What a private key is, for an error: ``a secp384r1 EC key``, ``a key of type RSAPrivateKey``."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return f"a {key.curve.name} EC key"
+    return f"a key of type {type(key).__name__}"
+
+
 class DpopKey:
     """A P-256 private key and its public JWK; never leaves this process but as signatures."""
 
     def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
-        if not isinstance(private_key.curve, ec.SECP256R1):
-            raise ValueError("a DPoP key is a P-256 key")
+        if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
+            private_key.curve, ec.SECP256R1
+        ):
+            raise ValueError(f"{_kind(private_key)} cannot be a DPoP key; a DPoP key must be {_ACCEPTED}")
         self._key = private_key
         numbers = private_key.public_key().public_numbers()
         self.public_jwk: dict[str, str] = {
@@ -60,7 +71,9 @@ class DpopKey:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> DpopKey:
-        """The key in ``path`` (a PEM file), made there (0600) if there is none."""
+        """The key in ``path`` (a PEM file), made there (0600) if there is none; ``ValueError`` naming the
+        file if it holds a key of another kind (a P-384 or Ed25519 key, say), whose proofs no service would
+        take: refused here, at load, not at the first call."""
         file = Path(path).expanduser()
         try:
             found = serialization.load_pem_private_key(file.read_bytes(), password=None)
@@ -68,8 +81,8 @@ class DpopKey:
             key = cls.generate()
             key._save(file)
             return key
-        if not isinstance(found, ec.EllipticCurvePrivateKey):
-            raise ValueError(f"{file} does not hold a P-256 key")
+        if not isinstance(found, ec.EllipticCurvePrivateKey) or not isinstance(found.curve, ec.SECP256R1):
+            raise ValueError(f"{file} holds {_kind(found)}; a DPoP key must be {_ACCEPTED}")
         return cls(found)
 
     def _save(self, file: Path) -> None:

@@ -59,6 +59,16 @@ DETAIL = {
     "token_revoked": "Token is blacklisted",
 }
 """SimpleJWT's ``detail`` for each of Keyturn's token codes (``Token is invalid`` otherwise)."""
+WRONG_TYPE = "Token has wrong type"
+"""SimpleJWT's ``detail`` for a valid token of the other type (an access token where a refresh token is
+wanted): its ``Token.verify_token_type``."""
+
+
+class WrongTokenType(TokenInvalid):
+    """A live access token sent where a refresh token is wanted: ``token_invalid`` on the wire, as any
+    token that is no refresh token, but SimpleJWT's ``detail`` is "Token has wrong type"."""
+
+    description = "The token is an access token; this route takes a refresh token."
 
 
 class _Answer(Exception):
@@ -80,7 +90,8 @@ def refusal(exc: KeyturnError) -> HttpResponse:
     if isinstance(exc, InvalidCredentials):
         body: dict[str, object] = {"detail": NO_ACCOUNT}
     elif isinstance(exc, TokenError | SessionError):
-        body = {"detail": DETAIL.get(exc.code, "Token is invalid"), "code": "token_not_valid"}
+        detail = WRONG_TYPE if isinstance(exc, WrongTokenType) else DETAIL.get(exc.code, "Token is invalid")
+        body = {"detail": detail, "code": "token_not_valid"}
     else:
         body = {"detail": exc.detail, "code": exc.code}
     if exc.status == 401:
@@ -214,8 +225,36 @@ def refresh_flow(request: HttpRequest) -> Flow:
     try:
         pair = yield from refreshed(request, token)
     except TokenInvalid as refused:  # perhaps a SimpleJWT token from before the switch
-        pair = yield from legacy.exchange(request, token, refused)
+        try:
+            pair = yield from legacy.exchange(request, token, refused)
+        except TokenInvalid as neither:
+            yield from _refuse_an_access_token(token)
+            raise neither from None
     return _json(_pair_body(pair, refresh_first=False))
+
+
+async def _is_access_token(rt: Runtime, token: str) -> bool:
+    """Whether ``token`` is a live access token of this service (signature, issuer, audience, times)."""
+    try:
+        rt.sessions.codec.decode_access(token, rt.sessions.clock.now())
+    except KeyturnError:
+        return False
+    return True
+
+
+def _refuse_an_access_token(token: str) -> Generator[Step, Any, None]:
+    """:class:`WrongTokenType` for a refused refresh token that is a live access token, Keyturn's or,
+    while the migration lasts, SimpleJWT's: SimpleJWT checks a token's type once it has verified it."""
+    if (yield Core(lambda rt: _is_access_token(rt, token))):
+        raise WrongTokenType()
+    until = service().config.migration_until
+    if until is None:
+        return
+    try:
+        yield Orm(lambda: legacy.verify_access(token, until))
+    except KeyturnError:
+        return
+    raise WrongTokenType()
 
 
 async def _check_token(rt: Runtime, token: str) -> None:
@@ -266,7 +305,11 @@ def blacklist_flow(request: HttpRequest) -> Flow:
     try:
         yield Core(lambda rt: rt.sessions.logout(refresh_token=token))
     except TokenInvalid as refused:
-        found = yield from legacy.read(token, refused)
+        try:
+            found = yield from legacy.read(token, refused)
+        except TokenInvalid as neither:
+            yield from _refuse_an_access_token(token)
+            raise neither from None
         yield Core(lambda rt: rt.sessions.revoke(legacy.legacy_sid(found.jti), "logout"))
         yield Orm(lambda: legacy.blacklist(found))
     return _json({})

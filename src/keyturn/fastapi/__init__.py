@@ -26,14 +26,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from ..config import Settings
-from ..errors import ClientError, KeyturnError, VerifierUnavailable
-from ..http import error_body, error_headers
+from ..errors import VerifierUnavailable
 from ..middleware._sources import Keys, StoreKeys, StoreRevocations
-from ..middleware.fastapi import TokenRefused, require_token
+from ..middleware.fastapi import TokenRefused, _add_error_handlers, require_token
 from ..middleware.verifier import AccessTokenVerifier
 from ..revocation import FeedPage
 from ..server.embed import Keyturn
@@ -161,20 +158,8 @@ def install(
         login_schema=login_schema,
     )
     keyturn.install(app)
-    app.add_exception_handler(TokenRefused, _refused)  # require_token's refusals: the one error body
-    # What Keyturn's calls raise in the app's own routes (auth.start_session refusing a subject or a DPoP
-    # proof, the store out of reach): the wire code, as Keyturn's own routes answer it, never a 500.
-    app.add_exception_handler(KeyturnError, _keyturn_error)
+    # require_token's refusals, and what Keyturn's calls raise in the app's own routes (auth.start_session
+    # refusing a subject or a DPoP proof, the store out of reach): the wire code, as Keyturn's own routes
+    # answer it, never a 500; the same handlers as the resource servers' install.
+    _add_error_handlers(app)
     return keyturn
-
-
-async def _refused(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, TokenRefused)
-    return JSONResponse(error_body(exc.error), status_code=exc.status_code, headers=exc.headers)
-
-
-async def _keyturn_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, KeyturnError)
-    if isinstance(exc, ClientError):
-        raise exc  # the Python client's own errors have no wire code: the app's bug, its 500
-    return JSONResponse(error_body(exc), status_code=exc.status, headers=error_headers(exc))

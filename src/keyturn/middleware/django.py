@@ -7,6 +7,7 @@ Settings (``settings.KEYTURN``)::
         # "STORE_URL": "postgresql://...",        # both from the store the token service uses
         "ISSUER": "keyturn", "AUDIENCE": "keyturn-api",   # and any other AccessTokenVerifier option,
         "REVOCATION_POLL_INTERVAL": 1.0,                  # in capitals
+        "ROUTE_PREFIX": "/auth",  # where the feed is; ignored with STORE_URL (a store has no routes)
     }
 
 - ``keyturn.middleware.django.KeyturnMiddleware`` (in ``MIDDLEWARE``) checks the bearer token of every

@@ -11,9 +11,10 @@
 
 ``install`` makes refusals answer with Keyturn's error body (docs/contract.md) (without it FastAPI's own
 handler answers ``{"detail": "<code>: <description>"}``, with the same status and ``WWW-Authenticate``:
-the code is in the body, as a request without a token gets the bare challenge) and closes the verifier
-when the app shuts down. Behind :class:`~keyturn.middleware.asgi.KeyturnMiddleware` the
-dependency reuses the token the middleware verified.
+the code is in the body, as a request without a token gets the bare challenge), answers a ``KeyturnError``
+raised in the app's own routes (``VerifierUnavailable`` from a direct ``verifier.verify``, say) with its
+status, body and headers instead of a 500, and closes the verifier when the app shuts down. Behind
+:class:`~keyturn.middleware.asgi.KeyturnMiddleware` the dependency reuses the token the middleware verified.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
+from starlette.applications import Starlette
 
-from ..errors import KeyturnError
+from ..errors import ClientError, KeyturnError
 from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
@@ -92,9 +94,26 @@ async def _refused(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.error), status_code=exc.status_code, headers=exc.headers)
 
 
-def install(app: FastAPI, verifier: AccessTokenVerifier | None = None) -> None:
-    """Render refusals with Keyturn's error body; close ``verifier`` when ``app`` shuts down."""
+def _add_error_handlers(app: Starlette, form: ErrorForm = KEYTURN_ERRORS) -> None:
+    """Answer ``require_token``'s refusals, and any ``KeyturnError`` an app's own route raises, with
+    Keyturn's error body, status and headers in ``form``, never a 500. The Python client's
+    ``ClientError`` (no wire code: the app's own bug) is left a plain error. Shared by this module's
+    :func:`install` and ``keyturn.fastapi.install``."""
+
+    async def keyturn_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, KeyturnError)
+        if isinstance(exc, ClientError):
+            raise exc
+        return JSONResponse(form.body(exc), status_code=form.status(exc), headers=form.headers(exc))
+
     app.add_exception_handler(TokenRefused, _refused)
+    app.add_exception_handler(KeyturnError, keyturn_error)
+
+
+def install(app: FastAPI, verifier: AccessTokenVerifier | None = None) -> None:
+    """Render refusals, and ``KeyturnError`` raised in the app's routes, with Keyturn's error body (a 401
+    challenging ``DPoP`` too while ``verifier`` takes it); close ``verifier`` when ``app`` shuts down."""
+    _add_error_handlers(app, KEYTURN_ERRORS.at_resource(verifier.dpop_algs) if verifier else KEYTURN_ERRORS)
     if verifier is None:
         return
     inner = app.router.lifespan_context

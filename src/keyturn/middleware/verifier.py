@@ -151,9 +151,12 @@ class AccessTokenVerifier:
         (the memory store; PostgreSQL and Redis stores belong to the loop that opened them: give a URL).
 
         Options come from ``settings`` (default: the ``KEYTURN_*`` environment) as for
-        :meth:`for_service`.
+        :meth:`for_service`. ``route_prefix`` is taken and ignored, as ``ROUTE_PREFIX`` in ``settings``
+        is: it says where the service's routes are, and a store has none. So one set of settings (Django's
+        ``KEYTURN``, say) builds either kind of verifier.
         """
         settings = settings or Settings()
+        options.pop("route_prefix", None)
         owned = isinstance(store, str)
         if isinstance(store, str):
             from ..store import open_store  # only this way of building needs the store package
