@@ -24,6 +24,8 @@ from keyturn.errors import (
     TokenInvalid,
     TokenMissing,
     TokenRevoked,
+    UseDpopNonce,
+    UseDpopNonceAtResource,
 )
 from keyturn.http import KEYTURN_ERRORS, OAUTH_ERRORS, ErrorForm, error_response
 from keyturn.oauth import dpop_signing_algs
@@ -125,6 +127,21 @@ def test_insufficient_scope_is_challenged_in_the_scheme_used() -> None:
         ("DPoP", {"realm": "keyturn", "error": "insufficient_scope", "algs": ALGS})
     ]
     assert challenge_of(InsufficientScope()) == 'Bearer realm="keyturn", error="insufficient_scope"'
+
+
+def test_a_resource_asks_for_its_nonce_with_a_401_dpop_challenge() -> None:
+    """RFC 9449 section 9: 401, ``WWW-Authenticate: DPoP error="use_dpop_nonce"`` and ``DPoP-Nonce``;
+    the token endpoint's ``use_dpop_nonce`` stays 400 without a challenge (section 8)."""
+    status, headers, body = error_response(UseDpopNonceAtResource("n0nce"), form=RESOURCE)
+    found = dict(headers)
+
+    assert (status, found["DPoP-Nonce"]) == (401, "n0nce")
+    ((scheme, params),) = challenges(found["WWW-Authenticate"])
+    assert (scheme, params["error"], params["algs"]) == ("DPoP", "use_dpop_nonce", ALGS)
+    assert b'"error":"use_dpop_nonce"' in body
+    status, headers, _ = error_response(UseDpopNonce("n0nce"), form=RESOURCE)
+    assert status == 400
+    assert "WWW-Authenticate" not in dict(headers)
 
 
 @pytest.mark.parametrize("error", [InvalidCredentials(), InsufficientScope()])
