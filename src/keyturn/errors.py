@@ -22,7 +22,7 @@ Every error a caller can meet on the wire is a :class:`KeyturnError` with a stab
     │   └── RefreshTokenBound       refresh_token_bound      401
     ├── DpopError                   (RFC 9449)
     │   ├── InvalidDpopProof        invalid_dpop_proof       400  (401 at a resource server)
-    │   └── UseDpopNonce            use_dpop_nonce           400  DPoP-Nonce
+    │   └── UseDpopNonce            use_dpop_nonce           400  DPoP-Nonce (401 at a resource server)
     ├── SessionError
     │   ├── SessionRevoked          session_revoked          401
     │   └── SessionExpired          session_expired          401
@@ -215,6 +215,13 @@ class UseDpopNonce(DpopError):
     def __init__(self, nonce: str, description: str | None = None) -> None:
         super().__init__(description)
         self.nonce = nonce
+
+
+class UseDpopNonceAtResource(UseDpopNonce):
+    """``use_dpop_nonce`` as a resource server answers it (RFC 9449 section 9): 401, challenged in the
+    ``DPoP`` scheme, with the nonce in ``DPoP-Nonce``."""
+
+    status = 401
 
 
 class SessionError(KeyturnError):

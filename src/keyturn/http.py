@@ -17,6 +17,7 @@ from typing import Final
 from urllib.parse import parse_qs
 
 from .dpop import ALGORITHMS as DPOP_ALGORITHMS
+from .dpop import Scheme
 from .errors import (
     AuthorizationRepeated,
     DpopError,
@@ -48,6 +49,7 @@ __all__ = [
     "error_headers",
     "error_json",
     "error_response",
+    "is_dpop",
     "joined_authorizations",
     "one_authorization",
     "one_joined_authorization",
@@ -87,6 +89,12 @@ def bearer_token(authorization: str | None) -> str | None:
     if not token:
         raise TokenInvalid(NOT_BEARER)
     return token
+
+
+def is_dpop(authorization: str | None) -> bool:
+    """Whether ``authorization`` is ``DPoP <token>``: the request presents its access token in the DPoP
+    scheme (RFC 9449 section 7.1)."""
+    return authorization is not None and authorization[:5].lower() == "dpop "
 
 
 def one_authorization(values: Sequence[str]) -> str | None:
@@ -138,14 +146,25 @@ class ErrorForm:
     ``dpop_algs``: at a protected resource that takes DPoP-bound tokens (:meth:`at_resource`), the proof
     algorithms it accepts. A request without a token, or refused in the ``Bearer`` scheme, is then
     challenged in both schemes, in one ``WWW-Authenticate`` field, ``Bearer`` first and carrying the error
-    (RFC 9449 section 7.2): ``Bearer realm="keyturn", DPoP realm="keyturn", algs="ES256 EdDSA"``."""
+    (RFC 9449 section 7.2): ``Bearer realm="keyturn", DPoP realm="keyturn", algs="ES256 EdDSA"``.
+
+    ``scheme``: how the request presented its access token (:meth:`presented`). A token presented as
+    ``DPoP`` is refused in the ``DPoP`` challenge alone, whatever the error (expired, revoked, invalid, its
+    proof, a missing scope: RFC 9449 section 7.1), as a refused proof always is."""
 
     dpop_algs: tuple[str, ...] = ()
+    scheme: Scheme = "bearer"
 
     def at_resource(self, dpop_algs: Iterable[str]) -> ErrorForm:
         """This form at a resource that accepts DPoP proofs signed with ``dpop_algs`` (none: DPoP is off,
         and only ``Bearer`` is challenged)."""
         return replace(self, dpop_algs=tuple(dpop_algs))
+
+    def presented(self, authorization: str | None) -> ErrorForm:
+        """This form for a request whose ``Authorization`` is ``authorization``: the refusals of one that
+        used the ``DPoP`` scheme (:func:`is_dpop`) are challenged in that scheme. What a resource's adapter
+        passes, knowing the header; a route that reads no access token keeps its form as it is."""
+        return replace(self, scheme="dpop") if is_dpop(authorization) else self
 
     def body(self, error: KeyturnError) -> dict[str, str | bool]:
         return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
@@ -166,8 +185,11 @@ class ErrorForm:
 
     def challenge(self, error: KeyturnError, realm: str) -> str | None:
         """``WWW-Authenticate`` for ``error``, if it has one."""
+        in_dpop = self.scheme == "dpop"
         if isinstance(error, InsufficientScope):
-            return f'Bearer realm="{realm}", error="insufficient_scope"'
+            # RFC 6750 section 3.1's 403, in the scheme the token came in (RFC 9449 section 7.1).
+            named = 'error="insufficient_scope"'
+            return self._dpop(realm, named) if in_dpop else f'Bearer realm="{realm}", {named}'
         if isinstance(error, AuthorizationRepeated):
             # RFC 6750 section 3.1: more than one way of presenting a token is invalid_request (400); which
             # scheme was meant is unknown, so both challenges name it (RFC 9449 section 7.2's example).
@@ -183,17 +205,18 @@ class ErrorForm:
             # scheme) gets the bare challenges: no error code, no description.
             return self._and_dpop(f'Bearer realm="{realm}"', realm)
         description = error.detail.replace("\\", "").replace('"', "'")
-        if isinstance(error, DpopError | RefreshTokenBound):
-            # RFC 9449 section 7.1: a refused DPoP proof or key is challenged in the DPoP scheme alone.
+        described = f'error_description="{error.code}: {description}"'
+        if in_dpop or isinstance(error, DpopError | RefreshTokenBound):
+            # RFC 9449 section 7.1: a token presented as DPoP, or a refused DPoP proof or key, is challenged
+            # in the DPoP scheme alone, which carries the error (use_dpop_nonce at a resource: section 9).
             code = error.code if isinstance(error, DpopError) else "invalid_token"
-            return (
-                f'DPoP realm="{realm}", error="{code}", error_description="{error.code}: {description}", '
-                f'algs="{" ".join(self.dpop_algs or DPOP_ALGORITHMS)}"'
-            )
-        bearer = (
-            f'Bearer realm="{realm}", error="invalid_token", error_description="{error.code}: {description}"'
-        )
-        return self._and_dpop(bearer, realm)
+            return self._dpop(realm, f'error="{code}", {described}')
+        return self._and_dpop(f'Bearer realm="{realm}", error="invalid_token", {described}', realm)
+
+    def _dpop(self, realm: str, error: str) -> str:
+        """The ``DPoP`` challenge alone, carrying ``error``'s parameters, then ``algs`` (Keyturn's own
+        algorithms where this form names none: a proof was checked all the same)."""
+        return f'DPoP realm="{realm}", {error}, algs="{" ".join(self.dpop_algs or DPOP_ALGORITHMS)}"'
 
     def _and_dpop(self, bearer: str, realm: str, error: str = "") -> str:
         """``bearer``, followed at a resource that accepts DPoP by the ``DPoP`` challenge with ``algs`` (and

@@ -22,6 +22,7 @@ import pytest
 
 from keyturn.client import DpopKey
 
+from .._challenges import ALGS, challenges
 from ._oauth_targets import TARGETS, Target, running
 
 SETTINGS = {"DPOP_NONCES": "on", "DPOP_BIND_ACCESS_TOKENS": "on"}
@@ -154,3 +155,45 @@ def test_logout_by_access_token_still_refuses_a_malformed_body(
         assert http.get(target.auth + "/me", headers=bearer).status_code == 200  # nothing ended
         ended = http.post(target.auth + "/logout", headers=bearer)
         assert ended.json() == {"revoked_sessions": [pair["session_id"]]}
+
+
+def test_me_asks_for_its_nonce_with_a_401_dpop_challenge(target: Target) -> None:
+    """RFC 9449 section 9: a resource asks for its nonce with 401 and ``WWW-Authenticate: DPoP
+    error="use_dpop_nonce"`` and ``DPoP-Nonce`` (``me`` answered 400 without a challenge, as the token
+    endpoint does; that keeps its 400, section 8)."""
+    with target.client() as http:
+        caller = Caller(target, http)
+        assert caller.login().status_code == 400  # use_dpop_nonce: now the caller has the nonce
+        pair = caller.login().json()
+        access, me = pair["access_token"], target.url + target.auth + "/me"
+        no_nonce = caller.key.proof("GET", me, now=time.time(), access_token=access)
+        asked = caller.call("GET", "/me", headers={"Authorization": f"DPoP {access}", "DPoP": no_nonce})
+        assert (asked.status_code, asked.json()["error"]) == (401, "use_dpop_nonce"), asked.text
+        ((scheme, params),) = challenges(asked.headers["WWW-Authenticate"])
+        assert (scheme, params["error"], params["algs"]) == ("DPoP", "use_dpop_nonce", ALGS)
+        assert asked.headers["DPoP-Nonce"] == caller.nonce
+
+        refresh = target.url + target.auth + "/refresh"
+        bare = {"DPoP": caller.key.proof("POST", refresh, now=time.time())}
+        token_endpoint = caller.call(
+            "POST", "/refresh", json={"refresh_token": pair["refresh_token"]}, headers=bare
+        )
+        assert (token_endpoint.status_code, token_endpoint.json()["error"]) == (400, "use_dpop_nonce")
+        assert "WWW-Authenticate" not in token_endpoint.headers
+
+
+def test_a_dpop_token_refused_at_me_is_challenged_in_dpop_alone(target: Target) -> None:
+    """RFC 9449 section 7.1: a token presented as ``DPoP`` (with a valid proof) and refused, here because
+    its session has ended, gets the error in the ``DPoP`` challenge; it used to go in ``Bearer``."""
+    with target.client() as http:
+        caller = Caller(target, http)
+        assert caller.login().status_code == 400  # use_dpop_nonce: now the caller has the nonce
+        access = caller.login().json()["access_token"]
+        logout = {"Authorization": f"DPoP {access}", "DPoP": caller.proof("POST", "/logout", access)}
+        assert caller.call("POST", "/logout", headers=logout).status_code == 200
+        me = {"Authorization": f"DPoP {access}", "DPoP": caller.proof("GET", "/me", access)}
+        ended = caller.call("GET", "/me", headers=me)
+        assert ended.status_code == 401, ended.text
+        ((scheme, params),) = challenges(ended.headers["WWW-Authenticate"])
+        assert (scheme, params["error"], params["algs"]) == ("DPoP", "invalid_token", ALGS)
+        assert params["error_description"].startswith(ended.json()["error"] + ": ")

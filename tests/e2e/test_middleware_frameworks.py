@@ -43,6 +43,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from keyturn._sign import with_low_s
+from keyturn.client.dpop import DpopKey
 from keyturn.keys import MasterKey
 
 from .._challenges import ALGS, BARE, challenges
@@ -421,6 +422,57 @@ def test_insufficient_scope_carries_the_rfc6750_challenge(world: World, target: 
     assert response.status_code == 403, why(response)
     challenge = response.headers.get("www-authenticate")
     assert challenge == 'Bearer realm="keyturn", error="insufficient_scope"', challenge
+
+
+# -- a token presented in the DPoP scheme ---------------------------------------------------------
+
+
+def as_dpop(world: World, target: Target, token: str, key: DpopKey) -> dict[str, str]:
+    """``Authorization: DPoP <token>`` and a valid proof of ``key`` for a GET of ``target``."""
+    url = world.apps[target.app].url + target.path
+    return {
+        "Authorization": f"DPoP {token}",
+        "DPoP": key.proof("GET", url, now=time.time(), access_token=token),
+    }
+
+
+def dpop_challenge(response: httpx.Response, status: int, error: str) -> dict[str, str]:
+    """The one ``DPoP`` challenge of ``response`` (RFC 9449 section 7.1: the scheme the request used),
+    carrying ``error``; its parameters."""
+    assert response.status_code == status, why(response)
+    ((scheme, params),) = challenges(response.headers.get("www-authenticate", ""))
+    assert (scheme, params["realm"], params["error"], params["algs"]) == ("DPoP", "keyturn", error, ALGS)
+    return params
+
+
+@pytest.mark.parametrize("target", PROTECTED, ids=str)
+def test_an_expired_token_presented_as_dpop_is_refused_in_the_dpop_challenge(
+    world: World, signer: Signer, target: Target
+) -> None:
+    """Every adapter and renderer (DRF's too) puts the error in the ``DPoP`` challenge, alone, for a token
+    presented as ``DPoP`` with a valid proof; it used to go in ``Bearer``, which the client had not used."""
+    key, now = DpopKey.generate(), int(time.time())
+    token = signer.sign(cnf={"jkt": key.thumbprint}, iat=now - 120, exp=now - 60)
+    response = world.get(target, as_dpop(world, target, token, key))
+    params = dpop_challenge(response, 401, "invalid_token")
+    assert params["error_description"].startswith("token_expired: "), params
+    assert response.json()["error"] == "token_expired"
+
+
+@pytest.mark.parametrize("target", SCOPED, ids=str)
+def test_insufficient_scope_is_challenged_in_dpop_for_a_token_presented_so(
+    world: World, signer: Signer, target: Target
+) -> None:
+    """403 ``insufficient_scope`` in the scheme used: ``DPoP`` for a bound token presented as ``DPoP``."""
+    key = DpopKey.generate()
+    token = signer.sign(cnf={"jkt": key.thumbprint}, scope="orders:write")
+    response = world.get(target, as_dpop(world, target, token, key))
+    assert dpop_challenge(response, 403, "insufficient_scope") == {
+        "realm": "keyturn",
+        "error": "insufficient_scope",
+        "algs": ALGS,
+    }
+    assert response.json()["error"] == "insufficient_scope"
 
 
 @pytest.mark.parametrize("scope", ["orders:write", "orders:readonly profile", "ORDERS:READ", ["orders"]])

@@ -162,3 +162,20 @@ def test_an_answer_the_drivers_hand_over_unjudged_is_one_the_flow_would_hand_ove
                 )
                 assert decision == "done", (status, code, may_retry)
     assert not any(_flow.settled(row["status"]) for row in TABLE["request"] if row["decision"] != "done")
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        'Bearer realm="keyturn", error="invalid_token", error_description="token_expired: x", '
+        'DPoP realm="keyturn", algs="ES256 EdDSA"',
+        'DPoP realm="keyturn", error="invalid_token", error_description="token_expired: x", '
+        'algs="ES256 EdDSA"',
+    ],
+    ids=["bearer-refusal", "dpop-refusal"],
+)
+def test_the_code_of_a_401_without_a_body_is_read_from_either_challenge(challenge: str) -> None:
+    """A token presented as DPoP is refused in the ``DPoP`` challenge alone (RFC 9449 section 7.1): the
+    client reads the code there as it does from ``Bearer``'s."""
+    answer = error(KEYTURN, 401, None, **{"www-authenticate": challenge})
+    assert _flow.error_code(KEYTURN, answer) == "token_expired"

@@ -24,6 +24,8 @@ from keyturn.errors import (
     TokenInvalid,
     TokenMissing,
     TokenRevoked,
+    UseDpopNonce,
+    UseDpopNonceAtResource,
 )
 from keyturn.http import KEYTURN_ERRORS, OAUTH_ERRORS, ErrorForm, error_response
 from keyturn.oauth import dpop_signing_algs
@@ -91,9 +93,61 @@ def test_a_refused_dpop_proof_stays_a_dpop_challenge_alone(error: KeyturnError) 
     assert "error" in params
 
 
+@pytest.mark.parametrize(
+    "error", [TokenInvalid(), TokenExpired(), TokenRevoked(), SessionRevoked(), InvalidDpopProofAtResource()]
+)
+@pytest.mark.parametrize("form", [RESOURCE, KEYTURN_ERRORS], ids=["dpop-on", "dpop-off"])
+def test_a_token_presented_as_dpop_is_refused_in_the_dpop_challenge_alone(
+    error: KeyturnError, form: ErrorForm
+) -> None:
+    """RFC 9449 section 7.1's example (``DPoP error="invalid_token", error_description=..., algs=...``):
+    the request used the DPoP scheme, so that challenge carries the error; Bearer is not offered again, as
+    for a refused proof. With DPoP off the token was still checked with its proof: Keyturn's algorithms."""
+    ((scheme, params),) = challenges(challenge_of(error, form.presented("DPoP some.token")))
+
+    assert scheme == "DPoP"
+    assert params["error"] == (
+        "invalid_dpop_proof" if error.code == "invalid_dpop_proof" else "invalid_token"
+    )
+    assert params["error_description"].startswith(f"{error.code}: ")
+    assert (params["realm"], params["algs"]) == ("keyturn", ALGS)
+
+
+def test_only_the_dpop_scheme_changes_the_form() -> None:
+    """Bearer, another scheme, no header: the form as it was (a request without a token stays bare)."""
+    for authorization in (None, "Bearer x", "Basic eA==", "DPoPx y"):
+        assert RESOURCE.presented(authorization) == RESOURCE
+    assert RESOURCE.presented("dpop x").scheme == "dpop"
+    assert challenge_of(TokenMissing(), RESOURCE.presented("DPoP x")) == BARE
+
+
+def test_insufficient_scope_is_challenged_in_the_scheme_used() -> None:
+    """403 ``insufficient_scope`` in DPoP for a token presented so, in Bearer otherwise (as before)."""
+    assert challenges(challenge_of(InsufficientScope(), RESOURCE.presented("DPoP x"))) == [
+        ("DPoP", {"realm": "keyturn", "error": "insufficient_scope", "algs": ALGS})
+    ]
+    assert challenge_of(InsufficientScope()) == 'Bearer realm="keyturn", error="insufficient_scope"'
+
+
+def test_a_resource_asks_for_its_nonce_with_a_401_dpop_challenge() -> None:
+    """RFC 9449 section 9: 401, ``WWW-Authenticate: DPoP error="use_dpop_nonce"`` and ``DPoP-Nonce``;
+    the token endpoint's ``use_dpop_nonce`` stays 400 without a challenge (section 8)."""
+    status, headers, body = error_response(UseDpopNonceAtResource("n0nce"), form=RESOURCE)
+    found = dict(headers)
+
+    assert (status, found["DPoP-Nonce"]) == (401, "n0nce")
+    ((scheme, params),) = challenges(found["WWW-Authenticate"])
+    assert (scheme, params["error"], params["algs"]) == ("DPoP", "use_dpop_nonce", ALGS)
+    assert b'"error":"use_dpop_nonce"' in body
+    status, headers, _ = error_response(UseDpopNonce("n0nce"), form=RESOURCE)
+    assert status == 400
+    assert "WWW-Authenticate" not in dict(headers)
+
+
 @pytest.mark.parametrize("error", [InvalidCredentials(), InsufficientScope()])
 def test_what_is_no_token_refusal_gets_no_dpop_challenge(error: KeyturnError) -> None:
-    """A failed login is not a refused token; a 403 for a missing scope challenges nothing new."""
+    """A failed login is not a refused token; a 403 for a missing scope of a Bearer token challenges
+    nothing new."""
     assert challenge_of(error) == challenge_of(error, KEYTURN_ERRORS)
     assert "DPoP" not in challenge_of(error)
 

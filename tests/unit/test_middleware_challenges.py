@@ -91,3 +91,18 @@ def test_an_embedded_keyturns_verifier_follows_its_settings(dpop: str, algs: tup
         assert embedded.verifier.dpop_algs == algs
     finally:
         embedded.verifier.close()
+
+
+def test_an_embedded_keyturns_verifier_takes_every_verifier_setting() -> None:
+    """``auth.verifier`` is built from the same settings as ``for_store``/``for_service``'s (it left out
+    ``DPOP_PROOF_MAX_AGE``, so the app's routes kept a 60 s proof window whatever the setting said)."""
+    settings = make_settings(dpop_proof_max_age=7, leeway=12, revocation_poll_interval=3)
+    embedded = EmbeddedKeyturn(settings)
+    try:
+        with AccessTokenVerifier.for_store(MemoryStore(), settings=settings) as reference:
+            assert embedded.verifier.proofs.rules == reference.proofs.rules
+            assert embedded.verifier.proofs.rules.max_age == 7
+            for name in ("issuer", "audience", "leeway", "dpop_algs"):
+                assert getattr(embedded.verifier, name) == getattr(reference, name)
+    finally:
+        embedded.verifier.close()

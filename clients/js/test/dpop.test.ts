@@ -58,7 +58,10 @@ class DpopService {
       const proof = request.headers.get("dpop");
       const checked = proof ? await this.check(proof, request, url, scheme == "DPoP" ? token : undefined) : "no proof";
       if (typeof checked == "string" && checked.startsWith("nonce")) {
-        return json(400, { error: "use_dpop_nonce" }, { "dpop-nonce": this.nonce! });
+        if (scheme != "DPoP") return json(400, { error: "use_dpop_nonce" }, { "dpop-nonce": this.nonce! });
+        // A resource asks with a 401 and the DPoP challenge (RFC 9449 section 9), as Keyturn's /auth/me does.
+        const challenge = `DPoP realm="keyturn", error="use_dpop_nonce", error_description="use_dpop_nonce: retry", algs="ES256 EdDSA"`;
+        return json(401, { error: "use_dpop_nonce" }, { "dpop-nonce": this.nonce!, "www-authenticate": challenge });
       }
       if (refresh && this.jkt && checked != this.jkt) {
         this.refused.push("refresh_token_bound");
@@ -312,6 +315,21 @@ describe("nonces", () => {
     expect((await refreshed(b, session)).status).toBe(200);
     expect(service.seen.slice(3).map((s) => s.claims.nonce)).toEqual(["n-1", "n-2"]);
     expect(service.refused).toEqual([]);
+  });
+
+  it("a resource's 401 use_dpop_nonce (WWW-Authenticate: DPoP) is sent once more with the nonce, no refresh", async () => {
+    const { b, service } = dpopBrowser();
+    service.bindAccess = true;
+    const session = await signedIn(b);
+    service.nonce = "n-r"; // the resource asks for a nonce the session has not seen
+    const res = await session.fetch(BASE + "/api/orders");
+    expect(res.status).toBe(200);
+    expect(b.server.refreshes).toBe(0);
+    expect(b.server.calls("/api/orders")).toHaveLength(1); // the first was refused before the API
+    expect(service.seen.slice(-2).map((s) => [s.path, s.claims.nonce])).toEqual([
+      ["/api/orders", undefined],
+      ["/api/orders", "n-r"],
+    ]);
   });
 
   it("only once: a second use_dpop_nonce is the answer", async () => {

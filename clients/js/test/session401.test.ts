@@ -34,6 +34,17 @@ describe("401 on a request", () => {
     expect(b.server.refreshes).toBe(1);
   });
 
+  it("reads the code from a DPoP challenge alone (RFC 9449 7.1: a token presented as DPoP is refused so)", async () => {
+    const b = browser();
+    const session = await signedIn(b);
+    const challenge = 'DPoP realm="keyturn", error="invalid_token", error_description="token_expired: expired", algs="ES256 EdDSA"';
+    b.server.resourceFaults = [{ status: 401, body: "no json here", headers: { "www-authenticate": challenge } }];
+    const res = session.fetch(`${BASE}/api/orders`);
+    await pass(200);
+    expect((await res).status).toBe(200);
+    expect(b.server.refreshes).toBe(1);
+  });
+
   it("never loops: a resource server that keeps answering token_expired gets one refresh and one resend", async () => {
     const b = browser();
     const session = await signedIn(b);

@@ -54,11 +54,15 @@ def endpoint(
     ``form`` (``OAUTH_ERRORS``, RFC 6749's, in ``keyturn.django.oauth_urls``). A GET view answers HEAD
     too (RFC 9110 section 9.1; the server leaves the body out), and a 405 names them all in ``Allow``.
     ``resource``: the view takes an access token as ``Bearer`` or ``DPoP``, and its refusals challenge in
-    both schemes while DPoP is on (``KEYTURN_ERRORS.at_resource``), as ``keyturn serve``'s do."""
+    both schemes while DPoP is on (``KEYTURN_ERRORS.at_resource``), and in ``DPoP`` alone a token presented
+    so (``ErrorForm.presented``), as ``keyturn serve``'s do."""
     allowed = (*methods, "HEAD") if "GET" in methods and "HEAD" not in methods else methods
 
     def flow(request: HttpRequest, **kwargs: Any) -> Flow:
-        answers = form.at_resource(dpop_signing_algs(settings_of())) if resource else form
+        answers = form
+        if resource:
+            algs = dpop_signing_algs(settings_of())
+            answers = form.at_resource(algs).presented(request.headers.get("Authorization"))
         if request.method not in allowed:
             response = _http.error(InvalidRequest("Method Not Allowed"), status=405, form=answers)
             response["Allow"] = ", ".join(allowed)

@@ -31,7 +31,7 @@ from ..config import Settings
 from ..errors import VerifierUnavailable
 from ..middleware._sources import Keys, StoreKeys, StoreRevocations
 from ..middleware.fastapi import TokenRefused, _add_error_handlers, require_token
-from ..middleware.verifier import AccessTokenVerifier
+from ..middleware.verifier import AccessTokenVerifier, verifier_options
 from ..revocation import FeedPage
 from ..server.embed import Keyturn
 from ..server.hooks import AuthenticateHook, ClaimsHook, Credentials, SubjectCheckHook
@@ -59,13 +59,9 @@ class EmbeddedKeyturn(Keyturn):
         self.verifier = AccessTokenVerifier(
             _AppKeys(self),
             _AppRevocations(self),
-            issuer=self.settings.issuer,
-            audience=self.settings.audience,
-            leeway=self.settings.leeway,
-            revocation_poll_interval=self.settings.revocation_poll_interval,
-            revocation_fail_closed_after=self.settings.revocation_fail_closed_after,
-            clock=self._clock,
-            dpop=self.settings.dpop,  # its refusals challenge DPoP too, unless KEYTURN_DPOP=off
+            # Every verifier setting, as for_service/for_store take them (DPOP: its refusals challenge
+            # DPoP too, unless KEYTURN_DPOP=off).
+            **verifier_options(self.settings, {"clock": self._clock}),
         )
         """Verifies the app's access tokens for ``Depends(require_token(auth.verifier, ...))``: offline,
         with the keys and revocations of the app's own store (polled every ``REVOCATION_POLL_INTERVAL``)."""

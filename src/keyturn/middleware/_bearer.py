@@ -13,19 +13,13 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import AuthorizationRepeated, TokenInvalid, TokenMissing
-from ..http import KEYTURN_ERRORS, REALM, bearer_token, bearer_token_if_any
+from ..http import KEYTURN_ERRORS, REALM, bearer_token, bearer_token_if_any, is_dpop
 from ..tokens import AccessClaims
 from ._dpop import BEARER, Presented
 from ._paths import Exempt
 from .verifier import AccessTokenVerifier
 
 __all__ = ["BearerCheck", "BearerGuard", "BearerRequest", "is_dpop"]
-
-
-def is_dpop(authorization: str | None) -> bool:
-    """Whether ``authorization`` is ``DPoP <token>``: only then does an adapter read the request's method,
-    URL and ``DPoP`` headers for its :class:`BearerRequest`."""
-    return authorization is not None and authorization[:5].lower() == "dpop "
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +112,8 @@ App = TypeVar("App")
 class BearerGuard(Generic[App]):
     """What the ASGI and WSGI middleware hold: the wrapped app, its verifier, how to read bearer tokens (see
     :class:`BearerCheck` for ``required`` and ``exempt``), the realm of their refusals and the form of
-    their answers (``errors``: challenging ``DPoP`` too while the verifier takes it)."""
+    their answers (``errors``: challenging ``DPoP`` too while the verifier takes it, and in ``DPoP`` alone
+    a token presented so: ``errors.presented(authorization)``)."""
 
     def __init__(
         self,

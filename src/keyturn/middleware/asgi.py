@@ -41,21 +41,22 @@ class KeyturnMiddleware(BearerGuard[ASGIApp]):
             else:
                 await self.app(scope, receive, send)
             return
+        request = _request(scope)
         try:
-            claims = await self.check.averify(_request(scope))
+            claims = await self.check.averify(request)
         except KeyturnError as error:
-            await self._refuse(scope, send, error)
+            await self._refuse(scope, send, error, request.authorization)
             return
         scope["keyturn.token"] = claims
         scope["keyturn.verifier"] = self.verifier
         scope.setdefault("state", {})["keyturn"] = claims
         await self.app(scope, receive, send)
 
-    async def _refuse(self, scope: Scope, send: Send, error: KeyturnError) -> None:
+    async def _refuse(self, scope: Scope, send: Send, error: KeyturnError, authorization: str | None) -> None:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": error.code})
             return
-        status, headers, body = error_response(error, self.realm, self.errors)
+        status, headers, body = error_response(error, self.realm, self.errors.presented(authorization))
         raw = [(k.lower().encode(), v.encode()) for k, v in headers]
         await send({"type": "http.response.start", "status": status, "headers": raw})
         await send({"type": "http.response.body", "body": body})

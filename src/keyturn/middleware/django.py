@@ -77,7 +77,8 @@ def bearer_check(
 
 def resource_errors() -> ErrorForm:
     """How this process's resources answer refusals: challenging ``DPoP`` too, with the algorithms the
-    verifier names (none while ``DPOP`` is off, ``settings.KEYTURN``)."""
+    verifier names (none while ``DPOP`` is off, ``settings.KEYTURN``); ``.presented(authorization)``
+    challenges a token presented as ``DPoP`` in that scheme alone."""
     return KEYTURN_ERRORS.at_resource(get_verifier().dpop_algs)
 
 
@@ -110,7 +111,7 @@ class KeyturnMiddleware:
             claims = self.check.verify(bearer_request(request))
             request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
-            return django_response(error, self.errors)
+            return django_response(error, self.errors.presented(request.headers.get("Authorization")))
         response: HttpResponse = self.get_response(request)
         return response
 
@@ -119,7 +120,7 @@ class KeyturnMiddleware:
             claims = await self.check.averify(bearer_request(request))
             request.keyturn_token = claims  # type: ignore[attr-defined]
         except KeyturnError as error:
-            return django_response(error, self.errors)
+            return django_response(error, self.errors.presented(request.headers.get("Authorization")))
         response: HttpResponse = await self.get_response(request)
         return response
 
@@ -136,7 +137,7 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
                 raise TokenMissing()
             require_grants(claims, wanted)
         except KeyturnError as error:
-            return django_response(error, resource_errors())
+            return django_response(error, resource_errors().presented(request.headers.get("Authorization")))
         return None
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body, error_headers
+from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .django import bearer_check, bearer_request, resource_errors
@@ -65,11 +65,11 @@ class _Refused(exceptions.AuthenticationFailed):
 
 
 class _Forbidden(exceptions.PermissionDenied):
-    def __init__(self, error: KeyturnError) -> None:
+    def __init__(self, error: KeyturnError, form: ErrorForm) -> None:
         super().__init__(code=error.code)
         self.detail = error_body(error)  # type: ignore[assignment]
         self.error = error
-        self.auth_header = error_headers(error, REALM)["WWW-Authenticate"]
+        self.auth_header = form.headers(error, REALM)["WWW-Authenticate"]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -78,7 +78,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = _Refused(TokenMissing())
     response = views.exception_handler(exc, context)
     if response is not None and isinstance(exc, _Refused | _Forbidden):
-        for name, value in _errors().headers(exc.error, REALM).items():
+        for name, value in _errors(context["request"]).headers(exc.error, REALM).items():
             response[name] = value
     return response
 
@@ -91,11 +91,14 @@ def _in_project() -> bool:
     return apps.is_installed("keyturn.django")
 
 
-def _errors() -> ErrorForm:
-    """How refusals are answered: challenging ``DPoP`` too where the verifier takes it
-    (``keyturn.middleware.django.resource_errors``); in a project running the token service, the
-    ``Authorization: Bearer`` token alone is read (:func:`_project_user`), so ``Bearer`` alone."""
-    return KEYTURN_ERRORS if _in_project() else resource_errors()
+def _errors(request: Request) -> ErrorForm:
+    """How ``request``'s refusals are answered: challenging ``DPoP`` too where the verifier takes it, and a
+    token presented as ``DPoP`` in that scheme alone (``keyturn.middleware.django.resource_errors``); in
+    a project running the token service, the ``Authorization: Bearer`` token alone is read
+    (:func:`_project_user`), so ``Bearer`` alone."""
+    if _in_project():
+        return KEYTURN_ERRORS
+    return resource_errors().presented(request._request.headers.get("Authorization"))
 
 
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
@@ -129,7 +132,7 @@ class KeyturnAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         error: KeyturnError = getattr(request._request, "keyturn_error", None) or TokenMissing()
-        return _errors().headers(error, REALM).get("WWW-Authenticate") or f'Bearer realm="{REALM}"'
+        return _errors(request).headers(error, REALM).get("WWW-Authenticate") or f'Bearer realm="{REALM}"'
 
 
 class HasScopes(BasePermission):
@@ -142,5 +145,5 @@ class HasScopes(BasePermission):
         try:
             require_grants(claims, getattr(view, "required_scopes", ()))
         except KeyturnError as error:
-            raise _Forbidden(error) from error
+            raise _Forbidden(error, _errors(request)) from error
         return True

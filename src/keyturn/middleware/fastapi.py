@@ -58,9 +58,8 @@ def require_token(
     """A dependency giving the request's verified access token, which must carry ``scopes`` and ``claims``."""
     wanted = tuple(scopes)
     check = BearerCheck(verifier)
-    errors = KEYTURN_ERRORS.at_resource(
-        verifier.dpop_algs
-    )  # DPoP challenged too, while the verifier takes it
+    # DPoP challenged too while the verifier takes it; in DPoP alone for a token presented so.
+    errors = KEYTURN_ERRORS.at_resource(verifier.dpop_algs)
 
     async def dependency(request: Request) -> AccessClaims:
         try:
@@ -72,7 +71,8 @@ def require_token(
                 assert verified is not None  # a token is required and no path is exempt
             return require_grants(verified, wanted, claims)
         except KeyturnError as error:
-            raise TokenRefused(error, realm, errors) from error
+            form = errors.presented(request.headers.get("authorization"))
+            raise TokenRefused(error, realm, form) from error
 
     return dependency
 

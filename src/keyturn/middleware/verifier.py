@@ -142,7 +142,7 @@ class AccessTokenVerifier:
         prefix = options.pop("route_prefix", settings.route_prefix)
         feed = FeedURL(f"{base}{prefix}/revocations", timeout=timeout) if revocations else None
         keys = JWKSURL(f"{base}/.well-known/jwks.json", timeout=timeout)
-        return cls(keys, feed, **_merge(settings, options))
+        return cls(keys, feed, **verifier_options(settings, options))
 
     @classmethod
     def for_store(cls, store: Store | str, *, settings: Settings | None = None, **options: Any) -> Self:
@@ -167,7 +167,9 @@ class AccessTokenVerifier:
         if owned:
             options["on_start"] = store.open
             options["on_close"] = store.close
-        return cls(StoreKeys(store), StoreRevocations(store, clock.now), **_merge(settings, options))
+        return cls(
+            StoreKeys(store), StoreRevocations(store, clock.now), **verifier_options(settings, options)
+        )
 
     # -- verifying -----------------------------------------------------------------------------
 
@@ -402,8 +404,10 @@ def _name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _merge(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
-    """Constructor options: those given win over ``settings`` (the ``KEYTURN_*`` environment)."""
+def verifier_options(settings: Settings, options: dict[str, Any]) -> dict[str, Any]:
+    """Constructor options: those given win over ``settings`` (the ``KEYTURN_*`` environment). Every
+    construction from settings goes through here (``for_service``, ``for_store``, the FastAPI
+    embedding's ``auth.verifier``), so none forgets one."""
     from_settings: dict[str, Any] = {
         "issuer": settings.issuer,
         "audience": settings.audience,

@@ -26,10 +26,12 @@ class KeyturnWSGIMiddleware(BearerGuard[WSGIApp]):
     """Wrap ``app``; ``required`` and ``exempt`` work as in the ASGI :class:`KeyturnMiddleware`."""
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request = _request(environ)
         try:
-            environ["keyturn.token"] = self.check.verify(_request(environ))
+            environ["keyturn.token"] = self.check.verify(request)
         except KeyturnError as error:
-            status, headers, body = error_response(error, self.realm, self.errors)
+            form = self.errors.presented(request.authorization)
+            status, headers, body = error_response(error, self.realm, form)
             start_response(f"{status} {HTTPStatus(status).phrase}", headers)
             return [body]
         return self.app(environ, start_response)

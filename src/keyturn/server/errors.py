@@ -67,6 +67,12 @@ class Renderer:
             return self.render(malformed(exc.errors()))
         return self.render(InvalidRequest(str(exc.detail)), status=exc.status_code, headers=exc.headers)
 
+    def presented(self, authorization: str | None) -> Renderer:
+        """This renderer for a request whose ``Authorization`` is ``authorization``
+        (``keyturn.http.ErrorForm.presented``: a token presented as ``DPoP`` is refused in that scheme)."""
+        form = self.form.presented(authorization)
+        return self if form is self.form else Renderer(form)
+
     async def not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         """404 ``invalid_request``: an unknown path under the routes' prefix."""
         await self.render(InvalidRequest("Not Found"), status=404)(scope, receive, send)
@@ -121,21 +127,28 @@ class KeyturnRoute(APIRoute):
 
     renderer: ClassVar[Renderer] = KEYTURN
     """The form its errors take (:class:`OAuthRoute`: RFC 6749's)."""
+    resource: ClassVar[bool] = False
+    """Whether it takes an access token, ``Bearer`` or ``DPoP``: then its refusals are challenged in the
+    scheme the request used (:meth:`Renderer.presented`)."""
 
     @classmethod
     def answering(cls, form: ErrorForm) -> type[KeyturnRoute]:
-        """This route class with its errors in ``form``: a route that takes an access token, ``Bearer`` or
-        ``DPoP``, answers in ``KEYTURN_ERRORS.at_resource(algs)`` (``keyturn.http.ErrorForm``)."""
-        return cast("type[KeyturnRoute]", type(cls.__name__, (cls,), {"renderer": Renderer(form)}))
+        """This route class for a route that takes an access token, ``Bearer`` or ``DPoP``, with its errors
+        in ``form`` (``KEYTURN_ERRORS.at_resource(algs)``, ``keyturn.http.ErrorForm``), presented as the
+        request presented its token."""
+        named = {"renderer": Renderer(form), "resource": True}
+        return cast("type[KeyturnRoute]", type(cls.__name__, (cls,), named))
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        renderer = self.renderer
+        renderer, resource = self.renderer, self.resource
 
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
             except (KeyturnError, RequestValidationError, StarletteHTTPException) as exc:
+                if resource:
+                    return renderer.presented(request.headers.get("authorization")).answer(exc)
                 return renderer.answer(exc)
 
         return answer

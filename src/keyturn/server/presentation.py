@@ -8,7 +8,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..dpop import Proof, check_presentation
-from ..errors import DpopError, InvalidDpopProofAtResource, TokenMissing, UseDpopNonce
+from ..errors import (
+    DpopError,
+    InvalidDpopProofAtResource,
+    TokenMissing,
+    UseDpopNonce,
+    UseDpopNonceAtResource,
+)
 from ..http import required_bearer_token
 from ..sessions import Authenticated
 from .runtime import Runtime
@@ -30,16 +36,18 @@ async def presented(
     as ``Bearer``, ``None`` without the header. Whether the token may be used so is
     :func:`keyturn.dpop.check_presentation`'s to say, once the token is decoded (:func:`authenticate`).
 
-    ``invalid_dpop_proof`` (401) for a ``DPoP`` token without a valid proof, ``token_invalid`` for another
-    scheme. The one reading of the header for ``keyturn serve`` and the Django app."""
+    ``invalid_dpop_proof`` (401) for a ``DPoP`` token without a valid proof, ``use_dpop_nonce`` (401, RFC
+    9449 section 9: this is a resource, not the token endpoint's 400) for one without the service's nonce,
+    ``token_invalid`` for another scheme. The one reading of the header for ``keyturn serve`` and the
+    Django app."""
     scheme, _, rest = (authorization or "").partition(" ")
     if scheme.lower() != "dpop":
         return None if authorization is None else (required_bearer_token(authorization), None)
     token = rest.strip()
     try:
         checked = await proof(token)
-    except UseDpopNonce:
-        raise
+    except UseDpopNonce as exc:
+        raise UseDpopNonceAtResource(exc.nonce, exc.detail) from None
     except DpopError as exc:
         raise InvalidDpopProofAtResource(exc.detail) from None
     if checked is None:
