@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import socket
 import time
 from typing import Annotated
@@ -69,10 +70,13 @@ def app() -> FastAPI:
     return app
 
 
-def test_a_keyturn_error_in_a_route_answers_its_code_not_a_500(app: FastAPI) -> None:
-    """Keys out of reach are 503 ``server_error`` (retryable); a token the route refuses is 401 with the
-    resource's challenges (``Bearer`` with the code, then ``DPoP``); any other Keyturn error its own status
-    and headers (``Retry-After``)."""
+def test_a_keyturn_error_in_a_route_answers_its_code_not_a_500(
+    app: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keys out of reach are 503 ``server_error`` (retryable), logged by the failure's type as Keyturn's own
+    routes log one; a token the route refuses is 401 with the resource's challenges (``Bearer`` with the
+    code, then ``DPoP``); any other Keyturn error its own status and headers (``Retry-After``)."""
+    caplog.set_level(logging.ERROR, "keyturn.middleware")
     with serving(app) as url, httpx.Client(base_url=url, timeout=30) as http:
         unavailable = http.get(
             "/checks-by-hand", headers={"Authorization": f"Bearer {token_of_an_unseen_key()}"}
@@ -81,6 +85,8 @@ def test_a_keyturn_error_in_a_route_answers_its_code_not_a_500(app: FastAPI) -> 
         limited = http.get("/limited")
 
     assert_error(unavailable, 503, "server_error")
+    failures = [r.getMessage() for r in caplog.records if r.name == "keyturn.middleware"]
+    assert [m for m in failures if m.startswith("store or service failure: ")], failures
     assert_error(broken, 401, "token_invalid", dpop=True)
     (_, bearer), (scheme, dpop) = challenges(broken.headers["www-authenticate"])
     assert bearer["error"] == "invalid_token"

@@ -19,6 +19,7 @@ status, body and headers instead of a 500, and closes the verifier when the app 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +29,7 @@ from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.applications import Starlette
 
-from ..errors import ClientError, KeyturnError
+from ..errors import ClientError, KeyturnError, ServerError
 from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
@@ -89,6 +90,9 @@ def _bearer_request(request: Request) -> BearerRequest:
     return BearerRequest(authorization, "", request.method, url, proofs, repeated)
 
 
+logger = logging.getLogger("keyturn.middleware")
+
+
 async def _refused(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TokenRefused)
     return JSONResponse(error_body(exc.error), status_code=exc.status_code, headers=exc.headers)
@@ -104,6 +108,8 @@ def _add_error_handlers(app: Starlette, form: ErrorForm = KEYTURN_ERRORS) -> Non
         assert isinstance(exc, KeyturnError)
         if isinstance(exc, ClientError):
             raise exc
+        if isinstance(exc, ServerError):  # logged as Keyturn's own routes log it: by type only
+            logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
         return JSONResponse(form.body(exc), status_code=form.status(exc), headers=form.headers(exc))
 
     app.add_exception_handler(TokenRefused, _refused)
