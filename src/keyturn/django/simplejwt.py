@@ -45,7 +45,7 @@ from .service import service
 from .users import login_state
 from .views import FlowMaker, refreshed, settings_of, start_pair
 
-__all__ = ["blacklist", "obtain_pair", "refresh", "verify"]
+__all__ = ["blacklist", "obtain_pair", "refresh", "token_message", "verify"]
 
 REALM = "api"
 """SimpleJWT's ``WWW-Authenticate`` realm."""
@@ -58,7 +58,13 @@ DETAIL = {
     "session_revoked": "Token is blacklisted",
     "token_revoked": "Token is blacklisted",
 }
-"""SimpleJWT's ``detail`` for each of Keyturn's token codes (``Token is invalid`` otherwise)."""
+"""SimpleJWT's words for each of Keyturn's token codes (:func:`token_message`): the ``detail`` of these
+routes' refusals, and the ``message`` of ``KeyturnAuthentication``'s (``keyturn.django.authentication``)."""
+
+
+def token_message(error: KeyturnError) -> str:
+    """SimpleJWT's message for a refused token: ``DETAIL``'s, else ``Token is invalid``."""
+    return DETAIL.get(error.code, "Token is invalid")
 
 
 class _Answer(Exception):
@@ -80,7 +86,7 @@ def refusal(exc: KeyturnError) -> HttpResponse:
     if isinstance(exc, InvalidCredentials):
         body: dict[str, object] = {"detail": NO_ACCOUNT}
     elif isinstance(exc, TokenError | SessionError):
-        body = {"detail": DETAIL.get(exc.code, "Token is invalid"), "code": "token_not_valid"}
+        body = {"detail": token_message(exc), "code": "token_not_valid"}
     else:
         body = {"detail": exc.detail, "code": exc.code}
     if exc.status == 401:
