@@ -96,3 +96,17 @@ def test_the_projects_api_takes_a_bound_access_token_as_dpop_with_its_proof(
         assert c.get("/api/me/", headers={"Authorization": f"Bearer {unbound}"}).status_code == 200
         missing = c.get("/api/me/")
         assert (missing.status_code, missing.headers["www-authenticate"]) == (401, BARE)
+
+
+def test_a_simplejwt_access_token_is_bound_to_no_key(sqlite_project: ExampleProject) -> None:
+    """While the migration lasts, a SimpleJWT access token issued before the switch passes the project's
+    API as ``Bearer`` (``JWTAuthentication``'s way) and is refused as ``DPoP``, as any token without ``cnf``
+    is (``keyturn.dpop.check_presentation``). Before: ``DPoP`` was "credentials were not provided"."""
+    (user,) = sqlite_project.add_users(1)
+    with sqlite_project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+    with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        proof = DpopKey.generate().proof("GET", url + "/api/me/", now=time.time(), access_token=access)
+        as_dpop = c.get("/api/me/", headers={"Authorization": f"DPoP {access}", "DPoP": proof})
+        assert (as_dpop.status_code, as_dpop.json()["error"]) == (401, "invalid_dpop_proof"), as_dpop.text
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200
