@@ -54,3 +54,12 @@ def keyturn_project(project: ExampleProject) -> ExampleProject:
     """The example project migrated on ``keyturn.django`` (Keyturn's tables and SimpleJWT's)."""
     project.manage("migrate")
     return project
+
+
+@pytest.fixture
+def sqlite_project(tmp_path: Path) -> Iterator[ExampleProject]:
+    """The example project on SQLite alone, migrated with both token services' tables."""
+    with database_url("sqlite", tmp_path) as url:
+        project = ExampleProject(tmp_path, url)
+        project.manage("migrate")
+        yield project

@@ -10,6 +10,7 @@ import httpx
 
 from keyturn.client.dpop import DpopKey
 
+from .._challenges import ALGS, BARE, challenges
 from ._project import ExampleProject
 
 
@@ -44,3 +45,68 @@ def test_a_bound_session_in_the_django_app(keyturn_project: ExampleProject) -> N
             )
             assert rotated.status_code == 200, rotated.text
             token = rotated.json()["refresh_token"]
+
+
+def test_the_projects_api_takes_a_bound_access_token_as_dpop_with_its_proof(
+    sqlite_project: ExampleProject,
+) -> None:
+    """``KeyturnAuthentication`` in the project (DRF's ``/api/me/``) takes a DPoP-bound access token as
+    ``DPoP <token>`` with one proof of its key for this very request, once, as every adapter does
+    (docs/resource-servers.md), and challenges in the scheme it takes. Before: ``DPoP <token>`` was
+    "credentials were not provided", and the token sent as Bearer was refused with a ``DPoP`` challenge the
+    API did not follow (and no ``DPoP`` challenge for a request without a token)."""
+    (user,) = sqlite_project.add_users(1)
+    key = DpopKey.generate()
+    bound = {"DPOP_BIND_ACCESS_TOKENS": "on"}
+    with (
+        sqlite_project.serve("keyturn", workers=1, extra=bound) as url,  # one process: one replay cache
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        login = {"DPoP": key.proof("POST", url + "/api/auth/login", now=time.time())}
+        started = c.post("/api/auth/login", json=user.credentials(), headers=login)
+        assert (started.status_code, started.json()["token_type"]) == (200, "DPoP"), started.text
+        access = started.json()["access_token"]
+        unbound = c.post("/api/auth/login", json=user.credentials()).json()["access_token"]
+
+        def dpop(token: str = access, by: DpopKey = key, path: str = "/api/me/") -> dict[str, str]:
+            proof = by.proof("GET", url + path, now=time.time(), access_token=token)
+            return {"Authorization": f"DPoP {token}", "DPoP": proof}
+
+        proven = dpop()
+        me = c.get("/api/me/", headers=proven)
+        assert (me.status_code, me.json()["username"]) == (200, user.username), me.text
+        refused = [
+            c.get("/api/me/", headers=proven),  # the same proof again
+            c.get("/api/me/", headers={"Authorization": f"DPoP {access}"}),
+            c.get("/api/me/", headers=dpop(by=DpopKey.generate())),
+            c.get("/api/me/", headers=dpop(path="/api/status/")),
+            c.get("/api/me/", headers=dpop(token=unbound)),
+            c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}),
+        ]
+        for answer in refused:
+            assert (answer.status_code, answer.json()["error"]) == (401, "invalid_dpop_proof"), answer.text
+            assert answer.json()["code"] == "invalid_dpop_proof"
+            (scheme, params), *others = challenges(answer.headers["www-authenticate"])
+            assert (scheme, params["error"], params["algs"], others) == (
+                "DPoP",
+                "invalid_dpop_proof",
+                ALGS,
+                [],
+            )
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {unbound}"}).status_code == 200
+        missing = c.get("/api/me/")
+        assert (missing.status_code, missing.headers["www-authenticate"]) == (401, BARE)
+
+
+def test_a_simplejwt_access_token_is_bound_to_no_key(sqlite_project: ExampleProject) -> None:
+    """While the migration lasts, a SimpleJWT access token issued before the switch passes the project's
+    API as ``Bearer`` (``JWTAuthentication``'s way) and is refused as ``DPoP``, as any token without ``cnf``
+    is (``keyturn.dpop.check_presentation``). Before: ``DPoP`` was "credentials were not provided"."""
+    (user,) = sqlite_project.add_users(1)
+    with sqlite_project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+    with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        proof = DpopKey.generate().proof("GET", url + "/api/me/", now=time.time(), access_token=access)
+        as_dpop = c.get("/api/me/", headers={"Authorization": f"DPoP {access}", "DPoP": proof})
+        assert (as_dpop.status_code, as_dpop.json()["error"]) == (401, "invalid_dpop_proof"), as_dpop.text
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200

@@ -7,8 +7,9 @@ The same requests go to the example project on SimpleJWT's own views (``TOKENS=s
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,22 +17,12 @@ import jwt
 import pytest
 
 from ._project import ExampleProject
-from .conftest import database_url
 
 KEYTURN_KEYS = ("error", "error_description", "retryable")
-HEADER_TYPES = {
-    "DJANGO_SETTINGS_MODULE": "_header_types_settings",
-    "PYTHONPATH": str(Path(__file__).resolve().parent),  # the settings module; the harness adds src
-}
-
-
-@pytest.fixture
-def sqlite_project(tmp_path: Path) -> Iterator[ExampleProject]:
-    """The example project on SQLite, migrated with both token services' tables."""
-    with database_url("sqlite", tmp_path) as url:
-        project = ExampleProject(tmp_path, url)
-        project.manage("migrate")
-        yield project
+SETTINGS_PATH = str(Path(__file__).resolve().parent)  # the settings modules; the harness adds src
+HEADER_TYPES = {"DJANGO_SETTINGS_MODULE": "_header_types_settings", "PYTHONPATH": SETTINGS_PATH}
+OTHER_BEARER = {"DJANGO_SETTINGS_MODULE": "_other_bearer_settings", "PYTHONPATH": SETTINGS_PATH}
+NOT_GIVEN = (401, {"detail": "Authentication credentials were not provided."})
 
 
 def simplejwts_part(answer: httpx.Response) -> tuple[int, object]:
@@ -111,6 +102,11 @@ def test_verify_refuses_a_rotated_refresh_token_and_a_revoked_access_token(
         assert rotated.status_code == 200  # verify did not spend or revoke anything: the head still rotates
         old = c.post("/api/token/verify/", json={"token": pair["refresh"]})
         assert old.json()["error"] == "refresh_token_reused"
+        replayed = c.post("/api/token/refresh/", json={"refresh": pair["refresh"]})  # inside the grace period
+        assert replayed.status_code == 200, (
+            replayed.text
+        )  # a copy (two tabs): the same answer, docs/django.md
+        assert replayed.json()["refresh"] == rotated.json()["refresh"]
         assert c.post("/api/token/blacklist/", json={"refresh": rotated.json()["refresh"]}).status_code == 200
         revoked = c.post("/api/token/verify/", json={"token": pair["access"]})
         assert revoked.status_code == 400, revoked.text
@@ -151,8 +147,7 @@ def test_api_refusals_keep_simplejwts_body_and_its_header_types(
             "messages": [message],
         },
     )
-    not_given = (401, {"detail": "Authentication credentials were not provided."})
-    assert seen["keyturn"] == seen["simplejwt"] == [me, me, not_valid, not_valid, not_given]
+    assert seen["keyturn"] == seen["simplejwt"] == [me, me, not_valid, not_valid, NOT_GIVEN]
     assert user_ids[0] == user_ids[1]
 
     with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -236,3 +231,113 @@ def test_an_access_token_where_a_refresh_token_is_wanted_has_the_wrong_type(
             assert simplejwts_part(refused) == wrong_type, refused.text
             assert refused.json()["error"] == "token_invalid"
             assert refused.headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_a_scheme_not_in_auth_header_types_is_left_to_the_next_authentication_class(
+    sqlite_project: ExampleProject, server: str
+) -> None:
+    """With ``AUTH_HEADER_TYPES = ("JWT",)`` and a second authentication class that takes ``Bearer`` tokens
+    (django-oauth-toolkit's, say), ``KeyturnAuthentication`` leaves ``Bearer`` to it as
+    ``JWTAuthentication`` does (None), and reads its own header as that reads it: split on any whitespace
+    (a tab too), and a ``JWT`` without exactly one token is ``bad_authorization_header``. Before: every
+    ``Bearer`` header was Keyturn's (401 ``token_not_valid`` for the other class's tokens), a tab was
+    "not provided" and a bare ``JWT`` was ``token_not_valid``."""
+    (user,) = sqlite_project.add_users(1)
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        return [
+            c.get("/api/me/", headers={"Authorization": f"JWT {access}"}),
+            c.get("/api/me/", headers={"Authorization": f"Bearer other:{user.username}"}),
+            c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}),
+            c.get("/api/me/", headers={"Authorization": f"JWT\t{access}"}),
+            c.get("/api/me/", headers={"Authorization": f"JWT  {access}"}),
+            c.get("/api/me/", headers={"Authorization": "JWT"}),
+            c.get("/api/me/", headers={"Authorization": f"JWT {access} {access}"}),
+            c.get("/api/me/", headers={"Authorization": ""}),
+            c.get("/api/me/", headers={"Authorization": "Basic abc"}),
+        ]
+
+    seen = side_by_side(sqlite_project, probe, extra=OTHER_BEARER, server=server)
+    me = (200, {"id": 1, "username": user.username, "email": user.email})
+    bad = (
+        401,
+        {
+            "detail": "Authorization header must contain two space-delimited values",
+            "code": "bad_authorization_header",
+        },
+    )
+    assert seen["keyturn"] == seen["simplejwt"] == [me, me, NOT_GIVEN, me, me, bad, bad, NOT_GIVEN, NOT_GIVEN]
+
+    with (
+        sqlite_project.serve("keyturn", extra=OTHER_BEARER, server=server) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        # Schemes are case-insensitive (RFC 9110 section 11.1): where SimpleJWT compares bytes and says
+        # "not provided", Keyturn takes the token. No other class is denied a header it could have read.
+        lower = c.get("/api/me/", headers={"Authorization": f"jwt {access}"})
+        assert lower.status_code == 200, lower.text
+        bare = c.get("/api/me/", headers={"Authorization": "JWT"})
+        assert (bare.json()["error"], bare.json()["code"]) == ("token_invalid", "bad_authorization_header")
+
+
+def test_both_routes_and_the_api_word_a_refusal_alike(sqlite_project: ExampleProject) -> None:
+    """One table of SimpleJWT's words (``keyturn.django.simplejwt.DETAIL``): the ``message`` of the API's
+    refusal is the ``detail`` SimpleJWT's routes give for the same Keyturn code. Before: the API had a
+    table of its own without ``refresh_token_expired``, ``session_expired`` and ``refresh_token_reused``
+    ("Token is invalid" where the routes said "Token is expired" or "Token is blacklisted")."""
+    seen = sqlite_project.shell(
+        "import json\n"
+        "from keyturn import errors\n"
+        "from keyturn.django.authentication import refusal_body\n"
+        "from keyturn.django.simplejwt import refusal\n"
+        "def leaves(cls):\n"
+        "    return [cls] + [leaf for sub in cls.__subclasses__() for leaf in leaves(sub)]\n"
+        "codes = {}\n"
+        "for cls in leaves(errors.TokenError) + leaves(errors.SessionError):\n"
+        "    if cls.code in codes or cls.__module__ != 'keyturn.errors':\n"
+        "        continue\n"
+        "    error = cls()\n"
+        "    api = refusal_body(error)['messages'][0]['message']\n"
+        "    codes[cls.code] = [api, json.loads(refusal(error).content)['detail']]\n"
+        "print(json.dumps(codes))\n"
+    )
+    words = json.loads(seen.splitlines()[-1])
+    assert {"token_expired", "refresh_token_expired", "session_expired", "refresh_token_reused"} <= set(words)
+    assert {code: api for code, (api, _) in words.items()} == {
+        code: routes for code, (_, routes) in words.items()
+    }
+    assert words["refresh_token_reused"][0] == "Token is blacklisted"
+    assert words["session_expired"][0] == "Token is expired"
+
+
+def test_a_deleted_users_token_is_refused_as_blacklisted_where_simplejwt_says_user_not_found(
+    sqlite_project: ExampleProject,
+) -> None:
+    """docs/django.md's departure: SimpleJWT's ``JWTAuthentication`` refuses the access token of a deleted
+    user as 401 ``user_not_found`` (``user_inactive`` for an inactive one); Keyturn refuses it as
+    ``token_not_valid`` "Token is blacklisted" (``token_revoked``), the answer the revocation of the
+    user's sessions gives a second later anyway, on which a SimpleJWT frontend refreshes and is refused."""
+    gone, idle, gone2, idle2 = sqlite_project.add_users(4)
+    seen = {}
+    for tokens, users in (("simplejwt", (gone, idle)), ("keyturn", (gone2, idle2))):
+        with sqlite_project.serve(tokens) as url, httpx.Client(base_url=url, timeout=30) as c:
+            access = [c.post("/api/token/", json=u.credentials()).json()["access"] for u in users]
+            sqlite_project.shell(
+                f"User.objects.get(username={users[0].username!r}).delete()\n"
+                f"u = User.objects.get(username={users[1].username!r}); u.is_active = False; u.save()\n",
+                tokens=tokens,
+            )
+            seen[tokens] = [c.get("/api/me/", headers={"Authorization": f"Bearer {a}"}) for a in access]
+    assert [simplejwts_part(r) for r in seen["simplejwt"]] == [
+        (401, {"detail": "User not found", "code": "user_not_found"}),
+        (401, {"detail": "User is inactive", "code": "user_inactive"}),
+    ]
+    message = {"token_class": "AccessToken", "token_type": "access", "message": "Token is blacklisted"}
+    blacklisted = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+    assert [simplejwts_part(r) for r in seen["keyturn"]] == [
+        (401, {**blacklisted, "messages": [message]})
+    ] * 2
+    assert [r.json()["error"] for r in seen["keyturn"]] == ["token_revoked"] * 2

@@ -45,7 +45,7 @@ from .service import service
 from .users import login_state
 from .views import FlowMaker, refreshed, settings_of, start_pair
 
-__all__ = ["blacklist", "obtain_pair", "refresh", "verify"]
+__all__ = ["blacklist", "obtain_pair", "refresh", "token_message", "verify"]
 
 REALM = "api"
 """SimpleJWT's ``WWW-Authenticate`` realm."""
@@ -58,7 +58,8 @@ DETAIL = {
     "session_revoked": "Token is blacklisted",
     "token_revoked": "Token is blacklisted",
 }
-"""SimpleJWT's ``detail`` for each of Keyturn's token codes (``Token is invalid`` otherwise)."""
+"""SimpleJWT's words for each of Keyturn's token codes (:func:`token_message`): the ``detail`` of these
+routes' refusals, and the ``message`` of ``KeyturnAuthentication``'s (``keyturn.django.authentication``)."""
 WRONG_TYPE = "Token has wrong type"
 """SimpleJWT's ``detail`` for a valid token of the other type (an access token where a refresh token is
 wanted): its ``Token.verify_token_type``."""
@@ -69,6 +70,14 @@ class WrongTokenType(TokenInvalid):
     token that is no refresh token, but SimpleJWT's ``detail`` is "Token has wrong type"."""
 
     description = "The token is an access token; this route takes a refresh token."
+
+
+def token_message(error: KeyturnError) -> str:
+    """SimpleJWT's message for a refused token: "Token has wrong type" for :class:`WrongTokenType`,
+    ``DETAIL``'s, else ``Token is invalid``."""
+    if isinstance(error, WrongTokenType):
+        return WRONG_TYPE
+    return DETAIL.get(error.code, "Token is invalid")
 
 
 class _Answer(Exception):
@@ -90,8 +99,7 @@ def refusal(exc: KeyturnError) -> HttpResponse:
     if isinstance(exc, InvalidCredentials):
         body: dict[str, object] = {"detail": NO_ACCOUNT}
     elif isinstance(exc, TokenError | SessionError):
-        detail = WRONG_TYPE if isinstance(exc, WrongTokenType) else DETAIL.get(exc.code, "Token is invalid")
-        body = {"detail": detail, "code": "token_not_valid"}
+        body = {"detail": token_message(exc), "code": "token_not_valid"}
     else:
         body = {"detail": exc.detail, "code": exc.code}
     if exc.status == 401:

@@ -29,7 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..errors import KeyturnError, TokenMissing
-from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_body
+from ..http import REALM, ErrorForm, error_body
 from ..tokens import AccessClaims
 from ._grants import require_grants
 from .django import bearer_check, bearer_request, resource_errors
@@ -92,21 +92,20 @@ def _in_project() -> bool:
 
 
 def _errors(request: Request) -> ErrorForm:
-    """How ``request``'s refusals are answered: challenging ``DPoP`` too where the verifier takes it, and a
-    token presented as ``DPoP`` in that scheme alone (``keyturn.middleware.django.resource_errors``); in
-    a project running the token service, the ``Authorization: Bearer`` token alone is read
-    (:func:`_project_user`), so ``Bearer`` alone."""
-    if _in_project():
-        return KEYTURN_ERRORS
-    return resource_errors().presented(request._request.headers.get("Authorization"))
+    """How ``request``'s refusals are answered: challenging ``DPoP`` too while DPoP is on, in a project
+    running the token service (``keyturn.django.authentication.refusal_form``) as at a resource server
+    elsewhere (``keyturn.middleware.django.resource_errors``): both take ``DPoP <token>`` with its proof,
+    and a token presented as ``DPoP`` is challenged in that scheme alone."""
+    form: ErrorForm = import_module(_PROJECT).refusal_form() if _in_project() else resource_errors()
+    return form.presented(request._request.headers.get("Authorization"))
 
 
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
     """The Django user and claims of the request's access token (``keyturn.django.authentication``:
-    SimpleJWT's header and schemes, and its refusal body beside Keyturn's)."""
+    SimpleJWT's header and schemes or ``DPoP``, and SimpleJWT's refusal body beside Keyturn's)."""
     project = import_module(_PROJECT)
     try:
-        found: tuple[Any, AccessClaims] | None = project.authenticate_request(request._request.META)
+        found: tuple[Any, AccessClaims] | None = project.authenticate_request(request._request)
     except KeyturnError as error:
         request._request.keyturn_error = error  # type: ignore[attr-defined]
         raise _Refused(error, project.refusal_body(error)) from error
@@ -114,7 +113,8 @@ def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
 
 
 class KeyturnAuthentication(BaseAuthentication):
-    """``Authorization: Bearer <access token>``; reuses the token ``KeyturnMiddleware`` verified."""
+    """``Authorization: Bearer <access token>`` or ``DPoP <access token>`` with its proof; reuses the token
+    ``KeyturnMiddleware`` verified."""
 
     def authenticate(self, request: Request) -> tuple[Any, AccessClaims] | None:
         if _in_project():  # the token service runs in this project: request.user is a Django user
