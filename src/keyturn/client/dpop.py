@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 __all__ = ["DpopKey", "Prover"]
@@ -38,6 +39,23 @@ def _kind(key: object) -> str:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return f"a {key.curve.name} EC key"
     return f"a key of type {type(key).__name__}"
+
+
+def _load(file: Path, pem: bytes, password: bytes | None) -> PrivateKeyTypes:
+    """The private key of ``pem``, read from ``file``; ``ValueError`` naming the file for what
+    ``cryptography`` refuses (with a ``TypeError`` for a password that is missing or not needed)."""
+    encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
+    if encrypted and password is None:
+        raise ValueError(
+            f"{file} holds an encrypted private key: give its password, DpopKey.from_file(path, password=...)"
+        )
+    if not encrypted and password is not None:
+        raise ValueError(f"{file} holds no encrypted private key, yet a password was given")
+    try:
+        return serialization.load_pem_private_key(pem, password=password)
+    except (ValueError, TypeError) as exc:
+        what = "wrong password for the encrypted private key" if encrypted else "no private key it can read"
+        raise ValueError(f"{file}: {what} ({exc})") from None
 
 
 class DpopKey:
@@ -70,24 +88,36 @@ class DpopKey:
         return cls(ec.generate_private_key(ec.SECP256R1()))
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> DpopKey:
+    def from_file(cls, path: str | os.PathLike[str], *, password: str | bytes | None = None) -> DpopKey:
         """The key in ``path`` (a PEM file), made there (0600) if there is none; ``ValueError`` naming the
         file if it holds a key of another kind (a P-384 or Ed25519 key, say), whose proofs no service would
-        take: refused here, at load, not at the first call."""
+        take: refused here, at load, not at the first call.
+
+        ``password``: that of an encrypted PEM (``openssl pkcs8 -topk8 -v2 aes-256-cbc``, say), as
+        ``ssl``'s ``load_cert_chain`` and ``cryptography`` take one; a key made here with a password is
+        saved encrypted by it. An encrypted file without one, the wrong password, or a password for a file
+        that is not encrypted is a ``ValueError`` naming the file."""
         file = Path(path).expanduser()
+        secret = password.encode() if isinstance(password, str) else password
         try:
-            found = serialization.load_pem_private_key(file.read_bytes(), password=None)
+            pem = file.read_bytes()
         except FileNotFoundError:
             key = cls.generate()
-            key._save(file)
+            key._save(file, secret)
             return key
+        found = _load(file, pem, secret)
         if not isinstance(found, ec.EllipticCurvePrivateKey) or not isinstance(found.curve, ec.SECP256R1):
             raise ValueError(f"{file} holds {_kind(found)}; a DPoP key must be {_ACCEPTED}")
         return cls(found)
 
-    def _save(self, file: Path) -> None:
+    def _save(self, file: Path, password: bytes | None = None) -> None:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.NoEncryption()
+            if password is None
+            else serialization.BestAvailableEncryption(password)
+        )
         pem = self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
         )
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".keyturn-dpop-", dir=file.parent)  # made 0600
