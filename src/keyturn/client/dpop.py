@@ -2,7 +2,7 @@
 
 :class:`DpopKey` is kept in memory, or in a 0600 PEM file (beside the token file, say) so that a session
 bound to it survives a restart. :class:`Prover` holds the key, the service's base URL and the last nonce
-the service sent (``DPoP-Nonce``), and makes the ``DPoP`` header of one call.
+each server sent (``DPoP-Nonce``, kept per origin), and makes the ``DPoP`` header of one call.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -149,8 +150,20 @@ class DpopKey:
         return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
+def origin(url: str) -> str:
+    """The origin of an absolute ``url`` (RFC 6454: scheme, host, port; the default port made explicit), by
+    which nonces are kept: each server hands out its own (RFC 9449 sections 8 and 9)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{parts.hostname or ''}:{parts.port or _DEFAULT_PORTS.get(scheme, '')}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class Prover:
-    """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, with the service's latest nonce."""
+    """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, each with the latest nonce of the
+    server it goes to (the token service's, or a resource server's), kept per origin."""
 
     def __init__(self, key: DpopKey, base_url: str, now: Callable[[], float]) -> None:
         """``now``: the service's time as the client reckons it (its clock and the least offset the last
@@ -159,21 +172,27 @@ class Prover:
         self.key = key
         self.base_url = base_url
         self.now = now
-        self._nonce: str | None = None
+        self._nonces: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _full(self, url: str) -> str:
+        return self.base_url + url if url.startswith("/") else url
 
     def headers(self, method: str, url: str, access_token: str | None = None) -> dict[str, str]:
         """The ``DPoP`` header for a call; ``url`` relative to the base URL if it starts with ``/``."""
-        full = self.base_url + url if url.startswith("/") else url
+        full = self._full(url)
         with self._lock:
-            nonce = self._nonce
+            nonce = self._nonces.get(origin(full))
         proof = self.key.proof(method, full, now=self.now(), nonce=nonce, access_token=access_token)
         return {"DPoP": proof}
 
-    def saw(self, nonce: str | None) -> bool:
-        """Keep the nonce of an answer's ``DPoP-Nonce``; whether it is a new one."""
+    def saw(self, url: str, nonce: str | None) -> bool:
+        """Keep the nonce of an answer's ``DPoP-Nonce`` from ``url``'s server (``url`` as for
+        :meth:`headers`); whether it is a new one."""
         if not nonce:
             return False
+        server = origin(self._full(url))
         with self._lock:
-            new, self._nonce = nonce != self._nonce, nonce
+            new = self._nonces.get(server) != nonce
+            self._nonces[server] = nonce
         return new
