@@ -10,7 +10,6 @@ from typing import Self
 from . import _flow
 from ._flow import RetryPolicy
 from ._steps import Answer, Flow, SendRequest
-from ._tokens import unverified_claims
 from .manager import TokenManager
 
 __all__ = ["BearerFlow"]
@@ -50,12 +49,13 @@ class BearerFlow:
         """The headers that send ``token``: ``Bearer``, or for a token bound to the client's DPoP key
         (``cnf.jkt``), ``DPoP`` with a new proof of that key for this very call (RFC 9449 section 7)."""
         prover = self.manager._session.dpop
-        if prover is None or "cnf" not in unverified_claims(token):
+        if prover is None or not _flow.proves(self.manager._session, token):
             return {"Authorization": f"Bearer {token}"}
         return {"Authorization": f"DPoP {token}", **prover.headers(method, url, access_token=token)}
 
-    def _request_flow(self, method: str, token: str, started: float) -> Flow[Answer]:
-        """The flow of a request first sent with ``token`` at ``started``, positioned after that send."""
+    def _request_flow(self, method: str, url: str, token: str, started: float) -> Flow[Answer]:
+        """The flow of a request to ``url`` first sent with ``token`` at ``started``, positioned after
+        that send."""
         flow = _flow.request(
             self.manager._session,
             self.policy,
@@ -64,6 +64,7 @@ class BearerFlow:
             rng=self._rng,
             token=token,
             started=started,
+            url=url,
         )
         first = self.manager._driver.advance(flow, None)
         assert isinstance(first, SendRequest)  # the send made before the flow

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -30,6 +31,7 @@ __all__ = [
     "Decision",
     "RetryPolicy",
     "access",
+    "asks_for_nonce",
     "background",
     "error_code",
     "give_up",
@@ -38,6 +40,7 @@ __all__ = [
     "login",
     "logout",
     "obtain",
+    "proves",
     "request",
     "settled",
     "start",
@@ -110,6 +113,34 @@ def error_code(endpoints: Endpoints, reply: Reply) -> str | None:
     return code
 
 
+def proves(session: Session, token: str) -> bool:
+    """Whether an application request sends ``token`` as ``DPoP`` with a proof: a token bound to the
+    client's key (``cnf``) while it has one (RFC 9449 section 7); else it goes as ``Bearer``."""
+    return session.dpop is not None and "cnf" in unverified_claims(token)
+
+
+def asks_for_nonce(session: Session, url: str, token: str, answer: Answer) -> bool:
+    """Whether ``answer`` (to a request to ``url`` with ``token``) is a resource server's ``use_dpop_nonce``
+    (RFC 9449 section 9: 401, ``WWW-Authenticate: DPoP error="use_dpop_nonce"``, and a ``DPoP-Nonce``),
+    whose nonce is then kept for ``url``'s origin. (Not only a nonce new to the client: another request
+    may have brought it while this one was out with none.)"""
+    if not isinstance(answer, Reply) or answer.status != 401 or not proves(session, token):
+        return False
+    nonce = answer.headers.get("dpop-nonce")
+    challenge = answer.headers.get("www-authenticate", "")
+    asked = _NONCE_CHALLENGE.search(challenge) is not None or (
+        error_code(session.endpoints, answer) == "use_dpop_nonce"
+    )
+    if not nonce or not asked:
+        return False
+    assert session.dpop is not None
+    session.dpop.saw(url, nonce)
+    return True
+
+
+_NONCE_CHALLENGE = re.compile(r'(?i)\bDPoP\b.*\berror\s*=\s*"?use_dpop_nonce\b')
+
+
 def judge_request(
     endpoints: Endpoints,
     answer: Answer,
@@ -172,7 +203,7 @@ def call(
         called = Called(answer, sent, session.clock.now())
         if prover is None or not isinstance(answer, Reply):
             return called
-        fresh = prover.saw(answer.headers.get("dpop-nonce"))
+        fresh = prover.saw(path, answer.headers.get("dpop-nonce"))
         if attempt == 1 and fresh and session.endpoints.error_code(answer.json()) == "use_dpop_nonce":
             continue
         return called
@@ -336,6 +367,7 @@ def request(
     rng: random.Random,
     token: str | None = None,
     started: float | None = None,
+    url: str | None = None,
 ) -> Flow[Answer]:
     """One application request, from its first token to the answer the application gets.
 
@@ -348,14 +380,16 @@ def request(
     retried with backoff, each retry one of the same ``policy.retries`` and none starting past the
     deadline, if the request may be repeated: an idempotent method, or one the caller marked safe.
     ``token`` and ``started``: the token a driver first sent the request with, and when (the drivers send
-    it first and make the flow only for an answer that is not :func:`settled`).
+    it first and make the flow only for an answer that is not :func:`settled`). ``url``: where the request
+    goes; a resource server there that answers ``use_dpop_nonce`` with a new nonce gets the request once
+    more, free, its proof carrying that nonce (:func:`asks_for_nonce`; RFC 9449 section 9).
     """
     may_retry = retry_safe or method.upper() in IDEMPOTENT
     if token is None:
         token = session.ready(None) or (yield from access(session))
     if started is None:
         started = session.clock.now()
-    refreshed = resent = False
+    refreshed = resent = nonce_sent = False
     retries = 0
 
     def within(retries: int) -> bool:
@@ -364,6 +398,9 @@ def request(
 
     while True:
         answer: Answer = yield SendRequest(token)
+        if not nonce_sent and url is not None and asks_for_nonce(session, url, token, answer):
+            nonce_sent = True  # once: a server that asks again for every proof gets its 401 handed over
+            continue
         current = session.tokens
         decision = judge_request(
             session.endpoints,

@@ -2,7 +2,7 @@
 
 :class:`DpopKey` is kept in memory, or in a 0600 PEM file (beside the token file, say) so that a session
 bound to it survives a restart. :class:`Prover` holds the key, the service's base URL and the last nonce
-the service sent (``DPoP-Nonce``), and makes the ``DPoP`` header of one call.
+each server sent (``DPoP-Nonce``, kept per origin), and makes the ``DPoP`` header of one call.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 __all__ = ["DpopKey", "Prover"]
@@ -38,6 +40,23 @@ def _kind(key: object) -> str:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return f"a {key.curve.name} EC key"
     return f"a key of type {type(key).__name__}"
+
+
+def _load(file: Path, pem: bytes, password: bytes | None) -> PrivateKeyTypes:
+    """The private key of ``pem``, read from ``file``; ``ValueError`` naming the file for what
+    ``cryptography`` refuses (with a ``TypeError`` for a password that is missing or not needed)."""
+    encrypted = b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or b"Proc-Type: 4,ENCRYPTED" in pem
+    if encrypted and password is None:
+        raise ValueError(
+            f"{file} holds an encrypted private key: give its password, DpopKey.from_file(path, password=...)"
+        )
+    if not encrypted and password is not None:
+        raise ValueError(f"{file} holds no encrypted private key, yet a password was given")
+    try:
+        return serialization.load_pem_private_key(pem, password=password)
+    except (ValueError, TypeError) as exc:
+        what = "wrong password for the encrypted private key" if encrypted else "no private key it can read"
+        raise ValueError(f"{file}: {what} ({exc})") from None
 
 
 class DpopKey:
@@ -70,24 +89,36 @@ class DpopKey:
         return cls(ec.generate_private_key(ec.SECP256R1()))
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> DpopKey:
+    def from_file(cls, path: str | os.PathLike[str], *, password: str | bytes | None = None) -> DpopKey:
         """The key in ``path`` (a PEM file), made there (0600) if there is none; ``ValueError`` naming the
         file if it holds a key of another kind (a P-384 or Ed25519 key, say), whose proofs no service would
-        take: refused here, at load, not at the first call."""
+        take: refused here, at load, not at the first call.
+
+        ``password``: that of an encrypted PEM (``openssl pkcs8 -topk8 -v2 aes-256-cbc``, say), as
+        ``ssl``'s ``load_cert_chain`` and ``cryptography`` take one; a key made here with a password is
+        saved encrypted by it. An encrypted file without one, the wrong password, or a password for a file
+        that is not encrypted is a ``ValueError`` naming the file."""
         file = Path(path).expanduser()
+        secret = password.encode() if isinstance(password, str) else password
         try:
-            found = serialization.load_pem_private_key(file.read_bytes(), password=None)
+            pem = file.read_bytes()
         except FileNotFoundError:
             key = cls.generate()
-            key._save(file)
+            key._save(file, secret)
             return key
+        found = _load(file, pem, secret)
         if not isinstance(found, ec.EllipticCurvePrivateKey) or not isinstance(found.curve, ec.SECP256R1):
             raise ValueError(f"{file} holds {_kind(found)}; a DPoP key must be {_ACCEPTED}")
         return cls(found)
 
-    def _save(self, file: Path) -> None:
+    def _save(self, file: Path, password: bytes | None = None) -> None:
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.NoEncryption()
+            if password is None
+            else serialization.BestAvailableEncryption(password)
+        )
         pem = self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
         )
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".keyturn-dpop-", dir=file.parent)  # made 0600
@@ -119,8 +150,20 @@ class DpopKey:
         return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
+def origin(url: str) -> str:
+    """The origin of an absolute ``url`` (RFC 6454: scheme, host, port; the default port made explicit), by
+    which nonces are kept: each server hands out its own (RFC 9449 sections 8 and 9)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return f"{scheme}://{parts.hostname or ''}:{parts.port or _DEFAULT_PORTS.get(scheme, '')}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class Prover:
-    """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, with the service's latest nonce."""
+    """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, each with the latest nonce of the
+    server it goes to (the token service's, or a resource server's), kept per origin."""
 
     def __init__(self, key: DpopKey, base_url: str, now: Callable[[], float]) -> None:
         """``now``: the service's time as the client reckons it (its clock and the least offset the last
@@ -129,21 +172,27 @@ class Prover:
         self.key = key
         self.base_url = base_url
         self.now = now
-        self._nonce: str | None = None
+        self._nonces: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _full(self, url: str) -> str:
+        return self.base_url + url if url.startswith("/") else url
 
     def headers(self, method: str, url: str, access_token: str | None = None) -> dict[str, str]:
         """The ``DPoP`` header for a call; ``url`` relative to the base URL if it starts with ``/``."""
-        full = self.base_url + url if url.startswith("/") else url
+        full = self._full(url)
         with self._lock:
-            nonce = self._nonce
+            nonce = self._nonces.get(origin(full))
         proof = self.key.proof(method, full, now=self.now(), nonce=nonce, access_token=access_token)
         return {"DPoP": proof}
 
-    def saw(self, nonce: str | None) -> bool:
-        """Keep the nonce of an answer's ``DPoP-Nonce``; whether it is a new one."""
+    def saw(self, url: str, nonce: str | None) -> bool:
+        """Keep the nonce of an answer's ``DPoP-Nonce`` from ``url``'s server (``url`` as for
+        :meth:`headers`); whether it is a new one."""
         if not nonce:
             return False
+        server = origin(self._full(url))
         with self._lock:
-            new, self._nonce = nonce != self._nonce, nonce
+            new = self._nonces.get(server) != nonce
+            self._nonces[server] = nonce
         return new

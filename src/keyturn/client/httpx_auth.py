@@ -9,11 +9,12 @@
         http.get("https://api.example.com/orders")
         http.post("https://api.example.com/orders", json=order, auth=auth.safe_to_retry())
 
-What a reply means is decided by ``_flow.request`` (see docs/client.md): a 401 gets one refresh or resend,
-and more, each counted as a retry, only while the service keeps reaching the request after its token
-expired; idempotent requests (and those sent with ``auth.safe_to_retry()``) are retried on 429,
-502, 503, 504 and, through :class:`KeyturnTransport`, on a connection that failed or dropped, with backoff
-and ``Retry-After``, within ``retries`` and ``deadline``. The two shells below only send and sleep.
+What a reply means is decided by ``_flow.request`` (see docs/client.md): a resource server's
+``use_dpop_nonce`` gets one resend with its nonce, a 401 one refresh or resend, and more, each counted
+as a retry, only while the service keeps reaching the request after its token expired; idempotent
+requests (and those sent with ``auth.safe_to_retry()``) are retried on 429, 502, 503, 504 and, through
+:class:`KeyturnTransport`, on a connection that failed or dropped, with backoff and ``Retry-After``,
+within ``retries`` and ``deadline``. The two shells below only send and sleep.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
         response = yield request
         if settled(response.status_code):
             return
-        flow, driver = self._request_flow(request.method, token, started), self.manager._driver
+        flow, driver = (
+            self._request_flow(request.method, str(request.url), token, started),
+            self.manager._driver,
+        )
         while True:
             if response.status_code == 401:
                 response.read()
@@ -64,7 +68,10 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
         response = yield request
         if settled(response.status_code):
             return
-        flow, driver = self._request_flow(request.method, token, started), self.manager._driver
+        flow, driver = (
+            self._request_flow(request.method, str(request.url), token, started),
+            self.manager._driver,
+        )
         while True:
             if response.status_code == 401:
                 await response.aread()

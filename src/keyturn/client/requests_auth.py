@@ -51,7 +51,8 @@ class _Resend:
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         if settled(response.status_code):
             return response
-        flow = self.auth._request_flow(response.request.method or "GET", self.token, self.started)
+        sent = response.request
+        flow = self.auth._request_flow(sent.method or "GET", sent.url or "", self.token, self.started)
         driver = self.auth.manager._driver
         while True:
             step = driver.advance(flow, _answer(response))

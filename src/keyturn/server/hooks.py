@@ -11,6 +11,8 @@ runs sync dependencies, so a blocking database call does not stall the event loo
 
 :class:`AppLogin` turns ``authenticate`` into a login; :class:`UserLogin` is the built-in user store's
 (``keyturn serve``), which checks the password itself so that a password change racing the login wins.
+The login route checks the request's DPoP proof (and its nonce) before either is called: a bad or replayed
+proof costs no password hash and learns nothing of whether the credentials were right.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "SubjectCheckHook",
     "UserLogin",
     "begin",
+    "begin_bound",
     "claims_source",
     "subject_check",
 ]
@@ -105,9 +108,17 @@ async def begin(rt: Runtime, request: Request, subject: str, client_id: str | No
     """
     if not isinstance(subject, str) or not subject:
         raise TypeError("a subject is a non-empty string")
+    jkt = rt.dpop.binding(await request_proof(rt, request, client=await rt.clients.dpop_policy(client_id)))
+    return await begin_bound(rt, request, subject, client_id, jkt)
+
+
+async def begin_bound(
+    rt: Runtime, request: Request, subject: str, client_id: str | None, jkt: str | None
+) -> TokenPair:
+    """:func:`begin`, with the request's proof already checked: the session is bound to ``jkt``."""
+    if not isinstance(subject, str) or not subject:
+        raise TypeError("a subject is a non-empty string")
     sessions = rt.sessions
-    policy = await rt.clients.dpop_policy(client_id)
-    jkt = rt.dpop.binding(await request_proof(rt, request, client=policy))
     agent, ip = request.headers.get("user-agent"), client_ip(request, rt.settings)
     pair = await sessions.start(subject, user_agent=agent, ip=ip, client_id=client_id, jkt=jkt)
     check = sessions.subject_check
@@ -127,8 +138,15 @@ class Login(Protocol):
     def name(self, credentials: Credentials) -> str:
         """The name the per-name login rate limit counts (``invalid_request`` for a malformed body)."""
 
-    async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
-        """The new session's tokens, or ``invalid_credentials``."""
+    async def dpop_policy(self, rt: Runtime, credentials: Credentials) -> ClientDpop:
+        """The DPoP policy of the client the login is for, which the route checks the proof by before
+        any credential is looked at."""
+
+    async def __call__(
+        self, rt: Runtime, request: Request, credentials: Credentials, jkt: str | None
+    ) -> TokenPair:
+        """The new session's tokens (bound to ``jkt``, the checked proof's key), or
+        ``invalid_credentials``."""
 
 
 class AppLogin:
@@ -145,11 +163,16 @@ class AppLogin:
                 return value
         return ""
 
-    async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
+    async def dpop_policy(self, rt: Runtime, credentials: Credentials) -> ClientDpop:
+        return await rt.clients.dpop_policy(None)
+
+    async def __call__(
+        self, rt: Runtime, request: Request, credentials: Credentials, jkt: str | None
+    ) -> TokenPair:
         subject = await _call(self._authenticate, request, credentials)
         if subject is None or subject == "":
             raise InvalidCredentials()
-        return await begin(rt, request, subject)
+        return await begin_bound(rt, request, subject, None, jkt)
 
 
 class UserLogin:
@@ -160,18 +183,22 @@ class UserLogin:
     def name(self, credentials: Credentials) -> str:
         return self._parse(credentials).username
 
-    async def __call__(self, rt: Runtime, request: Request, credentials: Credentials) -> TokenPair:
+    async def dpop_policy(self, rt: Runtime, credentials: Credentials) -> ClientDpop:
+        client_id = self._parse(credentials).client_id
+        client = None if client_id is None else await rt.clients.public(client_id)
+        return "optional" if client is None else client.dpop
+
+    async def __call__(
+        self, rt: Runtime, request: Request, credentials: Credentials, jkt: str | None
+    ) -> TokenPair:
         body = self._parse(credentials)
-        client = None if body.client_id is None else await rt.clients.public(body.client_id)
-        policy: ClientDpop = "optional" if client is None else client.dpop
-        proof = await request_proof(rt, request, client=policy)  # before the password hash, the costly part
         return await rt.users.login(
             body.username,
             body.password,
             user_agent=request.headers.get("user-agent"),
             ip=client_ip(request, rt.settings),
             client_id=body.client_id,
-            jkt=rt.dpop.binding(proof),
+            jkt=jkt,
         )
 
     @staticmethod

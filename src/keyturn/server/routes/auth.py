@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from ...errors import InvalidRequest, KeyturnError
 from ...http import revocation_token
-from ..dpop import authenticated, presented_access_token, proof_key, refresh_key
+from ..dpop import authenticated, presented_access_token, proof_key, refresh_key, request_proof
 from ..errors import KeyturnRoute
 from ..presentation import presents_token
 from ..schemas import (
@@ -54,7 +54,10 @@ async def login(request: Request) -> JSONResponse:
     rt = kt.runtime
     ip = client_ip(request, rt.settings)
     await rt.limiter.login(kt.login.name(credentials), ip)  # before the password hash, the costly part
-    pair = await kt.login(rt, request, credentials)
+    # The proof (and its nonce) before any credential check, for every login: a bad or replayed proof
+    # costs no password hash and learns nothing of whether the credentials were right.
+    proof = await request_proof(rt, request, client=await kt.login.dpop_policy(rt, credentials))
+    pair = await kt.login(rt, request, credentials, rt.dpop.binding(proof))
     return token_response(rt, request, pair)
 
 
