@@ -82,6 +82,7 @@ def test_a_keyturn_error_in_a_route_answers_its_code_not_a_500(
             "/checks-by-hand", headers={"Authorization": f"Bearer {token_of_an_unseen_key()}"}
         )
         broken = http.get("/checks-by-hand", headers={"Authorization": "Bearer not-a-token"})
+        broken_dpop = http.get("/checks-by-hand", headers={"Authorization": "DPoP not-a-token"})
         limited = http.get("/limited")
 
     assert_error(unavailable, 503, "server_error")
@@ -91,6 +92,10 @@ def test_a_keyturn_error_in_a_route_answers_its_code_not_a_500(
     (_, bearer), (scheme, dpop) = challenges(broken.headers["www-authenticate"])
     assert bearer["error"] == "invalid_token"
     assert (scheme, dpop["algs"]) == ("DPoP", ALGS)
+    # A request in the DPoP scheme is refused in that scheme alone (RFC 9449 section 7.1).
+    assert (broken_dpop.status_code, broken_dpop.json()["error"]) == (401, "token_invalid")
+    ((scheme, alone),) = challenges(broken_dpop.headers["www-authenticate"])
+    assert (scheme, alone["error"], alone["algs"]) == ("DPoP", "invalid_token", ALGS)
     assert_error(limited, 429, "rate_limited")
     assert limited.headers["retry-after"] == "7"
 

@@ -17,6 +17,7 @@ from keyturn import fastapi as keyturn
 from keyturn.errors import SessionEnded
 from keyturn.testing import make_settings
 
+from .._challenges import ALGS, challenges
 from .._threaded import serving
 from ..e2e._http import assert_error
 
@@ -37,6 +38,11 @@ def _fastapi_app(tmp_path: Path) -> FastAPI:
     @app.get("/calls-another-service")
     async def calls_another_service() -> None:
         raise SessionEnded("logout")  # the Python client's error: the app's own bug, not a wire code
+
+    @app.get("/checks-by-hand")
+    async def checks_by_hand(request: Request) -> dict[str, str]:
+        token = request.headers.get("authorization", "").partition(" ")[2]
+        return {"sub": (await auth.verifier.averify(token)).sub}
 
     return app
 
@@ -74,3 +80,16 @@ def test_start_refuses_the_same_way_and_the_clients_errors_stay_the_apps(tmp_pat
         assert_error(http.post("/own-response/disabled"), 401, "invalid_credentials", bare=True)
         assert_error(http.post("/own-response/ada", headers={"DPoP": "x"}), 400, "invalid_dpop_proof")
         assert http.get("/calls-another-service").status_code == 500
+
+
+def test_a_token_refused_by_hand_is_challenged_as_at_the_apps_resources(tmp_path: Path) -> None:
+    """``auth.verifier`` called in an app's own route: its refusal is challenged as ``require_token``'s,
+    ``Bearer`` then ``DPoP`` with the algorithms (the embedding takes DPoP-bound tokens), and in the DPoP
+    scheme alone for a request that used it (RFC 9449 sections 7.1 and 7.2)."""
+    with serving(_fastapi_app(tmp_path)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        as_bearer = http.get("/checks-by-hand", headers={"Authorization": "Bearer not-a-token"})
+        as_dpop = http.get("/checks-by-hand", headers={"Authorization": "DPoP not-a-token"})
+    assert_error(as_bearer, 401, "token_invalid", dpop=True)
+    assert (as_dpop.status_code, as_dpop.json()["error"]) == (401, "token_invalid")
+    ((scheme, params),) = challenges(as_dpop.headers["www-authenticate"])
+    assert (scheme, params["error"], params["algs"]) == ("DPoP", "invalid_token", ALGS)

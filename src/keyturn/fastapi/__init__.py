@@ -29,8 +29,9 @@ from starlette.applications import Starlette
 
 from ..config import Settings
 from ..errors import VerifierUnavailable
+from ..http import KEYTURN_ERRORS
 from ..middleware._sources import Keys, StoreKeys, StoreRevocations
-from ..middleware.fastapi import TokenRefused, _add_error_handlers, require_token
+from ..middleware.fastapi import TokenRefused, add_error_handlers, require_token
 from ..middleware.verifier import AccessTokenVerifier, verifier_options
 from ..revocation import FeedPage
 from ..server.embed import Keyturn
@@ -157,5 +158,5 @@ def install(
     # require_token's refusals, and what Keyturn's calls raise in the app's own routes (auth.start_session
     # refusing a subject or a DPoP proof, the store out of reach): the wire code, as Keyturn's own routes
     # answer it, never a 500; the same handlers as the resource servers' install.
-    _add_error_handlers(app)
+    add_error_handlers(app, KEYTURN_ERRORS.at_resource(keyturn.verifier.dpop_algs))
     return keyturn

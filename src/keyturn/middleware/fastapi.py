@@ -36,7 +36,7 @@ from ._bearer import BearerCheck, BearerRequest, is_dpop
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
-__all__ = ["TokenRefused", "install", "require_token"]
+__all__ = ["TokenRefused", "add_error_handlers", "install", "require_token"]
 
 
 class TokenRefused(HTTPException):
@@ -98,19 +98,22 @@ async def _refused(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.error), status_code=exc.status_code, headers=exc.headers)
 
 
-def _add_error_handlers(app: Starlette, form: ErrorForm = KEYTURN_ERRORS) -> None:
+def add_error_handlers(app: Starlette, form: ErrorForm = KEYTURN_ERRORS) -> None:
     """Answer ``require_token``'s refusals, and any ``KeyturnError`` an app's own route raises, with
     Keyturn's error body, status and headers in ``form``, never a 500. The Python client's
     ``ClientError`` (no wire code: the app's own bug) is left a plain error. Shared by this module's
     :func:`install` and ``keyturn.fastapi.install``."""
 
-    async def keyturn_error(_: Request, exc: Exception) -> JSONResponse:
+    async def keyturn_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, KeyturnError)
         if isinstance(exc, ClientError):
             raise exc
         if isinstance(exc, ServerError):  # logged as Keyturn's own routes log it: by type only
             logger.error("store or service failure: %s", type(exc.__cause__ or exc).__name__)
-        return JSONResponse(form.body(exc), status_code=form.status(exc), headers=form.headers(exc))
+        answered = form.presented(request.headers.get("authorization"))  # a DPoP request: its scheme
+        return JSONResponse(
+            answered.body(exc), status_code=answered.status(exc), headers=answered.headers(exc)
+        )
 
     app.add_exception_handler(TokenRefused, _refused)
     app.add_exception_handler(KeyturnError, keyturn_error)
@@ -119,7 +122,7 @@ def _add_error_handlers(app: Starlette, form: ErrorForm = KEYTURN_ERRORS) -> Non
 def install(app: FastAPI, verifier: AccessTokenVerifier | None = None) -> None:
     """Render refusals, and ``KeyturnError`` raised in the app's routes, with Keyturn's error body (a 401
     challenging ``DPoP`` too while ``verifier`` takes it); close ``verifier`` when ``app`` shuts down."""
-    _add_error_handlers(app, KEYTURN_ERRORS.at_resource(verifier.dpop_algs) if verifier else KEYTURN_ERRORS)
+    add_error_handlers(app, KEYTURN_ERRORS.at_resource(verifier.dpop_algs) if verifier else KEYTURN_ERRORS)
     if verifier is None:
         return
     inner = app.router.lifespan_context
