@@ -171,7 +171,11 @@ def test_me_asks_for_its_nonce_with_a_401_dpop_challenge(target: Target) -> None
         assert (asked.status_code, asked.json()["error"]) == (401, "use_dpop_nonce"), asked.text
         ((scheme, params),) = challenges(asked.headers["WWW-Authenticate"])
         assert (scheme, params["error"], params["algs"]) == ("DPoP", "use_dpop_nonce", ALGS)
-        assert asked.headers["DPoP-Nonce"] == caller.nonce
+        # The nonce it names lets the same call through, with a proof that carries it.
+        assert asked.headers["DPoP-Nonce"]
+        with_nonce = caller.proof("GET", "/me", access_token=access)
+        answered = caller.call("GET", "/me", headers={"Authorization": f"DPoP {access}", "DPoP": with_nonce})
+        assert answered.status_code == 200, answered.text
 
         refresh = target.url + target.auth + "/refresh"
         bare = {"DPoP": caller.key.proof("POST", refresh, now=time.time())}
