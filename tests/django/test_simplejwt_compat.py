@@ -341,3 +341,54 @@ def test_a_deleted_users_token_is_refused_as_blacklisted_where_simplejwt_says_us
         (401, {**blacklisted, "messages": [message]})
     ] * 2
     assert [r.json()["error"] for r in seen["keyturn"]] == ["token_revoked"] * 2
+
+
+def test_an_expired_access_token_where_a_refresh_token_is_wanted_is_expired(
+    sqlite_project: ExampleProject,
+) -> None:
+    """An access token past its ``exp`` sent to ``token/refresh/`` or ``token/blacklist/`` is "Token is
+    expired", as SimpleJWT says it (its decoding checks ``exp`` before the token's type is looked at);
+    Keyturn's ``token_invalid`` beside it (the token is still no refresh token). Before: "Token is
+    invalid"."""
+    (user,) = sqlite_project.add_users(1)
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        deadline = time.monotonic() + 30
+        while c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200:
+            assert time.monotonic() < deadline, "a one-second access token still passes after 30 s"
+            time.sleep(0.2)
+        return [
+            c.post("/api/token/refresh/", json={"refresh": access}),
+            c.post("/api/token/blacklist/", json={"refresh": access}),
+        ]
+
+    seen = side_by_side(sqlite_project, probe, extra={"ACCESS_LIFETIME": "1", "LEEWAY": "0"})
+    expired = (401, {"detail": "Token is expired", "code": "token_not_valid"})
+    assert seen["keyturn"] == seen["simplejwt"] == [expired, expired]
+
+
+def test_a_refresh_token_sent_as_an_access_token_has_the_wrong_type(sqlite_project: ExampleProject) -> None:
+    """A refresh token in ``Authorization: Bearer`` at the API is refused as ``JWTAuthentication`` refuses
+    it, "Token has wrong type", a rotated one too (an access token's check looks at no blacklist), and,
+    while the migration lasts, SimpleJWT's own refresh tokens from before the switch; Keyturn's
+    ``token_invalid`` beside it. Before: "Token is invalid"."""
+    (user,) = sqlite_project.add_users(1)
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        refresh = c.post("/api/token/", json=user.credentials()).json()["refresh"]
+        assert c.post("/api/token/refresh/", json={"refresh": refresh}).status_code == 200
+        return [c.get("/api/me/", headers={"Authorization": f"Bearer {refresh}"})]
+
+    seen = side_by_side(sqlite_project, probe)
+    message = {"token_class": "AccessToken", "token_type": "access", "message": "Token has wrong type"}
+    body = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+    wrong_type = (401, {**body, "messages": [message]})
+    assert seen["keyturn"] == seen["simplejwt"] == [wrong_type]
+
+    with sqlite_project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        old_refresh = c.post("/api/token/", json=user.credentials()).json()["refresh"]
+    with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        refused = c.get("/api/me/", headers={"Authorization": f"Bearer {old_refresh}"})
+        assert simplejwts_part(refused) == wrong_type, refused.text
+        assert refused.json()["error"] == "token_invalid"

@@ -240,6 +240,20 @@ def verify_access(raw: str, until: datetime) -> AccessClaims:
     )
 
 
+def is_refresh(raw: str, until: datetime) -> bool:
+    """Whether ``raw`` is a SimpleJWT refresh token that verifies (signature, ``exp``) while the migration
+    lasts: one sent where an access token is wanted has the wrong type, as SimpleJWT says (sync)."""
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
+
+    try:
+        _open(until)
+        token = _simplejwt_token(UntypedToken, raw)
+    except KeyturnError:
+        return False
+    return bool(token.payload.get(api_settings.TOKEN_TYPE_CLAIM) == RefreshToken.token_type)
+
+
 def verify_any(raw: str, until: datetime) -> None:
     """``token/verify/`` for a SimpleJWT token of either type, as SimpleJWT answers it (sync)."""
     from rest_framework_simplejwt.tokens import UntypedToken
