@@ -7,7 +7,9 @@ The same requests go to the example project on SimpleJWT's own views (``TOKENS=s
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+import rest_framework_simplejwt
 
 from ._project import ExampleProject
 
@@ -22,6 +25,7 @@ KEYTURN_KEYS = ("error", "error_description", "retryable")
 SETTINGS_PATH = str(Path(__file__).resolve().parent)  # the settings modules; the harness adds src
 HEADER_TYPES = {"DJANGO_SETTINGS_MODULE": "_header_types_settings", "PYTHONPATH": SETTINGS_PATH}
 OTHER_BEARER = {"DJANGO_SETTINGS_MODULE": "_other_bearer_settings", "PYTHONPATH": SETTINGS_PATH}
+REVOKE_TOKEN = {"DJANGO_SETTINGS_MODULE": "_revoke_token_settings", "PYTHONPATH": SETTINGS_PATH}
 NOT_GIVEN = (401, {"detail": "Authentication credentials were not provided."})
 
 
@@ -392,3 +396,52 @@ def test_a_refresh_token_sent_as_an_access_token_has_the_wrong_type(sqlite_proje
         refused = c.get("/api/me/", headers={"Authorization": f"Bearer {old_refresh}"})
         assert simplejwts_part(refused) == wrong_type, refused.text
         assert refused.json()["error"] == "token_invalid"
+
+
+def test_check_revoke_token_refuses_a_pre_switch_access_token_once_the_password_changes(
+    sqlite_project: ExampleProject,
+) -> None:
+    """With SimpleJWT's ``CHECK_REVOKE_TOKEN`` on, a SimpleJWT access token from before the switch is
+    refused once its user's password has changed, as ``JWTAuthentication`` refused it (its
+    ``hash_password`` claim no longer matches); Keyturn words it as for a deleted user, "Token is
+    blacklisted" (``token_revoked``). Before: it passed until it expired."""
+    (user,) = sqlite_project.add_users(1)
+    change = f"u = User.objects.get(username={user.username!r}); u.set_password('another-pw-1'); u.save()\n"
+    with (
+        sqlite_project.serve("simplejwt", extra=REVOKE_TOKEN) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+    with (
+        sqlite_project.serve("keyturn", extra=REVOKE_TOKEN) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        passes = c.get("/api/me/", headers={"Authorization": f"Bearer {access}"})
+        assert passes.status_code == 200, passes.text
+        sqlite_project.shell(change, tokens="simplejwt")
+        refused = c.get("/api/me/", headers={"Authorization": f"Bearer {access}"})
+    message = {"token_class": "AccessToken", "token_type": "access", "message": "Token is blacklisted"}
+    body = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+    assert simplejwts_part(refused) == (401, {**body, "messages": [message]}), refused.text
+    assert refused.json()["error"] == "token_revoked"
+
+
+def test_docs_say_what_keyturn_does_with_each_simplejwt_setting() -> None:
+    """docs/django.md's table names every setting of the installed SimpleJWT once (honoured, for old
+    tokens, or not read), so a setting a project relies on is never silently dropped by the switch.
+    Before: a few were named along the way; ``ROTATE_REFRESH_TOKENS = False``, custom serializers,
+    ``USER_AUTHENTICATION_RULE`` and ``CHECK_REVOKE_TOKEN`` were not."""
+    source = Path(rest_framework_simplejwt.__file__).with_name("settings.py").read_text()
+    defaults = next(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULTS" for t in node.targets)
+    )
+    assert isinstance(defaults, ast.Dict)
+    settings = {key.value for key in defaults.keys if isinstance(key, ast.Constant)}
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
+    section = docs.split("## SimpleJWT's settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    named = [name for row in rows for name in re.findall(r"`([A-Z_]+)`", row)]
+    assert sorted(named) == sorted(settings)
