@@ -60,3 +60,47 @@ def test_a_store_backed_project_starts_with_or_without_route_prefix(keyturn: dic
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1])[:3] == [200, {"token": False}, 401]
     assert json.loads(done.stdout.splitlines()[-1])[3]["error"] == "token_invalid"
+
+
+def run_project(keyturn: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", PROJECT, json.dumps(keyturn)],
+        env=resource_env({"PYTHONPATH": python_path()}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_token_services_settings_in_a_copied_keyturn_dict_are_ignored() -> None:
+    """One ``KEYTURN`` dict copied from the token service's project (``keyturn.django``) into a resource
+    server's: the settings of the token service (``ACCESS_TOKEN_LIFETIME``, ``SECRET_KEY``, any
+    ``KEYTURN_*`` one, and keyturn.django's ``DATABASE`` and ``SIMPLEJWT_MIGRATION_UNTIL``) are ignored, the
+    ones both read (``LEEWAY``, ``ISSUER``) are taken. Before: ``TypeError`` from ``get_verifier``."""
+    copied = {
+        "STORE_URL": "memory://",
+        "ACCESS_TOKEN_LIFETIME": 300,
+        "SIMPLEJWT_MIGRATION_UNTIL": "2099-01-01",
+        "DATABASE": "default",
+        "GRACE_PERIOD": 30,
+        "SECRET_KEY": "s" * 40,
+        "RATE_LIMITS": False,
+        "COOKIE_HOST_PREFIX": True,
+        "LEEWAY": 5,
+        "ISSUER": "keyturn",
+    }
+    done = run_project(copied)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout.splitlines()[-1])
+    assert answers[:3] == [200, {"token": False}, 401]
+    assert answers[3]["error"] == "token_invalid"
+
+
+@pytest.mark.parametrize("typo", ["REVOCATION_POLL_INTERVALL", "SERVICE_URI"])
+def test_an_unknown_keyturn_key_is_a_config_error_naming_it(typo: str) -> None:
+    """A key neither the resource server nor the token service reads (a typo) stops the process with a
+    ``ConfigError`` that names it, not a ``TypeError`` about a keyword argument."""
+    done = run_project({"STORE_URL": "memory://", typo: 1})
+    assert done.returncode != 0
+    assert f"keyturn.errors.ConfigError: settings.KEYTURN[{typo!r}]" in done.stderr, done.stderr[-3000:]

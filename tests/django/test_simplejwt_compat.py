@@ -7,7 +7,9 @@ The same requests go to the example project on SimpleJWT's own views (``TOKENS=s
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+import rest_framework_simplejwt
 
 from ._project import ExampleProject
 
@@ -22,6 +25,7 @@ KEYTURN_KEYS = ("error", "error_description", "retryable")
 SETTINGS_PATH = str(Path(__file__).resolve().parent)  # the settings modules; the harness adds src
 HEADER_TYPES = {"DJANGO_SETTINGS_MODULE": "_header_types_settings", "PYTHONPATH": SETTINGS_PATH}
 OTHER_BEARER = {"DJANGO_SETTINGS_MODULE": "_other_bearer_settings", "PYTHONPATH": SETTINGS_PATH}
+REVOKE_TOKEN = {"DJANGO_SETTINGS_MODULE": "_revoke_token_settings", "PYTHONPATH": SETTINGS_PATH}
 NOT_GIVEN = (401, {"detail": "Authentication credentials were not provided."})
 
 
@@ -341,3 +345,103 @@ def test_a_deleted_users_token_is_refused_as_blacklisted_where_simplejwt_says_us
         (401, {**blacklisted, "messages": [message]})
     ] * 2
     assert [r.json()["error"] for r in seen["keyturn"]] == ["token_revoked"] * 2
+
+
+def test_an_expired_access_token_where_a_refresh_token_is_wanted_is_expired(
+    sqlite_project: ExampleProject,
+) -> None:
+    """An access token past its ``exp`` sent to ``token/refresh/`` or ``token/blacklist/`` is "Token is
+    expired", as SimpleJWT says it (its decoding checks ``exp`` before the token's type is looked at);
+    Keyturn's ``token_invalid`` beside it (the token is still no refresh token). Before: "Token is
+    invalid"."""
+    (user,) = sqlite_project.add_users(1)
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        deadline = time.monotonic() + 30
+        while c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200:
+            assert time.monotonic() < deadline, "a one-second access token still passes after 30 s"
+            time.sleep(0.2)
+        return [
+            c.post("/api/token/refresh/", json={"refresh": access}),
+            c.post("/api/token/blacklist/", json={"refresh": access}),
+        ]
+
+    seen = side_by_side(sqlite_project, probe, extra={"ACCESS_LIFETIME": "1", "LEEWAY": "0"})
+    expired = (401, {"detail": "Token is expired", "code": "token_not_valid"})
+    assert seen["keyturn"] == seen["simplejwt"] == [expired, expired]
+
+
+def test_a_refresh_token_sent_as_an_access_token_has_the_wrong_type(sqlite_project: ExampleProject) -> None:
+    """A refresh token in ``Authorization: Bearer`` at the API is refused as ``JWTAuthentication`` refuses
+    it, "Token has wrong type", a rotated one too (an access token's check looks at no blacklist), and,
+    while the migration lasts, SimpleJWT's own refresh tokens from before the switch; Keyturn's
+    ``token_invalid`` beside it. Before: "Token is invalid"."""
+    (user,) = sqlite_project.add_users(1)
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        refresh = c.post("/api/token/", json=user.credentials()).json()["refresh"]
+        assert c.post("/api/token/refresh/", json={"refresh": refresh}).status_code == 200
+        return [c.get("/api/me/", headers={"Authorization": f"Bearer {refresh}"})]
+
+    seen = side_by_side(sqlite_project, probe)
+    message = {"token_class": "AccessToken", "token_type": "access", "message": "Token has wrong type"}
+    body = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+    wrong_type = (401, {**body, "messages": [message]})
+    assert seen["keyturn"] == seen["simplejwt"] == [wrong_type]
+
+    with sqlite_project.serve("simplejwt") as url, httpx.Client(base_url=url, timeout=30) as c:
+        old_refresh = c.post("/api/token/", json=user.credentials()).json()["refresh"]
+    with sqlite_project.serve("keyturn") as url, httpx.Client(base_url=url, timeout=30) as c:
+        refused = c.get("/api/me/", headers={"Authorization": f"Bearer {old_refresh}"})
+        assert simplejwts_part(refused) == wrong_type, refused.text
+        assert refused.json()["error"] == "token_invalid"
+
+
+def test_check_revoke_token_refuses_a_pre_switch_access_token_once_the_password_changes(
+    sqlite_project: ExampleProject,
+) -> None:
+    """With SimpleJWT's ``CHECK_REVOKE_TOKEN`` on, a SimpleJWT access token from before the switch is
+    refused once its user's password has changed, as ``JWTAuthentication`` refused it (its
+    ``hash_password`` claim no longer matches); Keyturn words it as for a deleted user, "Token is
+    blacklisted" (``token_revoked``). Before: it passed until it expired."""
+    (user,) = sqlite_project.add_users(1)
+    change = f"u = User.objects.get(username={user.username!r}); u.set_password('another-pw-1'); u.save()\n"
+    with (
+        sqlite_project.serve("simplejwt", extra=REVOKE_TOKEN) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        access = c.post("/api/token/", json=user.credentials()).json()["access"]
+        assert c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+    with (
+        sqlite_project.serve("keyturn", extra=REVOKE_TOKEN) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        passes = c.get("/api/me/", headers={"Authorization": f"Bearer {access}"})
+        assert passes.status_code == 200, passes.text
+        sqlite_project.shell(change, tokens="simplejwt")
+        refused = c.get("/api/me/", headers={"Authorization": f"Bearer {access}"})
+    message = {"token_class": "AccessToken", "token_type": "access", "message": "Token is blacklisted"}
+    body = {"detail": "Given token not valid for any token type", "code": "token_not_valid"}
+    assert simplejwts_part(refused) == (401, {**body, "messages": [message]}), refused.text
+    assert refused.json()["error"] == "token_revoked"
+
+
+def test_docs_say_what_keyturn_does_with_each_simplejwt_setting() -> None:
+    """docs/django.md's table names every setting of the installed SimpleJWT once (honoured, for old
+    tokens, or not read), so a setting a project relies on is never silently dropped by the switch.
+    Before: a few were named along the way; ``ROTATE_REFRESH_TOKENS = False``, custom serializers,
+    ``USER_AUTHENTICATION_RULE`` and ``CHECK_REVOKE_TOKEN`` were not."""
+    source = Path(rest_framework_simplejwt.__file__).with_name("settings.py").read_text()
+    defaults = next(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULTS" for t in node.targets)
+    )
+    assert isinstance(defaults, ast.Dict)
+    settings = {key.value for key in defaults.keys if isinstance(key, ast.Constant)}
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
+    section = docs.split("## SimpleJWT's settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    named = [name for row in rows for name in re.findall(r"`([A-Z_]+)`", row)]
+    assert sorted(named) == sorted(settings)

@@ -29,8 +29,8 @@ from ..http import KEYTURN_ERRORS, ErrorForm, error_body, one_joined_authorizati
 from ..middleware._dpop import BEARER, Presented
 from ..oauth import dpop_signing_algs
 from ..tokens import AccessClaims
-from .service import service
-from .simplejwt import token_message
+from .service import ProjectService, service
+from .simplejwt import WrongTokenType, of_other_type, token_message
 from .users import find_user, is_active
 
 __all__ = [
@@ -104,20 +104,36 @@ def authenticate_request(request: HttpRequest) -> tuple[Any, AccessClaims] | Non
 def authenticate_token(token: str, presented: Presented = BEARER) -> tuple[Any, AccessClaims]:
     """The Django user and the claims of a valid access token; a ``KeyturnError`` otherwise."""
     svc = service()
-    verifier = svc.verifier()
-    try:
-        claims = verifier.verify(token, presented)
-    except TokenInvalid:
-        if svc.config.migration_until is None:
-            raise
-        from .legacy import verify_access  # SimpleJWT's tokens, only while the migration lasts
-
-        claims = verify_access(token, svc.config.migration_until)
-        verifier.proofs.check(claims, token, presented)  # bound to no key: Bearer only
+    claims = _verified(svc, token, presented)
     user = find_user(claims.sub)
     if user is None or not is_active(user):
         raise TokenRevoked("The token's user is gone or inactive.")
     return user, claims
+
+
+def _verified(svc: ProjectService, token: str, presented: Presented) -> AccessClaims:
+    """The claims of a Keyturn access token or, while the migration lasts, a SimpleJWT one. A refresh
+    token of either is refused in SimpleJWT's words (:class:`~.simplejwt.WrongTokenType`)."""
+    verifier = svc.verifier()
+    try:
+        return verifier.verify(token, presented)
+    except TokenInvalid:
+        other = svc.run(lambda rt: of_other_type(rt, token, "access"))
+        if other is not None:
+            raise other from None
+        until = svc.config.migration_until
+        if until is None:
+            raise
+        from .legacy import is_refresh, verify_access  # SimpleJWT's tokens, only while the migration lasts
+
+        try:
+            claims = verify_access(token, until)
+        except TokenInvalid:
+            if is_refresh(token, until):
+                raise WrongTokenType() from None
+            raise
+        verifier.proofs.check(claims, token, presented)  # bound to no key: Bearer only
+        return claims
 
 
 def refusal_form() -> ErrorForm:

@@ -29,7 +29,14 @@ from django.apps import apps
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from ..errors import KeyturnError, RefreshTokenExpired, SessionRevoked, TokenExpired, TokenInvalid
+from ..errors import (
+    KeyturnError,
+    RefreshTokenExpired,
+    SessionRevoked,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+)
 from ..server.runtime import Runtime
 from ..sessions import TokenPair
 from ..tokens import AccessClaims, RefreshClaims
@@ -227,6 +234,7 @@ def verify_access(raw: str, until: datetime) -> AccessClaims:
     user = _user_for(user_id)
     if user is None:
         raise SessionRevoked("The token's user is gone.")
+    _check_password_hash(token.payload, user)
     payload = dict(token.payload)
     return AccessClaims(
         sub=subject_of(user),
@@ -238,6 +246,32 @@ def verify_access(raw: str, until: datetime) -> AccessClaims:
         client_id=None,
         claims=payload,
     )
+
+
+def is_refresh(raw: str, until: datetime) -> bool:
+    """Whether ``raw`` is a SimpleJWT refresh token that verifies (signature, ``exp``) while the migration
+    lasts: one sent where an access token is wanted has the wrong type, as SimpleJWT says (sync)."""
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
+
+    try:
+        _open(until)
+        token = _simplejwt_token(UntypedToken, raw)
+    except KeyturnError:
+        return False
+    return bool(token.payload.get(api_settings.TOKEN_TYPE_CLAIM) == RefreshToken.token_type)
+
+
+def _check_password_hash(payload: Any, user: Any) -> None:
+    """SimpleJWT's ``CHECK_REVOKE_TOKEN``: an access token whose ``REVOKE_TOKEN_CLAIM`` is not the hash of
+    the user's password now was issued before the password changed (``JWTAuthentication.get_user``)."""
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.utils import get_md5_hash_password
+
+    if not api_settings.CHECK_REVOKE_TOKEN:
+        return
+    if payload.get(api_settings.REVOKE_TOKEN_CLAIM) != get_md5_hash_password(user.password):
+        raise TokenRevoked("The user's password has changed since the token was issued.")
 
 
 def verify_any(raw: str, until: datetime) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from django.contrib.auth import authenticate, get_user_model
 from django.http import HttpRequest, HttpResponse
@@ -33,6 +33,7 @@ from ..errors import (
     SessionError,
     SessionRevoked,
     TokenError,
+    TokenExpired,
     TokenInvalid,
     TokenRevoked,
 )
@@ -45,7 +46,16 @@ from .service import service
 from .users import login_state
 from .views import FlowMaker, refreshed, settings_of, start_pair
 
-__all__ = ["blacklist", "obtain_pair", "refresh", "token_message", "verify"]
+__all__ = [
+    "ExpiredOfWrongType",
+    "WrongTokenType",
+    "blacklist",
+    "obtain_pair",
+    "of_other_type",
+    "refresh",
+    "token_message",
+    "verify",
+]
 
 REALM = "api"
 """SimpleJWT's ``WWW-Authenticate`` realm."""
@@ -66,18 +76,50 @@ wanted): its ``Token.verify_token_type``."""
 
 
 class WrongTokenType(TokenInvalid):
-    """A live access token sent where a refresh token is wanted: ``token_invalid`` on the wire, as any
-    token that is no refresh token, but SimpleJWT's ``detail`` is "Token has wrong type"."""
+    """A token of this service (or, while the migration lasts, SimpleJWT's) of the other type: an access
+    token where a refresh token is wanted, or a refresh token in ``Authorization``. ``token_invalid`` on
+    the wire, as any token that is not of the wanted type, but SimpleJWT's words: "Token has wrong type"
+    (its ``Token.verify_token_type``)."""
 
-    description = "The token is an access token; this route takes a refresh token."
+    description = "The token is of the other type: an access token for a refresh token, or the reverse."
+
+
+class ExpiredOfWrongType(WrongTokenType):
+    """A :class:`WrongTokenType` past its ``exp``: SimpleJWT says "Token is expired" of it, since its
+    decoding checks ``exp`` before the type is looked at; still ``token_invalid`` on the wire (it is no
+    token of the wanted type, fresh or not)."""
+
+    description = "The token is of the other type, and expired."
 
 
 def token_message(error: KeyturnError) -> str:
-    """SimpleJWT's message for a refused token: "Token has wrong type" for :class:`WrongTokenType`,
-    ``DETAIL``'s, else ``Token is invalid``."""
+    """SimpleJWT's message for a refused token: "Token is expired" for :class:`ExpiredOfWrongType`,
+    "Token has wrong type" for another :class:`WrongTokenType`, ``DETAIL``'s, else ``Token is invalid``."""
+    if isinstance(error, ExpiredOfWrongType):
+        return DETAIL["token_expired"]
     if isinstance(error, WrongTokenType):
         return WRONG_TYPE
     return DETAIL.get(error.code, "Token is invalid")
+
+
+async def of_other_type(
+    rt: Runtime, token: str, wanted: Literal["access", "refresh"]
+) -> WrongTokenType | None:
+    """What SimpleJWT says of a refused token that is this service's token of the type other than
+    ``wanted`` (its signature, issuer and shape verified): :class:`ExpiredOfWrongType` past its ``exp``,
+    :class:`WrongTokenType` before it; None for a token that is not one."""
+    now = rt.sessions.clock.now()
+    codec = rt.sessions.codec
+    try:
+        if wanted == "refresh":
+            codec.decode_access(token, now)
+        elif codec.is_expired(codec.decode_refresh(token, now).exp, now):
+            return ExpiredOfWrongType()
+    except TokenExpired:
+        return ExpiredOfWrongType()
+    except KeyturnError:
+        return None
+    return WrongTokenType()
 
 
 class _Answer(Exception):
@@ -241,20 +283,13 @@ def refresh_flow(request: HttpRequest) -> Flow:
     return _json(_pair_body(pair, refresh_first=False))
 
 
-async def _is_access_token(rt: Runtime, token: str) -> bool:
-    """Whether ``token`` is a live access token of this service (signature, issuer, audience, times)."""
-    try:
-        rt.sessions.codec.decode_access(token, rt.sessions.clock.now())
-    except KeyturnError:
-        return False
-    return True
-
-
 def _refuse_an_access_token(token: str) -> Generator[Step, Any, None]:
-    """:class:`WrongTokenType` for a refused refresh token that is a live access token, Keyturn's or,
-    while the migration lasts, SimpleJWT's: SimpleJWT checks a token's type once it has verified it."""
-    if (yield Core(lambda rt: _is_access_token(rt, token))):
-        raise WrongTokenType()
+    """:class:`WrongTokenType` for a refused refresh token that is an access token, Keyturn's or, while
+    the migration lasts, SimpleJWT's (an expired one: :class:`ExpiredOfWrongType`, "Token is expired",
+    which SimpleJWT's decoding says before it checks a token's type)."""
+    other = yield Core(lambda rt: of_other_type(rt, token, "refresh"))
+    if other is not None:
+        raise other
     until = service().config.migration_until
     if until is None:
         return

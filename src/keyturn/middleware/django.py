@@ -10,6 +10,10 @@ Settings (``settings.KEYTURN``)::
         "ROUTE_PREFIX": "/auth",  # where the feed is; ignored with STORE_URL (a store has no routes)
     }
 
+The token service's settings (``ACCESS_TOKEN_LIFETIME``, any ``KEYTURN_*`` one, ``keyturn.django``'s
+``DATABASE`` and ``SIMPLEJWT_MIGRATION_UNTIL``: ``TOKEN_SERVICE_KEYS``) are ignored, so a ``KEYTURN`` dict
+copied from the token service's project works; any other key is a ``ConfigError`` naming it.
+
 - ``keyturn.middleware.django.KeyturnMiddleware`` (in ``MIDDLEWARE``) checks the bearer token of every
   request that has one: a bad one is refused with Keyturn's error body (docs/contract.md), a good one is put
   in ``request.keyturn_token``. Requests without a bearer token (none, or another scheme such as Basic)
@@ -22,15 +26,17 @@ Settings (``settings.KEYTURN``)::
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
 from django.http import HttpRequest, HttpResponse
 
-from ..errors import KeyturnError, TokenMissing
+from ..config import Settings
+from ..errors import ConfigError, KeyturnError, TokenMissing
 from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_response, joined_authorizations
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
@@ -43,22 +49,54 @@ __all__ = [
     "django_response",
     "get_verifier",
     "resource_errors",
+    "resource_options",
     "token_required",
 ]
+
+RESOURCE_KEYS = frozenset(
+    {"service_url", "store_url", "route_prefix"}
+    | set(inspect.signature(AccessTokenVerifier.__init__).parameters) - {"self", "keys", "revocations"}
+)
+"""The keys of ``settings.KEYTURN`` (in capitals) a resource server reads: where the keys and revocations
+come from, and ``AccessTokenVerifier``'s options."""
+TOKEN_SERVICE_KEYS = frozenset(Settings.model_fields) - RESOURCE_KEYS | {
+    "database",
+    "simplejwt_migration_until",
+}
+"""The keys only the token service reads (every ``KEYTURN_*`` setting, and ``keyturn.django``'s ``DATABASE``
+and ``SIMPLEJWT_MIGRATION_UNTIL``): ignored here, so one ``KEYTURN`` dict serves both kinds of project."""
 
 _lock = threading.Lock()
 _verifier: AccessTokenVerifier | None = None
 
 
+def resource_options(keyturn: object) -> dict[str, Any]:
+    """``settings.KEYTURN``'s resource-server keys, lowered; the token service's dropped. A key neither
+    reads (a typo) is a ``ConfigError`` naming it."""
+    if not isinstance(keyturn, Mapping):
+        raise ConfigError("settings.KEYTURN must be a dict")
+    options: dict[str, Any] = {}
+    for key, value in keyturn.items():
+        name = str(key).lower()
+        if name in RESOURCE_KEYS:
+            options[name] = value
+        elif name not in TOKEN_SERVICE_KEYS:
+            raise ConfigError(
+                f"settings.KEYTURN[{key!r}] is no Keyturn setting: a resource server reads "
+                f"{', '.join(sorted(k.upper() for k in RESOURCE_KEYS))}, and ignores the token service's"
+            )
+    return options
+
+
 def get_verifier() -> AccessTokenVerifier:
-    """The process's verifier, built once from ``settings.KEYTURN``."""
+    """The process's verifier, built once from ``settings.KEYTURN`` (:func:`resource_options`)."""
     global _verifier  # one verifier per process, as Django has one settings module
     with _lock:
         if _verifier is None:
-            options = {k.lower(): v for k, v in getattr(django_settings, "KEYTURN", {}).items()}
+            options = resource_options(getattr(django_settings, "KEYTURN", {}))
             service, store = options.pop("service_url", None), options.pop("store_url", None)
             if bool(service) == bool(store):
-                raise ValueError("settings.KEYTURN needs exactly one of SERVICE_URL and STORE_URL")
+                raise ConfigError("settings.KEYTURN needs exactly one of SERVICE_URL and STORE_URL")
             _verifier = (
                 AccessTokenVerifier.for_service(service, **options)
                 if service

@@ -1,0 +1,49 @@
+"""``manage.py check`` warns of the ``SIMPLE_JWT`` settings a project set that Keyturn does not honour
+(docs/django.md, SimpleJWT's settings): a switch must not drop one silently."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from ._project import EXAMPLE, ExampleProject
+from .conftest import database_url
+
+SETTINGS_PATH = str(Path(__file__).resolve().parent)
+
+
+def check_ids(tmp_path: Path, tokens: str, extra: dict[str, str] | None = None) -> list[str]:
+    with database_url("sqlite", tmp_path) as url:
+        env = ExampleProject(tmp_path, url).environment(tokens, extra)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=EXAMPLE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return sorted(re.findall(r"\(keyturn\.W\d+\)", done.stdout + done.stderr))
+
+
+def test_settings_keyturn_does_not_honour_are_warned_of(tmp_path: Path) -> None:
+    """No rotation (a frontend that keeps its first refresh token is logged out after the grace period),
+    a serializer and a user rule of the project's own (not run), a SimpleJWT access lifetime other than
+    Keyturn's: one warning each. Before: ``check`` said nothing."""
+    loose = {"DJANGO_SETTINGS_MODULE": "_loose_settings", "PYTHONPATH": SETTINGS_PATH}
+    assert check_ids(tmp_path, "keyturn", loose) == [
+        "(keyturn.W001)",
+        "(keyturn.W002)",
+        "(keyturn.W003)",
+        "(keyturn.W004)",
+    ]
+
+
+def test_the_example_projects_simplejwt_settings_draw_no_warning(tmp_path: Path) -> None:
+    """The example's ``SIMPLE_JWT`` (rotation and blacklist on, SimpleJWT's serializers, the same access
+    lifetime as ``KEYTURN``'s) is one Keyturn honours: no warning."""
+    assert check_ids(tmp_path, "keyturn") == []
