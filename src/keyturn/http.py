@@ -150,21 +150,30 @@ class ErrorForm:
 
     ``scheme``: how the request presented its access token (:meth:`presented`). A token presented as
     ``DPoP`` is refused in the ``DPoP`` challenge alone, whatever the error (expired, revoked, invalid, its
-    proof, a missing scope: RFC 9449 section 7.1), as a refused proof always is."""
+    proof, a missing scope: RFC 9449 section 7.1), as a refused proof always is.
+
+    ``bearer_scheme``: the name the bearer side is challenged in, ``Bearer`` but where a resource takes its
+    bearer tokens under another scheme (``keyturn.django``'s API under SimpleJWT's ``AUTH_HEADER_TYPES``,
+    ``JWT``, say): a challenge names a scheme the resource acts on (RFC 9110 section 11.6.1)."""
 
     dpop_algs: tuple[str, ...] = ()
     scheme: Scheme = "bearer"
+    bearer_scheme: str = "Bearer"
 
-    def at_resource(self, dpop_algs: Iterable[str]) -> ErrorForm:
+    def at_resource(self, dpop_algs: Iterable[str], bearer_scheme: str = "Bearer") -> ErrorForm:
         """This form at a resource that accepts DPoP proofs signed with ``dpop_algs`` (none: DPoP is off,
-        and only ``Bearer`` is challenged)."""
-        return replace(self, dpop_algs=tuple(dpop_algs))
+        and only the bearer side is challenged) and bearer tokens under ``bearer_scheme``."""
+        return replace(self, dpop_algs=tuple(dpop_algs), bearer_scheme=bearer_scheme)
 
     def presented(self, authorization: str | None) -> ErrorForm:
         """This form for a request whose ``Authorization`` is ``authorization``: the refusals of one that
         used the ``DPoP`` scheme (:func:`is_dpop`) are challenged in that scheme. What a resource's adapter
         passes, knowing the header; a route that reads no access token keeps its form as it is."""
-        return replace(self, scheme="dpop") if is_dpop(authorization) else self
+        return self.presented_in("dpop" if is_dpop(authorization) else "bearer")
+
+    def presented_in(self, scheme: Scheme) -> ErrorForm:
+        """This form for a request whose token its adapter found presented in ``scheme``."""
+        return self if scheme == self.scheme else replace(self, scheme=scheme)
 
     def body(self, error: KeyturnError) -> dict[str, str | bool]:
         return {"error": error.code, "error_description": error.detail, "retryable": error.retryable}
@@ -189,21 +198,21 @@ class ErrorForm:
         if isinstance(error, InsufficientScope):
             # RFC 6750 section 3.1's 403, in the scheme the token came in (RFC 9449 section 7.1).
             named = 'error="insufficient_scope"'
-            return self._dpop(realm, named) if in_dpop else f'Bearer realm="{realm}", {named}'
+            return self._dpop(realm, named) if in_dpop else f'{self.bearer_scheme} realm="{realm}", {named}'
         if isinstance(error, AuthorizationRepeated):
             # RFC 6750 section 3.1: more than one way of presenting a token is invalid_request (400); which
             # scheme was meant is unknown, so both challenges name it (RFC 9449 section 7.2's example).
             named = f'error="invalid_request", error_description="{error.detail}"'
-            return self._and_dpop(f'Bearer realm="{realm}", {named}', realm, named)
+            return self._and_dpop(f'{self.bearer_scheme} realm="{realm}", {named}', realm, named)
         if error.status != 401:
             return None
         if isinstance(error, InvalidCredentials):
             # A failed login: the bare challenge, no error code (not a token refused).
-            return f'Bearer realm="{realm}"'
+            return f'{self.bearer_scheme} realm="{realm}"'
         if isinstance(error, TokenMissing):
             # RFC 6750 section 3.1 and RFC 9449 section 7.2: a request without a token (none, or another
             # scheme) gets the bare challenges: no error code, no description.
-            return self._and_dpop(f'Bearer realm="{realm}"', realm)
+            return self._and_dpop(f'{self.bearer_scheme} realm="{realm}"', realm)
         description = error.detail.replace("\\", "").replace('"', "'")
         described = f'error_description="{error.code}: {description}"'
         if in_dpop or isinstance(error, DpopError | RefreshTokenBound):
@@ -211,7 +220,8 @@ class ErrorForm:
             # in the DPoP scheme alone, which carries the error (use_dpop_nonce at a resource: section 9).
             code = error.code if isinstance(error, DpopError) else "invalid_token"
             return self._dpop(realm, f'error="{code}", {described}')
-        return self._and_dpop(f'Bearer realm="{realm}", error="invalid_token", {described}', realm)
+        bearer = f'{self.bearer_scheme} realm="{realm}", error="invalid_token", {described}'
+        return self._and_dpop(bearer, realm)
 
     def _dpop(self, realm: str, error: str) -> str:
         """The ``DPoP`` challenge alone, carrying ``error``'s parameters, then ``algs`` (Keyturn's own

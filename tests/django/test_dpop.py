@@ -5,13 +5,22 @@ refused (``refresh_token_bound``) while the session goes on."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from keyturn.client.dpop import DpopKey
 
 from .._challenges import ALGS, BARE, challenges
 from ._project import ExampleProject
+
+SETTINGS_PATH = str(Path(__file__).resolve().parent)  # the settings modules; the harness adds src
+JWT_SCHEME = {"DJANGO_SETTINGS_MODULE": "_other_bearer_settings", "PYTHONPATH": SETTINGS_PATH}
+"""SimpleJWT's ``AUTH_HEADER_TYPES = ("JWT",)``, ``Bearer`` left to the next authentication class."""
+HEADER_NAME = {"DJANGO_SETTINGS_MODULE": "_header_name_settings", "PYTHONPATH": SETTINGS_PATH}
+"""The same, with ``AUTH_HEADER_NAME = "HTTP_X_ACCESS_TOKEN"``."""
+NOT_GIVEN = "Authentication credentials were not provided."
 
 
 def test_a_bound_session_in_the_django_app(keyturn_project: ExampleProject) -> None:
@@ -110,3 +119,56 @@ def test_a_simplejwt_access_token_is_bound_to_no_key(sqlite_project: ExampleProj
         as_dpop = c.get("/api/me/", headers={"Authorization": f"DPoP {access}", "DPoP": proof})
         assert (as_dpop.status_code, as_dpop.json()["error"]) == (401, "invalid_dpop_proof"), as_dpop.text
         assert c.get("/api/me/", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "settings"),
+    [("Authorization", JWT_SCHEME), ("X-Access-Token", HEADER_NAME)],
+    ids=["Authorization", "X-Access-Token"],
+)
+def test_the_projects_api_challenges_in_the_scheme_its_token_was_read_in(
+    sqlite_project: ExampleProject, header: str, settings: dict[str, str]
+) -> None:
+    """Under SimpleJWT's ``AUTH_HEADER_TYPES = ("JWT",)`` (and ``AUTH_HEADER_NAME``), the scheme of a
+    refusal is the one ``KeyturnAuthentication`` read the token in: a DPoP-bound token sent as ``JWT`` or
+    ``jwt`` is ``invalid_dpop_proof`` in the ``DPoP`` challenge alone; a bad token sent as ``DPoP`` under a
+    custom header name is refused in ``DPoP`` alone; ``DPoP`` followed by a tab is no DPoP token (as at
+    every other adapter) and is left to the next class; a request without a token is challenged in
+    ``JWT`` and ``DPoP``, never ``Bearer``, a scheme this path leaves to another class. Before: the scheme
+    came from ``Authorization`` alone (``Bearer`` plus ``DPoP`` for ``X-Access-Token: DPoP …``),
+    ``DPoP<TAB><token>`` passed, and every bearer-side challenge was ``Bearer``."""
+    (user,) = sqlite_project.add_users(1)
+    key = DpopKey.generate()
+    bound = {**settings, "DPOP_BIND_ACCESS_TOKENS": "on"}
+    with (
+        sqlite_project.serve("keyturn", workers=1, extra=bound) as url,  # one process: one replay cache
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        login = {"DPoP": key.proof("POST", url + "/api/auth/login", now=time.time())}
+        access = c.post("/api/auth/login", json=user.credentials(), headers=login).json()["access_token"]
+
+        def sent(value: str, proven: bool = True) -> httpx.Response:
+            proof = key.proof("GET", url + "/api/me/", now=time.time(), access_token=access)
+            return c.get("/api/me/", headers={header: value, **({"DPoP": proof} if proven else {})})
+
+        me = sent(f"DPoP {access}")
+        assert (me.status_code, me.json()["username"]) == (200, user.username), me.text
+        for value, error in [
+            (f"JWT {access}", "invalid_dpop_proof"),
+            (f"jwt {access}", "invalid_dpop_proof"),
+            ("DPoP not-a-token", "invalid_token"),
+        ]:
+            refused = sent(value, proven=False)
+            assert refused.status_code == 401, refused.text
+            (scheme, params), *others = challenges(refused.headers["www-authenticate"])
+            assert (scheme, params["realm"], params["error"], params["algs"], others) == (
+                "DPoP",
+                "keyturn",
+                error,
+                ALGS,
+                [],
+            ), value
+        bare = f'JWT realm="keyturn", DPoP realm="keyturn", algs="{ALGS}"'
+        for answer in (sent(f"DPoP\t{access}"), c.get("/api/me/")):
+            assert (answer.status_code, answer.json()["detail"]) == (401, NOT_GIVEN), answer.text
+            assert answer.headers["www-authenticate"] == bare

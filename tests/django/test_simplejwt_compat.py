@@ -19,6 +19,7 @@ import jwt
 import pytest
 import rest_framework_simplejwt
 
+from .._challenges import ALGS, challenges
 from ._project import ExampleProject
 
 KEYTURN_KEYS = ("error", "error_description", "retryable")
@@ -285,6 +286,34 @@ def test_a_scheme_not_in_auth_header_types_is_left_to_the_next_authentication_cl
         assert lower.status_code == 200, lower.text
         bare = c.get("/api/me/", headers={"Authorization": "JWT"})
         assert (bare.json()["error"], bare.json()["code"]) == ("token_invalid", "bad_authorization_header")
+
+
+def test_refusals_challenge_in_the_first_of_auth_header_types(sqlite_project: ExampleProject) -> None:
+    """With ``AUTH_HEADER_TYPES = ("JWT",)`` (``Bearer`` left to the next class), ``KeyturnAuthentication``
+    challenges in ``JWT`` as ``JWTAuthentication`` does, a bad token's error in that challenge and
+    ``DPoP`` after it while DPoP is on; never ``Bearer``, which this path does not act on (RFC 9110
+    section 11.6.1). The realm stays Keyturn's (docs/django.md). Before: ``Bearer realm="keyturn", DPoP
+    …`` for all three."""
+    challenged: list[list[str]] = []
+
+    def probe(c: httpx.Client) -> list[httpx.Response]:
+        answers = [
+            c.get("/api/me/"),
+            c.get("/api/me/", headers={"Authorization": "JWT abc"}),
+            c.get("/api/me/", headers={"Authorization": "JWT"}),
+        ]
+        challenged.append([answer.headers["www-authenticate"] for answer in answers])
+        return answers
+
+    seen = side_by_side(sqlite_project, probe, extra=OTHER_BEARER)
+    assert seen["keyturn"] == seen["simplejwt"]
+    assert [status for status, _ in seen["keyturn"]] == [401] * 3
+    simplejwts, keyturns = challenged
+    assert simplejwts == ['JWT realm="api"'] * 3
+    for header, error in zip(keyturns, [None, "invalid_token", "invalid_token"], strict=True):
+        (scheme, params), *rest = challenges(header)
+        assert (scheme, params["realm"], params.get("error")) == ("JWT", "keyturn", error), header
+        assert rest == [("DPoP", {"realm": "keyturn", "algs": ALGS})], header
 
 
 def test_both_routes_and_the_api_word_a_refusal_alike(sqlite_project: ExampleProject) -> None:

@@ -232,3 +232,38 @@ def test_the_import_check_allows_inward_and_standard_imports() -> None:
     source = "import json\nfrom .errors import TokenInvalid\nfrom .typing import Store\nimport jwt"
 
     assert violations(imported_modules(source, "keyturn.sessions")) == set()
+
+
+def private_imports_from_elsewhere(imports: set[str], module: str) -> set[str]:
+    """The private modules (``_name``) in ``imports`` of a part of the tree (PARTS; the core's: of
+    ``keyturn``) ``module`` is not in: what two parts share goes through a public module, so a private one
+    can change without breaking another part."""
+    found = set()
+    for name in imports:
+        parts = name.split(".")
+        private = next((i for i, p in enumerate(parts) if p.startswith("_") and not p.startswith("__")), None)
+        if private is None:
+            continue
+        package = ".".join(parts[:private])
+        owner = next((p for p in PARTS if package == p or package.startswith(p + ".")), "keyturn")
+        if not (module == owner or module.startswith(owner + ".")):
+            found.add(name)
+    return found
+
+
+@pytest.mark.parametrize(("module", "path"), MODULES, ids=[name for name, _ in MODULES])
+def test_private_modules_are_imported_only_within_their_package(module: str, path: Path) -> None:
+    """``keyturn.django`` read ``keyturn.middleware._dpop``'s ``BEARER`` and ``Presented``: the contract
+    between the packages is their public modules (``keyturn.middleware`` exports both)."""
+    assert private_imports_from_elsewhere(imported_modules(path.read_text(), module), module) == set()
+
+
+def test_the_private_import_check_sees_one_across_packages() -> None:
+    """The check above must see the import it was written for, and allow the core's and a package's own."""
+    assert private_imports_from_elsewhere(
+        {"keyturn.middleware._dpop", "keyturn.middleware._dpop.BEARER"}, "keyturn.django.authentication"
+    ) == {"keyturn.middleware._dpop", "keyturn.middleware._dpop.BEARER"}
+    own = {"keyturn.middleware._dpop", "keyturn._jws"}
+    assert private_imports_from_elsewhere(own, "keyturn.middleware.verifier") == set()
+    assert private_imports_from_elsewhere({"keyturn.server.routes._common"}, "keyturn.server.hooks") == set()
+    assert private_imports_from_elsewhere({"keyturn.store._chain"}, "keyturn.store.redis._store") == set()

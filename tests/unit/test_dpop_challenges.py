@@ -184,3 +184,23 @@ def test_the_oauth_form_keeps_its_basic_challenge() -> None:
 
     assert form.headers(InvalidClient())["WWW-Authenticate"] == 'Basic realm="keyturn"'
     assert "WWW-Authenticate" not in form.headers(TokenMissing())
+
+
+def test_a_resource_reading_bearer_tokens_under_another_scheme_challenges_in_it() -> None:
+    """``keyturn.django``'s API under SimpleJWT's ``AUTH_HEADER_TYPES = ("JWT",)``: the bearer side of
+    every challenge names ``JWT`` (RFC 9110 section 11.6.1: a scheme the resource acts on), ``DPoP`` after
+    it; a token presented as ``DPoP`` keeps the ``DPoP`` challenge alone. Before: ``Bearer`` always."""
+    jwt = KEYTURN_ERRORS.at_resource(ALGORITHMS, "JWT")
+
+    assert challenge_of(TokenMissing(), jwt) == BARE.replace("Bearer", "JWT")
+    for error, code in [
+        (TokenExpired(), "invalid_token"),
+        (AuthorizationRepeated(), "invalid_request"),
+        (InsufficientScope(), "insufficient_scope"),
+    ]:
+        (scheme, params), *rest = challenges(challenge_of(error, jwt))
+        assert (scheme, params["realm"], params["error"]) == ("JWT", "keyturn", code)
+        assert [s for s, _ in rest] == ([] if code == "insufficient_scope" else ["DPoP"])
+    (scheme, params), *rest = challenges(challenge_of(TokenExpired(), jwt.presented_in("dpop")))
+    assert (scheme, params["error"], rest) == ("DPoP", "invalid_token", [])
+    assert challenge_of(TokenMissing(), KEYTURN_ERRORS.at_resource(())) == BARE_BEARER

@@ -10,9 +10,10 @@ As a drop-in for SimpleJWT's ``JWTAuthentication``, the token is read as that re
 (:func:`presented_token`): from ``SIMPLE_JWT["AUTH_HEADER_NAME"]``, under the schemes of
 ``AUTH_HEADER_TYPES`` alone (``("Bearer",)`` by default); a header in another scheme is left to the next
 authentication class. ``DPoP <token>`` with its ``DPoP`` proof is taken too, as every adapter takes it
-(RFC 9449 section 7). A refusal keeps SimpleJWT's body (``{"detail", "code": "token_not_valid",
-"messages"}``) with Keyturn's beside it (:func:`refusal_body`), so a frontend that refreshes on
-``token_not_valid`` still does.
+(RFC 9449 section 7). A refusal is challenged in the scheme the token came in: ``DPoP`` alone, or the
+first of ``AUTH_HEADER_TYPES`` (and ``DPoP`` while DPoP is on; :func:`refusal_form`). It keeps
+SimpleJWT's body (``{"detail", "code": "token_not_valid", "messages"}``) with Keyturn's beside it
+(:func:`refusal_body`), so a frontend that refreshes on ``token_not_valid`` still does.
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from ..dpop import Scheme
 from ..errors import KeyturnError, SessionError, TokenError, TokenInvalid, TokenRevoked
-from ..http import KEYTURN_ERRORS, ErrorForm, error_body, one_joined_authorization
-from ..middleware._dpop import BEARER, Presented
+from ..http import KEYTURN_ERRORS, ErrorForm, error_body, is_dpop, one_joined_authorization
+from ..middleware import BEARER, Presented
+from ..middleware.django import dpop_presented
 from ..oauth import dpop_signing_algs
 from ..tokens import AccessClaims
 from .service import ProjectService, service
@@ -40,10 +43,13 @@ __all__ = [
     "presented_token",
     "refusal_body",
     "refusal_form",
+    "scheme_of",
+    "token_of",
 ]
 
 NOT_VALID = "Given token not valid for any token type"
-_SPACES = re.compile(r"[ \t\n\r\x0b\x0c]+")
+_WHITESPACE = " \t\n\r\x0b\x0c"
+_SPACES = re.compile(f"[{_WHITESPACE}]+")
 """What SimpleJWT splits ``Authorization`` on (``bytes.split()``: ASCII whitespace, tabs too)."""
 
 
@@ -65,34 +71,47 @@ def _header_types() -> tuple[str, ...]:
     return (types,) if isinstance(types, str) else tuple(str(t) for t in types)
 
 
-def token_of(authorization: str | None) -> tuple[str, bool] | None:
-    """The token of ``authorization`` and whether it is ``DPoP``; None for no header, an empty one, or a
-    scheme neither ``DPoP`` nor one of ``AUTH_HEADER_TYPES``: another authentication's, as SimpleJWT
-    leaves it. Schemes are compared without case (RFC 9110 section 11.1; SimpleJWT compares bytes)."""
-    parts = _SPACES.split((authorization or "").strip(" \t\n\r\x0b\x0c"))
-    scheme = parts[0].lower()
-    dpop = scheme == "dpop"
-    if not scheme or not (dpop or scheme in {t.lower() for t in _header_types()}):
+def scheme_of(authorization: str | None) -> Scheme | None:
+    """The scheme ``authorization`` presents a token in, as :func:`token_of` reads it: ``dpop`` for ``DPoP``
+    followed by a space (``keyturn.http.is_dpop``, as every adapter reads it) or by nothing, ``bearer`` for
+    one of ``AUTH_HEADER_TYPES``; None for no header, an empty one, or another scheme (``DPoP`` followed by
+    a tab too, as elsewhere). Schemes are compared without case (RFC 9110 section 11.1; SimpleJWT
+    compares bytes)."""
+    header = (authorization or "").strip(_WHITESPACE)
+    if is_dpop(header) or header.lower() == "dpop":
+        return "dpop"
+    first = _SPACES.split(header, maxsplit=1)[0].lower()
+    return "bearer" if first and first in {t.lower() for t in _header_types()} else None
+
+
+def token_of(authorization: str | None) -> tuple[str, Scheme] | None:
+    """The token of ``authorization`` and the scheme it came in (:func:`scheme_of`); None where that is
+    None: another authentication's header, as SimpleJWT leaves it. The token follows its scheme after any
+    whitespace (SimpleJWT splits on it)."""
+    scheme = scheme_of(authorization)
+    if scheme is None:
         return None
     one_joined_authorization(authorization)  # two headers, one of them ours, joined by the server
+    parts = _SPACES.split((authorization or "").strip(_WHITESPACE))
     if len(parts) != 2:
         raise BadAuthorizationHeader()
-    return parts[1], dpop
+    return parts[1], scheme
+
+
+def _authorization(request: HttpRequest) -> str | None:
+    """The request's ``SIMPLE_JWT["AUTH_HEADER_NAME"]`` (``HTTP_AUTHORIZATION`` by default)."""
+    header = request.META.get(str(_simple_jwt().get("AUTH_HEADER_NAME", "HTTP_AUTHORIZATION")))
+    return header if isinstance(header, str) else None
 
 
 def presented_token(request: HttpRequest) -> tuple[str, Presented] | None:
     """The request's access token and how it was presented (``DPoP``: with the request's method, URL
-    without query and ``DPoP`` proof, as ``keyturn.middleware.django.bearer_request`` reads them)."""
-    header = request.META.get(str(_simple_jwt().get("AUTH_HEADER_NAME", "HTTP_AUTHORIZATION")))
-    found = token_of(header if isinstance(header, str) else None)
+    without query and ``DPoP`` proof, ``keyturn.middleware.django.dpop_presented``)."""
+    found = token_of(_authorization(request))
     if found is None:
         return None
-    token, dpop = found
-    if not dpop:
-        return token, BEARER
-    proof = request.headers.get("DPoP")
-    url = request.build_absolute_uri(request.path)
-    return token, Presented("dpop", request.method or "", url, (proof,) if proof else ())
+    token, scheme = found
+    return token, dpop_presented(request) if scheme == "dpop" else BEARER
 
 
 def authenticate_request(request: HttpRequest) -> tuple[Any, AccessClaims] | None:
@@ -136,9 +155,13 @@ def _verified(svc: ProjectService, token: str, presented: Presented) -> AccessCl
         return claims
 
 
-def refusal_form() -> ErrorForm:
-    """How this path's refusals are challenged: ``Bearer``, and ``DPoP`` while DPoP is on."""
-    return KEYTURN_ERRORS.at_resource(dpop_signing_algs(service().config.settings))
+def refusal_form(request: HttpRequest) -> ErrorForm:
+    """How the refusals of ``request`` are challenged: in the first of ``AUTH_HEADER_TYPES`` (the scheme
+    SimpleJWT challenged in, which this path reads), and ``DPoP`` while DPoP is on; in ``DPoP`` alone when
+    the request presented its token so (:func:`scheme_of`, what :func:`presented_token` reads)."""
+    bearer = (_header_types() or ("Bearer",))[0]
+    form = KEYTURN_ERRORS.at_resource(dpop_signing_algs(service().config.settings), bearer)
+    return form.presented_in(scheme_of(_authorization(request)) or "bearer")
 
 
 def refusal_body(error: KeyturnError) -> dict[str, object]:

@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 from ..config import Settings
 from ..errors import VerifierUnavailable
 from ..http import KEYTURN_ERRORS
-from ..middleware._sources import Keys, StoreKeys, StoreRevocations
+from ..middleware import Keys, StoreKeys, StoreRevocations
 from ..middleware.fastapi import TokenRefused, add_error_handlers, require_token
 from ..middleware.verifier import AccessTokenVerifier, verifier_options
 from ..revocation import FeedPage

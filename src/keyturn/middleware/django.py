@@ -40,13 +40,16 @@ from ..errors import ConfigError, KeyturnError, TokenMissing
 from ..http import KEYTURN_ERRORS, REALM, ErrorForm, error_response, joined_authorizations
 from ..tokens import AccessClaims
 from ._bearer import BearerCheck, BearerRequest, is_dpop
+from ._dpop import Presented
 from ._grants import require_grants
 from .verifier import AccessTokenVerifier
 
 __all__ = [
     "KeyturnMiddleware",
     "bearer_check",
+    "bearer_request",
     "django_response",
+    "dpop_presented",
     "get_verifier",
     "resource_errors",
     "resource_options",
@@ -211,6 +214,13 @@ def bearer_request(request: HttpRequest) -> BearerRequest:
     repeated = joined_authorizations(authorization)  # WSGI servers join repeated headers with commas
     if not is_dpop(authorization):
         return BearerRequest(authorization, repeated=repeated)
+    dpop = dpop_presented(request)
+    return BearerRequest(authorization, "", dpop.method, dpop.url, dpop.proofs, repeated)
+
+
+def dpop_presented(request: HttpRequest) -> Presented:
+    """How ``request`` presents a token in the ``DPoP`` scheme: its method, its URL without the query
+    (RFC 9449 section 4.3: ``htu``) and its ``DPoP`` proof, as every Django adapter reads them."""
     proof = request.headers.get("DPoP")
     url = request.build_absolute_uri(request.path)
-    return BearerRequest(authorization, "", request.method or "", url, (proof,) if proof else (), repeated)
+    return Presented("dpop", request.method or "", url, (proof,) if proof else ())

@@ -93,11 +93,15 @@ def _in_project() -> bool:
 
 def _errors(request: Request) -> ErrorForm:
     """How ``request``'s refusals are answered: challenging ``DPoP`` too while DPoP is on, in a project
-    running the token service (``keyturn.django.authentication.refusal_form``) as at a resource server
-    elsewhere (``keyturn.middleware.django.resource_errors``): both take ``DPoP <token>`` with its proof,
-    and a token presented as ``DPoP`` is challenged in that scheme alone."""
-    form: ErrorForm = import_module(_PROJECT).refusal_form() if _in_project() else resource_errors()
-    return form.presented(request._request.headers.get("Authorization"))
+    running the token service as at a resource server elsewhere: both take ``DPoP <token>`` with its
+    proof, and a token presented as ``DPoP`` is challenged in that scheme alone. In the project
+    (``keyturn.django.authentication.refusal_form``) the bearer side is challenged in the first of
+    SimpleJWT's ``AUTH_HEADER_TYPES``, and the scheme is the one its token was read in; elsewhere
+    (``keyturn.middleware.django.resource_errors``) it is ``Bearer``."""
+    if _in_project():
+        form: ErrorForm = import_module(_PROJECT).refusal_form(request._request)
+        return form
+    return resource_errors().presented(request._request.headers.get("Authorization"))
 
 
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:
@@ -132,7 +136,8 @@ class KeyturnAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         error: KeyturnError = getattr(request._request, "keyturn_error", None) or TokenMissing()
-        return _errors(request).headers(error, REALM).get("WWW-Authenticate") or f'Bearer realm="{REALM}"'
+        form = _errors(request)
+        return form.headers(error, REALM).get("WWW-Authenticate") or f'{form.bearer_scheme} realm="{REALM}"'
 
 
 class HasScopes(BasePermission):
