@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from starlette.applications import Starlette
 from starlette.requests import Request
 
@@ -20,6 +19,7 @@ from keyturn.server.app import create_app
 from keyturn.server.runtime import Runtime, open_runtime
 from keyturn.testing import make_settings
 
+from .._hashers import CountingHasher
 from .._threaded import serving
 
 GOOD = {"username": "alice", "password": "right horse battery"}
@@ -69,18 +69,6 @@ def test_the_apps_login_asks_for_the_nonce_before_calling_authenticate(tmp_path:
         proof = {"DPoP": key.proof("POST", url + "/auth/login", now=time.time(), nonce=nonce)}
         assert http.post("/auth/login", json=GOOD, headers=proof).status_code == 200
         assert calls == [GOOD]
-
-
-class CountingHasher(PasswordHasher):
-    """argon2id at the smallest cost, counting the password checks."""
-
-    def __init__(self) -> None:
-        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
-        self.verified = 0
-
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
-        self.verified += 1
-        return super().verify(hash, password)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 
 from keyturn.clock import FrozenClock
 from keyturn.config import Settings
@@ -24,23 +23,12 @@ from keyturn.server.app import create_app
 from keyturn.server.runtime import Runtime, open_runtime
 from keyturn.testing import make_settings
 
+from .._hashers import CountingHasher
 from .test_architecture import PACKAGE_DIR, imported_modules, violations
 
 pytestmark = pytest.mark.anyio
 
 PASSWORD = "correct horse battery staple"
-
-
-class CountingHasher(PasswordHasher):
-    """The cheapest argon2id, counting verifications: a refused login must not cost one."""
-
-    def __init__(self) -> None:
-        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
-        self.verified = 0
-
-    def verify(self, hash: str | bytes, password: str | bytes) -> bool:
-        self.verified += 1
-        return super().verify(hash, password)
 
 
 @pytest.fixture(autouse=True)
