@@ -16,7 +16,7 @@ import pytest
 from keyturn.client import RefreshUnavailable, _flow
 from keyturn.client._flow import RetryPolicy
 from keyturn.client._session import LOST_ANSWER_RETRY, LOST_ANSWER_WINDOW
-from keyturn.client._steps import Answer, SendRequest, Sleep
+from keyturn.client._steps import Answer, Reply, SendRequest, Sleep
 
 from ._flows import NOW, MaxRandom, MinRandom, Scene, dropped, error, reply
 
@@ -311,3 +311,52 @@ def test_a_resend_for_an_older_token_leaves_the_refresh_free_and_two_token_inval
     assert result is invalid
     assert len(sends) == 3
     assert scene.ended == ["token_invalid"]
+
+
+# -- a request that cannot be sent again -----------------------------------------------------------------
+
+
+def _unreplayable(scene: Scene, answers: object) -> object:
+    flow = _flow.request(
+        scene.session, RetryPolicy(), "GET", retry_safe=True, rng=MinRandom(), replayable=False
+    )
+    return scene.run(flow, answers)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("status", [0, 429, 503])
+def test_a_request_whose_body_cannot_be_sent_again_is_never_retried(status: int) -> None:
+    """Its driver could not send it again as it was (a streamed body): the first answer is the one."""
+    scene = Scene()
+    scene.sign_in()
+    first = dropped() if status == 0 else error(scene.endpoints, status, None)
+
+    assert _unreplayable(scene, [first]) is first
+    assert (len(scene.sent()), scene.sleeps()) == (1, [])
+
+
+def test_its_401_token_expired_comes_back_after_the_refresh() -> None:
+    """The refresh is made, so that the application's next request carries a token the service takes."""
+    scene = Scene()
+    first = scene.sign_in()
+    expired = error(scene.endpoints, 401, "token_expired")
+
+    assert _unreplayable(scene, [expired]) is expired
+    assert (len(scene.sent()), len(scene.calls())) == (1, 1)
+    assert scene.tokens.access_token != first.access_token
+    assert scene.ended == []
+
+
+def test_its_401_for_an_older_token_comes_back_as_it_is() -> None:
+    scene = Scene()
+    scene.sign_in()
+
+    def answer_to(n: int) -> Answer:  # another caller refreshed while this request was out
+        now = scene.clock.now()
+        scene.session.install(scene.endpoints.tokens(json.loads(scene.fresh_pair().content), None, now, now))
+        return error(scene.endpoints, 401, "token_expired")
+
+    result = _unreplayable(scene, answer_to)
+
+    assert isinstance(result, Reply)
+    assert result.status == 401
+    assert (len(scene.sent()), scene.calls()) == (1, [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Mapping
 from typing import Self
 
 from . import _flow
@@ -53,9 +54,21 @@ class BearerFlow:
             return {"Authorization": f"Bearer {token}"}
         return {"Authorization": f"DPoP {token}", **prover.headers(method, url, access_token=token)}
 
-    def _request_flow(self, method: str, url: str, token: str, started: float) -> Flow[Answer]:
+    def _hand_over(self, url: str, token: str, status: int, headers: Mapping[str, str]) -> bool:
+        """Whether the first answer to a request to ``url`` with ``token`` goes to the application as it
+        is (:func:`_flow.settled`, its nonce kept: :func:`_flow.heard`); else the request's flow, made
+        by :meth:`_request_flow`, judges it."""
+        if not _flow.settled(status):
+            return False
+        _flow.heard(self.manager._session, url, token, headers)
+        return True
+
+    def _request_flow(
+        self, method: str, url: str, token: str, started: float, *, replayable: bool
+    ) -> Flow[Answer]:
         """The flow of a request to ``url`` first sent with ``token`` at ``started``, positioned after
-        that send."""
+        that send; ``replayable``: whether the driver can send the request again as it was (its body in
+        memory, or a file it rewinds)."""
         flow = _flow.request(
             self.manager._session,
             self.policy,
@@ -65,6 +78,7 @@ class BearerFlow:
             token=token,
             started=started,
             url=url,
+            replayable=replayable,
         )
         first = self.manager._driver.advance(flow, None)
         assert isinstance(first, SendRequest)  # the send made before the flow

@@ -35,6 +35,7 @@ __all__ = [
     "background",
     "error_code",
     "give_up",
+    "heard",
     "judge_refresh",
     "judge_request",
     "login",
@@ -119,23 +120,32 @@ def proves(session: Session, token: str) -> bool:
     return session.dpop is not None and "cnf" in unverified_claims(token)
 
 
-def asks_for_nonce(session: Session, url: str, token: str, answer: Answer) -> bool:
-    """Whether ``answer`` (to a request to ``url`` with ``token``) is a resource server's ``use_dpop_nonce``
-    (RFC 9449 section 9: 401, ``WWW-Authenticate: DPoP error="use_dpop_nonce"``, and a ``DPoP-Nonce``),
-    whose nonce is then kept for ``url``'s origin. (Not only a nonce new to the client: another request
-    may have brought it while this one was out with none.)"""
+def heard(session: Session, url: str, token: str, headers: Mapping[str, str]) -> None:
+    """Keep the ``DPoP-Nonce`` of an answer (its ``headers``) to a request to ``url`` that carried
+    ``token`` with a proof, for ``url``'s origin: whatever its status, since a server may hand out its
+    next nonce on any answer, a 200 included (RFC 9449 sections 8.2 and 9), and the next proof then
+    carries it instead of earning a ``use_dpop_nonce`` round trip. Every answer goes through here once:
+    the flow of :func:`request` passes those it sees, and the drivers those they hand over without it
+    (:func:`settled`)."""
+    if session.dpop is None:
+        return
+    nonce = headers.get("dpop-nonce")
+    if nonce and proves(session, token):
+        session.dpop.saw(url, nonce)
+
+
+def asks_for_nonce(session: Session, token: str, answer: Answer) -> bool:
+    """Whether ``answer`` (to a request with ``token``) is a resource server's ``use_dpop_nonce`` (RFC 9449
+    section 9: 401, ``WWW-Authenticate: DPoP error="use_dpop_nonce"``, and a ``DPoP-Nonce``), whose nonce
+    :func:`heard` kept. (Not only a nonce new to the client: another request may have brought it while
+    this one was out with none.)"""
     if not isinstance(answer, Reply) or answer.status != 401 or not proves(session, token):
         return False
-    nonce = answer.headers.get("dpop-nonce")
     challenge = answer.headers.get("www-authenticate", "")
     asked = _NONCE_CHALLENGE.search(challenge) is not None or (
         error_code(session.endpoints, answer) == "use_dpop_nonce"
     )
-    if not nonce or not asked:
-        return False
-    assert session.dpop is not None
-    session.dpop.saw(url, nonce)
-    return True
+    return bool(answer.headers.get("dpop-nonce")) and asked
 
 
 _NONCE_CHALLENGE = re.compile(r'(?i)\bDPoP\b.*\berror\s*=\s*"?use_dpop_nonce\b')
@@ -368,6 +378,7 @@ def request(
     token: str | None = None,
     started: float | None = None,
     url: str | None = None,
+    replayable: bool = True,
 ) -> Flow[Answer]:
     """One application request, from its first token to the answer the application gets.
 
@@ -383,8 +394,12 @@ def request(
     it first and make the flow only for an answer that is not :func:`settled`). ``url``: where the request
     goes; a resource server there that answers ``use_dpop_nonce`` with a new nonce gets the request once
     more, free, its proof carrying that nonce (:func:`asks_for_nonce`; RFC 9449 section 9).
+    ``replayable``: whether the driver can send the request again as it was (its body bytes, or a file it
+    rewinds). A request that cannot (a body streamed from a generator, a file that cannot be rewound) is
+    sent once: its answer goes to the application as it came, a 401 after what it calls for here (the
+    nonce kept, the refresh made), so that the application's next request goes through.
     """
-    may_retry = retry_safe or method.upper() in IDEMPOTENT
+    may_retry = replayable and (retry_safe or method.upper() in IDEMPOTENT)
     if token is None:
         token = session.ready(None) or (yield from access(session))
     if started is None:
@@ -398,7 +413,11 @@ def request(
 
     while True:
         answer: Answer = yield SendRequest(token)
-        if not nonce_sent and url is not None and asks_for_nonce(session, url, token, answer):
+        if url is not None and isinstance(answer, Reply):
+            heard(session, url, token, answer.headers)
+        if not nonce_sent and url is not None and asks_for_nonce(session, token, answer):
+            if not replayable:
+                return answer  # its nonce is kept: the application's next request carries it
             nonce_sent = True  # once: a server that asks again for every proof gets its 401 handed over
             continue
         current = session.tokens
@@ -412,6 +431,10 @@ def request(
             expired=current is not None and not session.is_usable(current),
         )
         if decision == "done":
+            return answer
+        if not replayable and decision in ("refresh", "resend"):
+            if decision == "refresh":  # the 401 goes back; the application's next request gets through
+                yield from obtain(session, token)
             return answer
         # The first refresh and the first resend are free; each one more (the service keeps reaching the
         # request after its token expired: a busy service, a long queue) is one of its retries.

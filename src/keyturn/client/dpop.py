@@ -15,6 +15,7 @@ import os
 import secrets
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -161,9 +162,16 @@ def origin(url: str) -> str:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+NONCE_ORIGINS = 64
+"""How many resource servers' nonces a :class:`Prover` keeps: those of the most recently used origins
+(sent a proof or a nonce); the token service's is kept besides. A server whose nonce was dropped asks
+for it again once (``use_dpop_nonce``)."""
+
+
 class Prover:
     """Makes the ``DPoP`` header of a client's calls: ``key``'s proofs, each with the latest nonce of the
-    server it goes to (the token service's, or a resource server's), kept per origin."""
+    server it goes to (the token service's, or a resource server's), kept per origin (at most
+    :data:`NONCE_ORIGINS` resource servers')."""
 
     def __init__(self, key: DpopKey, base_url: str, now: Callable[[], float]) -> None:
         """``now``: the service's time as the client reckons it (its clock and the least offset the last
@@ -172,7 +180,9 @@ class Prover:
         self.key = key
         self.base_url = base_url
         self.now = now
-        self._nonces: dict[str, str] = {}
+        self._service = origin(base_url)
+        self._nonces: OrderedDict[str, str] = OrderedDict()
+        """The latest nonce of each origin, the least recently used first."""
         self._lock = threading.Lock()
 
     def _full(self, url: str) -> str:
@@ -181,8 +191,11 @@ class Prover:
     def headers(self, method: str, url: str, access_token: str | None = None) -> dict[str, str]:
         """The ``DPoP`` header for a call; ``url`` relative to the base URL if it starts with ``/``."""
         full = self._full(url)
+        server = origin(full)
         with self._lock:
-            nonce = self._nonces.get(origin(full))
+            nonce = self._nonces.get(server)
+            if nonce is not None:
+                self._nonces.move_to_end(server)
         proof = self.key.proof(method, full, now=self.now(), nonce=nonce, access_token=access_token)
         return {"DPoP": proof}
 
@@ -195,4 +208,8 @@ class Prover:
         with self._lock:
             new = self._nonces.get(server) != nonce
             self._nonces[server] = nonce
+            self._nonces.move_to_end(server)
+            while len(self._nonces) > NONCE_ORIGINS + (self._service in self._nonces):
+                oldest = next(server for server in self._nonces if server != self._service)
+                del self._nonces[oldest]
         return new

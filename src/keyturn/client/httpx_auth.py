@@ -11,7 +11,9 @@
 
 What a reply means is decided by ``_flow.request`` (see docs/client.md): a resource server's
 ``use_dpop_nonce`` gets one resend with its nonce, a 401 one refresh or resend, and more, each counted
-as a retry, only while the service keeps reaching the request after its token expired; idempotent
+as a retry, only while the service keeps reaching the request after its token expired (a request whose
+body httpx cannot send twice, streamed from an iterator or a file, gets none of these: its 401 is
+handed back after the refresh or the nonce it called for); idempotent
 requests (and those sent with ``auth.safe_to_retry()``) are retried on 429, 502, 503, 504 and, through
 :class:`KeyturnTransport`, on a connection that failed or dropped, with backoff and ``Retry-After``,
 within ``retries`` and ``deadline``. The two shells below only send and sleep.
@@ -24,7 +26,6 @@ from collections.abc import AsyncGenerator, Generator
 import httpx
 
 from ._auth import BearerFlow
-from ._flow import settled
 from ._steps import Answer, NoAnswer, Reply, SendRequest
 
 __all__ = ["AsyncKeyturnTransport", "KeyturnAuth", "KeyturnTransport"]
@@ -44,10 +45,12 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
         token, started = self.manager.access_token(), self.manager.clock.now()
         request.headers.update(self.authorization(request.method, str(request.url), token))
         response = yield request
-        if settled(response.status_code):
+        if self._hand_over(str(request.url), token, response.status_code, response.headers):
             return
         flow, driver = (
-            self._request_flow(request.method, str(request.url), token, started),
+            self._request_flow(
+                request.method, str(request.url), token, started, replayable=_replayable(request)
+            ),
             self.manager._driver,
         )
         while True:
@@ -66,10 +69,12 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
         token, started = await self.manager.aaccess_token(), self.manager.clock.now()
         request.headers.update(self.authorization(request.method, str(request.url), token))
         response = yield request
-        if settled(response.status_code):
+        if self._hand_over(str(request.url), token, response.status_code, response.headers):
             return
         flow, driver = (
-            self._request_flow(request.method, str(request.url), token, started),
+            self._request_flow(
+                request.method, str(request.url), token, started, replayable=_replayable(request)
+            ),
             self.manager._driver,
         )
         while True:
@@ -82,6 +87,14 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
             response = yield request
         if isinstance(step, NoAnswer):
             raise step.error
+
+
+def _replayable(request: httpx.Request) -> bool:
+    """Whether httpx can send ``request`` again as it was: its body is bytes in memory (none, ``content=``
+    bytes or str, ``json=``, ``data=`` a form). A body streamed from an iterator or a file (a multipart
+    upload too) is read as it is sent, once: a second sending would find it spent (``StreamConsumed``)
+    or at its end. (The body is not read ahead, ``requires_request_body``, to keep an upload streamed.)"""
+    return isinstance(request.stream, httpx.ByteStream)
 
 
 def _answer(response: httpx.Response) -> Answer:

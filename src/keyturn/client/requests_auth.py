@@ -10,7 +10,9 @@
     session.post(url, json=order, auth=auth.safe_to_retry())
 
 The decisions are ``_flow.request``'s, as for httpx; the response hook below only sends the request
-again through the adapter that sent it, and sleeps.
+again through the adapter that sent it (a file body rewound first), and sleeps. A request whose body
+cannot be sent twice (read from a generator, or a file that cannot be rewound) is sent once: its 401 is
+handed back after the refresh or the nonce it called for.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.utils import rewind_body
 
 from ._auth import BearerFlow
-from ._flow import settled
 from ._steps import Answer, NoAnswer, Reply, SendRequest
 
 __all__ = ["KeyturnHTTPAdapter", "KeyturnRequestsAuth"]
@@ -49,10 +51,12 @@ class _Resend:
         self.started = started
 
     def __call__(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        if settled(response.status_code):
-            return response
         sent = response.request
-        flow = self.auth._request_flow(sent.method or "GET", sent.url or "", self.token, self.started)
+        if self.auth._hand_over(sent.url or "", self.token, response.status_code, response.headers):
+            return response
+        flow = self.auth._request_flow(
+            sent.method or "GET", sent.url or "", self.token, self.started, replayable=_replayable(sent)
+        )
         driver = self.auth.manager._driver
         while True:
             step = driver.advance(flow, _answer(response))
@@ -62,6 +66,8 @@ class _Resend:
                 return response
             retry = response.request.copy()
             retry.headers.update(self.auth.authorization(retry.method or "GET", retry.url or "", step.token))
+            if not _in_memory(retry.body):
+                rewind_body(retry)  # a file (the flow resends only one that can be rewound), from its start
             response.content  # noqa: B018 - read the body so the connection can be reused
             response.close()
             adapter = response.connection
@@ -70,6 +76,22 @@ class _Resend:
             again.history = [*response.history, response]
             again.request = retry
             response = again
+
+
+def _in_memory(body: object) -> bool:
+    return body is None or isinstance(body, bytes | bytearray | str)
+
+
+def _replayable(request: requests.PreparedRequest) -> bool:
+    """Whether ``request`` can be sent again as it was: its body is in memory (none, ``data=`` bytes, str
+    or a form, ``json=``, ``files=``: requests encodes them ahead) or a file requests can rewind to where
+    it started (it noted its position, as for a redirect: ``requests.utils.rewind_body``). A body read
+    from a generator or a pipe is sent once: a second sending would go out empty, or short of its
+    ``Content-Length`` and hang."""
+    if _in_memory(request.body):
+        return True
+    position = getattr(request, "_body_position", None)  # set by requests for a file body
+    return callable(getattr(request.body, "seek", None)) and isinstance(position, int)
 
 
 def _answer(response: requests.Response) -> Answer:
