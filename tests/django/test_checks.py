@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ._project import EXAMPLE, ExampleProject
 from .conftest import database_url
 
@@ -47,3 +49,25 @@ def test_the_example_projects_simplejwt_settings_draw_no_warning(tmp_path: Path)
     """The example's ``SIMPLE_JWT`` (rotation and blacklist on, SimpleJWT's serializers, the same access
     lifetime as ``KEYTURN``'s) is one Keyturn honours: no warning."""
     assert check_ids(tmp_path, "keyturn") == []
+
+
+def test_a_project_that_never_used_simplejwt_draws_no_warning(tmp_path: Path) -> None:
+    """docs/django.md's plain setup (no ``SIMPLE_JWT``, none of SimpleJWT's apps) has nothing to switch
+    from: no ``ROTATE_REFRESH_TOKENS`` warning on every ``runserver`` and ``migrate``. Before: W001."""
+    plain = {"DJANGO_SETTINGS_MODULE": "_plain_settings", "PYTHONPATH": SETTINGS_PATH}
+    assert check_ids(tmp_path, "keyturn", plain) == []
+
+
+@pytest.mark.parametrize(("keyturns", "expected"), [("900", ["(keyturn.W004)"]), ("300", [])])
+def test_simplejwts_default_access_lifetime_is_compared(
+    tmp_path: Path, keyturns: str, expected: list[str]
+) -> None:
+    """A ``SIMPLE_JWT`` without ``ACCESS_TOKEN_LIFETIME`` gave 5-minute access tokens (SimpleJWT's
+    default): W004 when ``KEYTURN['ACCESS_TOKEN_LIFETIME']`` is another (Keyturn's default, 900 s), none
+    when it is 300. Before: no warning without an explicit setting."""
+    default = {
+        "DJANGO_SETTINGS_MODULE": "_default_lifetime_settings",
+        "PYTHONPATH": SETTINGS_PATH,
+        "ACCESS_LIFETIME": keyturns,
+    }
+    assert check_ids(tmp_path, "keyturn", default) == expected
