@@ -171,6 +171,16 @@ class ClientRegistry:
         client = await self.get(client_id)
         return "optional" if client is None else client.dpop
 
+    async def login_policy(self, client_id: str | None) -> ClientDpop:
+        """The DPoP policy a login's proof is checked by, before any credential is looked at: a login that
+        names no client is the built-in one's (``optional``), one naming a registered public client gets
+        that client's, and any other ``client_id`` is ``invalid_request`` (:meth:`public`). Unlike
+        :meth:`dpop_policy`, an unknown id is refused: a login names its client, an application's own
+        ``start_session`` has already chosen it."""
+        if client_id is None:
+            return "optional"
+        return (await self.public(client_id)).dpop
+
     async def public(self, client_id: str) -> ClientRecord:
         """The registered public client a login names (``client_id``); ``invalid_request`` if it is not
         one (unknown, or confidential: a session is a public client's)."""

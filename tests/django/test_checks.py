@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from ._project import EXAMPLE, ExampleProject
 from .conftest import database_url
@@ -47,3 +51,47 @@ def test_the_example_projects_simplejwt_settings_draw_no_warning(tmp_path: Path)
     """The example's ``SIMPLE_JWT`` (rotation and blacklist on, SimpleJWT's serializers, the same access
     lifetime as ``KEYTURN``'s) is one Keyturn honours: no warning."""
     assert check_ids(tmp_path, "keyturn") == []
+
+
+def test_a_project_that_never_used_simplejwt_draws_no_warning(tmp_path: Path) -> None:
+    """docs/django.md's plain setup (no ``SIMPLE_JWT``, none of SimpleJWT's apps) has nothing to switch
+    from: no ``ROTATE_REFRESH_TOKENS`` warning on every ``runserver`` and ``migrate``. Before: W001."""
+    plain = {"DJANGO_SETTINGS_MODULE": "_plain_settings", "PYTHONPATH": SETTINGS_PATH}
+    assert check_ids(tmp_path, "keyturn", plain) == []
+
+
+@pytest.mark.parametrize(("keyturns", "expected"), [("900", ["(keyturn.W004)"]), ("300", [])])
+def test_simplejwts_default_access_lifetime_is_compared(
+    tmp_path: Path, keyturns: str, expected: list[str]
+) -> None:
+    """A ``SIMPLE_JWT`` without ``ACCESS_TOKEN_LIFETIME`` gave 5-minute access tokens (SimpleJWT's
+    default): W004 when ``KEYTURN['ACCESS_TOKEN_LIFETIME']`` is another (Keyturn's default, 900 s), none
+    when it is 300. Before: no warning without an explicit setting."""
+    default = {
+        "DJANGO_SETTINGS_MODULE": "_default_lifetime_settings",
+        "PYTHONPATH": SETTINGS_PATH,
+        "ACCESS_LIFETIME": keyturns,
+    }
+    assert check_ids(tmp_path, "keyturn", default) == expected
+
+
+def test_the_default_access_lifetime_w004_assumes_is_simplejwts() -> None:
+    """W004 takes SimpleJWT's ``ACCESS_TOKEN_LIFETIME`` default for a ``SIMPLE_JWT`` without one: the
+    installed SimpleJWT's ``DEFAULTS`` say the same (read from its source, as Django is not set up here)."""
+    import rest_framework_simplejwt
+
+    from keyturn.django.checks import ACCESS_TOKEN_LIFETIME
+
+    source = Path(rest_framework_simplejwt.__file__).with_name("settings.py").read_text()
+    defaults = next(
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULTS" for t in node.targets)
+    )
+    assert isinstance(defaults, ast.Dict)
+    (lifetime,) = [
+        value
+        for key, value in zip(defaults.keys, defaults.values, strict=True)
+        if isinstance(key, ast.Constant) and key.value == "ACCESS_TOKEN_LIFETIME"
+    ]
+    assert eval(ast.unparse(lifetime), {"timedelta": timedelta}) == ACCESS_TOKEN_LIFETIME  # noqa: S307

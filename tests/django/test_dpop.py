@@ -172,3 +172,36 @@ def test_the_projects_api_challenges_in_the_scheme_its_token_was_read_in(
         for answer in (sent(f"DPoP\t{access}"), c.get("/api/me/")):
             assert (answer.status_code, answer.json()["detail"]) == (401, NOT_GIVEN), answer.text
             assert answer.headers["www-authenticate"] == bare
+
+
+def test_simplejwts_login_checks_the_proof_before_the_password(
+    sqlite_project: ExampleProject, tmp_path: Path
+) -> None:
+    """SimpleJWT's ``token/`` served by Keyturn checks the DPoP proof before ``authenticate`` runs, as
+    ``/login`` does (``keyturn.django.views.password_login``): a proof for another URL is 400
+    ``invalid_dpop_proof`` with the right password and with a wrong one alike, and costs no password hash.
+    Before: the hash ran first, so the right password got 400 and a wrong one 401 (the answer told which),
+    and every bad or replayed proof cost a hash."""
+    (user,) = sqlite_project.add_users(1)
+    hashes = tmp_path / "hashes"
+    hashes.touch()
+    counting = {
+        "DJANGO_SETTINGS_MODULE": "_counting_settings",
+        "PYTHONPATH": str(Path(__file__).resolve().parent),
+        "HASH_COUNT_FILE": str(hashes),
+    }
+    key = DpopKey.generate()
+    with (
+        sqlite_project.serve("keyturn", extra=counting) as url,
+        httpx.Client(base_url=url, timeout=30) as c,
+    ):
+        wrong_url = {"DPoP": key.proof("POST", url + "/api/auth/login", now=time.time())}
+        for password in (user.password, user.password + "x"):
+            body = {"username": user.username, "password": password}
+            refused = c.post("/api/token/", json=body, headers=wrong_url)
+            assert (refused.status_code, refused.json()["error"]) == (400, "invalid_dpop_proof"), refused.text
+        assert hashes.read_text() == ""
+        right = {"DPoP": key.proof("POST", url + "/api/token/", now=time.time())}
+        obtained = c.post("/api/token/", json=user.credentials(), headers=right)
+        assert obtained.status_code == 200, obtained.text
+        assert len(hashes.read_text().splitlines()) >= 1  # the counter counts a login's hash

@@ -97,10 +97,69 @@ def test_the_token_services_settings_in_a_copied_keyturn_dict_are_ignored() -> N
     assert answers[3]["error"] == "token_invalid"
 
 
-@pytest.mark.parametrize("typo", ["REVOCATION_POLL_INTERVALL", "SERVICE_URI"])
+@pytest.mark.parametrize("typo", ["REVOCATION_POLL_INTERVALL", "SERVICE_URI", "CLOCK", "ON_START"])
 def test_an_unknown_keyturn_key_is_a_config_error_naming_it(typo: str) -> None:
     """A key neither the resource server nor the token service reads (a typo) stops the process with a
-    ``ConfigError`` that names it, not a ``TypeError`` about a keyword argument."""
+    ``ConfigError`` that names it, not a ``TypeError`` about a keyword argument. ``AccessTokenVerifier``'s
+    parameters that are objects of the code (``CLOCK``, ``TIMER``, ``ON_START``, ``ON_CLOSE``) are no
+    settings either, and the error does not offer them. Before: those four were taken as settings (a
+    ``CLOCK`` of 1 failed at the first request) and listed as keys a resource server reads."""
     done = run_project({"STORE_URL": "memory://", typo: 1})
     assert done.returncode != 0
     assert f"keyturn.errors.ConfigError: settings.KEYTURN[{typo!r}]" in done.stderr, done.stderr[-3000:]
+    (message,) = [line for line in done.stderr.splitlines() if "ConfigError: settings.KEYTURN[" in line]
+    assert "REVOCATION_POLL_INTERVAL" in message
+    assert not {"CLOCK", "TIMER", "ON_START", "ON_CLOSE"} & set(message.replace(",", " ").split())
+
+
+CHECK = """
+import json, sys
+import django
+from django.conf import settings
+from django.core.management import call_command
+
+settings.configure(SECRET_KEY="x" * 50, DATABASES={}, KEYTURN=json.loads(sys.argv[1]))
+django.setup()
+import keyturn.middleware.django  # a project that imports it as Django sets up (its views, an app)
+
+call_command("check")
+"""
+
+
+@pytest.mark.parametrize(
+    ("keyturn", "named"),
+    [
+        ({"DPOP_NONCES": True, "DPOP_BIND_ACCESS_TOKENS": True}, ["DPOP_NONCES", "DPOP_BIND_ACCESS_TOKENS"]),
+        ({"SECRET_KEY": "s" * 40, "GRACE_PERIOD": 30}, ["SECRET_KEY"]),
+        ({"GRACE_PERIOD": 30, "ACCESS_TOKEN_LIFETIME": 300, "LEEWAY": 5}, []),
+    ],
+    ids=["dpop", "secret-key", "plainly-the-token-services"],
+)
+def test_token_service_keys_that_look_like_resource_settings_are_warned_of(
+    keyturn: dict[str, object], named: list[str]
+) -> None:
+    """A resource server's ``KEYTURN`` with ``DPOP_NONCES`` (the operator believes its resources ask for
+    nonces), ``DPOP_BIND_ACCESS_TOKENS`` or ``SECRET_KEY``: ``manage.py check`` warns (``keyturn.W005``)
+    naming them and saying they apply at the token service, and the process that builds the verifier
+    logs the same (gunicorn runs no check); keys plainly the token service's draw nothing. Before: they
+    were ignored without a word."""
+    keyturn = {"STORE_URL": "memory://", **keyturn}
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK, json.dumps(keyturn)],
+        env=resource_env({"PYTHONPATH": python_path()}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    served = run_project(keyturn)
+    assert served.returncode == 0, served.stderr[-3000:]
+    for output in (checked.stderr, served.stderr):
+        warned = [line for line in output.splitlines() if "(keyturn.W005)" in line]
+        if not named:
+            assert warned == [], output
+            continue
+        (line,) = warned
+        assert "apply at the token service" in line
+        assert all(name in line for name in named), line

@@ -8,7 +8,7 @@ import pytest
 from keyturn.clients import LIST_HEADER, ClientRegistry, listed
 from keyturn.clock import FrozenClock
 from keyturn.dpop_gate import DpopGate, proof_required, registrable, token_request_policy
-from keyturn.errors import InvalidDpopProof
+from keyturn.errors import InvalidDpopProof, InvalidRequest
 from keyturn.store.memory import MemoryStore
 from keyturn.testing import make_settings
 from keyturn.typing import ClientDpop, ClientRecord, DpopMode
@@ -114,3 +114,20 @@ def test_a_token_request_is_held_to_a_confidential_clients_own_policy(
     client = ClientRecord("rs", NOW, secret_hash, policy)
     assert client.confidential is (secret_hash is not None)
     assert token_request_policy(client) == held_to
+
+
+async def test_a_logins_policy_is_its_named_public_clients_or_invalid_request(anyio_backend: str) -> None:
+    """One rule for ``keyturn serve``'s login and ``keyturn.django``'s (``/login``, SimpleJWT's ``token/``):
+    no ``client_id`` or the built-in one is ``optional``, a registered public client's is its own, and an
+    unknown or confidential id is 400 ``invalid_request`` (docs/oauth.md), where ``dpop_policy`` (an
+    application's own ``start_session``) takes an unknown id as ``optional``. Before: the rule was written
+    twice, in ``UserLogin.dpop_policy`` and ``keyturn.django.views``."""
+    registry = ClientRegistry(MemoryStore(), b"k" * 32, clock=FrozenClock(NOW))
+    assert await registry.add("spa", confidential=False, dpop="required") is not None
+    assert await registry.add("rs", confidential=True) is not None
+    assert await registry.login_policy("spa") == "required"
+    assert await registry.login_policy(None) == "optional"
+    assert await registry.login_policy("keyturn") == "optional"
+    for refused in ("nobody", "rs", "not a valid id"):
+        with pytest.raises(InvalidRequest, match="no registered public client"):
+            await registry.login_policy(refused)

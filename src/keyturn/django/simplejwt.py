@@ -21,7 +21,7 @@ import json
 from collections.abc import Generator, Mapping
 from typing import Any, Literal
 
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 
 from ..errors import (
@@ -43,8 +43,7 @@ from ..sessions import TokenPair
 from . import _http, legacy
 from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
-from .users import login_state
-from .views import FlowMaker, refreshed, settings_of, start_pair
+from .views import FlowMaker, password_login, refreshed
 
 __all__ = [
     "ExpiredOfWrongType",
@@ -261,12 +260,7 @@ def _user_id_claims(user: Any) -> dict[str, str | int]:
 def obtain_pair_flow(request: HttpRequest) -> Flow:
     field = str(get_user_model().USERNAME_FIELD)
     given = _fields(request, field, "password")
-    ip = _http.client_ip(request, settings_of())
-    yield Core(lambda rt: rt.limiter.login(given[field], ip))  # before the password hash
-    user = yield Orm(lambda: authenticate(request, **{field: given[field], "password": given["password"]}))
-    if user is None or not getattr(user, "is_active", True):
-        raise InvalidCredentials()
-    pair = yield from start_pair(request, user, _user_id_claims(user), known=login_state(user))
+    pair = yield from password_login(request, given, given[field], claims=_user_id_claims)
     return _json(_pair_body(pair, refresh_first=True))
 
 

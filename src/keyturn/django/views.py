@@ -36,7 +36,7 @@ from ._flow import Core, DualView, Flow, Orm, Step, run_async, run_sync
 from .service import service
 from .users import LoginState, login_state, stored_login_state, subject_allowed, subject_of
 
-__all__ = ["endpoint", "login_flow", "nonce_headers", "refreshed", "start_flow"]
+__all__ = ["endpoint", "login_flow", "nonce_headers", "password_login", "refreshed", "start_flow"]
 
 JWKS_MAX_AGE = 300
 FlowMaker = Callable[..., Flow]
@@ -169,24 +169,37 @@ async def _bound(rt: Runtime, request: HttpRequest, policy: ClientDpop = "option
 def login_flow(request: HttpRequest) -> Flow:
     body = _http.json_body(request, LoginRequest, required=True)
     assert body is not None
+    credentials = {"username": body.username, "password": body.password}
+    pair = yield from password_login(request, credentials, body.username, client_id=body.client_id)
+    return _http.token_response(request, pair, settings_of(), (yield from nonce_headers()))
+
+
+def password_login(
+    request: HttpRequest,
+    credentials: Mapping[str, str],
+    name: str,
+    *,
+    client_id: str | None = None,
+    claims: Callable[[Any], Mapping[str, JSONValue]] | None = None,
+) -> Generator[Step, Any, TokenPair]:
+    """A login by ``authenticate(request, **credentials)`` (``/login``, SimpleJWT's ``token/``), in
+    ``keyturn serve``'s order: the rate limit (``name`` and the address), the client (``client_id``: a
+    registered public one, or ``invalid_request``) and the DPoP proof, all before the password hash (the
+    costly part), so a bad or replayed proof costs no hashing and tells nothing of the password. Then a
+    session (with ``claims(user)``) bound to the proof's key, if any."""
     ip = _http.client_ip(request, settings_of())
-    client_id = body.client_id
 
     async def admitted(rt: Runtime) -> Bound:
-        """As ``keyturn serve``'s login: the rate limit, the client and the DPoP proof, all before the
-        password hash (the costly part), so a bad proof costs no hashing and tells nothing."""
-        await rt.limiter.login(body.username, ip)
-        policy: ClientDpop = "optional"
-        if client_id is not None:  # a registered public client, or invalid_request
-            policy = (await rt.clients.public(client_id)).dpop
-        return await _bound(rt, request, policy)
+        await rt.limiter.login(name, ip)
+        return await _bound(rt, request, await rt.clients.login_policy(client_id))
 
     bound = yield Core(admitted)
-    user = yield Orm(lambda: authenticate(request, username=body.username, password=body.password))
+    user = yield Orm(lambda: authenticate(request, **credentials))
     if user is None or not getattr(user, "is_active", True):
         raise InvalidCredentials()
-    pair = yield from start_pair(request, user, known=login_state(user), client_id=client_id, bound=bound)
-    return _http.token_response(request, pair, settings_of(), (yield from nonce_headers()))
+    extra = None if claims is None else claims(user)
+    known = login_state(user)
+    return (yield from start_pair(request, user, extra, known=known, client_id=client_id, bound=bound))
 
 
 # -- refresh, me, logout ------------------------------------------------------------------------

@@ -12,7 +12,9 @@ Settings (``settings.KEYTURN``)::
 
 The token service's settings (``ACCESS_TOKEN_LIFETIME``, any ``KEYTURN_*`` one, ``keyturn.django``'s
 ``DATABASE`` and ``SIMPLEJWT_MIGRATION_UNTIL``: ``TOKEN_SERVICE_KEYS``) are ignored, so a ``KEYTURN`` dict
-copied from the token service's project works; any other key is a ``ConfigError`` naming it.
+copied from the token service's project works (those that read like a resource server's own, such as
+``DPOP_NONCES``, draw a warning, ``keyturn.W005``: :func:`token_service_settings`); any other key is a
+``ConfigError`` naming it.
 
 - ``keyturn.middleware.django.KeyturnMiddleware`` (in ``MIDDLEWARE``) checks the bearer token of every
   request that has one: a bad one is refused with Keyturn's error body (docs/contract.md), a good one is put
@@ -27,12 +29,16 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.apps import apps
 from django.conf import settings as django_settings
+from django.core.checks import CheckMessage, register
+from django.core.checks import Warning as CheckWarning
 from django.http import HttpRequest, HttpResponse
 
 from ..config import Settings
@@ -54,11 +60,15 @@ __all__ = [
     "resource_errors",
     "resource_options",
     "token_required",
+    "token_service_settings",
 ]
 
+NOT_SETTINGS = frozenset({"self", "keys", "revocations", "clock", "timer", "on_start", "on_close"})
+"""``AccessTokenVerifier``'s parameters that are objects of the code (sources, clocks, callbacks), not
+settings: a ``KEYTURN`` key naming one is a ``ConfigError`` like any unknown key."""
 RESOURCE_KEYS = frozenset(
     {"service_url", "store_url", "route_prefix"}
-    | set(inspect.signature(AccessTokenVerifier.__init__).parameters) - {"self", "keys", "revocations"}
+    | set(inspect.signature(AccessTokenVerifier.__init__).parameters) - NOT_SETTINGS
 )
 """The keys of ``settings.KEYTURN`` (in capitals) a resource server reads: where the keys and revocations
 come from, and ``AccessTokenVerifier``'s options."""
@@ -68,7 +78,19 @@ TOKEN_SERVICE_KEYS = frozenset(Settings.model_fields) - RESOURCE_KEYS | {
 }
 """The keys only the token service reads (every ``KEYTURN_*`` setting, and ``keyturn.django``'s ``DATABASE``
 and ``SIMPLEJWT_MIGRATION_UNTIL``): ignored here, so one ``KEYTURN`` dict serves both kinds of project."""
+MISREAD_KEYS = {
+    "dpop_nonces": "the middleware never asks for a nonce; the token service's own routes do",
+    "dpop_bind_access_tokens": "whether access tokens are bound is decided where they are issued; a bound "
+    "one is checked with its proof here either way",
+    "secret_key": "tokens are checked with the public keys of the JWKS or the store, never a secret",
+    "access_token_algorithm": "a token's algorithm must be its signing key's, from the JWKS or the store",
+    "cors_origins": "a resource server answers CORS with its own middleware (django-cors-headers)",
+    "trusted_proxies": "it names the proxies the token service trusts for a client's address",
+}
+"""Token-service keys that read like a resource server's settings, and why they do nothing here:
+:func:`token_service_settings` warns of them (``keyturn.W005``)."""
 
+logger = logging.getLogger("keyturn.middleware")
 _lock = threading.Lock()
 _verifier: AccessTokenVerifier | None = None
 
@@ -91,12 +113,40 @@ def resource_options(keyturn: object) -> dict[str, Any]:
     return options
 
 
+def token_service_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A system check (``keyturn.W005``): a resource server's ``KEYTURN`` that sets token-service keys
+    that look like its own settings (``MISREAD_KEYS``), which it ignores; an operator setting
+    ``DPOP_NONCES`` here, say, would otherwise believe the resources ask for nonces. None in a project
+    that runs the token service too (``keyturn.django`` installed), where they are read."""
+    keyturn = getattr(django_settings, "KEYTURN", None)
+    if not isinstance(keyturn, Mapping) or apps.is_installed("keyturn.django"):
+        return []
+    named = [str(key) for key in keyturn if str(key).lower() in MISREAD_KEYS]
+    if not named:
+        return []
+    reasons = "; ".join(f"{key}: {MISREAD_KEYS[key.lower()]}" for key in named)
+    return [
+        CheckWarning(
+            f"settings.KEYTURN sets {', '.join(named)}, which apply at the token service (keyturn serve or "
+            f"keyturn.django), not at this resource server, which ignores them ({reasons}).",
+            hint="Set them where the token service runs; here they can go (or silence keyturn.W005 if one "
+            "KEYTURN dict serves both projects).",
+            id="keyturn.W005",
+        )
+    ]
+
+
+register(token_service_settings, "keyturn")  # for manage.py check, once this module is imported
+
+
 def get_verifier() -> AccessTokenVerifier:
     """The process's verifier, built once from ``settings.KEYTURN`` (:func:`resource_options`)."""
     global _verifier  # one verifier per process, as Django has one settings module
     with _lock:
         if _verifier is None:
             options = resource_options(getattr(django_settings, "KEYTURN", {}))
+            for warning in token_service_settings():  # where no system check runs (gunicorn, uvicorn)
+                logger.warning("%s", warning)
             service, store = options.pop("service_url", None), options.pop("store_url", None)
             if bool(service) == bool(store):
                 raise ConfigError("settings.KEYTURN needs exactly one of SERVICE_URL and STORE_URL")

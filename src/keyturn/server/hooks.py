@@ -184,9 +184,7 @@ class UserLogin:
         return self._parse(credentials).username
 
     async def dpop_policy(self, rt: Runtime, credentials: Credentials) -> ClientDpop:
-        client_id = self._parse(credentials).client_id
-        client = None if client_id is None else await rt.clients.public(client_id)
-        return "optional" if client is None else client.dpop
+        return await rt.clients.login_policy(self._parse(credentials).client_id)
 
     async def __call__(
         self, rt: Runtime, request: Request, credentials: Credentials, jkt: str | None
