@@ -10,9 +10,16 @@ again empty, a POST carried out with no body and answered 200, and a file's from
 
 from __future__ import annotations
 
+import io
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import anyio
+import httpx
 import pytest
+
+from keyturn.client import KeyturnAuth
 
 from .._threaded import serving
 from ._client_live import Harness, LiveService, live_service
@@ -102,3 +109,46 @@ async def test_a_file_body_is_sent_again_whole_where_the_library_rewinds_it(h: H
     else:
         assert (sent.status, sent.json, sent.answers) == (401, {"error": "use_dpop_nonce"}, 1)
         assert resource.bodies == [DATA]
+
+
+class OneWay(io.RawIOBase):
+    """A file that reads once and cannot seek, as a pipe or a socket reads."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+async def test_an_httpx_multipart_upload_is_sent_again_when_its_files_can_seek(h: Harness) -> None:
+    """httpx rewinds each file of a ``files=`` upload before it sends it: one whose files can seek (and
+    bytes parts) is sent again after the resource's nonce, whole (the same body twice), as requests sends
+    ``files=`` again. One holding a pipe, which cannot be read twice, is sent once, the 401 handed back.
+    (Regression: every multipart upload was taken as spent, so after a refresh its 401 came back.)"""
+    resource = Resource(h.live)
+    manager = h.manager(dpop=True)
+    h.login(manager)
+
+    def upload(url: str, with_pipe: bool) -> tuple[int, int]:
+        with tempfile.TemporaryFile() as file, OneWay(DATA) as pipe:
+            file.write(DATA)
+            file.seek(0)
+            files = {"file": file, "raw": b"raw part", **({"pipe": pipe} if with_pipe else {})}
+            with httpx.Client(auth=KeyturnAuth(manager), timeout=TIMEOUT) as http:
+                answer = http.post(url, files=files)
+                return answer.status_code, len(answer.history) + 1
+
+    other = Resource(h.live)  # another origin: its nonce unknown to the client too
+    with serving(resource.app()) as base, serving(other.app()) as other_base:
+        seekable = await anyio.to_thread.run_sync(upload, base + "/orders", False)
+        with_pipe = await anyio.to_thread.run_sync(upload, other_base + "/orders", True)
+    assert seekable == (200, 2)
+    assert len(resource.bodies) == 2
+    assert resource.bodies[0] == resource.bodies[1]
+    assert DATA in resource.bodies[0]
+    assert with_pipe == (401, 1)
+    assert len(other.bodies) == 1

@@ -91,10 +91,28 @@ class KeyturnAuth(BearerFlow, httpx.Auth):
 
 def _replayable(request: httpx.Request) -> bool:
     """Whether httpx can send ``request`` again as it was: its body is bytes in memory (none, ``content=``
-    bytes or str, ``json=``, ``data=`` a form). A body streamed from an iterator or a file (a multipart
-    upload too) is read as it is sent, once: a second sending would find it spent (``StreamConsumed``)
-    or at its end. (The body is not read ahead, ``requires_request_body``, to keep an upload streamed.)"""
-    return isinstance(request.stream, httpx.ByteStream)
+    bytes or str, ``json=``, ``data=`` a form), or a multipart upload (``files=``) whose every file is
+    bytes, str or a file that can seek (httpx rewinds each before it sends it). A body streamed from an
+    iterator, a file given as ``content=``, or a pipe in a multipart upload, is read as it is sent, once: a
+    second sending would find it spent (``StreamConsumed``) or at its end. (The body is not read ahead,
+    ``requires_request_body``, to keep an upload streamed.)"""
+    stream = request.stream
+    if isinstance(stream, httpx.ByteStream):
+        return True
+    parts = getattr(stream, "fields", None)  # httpx's MultipartStream: its fields, each a file's or not
+    if type(stream).__name__ != "MultipartStream" or not isinstance(parts, list):
+        return False
+    return all(_rewindable(getattr(part, "file", b"")) for part in parts)
+
+
+def _rewindable(file: object) -> bool:
+    if isinstance(file, str | bytes):
+        return True
+    seekable = getattr(file, "seekable", None)
+    try:
+        return callable(seekable) and seekable() is True
+    except ValueError:  # a closed file
+        return False
 
 
 def _answer(response: httpx.Response) -> Answer:
