@@ -65,10 +65,16 @@ def _simple_jwt() -> Mapping[str, Any]:
     return found if isinstance(found, Mapping) else {}
 
 
+_SCHEME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An auth-scheme as RFC 9110 section 11.1 allows one (a ``token``)."""
+
+
 def _header_types() -> tuple[str, ...]:
-    """SimpleJWT's ``AUTH_HEADER_TYPES`` (one string or several), ``("Bearer",)`` by default."""
+    """SimpleJWT's ``AUTH_HEADER_TYPES`` (one string or several), ``("Bearer",)`` by default; entries that
+    are no scheme (empty, spaces, a line break) are left out, as no header could carry them."""
     types = _simple_jwt().get("AUTH_HEADER_TYPES", ("Bearer",))
-    return (types,) if isinstance(types, str) else tuple(str(t) for t in types)
+    listed = (types,) if isinstance(types, str) else types if isinstance(types, list | tuple) else ()
+    return tuple(t for t in listed if isinstance(t, str) and _SCHEME.fullmatch(t))
 
 
 def scheme_of(authorization: str | None) -> Scheme | None:
