@@ -27,6 +27,7 @@ settings.configure(
     DATABASES={},
     MIDDLEWARE=["keyturn.middleware.django.KeyturnMiddleware"],
     KEYTURN=json.loads(sys.argv[1]),
+    SILENCED_SYSTEM_CHECKS=json.loads(sys.argv[2]),
 )
 django.setup()
 urlpatterns = [path("whoami", lambda request: JsonResponse({"token": request.keyturn_token is not None}))]
@@ -49,22 +50,17 @@ print(json.dumps(answers))
 def test_a_store_backed_project_starts_with_or_without_route_prefix(keyturn: dict[str, str]) -> None:
     """The middleware is built from the settings and answers: a request without a token passes, a bad token
     is 401 ``token_invalid`` (before: ``TypeError`` with ``ROUTE_PREFIX``)."""
-    done = subprocess.run(
-        [sys.executable, "-c", PROJECT, json.dumps(keyturn)],
-        env=resource_env({"PYTHONPATH": python_path()}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_project(keyturn)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1])[:3] == [200, {"token": False}, 401]
     assert json.loads(done.stdout.splitlines()[-1])[3]["error"] == "token_invalid"
 
 
-def run_project(keyturn: dict[str, object]) -> subprocess.CompletedProcess[str]:
+def run_project(
+    keyturn: dict[str, object], silenced: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", PROJECT, json.dumps(keyturn)],
+        [sys.executable, "-c", PROJECT, json.dumps(keyturn), json.dumps(list(silenced))],
         env=resource_env({"PYTHONPATH": python_path()}),
         capture_output=True,
         text=True,
@@ -163,3 +159,13 @@ def test_token_service_keys_that_look_like_resource_settings_are_warned_of(
         (line,) = warned
         assert "apply at the token service" in line
         assert all(name in line for name in named), line
+
+
+def test_a_silenced_w005_is_not_logged_either() -> None:
+    """The hint says to silence ``keyturn.W005`` where one ``KEYTURN`` dict serves both projects: then the
+    process building the verifier does not log it either (before: logged whatever was silenced)."""
+    keyturn = {"STORE_URL": "memory://", "DPOP_NONCES": True}
+    loud, quiet = run_project(keyturn), run_project(keyturn, silenced=("keyturn.W005",))
+    assert loud.returncode == quiet.returncode == 0, (loud.stderr + quiet.stderr)[-3000:]
+    assert "(keyturn.W005)" in loud.stderr
+    assert "(keyturn.W005)" not in quiet.stderr

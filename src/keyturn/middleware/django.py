@@ -145,8 +145,10 @@ def get_verifier() -> AccessTokenVerifier:
     with _lock:
         if _verifier is None:
             options = resource_options(getattr(django_settings, "KEYTURN", {}))
+            silenced = set(getattr(django_settings, "SILENCED_SYSTEM_CHECKS", ()))
             for warning in token_service_settings():  # where no system check runs (gunicorn, uvicorn)
-                logger.warning("%s", warning)
+                if warning.id not in silenced:
+                    logger.warning("%s", warning)
             service, store = options.pop("service_url", None), options.pop("store_url", None)
             if bool(service) == bool(store):
                 raise ConfigError("settings.KEYTURN needs exactly one of SERVICE_URL and STORE_URL")
