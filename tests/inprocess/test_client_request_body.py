@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -39,20 +39,13 @@ def service() -> Iterator[LiveService]:
         yield live
 
 
-@pytest.fixture
-async def h(service: LiveService, anyio_backend: str) -> AsyncIterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    await harness.aclose()
-
-
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_streamed_body_asked_for_a_nonce_gets_the_401_and_the_next_request_the_nonce(
-    h: Harness, mode: str
+    ah: Harness, mode: str
 ) -> None:
-    resource = Resource(h.live)
-    manager = h.manager(dpop=True, asynchronous=mode == "httpx-async")
-    h.login(manager)
+    resource = Resource(ah.live)
+    manager = ah.manager(dpop=True, asynchronous=mode == "httpx-async")
+    ah.login(manager)
     with serving(resource.app()) as base:
         streamed = await send(
             manager, mode, base + "/orders", "POST", body="generator", data=DATA, read_timeout=TIMEOUT
@@ -68,19 +61,19 @@ async def test_a_streamed_body_asked_for_a_nonce_gets_the_401_and_the_next_reque
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_streamed_body_refused_as_expired_gets_the_401_after_the_refresh(
-    h: Harness, mode: str
+    ah: Harness, mode: str
 ) -> None:
-    resource = Resource(h.live)
-    manager = h.manager(dpop=True, asynchronous=mode == "httpx-async")
-    h.login(manager)
+    resource = Resource(ah.live)
+    manager = ah.manager(dpop=True, asynchronous=mode == "httpx-async")
+    ah.login(manager)
     with serving(resource.app()) as base:
         assert (await send(manager, mode, base + "/orders")).status == 200  # its nonce learnt
-        h.advance(120)  # the refresh then brings a token that lives longer
+        ah.advance(120)  # the refresh then brings a token that lives longer
         resource.expire = 1
         streamed = await send(
             manager, mode, base + "/orders", "POST", body="generator", data=DATA, read_timeout=TIMEOUT
         )
-        refreshes = h.live.refreshes()
+        refreshes = ah.live.refreshes()
         later = await send(
             manager, mode, base + "/orders", "POST", body="bytes", data=DATA, read_timeout=TIMEOUT
         )
@@ -89,16 +82,16 @@ async def test_a_streamed_body_refused_as_expired_gets_the_401_after_the_refresh
     assert (later.status, later.answers) == (200, 1)
     assert resource.bodies[2:] == [DATA, DATA]
     assert resource.tokens[3] != resource.tokens[2]
-    assert h.ended == []
+    assert ah.ended == []
 
 
 @pytest.mark.parametrize("mode", ["httpx-sync", "requests"])
-async def test_a_file_body_is_sent_again_whole_where_the_library_rewinds_it(h: Harness, mode: str) -> None:
+async def test_a_file_body_is_sent_again_whole_where_the_library_rewinds_it(ah: Harness, mode: str) -> None:
     """requests rewinds a file body to where it started (as for a redirect): sent again after the nonce,
     whole. httpx streams a file as it reads it: sent once, the 401 handed back."""
-    resource = Resource(h.live)
-    manager = h.manager(dpop=True)
-    h.login(manager)
+    resource = Resource(ah.live)
+    manager = ah.manager(dpop=True)
+    ah.login(manager)
     with serving(resource.app()) as base:
         sent = await send(
             manager, mode, base + "/orders", "POST", body="file", data=DATA, read_timeout=TIMEOUT
@@ -124,14 +117,14 @@ class OneWay(io.RawIOBase):
         return self._data.readinto(buffer)
 
 
-async def test_an_httpx_multipart_upload_is_sent_again_when_its_files_can_seek(h: Harness) -> None:
+async def test_an_httpx_multipart_upload_is_sent_again_when_its_files_can_seek(ah: Harness) -> None:
     """httpx rewinds each file of a ``files=`` upload before it sends it: one whose files can seek (and
     bytes parts) is sent again after the resource's nonce, whole (the same body twice), as requests sends
     ``files=`` again. One holding a pipe, which cannot be read twice, is sent once, the 401 handed back.
     (Regression: every multipart upload was taken as spent, so after a refresh its 401 came back.)"""
-    resource = Resource(h.live)
-    manager = h.manager(dpop=True)
-    h.login(manager)
+    resource = Resource(ah.live)
+    manager = ah.manager(dpop=True)
+    ah.login(manager)
 
     def upload(url: str, with_pipe: bool) -> tuple[int, int]:
         with tempfile.TemporaryFile() as file, OneWay(DATA) as pipe:
@@ -142,7 +135,7 @@ async def test_an_httpx_multipart_upload_is_sent_again_when_its_files_can_seek(h
                 answer = http.post(url, files=files)
                 return answer.status_code, len(answer.history) + 1
 
-    other = Resource(h.live)  # another origin: its nonce unknown to the client too
+    other = Resource(ah.live)  # another origin: its nonce unknown to the client too
     with serving(resource.app()) as base, serving(other.app()) as other_base:
         seekable = await anyio.to_thread.run_sync(upload, base + "/orders", False)
         with_pipe = await anyio.to_thread.run_sync(upload, other_base + "/orders", True)

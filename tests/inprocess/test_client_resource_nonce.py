@@ -7,7 +7,7 @@ the token service's nonce went out in the resource server's proofs.)"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -25,19 +25,12 @@ def service() -> Iterator[LiveService]:
         yield live
 
 
-@pytest.fixture
-async def h(service: LiveService, anyio_backend: str) -> AsyncIterator[Harness]:
-    harness = Harness.on(service)
-    yield harness
-    await harness.aclose()
-
-
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_resource_servers_nonce_is_asked_for_once_then_used(h: Harness, mode: str) -> None:
-    resource = Resource(h.live)
-    manager = h.manager(dpop=True, asynchronous=mode == "httpx-async")
-    h.login(manager)  # asked the token service's nonce, then sent it
-    assert h.live.ctl.count("POST", "/auth/login") == 2
+async def test_a_resource_servers_nonce_is_asked_for_once_then_used(ah: Harness, mode: str) -> None:
+    resource = Resource(ah.live)
+    manager = ah.manager(dpop=True, asynchronous=mode == "httpx-async")
+    ah.login(manager)  # asked the token service's nonce, then sent it
+    assert ah.live.ctl.count("POST", "/auth/login") == 2
     with serving(resource.app()) as base:
         first = await send(manager, mode, base + "/orders")
         later = await send(manager, mode, base + "/orders", "POST")  # POST too: a 401 acted on nothing
@@ -51,29 +44,31 @@ async def test_a_resource_servers_nonce_is_asked_for_once_then_used(h: Harness, 
         await manager.alogout()
     else:
         manager.logout()
-    assert h.live.ctl.count("POST", "/auth/logout") == 1
+    assert ah.live.ctl.count("POST", "/auth/logout") == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_resource_server_that_asks_again_gets_its_401_after_one_resend(h: Harness, mode: str) -> None:
-    resource = Resource(h.live, rotate=True)
-    manager = h.manager(dpop=True, asynchronous=mode == "httpx-async")
-    h.login(manager)
+async def test_a_resource_server_that_asks_again_gets_its_401_after_one_resend(
+    ah: Harness, mode: str
+) -> None:
+    resource = Resource(ah.live, rotate=True)
+    manager = ah.manager(dpop=True, asynchronous=mode == "httpx-async")
+    ah.login(manager)
     with serving(resource.app()) as base:
         sent = await send(manager, mode, base + "/orders")
     assert sent.status == 401
     assert len(resource.nonces_sent) == 2
-    assert h.ended == []
+    assert ah.ended == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_a_nonce_handed_out_with_a_success_goes_in_the_next_proof(h: Harness, mode: str) -> None:
+async def test_a_nonce_handed_out_with_a_success_goes_in_the_next_proof(ah: Harness, mode: str) -> None:
     """A resource server may hand out its next nonce on a 200 (RFC 9449 sections 8.2 and 9): the next
     request's proof carries it, with no ``use_dpop_nonce`` round trip. (Regression: a settled answer's
     ``DPoP-Nonce`` was never kept, so each rotation cost a 401 and a resend.)"""
-    resource = Resource(h.live, rotate_on_success=True)
-    manager = h.manager(dpop=True, asynchronous=mode == "httpx-async")
-    h.login(manager)
+    resource = Resource(ah.live, rotate_on_success=True)
+    manager = ah.manager(dpop=True, asynchronous=mode == "httpx-async")
+    ah.login(manager)
     with serving(resource.app()) as base:
         first = await send(manager, mode, base + "/orders")  # no nonce yet: asked for one
         later = [await send(manager, mode, base + "/orders", "POST", body="bytes", data=b"x") for _ in "ab"]
