@@ -29,7 +29,6 @@ from starlette.applications import Starlette
 
 from ..config import Settings
 from ..errors import VerifierUnavailable
-from ..http import KEYTURN_ERRORS
 from ..middleware import Keys, StoreKeys, StoreRevocations
 from ..middleware.fastapi import TokenRefused, add_error_handlers, require_token
 from ..middleware.verifier import AccessTokenVerifier, verifier_options
@@ -158,5 +157,5 @@ def install(
     # require_token's refusals, and what Keyturn's calls raise in the app's own routes (auth.start_session
     # refusing a subject or a DPoP proof, the store out of reach): the wire code, as Keyturn's own routes
     # answer it, never a 500; the same handlers as the resource servers' install.
-    add_error_handlers(app, KEYTURN_ERRORS.at_resource(keyturn.verifier.dpop_algs))
+    add_error_handlers(app, keyturn.verifier.errors)
     return keyturn

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..errors import AuthorizationRepeated, TokenInvalid, TokenMissing
-from ..http import KEYTURN_ERRORS, REALM, bearer_token, bearer_token_if_any, is_dpop
+from ..http import REALM, bearer_token, bearer_token_if_any, is_dpop
 from ..tokens import AccessClaims
 from ._dpop import BEARER, Presented
 from ._paths import Exempt
@@ -128,4 +128,4 @@ class BearerGuard(Generic[App]):
         self.verifier = verifier
         self.check = BearerCheck(verifier, required=required, exempt=exempt)
         self.realm = realm
-        self.errors = KEYTURN_ERRORS.at_resource(verifier.dpop_algs)
+        self.errors = verifier.errors

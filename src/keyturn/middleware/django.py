@@ -57,7 +57,6 @@ __all__ = [
     "django_response",
     "dpop_presented",
     "get_verifier",
-    "resource_errors",
     "resource_options",
     "token_required",
     "token_service_settings",
@@ -168,13 +167,6 @@ def bearer_check(
     return BearerCheck(verifier, required=False, other_schemes_pass=True)
 
 
-def resource_errors() -> ErrorForm:
-    """How this process's resources answer refusals: challenging ``DPoP`` too, with the algorithms the
-    verifier names (none while ``DPOP`` is off, ``settings.KEYTURN``); ``.presented(authorization)``
-    challenges a token presented as ``DPoP`` in that scheme alone."""
-    return KEYTURN_ERRORS.at_resource(get_verifier().dpop_algs)
-
-
 def django_response(error: KeyturnError, form: ErrorForm = KEYTURN_ERRORS) -> HttpResponse:
     status, headers, body = error_response(error, REALM, form)
     response = HttpResponse(body, status=status)
@@ -191,7 +183,7 @@ class KeyturnMiddleware:
         self.get_response = get_response
         self.verifier = get_verifier()
         self.check = bearer_check(self.verifier)
-        self.errors = KEYTURN_ERRORS.at_resource(self.verifier.dpop_algs)
+        self.errors = self.verifier.errors
         # Django gives an async get_response under ASGI (when the rest of the chain allows it).
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
@@ -230,7 +222,9 @@ def token_required(view: Callable[..., Any] | None = None, *, scopes: Iterable[s
                 raise TokenMissing()
             require_grants(claims, wanted)
         except KeyturnError as error:
-            return django_response(error, resource_errors().presented(request.headers.get("Authorization")))
+            return django_response(
+                error, get_verifier().errors.presented(request.headers.get("Authorization"))
+            )
         return None
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -32,7 +32,7 @@ from ..errors import KeyturnError, TokenMissing
 from ..http import REALM, ErrorForm, error_body
 from ..tokens import AccessClaims
 from ._grants import require_grants
-from .django import bearer_check, bearer_request, resource_errors
+from .django import bearer_check, bearer_request, get_verifier
 
 __all__ = ["HasScopes", "KeyturnAuthentication", "KeyturnUser", "exception_handler"]
 
@@ -97,11 +97,11 @@ def _errors(request: Request) -> ErrorForm:
     proof, and a token presented as ``DPoP`` is challenged in that scheme alone. In the project
     (``keyturn.django.authentication.refusal_form``) the bearer side is challenged in the first of
     SimpleJWT's ``AUTH_HEADER_TYPES``, and the scheme is the one its token was read in; elsewhere
-    (``keyturn.middleware.django.resource_errors``) it is ``Bearer``."""
+    (the verifier's ``errors``, ``keyturn.middleware.django.get_verifier``) it is ``Bearer``."""
     if _in_project():
         form: ErrorForm = import_module(_PROJECT).refusal_form(request._request)
         return form
-    return resource_errors().presented(request._request.headers.get("Authorization"))
+    return get_verifier().errors.presented(request._request.headers.get("Authorization"))
 
 
 def _project_user(request: Request) -> tuple[Any, AccessClaims] | None:

@@ -60,7 +60,7 @@ def require_token(
     wanted = tuple(scopes)
     check = BearerCheck(verifier)
     # DPoP challenged too while the verifier takes it; in DPoP alone for a token presented so.
-    errors = KEYTURN_ERRORS.at_resource(verifier.dpop_algs)
+    errors = verifier.errors
 
     async def dependency(request: Request) -> AccessClaims:
         try:
@@ -122,7 +122,7 @@ def add_error_handlers(app: Starlette, form: ErrorForm = KEYTURN_ERRORS) -> None
 def install(app: FastAPI, verifier: AccessTokenVerifier | None = None) -> None:
     """Render refusals, and ``KeyturnError`` raised in the app's routes, with Keyturn's error body (a 401
     challenging ``DPoP`` too while ``verifier`` takes it); close ``verifier`` when ``app`` shuts down."""
-    add_error_handlers(app, KEYTURN_ERRORS.at_resource(verifier.dpop_algs) if verifier else KEYTURN_ERRORS)
+    add_error_handlers(app, verifier.errors if verifier else KEYTURN_ERRORS)
     if verifier is None:
         return
     inner = app.router.lifespan_context

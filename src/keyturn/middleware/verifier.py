@@ -34,6 +34,7 @@ from ..clock import MonotonicClock, SystemClock
 from ..config import Settings
 from ..dpop import ALGORITHMS as DPOP_ALGORITHMS
 from ..errors import TokenExpired, TokenInvalid, TokenRevoked, VerifierUnavailable
+from ..http import KEYTURN_ERRORS
 from ..revocation import FeedFollower, RevocationSource
 from ..tokens import AccessClaims, UnknownKey, read_access
 from ..typing import Clock, DpopMode, JSONValue, Store
@@ -117,6 +118,9 @@ class AccessTokenVerifier:
         """The proof algorithms a refusal's ``DPoP`` challenge names (RFC 9449 section 7.1), the metadata's
         ``dpop_signing_alg_values_supported``; none with ``dpop`` False or ``off`` (``KEYTURN_DPOP=off``),
         when only ``Bearer`` is challenged. Bound tokens are checked with their proofs either way."""
+        self.errors = KEYTURN_ERRORS.at_resource(self.dpop_algs)
+        """How the refusals of its tokens are answered: the bearer challenge, then ``DPoP`` with
+        :attr:`dpop_algs` while DPoP is on; ``.presented(authorization)`` for a request's own scheme."""
         forget_in_forked_children(self)
 
     # -- construction ---------------------------------------------------------------------------
