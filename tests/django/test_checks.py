@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ._project import EXAMPLE, ExampleProject
+from ._simplejwt_defaults import simplejwt_defaults
 from .conftest import database_url
 
 SETTINGS_PATH = str(Path(__file__).resolve().parent)
@@ -78,20 +79,7 @@ def test_simplejwts_default_access_lifetime_is_compared(
 def test_the_default_access_lifetime_w004_assumes_is_simplejwts() -> None:
     """W004 takes SimpleJWT's ``ACCESS_TOKEN_LIFETIME`` default for a ``SIMPLE_JWT`` without one: the
     installed SimpleJWT's ``DEFAULTS`` say the same (read from its source, as Django is not set up here)."""
-    import rest_framework_simplejwt
-
     from keyturn.django.checks import ACCESS_TOKEN_LIFETIME
 
-    source = Path(rest_framework_simplejwt.__file__).with_name("settings.py").read_text()
-    defaults = next(
-        node.value
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DEFAULTS" for t in node.targets)
-    )
-    assert isinstance(defaults, ast.Dict)
-    (lifetime,) = [
-        value
-        for key, value in zip(defaults.keys, defaults.values, strict=True)
-        if isinstance(key, ast.Constant) and key.value == "ACCESS_TOKEN_LIFETIME"
-    ]
+    lifetime = simplejwt_defaults()["ACCESS_TOKEN_LIFETIME"]
     assert eval(ast.unparse(lifetime), {"timedelta": timedelta}) == ACCESS_TOKEN_LIFETIME  # noqa: S307
